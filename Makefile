@@ -1,0 +1,67 @@
+# The two commands of the README: `make run` (everything embedded, no servers) and `make test` (real
+# middleware up, then every check). Every other target is a step of those two.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+BUF    := node_modules/.bin/buf
+CONFIG ?= configs/dev.yaml
+
+.PHONY: run test install dev-install stack-up stack-down proto proto-check lint typecheck buf-lint unit integration clean
+
+run: $(VENV)/.installed
+	$(BIN)/tidings dev --config $(CONFIG)
+
+test: $(VENV)/.dev-installed $(BUF) stack-up lint typecheck buf-lint proto-check
+	$(BIN)/pytest
+
+install: $(VENV)/.installed
+dev-install: $(VENV)/.dev-installed
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+$(BUF): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+stack-up:
+	./scripts/stack up
+
+stack-down:
+	./scripts/stack down
+
+# Generated code is committed and never edited by hand; proto-check fails when it is stale.
+proto: $(VENV)/.dev-installed
+	$(BIN)/python scripts/protogen.py
+
+proto-check: $(VENV)/.dev-installed
+	$(BIN)/python scripts/protogen.py --check
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+typecheck: $(VENV)/.dev-installed
+	$(BIN)/mypy
+
+buf-lint: $(BUF)
+	$(BUF) lint
+
+unit: $(VENV)/.dev-installed
+	$(BIN)/pytest tests/unit
+
+integration: $(VENV)/.dev-installed stack-up
+	$(BIN)/pytest tests/integration
+
+clean:
+	rm -rf $(VENV) node_modules .data .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""The operators' back office: search, bans, message removal, audit log and stats."""

@@ -1,0 +1,1 @@
+"""Back-office use cases: every operator action is audited."""

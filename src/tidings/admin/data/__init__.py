@@ -1,0 +1,1 @@
+"""The back office's adapters: gRPC stubs of account and chat, the search client."""

@@ -1,0 +1,11 @@
+"""Composition root of the back office."""
+
+from __future__ import annotations
+
+from tidings.pkg import module
+from tidings.pkg.app import Module
+from tidings.pkg.infra import Infra
+
+
+async def wire(infra: Infra) -> Module:
+    return module.worker("admin", infra.settings.modules.admin, checks=[])

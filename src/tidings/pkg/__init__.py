@@ -1,0 +1,1 @@
+"""What every module shares: config, lifecycle, logging, ids, storage and transport helpers."""

@@ -1,0 +1,162 @@
+"""Typed configuration: a YAML file, overridden by ``TIDINGS_`` environment variables, validated at start.
+
+Nested keys are separated by ``__`` in the environment: ``TIDINGS_DATABASE__URL`` overrides ``database.url``.
+Unknown keys and wrong types are errors, reported as one line that names the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the offending key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Listen(_Section):
+    """A ``host:port`` pair a server binds to."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=0, le=65535)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class ModuleConf(_Section):
+    """Where one module listens: ``http`` serves health and metrics (and the API for bff/admin)."""
+
+    http: Listen
+    grpc: Listen | None = None
+
+
+class Modules(_Section):
+    bff: ModuleConf = ModuleConf(http=Listen(port=8080), grpc=Listen(port=9080))
+    account: ModuleConf = ModuleConf(http=Listen(port=8081), grpc=Listen(port=9081))
+    chat: ModuleConf = ModuleConf(http=Listen(port=8082), grpc=Listen(port=9082))
+    job: ModuleConf = ModuleConf(http=Listen(port=8083))
+    task: ModuleConf = ModuleConf(http=Listen(port=8084))
+    admin: ModuleConf = ModuleConf(http=Listen(port=8085))
+
+
+class LogConf(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # ``ecs`` is one JSON object a line for ELK; ``console`` is for people reading a terminal.
+    format: Literal["ecs", "console"] = "ecs"
+
+
+class DatabaseConf(_Section):
+    # ``sqlite+aiosqlite:///path`` (embedded) or ``mysql+aiomysql://user:pass@host:port/db``.
+    url: str = "sqlite+aiosqlite:///.data/tidings.db"
+    pool_size: int = Field(default=10, ge=1, le=500)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    # Apply pending migrations at start (embedded and local stack); production runs ``tidings migrate``.
+    auto_migrate: bool = True
+    echo: bool = False
+
+
+class CacheConf(_Section):
+    # ``memory://`` (in-process) or ``redis://host:port/db``.
+    url: str = "memory://"
+    timeout_s: float = Field(default=1.0, gt=0)
+
+
+class BusConf(_Section):
+    kind: Literal["embedded", "kafka"] = "embedded"
+    # embedded: the SQLite file of the durable log; kafka: ignored.
+    path: str = ".data/events.db"
+    bootstrap_servers: str = "127.0.0.1:9092"
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class SearchConf(_Section):
+    kind: Literal["fts5", "opensearch"] = "fts5"
+    # fts5: the SQLite file of the index; opensearch: the node URL.
+    url: str = ".data/search.db"
+    timeout_s: float = Field(default=5.0, gt=0)
+
+
+class IdGenConf(_Section):
+    # A fixed worker id, or ``None`` to lease one from the database.
+    worker_id: int | None = Field(default=None, ge=0, le=1023)
+    lease_ttl_s: float = Field(default=30.0, gt=1)
+
+
+class AppConf(_Section):
+    name: str = "tidings"
+    env: str = "dev"
+    # How long a stopping process may drain in-flight work before it is cut off.
+    stop_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """The whole configuration of a Tidings process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TIDINGS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    app: AppConf = AppConf()
+    log: LogConf = LogConf()
+    modules: Modules = Modules()
+    database: DatabaseConf = DatabaseConf()
+    cache: CacheConf = CacheConf()
+    bus: BusConf = BusConf()
+    search: SearchConf = SearchConf()
+    idgen: IdGenConf = IdGenConf()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init arguments; the environment overrides it.
+        return env_settings, init_settings
+
+
+def load(path: str | Path | None) -> Settings:
+    """Read ``path`` (if given), apply ``TIDINGS_*`` overrides and validate, or raise ``ConfigError``."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path}: not valid YAML ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: expected a mapping at the top level")
+        data = loaded
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per problem, each naming the dotted key."""
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "<root>"
+        if error["type"] == "extra_forbidden":
+            problems.append(f"{key}: unknown key")
+        else:
+            problems.append(f"{key}: {error['msg']} (got {error.get('input')!r})")
+    return "invalid config: " + "; ".join(problems)

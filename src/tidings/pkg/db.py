@@ -1,0 +1,94 @@
+"""The relational store: one async SQLAlchemy engine per process, on SQLite (embedded) or MySQL/MariaDB.
+
+Schema changes are Alembic migrations under ``tidings/migrations``; ``upgrade`` applies them on either engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from tidings.pkg.conf import DatabaseConf
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached; the message names where it was looked for."""
+
+
+def create_engine(conf: DatabaseConf) -> AsyncEngine:
+    """Build the engine for ``conf.url`` with the pool and timeouts each backend needs."""
+    url = make_url(conf.url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, echo=conf.echo, connect_args={"timeout": conf.connect_timeout_s})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        url,
+        echo=conf.echo,
+        pool_size=conf.pool_size,
+        max_overflow=conf.pool_size,
+        pool_pre_ping=True,
+        # MySQL closes idle connections after wait_timeout; recycle before that.
+        pool_recycle=1800,
+        pool_timeout=conf.connect_timeout_s,
+        connect_args={"connect_timeout": conf.connect_timeout_s, "charset": "utf8mb4"},
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    # WAL lets readers run beside the one writer; NORMAL sync is durable in WAL mode across process crashes.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def describe(url: str) -> str:
+    """Where the database is, without the password: for error messages and logs."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"sqlite file {parsed.database}"
+    return f"{parsed.get_backend_name()} at {parsed.host}:{parsed.port or 3306}/{parsed.database}"
+
+
+async def ping(engine: AsyncEngine, timeout_s: float) -> None:
+    """Run ``SELECT 1`` or raise ``DatabaseUnavailable`` naming the database."""
+    try:
+        async with asyncio.timeout(timeout_s), engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except (TimeoutError, OSError, Exception) as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else _first_line(exc)
+        raise DatabaseUnavailable(f"cannot reach {describe(str(engine.url))}: {reason}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def alembic_config(url: str) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    # ConfigParser interpolation would read a percent-encoded password as a placeholder.
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+async def upgrade(url: str, revision: str = "head") -> None:
+    """Apply migrations up to ``revision``. Alembic's env runs its own event loop, so it gets a thread."""
+    await asyncio.to_thread(command.upgrade, alembic_config(url), revision)
+
+
+async def downgrade(url: str, revision: str) -> None:
+    await asyncio.to_thread(command.downgrade, alembic_config(url), revision)

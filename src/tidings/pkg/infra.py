@@ -1,0 +1,65 @@
+"""Connections one process opens once and shares between the modules it runs, closed when it stops.
+
+``tidings dev`` runs every module in one process: they share one engine (one SQLite writer) instead of
+each opening its own. A module asks for what it needs; nothing is opened that no module asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tidings.pkg import db
+from tidings.pkg.app import Server
+from tidings.pkg.conf import Settings
+from tidings.pkg.health import Check
+from tidings.pkg.idgen import IdGenerator, SQLWorkerLease
+
+
+class Infra:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engine: AsyncEngine | None = None
+        self._migrated = False
+        self._idgen: IdGenerator | None = None
+
+    async def engine(self) -> AsyncEngine:
+        """The database engine, reachable and (if configured) migrated, or ``DatabaseUnavailable``."""
+        if self._engine is None:
+            conf = self.settings.database
+            engine = db.create_engine(conf)
+            try:
+                await db.ping(engine, conf.connect_timeout_s)
+                if conf.auto_migrate:
+                    await db.upgrade(conf.url)
+            except BaseException:
+                await engine.dispose()
+                raise
+            self._engine = engine
+        return self._engine
+
+    def database_check(self) -> Check:
+        async def probe() -> None:
+            await db.ping(await self.engine(), self.settings.database.connect_timeout_s)
+
+        return Check("database", probe)
+
+    async def idgen(self) -> IdGenerator:
+        """The process's one snowflake generator; its worker id lease runs with the app (see ``resources``)."""
+        if self._idgen is None:
+            conf = self.settings.idgen
+            owner = f"{socket.gethostname()}:{os.getpid()}"
+            lease = SQLWorkerLease(await self.engine(), owner, conf.lease_ttl_s)
+            self._idgen = IdGenerator(lease, fixed_worker_id=conf.worker_id, renew_every_s=conf.lease_ttl_s / 3)
+        return self._idgen
+
+    def resources(self) -> list[Server]:
+        """What must run before any server takes a call and stop after the last one drained."""
+        return [self._idgen] if self._idgen is not None else []
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None

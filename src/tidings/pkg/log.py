@@ -1,0 +1,94 @@
+"""Structured logs: ECS JSON lines on stdout (for Filebeat/Logstash into Elasticsearch) or console text.
+
+Every line carries ``service.name``, ``service.version``, ``event.dataset`` and, inside a traced operation,
+``trace.id`` and ``span.id`` taken from the current OpenTelemetry span. ecs-logging fills those only from
+Elastic APM, hence the small processor here. Records of the standard ``logging`` module (uvicorn, aiokafka,
+alembic) go through the same formatter, so a process writes one format only.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import ecs_logging
+import structlog
+from opentelemetry import trace
+
+EventDict = MutableMapping[str, Any]
+
+
+def add_trace_ids(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    """Put the current span's ids in the line, so logs and traces of one request can be joined."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict.setdefault("trace.id", format(context.trace_id, "032x"))
+        event_dict.setdefault("span.id", format(context.span_id, "016x"))
+    return event_dict
+
+
+class _ServiceFields:
+    """Stamps the fields that say which process wrote the line."""
+
+    def __init__(self, service_name: str, service_version: str) -> None:
+        self._name = service_name
+        self._version = service_version
+
+    def __call__(self, _: Any, __: str, event_dict: EventDict) -> EventDict:
+        event_dict.setdefault("service.name", self._name)
+        event_dict.setdefault("service.version", self._version)
+        event_dict.setdefault("event.dataset", f"{self._name}.{event_dict.pop('logger', 'app')}")
+        return event_dict
+
+
+def configure(
+    *,
+    service_name: str,
+    service_version: str,
+    level: str = "INFO",
+    fmt: str = "ecs",
+    stream: TextIO | None = None,
+) -> None:
+    """Set up structlog and the standard library's root logger to write one format to ``stream``."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        _ServiceFields(service_name, service_version),
+        add_trace_ids,
+        structlog.processors.format_exc_info,
+    ]
+    renderer: Any
+    if fmt == "ecs":
+        renderer = ecs_logging.StructlogFormatter()
+    else:
+        shared.insert(0, structlog.processors.TimeStamper(fmt="iso", utc=True))
+        shared.insert(0, structlog.processors.add_log_level)
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Chatty libraries stay at WARNING unless we debug.
+    for noisy in ("aiokafka", "opensearch", "urllib3", "alembic.runtime.migration", "uvicorn.error"):
+        logging.getLogger(noisy).setLevel(level if level == "DEBUG" else "WARNING")
+
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+def get(name: str = "app") -> structlog.stdlib.BoundLogger:
+    """A logger whose lines carry ``event.dataset = <service>.<name>``."""
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger

@@ -1,0 +1,72 @@
+"""gRPC serving on grpc.aio with the standard health service and reflection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from tidings.pkg.conf import Listen
+
+Registrar = Callable[[grpc.aio.Server], None]
+
+
+class GrpcServer:
+    """Serves the registered services on ``listen``; ``stop`` refuses new calls and lets running ones finish."""
+
+    def __init__(
+        self,
+        name: str,
+        listen: Listen,
+        registrars: Sequence[Registrar],
+        *,
+        service_names: Sequence[str] = (),
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        drain_timeout_s: float = 5.0,
+    ) -> None:
+        self.name = name
+        self._listen = listen
+        self._registrars = list(registrars)
+        self._service_names = list(service_names)
+        self._interceptors = list(interceptors)
+        self._drain_timeout_s = drain_timeout_s
+        self._server: grpc.aio.Server | None = None
+        self._health = HealthServicer()
+
+    @property
+    def address(self) -> str:
+        return self._listen.address
+
+    async def start(self) -> None:
+        server = grpc.aio.server(interceptors=self._interceptors)
+        for register in self._registrars:
+            register(server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            [
+                *self._service_names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            server,
+        )
+        try:
+            port = server.add_insecure_port(self._listen.address)
+        except RuntimeError:
+            port = 0
+        if port == 0:
+            raise OSError(f"{self.name}: cannot listen on {self._listen.address}")
+        await server.start()
+        for service in ("", *self._service_names):
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self._server = server
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace=self._drain_timeout_s)
+        self._server = None

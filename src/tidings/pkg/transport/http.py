@@ -1,0 +1,110 @@
+"""HTTP serving: uvicorn driven by the app lifecycle, plus the health and metrics routes every process has."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Generator, Sequence
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from tidings.pkg.conf import Listen
+from tidings.pkg.health import Check, run_checks
+
+
+class _Uvicorn(uvicorn.Server):
+    # The App owns SIGTERM/SIGINT for the whole process; uvicorn must not take them over.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class HttpServer:
+    """Serves an ASGI app on ``listen``; binds in ``start`` so a taken port is an error we can name."""
+
+    def __init__(self, name: str, app: FastAPI, listen: Listen, *, drain_timeout_s: float = 5.0) -> None:
+        self.name = name
+        self._app = app
+        self._listen = listen
+        self._drain_timeout_s = drain_timeout_s
+        self._server: _Uvicorn | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._listen.address}"
+
+    async def start(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self._listen.host, self._listen.port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, f"{self.name}: cannot listen on {self._listen.address}: {exc.strerror}") from None
+        config = uvicorn.Config(
+            self._app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=int(self._drain_timeout_s),
+            server_header=False,
+        )
+        self._server = _Uvicorn(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name=f"http {self.name}")
+        try:
+            while not self._server.started:
+                if self._task.done():
+                    self._task.result()
+                    raise RuntimeError(f"{self.name}: HTTP server exited during start")
+                await asyncio.sleep(0.01)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._server = self._task = None
+
+
+def ops_router(checks: Sequence[Check]) -> APIRouter:
+    """``/healthz`` (the process runs), ``/readyz`` (its dependencies answer) and ``/metrics`` (Prometheus)."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz() -> JSONResponse:
+        results = await run_checks(checks)
+        ready = all(result == "ok" for result in results.values())
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "checks": results}, status_code=200 if ready else 503
+        )
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def ops_app(title: str, checks: Sequence[Check]) -> FastAPI:
+    """The HTTP app of a module that serves nothing but operations endpoints."""
+    app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(ops_router(checks))
+    return app
+
+
+def ops_server(name: str, listen: Listen, checks: Sequence[Check]) -> HttpServer:
+    """An HTTP server with only the operations endpoints, for modules whose API is not HTTP."""
+    return HttpServer(name, ops_app(f"tidings {name}", checks), listen)

@@ -1,0 +1,1 @@
+"""The gRPC domain services: ``account`` (users, credentials, tokens) and ``chat`` (conversations, messages)."""

@@ -1,0 +1,1 @@
+"""The account service: users, credentials, tokens, profiles and blocks."""

@@ -1,0 +1,1 @@
+"""Domain types, use cases and the ports they need."""

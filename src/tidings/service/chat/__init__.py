@@ -1,0 +1,1 @@
+"""The chat service: conversations, membership, sending (seq and ids), history, read state, recall."""

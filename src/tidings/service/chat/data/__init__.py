@@ -1,0 +1,1 @@
+"""Adapters implementing the biz ports: SQLAlchemy repos, Redis caches, the event producer."""

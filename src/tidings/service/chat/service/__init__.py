@@ -1,0 +1,1 @@
+"""gRPC servicers: request -> use case -> response, no logic."""

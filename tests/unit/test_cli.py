@@ -1,0 +1,60 @@
+"""The ``tidings`` command as an operator meets it: help, and one clear line when it cannot start."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+TIDINGS = [sys.executable, "-m", "tidings"]
+
+
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*TIDINGS, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        check=False,
+    )
+
+
+def test_help_lists_the_subcommands() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("dev", "serve", "migrate", "version"):
+        assert command in result.stdout
+
+
+def test_an_unknown_config_key_ends_the_process_with_one_line_naming_it(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("cache:\n  ur1: redis://127.0.0.1:6379\n")
+    result = run("serve", "job", "--config", str(config))
+    assert result.returncode != 0
+    assert result.stderr.strip() == "tidings: invalid config: cache.ur1: unknown key"
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_wrong_type_in_the_environment_is_named() -> None:
+    result = run("serve", "job", env={"TIDINGS_MODULES__JOB__HTTP__PORT": "http"})
+    assert result.returncode != 0
+    assert "modules.job.http.port" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_unreachable_database_is_named_without_a_traceback() -> None:
+    result = run(
+        "serve",
+        "job",
+        env={
+            "TIDINGS_DATABASE__URL": "mysql+aiomysql://tidings:secret@127.0.0.1:1/tidings",
+            "TIDINGS_DATABASE__CONNECT_TIMEOUT_S": "2",
+        },
+    )
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("tidings: cannot reach mysql at 127.0.0.1:1/tidings")
+    assert "secret" not in result.stderr
