@@ -1,0 +1,47 @@
+"""MariaDB through SQLAlchemy async (aiomysql) with the Alembic migrations applied."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.contracts.worker_lease import WorkerLeaseContract
+from tidings.pkg import db
+from tidings.pkg.conf import DatabaseConf
+from tidings.pkg.schema import worker_leases
+
+
+async def test_migrations_apply_revert_and_reapply_on_mariadb(mysql_url: str) -> None:
+    await db.upgrade(mysql_url)
+    engine = db.create_engine(DatabaseConf(url=mysql_url))
+    try:
+        async with engine.connect() as conn:
+            assert "worker_leases" in await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+        assert version == "0001"
+        await db.downgrade(mysql_url, "base")
+        async with engine.connect() as conn:
+            assert "worker_leases" not in await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+        await db.upgrade(mysql_url)
+        async with engine.begin() as conn:
+            await conn.execute(worker_leases.insert().values(worker_id=1, owner="a", expires_at_ms=1))
+            rows = (await conn.execute(select(worker_leases.c.owner))).scalars().all()
+        assert rows == ["a"]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_ping_to_a_closed_port_names_the_database() -> None:
+    engine = db.create_engine(DatabaseConf(url="mysql+aiomysql://tidings:tidings@127.0.0.1:1/tidings"))
+    try:
+        with pytest.raises(db.DatabaseUnavailable, match=r"cannot reach mysql at 127\.0\.0\.1:1/tidings"):
+            await db.ping(engine, timeout_s=3)
+    finally:
+        await engine.dispose()
+
+
+class TestMariaDBWorkerLease(WorkerLeaseContract):
+    @pytest.fixture
+    def engine(self, mysql_engine: AsyncEngine) -> AsyncEngine:
+        return mysql_engine

@@ -1,0 +1,43 @@
+"""Redis through redis.asyncio: a pipeline batches many commands into one round trip."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as redis
+
+from tests.integration.conftest import REDIS_URL, unique
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    yield client
+    await client.aclose()
+
+
+async def test_a_pipeline_writes_and_reads_many_keys_in_one_round_trip(client: redis.Redis) -> None:
+    prefix = unique("smoke")
+    keys = [f"{prefix}:{{conv:1}}:{n}" for n in range(100)]
+    async with client.pipeline(transaction=False) as pipe:
+        for n, key in enumerate(keys):
+            pipe.set(key, n, ex=60)
+        assert await pipe.execute() == [True] * 100
+    async with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.get(key)
+        values = await pipe.execute()
+    assert [int(value) for value in values] == list(range(100))
+    assert await client.delete(*keys) == 100
+
+
+async def test_a_transaction_pipeline_is_atomic_for_keys_of_one_hash_slot(client: redis.Redis) -> None:
+    key = unique("seq") + ":{conv:7}"
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.incrby(key, 100)
+        pipe.expire(key, 60)
+        pipe.get(key)
+        incremented, expired, value = await pipe.execute()
+    assert (incremented, expired, int(value)) == (100, True, 100)
+    await client.delete(key)
