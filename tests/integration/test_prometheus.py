@@ -25,7 +25,15 @@ async def job_target_health(client: httpx.AsyncClient) -> str | None:
     return None
 
 
+async def scraped_start_time(client: httpx.AsyncClient) -> float | None:
+    """The start time of the job process Prometheus last scraped, as that process reported it."""
+    query = {"query": 'process_start_time_seconds{job="job"}'}
+    result = (await client.get("/api/v1/query", params=query)).json()["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
 async def test_prometheus_reports_a_running_module_as_up_and_a_stopped_one_as_down() -> None:
+    started = time.time()
     process = await asyncio.create_subprocess_exec(
         *[sys.executable, "-m", "tidings", "serve", "job", "--config", str(ROOT / "configs" / "stack.yaml")],
         cwd=ROOT,
@@ -35,15 +43,19 @@ async def test_prometheus_reports_a_running_module_as_up_and_a_stopped_one_as_do
     )
     try:
         async with httpx.AsyncClient(base_url=PROMETHEUS_URL, timeout=5) as client:
-            health = None
+            health, scraped_start = None, None
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and health != "up":
-                assert process.poll() is None, (
-                    f"tidings serve job exited: {process.stderr.read() if process.stderr else ''}"
-                )
+            # Up, and scraped from this very process (not a reading left by an earlier one).
+            while time.monotonic() < deadline and (health != "up" or (scraped_start or 0) < started - 2):
+                if process.returncode is not None:
+                    stderr = await process.stderr.read() if process.stderr else b""
+                    raise AssertionError(f"tidings serve job exited: {stderr.decode()}")
                 health = await job_target_health(client)
+                scraped_start = await scraped_start_time(client)
                 await asyncio.sleep(1)
             assert health == "up"
+            assert scraped_start is not None
+            assert scraped_start >= started - 2
             up = (await client.get("/api/v1/query", params={"query": 'up{job="job"}'})).json()
             assert up["data"]["result"][0]["value"][1] == "1"
 
