@@ -1,0 +1,303 @@
+"""``KafkaEventBus``: the event bus on Apache Kafka through aiokafka.
+
+Publishing uses the idempotent producer (which forces ``acks=all``), so a publish returns once every in-sync
+replica has the record and a retried send is never stored twice. Consumers commit explicit offsets only
+(``enable_auto_commit=False``) and a group without offsets starts at the earliest record. Topics are created by
+``ensure_topics`` with the admin client; the brokers' automatic topic creation stays off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import TopicPartition as KafkaTopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from tidings.pkg.bus.ports import RebalanceListener
+from tidings.pkg.bus.records import (
+    BusError,
+    CommitFailed,
+    Event,
+    Headers,
+    Published,
+    Record,
+    TopicConflict,
+    TopicPartition,
+    TopicSpec,
+    UnknownTopic,
+)
+
+_UNKNOWN_TOPIC_OR_PARTITION = 3
+_TOPIC_ALREADY_EXISTS = 36
+
+
+class KafkaEventBus:
+    """``EventBus`` on Kafka: one idempotent producer and one admin client per process, a consumer per group."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        timeout_s: float = 10.0,
+        client_id: str = "tidings",
+        linger_ms: int = 5,
+        replication_factor: int = 1,
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 3_000,
+        max_poll_interval_ms: int = 300_000,
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._timeout_s = timeout_s
+        self._client_id = client_id
+        self._linger_ms = linger_ms
+        self._replication_factor = replication_factor
+        self._session_timeout_ms = session_timeout_ms
+        self._heartbeat_interval_ms = heartbeat_interval_ms
+        self._max_poll_interval_ms = max_poll_interval_ms
+        self._producer: Any = None
+        self._admin: Any = None
+
+    @property
+    def _timeout_ms(self) -> int:
+        return int(self._timeout_s * 1000)
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            enable_idempotence=True,
+            acks="all",
+            # Kafka 4's default: a few ms of batching costs little latency and saves many requests.
+            linger_ms=self._linger_ms,
+            # Also bounds how long a record may wait in the producer before its send fails.
+            request_timeout_ms=self._timeout_ms,
+        )
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self._bootstrap, client_id=self._client_id, request_timeout_ms=self._timeout_ms
+        )
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await producer.start()
+                await admin.start()
+        except (KafkaError, TimeoutError) as exc:
+            await self._stop_quietly(producer, admin)
+            raise BusError(f"cannot reach kafka at {self._bootstrap}: {_describe(exc)}") from exc
+        self._producer, self._admin = producer, admin
+
+    async def close(self) -> None:
+        producer, admin = self._producer, self._admin
+        self._producer = self._admin = None
+        await self._stop_quietly(producer, admin)
+
+    async def _stop_quietly(self, producer: Any, admin: Any) -> None:
+        async with asyncio.timeout(self._timeout_s):
+            if producer is not None:
+                # Flushes what is still buffered: a record handed to the producer is not dropped on a clean stop.
+                await producer.stop()
+            if admin is not None:
+                await admin.close()
+
+    # -- topics ---------------------------------------------------------------------------------------------------
+
+    async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        wanted = {spec.name: spec.partitions for spec in specs}
+        async with asyncio.timeout(self._timeout_s):
+            existing = set(await self.admin.list_topics())
+            missing = [name for name in wanted if name not in existing]
+            if missing:
+                response = await self.admin.create_topics(
+                    [NewTopic(name, wanted[name], self._replication_factor) for name in missing]
+                )
+                for error in response.to_object()["topic_errors"]:
+                    # Another process creating the same topic at the same moment is fine; the count is checked below.
+                    if error["error_code"] not in (0, _TOPIC_ALREADY_EXISTS):
+                        raise BusError(f"cannot create topic {error['topic']}: {error['error_message']}")
+            # Return only when every partition has a leader, so the first publish does not race the creation.
+            while True:
+                counts = await self._partition_counts(list(wanted), require_leaders=True)
+                if counts is not None:
+                    break
+                await asyncio.sleep(0.1)
+        for name, count in counts.items():
+            if count != wanted[name]:
+                raise TopicConflict(
+                    f"topic {name} has {count} partitions, {wanted[name]} requested;"
+                    " changing the count would move keys to other partitions"
+                )
+
+    async def partition_count(self, topic: str) -> int:
+        async with asyncio.timeout(self._timeout_s):
+            counts = await self._partition_counts([topic], require_leaders=False)
+        assert counts is not None
+        return counts[topic]
+
+    async def _partition_counts(self, topics: list[str], *, require_leaders: bool) -> dict[str, int] | None:
+        """Partition count per topic; ``None`` if leaders are required and some partition has none yet."""
+        counts: dict[str, int] = {}
+        for described in await self.admin.describe_topics(topics):
+            if described["error_code"] == _UNKNOWN_TOPIC_OR_PARTITION:
+                if require_leaders:
+                    return None
+                raise UnknownTopic(f"topic {described['topic']} does not exist on kafka at {self._bootstrap}")
+            partitions = described["partitions"]
+            if require_leaders and (not partitions or any(p["error_code"] or p["leader"] < 0 for p in partitions)):
+                return None
+            counts[described["topic"]] = len(partitions)
+        return counts
+
+    # -- publishing -----------------------------------------------------------------------------------------------
+
+    async def publish(self, topic: str, key: bytes, value: bytes, headers: Headers = ()) -> Published:
+        (published,) = await self.publish_many([Event(topic, key, value, headers)])
+        return published
+
+    async def publish_many(self, events: Sequence[Event]) -> list[Published]:
+        # A timeout here does not withdraw records already handed to the producer: they may still be stored.
+        # Callers retry, and the consumers are idempotent (the message path deduplicates on message_id).
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                # send() only queues the record (partitioned with murmur2); the producer batches each
+                # partition's records into one request, in order.
+                pending = [
+                    await self.producer.send(event.topic, event.value, key=event.key, headers=list(event.headers))
+                    for event in events
+                ]
+                stored = await asyncio.gather(*pending)
+        except TimeoutError:
+            # The producer waits for a missing topic's metadata until the timeout: name the cause if that was it.
+            for topic in {event.topic for event in events}:
+                await self.partition_count(topic)
+            raise BusError(f"publish to kafka at {self._bootstrap} timed out after {self._timeout_s}s") from None
+        except KafkaError as exc:
+            raise BusError(f"publish to kafka failed: {_describe(exc)}") from exc
+        return [Published(metadata.partition, metadata.offset) for metadata in stored]
+
+    # -- consuming ------------------------------------------------------------------------------------------------
+
+    async def subscribe(
+        self, group: str, topics: Sequence[str], listener: RebalanceListener | None = None
+    ) -> KafkaSubscription:
+        for topic in topics:
+            await self.partition_count(topic)  # raises UnknownTopic rather than waiting for a topic forever
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self._session_timeout_ms,
+            heartbeat_interval_ms=self._heartbeat_interval_ms,
+            max_poll_interval_ms=self._max_poll_interval_ms,
+        )
+        consumer.subscribe(topics=list(topics), listener=_Listener(listener) if listener is not None else None)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await consumer.start()
+        except (KafkaError, TimeoutError) as exc:
+            async with asyncio.timeout(self._timeout_s):
+                await consumer.stop()
+            raise BusError(f"group {group} cannot join on kafka at {self._bootstrap}: {_describe(exc)}") from exc
+        return KafkaSubscription(consumer, group, self._timeout_s)
+
+    async def committed(self, group: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        async with asyncio.timeout(self._timeout_s):
+            offsets = await self.admin.list_consumer_group_offsets(group)
+        return {
+            TopicPartition(tp.topic, tp.partition): meta.offset
+            for tp, meta in offsets.items()
+            if tp.topic in topics and meta.offset >= 0
+        }
+
+    @property
+    def producer(self) -> Any:
+        if self._producer is None:
+            raise BusError("the kafka event bus is not started")
+        return self._producer
+
+    @property
+    def admin(self) -> Any:
+        if self._admin is None:
+            raise BusError("the kafka event bus is not started")
+        return self._admin
+
+
+class KafkaSubscription:
+    """``Subscription`` on an ``AIOKafkaConsumer`` in a consumer group."""
+
+    def __init__(self, consumer: Any, group: str, timeout_s: float) -> None:
+        self._consumer = consumer
+        self._group = group
+        self._timeout_s = timeout_s
+
+    async def poll(self, max_records: int, timeout_s: float) -> list[Record]:
+        batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        return [
+            Record(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                # Records written by other producers may lack a key or a value (tombstones).
+                key=message.key or b"",
+                value=message.value or b"",
+                headers=tuple(message.headers or ()),
+                timestamp_ms=message.timestamp,
+            )
+            for messages in batches.values()
+            for message in messages
+        ]
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self._consumer.commit({KafkaTopicPartition(*tp): offset for tp, offset in offsets.items()})
+        except (CommitFailedError, IllegalStateError) as exc:
+            raise CommitFailed(f"group {self._group} could not commit {dict(offsets)}: {_describe(exc)}") from exc
+        except KafkaError as exc:
+            raise BusError(f"group {self._group} could not commit: {_describe(exc)}") from exc
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        return frozenset(TopicPartition(tp.topic, tp.partition) for tp in self._consumer.assignment())
+
+    def pause(self, partitions: Iterable[TopicPartition]) -> None:
+        self._consumer.pause(*self._assigned(partitions))
+
+    def resume(self, partitions: Iterable[TopicPartition]) -> None:
+        self._consumer.resume(*self._assigned(partitions))
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        if partition not in self.assignment():
+            return None
+        highwater: int | None = self._consumer.highwater(KafkaTopicPartition(*partition))
+        return highwater
+
+    async def close(self) -> None:
+        async with asyncio.timeout(self._timeout_s):
+            await self._consumer.stop()
+
+    def _assigned(self, partitions: Iterable[TopicPartition]) -> list[Any]:
+        # aiokafka refuses partitions that a rebalance has just taken away; those need no pausing anyway.
+        assigned = self.assignment()
+        return [KafkaTopicPartition(*tp) for tp in partitions if tp in assigned]
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Passes aiokafka's rebalance callbacks on to our listener, in our partition type."""
+
+    def __init__(self, listener: RebalanceListener) -> None:
+        self._listener = listener
+
+    async def on_partitions_revoked(self, revoked: Iterable[Any]) -> None:
+        await self._listener.on_revoked(frozenset(TopicPartition(tp.topic, tp.partition) for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[Any]) -> None:
+        await self._listener.on_assigned(frozenset(TopicPartition(tp.topic, tp.partition) for tp in assigned))
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
