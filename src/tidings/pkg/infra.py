@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 import socket
 
+import redis.asyncio as redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tidings.pkg import db
 from tidings.pkg.app import Server
+from tidings.pkg.bus import EventBus
+from tidings.pkg.bus.factory import create_bus
 from tidings.pkg.conf import Settings
 from tidings.pkg.health import Check
 from tidings.pkg.idgen import IdGenerator, SQLWorkerLease
@@ -24,6 +27,8 @@ class Infra:
         self._engine: AsyncEngine | None = None
         self._migrated = False
         self._idgen: IdGenerator | None = None
+        self._bus: EventBus | None = None
+        self._redis: redis.Redis | None = None
 
     async def engine(self) -> AsyncEngine:
         """The database engine, reachable and (if configured) migrated, or ``DatabaseUnavailable``."""
@@ -55,11 +60,47 @@ class Infra:
             self._idgen = IdGenerator(lease, fixed_worker_id=conf.worker_id, renew_every_s=conf.lease_ttl_s / 3)
         return self._idgen
 
+    async def bus(self) -> EventBus:
+        """The event bus (embedded log or Kafka), started: publishing works once this returns."""
+        if self._bus is None:
+            bus = create_bus(self.settings.bus, client_id=self.settings.app.name)
+            await bus.start()
+            self._bus = bus
+        return self._bus
+
+    @property
+    def uses_redis(self) -> bool:
+        """Whether the cache is Redis (``redis://``) rather than in-process (``memory://``)."""
+        return self.settings.cache.url.startswith(("redis://", "rediss://", "unix://"))
+
+    def redis(self) -> redis.Redis:
+        """The Redis client of ``cache.url``; connections open lazily, each command bounded by the timeout."""
+        if not self.uses_redis:
+            raise RuntimeError(f"cache.url {self.settings.cache.url!r} is not a Redis URL")
+        if self._redis is None:
+            timeout = self.settings.cache.timeout_s
+            self._redis = redis.Redis.from_url(
+                self.settings.cache.url, socket_timeout=timeout, socket_connect_timeout=timeout
+            )
+        return self._redis
+
+    def redis_check(self) -> Check:
+        async def probe() -> None:
+            await self.redis().ping()
+
+        return Check("redis", probe)
+
     def resources(self) -> list[Server]:
         """What must run before any server takes a call and stop after the last one drained."""
         return [self._idgen] if self._idgen is not None else []
 
     async def close(self) -> None:
+        if self._bus is not None:
+            await self._bus.close()
+            self._bus = None
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
