@@ -7,12 +7,12 @@ BIN    := $(VENV)/bin
 BUF    := node_modules/.bin/buf
 CONFIG ?= configs/dev.yaml
 
-.PHONY: run test install dev-install stack-up stack-down proto proto-check lint typecheck buf-lint unit integration clean
+.PHONY: run test install dev-install stack-up stack-down proto proto-check lint typecheck buf-lint buf-breaking unit integration clean
 
 run: $(VENV)/.installed
 	$(BIN)/tidings dev --config $(CONFIG)
 
-test: $(VENV)/.dev-installed $(BUF) stack-up lint typecheck buf-lint proto-check
+test: $(VENV)/.dev-installed $(BUF) stack-up lint typecheck buf-lint buf-breaking proto-check
 	$(BIN)/pytest
 
 install: $(VENV)/.installed
@@ -56,6 +56,11 @@ typecheck: $(VENV)/.dev-installed
 
 buf-lint: $(BUF)
 	$(BUF) lint
+
+# Contracts may grow but not break: compare with BREAKING_AGAINST (main by default; CI may pass HEAD~1).
+BREAKING_AGAINST ?= .git\#branch=main
+buf-breaking: $(BUF)
+	$(BUF) breaking --against '$(BREAKING_AGAINST)' --path api/tidings
 
 unit: $(VENV)/.dev-installed
 	$(BIN)/pytest tests/unit

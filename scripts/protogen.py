@@ -1,7 +1,13 @@
-"""Generate Python code from the contracts under ``api/`` into ``src/`` (``tidings.<service>.v1``).
+"""Generate Python code from the contracts under ``api/`` into ``src/``.
 
-Generated files are committed and never edited by hand. ``--check`` regenerates into a scratch folder and
-fails, naming the files, when the committed ones differ: a contract changed without regenerating.
+Two kinds of output, both committed and never edited by hand:
+
+- protoc's: messages and gRPC stubs (``tidings.<service>.v1``, and ``buf.validate`` from ``api/third_party``);
+- ours: typed error helpers, one module per service (``tidings.pkg.errors.<service>``), made from the
+  ``ErrorReason`` enum of its ``error_reason.proto`` as protoc compiled it (the descriptor set, not the .proto text).
+
+``--check`` regenerates into a scratch folder and fails, naming the files, when the committed ones differ: a
+contract changed without regenerating.
 """
 
 from __future__ import annotations
@@ -11,78 +17,231 @@ import filecmp
 import shutil
 import sys
 import tempfile
+import textwrap
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
-API = ROOT / "api"
-SRC = ROOT / "src"
 GENERATED_HEADER = '"""Generated from api/ by scripts/protogen.py. Do not edit."""\n'
+# The enum-value options of api/tidings/errors/v1/errors.proto.
+CODE_OPTION = "tidings.errors.v1.code"
+DEFAULT_CODE_OPTION = "tidings.errors.v1.default_code"
+# The source-info path of an enum value's comments: (enum_type, enum index, value, value index).
+ENUM_TYPE_FIELD = descriptor_pb2.FileDescriptorProto.ENUM_TYPE_FIELD_NUMBER
+ENUM_VALUE_FIELD = descriptor_pb2.EnumDescriptorProto.VALUE_FIELD_NUMBER
 
 
-def protos() -> list[Path]:
-    return sorted((API / "tidings").rglob("*.proto"))
+@dataclass(frozen=True)
+class Tree:
+    """Where the contracts and the code live: the repository, or a copy of it in tests."""
+
+    root: Path
+
+    @property
+    def api(self) -> Path:
+        return self.root / "api"
+
+    @property
+    def third_party(self) -> Path:
+        return self.api / "third_party"
+
+    @property
+    def src(self) -> Path:
+        return self.root / "src"
+
+    def protos(self) -> list[str]:
+        """Every contract, by its import path: ours under ``api/tidings``, the vendored ones under third_party."""
+        ours = [str(path.relative_to(self.api)) for path in sorted((self.api / "tidings").rglob("*.proto"))]
+        vendored = [str(path.relative_to(self.third_party)) for path in sorted(self.third_party.rglob("*.proto"))]
+        return ours + vendored
 
 
-def generate(out: Path) -> list[Path]:
-    """Run protoc for every contract into ``out``; return the files written, relative to ``out``."""
-    sources = [str(path.relative_to(API)) for path in protos()]
-    if not sources:
-        return []
+@dataclass(frozen=True)
+class Reason:
+    name: str
+    code: int
+    doc: str
+
+
+@dataclass(frozen=True)
+class ReasonEnum:
+    """The ``ErrorReason`` enum of one service's contracts."""
+
+    package: str
+    source: str
+    reasons: list[Reason]
+
+    @property
+    def service(self) -> str:
+        return self.package.split(".")[1]
+
+
+def run_protoc(tree: Tree, out: Path, descriptor_set: Path) -> list[Path]:
+    """Compile every contract into ``out`` and the descriptor set; return the files written."""
     well_known = str(files("grpc_tools").joinpath("_proto"))
     plugins = Path(sys.executable).parent  # mypy-protobuf's plugins live beside this interpreter
     args = [
         "protoc",
         f"--plugin=protoc-gen-mypy={plugins / 'protoc-gen-mypy'}",
         f"--plugin=protoc-gen-mypy_grpc={plugins / 'protoc-gen-mypy_grpc'}",
-        f"-I{API}",
+        f"-I{tree.api}",
+        f"-I{tree.third_party}",
         f"-I{well_known}",
         f"--python_out={out}",
         f"--grpc_python_out={out}",
         f"--mypy_out={out}",
         f"--mypy_grpc_out={out}",
-        *sources,
+        f"--descriptor_set_out={descriptor_set}",
+        "--include_imports",
+        "--include_source_info",
+        *tree.protos(),
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
     written = [path for path in out.rglob("*") if path.is_file()]
-    # Package markers for every generated folder below the existing ``tidings`` package.
+    # Package markers for every generated folder below the existing ``tidings`` package, unless the folder is
+    # also a package of ours (``tidings/admin`` holds both the admin module and the generated ``admin/v1``).
     for leaf in {path.parent for path in written}:
         for folder in [leaf, *leaf.parents]:
             if folder in (out, out / "tidings"):
                 break
             marker = folder / "__init__.py"
-            if not marker.exists():
+            if not marker.exists() and not _hand_written(tree.src / marker.relative_to(out)):
                 marker.write_text(GENERATED_HEADER, encoding="utf-8")
                 written.append(marker)
+    return written
+
+
+def _hand_written(path: Path) -> bool:
+    return path.exists() and not path.read_bytes().startswith(GENERATED_HEADER.encode())
+
+
+def error_reasons(descriptor_set: bytes) -> list[ReasonEnum]:
+    """The ``ErrorReason`` enums of our packages, each value with its code option (or the enum's default)."""
+    compiled = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set)
+    # A pool of their own lets the options be re-read with our extensions known, without importing generated code.
+    pool = descriptor_pool.DescriptorPool()
+    for file in compiled.file:
+        pool.Add(file)
+    classes = message_factory.GetMessageClassesForFiles([file.name for file in compiled.file], pool)
+    code, default_code = pool.FindExtensionByName(CODE_OPTION), pool.FindExtensionByName(DEFAULT_CODE_OPTION)
+    enum_options = classes["google.protobuf.EnumOptions"]
+    value_options = classes["google.protobuf.EnumValueOptions"]
+
+    enums = []
+    for file in compiled.file:
+        if not file.package.startswith("tidings."):
+            continue
+        comments = {tuple(location.path): location.leading_comments for location in file.source_code_info.location}
+        for enum_index, enum in enumerate(file.enum_type):
+            if enum.name != "ErrorReason":
+                continue
+            default = enum_options.FromString(enum.options.SerializeToString()).Extensions[default_code]
+            reasons = []
+            for value_index, value in enumerate(enum.value):
+                if value.number == 0:
+                    continue  # ERROR_REASON_UNSPECIFIED: proto3's required zero value, not a reason
+                value_code = value_options.FromString(value.options.SerializeToString()).Extensions[code] or default
+                if not value_code:
+                    raise SystemExit(f"{file.name}: {value.name} has no code and the enum no default_code")
+                doc = comments.get((ENUM_TYPE_FIELD, enum_index, ENUM_VALUE_FIELD, value_index), "")
+                reasons.append(Reason(value.name, value_code, " ".join(doc.split())))
+            enums.append(ReasonEnum(file.package, file.name, reasons))
+    _check_unique(enums)
+    return enums
+
+
+def _check_unique(enums: list[ReasonEnum]) -> None:
+    """A reason is the string clients match on, so it must mean one thing across all services."""
+    owners: dict[str, str] = {}
+    for enum in enums:
+        for reason in enum.reasons:
+            if reason.name in owners:
+                raise SystemExit(f"error reason {reason.name} is in both {owners[reason.name]} and {enum.source}")
+            owners[reason.name] = enum.source
+
+
+def _docstring(text: str, indent: str) -> str:
+    lines = textwrap.wrap(text, width=116 - len(indent))
+    if len(lines) == 1:
+        return f'{indent}"""{lines[0]}"""\n'
+    body = f"\n{indent}".join(lines)
+    return f'{indent}"""{body}\n{indent}"""\n'
+
+
+def render_helpers(enum: ReasonEnum) -> str:
+    """The module ``tidings.pkg.errors.<service>``: a ``Reason`` per value, a constructor and a test for each."""
+    constants = "".join(f'{r.name} = Reason(DOMAIN, "{r.name}", {r.code})\n' for r in enum.reasons)
+    listed = "".join(f"    {r.name},\n" for r in enum.reasons)
+    functions = ""
+    for r in enum.reasons:
+        helper = r.name.lower()
+        doc = f"{r.doc} ({r.code})" if r.doc else f"{r.name} ({r.code})."
+        functions += (
+            f"\n\ndef {helper}(message: str, /, **metadata: str) -> TidingsError:\n"
+            f"{_docstring(doc, '    ')}"
+            f"    return {r.name}.error(message, **metadata)\n"
+            f"\n\ndef is_{helper}(error: BaseException | None) -> bool:\n"
+            f'    """Whether ``error`` is {r.name}."""\n'
+            f"    return {r.name}.matches(error)\n"
+        )
+    return (
+        f"{GENERATED_HEADER}\n"
+        f"# The error reasons of {enum.package}, from api/{enum.source}.\n"
+        "from __future__ import annotations\n\n"
+        "from tidings.pkg.errors.base import Reason, TidingsError\n\n"
+        f'DOMAIN = "{enum.package}"\n\n'
+        f"{constants}\n"
+        f"REASONS = (\n{listed})\n"
+        f"{functions}"
+    )
+
+
+def generate(tree: Tree, out: Path) -> list[Path]:
+    """Write everything generated into ``out`` (laid out like ``src``); return the files, relative to ``out``."""
+    with tempfile.TemporaryDirectory() as scratch:
+        descriptor_set = Path(scratch) / "contracts.binpb"
+        written = run_protoc(tree, out, descriptor_set)
+        enums = error_reasons(descriptor_set.read_bytes())
+    helpers = out / "tidings" / "pkg" / "errors"
+    helpers.mkdir(parents=True, exist_ok=True)
+    for enum in enums:
+        module = helpers / f"{enum.service}.py"
+        module.write_text(render_helpers(enum), encoding="utf-8")
+        written.append(module)
     return sorted(path.relative_to(out) for path in written)
 
 
-def committed() -> set[Path]:
-    """The generated files now in ``src/``, relative to it: protoc's ``*_pb2*`` and ours, which carry the header."""
+def committed(tree: Tree, packages: set[str]) -> set[Path]:
+    """The generated files now in the ``packages`` of ``src/``, relative to it: protoc's and ours (with the header)."""
     return {
-        path.relative_to(SRC)
-        for path in (SRC / "tidings").rglob("*")
-        if path.is_file() and ("_pb2" in path.name or path.read_bytes().startswith(GENERATED_HEADER.encode()))
+        path.relative_to(tree.src)
+        for package in packages
+        for path in (tree.src / package).rglob("*.py*")
+        if path.suffix in (".py", ".pyi") and ("_pb2" in path.name or not _hand_written(path))
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="fail if the committed code is stale")
-    check = parser.parse_args().check
+    parser.add_argument("--root", type=Path, default=ROOT, help="the repository (tests point this at a copy)")
+    args = parser.parse_args(argv)
+    tree = Tree(args.root.resolve())
     with tempfile.TemporaryDirectory() as scratch:
         fresh = Path(scratch)
-        generated = set(generate(fresh))
+        generated = set(generate(tree, fresh))
         changed = sorted(
             rel
             for rel in generated
-            if not (SRC / rel).exists() or not filecmp.cmp(fresh / rel, SRC / rel, shallow=False)
+            if not (tree.src / rel).exists() or not filecmp.cmp(fresh / rel, tree.src / rel, shallow=False)
         )
-        orphaned = sorted(committed() - generated)
-        if check:
+        orphaned = sorted(committed(tree, {rel.parts[0] for rel in generated}) - generated)
+        if args.check:
             if changed or orphaned:
                 names = "\n  ".join(str(rel) for rel in [*changed, *orphaned])
                 print(f"generated code is stale; run `make proto`:\n  {names}", file=sys.stderr)
@@ -90,11 +249,11 @@ def main() -> int:
             print(f"generated code is up to date ({len(generated)} files)")
             return 0
         for rel in changed:
-            (SRC / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(fresh / rel, SRC / rel)
+            (tree.src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(fresh / rel, tree.src / rel)
         for rel in orphaned:
-            (SRC / rel).unlink()
-    print(f"{len(changed)} generated files written, {len(orphaned)} removed, from {len(protos())} contracts")
+            (tree.src / rel).unlink()
+    print(f"{len(changed)} generated files written, {len(orphaned)} removed, from {len(tree.protos())} contracts")
     return 0
 
 

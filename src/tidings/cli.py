@@ -15,7 +15,7 @@ from tidings import __version__
 from tidings.admin import wire as admin_wire
 from tidings.bff import wire as bff_wire
 from tidings.job import wire as job_wire
-from tidings.pkg import conf, db, log
+from tidings.pkg import conf, db, log, trace
 from tidings.pkg.app import App, Module
 from tidings.pkg.infra import Infra
 from tidings.service.account import wire as account_wire
@@ -109,6 +109,7 @@ def _run(path: Path | None, names: list[ModuleName], service_name: str) -> None:
             level=settings.log.level,
             fmt=settings.log.format,
         )
+        trace.configure(service_name)
         asyncio.run(_serve(settings, names, service_name))
     except Fatal as exc:
         typer.echo(f"tidings: {exc}", err=True)

@@ -38,6 +38,9 @@ class ModuleConf(_Section):
 
     http: Listen
     grpc: Listen | None = None
+    # The deadline of a request that brings none (every HTTP request; a gRPC call without one), passed on as the
+    # timeout of the calls it makes.
+    request_timeout_s: float = Field(default=10.0, gt=0)
 
 
 class Modules(_Section):

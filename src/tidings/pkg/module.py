@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from tidings.pkg.app import Module, Server
 from tidings.pkg.conf import ModuleConf
 from tidings.pkg.health import Check
+from tidings.pkg.middleware.grpc import server_interceptors
 from tidings.pkg.transport.grpc import GrpcServer, Registrar
 from tidings.pkg.transport.http import ops_server
 
@@ -22,7 +23,13 @@ def grpc_service(
     """A domain service: its API on gRPC, health and metrics on HTTP."""
     if conf.grpc is None:
         raise ValueError(f"modules.{name}.grpc must be set: {name} serves gRPC")
-    grpc = GrpcServer(name, conf.grpc, registrars, service_names=service_names)
+    grpc = GrpcServer(
+        name,
+        conf.grpc,
+        registrars,
+        service_names=service_names,
+        interceptors=server_interceptors(request_timeout_s=conf.request_timeout_s),
+    )
     http = ops_server(name, conf.http, checks)
     return Module(
         name,

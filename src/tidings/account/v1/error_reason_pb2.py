@@ -22,15 +22,32 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from tidings.errors.v1 import errors_pb2 as tidings_dot_errors_dot_v1_dot_errors__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%tidings/account/v1/error_reason.proto\x12\x12tidings.account.v1*\x92\x01\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x12\n\x0eUSER_NOT_FOUND\x10\x01\x12\x12\n\x0eUSERNAME_TAKEN\x10\x02\x12\x17\n\x13INVALID_CREDENTIALS\x10\x03\x12\x11\n\rTOKEN_EXPIRED\x10\x04\x12\x11\n\rTOKEN_INVALID\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%tidings/account/v1/error_reason.proto\x12\x12tidings.account.v1\x1a\x1etidings/errors/v1/errors.proto*\xfd\x01\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x0eUSER_NOT_FOUND\x10\x01\x1a\x04\xa8\x45\x94\x03\x12\x18\n\x0eUSERNAME_TAKEN\x10\x02\x1a\x04\xa8\x45\x99\x03\x12\x1d\n\x13INVALID_CREDENTIALS\x10\x03\x1a\x04\xa8\x45\x91\x03\x12\x17\n\rTOKEN_EXPIRED\x10\x04\x1a\x04\xa8\x45\x91\x03\x12\x17\n\rTOKEN_INVALID\x10\x05\x1a\x04\xa8\x45\x91\x03\x12\x17\n\rTOKEN_REVOKED\x10\x06\x1a\x04\xa8\x45\x91\x03\x12\x15\n\x0bUSER_BANNED\x10\x07\x1a\x04\xa8\x45\x93\x03\x12\x1b\n\x11\x43\x41NNOT_BLOCK_SELF\x10\x08\x1a\x04\xa8\x45\x90\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tidings.account.v1.error_reason_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ERRORREASON']._serialized_start=62
-  _globals['_ERRORREASON']._serialized_end=208
+  _globals['_ERRORREASON'].values_by_name["USER_NOT_FOUND"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["USER_NOT_FOUND"]._serialized_options = b'\250E\224\003'
+  _globals['_ERRORREASON'].values_by_name["USERNAME_TAKEN"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["USERNAME_TAKEN"]._serialized_options = b'\250E\231\003'
+  _globals['_ERRORREASON'].values_by_name["INVALID_CREDENTIALS"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["INVALID_CREDENTIALS"]._serialized_options = b'\250E\221\003'
+  _globals['_ERRORREASON'].values_by_name["TOKEN_EXPIRED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["TOKEN_EXPIRED"]._serialized_options = b'\250E\221\003'
+  _globals['_ERRORREASON'].values_by_name["TOKEN_INVALID"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["TOKEN_INVALID"]._serialized_options = b'\250E\221\003'
+  _globals['_ERRORREASON'].values_by_name["TOKEN_REVOKED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["TOKEN_REVOKED"]._serialized_options = b'\250E\221\003'
+  _globals['_ERRORREASON'].values_by_name["USER_BANNED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["USER_BANNED"]._serialized_options = b'\250E\223\003'
+  _globals['_ERRORREASON'].values_by_name["CANNOT_BLOCK_SELF"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["CANNOT_BLOCK_SELF"]._serialized_options = b'\250E\220\003'
+  _globals['_ERRORREASON']._serialized_start=94
+  _globals['_ERRORREASON']._serialized_end=347
 # @@protoc_insertion_point(module_scope)

@@ -24,18 +24,40 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     DESCRIPTOR: _descriptor.EnumDescriptor
     ERROR_REASON_UNSPECIFIED: _ErrorReason.ValueType  # 0
     USER_NOT_FOUND: _ErrorReason.ValueType  # 1
+    """No user has this id (or username)."""
     USERNAME_TAKEN: _ErrorReason.ValueType  # 2
+    """Someone already registered this username."""
     INVALID_CREDENTIALS: _ErrorReason.ValueType  # 3
+    """Wrong username or password; the same answer whether or not the user exists."""
     TOKEN_EXPIRED: _ErrorReason.ValueType  # 4
+    """The token was ours but is past its expiry: refresh it (access token) or log in again (refresh token)."""
     TOKEN_INVALID: _ErrorReason.ValueType  # 5
+    """The token is malformed, forged or of the wrong kind."""
+    TOKEN_REVOKED: _ErrorReason.ValueType  # 6
+    """The token was revoked: the user was banned, logged out everywhere, or a refresh token was reused."""
+    USER_BANNED: _ErrorReason.ValueType  # 7
+    """The user is banned and may not log in."""
+    CANNOT_BLOCK_SELF: _ErrorReason.ValueType  # 8
+    """A user cannot block themself."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why an account call failed. Each reason maps to one HTTP-like code."""
 
 ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
 USER_NOT_FOUND: ErrorReason.ValueType  # 1
+"""No user has this id (or username)."""
 USERNAME_TAKEN: ErrorReason.ValueType  # 2
+"""Someone already registered this username."""
 INVALID_CREDENTIALS: ErrorReason.ValueType  # 3
+"""Wrong username or password; the same answer whether or not the user exists."""
 TOKEN_EXPIRED: ErrorReason.ValueType  # 4
+"""The token was ours but is past its expiry: refresh it (access token) or log in again (refresh token)."""
 TOKEN_INVALID: ErrorReason.ValueType  # 5
+"""The token is malformed, forged or of the wrong kind."""
+TOKEN_REVOKED: ErrorReason.ValueType  # 6
+"""The token was revoked: the user was banned, logged out everywhere, or a refresh token was reused."""
+USER_BANNED: ErrorReason.ValueType  # 7
+"""The user is banned and may not log in."""
+CANNOT_BLOCK_SELF: ErrorReason.ValueType  # 8
+"""A user cannot block themself."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

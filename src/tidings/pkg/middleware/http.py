@@ -1,0 +1,137 @@
+"""HTTP middleware for the FastAPI apps (bff, admin): every failure answers the error body of API.md.
+
+``install(app)`` adds, in the Kratos order:
+
+- recovery, outermost: the request deadline, a bound on the body size, and 500 INTERNAL with the trace id (never
+  a stack trace) for any exception nothing else handled, logged with its stack;
+- validation: FastAPI's request checks answer 400 INVALID_ARGUMENT naming the field (``member_ids.3``, the path
+  without ``body``/``query``/``path``), a non-numeric path id included;
+- handlers for ``TidingsError`` (raised by the app or brought back from a gRPC call) and for Starlette's own
+  HTTP errors (an unknown route is 404 NOT_FOUND).
+
+The server span comes from FastAPI itself, which opens one per request once a TracerProvider is installed
+(``tidings.pkg.trace.configure``).
+"""
+
+from __future__ import annotations
+
+import http
+from typing import cast
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tidings.pkg import errors, log, trace
+from tidings.pkg.errors import FieldViolation, TidingsError
+from tidings.pkg.errors.http import to_http_body
+from tidings.pkg.middleware import deadline
+
+# Where FastAPI says a bad value came from; the field path clients see starts after it.
+_SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+def install(app: FastAPI, *, request_timeout_s: float, max_body_bytes: int = 1 << 20) -> None:
+    """Add the middleware and error handlers to ``app``; call once, before it serves.
+
+    ``request_timeout_s`` is each request's deadline, passed on to the gRPC calls it makes.
+    """
+    app.add_middleware(Recovery, request_timeout_s=request_timeout_s, max_body_bytes=max_body_bytes)
+    for handled in (TidingsError, RequestValidationError, HTTPException):
+        app.add_exception_handler(handled, _render)
+
+
+class Recovery:
+    """Pure ASGI (so the deadline's context variable reaches the endpoint): deadline, body bound, last resort."""
+
+    def __init__(self, app: ASGIApp, *, request_timeout_s: float, max_body_bytes: int) -> None:
+        self._app = app
+        self._request_timeout_s = request_timeout_s
+        self._max_body_bytes = max_body_bytes
+        self._log = log.get("http")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self._max_body_bytes:
+            await _json(self._too_large())(scope, receive, send)
+            return
+
+        received = 0
+        started = False
+
+        async def receive_bounded() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self._max_body_bytes:
+                raise self._too_large()
+            return message
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        with deadline.scope(self._request_timeout_s):
+            try:
+                await self._app(scope, receive_bounded, send_tracked)
+            except Exception:
+                self._log.error(
+                    "unhandled error in HTTP handler",
+                    exc_info=True,
+                    http_method=scope["method"],
+                    url_path=scope["path"],
+                )
+                if started:
+                    raise  # too late for an error body: let the server cut the response short
+                await _json(errors.common.internal("internal error"))(scope, receive, send)
+
+    def _too_large(self) -> TidingsError:
+        return errors.invalid_fields([FieldViolation("body", f"must be at most {self._max_body_bytes} bytes")])
+
+
+async def _render(request: Request, exc: Exception) -> JSONResponse:
+    return _json(_as_error(request, exc))
+
+
+def _json(error: TidingsError) -> JSONResponse:
+    return JSONResponse(to_http_body(error, trace.current_trace_id()), status_code=error.code)
+
+
+def _as_error(request: Request, exc: Exception) -> TidingsError:
+    if isinstance(exc, TidingsError):
+        return exc
+    if isinstance(exc, RequestValidationError):
+        return errors.invalid_fields([_violation(error) for error in exc.errors()])
+    return _from_http_exception(request, cast(HTTPException, exc))
+
+
+def _violation(error: dict[str, object]) -> FieldViolation:
+    """One of FastAPI's validation errors as a field violation: ``("body", "member_ids", 3)`` -> ``member_ids.3``."""
+    location = [str(part) for part in cast(tuple[object, ...], error["loc"])]
+    if error["type"] == "json_invalid":
+        location = ["body"]  # the rest of its location is a character offset, not a field
+    elif len(location) > 1 and location[0] in _SOURCES:
+        location = location[1:]
+    return FieldViolation(".".join(location), str(error["msg"]))
+
+
+def _from_http_exception(request: Request, exc: HTTPException) -> TidingsError:
+    if isinstance(exc.__cause__, TidingsError):
+        return exc.__cause__  # raised while FastAPI read the body (it wraps such errors in a 400)
+    if exc.status_code in (404, 405) and exc.detail == http.HTTPStatus(exc.status_code).phrase:
+        # No route has this method and path (Kratos answers both as 404 too).
+        return errors.common.not_found(f"no route for {request.method} {request.url.path}")
+    return errors.reason_for_code(exc.status_code).error(str(exc.detail))
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
