@@ -38,6 +38,9 @@ class ModuleConf(_Section):
 
     http: Listen
     grpc: Listen | None = None
+    # Where other modules reach this one's gRPC server (``host:port``; a DNS name behind a load balancer in
+    # production). Defaults to the ``grpc`` listen address, which suits one machine.
+    dial: str | None = None
     # The deadline of a request that brings none (every HTTP request; a gRPC call without one), passed on as the
     # timeout of the calls it makes.
     request_timeout_s: float = Field(default=10.0, gt=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 
+import grpc
 import redis.asyncio as redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,6 +20,7 @@ from tidings.pkg.bus.factory import create_bus
 from tidings.pkg.conf import Settings
 from tidings.pkg.health import Check
 from tidings.pkg.idgen import IdGenerator, SQLWorkerLease
+from tidings.pkg.middleware.grpc import client_interceptors
 
 
 class Infra:
@@ -29,6 +31,7 @@ class Infra:
         self._idgen: IdGenerator | None = None
         self._bus: EventBus | None = None
         self._redis: redis.Redis | None = None
+        self._channels: dict[str, grpc.aio.Channel] = {}
 
     async def engine(self) -> AsyncEngine:
         """The database engine, reachable and (if configured) migrated, or ``DatabaseUnavailable``."""
@@ -90,11 +93,25 @@ class Infra:
 
         return Check("redis", probe)
 
+    def channel(self, module: str) -> grpc.aio.Channel:
+        """One shared gRPC channel to ``module`` (``account``, ``chat``, ``bff``): errors come back as
+        ``TidingsError`` and every call carries the time its caller has left."""
+        if module not in self._channels:
+            conf = getattr(self.settings.modules, module)
+            target = conf.dial or (conf.grpc.address if conf.grpc is not None else None)
+            if target is None:
+                raise RuntimeError(f"modules.{module} has no gRPC address to dial")
+            self._channels[module] = grpc.aio.insecure_channel(target, interceptors=client_interceptors())
+        return self._channels[module]
+
     def resources(self) -> list[Server]:
         """What must run before any server takes a call and stop after the last one drained."""
         return [self._idgen] if self._idgen is not None else []
 
     async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()
         if self._bus is not None:
             await self._bus.close()
             self._bus = None

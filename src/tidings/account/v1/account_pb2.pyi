@@ -566,3 +566,44 @@ class UnblockUserResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UnblockUserResponse: _TypeAlias = UnblockUserResponse  # noqa: Y015
+
+@_typing.final
+class CheckBlockedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    OTHER_USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    other_user_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        other_user_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["other_user_id", b"other_user_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckBlockedRequest: _TypeAlias = CheckBlockedRequest  # noqa: Y015
+
+@_typing.final
+class CheckBlockedResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BLOCKED_FIELD_NUMBER: _builtins.int
+    blocked: _builtins.bool
+    def __init__(
+        self,
+        *,
+        blocked: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked", b"blocked"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckBlockedResponse: _TypeAlias = CheckBlockedResponse  # noqa: Y015

@@ -91,6 +91,11 @@ class AccountServiceStub:
                 request_serializer=tidings_dot_account_dot_v1_dot_account__pb2.UnblockUserRequest.SerializeToString,
                 response_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.UnblockUserResponse.FromString,
                 _registered_method=True)
+        self.CheckBlocked = channel.unary_unary(
+                '/tidings.account.v1.AccountService/CheckBlocked',
+                request_serializer=tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedRequest.SerializeToString,
+                response_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedResponse.FromString,
+                _registered_method=True)
 
 
 class AccountServiceServicer:
@@ -176,6 +181,13 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckBlocked(self, request, context):
+        """Whether either user blocked the other: chat refuses direct messages between such a pair.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -233,6 +245,11 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.UnblockUser,
                     request_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.UnblockUserRequest.FromString,
                     response_serializer=tidings_dot_account_dot_v1_dot_account__pb2.UnblockUserResponse.SerializeToString,
+            ),
+            'CheckBlocked': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckBlocked,
+                    request_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedRequest.FromString,
+                    response_serializer=tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -534,6 +551,33 @@ class AccountService:
             '/tidings.account.v1.AccountService/UnblockUser',
             tidings_dot_account_dot_v1_dot_account__pb2.UnblockUserRequest.SerializeToString,
             tidings_dot_account_dot_v1_dot_account__pb2.UnblockUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckBlocked(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tidings.account.v1.AccountService/CheckBlocked',
+            tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedRequest.SerializeToString,
+            tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,8 @@ class AccountServiceStub:
     """The blocked user can no longer start or write to a direct conversation with the blocker. Idempotent."""
     UnblockUser: _grpc.UnaryUnaryMultiCallable[_account_pb2.UnblockUserRequest, _account_pb2.UnblockUserResponse]
     """Idempotent."""
+    CheckBlocked: _grpc.UnaryUnaryMultiCallable[_account_pb2.CheckBlockedRequest, _account_pb2.CheckBlockedResponse]
+    """Whether either user blocked the other: chat refuses direct messages between such a pair."""
 
 @_typing.type_check_only
 class AccountServiceAsyncStub(AccountServiceStub):
@@ -91,6 +93,8 @@ class AccountServiceAsyncStub(AccountServiceStub):
     """The blocked user can no longer start or write to a direct conversation with the blocker. Idempotent."""
     UnblockUser: _aio.UnaryUnaryMultiCallable[_account_pb2.UnblockUserRequest, _account_pb2.UnblockUserResponse]  # type: ignore[assignment]
     """Idempotent."""
+    CheckBlocked: _aio.UnaryUnaryMultiCallable[_account_pb2.CheckBlockedRequest, _account_pb2.CheckBlockedResponse]  # type: ignore[assignment]
+    """Whether either user blocked the other: chat refuses direct messages between such a pair."""
 
 class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
     """Users, credentials, tokens, profiles and blocks. Only the bff (and admin) call it; the bff authenticates the
@@ -186,5 +190,13 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_account_pb2.UnblockUserResponse, _abc.Awaitable[_account_pb2.UnblockUserResponse]]:
         """Idempotent."""
+
+    @_abc_1.abstractmethod
+    def CheckBlocked(
+        self,
+        request: _account_pb2.CheckBlockedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.CheckBlockedResponse, _abc.Awaitable[_account_pb2.CheckBlockedResponse]]:
+        """Whether either user blocked the other: chat refuses direct messages between such a pair."""
 
 def add_AccountServiceServicer_to_server(servicer: AccountServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
