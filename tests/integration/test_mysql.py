@@ -19,7 +19,7 @@ async def test_migrations_apply_revert_and_reapply_on_mariadb(mysql_url: str) ->
         async with engine.connect() as conn:
             assert "worker_leases" in await conn.run_sync(lambda sync: inspect(sync).get_table_names())
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-        assert version == "0001"
+        assert version == "0002"
         await db.downgrade(mysql_url, "base")
         async with engine.connect() as conn:
             assert "worker_leases" not in await conn.run_sync(lambda sync: inspect(sync).get_table_names())

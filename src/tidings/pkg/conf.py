@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -98,6 +98,14 @@ class IdGenConf(_Section):
     lease_ttl_s: float = Field(default=30.0, gt=1)
 
 
+class AuthConf(_Section):
+    # Signs access tokens; at least 32 characters. Set it from the environment (TIDINGS_AUTH__JWT_SECRET)
+    # anywhere but on a developer's machine. The account service refuses to start without it.
+    jwt_secret: SecretStr | None = Field(default=None, min_length=32)
+    access_ttl_s: int = Field(default=900, ge=30, le=86_400)
+    refresh_ttl_s: int = Field(default=30 * 86_400, ge=60)
+
+
 class AppConf(_Section):
     name: str = "tidings"
     env: str = "dev"
@@ -123,6 +131,7 @@ class Settings(BaseSettings):
     bus: BusConf = BusConf()
     search: SearchConf = SearchConf()
     idgen: IdGenConf = IdGenConf()
+    auth: AuthConf = AuthConf()
 
     @classmethod
     def settings_customise_sources(
@@ -164,5 +173,6 @@ def _describe(exc: ValidationError) -> str:
         if error["type"] == "extra_forbidden":
             problems.append(f"{key}: unknown key")
         else:
-            problems.append(f"{key}: {error['msg']} (got {error.get('input')!r})")
+            shown = "" if "secret" in key or "url" in key else f" (got {error.get('input')!r})"
+            problems.append(f"{key}: {error['msg']}{shown}")
     return "invalid config: " + "; ".join(problems)

@@ -2,11 +2,46 @@
 
 from __future__ import annotations
 
+import time
+
+from tidings.account.v1 import account_pb2, account_pb2_grpc
 from tidings.pkg import module
 from tidings.pkg.app import Module
 from tidings.pkg.infra import Infra
+from tidings.service.account.biz.auth import Auth, AuthPolicy
+from tidings.service.account.biz.profiles import Profiles
+from tidings.service.account.data.repos import SQLBlockRepo, SQLRefreshTokenRepo, SQLUserRepo
+from tidings.service.account.data.security import Argon2Hasher, JWTCodec
+from tidings.service.account.service.account import AccountService
+
+
+class WallClock:
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
 
 
 async def wire(infra: Infra) -> Module:
-    await infra.idgen()
-    return module.grpc_service("account", infra.settings.modules.account, [infra.database_check()])
+    settings = infra.settings
+    if settings.auth.jwt_secret is None:
+        raise ValueError("auth.jwt_secret must be set for the account service (TIDINGS_AUTH__JWT_SECRET)")
+    engine = await infra.engine()
+    clock = WallClock()
+    users = SQLUserRepo(engine)
+    auth = Auth(
+        users,
+        SQLRefreshTokenRepo(engine),
+        Argon2Hasher(),
+        JWTCodec(settings.auth.jwt_secret.get_secret_value()),
+        await infra.idgen(),
+        clock,
+        AuthPolicy(access_ttl_s=settings.auth.access_ttl_s, refresh_ttl_s=settings.auth.refresh_ttl_s),
+    )
+    servicer = AccountService(auth, Profiles(users, SQLBlockRepo(engine), clock))
+    service_name = account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name
+    return module.grpc_service(
+        "account",
+        settings.modules.account,
+        [infra.database_check()],
+        registrars=[lambda server: account_pb2_grpc.add_AccountServiceServicer_to_server(servicer, server)],
+        service_names=[service_name],
+    )

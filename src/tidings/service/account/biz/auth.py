@@ -1,0 +1,171 @@
+"""Sign-up, sign-in and tokens: short-lived access tokens, rotating refresh tokens, revocation on ban."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from tidings.pkg import errors
+from tidings.service.account.biz import user as rules
+from tidings.service.account.biz.ports import (
+    AccessClaims,
+    Clock,
+    IdGen,
+    PasswordHasher,
+    RefreshToken,
+    RefreshTokenRepo,
+    TokenCodec,
+    TokenExpired,
+    UsernameTaken,
+    UserRepo,
+)
+from tidings.service.account.biz.user import Account, User
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a successful sign-in hands the client."""
+
+    user: User
+    access_token: str
+    refresh_token: str
+    expires_in_s: int
+
+
+@dataclass(frozen=True)
+class AuthPolicy:
+    access_ttl_s: int = 900
+    refresh_ttl_s: int = 30 * 24 * 3600
+
+
+class Auth:
+    def __init__(
+        self,
+        users: UserRepo,
+        refresh_tokens: RefreshTokenRepo,
+        hasher: PasswordHasher,
+        codec: TokenCodec,
+        ids: IdGen,
+        clock: Clock,
+        policy: AuthPolicy,
+    ) -> None:
+        self._users = users
+        self._refresh = refresh_tokens
+        self._hasher = hasher
+        self._codec = codec
+        self._ids = ids
+        self._clock = clock
+        self._policy = policy
+        self._dummy_hash: str | None = None
+
+    async def register(self, username: str, password: str, display_name: str | None) -> Session:
+        username = rules.normalize_username(username)
+        problems = {
+            "username": rules.username_problem(username),
+            "password": rules.password_problem(password),
+        }
+        if display_name is not None:
+            problems |= rules.profile_problems(rules.ProfileChange(display_name=display_name))
+        errors.raise_for_fields({field: why for field, why in problems.items() if why})
+        now = self._clock.now_ms()
+        user = User(
+            id=self._ids.next_id(),
+            username=username,
+            display_name=display_name or username,
+            bio="",
+            avatar_url="",
+            created_at_ms=now,
+        )
+        account = Account(user, await self._hasher.hash(password), banned=False, tokens_valid_after_ms=0)
+        try:
+            await self._users.create(account)
+        except UsernameTaken:
+            raise errors.account.username_taken("that username is taken", username=username) from None
+        return await self._start_session(user, family_id=None)
+
+    async def login(self, username: str, password: str) -> Session:
+        account = await self._users.get_by_username(rules.normalize_username(username))
+        if account is None:
+            # Spend the same time as a wrong password, so timing does not tell which usernames exist.
+            await self._hasher.verify(await self._dummy(), password)
+            raise errors.account.invalid_credentials("wrong username or password")
+        if not await self._hasher.verify(account.password_hash, password):
+            raise errors.account.invalid_credentials("wrong username or password")
+        if account.banned:
+            raise errors.account.user_banned("this account is suspended")
+        return await self._start_session(account.user, family_id=None)
+
+    async def refresh(self, refresh_token: str) -> Session:
+        token_id, secret = _parse_refresh(refresh_token)
+        now = self._clock.now_ms()
+        stored = await self._refresh.get(token_id) if token_id is not None else None
+        if stored is None or not hmac.compare_digest(stored.secret_hash, _digest(secret)):
+            raise errors.account.token_invalid("refresh token is not valid")
+        if stored.expires_at_ms <= now:
+            raise errors.account.token_expired("refresh token expired; sign in again")
+        if not await self._refresh.spend(stored.id, now):
+            # A spent token came back: someone holds a copy. End every session of this login.
+            await self._refresh.revoke_family(stored.family_id, now)
+            raise errors.account.token_revoked("refresh token was already used; sign in again")
+        account = await self._users.get(stored.user_id)
+        if account is None or account.banned:
+            raise errors.account.token_revoked("this account can no longer sign in")
+        return await self._start_session(account.user, family_id=stored.family_id)
+
+    async def verify(self, access_token: str) -> AccessClaims:
+        """The token's claims if it is genuine, unexpired and not revoked by a ban since it was issued."""
+        now = self._clock.now_ms()
+        try:
+            claims = self._codec.decode(access_token, now)
+        except TokenExpired:
+            raise errors.account.token_expired("access token expired; refresh it") from None
+        except Exception:
+            raise errors.account.token_invalid("access token is not valid") from None
+        account = await self._users.get(claims.user_id)
+        if account is None or account.banned or claims.issued_at_ms < account.tokens_valid_after_ms:
+            raise errors.account.token_revoked("access token was revoked")
+        return claims
+
+    async def revoke_all(self, user_id: int, *, ban: bool = False) -> int:
+        """End every session of the user at once ("log out everywhere"); ``ban`` also stops new sign-ins.
+        Returns the instant before which tokens no longer count."""
+        now = self._clock.now_ms()
+        if not await self._users.revoke_tokens(user_id, now, ban=ban):
+            raise errors.account.user_not_found("no such user", user_id=str(user_id))
+        await self._refresh.revoke_user(user_id, now)
+        return now + 1
+
+    async def _start_session(self, user: User, family_id: int | None) -> Session:
+        now = self._clock.now_ms()
+        token_id = self._ids.next_id()
+        secret = secrets.token_urlsafe(32)
+        await self._refresh.add(
+            RefreshToken(
+                id=token_id,
+                user_id=user.id,
+                family_id=family_id or token_id,
+                secret_hash=_digest(secret),
+                expires_at_ms=now + self._policy.refresh_ttl_s * 1000,
+            )
+        )
+        access = self._codec.encode(
+            AccessClaims(user_id=user.id, issued_at_ms=now, expires_at_ms=now + self._policy.access_ttl_s * 1000)
+        )
+        return Session(user, access, f"{token_id}.{secret}", self._policy.access_ttl_s)
+
+    async def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = await self._hasher.hash(secrets.token_urlsafe(16))
+        return self._dummy_hash
+
+
+def _digest(secret: str) -> str:
+    # Refresh secrets are 256 random bits: a fast hash is enough, unlike passwords.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _parse_refresh(token: str) -> tuple[int | None, str]:
+    token_id, _, secret = token.partition(".")
+    return (int(token_id) if token_id.isdigit() and len(token_id) <= 19 else None), secret

@@ -1,0 +1,101 @@
+"""What the account use cases need from the outside world; ``data/`` implements each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from tidings.service.account.biz.user import Account, ProfileChange, User
+
+
+class UsernameTaken(Exception):
+    """The store refused a second user with this username."""
+
+
+class UserRepo(Protocol):
+    async def create(self, account: Account) -> None:
+        """Store a new account; raise ``UsernameTaken`` if the username exists."""
+
+    async def get(self, user_id: int) -> Account | None: ...
+
+    async def get_by_username(self, username: str) -> Account | None: ...
+
+    async def get_many(self, user_ids: list[int]) -> list[User]:
+        """The users that exist among ``user_ids``, in no particular order."""
+
+    async def update_profile(self, user_id: int, change: ProfileChange, now_ms: int) -> User | None: ...
+
+    async def search(self, query: str, limit: int) -> list[User]:
+        """Users whose username starts with, or whose display name contains, ``query``."""
+
+    async def revoke_tokens(self, user_id: int, now_ms: int, *, ban: bool) -> bool:
+        """Invalidate every access token issued until now (and mark banned if ``ban``); False if no such user."""
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    id: int
+    user_id: int
+    # Every token descending from one login shares a family: reuse of a spent token revokes the family.
+    family_id: int
+    secret_hash: str
+    expires_at_ms: int
+
+
+class RefreshTokenRepo(Protocol):
+    async def add(self, token: RefreshToken) -> None: ...
+
+    async def get(self, token_id: int) -> RefreshToken | None: ...
+
+    async def spend(self, token_id: int, now_ms: int) -> bool:
+        """Mark the token used, once: True for the first caller, False if it was spent or revoked."""
+
+    async def revoke_family(self, family_id: int, now_ms: int) -> None: ...
+
+    async def revoke_user(self, user_id: int, now_ms: int) -> None: ...
+
+
+class BlockRepo(Protocol):
+    async def block(self, blocker_id: int, blocked_id: int, now_ms: int) -> None: ...
+
+    async def unblock(self, blocker_id: int, blocked_id: int) -> None: ...
+
+    async def blocked_either_way(self, user_a: int, user_b: int) -> bool: ...
+
+
+class PasswordHasher(Protocol):
+    async def hash(self, password: str) -> str: ...
+
+    async def verify(self, password_hash: str, password: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: int
+    issued_at_ms: int
+    expires_at_ms: int
+
+
+class TokenCodec(Protocol):
+    """Signs and checks access tokens (JWT); says nothing about revocation, which the use case checks."""
+
+    def encode(self, claims: AccessClaims) -> str: ...
+
+    def decode(self, token: str, now_ms: int) -> AccessClaims:
+        """The claims, or ``TokenExpired`` / ``TokenInvalid``."""
+
+
+class TokenExpired(Exception):
+    pass
+
+
+class TokenInvalid(Exception):
+    pass
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int: ...
+
+
+class IdGen(Protocol):
+    def next_id(self) -> int: ...

@@ -1,0 +1,204 @@
+"""SQLAlchemy repositories of the account service (SQLite and MySQL alike)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tidings.service.account.biz.ports import RefreshToken, UsernameTaken
+from tidings.service.account.biz.user import Account, ProfileChange, User
+from tidings.service.account.data.tables import blocks, refresh_tokens, users
+
+_PUBLIC = (
+    users.c.id,
+    users.c.username,
+    users.c.display_name,
+    users.c.bio,
+    users.c.avatar_url,
+    users.c.created_at_ms,
+)
+
+
+def _user(row: Any) -> User:
+    return User(
+        id=row.id,
+        username=row.username,
+        display_name=row.display_name,
+        bio=row.bio,
+        avatar_url=row.avatar_url,
+        created_at_ms=row.created_at_ms,
+    )
+
+
+def _account(row: Any) -> Account:
+    return Account(_user(row), row.password_hash, bool(row.banned), row.tokens_valid_after_ms)
+
+
+class SQLUserRepo:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(self, account: Account) -> None:
+        user = account.user
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    insert(users).values(
+                        id=user.id,
+                        username=user.username,
+                        display_name=user.display_name,
+                        bio=user.bio,
+                        avatar_url=user.avatar_url,
+                        password_hash=account.password_hash,
+                        banned=account.banned,
+                        tokens_valid_after_ms=account.tokens_valid_after_ms,
+                        created_at_ms=user.created_at_ms,
+                        updated_at_ms=user.created_at_ms,
+                    )
+                )
+        except IntegrityError:
+            raise UsernameTaken(user.username) from None
+
+    async def get(self, user_id: int) -> Account | None:
+        return await self._one(users.c.id == user_id)
+
+    async def get_by_username(self, username: str) -> Account | None:
+        return await self._one(users.c.username == username)
+
+    async def _one(self, condition: Any) -> Account | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(users).where(condition))).first()
+        return _account(row) if row is not None else None
+
+    async def get_many(self, user_ids: list[int]) -> list[User]:
+        if not user_ids:
+            return []
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(*_PUBLIC).where(users.c.id.in_(user_ids)))).all()
+        return [_user(row) for row in rows]
+
+    async def update_profile(self, user_id: int, change: ProfileChange, now_ms: int) -> User | None:
+        values = {
+            name: value
+            for name, value in (
+                ("display_name", change.display_name),
+                ("bio", change.bio),
+                ("avatar_url", change.avatar_url),
+            )
+            if value is not None
+        }
+        async with self._engine.begin() as conn:
+            await conn.execute(update(users).where(users.c.id == user_id).values(**values, updated_at_ms=now_ms))
+            row = (await conn.execute(select(*_PUBLIC).where(users.c.id == user_id))).first()
+        return _user(row) if row is not None else None
+
+    async def search(self, query: str, limit: int) -> list[User]:
+        pattern = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        condition = or_(
+            users.c.username.like(f"{pattern}%", escape="\\"),
+            users.c.display_name.like(f"%{pattern}%", escape="\\"),
+        )
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(*_PUBLIC).where(condition, users.c.banned.is_(False)).order_by(users.c.username).limit(limit)
+                )
+            ).all()
+        return [_user(row) for row in rows]
+
+    async def revoke_tokens(self, user_id: int, now_ms: int, *, ban: bool) -> bool:
+        values: dict[str, Any] = {"tokens_valid_after_ms": now_ms + 1, "updated_at_ms": now_ms}
+        if ban:
+            values["banned"] = True
+        async with self._engine.begin() as conn:
+            result = await conn.execute(update(users).where(users.c.id == user_id).values(**values))
+        return result.rowcount == 1
+
+
+class SQLRefreshTokenRepo:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def add(self, token: RefreshToken) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(refresh_tokens).values(
+                    id=token.id,
+                    user_id=token.user_id,
+                    family_id=token.family_id,
+                    secret_hash=token.secret_hash,
+                    expires_at_ms=token.expires_at_ms,
+                )
+            )
+
+    async def get(self, token_id: int) -> RefreshToken | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(refresh_tokens).where(
+                        refresh_tokens.c.id == token_id, refresh_tokens.c.revoked_at_ms.is_(None)
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        return RefreshToken(row.id, row.user_id, row.family_id, row.secret_hash, row.expires_at_ms)
+
+    async def spend(self, token_id: int, now_ms: int) -> bool:
+        # The conditional update is the lock: of two racing refreshes with one token, exactly one wins.
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(refresh_tokens)
+                .where(
+                    refresh_tokens.c.id == token_id,
+                    refresh_tokens.c.spent_at_ms.is_(None),
+                    refresh_tokens.c.revoked_at_ms.is_(None),
+                )
+                .values(spent_at_ms=now_ms)
+            )
+        return result.rowcount == 1
+
+    async def revoke_family(self, family_id: int, now_ms: int) -> None:
+        await self._revoke(refresh_tokens.c.family_id == family_id, now_ms)
+
+    async def revoke_user(self, user_id: int, now_ms: int) -> None:
+        await self._revoke(refresh_tokens.c.user_id == user_id, now_ms)
+
+    async def _revoke(self, condition: Any, now_ms: int) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(refresh_tokens)
+                .where(condition, refresh_tokens.c.revoked_at_ms.is_(None))
+                .values(revoked_at_ms=now_ms)
+            )
+
+
+class SQLBlockRepo:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def block(self, blocker_id: int, blocked_id: int, now_ms: int) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    insert(blocks).values(blocker_id=blocker_id, blocked_id=blocked_id, created_at_ms=now_ms)
+                )
+        except IntegrityError:
+            return  # already blocked: blocking is idempotent
+
+    async def unblock(self, blocker_id: int, blocked_id: int) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                blocks.delete().where(blocks.c.blocker_id == blocker_id, blocks.c.blocked_id == blocked_id)
+            )
+
+    async def blocked_either_way(self, user_a: int, user_b: int) -> bool:
+        condition = or_(
+            and_(blocks.c.blocker_id == user_a, blocks.c.blocked_id == user_b),
+            and_(blocks.c.blocker_id == user_b, blocks.c.blocked_id == user_a),
+        )
+        async with self._engine.connect() as conn:
+            return (await conn.execute(select(blocks.c.blocker_id).where(condition).limit(1))).first() is not None

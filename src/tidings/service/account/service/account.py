@@ -1,0 +1,91 @@
+"""The AccountService servicer: protobuf in, use case, protobuf out. No logic lives here."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import grpc
+
+from tidings.account.v1 import account_pb2 as pb
+from tidings.account.v1 import account_pb2_grpc as pb_grpc
+from tidings.pkg.pbtime import timestamp
+from tidings.service.account.biz.auth import Auth, Session
+from tidings.service.account.biz.profiles import Profiles
+from tidings.service.account.biz.user import ProfileChange, User
+
+Context: TypeAlias = grpc.aio.ServicerContext
+
+
+def user_pb(user: User) -> pb.User:
+    return pb.User(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        bio=user.bio,
+        avatar_url=user.avatar_url,
+        created_at=timestamp(user.created_at_ms),
+    )
+
+
+def _grant(session: Session) -> pb.AuthGrant:
+    return pb.AuthGrant(
+        user=user_pb(session.user),
+        access_token=session.access_token,
+        refresh_token=session.refresh_token,
+        expires_in=session.expires_in_s,
+    )
+
+
+class AccountService(pb_grpc.AccountServiceServicer):
+    def __init__(self, auth: Auth, profiles: Profiles) -> None:
+        self._auth = auth
+        self._profiles = profiles
+
+    async def Register(self, request: pb.RegisterRequest, context: Context) -> pb.RegisterResponse:
+        session = await self._auth.register(request.username, request.password, request.display_name or None)
+        return pb.RegisterResponse(grant=_grant(session))
+
+    async def Login(self, request: pb.LoginRequest, context: Context) -> pb.LoginResponse:
+        return pb.LoginResponse(grant=_grant(await self._auth.login(request.username, request.password)))
+
+    async def Refresh(self, request: pb.RefreshRequest, context: Context) -> pb.RefreshResponse:
+        return pb.RefreshResponse(grant=_grant(await self._auth.refresh(request.refresh_token)))
+
+    async def VerifyToken(self, request: pb.VerifyTokenRequest, context: Context) -> pb.VerifyTokenResponse:
+        claims = await self._auth.verify(request.access_token)
+        return pb.VerifyTokenResponse(user_id=claims.user_id, expires_at=timestamp(claims.expires_at_ms))
+
+    async def RevokeTokens(self, request: pb.RevokeTokensRequest, context: Context) -> pb.RevokeTokensResponse:
+        revoked_before = await self._auth.revoke_all(request.user_id)
+        return pb.RevokeTokensResponse(revoked_before=timestamp(revoked_before))
+
+    async def GetUser(self, request: pb.GetUserRequest, context: Context) -> pb.GetUserResponse:
+        return pb.GetUserResponse(user=user_pb(await self._profiles.get(request.user_id)))
+
+    async def BatchGetUsers(self, request: pb.BatchGetUsersRequest, context: Context) -> pb.BatchGetUsersResponse:
+        users = await self._profiles.get_many(list(request.user_ids))
+        return pb.BatchGetUsersResponse(users=[user_pb(user) for user in users])
+
+    async def UpdateProfile(self, request: pb.UpdateProfileRequest, context: Context) -> pb.UpdateProfileResponse:
+        change = ProfileChange(
+            display_name=request.display_name if request.HasField("display_name") else None,
+            bio=request.bio if request.HasField("bio") else None,
+            avatar_url=request.avatar_url if request.HasField("avatar_url") else None,
+        )
+        return pb.UpdateProfileResponse(user=user_pb(await self._profiles.update(request.user_id, change)))
+
+    async def SearchUsers(self, request: pb.SearchUsersRequest, context: Context) -> pb.SearchUsersResponse:
+        users = await self._profiles.search(request.query, request.limit or 20)
+        return pb.SearchUsersResponse(users=[user_pb(user) for user in users])
+
+    async def BlockUser(self, request: pb.BlockUserRequest, context: Context) -> pb.BlockUserResponse:
+        await self._profiles.block(request.user_id, request.blocked_user_id)
+        return pb.BlockUserResponse()
+
+    async def UnblockUser(self, request: pb.UnblockUserRequest, context: Context) -> pb.UnblockUserResponse:
+        await self._profiles.unblock(request.user_id, request.blocked_user_id)
+        return pb.UnblockUserResponse()
+
+    async def CheckBlocked(self, request: pb.CheckBlockedRequest, context: Context) -> pb.CheckBlockedResponse:
+        blocked = await self._profiles.blocked_either_way(request.user_id, request.other_user_id)
+        return pb.CheckBlockedResponse(blocked=blocked)

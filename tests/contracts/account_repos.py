@@ -1,0 +1,85 @@
+"""What every adapter of the account ports must do; run on SQLite (unit) and MariaDB (integration).
+
+A subclass provides an ``engine`` fixture whose database is migrated and empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tidings.service.account.biz.ports import RefreshToken, UsernameTaken
+from tidings.service.account.biz.user import Account, ProfileChange, User
+from tidings.service.account.data.repos import SQLBlockRepo, SQLRefreshTokenRepo, SQLUserRepo
+
+
+def account(user_id: int, username: str, display_name: str = "") -> Account:
+    user = User(user_id, username, display_name or username, "", "", 1_000)
+    return Account(user, "hash", banned=False, tokens_valid_after_ms=0)
+
+
+class AccountReposContract:
+    async def test_users_are_stored_found_and_unique_by_username(self, engine: AsyncEngine) -> None:
+        users = SQLUserRepo(engine)
+        await users.create(account(1, "alice", "Alice Liddell"))
+        found = await users.get_by_username("alice")
+        assert found is not None
+        assert found.user.display_name == "Alice Liddell"
+        with pytest.raises(UsernameTaken):
+            await users.create(account(2, "alice"))
+        assert await users.get(2) is None
+
+    async def test_emoji_and_right_to_left_text_survive_a_round_trip(self, engine: AsyncEngine) -> None:
+        users = SQLUserRepo(engine)
+        await users.create(account(1, "alice"))
+        updated = await users.update_profile(1, ProfileChange(display_name="سلام 👋🏽", bio="日本語"), 2_000)
+        assert updated is not None
+        assert (updated.display_name, updated.bio) == ("سلام 👋🏽", "日本語")
+
+    async def test_search_matches_prefixes_and_treats_wildcards_as_text(self, engine: AsyncEngine) -> None:
+        users = SQLUserRepo(engine)
+        await users.create(account(1, "alice", "Alice"))
+        await users.create(account(2, "alfred", "100% Alfred"))
+        await users.create(account(3, "bob", "Bob"))
+        assert [u.username for u in await users.search("al", 10)] == ["alfred", "alice"]
+        assert [u.username for u in await users.search("%", 10)] == ["alfred"]
+        assert [u.username for u in await users.search("_", 10)] == []
+
+    async def test_revoking_tokens_moves_the_validity_instant_and_can_ban(self, engine: AsyncEngine) -> None:
+        users = SQLUserRepo(engine)
+        await users.create(account(1, "alice"))
+        assert await users.revoke_tokens(1, 5_000, ban=False)
+        revoked = await users.get(1)
+        assert revoked is not None
+        assert (revoked.banned, revoked.tokens_valid_after_ms) == (False, 5_001)
+        assert await users.revoke_tokens(1, 6_000, ban=True)
+        banned = await users.get(1)
+        assert banned is not None
+        assert banned.banned
+        assert not await users.revoke_tokens(99, 6_000, ban=True)
+
+    async def test_a_refresh_token_is_spent_exactly_once_under_a_race(self, engine: AsyncEngine) -> None:
+        tokens = SQLRefreshTokenRepo(engine)
+        await tokens.add(RefreshToken(10, 1, 10, "h", 9_999_999))
+        results = await asyncio.gather(*(tokens.spend(10, 1_000) for _ in range(8)))
+        assert sorted(results) == [False] * 7 + [True]
+
+    async def test_revoking_a_family_hides_its_tokens(self, engine: AsyncEngine) -> None:
+        tokens = SQLRefreshTokenRepo(engine)
+        await tokens.add(RefreshToken(10, 1, 10, "h", 9_999_999))
+        await tokens.add(RefreshToken(11, 1, 10, "h", 9_999_999))
+        await tokens.add(RefreshToken(12, 1, 12, "h", 9_999_999))
+        await tokens.revoke_family(10, 1_000)
+        assert await tokens.get(10) is None
+        assert await tokens.get(11) is None
+        assert await tokens.get(12) is not None
+
+    async def test_blocks_are_idempotent_and_seen_both_ways(self, engine: AsyncEngine) -> None:
+        blocks = SQLBlockRepo(engine)
+        await blocks.block(1, 2, 1_000)
+        await blocks.block(1, 2, 1_001)
+        assert await blocks.blocked_either_way(2, 1)
+        await blocks.unblock(1, 2)
+        assert not await blocks.blocked_either_way(1, 2)

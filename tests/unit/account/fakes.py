@@ -1,0 +1,131 @@
+"""In-memory fakes of the account ports, for fast use-case tests."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+from tidings.service.account.biz.ports import AccessClaims, RefreshToken, TokenExpired, TokenInvalid, UsernameTaken
+from tidings.service.account.biz.user import Account, ProfileChange, User
+
+
+class FakeClock:
+    def __init__(self, now_ms: int = 1_800_000_000_000) -> None:
+        self.now = now_ms
+
+    def now_ms(self) -> int:
+        return self.now
+
+
+class FakeIds:
+    def __init__(self) -> None:
+        self._next = itertools.count(1000)
+
+    def next_id(self) -> int:
+        return next(self._next)
+
+
+class FakeUsers:
+    def __init__(self) -> None:
+        self.accounts: dict[int, Account] = {}
+
+    async def create(self, account: Account) -> None:
+        if any(a.user.username == account.user.username for a in self.accounts.values()):
+            raise UsernameTaken(account.user.username)
+        self.accounts[account.user.id] = account
+
+    async def get(self, user_id: int) -> Account | None:
+        return self.accounts.get(user_id)
+
+    async def get_by_username(self, username: str) -> Account | None:
+        return next((a for a in self.accounts.values() if a.user.username == username), None)
+
+    async def get_many(self, user_ids: list[int]) -> list[User]:
+        return [self.accounts[i].user for i in user_ids if i in self.accounts]
+
+    async def update_profile(self, user_id: int, change: ProfileChange, now_ms: int) -> User | None:
+        account = self.accounts.get(user_id)
+        if account is None:
+            return None
+        fields = {k: v for k, v in vars(change).items() if v is not None}
+        account = replace(account, user=replace(account.user, **fields))
+        self.accounts[user_id] = account
+        return account.user
+
+    async def search(self, query: str, limit: int) -> list[User]:
+        hits = [
+            a.user
+            for a in self.accounts.values()
+            if not a.banned and (a.user.username.startswith(query) or query in a.user.display_name.lower())
+        ]
+        return sorted(hits, key=lambda u: u.username)[:limit]
+
+    async def revoke_tokens(self, user_id: int, now_ms: int, *, ban: bool) -> bool:
+        account = self.accounts.get(user_id)
+        if account is None:
+            return False
+        self.accounts[user_id] = replace(account, banned=account.banned or ban, tokens_valid_after_ms=now_ms + 1)
+        return True
+
+
+class FakeRefreshTokens:
+    def __init__(self) -> None:
+        self.tokens: dict[int, RefreshToken] = {}
+        self.spent: set[int] = set()
+        self.revoked: set[int] = set()
+
+    async def add(self, token: RefreshToken) -> None:
+        self.tokens[token.id] = token
+
+    async def get(self, token_id: int) -> RefreshToken | None:
+        return None if token_id in self.revoked else self.tokens.get(token_id)
+
+    async def spend(self, token_id: int, now_ms: int) -> bool:
+        if token_id in self.spent or token_id in self.revoked:
+            return False
+        self.spent.add(token_id)
+        return True
+
+    async def revoke_family(self, family_id: int, now_ms: int) -> None:
+        self.revoked |= {t.id for t in self.tokens.values() if t.family_id == family_id}
+
+    async def revoke_user(self, user_id: int, now_ms: int) -> None:
+        self.revoked |= {t.id for t in self.tokens.values() if t.user_id == user_id}
+
+
+class FakeBlocks:
+    def __init__(self) -> None:
+        self.pairs: set[tuple[int, int]] = set()
+
+    async def block(self, blocker_id: int, blocked_id: int, now_ms: int) -> None:
+        self.pairs.add((blocker_id, blocked_id))
+
+    async def unblock(self, blocker_id: int, blocked_id: int) -> None:
+        self.pairs.discard((blocker_id, blocked_id))
+
+    async def blocked_either_way(self, user_a: int, user_b: int) -> bool:
+        return (user_a, user_b) in self.pairs or (user_b, user_a) in self.pairs
+
+
+class PlainHasher:
+    """Reversible on purpose: the use cases only need hash/verify to agree."""
+
+    async def hash(self, password: str) -> str:
+        return "plain:" + password
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        return password_hash == "plain:" + password
+
+
+class FakeCodec:
+    def encode(self, claims: AccessClaims) -> str:
+        return f"{claims.user_id}:{claims.issued_at_ms}:{claims.expires_at_ms}"
+
+    def decode(self, token: str, now_ms: int) -> AccessClaims:
+        try:
+            user_id, issued, expires = (int(part) for part in token.split(":"))
+        except ValueError:
+            raise TokenInvalid(token) from None
+        if expires <= now_ms:
+            raise TokenExpired()
+        return AccessClaims(user_id, issued, expires)

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.contracts.account_repos import AccountReposContract
+from tidings.pkg import db
+from tidings.pkg.conf import DatabaseConf
+
+
+class TestSQLiteAccountRepos(AccountReposContract):
+    @pytest.fixture
+    async def engine(self, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'account.db'}"
+        await db.upgrade(url)
+        engine = db.create_engine(DatabaseConf(url=url))
+        yield engine
+        await engine.dispose()
