@@ -1,0 +1,74 @@
+"""What the bff shows clients, independent of the services' wire types: users, conversations, messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    display_name: str
+    bio: str
+    avatar_url: str
+    created_at_ms: int
+
+
+@dataclass(frozen=True)
+class Session:
+    user: User
+    access_token: str
+    refresh_token: str
+    expires_in_s: int
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    conversation_id: int
+    seq: int
+    sender_id: int
+    client_msg_id: str
+    text: str
+    created_at_ms: int
+    recalled: bool
+
+
+class Kind(StrEnum):
+    DIRECT = "direct"
+    GROUP = "group"
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    kind: Kind
+    title: str
+    member_ids: tuple[int, ...]
+    max_seq: int
+    read_seq: int
+    unread_count: int
+    last_message: Message | None
+    updated_at_ms: int
+
+
+@dataclass(frozen=True)
+class Page:
+    messages: list[Message]
+    has_more: bool
+
+
+class Presence(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a client needs to draw its home screen after (re)connecting, in one round trip."""
+
+    me: User
+    conversations: list[Conversation]
+    presence: dict[int, Presence]

@@ -1,0 +1,64 @@
+"""The bff's use cases: authenticate, check paging input, and aggregate several services per screen."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tidings.bff.biz.model import Conversation, Page, Snapshot
+from tidings.bff.biz.ports import AccountRepo, ChatRepo, PresenceRepo
+from tidings.pkg import errors
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+
+
+class Sync:
+    """``GET /v1/sync``: profile, conversations with unread counts and peers' presence, fetched concurrently."""
+
+    def __init__(self, accounts: AccountRepo, chats: ChatRepo, presence: PresenceRepo) -> None:
+        self._accounts = accounts
+        self._chats = chats
+        self._presence = presence
+
+    async def snapshot(self, user_id: int) -> Snapshot:
+        # Like errgroup.WithCancel: the first failure cancels the sibling calls; the request deadline bounds all.
+        async with asyncio.TaskGroup() as group:
+            me = group.create_task(self._accounts.get(user_id))
+            conversations = group.create_task(self._chats.for_user(user_id))
+        peers = {member for conv in conversations.result() for member in conv.member_ids if member != user_id}
+        presence = await self._presence.statuses(sorted(peers))
+        return Snapshot(me.result(), conversations.result(), presence)
+
+
+def page_request(
+    after_seq: int | None, before_seq: int | None, limit: int | None
+) -> tuple[int | None, int | None, int]:
+    """Check history paging input as API.md states it: one direction at most, limit 1-200 (larger is capped)."""
+    if after_seq is not None and before_seq is not None:
+        errors.raise_for_fields({"before_seq": "give after_seq or before_seq, not both"})
+    problems = {}
+    if after_seq is not None and after_seq < 0:
+        problems["after_seq"] = "must be 0 or more"
+    if before_seq is not None and before_seq < 1:
+        problems["before_seq"] = "must be 1 or more"
+    if limit is not None and limit < 1:
+        problems["limit"] = "must be 1 or more"
+    errors.raise_for_fields(problems)
+    return after_seq, before_seq, min(limit or DEFAULT_PAGE, MAX_PAGE)
+
+
+async def history(
+    chats: ChatRepo,
+    user_id: int,
+    conversation_id: int,
+    after_seq: int | None,
+    before_seq: int | None,
+    limit: int | None,
+) -> Page:
+    after, before, size = page_request(after_seq, before_seq, limit)
+    return await chats.history(user_id, conversation_id, after_seq=after, before_seq=before, limit=size)
+
+
+def newest_first(conversations: list[Conversation]) -> list[Conversation]:
+    """API.md's order: by ``updated_at``, then id, descending."""
+    return sorted(conversations, key=lambda conv: (conv.updated_at_ms, conv.id), reverse=True)

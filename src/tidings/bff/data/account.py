@@ -1,0 +1,62 @@
+"""``AccountRepo`` over the account service's gRPC API."""
+
+from __future__ import annotations
+
+import grpc
+
+from tidings.account.v1 import account_pb2 as pb
+from tidings.account.v1 import account_pb2_grpc as pb_grpc
+from tidings.bff.biz.model import Session, User
+from tidings.pkg.pbtime import millis
+
+
+def user(message: pb.User) -> User:
+    return User(
+        id=message.id,
+        username=message.username,
+        display_name=message.display_name,
+        bio=message.bio,
+        avatar_url=message.avatar_url,
+        created_at_ms=millis(message.created_at),
+    )
+
+
+def _session(grant: pb.AuthGrant) -> Session:
+    return Session(user(grant.user), grant.access_token, grant.refresh_token, grant.expires_in)
+
+
+class GrpcAccountRepo:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = pb_grpc.AccountServiceStub(channel)
+
+    async def register(self, username: str, password: str, display_name: str | None) -> Session:
+        request = pb.RegisterRequest(username=username, password=password, display_name=display_name or "")
+        return _session((await self._stub.Register(request)).grant)
+
+    async def login(self, username: str, password: str) -> Session:
+        return _session((await self._stub.Login(pb.LoginRequest(username=username, password=password))).grant)
+
+    async def refresh(self, refresh_token: str) -> Session:
+        return _session((await self._stub.Refresh(pb.RefreshRequest(refresh_token=refresh_token))).grant)
+
+    async def verify(self, access_token: str) -> int:
+        response = await self._stub.VerifyToken(pb.VerifyTokenRequest(access_token=access_token))
+        user_id: int = response.user_id
+        return user_id
+
+    async def get(self, user_id: int) -> User:
+        return user((await self._stub.GetUser(pb.GetUserRequest(user_id=user_id))).user)
+
+    async def get_many(self, user_ids: list[int]) -> list[User]:
+        response = await self._stub.BatchGetUsers(pb.BatchGetUsersRequest(user_ids=user_ids))
+        return [user(message) for message in response.users]
+
+    async def update_profile(
+        self, user_id: int, display_name: str | None, bio: str | None, avatar_url: str | None
+    ) -> User:
+        request = pb.UpdateProfileRequest(user_id=user_id, display_name=display_name, bio=bio, avatar_url=avatar_url)
+        return user((await self._stub.UpdateProfile(request)).user)
+
+    async def search(self, query: str, limit: int) -> list[User]:
+        response = await self._stub.SearchUsers(pb.SearchUsersRequest(query=query, limit=limit))
+        return [user(message) for message in response.users]

@@ -1,0 +1,105 @@
+"""``ChatRepo`` over the chat service's gRPC API."""
+
+from __future__ import annotations
+
+import grpc
+
+from tidings.bff.biz.model import Conversation, Kind, Message, Page
+from tidings.chat.v1 import chat_pb2 as pb
+from tidings.chat.v1 import chat_pb2_grpc as pb_grpc
+from tidings.pkg.pbtime import millis
+
+_KINDS = {pb.CONVERSATION_KIND_DIRECT: Kind.DIRECT, pb.CONVERSATION_KIND_GROUP: Kind.GROUP}
+
+
+def message(m: pb.Message) -> Message:
+    return Message(
+        id=m.id,
+        conversation_id=m.conversation_id,
+        seq=m.seq,
+        sender_id=m.sender_id,
+        client_msg_id=m.client_msg_id,
+        text=m.text,
+        created_at_ms=millis(m.created_at),
+        recalled=m.recalled,
+    )
+
+
+def conversation(c: pb.Conversation) -> Conversation:
+    return Conversation(
+        id=c.id,
+        kind=_KINDS[c.kind],
+        title=c.title,
+        member_ids=tuple(c.member_ids),
+        max_seq=c.max_seq,
+        read_seq=c.read_seq,
+        unread_count=c.unread_count,
+        last_message=message(c.last_message) if c.HasField("last_message") else None,
+        updated_at_ms=millis(c.updated_at),
+    )
+
+
+class GrpcChatRepo:
+    # The API returns a user's conversations in one list; the service pages them.
+    LIST_PAGE = 500
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = pb_grpc.ChatServiceStub(channel)
+
+    async def create_direct(self, user_id: int, peer_id: int) -> tuple[Conversation, bool]:
+        response = await self._stub.CreateDirect(pb.CreateDirectRequest(user_id=user_id, peer_id=peer_id))
+        return conversation(response.conversation), response.created
+
+    async def create_group(self, user_id: int, title: str, member_ids: list[int]) -> Conversation:
+        request = pb.CreateGroupRequest(user_id=user_id, title=title, member_ids=member_ids)
+        return conversation((await self._stub.CreateGroup(request)).conversation)
+
+    async def get(self, user_id: int, conversation_id: int) -> Conversation:
+        request = pb.GetConversationRequest(user_id=user_id, conversation_id=conversation_id)
+        return conversation((await self._stub.GetConversation(request)).conversation)
+
+    async def for_user(self, user_id: int) -> list[Conversation]:
+        found: list[Conversation] = []
+        token = ""
+        while True:
+            request = pb.ListConversationsRequest(user_id=user_id, limit=self.LIST_PAGE, page_token=token)
+            response = await self._stub.ListConversations(request)
+            found.extend(conversation(c) for c in response.conversations)
+            token = response.next_page_token
+            if not token:
+                return found
+
+    async def add_members(self, user_id: int, conversation_id: int, member_ids: list[int]) -> Conversation:
+        request = pb.AddMembersRequest(user_id=user_id, conversation_id=conversation_id, member_ids=member_ids)
+        return conversation((await self._stub.AddMembers(request)).conversation)
+
+    async def remove_member(self, user_id: int, conversation_id: int, member_id: int) -> Conversation:
+        request = pb.RemoveMemberRequest(user_id=user_id, conversation_id=conversation_id, member_id=member_id)
+        return conversation((await self._stub.RemoveMember(request)).conversation)
+
+    async def send(self, user_id: int, conversation_id: int, client_msg_id: str, text: str) -> tuple[Message, bool]:
+        request = pb.SendMessageRequest(
+            conversation_id=conversation_id, sender_id=user_id, client_msg_id=client_msg_id, text=text
+        )
+        response = await self._stub.SendMessage(request)
+        return message(response.message), response.duplicate
+
+    async def history(
+        self, user_id: int, conversation_id: int, *, after_seq: int | None, before_seq: int | None, limit: int
+    ) -> Page:
+        request = pb.ListMessagesRequest(user_id=user_id, conversation_id=conversation_id, limit=limit)
+        if after_seq is not None:
+            request.after_seq = after_seq
+        if before_seq is not None:
+            request.before_seq = before_seq
+        response = await self._stub.ListMessages(request)
+        return Page([message(m) for m in response.messages], response.has_more)
+
+    async def mark_read(self, user_id: int, conversation_id: int, seq: int) -> int:
+        request = pb.MarkReadRequest(user_id=user_id, conversation_id=conversation_id, seq=seq)
+        read_seq: int = (await self._stub.MarkRead(request)).read_seq
+        return read_seq
+
+    async def recall(self, user_id: int, conversation_id: int, message_id: int) -> Message:
+        request = pb.RecallMessageRequest(user_id=user_id, conversation_id=conversation_id, message_id=message_id)
+        return message((await self._stub.RecallMessage(request)).message)

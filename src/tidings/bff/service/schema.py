@@ -1,0 +1,184 @@
+"""The JSON shapes of API.md: request bodies as clients send them, answers as they receive them.
+
+Every id travels as a decimal string (snowflake ids exceed 2^53); requests also accept a JSON integer.
+Timestamps are RFC 3339 UTC strings.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from tidings.bff.biz import model
+
+MAX_ID = (1 << 63) - 1
+
+
+def _parse_id(value: object) -> object:
+    # A decimal string is the documented form; a number is tolerated. Anything else fails the int check below.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        return int(value)
+    return value
+
+
+Id = Annotated[int, BeforeValidator(_parse_id), Field(gt=0, le=MAX_ID, strict=True)]
+
+
+def rfc3339(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class RegisterBody(_Body):
+    username: str = Field(max_length=128)
+    password: str = Field(max_length=1024)
+    display_name: str | None = Field(default=None, max_length=256)
+
+
+class LoginBody(_Body):
+    username: str = Field(max_length=128)
+    password: str = Field(max_length=1024)
+
+
+class RefreshBody(_Body):
+    refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+class ProfileBody(_Body):
+    display_name: str | None = Field(default=None, max_length=256)
+    bio: str | None = Field(default=None, max_length=4096)
+    avatar_url: str | None = Field(default=None, max_length=4096)
+
+
+class CreateConversationBody(_Body):
+    kind: Literal["direct", "group"]
+    peer_id: Id | None = None
+    title: str | None = Field(default=None, max_length=1024)
+    member_ids: list[Id] | None = Field(default=None, max_length=10_000)
+
+
+class MembersBody(_Body):
+    user_ids: list[Id] = Field(min_length=1, max_length=1000)
+
+
+class SendBody(_Body):
+    client_msg_id: str = Field(max_length=256)
+    text: str
+
+
+class ReadBody(_Body):
+    seq: int = Field(ge=0, le=MAX_ID, strict=True)
+
+
+class UserOut(BaseModel):
+    id: str
+    username: str
+    display_name: str
+    bio: str
+    avatar_url: str
+    created_at: str
+
+    @classmethod
+    def of(cls, user: model.User) -> UserOut:
+        return cls(
+            id=str(user.id),
+            username=user.username,
+            display_name=user.display_name,
+            bio=user.bio,
+            avatar_url=user.avatar_url,
+            created_at=rfc3339(user.created_at_ms),
+        )
+
+
+class SessionOut(BaseModel):
+    user: UserOut
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+    @classmethod
+    def of(cls, session: model.Session) -> SessionOut:
+        return cls(
+            user=UserOut.of(session.user),
+            access_token=session.access_token,
+            refresh_token=session.refresh_token,
+            expires_in=session.expires_in_s,
+        )
+
+
+class UsersOut(BaseModel):
+    users: list[UserOut]
+
+
+class MessageOut(BaseModel):
+    id: str
+    conversation_id: str
+    seq: int
+    sender_id: str
+    client_msg_id: str
+    text: str
+    created_at: str
+    recalled: bool
+
+    @classmethod
+    def of(cls, message: model.Message) -> MessageOut:
+        return cls(
+            id=str(message.id),
+            conversation_id=str(message.conversation_id),
+            seq=message.seq,
+            sender_id=str(message.sender_id),
+            client_msg_id=message.client_msg_id,
+            text=message.text,
+            created_at=rfc3339(message.created_at_ms),
+            recalled=message.recalled,
+        )
+
+
+class SentOut(BaseModel):
+    message: MessageOut
+
+
+class ConversationOut(BaseModel):
+    id: str
+    kind: Literal["direct", "group"]
+    title: str
+    member_ids: list[str]
+    max_seq: int
+    read_seq: int
+    unread_count: int
+    last_message: MessageOut | None
+    updated_at: str
+
+    @classmethod
+    def of(cls, conv: model.Conversation) -> ConversationOut:
+        return cls(
+            id=str(conv.id),
+            kind=conv.kind.value,
+            title=conv.title,
+            member_ids=[str(member) for member in conv.member_ids],
+            max_seq=conv.max_seq,
+            read_seq=conv.read_seq,
+            unread_count=conv.unread_count,
+            last_message=MessageOut.of(conv.last_message) if conv.last_message else None,
+            updated_at=rfc3339(conv.updated_at_ms),
+        )
+
+
+class ConversationsOut(BaseModel):
+    conversations: list[ConversationOut]
+
+
+class PageOut(BaseModel):
+    messages: list[MessageOut]
+    has_more: bool
+
+
+class SyncOut(BaseModel):
+    me: UserOut
+    conversations: list[ConversationOut]
+    presence: dict[str, Literal["online", "offline"]]

@@ -1,0 +1,156 @@
+"""In-memory fakes of the bff's ports: just enough behaviour to drive the HTTP layer."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import replace
+
+from tidings.bff.biz.model import Conversation, Kind, Message, Page, Presence, Session, User
+from tidings.pkg import errors
+
+NOW = 1_800_000_000_000
+
+
+class FakeAccounts:
+    def __init__(self) -> None:
+        self.users: dict[int, User] = {}
+        self.passwords: dict[str, str] = {}
+        self._ids = itertools.count(10**15)
+
+    async def register(self, username: str, password: str, display_name: str | None) -> Session:
+        if any(u.username == username for u in self.users.values()):
+            raise errors.account.username_taken("taken", username=username)
+        user = User(next(self._ids), username, display_name or username, "", "", NOW)
+        self.users[user.id] = user
+        self.passwords[username] = password
+        return self._session(user)
+
+    async def login(self, username: str, password: str) -> Session:
+        user = next((u for u in self.users.values() if u.username == username), None)
+        if user is None or self.passwords[username] != password:
+            raise errors.account.invalid_credentials("wrong username or password")
+        return self._session(user)
+
+    async def refresh(self, refresh_token: str) -> Session:
+        user_id = int(refresh_token.removeprefix("refresh-"))
+        return self._session(self.users[user_id])
+
+    def _session(self, user: User) -> Session:
+        return Session(user, f"token-{user.id}", f"refresh-{user.id}", 900)
+
+    async def verify(self, access_token: str) -> int:
+        user_id = access_token.removeprefix("token-")
+        if not user_id.isdigit() or int(user_id) not in self.users:
+            raise errors.account.token_invalid("access token is not valid")
+        return int(user_id)
+
+    async def get(self, user_id: int) -> User:
+        if user_id not in self.users:
+            raise errors.account.user_not_found("no such user")
+        return self.users[user_id]
+
+    async def get_many(self, user_ids: list[int]) -> list[User]:
+        return [self.users[i] for i in user_ids if i in self.users]
+
+    async def update_profile(
+        self, user_id: int, display_name: str | None, bio: str | None, avatar_url: str | None
+    ) -> User:
+        user = self.users[user_id]
+        self.users[user_id] = replace(
+            user,
+            display_name=display_name if display_name is not None else user.display_name,
+            bio=bio if bio is not None else user.bio,
+            avatar_url=avatar_url if avatar_url is not None else user.avatar_url,
+        )
+        return self.users[user_id]
+
+    async def search(self, query: str, limit: int) -> list[User]:
+        return [u for u in self.users.values() if u.username.startswith(query)][:limit]
+
+
+class FakeChats:
+    def __init__(self) -> None:
+        self.conversations: dict[int, Conversation] = {}
+        self.messages: dict[int, list[Message]] = {}
+        self.sent: dict[tuple[int, str], Message] = {}
+        self.history_calls: list[tuple[int | None, int | None, int]] = []
+        self._ids = itertools.count(2 * 10**15)
+
+    def _mine(self, user_id: int, conversation_id: int) -> Conversation:
+        conv = self.conversations.get(conversation_id)
+        if conv is None or user_id not in conv.member_ids:
+            raise errors.chat.conversation_not_found("no such conversation")
+        return conv
+
+    async def create_direct(self, user_id: int, peer_id: int) -> tuple[Conversation, bool]:
+        for conv in self.conversations.values():
+            if conv.kind is Kind.DIRECT and set(conv.member_ids) == {user_id, peer_id}:
+                return conv, False
+        conv = Conversation(next(self._ids), Kind.DIRECT, "", (user_id, peer_id), 0, 0, 0, None, NOW)
+        self.conversations[conv.id] = conv
+        return conv, True
+
+    async def create_group(self, user_id: int, title: str, member_ids: list[int]) -> Conversation:
+        members = (user_id, *[m for m in member_ids if m != user_id])
+        conv = Conversation(next(self._ids), Kind.GROUP, title, members, 0, 0, 0, None, NOW)
+        self.conversations[conv.id] = conv
+        return conv
+
+    async def get(self, user_id: int, conversation_id: int) -> Conversation:
+        return self._mine(user_id, conversation_id)
+
+    async def for_user(self, user_id: int) -> list[Conversation]:
+        return [c for c in self.conversations.values() if user_id in c.member_ids]
+
+    async def add_members(self, user_id: int, conversation_id: int, member_ids: list[int]) -> Conversation:
+        conv = self._mine(user_id, conversation_id)
+        conv = replace(conv, member_ids=tuple(dict.fromkeys((*conv.member_ids, *member_ids))))
+        self.conversations[conv.id] = conv
+        return conv
+
+    async def remove_member(self, user_id: int, conversation_id: int, member_id: int) -> Conversation:
+        conv = self._mine(user_id, conversation_id)
+        conv = replace(conv, member_ids=tuple(m for m in conv.member_ids if m != member_id))
+        self.conversations[conv.id] = conv
+        return conv
+
+    async def send(self, user_id: int, conversation_id: int, client_msg_id: str, text: str) -> tuple[Message, bool]:
+        conv = self._mine(user_id, conversation_id)
+        if (user_id, client_msg_id) in self.sent:
+            return self.sent[(user_id, client_msg_id)], True
+        message = Message(next(self._ids), conv.id, conv.max_seq + 1, user_id, client_msg_id, text, NOW, False)
+        self.conversations[conv.id] = replace(conv, max_seq=message.seq, last_message=message)
+        self.messages.setdefault(conv.id, []).append(message)
+        self.sent[(user_id, client_msg_id)] = message
+        return message, False
+
+    async def history(
+        self, user_id: int, conversation_id: int, *, after_seq: int | None, before_seq: int | None, limit: int
+    ) -> Page:
+        self._mine(user_id, conversation_id)
+        self.history_calls.append((after_seq, before_seq, limit))
+        messages = self.messages.get(conversation_id, [])
+        return Page(messages[:limit], len(messages) > limit)
+
+    async def mark_read(self, user_id: int, conversation_id: int, seq: int) -> int:
+        conv = self._mine(user_id, conversation_id)
+        return min(seq, conv.max_seq)
+
+    async def recall(self, user_id: int, conversation_id: int, message_id: int) -> Message:
+        self._mine(user_id, conversation_id)
+        for message in self.messages.get(conversation_id, []):
+            if message.id == message_id:
+                return replace(message, recalled=True, text="")
+        raise errors.chat.message_not_found("no such message")
+
+
+class FakePresence:
+    def __init__(self) -> None:
+        self.online: set[int] = set()
+        self.asked: list[list[int]] = []
+
+    async def statuses(self, user_ids: Iterable[int]) -> dict[int, Presence]:
+        ids = list(user_ids)
+        self.asked.append(ids)
+        return {i: Presence.ONLINE if i in self.online else Presence.OFFLINE for i in ids}

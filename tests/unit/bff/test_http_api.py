@@ -1,0 +1,181 @@
+"""The bff's REST layer as clients meet it: shapes, status codes, auth and input errors of API.md."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tests.unit.bff.fakes import FakeAccounts, FakeChats, FakePresence
+from tidings.bff import server
+from tidings.bff.biz.usecase import Sync
+from tidings.bff.service.http import router
+
+
+class Api:
+    def __init__(self) -> None:
+        self.accounts = FakeAccounts()
+        self.chats = FakeChats()
+        self.presence = FakePresence()
+        app = server.http_app(
+            [],
+            request_timeout_s=5,
+            routers=[router(self.accounts, self.chats, Sync(self.accounts, self.chats, self.presence))],
+        )
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bff")
+
+    async def user(self, name: str) -> tuple[str, dict[str, str]]:
+        answer = await self.client.post("/v1/auth/register", json={"username": name, "password": "correct horse"})
+        assert answer.status_code == 201, answer.text
+        body = answer.json()
+        return body["user"]["id"], {"Authorization": f"Bearer {body['access_token']}"}
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[Api]:
+    api = Api()
+    yield api
+    await api.client.aclose()
+
+
+async def test_sign_up_answers_201_with_the_session_and_ids_as_strings(api: Api) -> None:
+    answer = await api.client.post("/v1/auth/register", json={"username": "alice", "password": "correct horse"})
+    assert answer.status_code == 201
+    body = answer.json()
+    assert set(body) == {"user", "access_token", "refresh_token", "expires_in"}
+    assert isinstance(body["user"]["id"], str)
+    assert body["user"]["created_at"].endswith("Z")
+    again = await api.client.post("/v1/auth/register", json={"username": "alice", "password": "correct horse"})
+    assert again.status_code == 409
+    assert again.json()["error"]["reason"] == "USERNAME_TAKEN"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer"}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer forged"}],
+)
+async def test_missing_or_forged_tokens_are_401(api: Api, headers: dict[str, str]) -> None:
+    answer = await api.client.get("/v1/me", headers=headers)
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == 401
+
+
+async def test_a_direct_conversation_is_created_once_then_returned_with_200(api: Api) -> None:
+    _, alice = await api.user("alice")
+    bob_id, _ = await api.user("bob")
+    first = await api.client.post("/v1/conversations", json={"kind": "direct", "peer_id": bob_id}, headers=alice)
+    second = await api.client.post("/v1/conversations", json={"kind": "direct", "peer_id": int(bob_id)}, headers=alice)
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json()["id"] == second.json()["id"]
+    assert first.json()["title"] == ""
+    assert first.json()["last_message"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"kind": "direct"}, "peer_id"),
+        ({"kind": "direct", "peer_id": "abc"}, "peer_id"),
+        ({"kind": "direct", "peer_id": -3}, "peer_id"),
+        ({"kind": "direct", "peer_id": True}, "peer_id"),
+        ({"kind": "group"}, "title"),
+        ({"kind": "group", "title": "x", "member_ids": ["1", "x"]}, "member_ids.1"),
+        ({"kind": "channel"}, "kind"),
+    ],
+)
+async def test_bad_conversation_input_is_400_naming_the_field(api: Api, body: dict[str, object], field: str) -> None:
+    _, alice = await api.user("alice")
+    answer = await api.client.post("/v1/conversations", json=body, headers=alice)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["reason"] == "INVALID_ARGUMENT"
+    assert error["metadata"]["field"] == field
+
+
+async def test_send_answers_201_then_200_for_a_retry_with_the_same_message(api: Api) -> None:
+    _, alice = await api.user("alice")
+    bob_id, _ = await api.user("bob")
+    conv = (
+        await api.client.post("/v1/conversations", json={"kind": "direct", "peer_id": bob_id}, headers=alice)
+    ).json()
+    path = f"/v1/conversations/{conv['id']}/messages"
+    first = await api.client.post(path, json={"client_msg_id": "c-1", "text": "hi"}, headers=alice)
+    retry = await api.client.post(path, json={"client_msg_id": "c-1", "text": "hi"}, headers=alice)
+    assert (first.status_code, retry.status_code) == (201, 200)
+    assert first.json() == retry.json()
+    assert first.json()["message"]["seq"] == 1
+
+
+@pytest.mark.parametrize("path", ["/v1/conversations/abc", "/v1/conversations/0", "/v1/users/1e3"])
+async def test_a_non_numeric_or_zero_id_in_a_path_is_400(api: Api, path: str) -> None:
+    _, alice = await api.user("alice")
+    answer = await api.client.get(path, headers=alice)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["reason"] == "INVALID_ARGUMENT"
+
+
+async def test_history_paging_is_checked_and_large_limits_are_capped(api: Api) -> None:
+    _, alice = await api.user("alice")
+    conv = (await api.client.post("/v1/conversations", json={"kind": "group", "title": "g"}, headers=alice)).json()
+    path = f"/v1/conversations/{conv['id']}/messages"
+    assert (await api.client.get(path, params={"limit": 5000}, headers=alice)).status_code == 200
+    assert (await api.client.get(path, headers=alice)).status_code == 200
+    assert api.chats.history_calls == [(None, None, 200), (None, None, 50)]
+    both = await api.client.get(path, params={"after_seq": 1, "before_seq": 9}, headers=alice)
+    assert both.status_code == 400
+    zero = await api.client.get(path, params={"limit": 0}, headers=alice)
+    assert zero.json()["error"]["metadata"]["field"] == "limit"
+
+
+async def test_someone_elses_conversation_is_not_found(api: Api) -> None:
+    _, alice = await api.user("alice")
+    _, mallory = await api.user("mallory")
+    conv = (await api.client.post("/v1/conversations", json={"kind": "group", "title": "g"}, headers=alice)).json()
+    answer = await api.client.get(f"/v1/conversations/{conv['id']}", headers=mallory)
+    assert answer.status_code == 404
+    assert answer.json()["error"]["reason"] == "CONVERSATION_NOT_FOUND"
+
+
+async def test_sync_returns_me_conversations_newest_first_and_peers_presence(api: Api) -> None:
+    alice_id, alice = await api.user("alice")
+    bob_id, _ = await api.user("bob")
+    carol_id, _ = await api.user("carol")
+    api.presence.online.add(int(bob_id))
+    direct = (
+        await api.client.post("/v1/conversations", json={"kind": "direct", "peer_id": bob_id}, headers=alice)
+    ).json()
+    group = (
+        await api.client.post(
+            "/v1/conversations", json={"kind": "group", "title": "g", "member_ids": [carol_id]}, headers=alice
+        )
+    ).json()
+    answer = await api.client.get("/v1/sync", headers=alice)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["me"]["id"] == alice_id
+    assert [c["id"] for c in body["conversations"]] == sorted([direct["id"], group["id"]], key=int, reverse=True)
+    assert body["presence"] == {bob_id: "online", carol_id: "offline"}
+    assert api.presence.asked == [sorted([int(bob_id), int(carol_id)])]
+
+
+async def test_read_and_recall_answer_204(api: Api) -> None:
+    _, alice = await api.user("alice")
+    conv = (await api.client.post("/v1/conversations", json={"kind": "group", "title": "g"}, headers=alice)).json()
+    sent = await api.client.post(
+        f"/v1/conversations/{conv['id']}/messages", json={"client_msg_id": "c", "text": "oops"}, headers=alice
+    )
+    message_id = sent.json()["message"]["id"]
+    read = await api.client.post(f"/v1/conversations/{conv['id']}/read", json={"seq": 1}, headers=alice)
+    assert read.status_code == 204
+    negative = await api.client.post(f"/v1/conversations/{conv['id']}/read", json={"seq": -1}, headers=alice)
+    assert negative.json()["error"]["metadata"]["field"] == "seq"
+    recalled = await api.client.delete(f"/v1/conversations/{conv['id']}/messages/{message_id}", headers=alice)
+    assert recalled.status_code == 204
+
+
+async def test_search_is_not_implemented_yet_with_the_error_body(api: Api) -> None:
+    _, alice = await api.user("alice")
+    answer = await api.client.get("/v1/search/messages", params={"query": "hi"}, headers=alice)
+    assert answer.status_code == 501
+    assert answer.json()["error"]["reason"] == "NOT_IMPLEMENTED"
