@@ -179,3 +179,34 @@ async def test_search_is_not_implemented_yet_with_the_error_body(api: Api) -> No
     answer = await api.client.get("/v1/search/messages", params={"query": "hi"}, headers=alice)
     assert answer.status_code == 501
     assert answer.json()["error"]["reason"] == "NOT_IMPLEMENTED"
+
+
+async def test_the_openapi_document_lists_every_route_of_api_md_with_the_error_body(api: Api) -> None:
+    document = (await api.client.get("/openapi.json")).json()
+    routes = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
+    expected = {
+        ("POST", "/v1/auth/register"),
+        ("POST", "/v1/auth/login"),
+        ("POST", "/v1/auth/refresh"),
+        ("GET", "/v1/me"),
+        ("PATCH", "/v1/me"),
+        ("GET", "/v1/users/{user_id}"),
+        ("GET", "/v1/users"),
+        ("POST", "/v1/conversations"),
+        ("GET", "/v1/conversations"),
+        ("GET", "/v1/conversations/{conversation_id}"),
+        ("POST", "/v1/conversations/{conversation_id}/members"),
+        ("DELETE", "/v1/conversations/{conversation_id}/members/{user_id}"),
+        ("POST", "/v1/conversations/{conversation_id}/messages"),
+        ("GET", "/v1/conversations/{conversation_id}/messages"),
+        ("POST", "/v1/conversations/{conversation_id}/read"),
+        ("DELETE", "/v1/conversations/{conversation_id}/messages/{message_id}"),
+        ("GET", "/v1/sync"),
+        ("GET", "/v1/search/messages"),
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/metrics"),
+    }
+    assert expected <= routes
+    send = document["paths"]["/v1/conversations/{conversation_id}/messages"]["post"]
+    assert send["responses"]["4XX"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")

@@ -31,13 +31,15 @@ from tidings.bff.service.schema import (
     UsersOut,
 )
 from tidings.pkg import errors
+from tidings.pkg.errors.http import ErrorBody
 
 PathId = Annotated[int, Path(gt=0, le=MAX_ID)]
 
 
 def router(accounts: AccountRepo, chats: ChatRepo, sync: usecase.Sync) -> APIRouter:
     """Every route of the public API, bound to the repos and use cases the composition root built."""
-    api = APIRouter(prefix="/v1")
+    failure = {"model": ErrorBody, "description": "The error body of API.md; the status is `error.code`."}
+    api = APIRouter(prefix="/v1", responses={"4XX": failure, "5XX": failure})
 
     async def caller(authorization: Annotated[str | None, Header(max_length=8192)] = None) -> int:
         scheme, _, token = (authorization or "").partition(" ")
@@ -105,9 +107,9 @@ def router(accounts: AccountRepo, chats: ChatRepo, sync: usecase.Sync) -> APIRou
     async def add_members(conversation_id: PathId, body: MembersBody, user_id: Caller) -> ConversationOut:
         return ConversationOut.of(await chats.add_members(user_id, conversation_id, body.user_ids))
 
-    @api.delete("/conversations/{conversation_id}/members/{member_id}", tags=["conversations"])
-    async def remove_member(conversation_id: PathId, member_id: PathId, user_id: Caller) -> ConversationOut:
-        return ConversationOut.of(await chats.remove_member(user_id, conversation_id, member_id))
+    @api.delete("/conversations/{conversation_id}/members/{user_id}", tags=["conversations"])
+    async def remove_member(conversation_id: PathId, user_id: PathId, me: Caller) -> ConversationOut:
+        return ConversationOut.of(await chats.remove_member(me, conversation_id, user_id))
 
     @api.post("/conversations/{conversation_id}/messages", status_code=status.HTTP_201_CREATED, tags=["messages"])
     async def send(conversation_id: PathId, body: SendBody, response: Response, user_id: Caller) -> SentOut:
