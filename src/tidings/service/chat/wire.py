@@ -1,12 +1,83 @@
-"""Composition root of the chat service: builds data -> biz -> service -> server."""
+"""Composition root of the chat service: builds data -> biz -> service -> server.
+
+The seq allocator follows ``cache.url``: Redis (every instance shares one sequence per conversation) or, for the
+embedded mode, this process's memory. Both lease their blocks from the database.
+"""
 
 from __future__ import annotations
 
-from tidings.pkg import module
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from tidings.chat.v1 import chat_pb2, chat_pb2_grpc
+from tidings.pkg import events, module
 from tidings.pkg.app import Module
+from tidings.pkg.health import Check
 from tidings.pkg.infra import Infra
+from tidings.service.chat.biz.access import Access, AccessPolicy
+from tidings.service.chat.biz.conversations import Conversations
+from tidings.service.chat.biz.messages import Messages
+from tidings.service.chat.biz.ports import HistoryCache, SeqAllocator
+from tidings.service.chat.biz.sending import Sender, SendPolicy
+from tidings.service.chat.data.account import GrpcUserDirectory
+from tidings.service.chat.data.clock import SystemClock
+from tidings.service.chat.data.conversations import SQLConversationRepo
+from tidings.service.chat.data.dedup import SQLDedupStore
+from tidings.service.chat.data.messages import SQLMessageRepo
+from tidings.service.chat.data.metrics import ChatMetrics
+from tidings.service.chat.data.publisher import BusEventPublisher
+from tidings.service.chat.data.recent import RedisHistoryCache
+from tidings.service.chat.data.seq import MemorySeqAllocator, RedisSeqAllocator, SQLSeqLease
+from tidings.service.chat.service.servicer import ChatServicer
+
+SERVICE_NAME = chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name
 
 
-async def wire(infra: Infra) -> Module:
-    await infra.idgen()
-    return module.grpc_service("chat", infra.settings.modules.chat, [infra.database_check()])
+async def build(
+    infra: Infra,
+    *,
+    registry: CollectorRegistry = REGISTRY,
+    topics: events.Topics | None = None,
+    redis_prefix: str = "chat",
+) -> ChatServicer:
+    """The servicer on real adapters; ``topics`` and ``redis_prefix`` let a test run in its own namespace."""
+    topics = topics or events.Topics()
+    engine = await infra.engine()
+    ids = await infra.idgen()
+    bus = await infra.bus()
+    await bus.ensure_topics(topics.specs(events.CHAT_TOPICS))
+    metrics = ChatMetrics(registry)
+    clock = SystemClock()
+    conversations = SQLConversationRepo(engine)
+    messages = SQLMessageRepo(engine)
+    lease = SQLSeqLease(engine)
+    seqs: SeqAllocator
+    history_cache: HistoryCache | None
+    if infra.uses_redis:
+        seqs = RedisSeqAllocator(infra.redis(), lease, metrics, prefix=redis_prefix)
+        history_cache = RedisHistoryCache(infra.redis(), prefix=redis_prefix)
+    else:
+        seqs = MemorySeqAllocator(lease, metrics)
+        history_cache = None
+    directory = GrpcUserDirectory(infra.channel("account"))
+    access = Access(conversations, directory, clock, AccessPolicy())
+    publisher = BusEventPublisher(bus, topics)
+    sender = Sender(seqs, SQLDedupStore(engine), publisher, ids, clock, SendPolicy())
+    return ChatServicer(
+        Conversations(conversations, messages, directory, access, ids, clock),
+        Messages(access, conversations, messages, sender, publisher, history_cache, clock),
+    )
+
+
+def checks(infra: Infra) -> list[Check]:
+    return [infra.database_check(), *([infra.redis_check()] if infra.uses_redis else [])]
+
+
+async def wire(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Module:
+    servicer = await build(infra, registry=registry)
+    return module.grpc_service(
+        "chat",
+        infra.settings.modules.chat,
+        checks(infra),
+        registrars=[lambda server: chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, server)],
+        service_names=[SERVICE_NAME],
+    )

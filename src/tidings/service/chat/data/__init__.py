@@ -1,1 +1,1 @@
-"""Adapters implementing the biz ports: SQLAlchemy repos, Redis caches, the event producer."""
+"""Adapters of the chat ports: SQL repositories, the seq allocators, the bus publisher, the account client."""

@@ -1,1 +1,1 @@
-"""gRPC servicers: request -> use case -> response, no logic."""
+"""The chat API: the generated gRPC servicer on the use cases (protobuf <-> domain, nothing else)."""

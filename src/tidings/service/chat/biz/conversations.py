@@ -1,0 +1,190 @@
+"""Conversations: direct ones (one per pair) and groups, membership, and the views and states members see."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tidings.pkg import errors
+from tidings.service.chat.biz.access import Access
+from tidings.service.chat.biz.model import (
+    MAX_GROUP_MEMBERS,
+    MAX_TITLE_LENGTH,
+    Conversation,
+    ConversationPage,
+    ConversationState,
+    ConversationView,
+    Cursor,
+    Kind,
+    Member,
+    Role,
+    direct_pair,
+    list_limit,
+)
+from tidings.service.chat.biz.ports import (
+    Clock,
+    ConversationRepo,
+    DirectExists,
+    GroupFull,
+    IdGen,
+    MessageRepo,
+    UserDirectory,
+)
+
+
+class Conversations:
+    def __init__(
+        self,
+        conversations: ConversationRepo,
+        messages: MessageRepo,
+        directory: UserDirectory,
+        access: Access,
+        ids: IdGen,
+        clock: Clock,
+    ) -> None:
+        self._conversations = conversations
+        self._messages = messages
+        self._directory = directory
+        self._access = access
+        self._ids = ids
+        self._clock = clock
+
+    async def create_direct(self, user_id: int, peer_id: int) -> tuple[ConversationView, bool]:
+        """The pair's one direct conversation and whether this call created it (creation is idempotent)."""
+        if peer_id == user_id:
+            errors.raise_for_fields({"peer_id": "must be another user"})
+        pair = direct_pair(user_id, peer_id)
+        existing = await self._conversations.find_direct(pair)
+        if existing is not None:
+            return await self.get(user_id, existing), False
+        await self._require_users([peer_id])
+        if await self._access.blocked(user_id, peer_id):
+            raise errors.chat.user_blocked("you cannot start a conversation with this user", user_id=str(peer_id))
+        now = self._clock.now_ms()
+        conversation = Conversation(
+            id=self._ids.next_id(),
+            kind=Kind.DIRECT,
+            title="",
+            owner_id=0,
+            max_seq=0,
+            last_message_id=None,
+            created_at_ms=now,
+            updated_at_ms=now,
+            member_count=2,
+        )
+        members = [Member(conversation.id, user, Role.MEMBER, 0, now) for user in pair]
+        try:
+            await self._conversations.create(conversation, members, pair)
+        except DirectExists as exists:  # the same pair created concurrently: theirs is the one
+            return await self.get(user_id, exists.conversation_id), False
+        return await self.get(user_id, conversation.id), True
+
+    async def create_group(self, user_id: int, title: str, member_ids: Sequence[int]) -> ConversationView:
+        """A group owned by the caller, who is a member whether or not listed."""
+        errors.raise_for_fields(
+            {"title": f"1-{MAX_TITLE_LENGTH} characters"} if not 1 <= len(title) <= MAX_TITLE_LENGTH else {}
+        )
+        others = [member for member in dict.fromkeys(member_ids) if member != user_id]
+        if len(others) + 1 > MAX_GROUP_MEMBERS:
+            raise _too_large()
+        await self._require_users(others)
+        now = self._clock.now_ms()
+        conversation = Conversation(
+            id=self._ids.next_id(),
+            kind=Kind.GROUP,
+            title=title,
+            owner_id=user_id,
+            max_seq=0,
+            last_message_id=None,
+            created_at_ms=now,
+            updated_at_ms=now,
+            member_count=len(others) + 1,
+        )
+        members = [Member(conversation.id, user_id, Role.OWNER, 0, now)]
+        members += [Member(conversation.id, other, Role.MEMBER, 0, now) for other in others]
+        await self._conversations.create(conversation, members)
+        return await self.get(user_id, conversation.id)
+
+    async def get(self, user_id: int, conversation_id: int) -> ConversationView:
+        conversation, member = await self._access.require_member(conversation_id, user_id)
+        (view,) = await self._views([(conversation, member)])
+        return view
+
+    async def list_page(self, user_id: int, limit: int, after: Cursor | None) -> ConversationPage:
+        """The caller's conversations, newest activity first (``updated_at``, then id, descending)."""
+        if limit < 0:
+            errors.raise_for_fields({"limit": "must not be negative"})
+        size = list_limit(limit)
+        rows = await self._conversations.list_for_user(user_id, size + 1, after)
+        page = rows[:size]
+        views = await self._views(page)
+        last = page[-1][0] if len(rows) > size else None
+        return ConversationPage(tuple(views), Cursor(last.updated_at_ms, last.id) if last is not None else None)
+
+    async def add_members(self, user_id: int, conversation_id: int, member_ids: Sequence[int]) -> ConversationView:
+        """Any member may add users to a group; current members are skipped, former ones come back."""
+        conversation, _ = await self._access.require_member(conversation_id, user_id)
+        if conversation.kind is not Kind.GROUP:
+            raise errors.chat.not_a_group("members can be added to groups only", conversation_id=str(conversation_id))
+        wanted = list(dict.fromkeys(member_ids))
+        if not wanted:
+            errors.raise_for_fields({"member_ids": "must name at least one user"})
+        if len(wanted) + 1 > MAX_GROUP_MEMBERS:
+            raise _too_large()
+        await self._require_users(wanted)
+        try:
+            await self._conversations.add_members(
+                conversation_id, wanted, Role.MEMBER, self._clock.now_ms(), MAX_GROUP_MEMBERS
+            )
+        except GroupFull:
+            raise _too_large() from None
+        return await self.get(user_id, conversation_id)
+
+    async def remove_member(self, user_id: int, conversation_id: int, member_id: int) -> ConversationView:
+        """A member leaves (``member_id`` is the caller), or the owner removes someone."""
+        conversation, caller = await self._access.require_member(conversation_id, user_id)
+        if conversation.kind is not Kind.GROUP:
+            raise errors.chat.not_a_group("members can leave groups only", conversation_id=str(conversation_id))
+        if member_id != user_id and caller.role is not Role.OWNER:
+            raise errors.chat.not_group_owner("only the owner may remove other members")
+        await self._conversations.remove_member(conversation_id, member_id, self._clock.now_ms())
+        self._access.forget(conversation_id, member_id)
+        fresh = await self._conversations.get(conversation_id)
+        (view,) = await self._views([(fresh or conversation, caller)])
+        return view
+
+    async def states(self, user_id: int, conversation_ids: Sequence[int]) -> list[ConversationState]:
+        """The caller's state in each listed conversation they are in (every one of theirs when none is listed)."""
+        wanted = list(dict.fromkeys(conversation_ids)) if conversation_ids else None
+        return await self._conversations.states(user_id, wanted)
+
+    async def _views(self, rows: Sequence[tuple[Conversation, Member]]) -> list[ConversationView]:
+        """Views of several conversations with a fixed number of reads, however many there are (no N+1)."""
+        if not rows:
+            return []
+        members = await self._conversations.member_ids([conversation.id for conversation, _ in rows])
+        last_ids = [c.last_message_id for c, _ in rows if c.last_message_id is not None]
+        last = await self._messages.get_many(last_ids) if last_ids else {}
+        return [
+            ConversationView(
+                conversation=conversation,
+                member_ids=tuple(members.get(conversation.id, ())),
+                read_seq=member.read_seq,
+                last_message=last.get(conversation.last_message_id) if conversation.last_message_id else None,
+            )
+            for conversation, member in rows
+        ]
+
+    async def _require_users(self, user_ids: Sequence[int]) -> None:
+        if not user_ids:
+            return
+        found = await self._directory.existing(user_ids)
+        missing = [user for user in user_ids if user not in found]
+        if missing:
+            raise errors.account.user_not_found(
+                "no such user" if len(missing) == 1 else "no such users",
+                user_ids=",".join(str(user) for user in missing[:20]),
+            )
+
+
+def _too_large() -> errors.TidingsError:
+    return errors.chat.group_too_large(f"a group has at most {MAX_GROUP_MEMBERS} members", limit=str(MAX_GROUP_MEMBERS))

@@ -1,0 +1,127 @@
+"""Messages: send (checks, then the ``Sender`` protocol), history by seq, read marks, recall."""
+
+from __future__ import annotations
+
+from tidings.pkg import errors, log
+from tidings.service.chat.biz.access import Access
+from tidings.service.chat.biz.model import (
+    MAX_TEXT_LENGTH,
+    RECALL_WINDOW_MS,
+    HistoryPage,
+    Kind,
+    Message,
+    Sent,
+    client_msg_id_problem,
+    history_limit,
+    text_problem,
+)
+from tidings.service.chat.biz.ports import Clock, ConversationRepo, EventPublisher, HistoryCache, MessageRepo
+from tidings.service.chat.biz.sending import Sender
+
+
+class Messages:
+    def __init__(
+        self,
+        access: Access,
+        conversations: ConversationRepo,
+        messages: MessageRepo,
+        sender: Sender,
+        publisher: EventPublisher,
+        history_cache: HistoryCache | None,
+        clock: Clock,
+    ) -> None:
+        self._access = access
+        self._conversations = conversations
+        self._messages = messages
+        self._sender = sender
+        self._publisher = publisher
+        self._history_cache = history_cache
+        self._clock = clock
+        self._log = log.get("chat.messages")
+
+    async def send(self, conversation_id: int, sender_id: int, client_msg_id: str, text: str) -> Sent:
+        """Commit a message to the bus and answer its id and seq; a retry answers the original message."""
+        if len(text) > MAX_TEXT_LENGTH:
+            raise errors.chat.message_too_long(f"at most {MAX_TEXT_LENGTH} characters", field="text")
+        problems = {"text": text_problem(text), "client_msg_id": client_msg_id_problem(client_msg_id)}
+        errors.raise_for_fields({field: why for field, why in problems.items() if why})
+        gate = await self._access.gate(conversation_id, sender_id)
+        if (
+            gate.kind is Kind.DIRECT
+            and gate.peer_id is not None
+            and await self._access.blocked(sender_id, gate.peer_id)
+        ):
+            raise errors.chat.user_blocked("you cannot write to this user", user_id=str(gate.peer_id))
+        return await self._sender.send(conversation_id, sender_id, client_msg_id, text)
+
+    async def history(
+        self, user_id: int, conversation_id: int, *, after_seq: int | None, before_seq: int | None, limit: int
+    ) -> HistoryPage:
+        """A page ascending by seq: after ``after_seq``, or the newest before ``before_seq`` (or overall)."""
+        problems = {}
+        if limit < 0:
+            problems["limit"] = "must not be negative"
+        if after_seq is not None and before_seq is not None:
+            problems["before_seq"] = "give after_seq or before_seq, not both"
+        if after_seq is not None and after_seq < 0:
+            problems["after_seq"] = "must not be negative"
+        if before_seq is not None and before_seq <= 0:
+            problems["before_seq"] = "must be positive"
+        errors.raise_for_fields(problems)
+        await self._access.gate(conversation_id, user_id)
+        size = history_limit(limit)
+        # One row more than asked says whether there are more in the direction of paging.
+        if after_seq is not None:
+            rows = await self._messages.after(conversation_id, after_seq, size + 1)
+            return HistoryPage(tuple(rows[:size]), has_more=len(rows) > size)
+        rows = await self._messages.before(conversation_id, before_seq, size + 1)
+        return HistoryPage(tuple(rows[-size:]), has_more=len(rows) > size)
+
+    async def mark_read(self, user_id: int, conversation_id: int, seq: int) -> int:
+        """Move the caller's read mark forward to ``seq``, clamped to ``max_seq``; the mark afterwards."""
+        if seq < 0:
+            errors.raise_for_fields({"seq": "must not be negative"})
+        conversation, member = await self._access.require_member(conversation_id, user_id)
+        target = min(seq, conversation.max_seq)
+        if target < member.read_seq:
+            return member.read_seq
+        read_seq = await self._conversations.mark_read(conversation_id, user_id, target)
+        # Announced also when the mark was there already, so a retry after a failed publish announces it.
+        if read_seq == target and target > 0:
+            try:
+                await self._publisher.conversation_read(conversation_id, user_id, target, self._clock.now_ms())
+            except Exception as exc:
+                raise errors.common.unavailable("the read mark is saved but could not be announced; retry") from exc
+        return read_seq
+
+    async def recall(self, conversation_id: int, message_id: int, user_id: int, *, by_operator: bool) -> Message:
+        """The sender within the recall window, or an operator (no checks), recalls a message; idempotent."""
+        if by_operator:
+            if await self._conversations.get(conversation_id) is None:
+                raise errors.chat.conversation_not_found("no such conversation", conversation_id=str(conversation_id))
+        else:
+            await self._access.require_member(conversation_id, user_id)
+        message = await self._messages.get(conversation_id, message_id)
+        if message is None:
+            raise errors.chat.message_not_found("no such message", message_id=str(message_id))
+        now = self._clock.now_ms()
+        if not by_operator and message.sender_id != user_id:
+            raise errors.chat.not_message_sender("only the sender may recall a message")
+        # A recall that already happened is answered again (a retry), whatever the time.
+        if not by_operator and not message.recalled and now - message.created_at_ms > RECALL_WINDOW_MS:
+            raise errors.chat.recall_window_passed(
+                "the recall window has passed", window_s=str(RECALL_WINDOW_MS // 1000)
+            )
+        recalled = await self._messages.recall(conversation_id, message_id)
+        if recalled is None:
+            raise errors.chat.message_not_found("no such message", message_id=str(message_id))
+        if self._history_cache is not None:
+            try:
+                await self._history_cache.forget(conversation_id)
+            except Exception as exc:  # the window expires by itself; a stale text there is bounded by its TTL
+                self._log.warning("dropping the recent window failed", error=repr(exc))
+        try:
+            await self._publisher.message_recalled(recalled, user_id, now)
+        except Exception as exc:
+            raise errors.common.unavailable("the message is recalled but could not be announced; retry") from exc
+        return recalled

@@ -1,0 +1,275 @@
+"""Sending: dedup on ``(sender_id, client_msg_id)``, a seq per conversation, and the bus as the commit point.
+
+The protocol, for one client message id:
+
+1. A durable *reservation* (unique key ``(sender_id, client_msg_id)``) is inserted before anything is produced. It
+   holds the whole message (snowflake id, seq, text, time) and a lease; the insert decides who owns the send when
+   retries race, also across instances and restarts.
+2. The owner produces the message and, once the bus acknowledged it, answers and marks the reservation sent.
+3. Anyone else with the same key waits for the owner's outcome: ``sent`` answers the original message. If the
+   owner failed (it releases its lease) or died (the lease expires), a retry takes the reservation over and
+   produces the *same* message again (same id and seq). That may store it on the bus twice, which the consumers
+   absorb (persist is idempotent on ``message_id`` and ``(conversation_id, seq)``), but it can never make two
+   different messages of one client message id, and a failed produce never blocks retries for good.
+
+Order: each conversation has one in-process pipeline. It takes the waiting sends in batches and, for each batch,
+allocates seqs, reserves, and produces them with one ordered ``publish_many`` before it starts the next batch. So
+within one chat instance a conversation's log order equals its seq order. Across instances seqs stay unique and
+increase in allocation order (the allocator is shared), but two instances' produces may reach the log in either
+order; consumers do not rely on log order (persist writes by seq, clients treat gaps as "sync this range"). A send
+acknowledged before another one starts has the lower seq, whichever instances served them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from tidings.pkg import errors, log
+from tidings.pkg.errors import TidingsError
+from tidings.service.chat.biz.model import Message, Sent
+from tidings.service.chat.biz.ports import (
+    Clock,
+    DedupKey,
+    DedupStore,
+    EventPublisher,
+    IdGen,
+    Reservation,
+    SeqAllocator,
+)
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    # How long an owner may take to produce before a retry may take its reservation over; above the bus timeout,
+    # so a slow produce is normally not repeated (repeating it would be harmless, only wasteful).
+    lease_ms: int = 15_000
+    # Sends of one conversation produced in one round trip at most.
+    max_batch: int = 256
+    # How often a retry looks at a reservation that another instance is producing.
+    poll_interval_s: float = 0.05
+
+
+@dataclass(frozen=True)
+class _Taken:
+    """The key was reserved already (found before, or lost the insert race): resolve through the reservation."""
+
+
+_TAKEN: Final = _Taken()
+
+
+@dataclass
+class _Pending:
+    sender_id: int
+    client_msg_id: str
+    text: str
+    # The request's context, so the event carries the request's trace, not the pipeline's.
+    context: contextvars.Context
+    future: asyncio.Future[Sent | _Taken] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    @property
+    def key(self) -> DedupKey:
+        return (self.sender_id, self.client_msg_id)
+
+    def settle(self, outcome: Sent | _Taken | BaseException) -> None:
+        if self.future.done():  # the caller went away (cancelled); the outcome is in the reservation anyway
+            return
+        if isinstance(outcome, BaseException):
+            self.future.set_exception(outcome)
+        else:
+            self.future.set_result(outcome)
+
+
+def _copy(error: TidingsError) -> TidingsError:
+    return TidingsError(error.code, error.reason, error.message, error.metadata, domain=error.domain)
+
+
+def _unavailable(what: str) -> TidingsError:
+    return errors.common.unavailable(f"{what}; retry with the same client_msg_id")
+
+
+class Sender:
+    def __init__(
+        self,
+        seqs: SeqAllocator,
+        dedup: DedupStore,
+        publisher: EventPublisher,
+        ids: IdGen,
+        clock: Clock,
+        policy: SendPolicy,
+    ) -> None:
+        self._seqs = seqs
+        self._dedup = dedup
+        self._publisher = publisher
+        self._ids = ids
+        self._clock = clock
+        self._policy = policy
+        self._log = log.get("chat.send")
+        self._queues: dict[int, list[_Pending]] = {}
+        self._pipelines: dict[int, asyncio.Task[None]] = {}
+        # Sends in progress here, by key: a retry racing the original in this instance waits for it directly.
+        self._in_flight: dict[DedupKey, asyncio.Future[Sent | None]] = {}
+
+    async def send(self, conversation_id: int, sender_id: int, client_msg_id: str, text: str) -> Sent:
+        """The message as committed to the bus (the original one for a retry); the caller checked access."""
+        key = (sender_id, client_msg_id)
+        while (running := self._in_flight.get(key)) is not None:
+            # None: that attempt failed, so this one tries again (after it, never beside it).
+            if (outcome := await asyncio.shield(running)) is not None:
+                return Sent(outcome.message, duplicate=True)
+        done: asyncio.Future[Sent | None] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = done
+        result: Sent | None = None
+        try:
+            result = await self._send(conversation_id, sender_id, client_msg_id, text)
+            return result
+        finally:
+            del self._in_flight[key]
+            done.set_result(result)
+
+    async def _send(self, conversation_id: int, sender_id: int, client_msg_id: str, text: str) -> Sent:
+        pending = _Pending(sender_id, client_msg_id, text, contextvars.copy_context())
+        self._queues.setdefault(conversation_id, []).append(pending)
+        if conversation_id not in self._pipelines:
+            self._pipelines[conversation_id] = asyncio.create_task(
+                self._run_pipeline(conversation_id), name=f"chat send pipeline {conversation_id}"
+            )
+        outcome = await pending.future
+        if isinstance(outcome, Sent):
+            return outcome
+        return await self._resolve(pending.key)
+
+    # -- the pipeline of one conversation -------------------------------------------------------------------------
+
+    async def _run_pipeline(self, conversation_id: int) -> None:
+        try:
+            while queue := self._queues.get(conversation_id):
+                batch = queue[: self._policy.max_batch]
+                del queue[: self._policy.max_batch]
+                await self._commit_batch(conversation_id, batch)
+        finally:
+            # No await between the last look at the queue and leaving: a send enqueued later starts a new pipeline.
+            left = self._queues.pop(conversation_id, None) or []
+            self._pipelines.pop(conversation_id, None)
+            # Only when the pipeline itself was cancelled (the process stops): nobody is left waiting for nothing.
+            for pending in left:
+                pending.settle(_unavailable("the chat instance is stopping"))
+
+    async def _commit_batch(self, conversation_id: int, batch: list[_Pending]) -> None:
+        try:
+            await self._commit(conversation_id, batch)
+        except BaseException as exc:
+            # A bug or a cancellation must not leave callers waiting forever.
+            if not isinstance(exc, TidingsError):
+                self._log.error("send pipeline failed", exc_info=exc, conversation_id=conversation_id)
+            for pending in batch:
+                # One error object per waiter: each raises it in its own task, with its own traceback.
+                pending.settle(_copy(exc) if isinstance(exc, TidingsError) else errors.common.internal("send failed"))
+            if not isinstance(exc, Exception):
+                raise
+
+    async def _commit(self, conversation_id: int, batch: list[_Pending]) -> None:
+        try:
+            known = await self._dedup.get_many([pending.key for pending in batch])
+        except Exception as exc:
+            self._log.warning("dedup lookup failed", error=repr(exc), conversation_id=conversation_id)
+            raise _unavailable("cannot check for an earlier send (database unavailable)") from exc
+        for pending in batch:
+            if pending.key in known:
+                pending.settle(_TAKEN)
+        fresh = [pending for pending in batch if pending.key not in known]
+        if not fresh:
+            return
+        try:
+            seqs = await self._seqs.allocate(conversation_id, len(fresh))
+        except Exception as exc:
+            self._log.warning("seq allocation failed", error=repr(exc), conversation_id=conversation_id)
+            raise _unavailable("cannot assign sequence numbers (seq store unavailable)") from exc
+        now = self._clock.now_ms()
+        lease_until = now + self._policy.lease_ms
+        drafts = [
+            Reservation(
+                Message(self._ids.next_id(), conversation_id, seq, p.sender_id, p.client_msg_id, p.text, now),
+                sent=False,
+                lease_until_ms=lease_until,
+            )
+            for p, seq in zip(fresh, seqs, strict=True)
+        ]
+        try:
+            ours = await self._dedup.reserve(drafts)
+        except Exception as exc:
+            self._log.warning("reservation failed", error=repr(exc), conversation_id=conversation_id)
+            raise _unavailable("cannot reserve the message id (database unavailable)") from exc
+        # A key reserved between the lookup and the insert (a racing retry elsewhere): theirs, our seq is a gap.
+        owned = [(p, d) for p, d in zip(fresh, drafts, strict=True) if d.key in ours]
+        for pending, draft in zip(fresh, drafts, strict=True):
+            if draft.key not in ours:
+                pending.settle(_TAKEN)
+        if not owned:
+            return
+        keys = [draft.key for _, draft in owned]
+        try:
+            await self._publisher.message_sent([(draft.message, p.context) for p, draft in owned])
+        except Exception as exc:
+            self._log.warning("produce failed", error=repr(exc), conversation_id=conversation_id, messages=len(keys))
+            await self._release(keys)
+            for pending, _ in owned:
+                pending.settle(_unavailable("the message could not be committed to the bus"))
+            return
+        for pending, draft in owned:
+            pending.settle(Sent(draft.message, duplicate=False))
+        await self._complete(keys)
+
+    async def _release(self, keys: Sequence[DedupKey]) -> None:
+        try:
+            await self._dedup.release(keys)
+        except Exception as exc:  # the leases expire by themselves; retries only wait longer
+            self._log.warning("releasing reservations failed", error=repr(exc), keys=len(keys))
+
+    async def _complete(self, keys: Sequence[DedupKey]) -> None:
+        try:
+            await self._dedup.complete(keys)
+        except Exception as exc:
+            # The messages are committed (the bus has them). A retry finds the reservation unsent, waits for the
+            # lease and produces the same message again, which the consumers absorb.
+            self._log.warning("marking reservations sent failed", error=repr(exc), keys=len(keys))
+
+    # -- a key that was reserved already ---------------------------------------------------------------------------
+
+    async def _resolve(self, key: DedupKey) -> Sent:
+        """Wait for the owner of ``key`` to finish, or take its reservation over once its lease ran out."""
+        while True:
+            try:
+                reservation = (await self._dedup.get_many([key])).get(key)
+            except Exception as exc:
+                raise _unavailable("cannot look up the earlier send (database unavailable)") from exc
+            if reservation is None:
+                # Reservations are not deleted while a retry can still come; treat it as a lost race and report it.
+                raise errors.common.conflict("the earlier send of this client_msg_id vanished; retry")
+            if reservation.sent:
+                return Sent(reservation.message, duplicate=True)
+            now = self._clock.now_ms()
+            if reservation.lease_until_ms > now:
+                wait_s = min(self._policy.poll_interval_s, (reservation.lease_until_ms - now) / 1000)
+                await asyncio.sleep(wait_s)
+                continue
+            if await self._take_over(reservation, now):
+                return Sent(reservation.message, duplicate=True)
+
+    async def _take_over(self, reservation: Reservation, now_ms: int) -> bool:
+        try:
+            won = await self._dedup.take_over(reservation, now_ms + self._policy.lease_ms)
+        except Exception as exc:
+            raise _unavailable("cannot take over the earlier send (database unavailable)") from exc
+        if not won:
+            return False
+        try:
+            await self._publisher.message_sent([(reservation.message, contextvars.copy_context())])
+        except Exception as exc:
+            await self._release([reservation.key])
+            raise _unavailable("the message could not be committed to the bus") from exc
+        await self._complete([reservation.key])
+        return True

@@ -1,0 +1,283 @@
+"""``SQLConversationRepo``: conversations, members, direct pairs and read marks (SQLite and MySQL alike)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tidings.service.chat.biz.model import Conversation, ConversationState, Cursor, Kind, Member, Role
+from tidings.service.chat.biz.ports import DirectExists, GroupFull
+from tidings.service.chat.data.sql import SQLRepo, chunks
+from tidings.service.chat.data.tables import conversation_members as members
+from tidings.service.chat.data.tables import conversations, direct_pairs
+
+# Member rows are inserted this many at a time (a 10,000-member group is 10 statements).
+_INSERT_CHUNK = 1000
+
+_MEMBER_COLUMNS = (
+    members.c.conversation_id,
+    members.c.user_id,
+    members.c.role,
+    members.c.read_seq,
+    members.c.joined_at_ms,
+    members.c.left_at_ms,
+)
+
+
+def conversation_from_row(row: Any) -> Conversation:
+    return Conversation(
+        id=row.id,
+        kind=Kind(row.kind),
+        title=row.title,
+        owner_id=row.owner_id,
+        max_seq=row.max_seq,
+        last_message_id=row.last_message_id,
+        created_at_ms=row.created_at_ms,
+        updated_at_ms=row.updated_at_ms,
+        member_count=row.member_count,
+    )
+
+
+def _member(row: Any) -> Member:
+    return Member(
+        conversation_id=row.conversation_id,
+        user_id=row.user_id,
+        role=Role(row.role),
+        read_seq=row.read_seq,
+        joined_at_ms=row.joined_at_ms,
+        active=row.left_at_ms is None,
+    )
+
+
+def _member_row(member: Member) -> dict[str, Any]:
+    return {
+        "conversation_id": member.conversation_id,
+        "user_id": member.user_id,
+        "role": int(member.role),
+        "read_seq": member.read_seq,
+        "joined_at_ms": member.joined_at_ms,
+        "left_at_ms": None,
+    }
+
+
+class SQLConversationRepo(SQLRepo):
+    async def create(
+        self, conversation: Conversation, new_members: Sequence[Member], pair: tuple[int, int] | None = None
+    ) -> None:
+        try:
+            async with self._write() as conn:
+                if pair is not None:
+                    # First, so that of two racing creations the second stops here (the unique key decides).
+                    await conn.execute(
+                        insert(direct_pairs).values(
+                            user_low=pair[0], user_high=pair[1], conversation_id=conversation.id
+                        )
+                    )
+                await conn.execute(
+                    insert(conversations).values(
+                        id=conversation.id,
+                        kind=int(conversation.kind),
+                        title=conversation.title,
+                        owner_id=conversation.owner_id,
+                        member_count=conversation.member_count,
+                        max_seq=conversation.max_seq,
+                        seq_leased=0,
+                        last_message_id=conversation.last_message_id,
+                        created_at_ms=conversation.created_at_ms,
+                        updated_at_ms=conversation.updated_at_ms,
+                    )
+                )
+                for chunk in chunks(new_members, _INSERT_CHUNK):
+                    await conn.execute(insert(members), [_member_row(member) for member in chunk])
+        except IntegrityError:
+            if pair is None:
+                raise
+            existing = await self.find_direct(pair)
+            if existing is None:
+                raise
+            raise DirectExists(existing) from None
+
+    async def find_direct(self, pair: tuple[int, int]) -> int | None:
+        async with self._read() as conn:
+            found: int | None = await conn.scalar(
+                select(direct_pairs.c.conversation_id).where(
+                    direct_pairs.c.user_low == pair[0], direct_pairs.c.user_high == pair[1]
+                )
+            )
+        return found
+
+    async def get(self, conversation_id: int) -> Conversation | None:
+        async with self._read() as conn:
+            row = (await conn.execute(select(conversations).where(conversations.c.id == conversation_id))).first()
+        return conversation_from_row(row) if row is not None else None
+
+    async def get_many(self, conversation_ids: Sequence[int]) -> dict[int, Conversation]:
+        found: dict[int, Conversation] = {}
+        async with self._read() as conn:
+            for chunk in chunks(list(conversation_ids)):
+                rows = await conn.execute(select(conversations).where(conversations.c.id.in_(chunk)))
+                found.update((row.id, conversation_from_row(row)) for row in rows)
+        return found
+
+    async def member(self, conversation_id: int, user_id: int) -> Member | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    select(*_MEMBER_COLUMNS).where(
+                        members.c.conversation_id == conversation_id, members.c.user_id == user_id
+                    )
+                )
+            ).first()
+        return _member(row) if row is not None else None
+
+    async def member_ids(self, conversation_ids: Sequence[int]) -> dict[int, list[int]]:
+        found: dict[int, list[int]] = {conversation_id: [] for conversation_id in conversation_ids}
+        async with self._read() as conn:
+            for chunk in chunks(list(conversation_ids)):
+                rows = await conn.execute(
+                    select(members.c.conversation_id, members.c.user_id)
+                    .where(members.c.conversation_id.in_(chunk), members.c.left_at_ms.is_(None))
+                    .order_by(members.c.conversation_id, members.c.user_id)
+                )
+                for conversation_id, user_id in rows:
+                    found[conversation_id].append(user_id)
+        return found
+
+    async def list_for_user(self, user_id: int, limit: int, after: Cursor | None) -> list[tuple[Conversation, Member]]:
+        query = (
+            select(conversations, *_MEMBER_COLUMNS[1:])
+            .join(members, members.c.conversation_id == conversations.c.id)
+            .where(members.c.user_id == user_id, members.c.left_at_ms.is_(None))
+            .order_by(conversations.c.updated_at_ms.desc(), conversations.c.id.desc())
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(
+                or_(
+                    conversations.c.updated_at_ms < after.updated_at_ms,
+                    and_(
+                        conversations.c.updated_at_ms == after.updated_at_ms,
+                        conversations.c.id < after.conversation_id,
+                    ),
+                )
+            )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            (
+                conversation_from_row(row),
+                Member(row.id, row.user_id, Role(row.role), row.read_seq, row.joined_at_ms, active=True),
+            )
+            for row in rows
+        ]
+
+    async def states(self, user_id: int, conversation_ids: Sequence[int] | None) -> list[ConversationState]:
+        query = (
+            select(conversations.c.id, conversations.c.max_seq, conversations.c.updated_at_ms, members.c.read_seq)
+            .join(members, members.c.conversation_id == conversations.c.id)
+            .where(members.c.user_id == user_id, members.c.left_at_ms.is_(None))
+        )
+        wanted: list[Sequence[int] | None] = list(chunks(conversation_ids)) if conversation_ids is not None else [None]
+        states: list[ConversationState] = []
+        async with self._read() as conn:
+            for chunk in wanted:
+                page = query if chunk is None else query.where(members.c.conversation_id.in_(chunk))
+                rows = await conn.execute(page)
+                states += [ConversationState(row.id, row.max_seq, row.read_seq, row.updated_at_ms) for row in rows]
+        if conversation_ids is not None:
+            order = {conversation_id: index for index, conversation_id in enumerate(conversation_ids)}
+            states.sort(key=lambda state: order[state.conversation_id])
+        return states
+
+    async def add_members(
+        self, conversation_id: int, user_ids: Sequence[int], role: Role, now_ms: int, max_members: int
+    ) -> int:
+        async with self._write() as conn:
+            await _lock_conversation(conn, conversation_id)
+            known: dict[int, bool] = {}
+            for chunk in chunks(list(user_ids)):
+                rows = await conn.execute(
+                    select(members.c.user_id, members.c.left_at_ms).where(
+                        members.c.conversation_id == conversation_id, members.c.user_id.in_(chunk)
+                    )
+                )
+                known.update((user, left_at is None) for user, left_at in rows)
+            joining = [user for user in user_ids if not known.get(user, False)]
+            if not joining:
+                return 0
+            grown = await conn.execute(
+                update(conversations)
+                .where(
+                    conversations.c.id == conversation_id,
+                    conversations.c.member_count + len(joining) <= max_members,
+                )
+                .values(member_count=conversations.c.member_count + len(joining))
+            )
+            if grown.rowcount != 1:
+                raise GroupFull()
+            returning = [user for user in joining if user in known]
+            for chunk in chunks(returning):
+                await conn.execute(
+                    update(members)
+                    .where(members.c.conversation_id == conversation_id, members.c.user_id.in_(chunk))
+                    .values(left_at_ms=None, role=int(role), joined_at_ms=now_ms)
+                )
+            fresh = [Member(conversation_id, user, role, 0, now_ms) for user in joining if user not in known]
+            for rows_chunk in chunks(fresh, _INSERT_CHUNK):
+                await conn.execute(insert(members), [_member_row(member) for member in rows_chunk])
+        return len(joining)
+
+    async def remove_member(self, conversation_id: int, user_id: int, now_ms: int) -> bool:
+        async with self._write() as conn:
+            await _lock_conversation(conn, conversation_id)
+            left = await conn.execute(
+                update(members)
+                .where(
+                    members.c.conversation_id == conversation_id,
+                    members.c.user_id == user_id,
+                    members.c.left_at_ms.is_(None),
+                )
+                .values(left_at_ms=now_ms)
+            )
+            if left.rowcount != 1:
+                return False
+            await conn.execute(
+                update(conversations)
+                .where(conversations.c.id == conversation_id)
+                .values(member_count=conversations.c.member_count - 1)
+            )
+        return True
+
+    async def mark_read(self, conversation_id: int, user_id: int, seq: int) -> int:
+        async with self._write() as conn:
+            # The condition makes it forward-only even when two devices mark at once.
+            await conn.execute(
+                update(members)
+                .where(
+                    members.c.conversation_id == conversation_id,
+                    members.c.user_id == user_id,
+                    members.c.left_at_ms.is_(None),
+                    members.c.read_seq < seq,
+                )
+                .values(read_seq=seq)
+            )
+            read_seq: int | None = await conn.scalar(
+                select(members.c.read_seq).where(
+                    members.c.conversation_id == conversation_id, members.c.user_id == user_id
+                )
+            )
+        return read_seq or 0
+
+
+async def _lock_conversation(conn: AsyncConnection, conversation_id: int) -> None:
+    """Serialize membership changes of one conversation: a no-op write takes the row lock (MySQL) or the write
+    lock (SQLite) before anything is read, so the member count checked is the one updated."""
+    await conn.execute(
+        update(conversations)
+        .where(conversations.c.id == conversation_id)
+        .values(member_count=conversations.c.member_count)
+    )

@@ -1,0 +1,136 @@
+"""``SQLDedupStore``: reservations of ``(sender_id, client_msg_id)`` in the relational store (durable, race-safe)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, insert, select, tuple_, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from tidings.service.chat.biz.model import Message
+from tidings.service.chat.biz.ports import DedupKey, Reservation
+from tidings.service.chat.data.sql import SQLRepo, chunks
+from tidings.service.chat.data.tables import message_reservations as reservations
+
+# Attempts of one reservation that keeps losing lock conflicts (each a few ms apart).
+_LOCK_RETRIES = 5
+
+
+def _reservation(row: Any) -> Reservation:
+    message = Message(
+        id=row.message_id,
+        conversation_id=row.conversation_id,
+        seq=row.seq,
+        sender_id=row.sender_id,
+        client_msg_id=row.client_msg_id,
+        text=row.text,
+        created_at_ms=row.created_at_ms,
+    )
+    return Reservation(message, sent=bool(row.sent), lease_until_ms=row.lease_until_ms)
+
+
+def _row(reservation: Reservation) -> dict[str, Any]:
+    message = reservation.message
+    return {
+        "sender_id": message.sender_id,
+        "client_msg_id": message.client_msg_id,
+        "message_id": message.id,
+        "conversation_id": message.conversation_id,
+        "seq": message.seq,
+        "text": message.text,
+        "created_at_ms": message.created_at_ms,
+        "sent": reservation.sent,
+        "lease_until_ms": reservation.lease_until_ms,
+    }
+
+
+def _is(key: DedupKey) -> Any:
+    return and_(reservations.c.sender_id == key[0], reservations.c.client_msg_id == key[1])
+
+
+def _is_lock_conflict(exc: OperationalError) -> bool:
+    """MySQL's deadlock (1213) or lock wait timeout (1205): the statement may simply be run again."""
+    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+    return code in (1205, 1213)
+
+
+def _key_in(keys: Sequence[DedupKey]) -> Any:
+    """``(sender_id, client_msg_id) IN (...)``: a row-value IN on the primary key (SQLite and MySQL alike)."""
+    return tuple_(reservations.c.sender_id, reservations.c.client_msg_id).in_(list(keys))
+
+
+class SQLDedupStore(SQLRepo):
+    async def get_many(self, keys: Sequence[DedupKey]) -> dict[DedupKey, Reservation]:
+        found: dict[DedupKey, Reservation] = {}
+        async with self._read() as conn:
+            for chunk in chunks(list(set(keys))):
+                rows = await conn.execute(select(reservations).where(_key_in(chunk)))
+                found.update((reservation.key, reservation) for reservation in map(_reservation, rows))
+        return found
+
+    async def reserve(self, batch: Sequence[Reservation]) -> set[DedupKey]:
+        if not batch:
+            return set()
+        # One key order for every writer: two batches inserting overlapping keys then wait, never deadlock.
+        ordered = sorted(batch, key=lambda reservation: reservation.key)
+        try:
+            async with self._write() as conn:
+                await conn.execute(insert(reservations), [_row(reservation) for reservation in ordered])
+            return {reservation.key for reservation in ordered}
+        except IntegrityError:
+            pass
+        except OperationalError as exc:
+            if not _is_lock_conflict(exc):
+                raise
+        # Some key was taken meanwhile (a retry racing its original): one at a time, to learn which.
+        ours: set[DedupKey] = set()
+        for reservation in ordered:
+            if await self._reserve_one(reservation):
+                ours.add(reservation.key)
+        return ours
+
+    async def _reserve_one(self, reservation: Reservation) -> bool:
+        for attempt in range(_LOCK_RETRIES):
+            try:
+                async with self._write() as conn:
+                    await conn.execute(insert(reservations).values(_row(reservation)))
+            except IntegrityError:
+                return False
+            except OperationalError as exc:
+                # InnoDB may pick racing inserts of one key as deadlock victims; the key is decided on retry.
+                if not _is_lock_conflict(exc) or attempt == _LOCK_RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.005 * (attempt + 1))
+            else:
+                return True
+        return False
+
+    async def complete(self, keys: Sequence[DedupKey]) -> None:
+        await self._update_each(keys, sent=True)
+
+    async def release(self, keys: Sequence[DedupKey]) -> None:
+        await self._update_each(keys, lease_until_ms=0, only_unsent=True)
+
+    async def take_over(self, reservation: Reservation, lease_until_ms: int) -> bool:
+        async with self._write() as conn:
+            # Compare-and-set on the lease: of several retries seeing it expired, one moves it and wins.
+            result = await conn.execute(
+                update(reservations)
+                .where(
+                    _is(reservation.key),
+                    reservations.c.sent.is_(False),
+                    reservations.c.lease_until_ms == reservation.lease_until_ms,
+                )
+                .values(lease_until_ms=lease_until_ms)
+            )
+        return result.rowcount == 1
+
+    async def _update_each(self, keys: Sequence[DedupKey], *, only_unsent: bool = False, **values: Any) -> None:
+        async with self._write() as conn:
+            for chunk in chunks(sorted(keys)):
+                stmt = update(reservations).where(_key_in(chunk))
+                if only_unsent:
+                    stmt = stmt.where(reservations.c.sent.is_(False))
+                await conn.execute(stmt.values(**values))

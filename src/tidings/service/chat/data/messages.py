@@ -1,0 +1,134 @@
+"""``SQLMessageRepo``: history by seq, recall, and the persist job's idempotent batch write."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import case, select, update
+
+from tidings.service.chat.biz.model import Message
+from tidings.service.chat.data.sql import SQLRepo, chunks, insert_skipping_duplicates
+from tidings.service.chat.data.tables import conversations, messages
+
+
+def message_from_row(row: Any) -> Message:
+    return Message(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        seq=row.seq,
+        sender_id=row.sender_id,
+        client_msg_id=row.client_msg_id,
+        text=row.text,
+        created_at_ms=row.created_at_ms,
+        recalled=bool(row.recalled),
+    )
+
+
+class SQLMessageRepo(SQLRepo):
+    async def after(self, conversation_id: int, seq: int, limit: int) -> list[Message]:
+        query = (
+            select(messages)
+            .where(messages.c.conversation_id == conversation_id, messages.c.seq > seq)
+            .order_by(messages.c.seq)
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            return [message_from_row(row) for row in await conn.execute(query)]
+
+    async def before(self, conversation_id: int, seq: int | None, limit: int) -> list[Message]:
+        query = select(messages).where(messages.c.conversation_id == conversation_id)
+        if seq is not None:
+            query = query.where(messages.c.seq < seq)
+        async with self._read() as conn:
+            rows = await conn.execute(query.order_by(messages.c.seq.desc()).limit(limit))
+            newest_first = [message_from_row(row) for row in rows]
+        return newest_first[::-1]
+
+    async def get(self, conversation_id: int, message_id: int) -> Message | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    select(messages).where(messages.c.id == message_id, messages.c.conversation_id == conversation_id)
+                )
+            ).first()
+        return message_from_row(row) if row is not None else None
+
+    async def get_many(self, message_ids: Sequence[int]) -> dict[int, Message]:
+        found: dict[int, Message] = {}
+        async with self._read() as conn:
+            for chunk in chunks(list(message_ids)):
+                rows = await conn.execute(select(messages).where(messages.c.id.in_(chunk)))
+                found.update((row.id, message_from_row(row)) for row in rows)
+        return found
+
+    async def recall(self, conversation_id: int, message_id: int) -> Message | None:
+        async with self._write() as conn:
+            await conn.execute(
+                update(messages)
+                .where(messages.c.id == message_id, messages.c.conversation_id == conversation_id)
+                .values(recalled=True, text="")
+            )
+            row = (
+                await conn.execute(
+                    select(messages).where(messages.c.id == message_id, messages.c.conversation_id == conversation_id)
+                )
+            ).first()
+        return message_from_row(row) if row is not None else None
+
+    async def persist(self, batch: Sequence[Message]) -> None:
+        """Store ``batch`` and advance each conversation's ``max_seq``, ``last_message_id`` and ``updated_at_ms``,
+        all in one transaction. Idempotent: a message already stored (same ``(conversation_id, seq)`` or
+        ``message_id``) is left as it is, and the conversation only ever moves forward."""
+        if not batch:
+            return
+        newest: dict[int, Message] = {}
+        for message in batch:
+            if message.conversation_id not in newest or message.seq > newest[message.conversation_id].seq:
+                newest[message.conversation_id] = message
+        async with self._write() as conn:
+            await conn.execute(
+                insert_skipping_duplicates(conn.dialect, messages, "seq"),
+                [
+                    {
+                        "conversation_id": message.conversation_id,
+                        "seq": message.seq,
+                        "id": message.id,
+                        "sender_id": message.sender_id,
+                        "client_msg_id": message.client_msg_id,
+                        "text": message.text,
+                        "created_at_ms": message.created_at_ms,
+                        "recalled": message.recalled,
+                    }
+                    for message in batch
+                ],
+            )
+            # Ascending ids: concurrent batches lock conversation rows in one order, so they cannot deadlock.
+            for conversation_id in sorted(newest):
+                message = newest[conversation_id]
+                # Ordered: MySQL evaluates SET left to right with the updated values, SQLite with the old ones;
+                # putting last_message_id first makes both compare against the old max_seq.
+                await conn.execute(
+                    update(conversations)
+                    .where(conversations.c.id == conversation_id)
+                    .ordered_values(
+                        (
+                            conversations.c.last_message_id,
+                            case(
+                                (conversations.c.max_seq < message.seq, message.id),
+                                else_=conversations.c.last_message_id,
+                            ),
+                        ),
+                        (
+                            conversations.c.max_seq,
+                            case((conversations.c.max_seq < message.seq, message.seq), else_=conversations.c.max_seq),
+                        ),
+                        (
+                            conversations.c.updated_at_ms,
+                            case(
+                                (conversations.c.updated_at_ms < message.created_at_ms, message.created_at_ms),
+                                else_=conversations.c.updated_at_ms,
+                            ),
+                        ),
+                    )
+                )

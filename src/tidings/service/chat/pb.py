@@ -1,0 +1,68 @@
+"""Protobuf forms of the chat domain types (``tidings.chat.v1``), one function each way.
+
+Shared by the servicer (API messages), the event publisher and the persist job (``MessageSent`` carries a
+``Message``), and the recent-messages window in Redis, so a message has one wire form everywhere.
+"""
+
+from __future__ import annotations
+
+from tidings.chat.v1 import chat_pb2
+from tidings.pkg.pbtime import millis, timestamp
+from tidings.service.chat.biz.model import Conversation, ConversationState, ConversationView, Kind, Message
+
+_KINDS = {Kind.DIRECT: chat_pb2.CONVERSATION_KIND_DIRECT, Kind.GROUP: chat_pb2.CONVERSATION_KIND_GROUP}
+
+
+def message_to_pb(message: Message) -> chat_pb2.Message:
+    return chat_pb2.Message(
+        id=message.id,
+        conversation_id=message.conversation_id,
+        seq=message.seq,
+        sender_id=message.sender_id,
+        client_msg_id=message.client_msg_id,
+        text=message.text,
+        created_at=timestamp(message.created_at_ms),
+        recalled=message.recalled,
+    )
+
+
+def message_from_pb(message: chat_pb2.Message) -> Message:
+    return Message(
+        id=message.id,
+        conversation_id=message.conversation_id,
+        seq=message.seq,
+        sender_id=message.sender_id,
+        client_msg_id=message.client_msg_id,
+        text=message.text,
+        created_at_ms=millis(message.created_at),
+        recalled=message.recalled,
+    )
+
+
+def conversation_to_pb(view: ConversationView) -> chat_pb2.Conversation:
+    conversation: Conversation = view.conversation
+    answer = chat_pb2.Conversation(
+        id=conversation.id,
+        kind=_KINDS[conversation.kind],
+        title=conversation.title,
+        member_ids=view.member_ids,
+        max_seq=conversation.max_seq,
+        read_seq=view.read_seq,
+        unread_count=view.unread_count,
+        updated_at=timestamp(conversation.updated_at_ms),
+        owner_id=conversation.owner_id,
+        created_at=timestamp(conversation.created_at_ms),
+    )
+    if view.last_message is not None:
+        answer.last_message.CopyFrom(message_to_pb(view.last_message))
+    return answer
+
+
+def state_to_pb(state: ConversationState) -> chat_pb2.ConversationState:
+    return chat_pb2.ConversationState(
+        conversation_id=state.conversation_id,
+        max_seq=state.max_seq,
+        read_seq=state.read_seq,
+        unread_count=state.unread_count,
+        updated_at=timestamp(state.updated_at_ms),
+    )

@@ -1,0 +1,109 @@
+"""``ChatServicer``: the generated ``tidings.chat.v1.ChatService`` on the chat use cases. Conversion only.
+
+Requests arrive validated against their contract (the validation middleware); errors raised by the use cases
+travel as they are (the recovery middleware puts them on the wire).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from tidings.chat.v1 import chat_pb2, chat_pb2_grpc
+from tidings.pkg import errors
+from tidings.service.chat.biz.conversations import Conversations
+from tidings.service.chat.biz.messages import Messages
+from tidings.service.chat.biz.model import Cursor
+from tidings.service.chat.pb import conversation_to_pb, message_to_pb, state_to_pb
+
+
+def encode_cursor(cursor: Cursor | None) -> str:
+    if cursor is None:
+        return ""
+    return base64.urlsafe_b64encode(f"{cursor.updated_at_ms}:{cursor.conversation_id}".encode()).decode()
+
+
+def decode_cursor(token: str) -> Cursor | None:
+    if not token:
+        return None
+    try:
+        updated_at_ms, conversation_id = base64.urlsafe_b64decode(token.encode()).decode().split(":")
+        return Cursor(int(updated_at_ms), int(conversation_id))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        errors.raise_for_fields({"page_token": "not a page token this service gave out"})
+        raise AssertionError("unreachable") from None
+
+
+class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
+    def __init__(self, conversations: Conversations, messages: Messages) -> None:
+        self._conversations = conversations
+        self._messages = messages
+
+    async def CreateDirect(self, request: chat_pb2.CreateDirectRequest, context: Any) -> chat_pb2.CreateDirectResponse:
+        view, created = await self._conversations.create_direct(request.user_id, request.peer_id)
+        return chat_pb2.CreateDirectResponse(conversation=conversation_to_pb(view), created=created)
+
+    async def CreateGroup(self, request: chat_pb2.CreateGroupRequest, context: Any) -> chat_pb2.CreateGroupResponse:
+        view = await self._conversations.create_group(request.user_id, request.title, list(request.member_ids))
+        return chat_pb2.CreateGroupResponse(conversation=conversation_to_pb(view))
+
+    async def GetConversation(
+        self, request: chat_pb2.GetConversationRequest, context: Any
+    ) -> chat_pb2.GetConversationResponse:
+        view = await self._conversations.get(request.user_id, request.conversation_id)
+        return chat_pb2.GetConversationResponse(conversation=conversation_to_pb(view))
+
+    async def ListConversations(
+        self, request: chat_pb2.ListConversationsRequest, context: Any
+    ) -> chat_pb2.ListConversationsResponse:
+        page = await self._conversations.list_page(request.user_id, request.limit, decode_cursor(request.page_token))
+        return chat_pb2.ListConversationsResponse(
+            conversations=[conversation_to_pb(view) for view in page.views],
+            next_page_token=encode_cursor(page.next_cursor),
+        )
+
+    async def AddMembers(self, request: chat_pb2.AddMembersRequest, context: Any) -> chat_pb2.AddMembersResponse:
+        view = await self._conversations.add_members(request.user_id, request.conversation_id, list(request.member_ids))
+        return chat_pb2.AddMembersResponse(conversation=conversation_to_pb(view))
+
+    async def RemoveMember(self, request: chat_pb2.RemoveMemberRequest, context: Any) -> chat_pb2.RemoveMemberResponse:
+        view = await self._conversations.remove_member(request.user_id, request.conversation_id, request.member_id)
+        return chat_pb2.RemoveMemberResponse(conversation=conversation_to_pb(view))
+
+    async def SendMessage(self, request: chat_pb2.SendMessageRequest, context: Any) -> chat_pb2.SendMessageResponse:
+        sent = await self._messages.send(
+            request.conversation_id, request.sender_id, request.client_msg_id, request.text
+        )
+        return chat_pb2.SendMessageResponse(message=message_to_pb(sent.message), duplicate=sent.duplicate)
+
+    async def ListMessages(self, request: chat_pb2.ListMessagesRequest, context: Any) -> chat_pb2.ListMessagesResponse:
+        position = request.WhichOneof("position")
+        page = await self._messages.history(
+            request.user_id,
+            request.conversation_id,
+            after_seq=request.after_seq if position == "after_seq" else None,
+            before_seq=request.before_seq if position == "before_seq" else None,
+            limit=request.limit,
+        )
+        return chat_pb2.ListMessagesResponse(
+            messages=[message_to_pb(message) for message in page.messages], has_more=page.has_more
+        )
+
+    async def MarkRead(self, request: chat_pb2.MarkReadRequest, context: Any) -> chat_pb2.MarkReadResponse:
+        read_seq = await self._messages.mark_read(request.user_id, request.conversation_id, request.seq)
+        return chat_pb2.MarkReadResponse(read_seq=read_seq)
+
+    async def RecallMessage(
+        self, request: chat_pb2.RecallMessageRequest, context: Any
+    ) -> chat_pb2.RecallMessageResponse:
+        message = await self._messages.recall(
+            request.conversation_id, request.message_id, request.user_id, by_operator=request.by_operator
+        )
+        return chat_pb2.RecallMessageResponse(message=message_to_pb(message))
+
+    async def GetConversationStates(
+        self, request: chat_pb2.GetConversationStatesRequest, context: Any
+    ) -> chat_pb2.GetConversationStatesResponse:
+        states = await self._conversations.states(request.user_id, list(request.conversation_ids))
+        return chat_pb2.GetConversationStatesResponse(states=[state_to_pb(state) for state in states])

@@ -1,0 +1,263 @@
+"""The behaviour every chat repository adapter must have; run against SQLite (unit) and MariaDB (integration).
+
+A subclass provides an ``engine`` fixture whose database is migrated and empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tidings.service.chat.biz.model import Conversation, Cursor, Kind, Member, Message, Role
+from tidings.service.chat.biz.ports import DirectExists, GroupFull, Reservation
+from tidings.service.chat.data.conversations import SQLConversationRepo
+from tidings.service.chat.data.dedup import SQLDedupStore
+from tidings.service.chat.data.messages import SQLMessageRepo
+
+NOW = 1_800_000_000_000
+_ids = itertools.count(1_000_000)
+
+
+def new_id() -> int:
+    return next(_ids)
+
+
+def conversation(
+    kind: Kind = Kind.GROUP, *, owner: int = 1, members: int = 0, updated_at_ms: int = NOW
+) -> Conversation:
+    return Conversation(new_id(), kind, "t" if kind is Kind.GROUP else "", owner, 0, None, NOW, updated_at_ms, members)
+
+
+def message(conversation_id: int, seq: int, *, sender: int = 1, text: str = "hi", at: int = NOW) -> Message:
+    return Message(new_id(), conversation_id, seq, sender, f"c-{conversation_id}-{seq}-{new_id()}", text, at)
+
+
+class ConversationRepoContract:
+    @pytest.fixture
+    def repo(self, engine: AsyncEngine) -> SQLConversationRepo:
+        return SQLConversationRepo(engine)
+
+    async def group(self, repo: SQLConversationRepo, *users: int, updated_at_ms: int = NOW) -> Conversation:
+        group = conversation(owner=users[0], members=len(users), updated_at_ms=updated_at_ms)
+        roles = [Role.OWNER] + [Role.MEMBER] * (len(users) - 1)
+        await repo.create(group, [Member(group.id, u, role, 0, NOW) for u, role in zip(users, roles, strict=True)])
+        return group
+
+    async def test_a_created_conversation_reads_back_with_its_members(self, repo: SQLConversationRepo) -> None:
+        group = await self.group(repo, 1, 2, 3)
+        assert await repo.get(group.id) == group
+        assert await repo.get(new_id()) is None
+        owner = await repo.member(group.id, 1)
+        assert owner == Member(group.id, 1, Role.OWNER, 0, NOW, active=True)
+        assert await repo.member(group.id, 4) is None
+        other = await self.group(repo, 5)
+        assert await repo.member_ids([group.id, other.id]) == {group.id: [1, 2, 3], other.id: [5]}
+        assert await repo.get_many([group.id, other.id, new_id()]) == {group.id: group, other.id: other}
+
+    async def test_a_pair_has_one_direct_conversation_even_when_created_concurrently(
+        self, repo: SQLConversationRepo
+    ) -> None:
+        pair = (new_id(), new_id())
+        candidates = [conversation(Kind.DIRECT, owner=0, members=2) for _ in range(6)]
+
+        async def create(candidate: Conversation) -> int:
+            try:
+                await repo.create(candidate, [Member(candidate.id, u, Role.MEMBER, 0, NOW) for u in pair], pair)
+            except DirectExists as exists:
+                return exists.conversation_id
+            return candidate.id
+
+        winners = await asyncio.gather(*(create(candidate) for candidate in candidates))
+        assert len(set(winners)) == 1
+        assert await repo.find_direct(pair) == winners[0]
+        losers = [c.id for c in candidates if c.id != winners[0]]
+        assert await repo.get_many(losers) == {}
+
+    async def test_adding_members_skips_current_ones_and_brings_former_ones_back(
+        self, repo: SQLConversationRepo
+    ) -> None:
+        group = await self.group(repo, 1, 2)
+        await repo.mark_read(group.id, 2, 0)
+        assert await repo.remove_member(group.id, 2, NOW + 1)
+        assert not await repo.remove_member(group.id, 2, NOW + 1)
+        former = await repo.member(group.id, 2)
+        assert former is not None
+        assert not former.active
+        assert await repo.add_members(group.id, [1, 2, 3], Role.MEMBER, NOW + 2, 10) == 2
+        assert await repo.member_ids([group.id]) == {group.id: [1, 2, 3]}
+        fresh = await repo.get(group.id)
+        assert fresh is not None
+        assert fresh.member_count == 3
+
+    async def test_a_full_group_takes_nobody_even_under_concurrent_adds(self, repo: SQLConversationRepo) -> None:
+        group = await self.group(repo, 1)
+        with pytest.raises(GroupFull):
+            await repo.add_members(group.id, [2, 3, 4, 5, 6], Role.MEMBER, NOW, 5)
+        assert await repo.member_ids([group.id]) == {group.id: [1]}
+
+        async def add(user: int) -> bool:
+            try:
+                await repo.add_members(group.id, [user], Role.MEMBER, NOW, 5)
+            except GroupFull:
+                return False
+            return True
+
+        added = await asyncio.gather(*(add(user) for user in range(10, 20)))
+        assert sum(added) == 4
+        members = (await repo.member_ids([group.id]))[group.id]
+        assert len(members) == 5
+        fresh = await repo.get(group.id)
+        assert fresh is not None
+        assert fresh.member_count == 5
+
+    async def test_a_users_conversations_come_newest_first_in_pages(self, repo: SQLConversationRepo) -> None:
+        user = new_id()
+        made = [await self.group(repo, user, updated_at_ms=NOW + n // 2) for n in range(5)]
+        left = await self.group(repo, user, 9)
+        await repo.remove_member(left.id, user, NOW)
+        expected = sorted(made, key=lambda c: (c.updated_at_ms, c.id), reverse=True)
+        first = await repo.list_for_user(user, 3, None)
+        last = first[-1][0]
+        second = await repo.list_for_user(user, 3, Cursor(last.updated_at_ms, last.id))
+        assert [c.id for c, _ in first + second] == [c.id for c in expected]
+        assert all(member.user_id == user and member.active for _, member in first + second)
+
+    async def test_states_in_one_call_for_many_conversations(self, repo: SQLConversationRepo) -> None:
+        user = new_id()
+        mine = [await self.group(repo, user) for _ in range(3)]
+        theirs = await self.group(repo, 7)
+        await repo.mark_read(mine[1].id, user, 0)
+        # More ids than one IN list holds: unknown ones and others' conversations are left out.
+        asked = [mine[2].id, theirs.id, *(new_id() for _ in range(600)), mine[0].id]
+        states = await repo.states(user, asked)
+        assert [s.conversation_id for s in states] == [mine[2].id, mine[0].id]
+        assert {s.conversation_id for s in await repo.states(user, None)} == {c.id for c in mine}
+
+    async def test_read_marks_only_move_forward_under_concurrent_marks(
+        self, repo: SQLConversationRepo, engine: AsyncEngine
+    ) -> None:
+        group = await self.group(repo, 1, 2)
+        results = await asyncio.gather(*(repo.mark_read(group.id, 2, seq) for seq in (5, 3, 9, 1, 7)))
+        assert max(results) == 9
+        assert await repo.mark_read(group.id, 2, 4) == 9
+        member = await repo.member(group.id, 2)
+        assert member is not None
+        assert member.read_seq == 9
+
+
+class MessageRepoContract:
+    @pytest.fixture
+    def repo(self, engine: AsyncEngine) -> SQLMessageRepo:
+        return SQLMessageRepo(engine)
+
+    @pytest.fixture
+    async def conversation_id(self, engine: AsyncEngine) -> int:
+        group = conversation(members=1)
+        await SQLConversationRepo(engine).create(group, [Member(group.id, 1, Role.OWNER, 0, NOW)])
+        return group.id
+
+    async def test_persisted_messages_page_both_ways(self, repo: SQLMessageRepo, conversation_id: int) -> None:
+        batch = [message(conversation_id, seq, text=f"m{seq}", at=NOW + seq) for seq in (1, 2, 4, 5, 7)]
+        await repo.persist(batch)
+        assert [m.seq for m in await repo.after(conversation_id, 0, 3)] == [1, 2, 4]
+        assert [m.seq for m in await repo.after(conversation_id, 4, 10)] == [5, 7]
+        assert [m.seq for m in await repo.before(conversation_id, None, 2)] == [5, 7]
+        assert [m.seq for m in await repo.before(conversation_id, 5, 10)] == [1, 2, 4]
+        assert await repo.after(conversation_id, 0, 10) == batch
+        assert await repo.get(conversation_id, batch[2].id) == batch[2]
+        assert await repo.get(conversation_id + 1, batch[2].id) is None
+        assert await repo.get_many([batch[0].id, new_id()]) == {batch[0].id: batch[0]}
+
+    async def test_persisting_advances_the_conversation_forward_only(
+        self, repo: SQLMessageRepo, conversation_id: int, engine: AsyncEngine
+    ) -> None:
+        conversations = SQLConversationRepo(engine)
+        newer = [message(conversation_id, seq, at=NOW + 100 + seq) for seq in (3, 4)]
+        older = [message(conversation_id, seq, at=NOW + seq) for seq in (1, 2)]
+        await repo.persist(newer)
+        await repo.persist(older)  # a batch from another instance, landing late
+        stored = await conversations.get(conversation_id)
+        assert stored is not None
+        assert (stored.max_seq, stored.last_message_id, stored.updated_at_ms) == (4, newer[1].id, NOW + 104)
+        assert [m.seq for m in await repo.after(conversation_id, 0, 10)] == [1, 2, 3, 4]
+
+    async def test_persisting_is_idempotent_on_seq_and_on_message_id(
+        self, repo: SQLMessageRepo, conversation_id: int, engine: AsyncEngine
+    ) -> None:
+        batch = [message(conversation_id, seq) for seq in (1, 2, 3)]
+        await repo.persist(batch)
+        await repo.persist(batch)  # redelivered after a crash
+        await repo.persist([*batch[1:], message(conversation_id, 4)])  # overlapping
+        assert [m.seq for m in await repo.after(conversation_id, 0, 10)] == [1, 2, 3, 4]
+        assert (await repo.after(conversation_id, 0, 3)) == batch
+        stored = await SQLConversationRepo(engine).get(conversation_id)
+        assert stored is not None
+        assert stored.max_seq == 4
+
+    async def test_recall_erases_the_text_idempotently(self, repo: SQLMessageRepo, conversation_id: int) -> None:
+        original = message(conversation_id, 1, text="secret")
+        await repo.persist([original])
+        for _ in range(2):
+            recalled = await repo.recall(conversation_id, original.id)
+            assert recalled is not None
+            assert (recalled.recalled, recalled.text, recalled.seq) == (True, "", 1)
+        assert await repo.recall(conversation_id, new_id()) is None
+        # A redelivered MessageSent does not bring the text back.
+        await repo.persist([original])
+        assert (await repo.after(conversation_id, 0, 1))[0].text == ""
+
+    async def test_text_keeps_every_code_point(self, repo: SQLMessageRepo, conversation_id: int) -> None:
+        text = "\U0001f600é中" * 1333 + "x"
+        await repo.persist([message(conversation_id, 1, text=text)])
+        assert (await repo.after(conversation_id, 0, 1))[0].text == text
+
+
+class DedupStoreContract:
+    @pytest.fixture
+    def store(self, engine: AsyncEngine) -> SQLDedupStore:
+        return SQLDedupStore(engine)
+
+    def reservation(self, sender: int, client_msg_id: str, *, lease: int = NOW + 1000) -> Reservation:
+        return Reservation(
+            Message(new_id(), 5, new_id(), sender, client_msg_id, "hello", NOW), sent=False, lease_until_ms=lease
+        )
+
+    async def test_a_reservation_reads_back_and_a_taken_key_stays_as_it_was(self, store: SQLDedupStore) -> None:
+        sender = new_id()
+        first = self.reservation(sender, "a")
+        assert await store.reserve([first]) == {first.key}
+        rival, other = self.reservation(sender, "a"), self.reservation(sender, "b")
+        assert await store.reserve([rival, other]) == {other.key}
+        found = await store.get_many([first.key, other.key, (sender, "zzz")])
+        assert found == {first.key: first, other.key: other}
+
+    async def test_client_message_ids_differ_by_case(self, store: SQLDedupStore) -> None:
+        sender = new_id()
+        lower, upper = self.reservation(sender, "abc"), self.reservation(sender, "ABC")
+        assert await store.reserve([lower, upper]) == {lower.key, upper.key}
+
+    async def test_of_racing_reservations_exactly_one_wins(self, store: SQLDedupStore) -> None:
+        sender = new_id()
+        rivals = [self.reservation(sender, "race") for _ in range(8)]
+        won = await asyncio.gather(*(store.reserve([rival]) for rival in rivals))
+        assert sum(len(keys) for keys in won) == 1
+        [winner] = [rival for rival, keys in zip(rivals, won, strict=True) if keys]
+        assert (await store.get_many([winner.key]))[winner.key] == winner
+
+    async def test_complete_release_and_one_take_over(self, store: SQLDedupStore) -> None:
+        sender = new_id()
+        sent, failed = self.reservation(sender, "sent"), self.reservation(sender, "failed")
+        await store.reserve([sent, failed])
+        await store.complete([sent.key])
+        await store.release([sent.key, failed.key])
+        found = await store.get_many([sent.key, failed.key])
+        assert found[sent.key].sent
+        assert found[sent.key].lease_until_ms == sent.lease_until_ms  # a sent one keeps its lease
+        assert not found[failed.key].sent
+        assert found[failed.key].lease_until_ms == 0
+        takers = await asyncio.gather(*(store.take_over(found[failed.key], NOW + 5000 + n) for n in range(5)))
+        assert sum(takers) == 1
+        assert not await store.take_over(found[sent.key], NOW + 9000)

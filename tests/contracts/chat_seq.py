@@ -1,0 +1,141 @@
+"""The behaviour every ``SeqAllocator`` must have: strictly increasing, never reused, also across restarts and
+when its cache loses everything; run in-process on SQLite (unit) and on Redis + MariaDB (integration).
+
+A subclass provides ``engine`` (migrated, empty), ``allocator()`` (a new allocator instance on the shared stores:
+one per chat process) and ``lose_cache(allocators)`` (what the cache loses when it loses all its data; returns
+the allocators that carry on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tidings.service.chat.biz.model import Conversation, Kind
+from tidings.service.chat.biz.ports import SeqAllocator
+from tidings.service.chat.data.conversations import SQLConversationRepo
+from tidings.service.chat.data.metrics import ChatMetrics
+from tidings.service.chat.data.seq import SQLSeqLease
+
+_ids = itertools.count(5_000_000)
+
+
+class SeqAllocatorContract:
+    # Whether separate allocator instances share one order (Redis) or only uniqueness (in-process).
+    shared_order: bool = True
+
+    @pytest.fixture
+    def registry(self) -> CollectorRegistry:
+        return CollectorRegistry()
+
+    @pytest.fixture
+    def metrics(self, registry: CollectorRegistry) -> ChatMetrics:
+        return ChatMetrics(registry)
+
+    @pytest.fixture
+    def lease(self, engine: AsyncEngine) -> SQLSeqLease:
+        return SQLSeqLease(engine)
+
+    def allocator(self) -> SeqAllocator:
+        raise NotImplementedError("a subclass builds its adapter here")
+
+    async def lose_cache(self, allocators: list[SeqAllocator]) -> list[SeqAllocator]:
+        raise NotImplementedError("a subclass makes its cache lose everything here")
+
+    async def conversation(self, engine: AsyncEngine) -> int:
+        cid = next(_ids)
+        await SQLConversationRepo(engine).create(Conversation(cid, Kind.GROUP, "t", 1, 0, None, 0, 0, 0), [])
+        return cid
+
+    async def test_seqs_start_at_one_and_increase(self, engine: AsyncEngine) -> None:
+        cid = await self.conversation(engine)
+        allocator = self.allocator()
+        seqs = [*await allocator.allocate(cid, 1), *await allocator.allocate(cid, 3)]
+        assert seqs == [1, 2, 3, 4]
+        more = await allocator.allocate(cid, 250)  # more than one block at once
+        assert more == sorted(more)
+        assert len(set(more)) == 250
+        assert more[0] > 4
+
+    async def test_conversations_have_their_own_sequences(self, engine: AsyncEngine) -> None:
+        a, b = await self.conversation(engine), await self.conversation(engine)
+        allocator = self.allocator()
+        assert await allocator.allocate(a, 2) == [1, 2]
+        assert await allocator.allocate(b, 1) == [1]
+
+    async def test_concurrent_allocations_of_many_instances_never_collide(self, engine: AsyncEngine) -> None:
+        cid = await self.conversation(engine)
+        allocators = [self.allocator() for _ in range(3)]
+
+        async def run(allocator: SeqAllocator) -> list[int]:
+            taken: list[int] = []
+            for _ in range(40):
+                batch = await allocator.allocate(cid, random.randint(1, 7))
+                assert batch == sorted(batch)
+                taken += batch
+            return taken
+
+        runs = await asyncio.gather(*(run(allocators[n % 3]) for n in range(6)))
+        every = [seq for taken in runs for seq in taken]
+        assert len(every) == len(set(every))
+        for taken in runs:  # each caller's own allocations come in increasing order
+            assert taken == sorted(taken)
+
+    async def test_allocations_one_after_another_increase_across_instances(self, engine: AsyncEngine) -> None:
+        if not self.shared_order:
+            pytest.skip("in-process allocators share uniqueness only (one process runs chat)")
+        cid = await self.conversation(engine)
+        allocators = [self.allocator() for _ in range(3)]
+        seqs = [seq for n in range(30) for seq in await allocators[n % 3].allocate(cid, 1 + n % 4)]
+        assert seqs == sorted(seqs)
+        assert len(seqs) == len(set(seqs))
+
+    async def test_a_restarted_allocator_never_reuses_a_seq(self, engine: AsyncEngine) -> None:
+        cid = await self.conversation(engine)
+        before = await self.allocator().allocate(cid, 5)
+        after = await self.allocator().allocate(cid, 5)
+        assert min(after) > max(before)
+
+    async def test_losing_the_cache_mid_stream_reuses_no_seq(self, engine: AsyncEngine) -> None:
+        cid = await self.conversation(engine)
+        allocators = [self.allocator() for _ in range(3)]
+        taken: list[int] = []
+        lost = asyncio.Event()
+
+        async def run(index: int) -> None:
+            for round_ in range(60):
+                if round_ == 20 and index == 0:
+                    allocators[:] = await self.lose_cache(allocators)
+                    lost.set()
+                taken.extend(await allocators[index % len(allocators)].allocate(cid, random.randint(1, 5)))
+                await asyncio.sleep(0)
+
+        await asyncio.gather(*(run(index) for index in range(3)))
+        assert lost.is_set()
+        assert len(taken) == len(set(taken))
+        newest = await self.allocator().allocate(cid, 1)
+        assert newest[0] > max(taken)
+
+    async def test_each_block_lease_is_counted(self, engine: AsyncEngine, registry: CollectorRegistry) -> None:
+        cid = await self.conversation(engine)
+        allocator = self.allocator()
+
+        def leases() -> float:
+            samples = [s for m in registry.collect() for s in m.samples if s.name.endswith("seq_block_leases_total")]
+            return sum(sample.value for sample in samples)
+
+        await allocator.allocate(cid, 1)
+        assert leases() == 1
+        await allocator.allocate(cid, 10)
+        assert leases() == 1  # still the first block
+        await allocator.allocate(cid, 150)
+        assert leases() == 2
+
+    async def test_an_unknown_conversation_gets_no_seqs(self) -> None:
+        with pytest.raises(Exception, match="does not exist"):
+            await self.allocator().allocate(next(_ids), 1)
