@@ -106,6 +106,36 @@ class AuthConf(_Section):
     refresh_ttl_s: int = Field(default=30 * 86_400, ge=60)
 
 
+class RealtimeConf(_Section):
+    """The bff's live connections (WebSocket and gRPC stream) and the route table the push job reads."""
+
+    # The address of this very instance's gRPC server, which the push job dials for ``Deliver``. Set it per
+    # instance (TIDINGS_REALTIME__ADVERTISE) when ``modules.bff.dial`` is a load balancer or the listen host is
+    # 0.0.0.0; unset, it is ``modules.bff.dial``, else the bff's gRPC listen address.
+    advertise: str | None = None
+    # Frames waiting for one slow connection; when full, the connection is closed (4008) and catches up by sync.
+    queue_size: int = Field(default=256, ge=1, le=65_536)
+    # Largest client frame accepted; a larger one is answered with an error frame.
+    max_frame_bytes: int = Field(default=64 * 1024, ge=1024, le=4 * 1024 * 1024)
+    # A connection that sends nothing for this long is closed (4408). Clients ping every ``idle_timeout_s / 2.5``
+    # (30 s with the default).
+    idle_timeout_s: float = Field(default=75.0, gt=0)
+    # A route (user -> session -> instance) lives this long unless refreshed; refreshed every third of it.
+    route_ttl_s: float = Field(default=90.0, ge=3)
+    # Tokens are checked again this often (revocation); an expired token closes the connection at its expiry.
+    reverify_interval_s: float = Field(default=60.0, gt=0)
+    # Typing frames per connection: a token bucket of this rate and burst.
+    typing_rate_per_s: float = Field(default=1.0, gt=0)
+    typing_burst: int = Field(default=5, ge=1)
+    # How long conversation members (typing) and a user's peers (presence) are cached.
+    members_cache_s: float = Field(default=10.0, ge=0)
+    peers_cache_s: float = Field(default=30.0, ge=0)
+    # At most this many peers hear about one user's presence change.
+    presence_max_peers: int = Field(default=5000, ge=0)
+    # Bound on each route-table call and each ``Deliver`` call to another bff instance (typing, presence).
+    io_timeout_s: float = Field(default=2.0, gt=0)
+
+
 class AppConf(_Section):
     name: str = "tidings"
     env: str = "dev"
@@ -132,6 +162,7 @@ class Settings(BaseSettings):
     search: SearchConf = SearchConf()
     idgen: IdGenConf = IdGenConf()
     auth: AuthConf = AuthConf()
+    realtime: RealtimeConf = RealtimeConf()
 
     @classmethod
     def settings_customise_sources(

@@ -6,10 +6,12 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import replace
 
-from tidings.bff.biz.model import Conversation, Kind, Message, Page, Presence, Session, User
+from tidings.bff.biz.model import Conversation, Identity, Kind, Message, Page, Presence, Session, User
 from tidings.pkg import errors
 
 NOW = 1_800_000_000_000
+# Tokens of the fakes expire long after any test (real-time tests set ``expiry`` to test expiry).
+FAR_FUTURE_MS = 4_000_000_000_000
 
 
 class FakeAccounts:
@@ -17,6 +19,11 @@ class FakeAccounts:
         self.users: dict[int, User] = {}
         self.passwords: dict[str, str] = {}
         self._ids = itertools.count(10**15)
+        # Token checks as the real-time hub makes them: revocation, expiry, an unreachable account service.
+        self.revoked: set[str] = set()
+        self.expiry: dict[str, int] = {}
+        self.unavailable = False
+        self.identified: list[str] = []
 
     async def register(self, username: str, password: str, display_name: str | None) -> Session:
         if any(u.username == username for u in self.users.values()):
@@ -40,10 +47,24 @@ class FakeAccounts:
         return Session(user, f"token-{user.id}", f"refresh-{user.id}", 900)
 
     async def verify(self, access_token: str) -> int:
+        return (await self.identify(access_token)).user_id
+
+    async def identify(self, access_token: str) -> Identity:
+        self.identified.append(access_token)
+        if self.unavailable:
+            raise errors.common.unavailable("account is down")
+        if access_token in self.revoked:
+            raise errors.account.token_revoked("access token was revoked")
         user_id = access_token.removeprefix("token-")
         if not user_id.isdigit() or int(user_id) not in self.users:
             raise errors.account.token_invalid("access token is not valid")
-        return int(user_id)
+        return Identity(int(user_id), self.expiry.get(access_token, FAR_FUTURE_MS))
+
+    def add(self, username: str) -> tuple[int, str]:
+        """A user made directly (no password), and their access token."""
+        user = User(next(self._ids), username, username, "", "", NOW)
+        self.users[user.id] = user
+        return user.id, f"token-{user.id}"
 
     async def get(self, user_id: int) -> User:
         if user_id not in self.users:

@@ -25,6 +25,14 @@ class Session:
 
 
 @dataclass(frozen=True)
+class Identity:
+    """Who an access token speaks for, and until when (a live connection is closed at ``expires_at_ms``)."""
+
+    user_id: int
+    expires_at_ms: int
+
+
+@dataclass(frozen=True)
 class Message:
     id: int
     conversation_id: int

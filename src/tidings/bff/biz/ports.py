@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from tidings.bff.biz.model import Conversation, Message, Page, Presence, Session, User
+from tidings.bff.biz.model import Conversation, Identity, Message, Page, Presence, Session, User
+from tidings.bff.biz.realtime.events import Event, Route, Routes
 
 
 class AccountRepo(Protocol):
@@ -15,6 +16,9 @@ class AccountRepo(Protocol):
 
     async def verify(self, access_token: str) -> int:
         """The user id of a genuine, unexpired, unrevoked access token; a TidingsError (401) otherwise."""
+
+    async def identify(self, access_token: str) -> Identity:
+        """``verify`` with the token's expiry, for connections that outlive a request; 401 as ``verify``."""
 
     async def get(self, user_id: int) -> User: ...
     async def get_many(self, user_ids: list[int]) -> list[User]: ...
@@ -50,3 +54,38 @@ class ChatRepo(Protocol):
 class PresenceRepo(Protocol):
     async def statuses(self, user_ids: Iterable[int]) -> dict[int, Presence]:
         """Online or offline for each user, looked up in one batch."""
+
+
+class RouteTable(Protocol):
+    """user -> session -> bff instance, with a TTL per route (``tidings.pkg.routes`` has Redis and in-process)."""
+
+    async def touch(self, routes: Sequence[Route]) -> list[int]:
+        """Write or refresh the routes; the users who had no live route before (they came online)."""
+
+    async def remove(self, routes: Sequence[Route]) -> list[int]:
+        """Delete the routes; the users left with no live route (they went offline)."""
+
+    async def routes_for(self, user_ids: Iterable[int]) -> Routes:
+        """Live routes of many users in one round trip; users with none are left out."""
+
+    async def online(self, user_ids: Iterable[int]) -> set[int]: ...
+
+    async def sweep(self, limit: int = ...) -> list[int]:
+        """Drop routes that expired without a disconnect (a crashed bff); the users now offline, each reported once."""
+
+
+class Relay(Protocol):
+    """``Deliver`` on another bff instance, for the events this one originates (typing, presence)."""
+
+    async def deliver(self, instance: str, deliveries: Sequence[tuple[Sequence[str], Event]]) -> list[str]:
+        """Queue each event on its sessions there; the session ids no longer connected there."""
+
+    async def close(self) -> None: ...
+
+
+class RealtimeMetrics(Protocol):
+    def connected(self, transport: str) -> None: ...
+    def closed(self, transport: str, reason: str) -> None: ...
+    def delivered(self, frames: int) -> None: ...
+    def bad_frame(self, transport: str) -> None: ...
+    def relay_failed(self) -> None: ...

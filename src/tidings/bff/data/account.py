@@ -6,7 +6,7 @@ import grpc
 
 from tidings.account.v1 import account_pb2 as pb
 from tidings.account.v1 import account_pb2_grpc as pb_grpc
-from tidings.bff.biz.model import Session, User
+from tidings.bff.biz.model import Identity, Session, User
 from tidings.pkg.pbtime import millis
 
 
@@ -40,9 +40,11 @@ class GrpcAccountRepo:
         return _session((await self._stub.Refresh(pb.RefreshRequest(refresh_token=refresh_token))).grant)
 
     async def verify(self, access_token: str) -> int:
+        return (await self.identify(access_token)).user_id
+
+    async def identify(self, access_token: str) -> Identity:
         response = await self._stub.VerifyToken(pb.VerifyTokenRequest(access_token=access_token))
-        user_id: int = response.user_id
-        return user_id
+        return Identity(response.user_id, millis(response.expires_at))
 
     async def get(self, user_id: int) -> User:
         return user((await self._stub.GetUser(pb.GetUserRequest(user_id=user_id))).user)

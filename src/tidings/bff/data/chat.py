@@ -5,24 +5,12 @@ from __future__ import annotations
 import grpc
 
 from tidings.bff.biz.model import Conversation, Kind, Message, Page
+from tidings.bff.codec import message_from_pb as message
 from tidings.chat.v1 import chat_pb2 as pb
 from tidings.chat.v1 import chat_pb2_grpc as pb_grpc
 from tidings.pkg.pbtime import millis
 
 _KINDS = {pb.CONVERSATION_KIND_DIRECT: Kind.DIRECT, pb.CONVERSATION_KIND_GROUP: Kind.GROUP}
-
-
-def message(m: pb.Message) -> Message:
-    return Message(
-        id=m.id,
-        conversation_id=m.conversation_id,
-        seq=m.seq,
-        sender_id=m.sender_id,
-        client_msg_id=m.client_msg_id,
-        text=m.text,
-        created_at_ms=millis(m.created_at),
-        recalled=m.recalled,
-    )
 
 
 def conversation(c: pb.Conversation) -> Conversation:

@@ -108,7 +108,7 @@ Global___SendFrame: _TypeAlias = SendFrame  # noqa: Y015
 
 @_typing.final
 class ReadFrame(_message.Message):
-    """Moves the read mark, as `POST /v1/conversations/{id}/read` does."""
+    """Moves the read mark, as `POST /v1/conversations/{id}/read` does; answered by `marked` or `error`."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -179,6 +179,7 @@ class ConnectResponse(_message.Message):
     SENT_FIELD_NUMBER: _builtins.int
     PONG_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    MARKED_FIELD_NUMBER: _builtins.int
     ref: _builtins.int
     """The `ref` of the client frame this answers; 0 for events."""
     @_builtins.property
@@ -189,6 +190,8 @@ class ConnectResponse(_message.Message):
     def pong(self) -> Global___Pong: ...
     @_builtins.property
     def error(self) -> Global___ErrorFrame: ...
+    @_builtins.property
+    def marked(self) -> Global___ReadAck: ...
     def __init__(
         self,
         *,
@@ -197,12 +200,13 @@ class ConnectResponse(_message.Message):
         sent: Global___SendAck | None = ...,
         pong: Global___Pong | None = ...,
         error: Global___ErrorFrame | None = ...,
+        marked: Global___ReadAck | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "event", b"event", "frame", b"frame", "pong", b"pong", "sent", b"sent"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "event", b"event", "frame", b"frame", "marked", b"marked", "pong", b"pong", "sent", b"sent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "event", b"event", "frame", b"frame", "pong", b"pong", "ref", b"ref", "sent", b"sent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "event", b"event", "frame", b"frame", "marked", b"marked", "pong", b"pong", "ref", b"ref", "sent", b"sent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_frame: _TypeAlias = _typing.Literal["event", "sent", "pong", "error"]  # noqa: Y015
+    _WhichOneofReturnType_frame: _TypeAlias = _typing.Literal["event", "sent", "pong", "error", "marked"]  # noqa: Y015
     _WhichOneofArgType_frame: _TypeAlias = _typing.Literal["frame", b"frame"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_frame) -> _WhichOneofReturnType_frame | None: ...
 
@@ -399,6 +403,32 @@ class SendAck(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SendAck: _TypeAlias = SendAck  # noqa: Y015
+
+@_typing.final
+class ReadAck(_message.Message):
+    """The answer to a `read` frame: the caller's read mark after the move (it never goes back, and is clamped to
+    the conversation's `max_seq`).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    READ_SEQ_FIELD_NUMBER: _builtins.int
+    conversation_id: _builtins.int
+    read_seq: _builtins.int
+    def __init__(
+        self,
+        *,
+        conversation_id: _builtins.int = ...,
+        read_seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "read_seq", b"read_seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadAck: _TypeAlias = ReadAck  # noqa: Y015
 
 @_typing.final
 class Pong(_message.Message):

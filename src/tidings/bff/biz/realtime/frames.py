@@ -1,0 +1,71 @@
+"""What a client may do on its connection: ping, type, send and mark read (the last two as the REST API does).
+
+Typing is ephemeral: checked against membership (cached briefly), relayed to the other members' live sessions,
+never stored, and limited per connection by a token bucket.
+"""
+
+from __future__ import annotations
+
+from typing import assert_never
+
+from tidings.bff.biz.ports import ChatRepo
+from tidings.bff.biz.realtime.events import (
+    Inbound,
+    Marked,
+    MarkRead,
+    Outbound,
+    Ping,
+    Pong,
+    SendText,
+    Sent,
+    StartTyping,
+    Typing,
+)
+from tidings.bff.biz.realtime.hub import Hub
+from tidings.bff.biz.realtime.session import Session, TTLCache
+from tidings.pkg import errors
+
+
+class Frames:
+    """Answers one client frame at a time; raises ``TidingsError`` for a frame that cannot be served."""
+
+    def __init__(self, hub: Hub, chats: ChatRepo) -> None:
+        self._hub = hub
+        self._chats = chats
+        self._members: TTLCache[int, frozenset[int]] = TTLCache(hub.conf.members_cache_s, 10_000, hub.clock.monotonic)
+
+    async def answer(self, session: Session, frame: Inbound) -> Outbound | None:
+        """The frame's answer (None for typing, which has none)."""
+        match frame:
+            case Ping(ref):
+                return Pong(ref)
+            case StartTyping(conversation_id):
+                await self.typing(session, conversation_id)
+                return None
+            case SendText(conversation_id, client_msg_id, text, ref):
+                message, duplicate = await self._chats.send(session.user_id, conversation_id, client_msg_id, text)
+                return Sent(ref, message, duplicate)
+            case MarkRead(conversation_id, seq, ref):
+                read_seq = await self._chats.mark_read(session.user_id, conversation_id, seq)
+                return Marked(ref, conversation_id, read_seq)
+            case _:
+                assert_never(frame)
+
+    async def typing(self, session: Session, conversation_id: int) -> None:
+        """Relay "typing" to the conversation's other members who are online, on any instance."""
+        if not session.typing.allow(self._hub.clock.monotonic()):
+            wait = f"{session.typing.wait_s():.1f}"
+            raise errors.common.rate_limited("typing frames come too often", retry_after_s=wait)
+        members = await self._members_of(session.user_id, conversation_id)
+        others = [member for member in members if member != session.user_id]
+        if others:
+            await self._hub.deliver_to_users(Typing(conversation_id, session.user_id), others)
+
+    async def _members_of(self, user_id: int, conversation_id: int) -> frozenset[int]:
+        """The members, if ``user_id`` is one (cached); chat's error (not found / not a member) otherwise."""
+        members = self._members.get(conversation_id)
+        if members is None or user_id not in members:
+            conversation = await self._chats.get(user_id, conversation_id)
+            members = frozenset(conversation.member_ids)
+            self._members.put(conversation_id, members)
+        return members

@@ -1,0 +1,80 @@
+"""The bff's domain types to and from the protobuf contracts, shared by ``service`` (the gRPC stream, the
+``Deliver`` servicer) and ``data`` (chat replies, ``Deliver`` calls to other instances): one mapping each way."""
+
+from __future__ import annotations
+
+from tidings.bff.biz.model import Message, Presence
+from tidings.bff.biz.realtime.events import (
+    ConversationRead,
+    Event,
+    MessageNew,
+    MessageRecalled,
+    PresenceChanged,
+    Typing,
+)
+from tidings.chat.v1 import chat_pb2
+from tidings.gateway.v1 import gateway_pb2 as pb
+from tidings.pkg.pbtime import millis, timestamp
+
+_STATUS_TO_PB = {Presence.ONLINE: pb.PRESENCE_STATUS_ONLINE, Presence.OFFLINE: pb.PRESENCE_STATUS_OFFLINE}
+_STATUS_FROM_PB = {value: key for key, value in _STATUS_TO_PB.items()}
+
+
+def message_from_pb(m: chat_pb2.Message) -> Message:
+    return Message(
+        id=m.id,
+        conversation_id=m.conversation_id,
+        seq=m.seq,
+        sender_id=m.sender_id,
+        client_msg_id=m.client_msg_id,
+        text=m.text,
+        created_at_ms=millis(m.created_at),
+        recalled=m.recalled,
+    )
+
+
+def message_to_pb(m: Message) -> chat_pb2.Message:
+    return chat_pb2.Message(
+        id=m.id,
+        conversation_id=m.conversation_id,
+        seq=m.seq,
+        sender_id=m.sender_id,
+        client_msg_id=m.client_msg_id,
+        text=m.text,
+        created_at=timestamp(m.created_at_ms),
+        recalled=m.recalled,
+    )
+
+
+def event_to_pb(event: Event) -> pb.Event:
+    match event:
+        case MessageNew(message):
+            return pb.Event(message_new=pb.MessageNew(message=message_to_pb(message)))
+        case MessageRecalled(conversation_id, message_id, seq):
+            recalled = pb.MessageRecalled(conversation_id=conversation_id, message_id=message_id, seq=seq)
+            return pb.Event(message_recalled=recalled)
+        case ConversationRead(conversation_id, user_id, seq):
+            read = pb.ConversationRead(conversation_id=conversation_id, user_id=user_id, seq=seq)
+            return pb.Event(conversation_read=read)
+        case Typing(conversation_id, user_id):
+            return pb.Event(typing=pb.Typing(conversation_id=conversation_id, user_id=user_id))
+        case PresenceChanged(user_id, status):
+            return pb.Event(presence=pb.Presence(user_id=user_id, status=_STATUS_TO_PB[status]))
+
+
+def event_from_pb(event: pb.Event) -> Event:
+    """The domain event; ``ValueError`` for an event with no kind or an unknown presence status."""
+    kind = event.WhichOneof("kind")
+    if kind == "message_new":
+        return MessageNew(message_from_pb(event.message_new.message))
+    if kind == "message_recalled":
+        m = event.message_recalled
+        return MessageRecalled(m.conversation_id, m.message_id, m.seq)
+    if kind == "conversation_read":
+        r = event.conversation_read
+        return ConversationRead(r.conversation_id, r.user_id, r.seq)
+    if kind == "typing":
+        return Typing(event.typing.conversation_id, event.typing.user_id)
+    if kind == "presence" and event.presence.status in _STATUS_FROM_PB:
+        return PresenceChanged(event.presence.user_id, _STATUS_FROM_PB[event.presence.status])
+    raise ValueError(f"event of unknown kind {kind!r}")

@@ -1,0 +1,345 @@
+"""The route table: which bff instance holds each live connection (session) of each user, and how to reach it.
+
+The bff writes it (a route on connect, refreshed by heartbeat, removed on disconnect); the push job reads it with
+``routes_for`` (one pipelined round trip for many users), groups the sessions by instance and calls ``Deliver``
+once per instance through ``DeliveryClient``. A user is online while they have at least one live route.
+
+Redis layout (one key per user, so each change to a user's routes is one atomic script on one cluster slot):
+
+- ``<prefix>:user:<user_id>`` hash: field = session id, value = ``"<expires_at_ms>|<instance address>"``. A route is
+  live while ``expires_at_ms`` is ahead of the clock, so a crashed bff's routes stop counting at their expiry;
+  the key itself expires one TTL after its newest write (garbage collection).
+- ``<prefix>:expiry`` sorted set of ``"<user_id>|<session_id>"`` scored by ``expires_at_ms``: ``sweep`` finds the
+  routes that expired without a disconnect and reports users who went offline that way, each to one caller.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple, cast
+
+import grpc
+import redis.asyncio as redis
+
+from tidings.gateway.v1 import delivery_pb2, delivery_pb2_grpc
+from tidings.pkg.infra import Infra
+from tidings.pkg.middleware.grpc import client_interceptors
+
+# user id -> session id -> instance address
+Routes = dict[int, dict[str, str]]
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Route(NamedTuple):
+    """One live connection: the user's session (a device) is served by the bff at ``instance``. The adapters
+    take any ``(user_id, session_id, instance)`` tuple, so callers may bring their own named tuple."""
+
+    user_id: int
+    session_id: str
+    instance: str
+
+
+RouteLike = tuple[int, str, str]
+
+
+# Each script touches one key (the user's hash), as Redis Cluster requires. Expiry times are the caller's clock.
+_EXPIRES = "tonumber(string.match(entries[i + 1], '^%d+'))"
+
+# ARGV: session, value, now_ms, key_ttl_ms. Writes the route; answers 1 if the user already had a live route.
+# Expired routes of other sessions are dropped on the way (their sweep entries then find nothing to do).
+_TOUCH = f"""
+local now = tonumber(ARGV[3])
+local was_online = 0
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  local expires = {_EXPIRES}
+  if expires and expires > now then
+    was_online = 1
+  elseif entries[i] ~= ARGV[1] then
+    redis.call('HDEL', KEYS[1], entries[i])
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
+return was_online
+"""
+
+# ARGV: session, now_ms. Removes the route; answers 1 if the user still has a live route.
+_REMOVE = f"""
+redis.call('HDEL', KEYS[1], ARGV[1])
+local now = tonumber(ARGV[2])
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  local expires = {_EXPIRES}
+  if expires and expires > now then
+    return 1
+  end
+end
+return 0
+"""
+
+# ARGV: session, now_ms. For a route the sweep found expired: -1 already gone; its new expiry if it was refreshed
+# meanwhile; otherwise removed, and then -2 if the user is still online through another route, 0 if offline.
+_SWEEP = f"""
+local value = redis.call('HGET', KEYS[1], ARGV[1])
+if not value then
+  return -1
+end
+local now = tonumber(ARGV[2])
+local own = tonumber(string.match(value, '^%d+'))
+if own and own > now then
+  return own
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  local expires = {_EXPIRES}
+  if expires and expires > now then
+    return -2
+  end
+end
+return 0
+"""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _parse(value: bytes | str) -> tuple[int, str]:
+    """``(expires_at_ms, instance)`` of a stored route; a malformed value counts as expired."""
+    expires, _, instance = _text(value).partition("|")
+    return (int(expires) if expires.isdigit() else 0), instance
+
+
+class RedisRouteTable:
+    """The route table in Redis: many users' routes looked up in one pipelined round trip."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        ttl_s: float = 90.0,
+        prefix: str = "rt",
+        clock_ms: Callable[[], int] = wall_ms,
+    ) -> None:
+        self._redis = client
+        self._ttl_ms = int(ttl_s * 1000)
+        self._prefix = prefix
+        self._clock_ms = clock_ms
+        self._touch = client.register_script(_TOUCH)
+        self._remove = client.register_script(_REMOVE)
+        self._sweep = client.register_script(_SWEEP)
+
+    def user_key(self, user_id: int) -> str:
+        return f"{self._prefix}:user:{user_id}"
+
+    @property
+    def expiry_key(self) -> str:
+        return f"{self._prefix}:expiry"
+
+    async def touch(self, routes: Sequence[RouteLike]) -> list[int]:
+        """Write (or refresh) each route for one TTL; answer the users who had no live route before (came online)."""
+        if not routes:
+            return []
+        now = self._clock_ms()
+        expires = now + self._ttl_ms
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user_id, session_id, instance in routes:
+                args = (session_id, f"{expires}|{instance}", now, self._ttl_ms)
+                await self._touch(keys=[self.user_key(user_id)], args=args, client=pipe)
+            pipe.zadd(self.expiry_key, {f"{user_id}|{session_id}": expires for user_id, session_id, _ in routes})
+            answers = await pipe.execute()
+        return _came_online(routes, [int(was_online) for was_online in answers[: len(routes)]])
+
+    async def remove(self, routes: Sequence[RouteLike]) -> list[int]:
+        """Delete the routes; answer the users left with no live route (went offline). The push job ignores the
+        answer when it prunes the sessions ``Deliver`` reported gone: the bff that held them announces."""
+        if not routes:
+            return []
+        now = self._clock_ms()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user_id, session_id, _ in routes:
+                await self._remove(keys=[self.user_key(user_id)], args=(session_id, now), client=pipe)
+            pipe.zrem(self.expiry_key, *{f"{user_id}|{session_id}" for user_id, session_id, _ in routes})
+            answers = await pipe.execute()
+        # A user's last removal in the batch saw what is left of them.
+        left = {route[0]: int(online) for route, online in zip(routes, answers, strict=False)}
+        return sorted(user for user, online in left.items() if not online)
+
+    async def routes_for(self, user_ids: Iterable[int]) -> Routes:
+        """The live routes of each user, in one round trip; users with none are left out."""
+        ids = list(dict.fromkeys(user_ids))
+        if not ids:
+            return {}
+        now = self._clock_ms()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user_id in ids:
+                pipe.hgetall(self.user_key(user_id))
+            answers = await pipe.execute()
+        found: Routes = {}
+        for user_id, entries in zip(ids, answers, strict=True):
+            live = {}
+            for session, value in entries.items():
+                expires, instance = _parse(value)
+                if expires > now:
+                    live[_text(session)] = instance
+            if live:
+                found[user_id] = live
+        return found
+
+    async def online(self, user_ids: Iterable[int]) -> set[int]:
+        """The users among ``user_ids`` with at least one live route."""
+        return set(await self.routes_for(user_ids))
+
+    async def sweep(self, limit: int = 500) -> list[int]:
+        """Remove up to ``limit`` routes that expired without a disconnect (a crashed or stalled bff) and answer
+        the users who are offline because of it. Safe to run on every instance: each route is claimed once."""
+        now = self._clock_ms()
+        due = cast(list[bytes], await self._redis.zrangebyscore(self.expiry_key, "-inf", now, start=0, num=limit))
+        if not due:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for member in due:
+                pipe.zrem(self.expiry_key, member)
+            claims = await pipe.execute()
+        mine = [_text(member) for member, claimed in zip(due, claims, strict=True) if claimed]
+        pairs = [(int(user), session) for user, _, session in (member.partition("|") for member in mine)]
+        if not pairs:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user_id, session in pairs:
+                await self._sweep(keys=[self.user_key(user_id)], args=(session, now), client=pipe)
+            outcomes = [int(outcome) for outcome in await pipe.execute()]
+        refreshed = {f"{user}|{session}": outcome for (user, session), outcome in zip(pairs, outcomes, strict=True)}
+        refreshed = {member: expires for member, expires in refreshed.items() if expires > 0}
+        if refreshed:
+            await self._redis.zadd(self.expiry_key, refreshed)
+        return sorted({user for (user, _), outcome in zip(pairs, outcomes, strict=True) if outcome == 0})
+
+
+def _came_online(routes: Sequence[RouteLike], was_online: Sequence[int]) -> list[int]:
+    """Users whose first route in the batch found them offline (a later one of theirs finds the first)."""
+    first: dict[int, int] = {}
+    for route, before in zip(routes, was_online, strict=True):
+        first.setdefault(route[0], before)
+    return sorted(user for user, before in first.items() if not before)
+
+
+class MemoryRouteTable:
+    """The route table of ``tidings dev`` (every module in one process): the same behaviour as Redis, in a dict."""
+
+    def __init__(self, *, ttl_s: float = 90.0, clock_ms: Callable[[], int] = wall_ms) -> None:
+        self._ttl_ms = int(ttl_s * 1000)
+        self._clock_ms = clock_ms
+        # user id -> session id -> (expires_at_ms, instance)
+        self._users: dict[int, dict[str, tuple[int, str]]] = {}
+
+    def _live(self, user_id: int, now: int) -> dict[str, tuple[int, str]]:
+        return {s: entry for s, entry in self._users.get(user_id, {}).items() if entry[0] > now}
+
+    async def touch(self, routes: Sequence[RouteLike]) -> list[int]:
+        now = self._clock_ms()
+        came_online: set[int] = set()
+        for user_id, session_id, instance in routes:
+            live = self._live(user_id, now)
+            if not live:
+                came_online.add(user_id)
+            live[session_id] = (now + self._ttl_ms, instance)
+            self._users[user_id] = live
+        return sorted(came_online)
+
+    async def remove(self, routes: Sequence[RouteLike]) -> list[int]:
+        now = self._clock_ms()
+        for user_id, session_id, _ in routes:
+            self._users.get(user_id, {}).pop(session_id, None)
+        offline = sorted({user_id for user_id, _, _ in routes if not self._live(user_id, now)})
+        for user_id in offline:
+            self._users.pop(user_id, None)
+        return offline
+
+    async def routes_for(self, user_ids: Iterable[int]) -> Routes:
+        now = self._clock_ms()
+        found: Routes = {}
+        for user_id in dict.fromkeys(user_ids):
+            live = {session: instance for session, (_, instance) in self._live(user_id, now).items()}
+            if live:
+                found[user_id] = live
+        return found
+
+    async def online(self, user_ids: Iterable[int]) -> set[int]:
+        return set(await self.routes_for(user_ids))
+
+    async def sweep(self, limit: int = 500) -> list[int]:
+        now = self._clock_ms()
+        offline: set[int] = set()
+        swept = 0
+        for user_id in list(self._users):
+            entries = self._users[user_id]
+            for session in [s for s, (expires, _) in entries.items() if expires <= now][: limit - swept]:
+                del entries[session]
+                swept += 1
+                if not self._live(user_id, now):
+                    offline.add(user_id)
+            if not entries:
+                del self._users[user_id]
+            if swept >= limit:
+                break
+        return sorted(offline)
+
+
+RouteTable = RedisRouteTable | MemoryRouteTable
+
+# One table per process's Infra: in ``tidings dev`` the push job must see the routes the bff writes in memory.
+_TABLES: weakref.WeakKeyDictionary[Infra, RouteTable] = weakref.WeakKeyDictionary()
+
+
+def route_table(infra: Infra) -> RouteTable:
+    """The process's route table: Redis when ``cache.url`` is Redis, else one in-process table per ``Infra``."""
+    table = _TABLES.get(infra)
+    if table is None:
+        ttl_s = infra.settings.realtime.route_ttl_s
+        table = RedisRouteTable(infra.redis(), ttl_s=ttl_s) if infra.uses_redis else MemoryRouteTable(ttl_s=ttl_s)
+        _TABLES[infra] = table
+    return table
+
+
+class DeliveryClient:
+    """``DeliveryService/Deliver`` on bff instances by address: one channel per instance, opened on first use,
+    the least recently used closed beyond ``max_channels``; every call bounded by ``timeout_s``."""
+
+    def __init__(self, *, timeout_s: float, max_channels: int = 256) -> None:
+        self._timeout_s = timeout_s
+        self._max_channels = max_channels
+        self._stubs: OrderedDict[str, tuple[grpc.aio.Channel, delivery_pb2_grpc.DeliveryServiceStub]] = OrderedDict()
+
+    async def deliver(self, instance: str, request: delivery_pb2.DeliverRequest) -> delivery_pb2.DeliverResponse:
+        """Hand ``request`` to ``instance``; a failure raises ``TidingsError`` (UNAVAILABLE when it is down)."""
+        stub = await self._stub(instance)
+        response: delivery_pb2.DeliverResponse = await stub.Deliver(request, timeout=self._timeout_s)
+        return response
+
+    async def _stub(self, instance: str) -> delivery_pb2_grpc.DeliveryServiceStub:
+        if instance in self._stubs:
+            self._stubs.move_to_end(instance)
+            return self._stubs[instance][1]
+        channel = grpc.aio.insecure_channel(instance, interceptors=client_interceptors())
+        stub = delivery_pb2_grpc.DeliveryServiceStub(channel)
+        self._stubs[instance] = (channel, stub)
+        while len(self._stubs) > self._max_channels:
+            _, (old, _) = self._stubs.popitem(last=False)
+            await old.close(grace=1.0)
+        return stub
+
+    async def close(self) -> None:
+        stubs, self._stubs = self._stubs, OrderedDict()
+        for channel, _ in stubs.values():
+            await channel.close()

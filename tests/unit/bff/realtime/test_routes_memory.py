@@ -1,0 +1,14 @@
+"""The route table contract on the in-process adapter of ``tidings dev``."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.contracts.routes import TTL_S, Clock, RouteTableContract
+from tidings.pkg.routes import MemoryRouteTable
+
+
+class TestMemoryRouteTable(RouteTableContract):
+    @pytest.fixture
+    def table(self, clock: Clock) -> MemoryRouteTable:
+        return MemoryRouteTable(ttl_s=TTL_S, clock_ms=clock)
