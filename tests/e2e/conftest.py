@@ -1,0 +1,72 @@
+"""End-to-end fixtures: the system as real processes, reached only through its public HTTP API.
+
+``fleet`` runs in two shapes: ``dev`` (``tidings dev``: every module in one process on the embedded adapters, as
+``make run``) and ``stack`` (each module its own process on MariaDB, Redis and Kafka, as deployed).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.e2e.client import Client
+from tests.e2e.fleet import ROOT, Fleet
+
+MYSQL_SERVER = "mysql+aiomysql://tidings:tidings@127.0.0.1:3306"
+
+
+@asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    """A new, empty MariaDB database for one test, dropped afterwards."""
+    name = f"tidings_test_{uuid.uuid4().hex[:10]}"
+    server = create_async_engine(MYSQL_SERVER)
+    async with server.begin() as conn:
+        await conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    try:
+        yield f"{MYSQL_SERVER}/{name}"
+    finally:
+        async with server.begin() as conn:
+            await conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        await server.dispose()
+
+
+async def stack_fleet(tmp_path: Path, database_url: str) -> Fleet:
+    fleet = Fleet(ROOT / "configs" / "stack.yaml", tmp_path, env={"TIDINGS_DATABASE__URL": database_url})
+    # One after another: the first applies the migrations, the others find them applied.
+    for module in ("account", "chat", "job", "bff"):
+        await fleet.start(module)
+    return fleet
+
+
+@pytest.fixture(params=["dev", "stack"])
+async def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Fleet]:
+    if request.param == "dev":
+        fleet = Fleet(ROOT / "configs" / "dev.yaml", tmp_path)
+        await fleet.start("dev")
+        for port in (8081, 8082, 8083):
+            fleet.processes["dev"].ready_port = port
+            await fleet.wait_ready("dev")
+        try:
+            yield fleet
+        finally:
+            await fleet.close()
+        return
+    async with fresh_database() as database_url:
+        fleet = await stack_fleet(tmp_path, database_url)
+        try:
+            yield fleet
+        finally:
+            await fleet.close()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Client]:
+    client = Client()
+    yield client
+    await client.close()

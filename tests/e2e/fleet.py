@@ -1,0 +1,112 @@
+"""Runs Tidings modules as real processes for end-to-end tests and talks to them only through public ports.
+
+``Fleet`` starts ``tidings serve <module>`` (or ``tidings dev``) with a config file and environment overrides,
+waits until each module answers ``/readyz``, and can kill (SIGKILL) or stop (SIGTERM) and restart one, as a
+crash or a deploy would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+HTTP_PORTS = {"bff": 8080, "account": 8081, "chat": 8082, "job": 8083, "task": 8084, "admin": 8085}
+
+
+@dataclass
+class Process:
+    name: str
+    args: list[str]
+    ready_port: int
+    log: Path
+    handle: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+
+
+@dataclass
+class Fleet:
+    config: Path
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    async def start(self, name: str, *, ready_port: int | None = None, args: list[str] | None = None) -> None:
+        """Start module ``name`` (``dev`` for the whole system in one process) and wait until it is ready."""
+        command = args or (["dev"] if name == "dev" else ["serve", name])
+        port = ready_port or HTTP_PORTS.get(name, 8080)
+        process = self.processes.get(name) or Process(name, command, port, self.workdir / f"{name}.log")
+        self.processes[name] = process
+        await self._spawn(process)
+
+    async def _spawn(self, process: Process) -> None:
+        log = process.log.open("ab")
+        process.handle = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tidings",
+            *process.args,
+            "--config",
+            str(self.config),
+            cwd=self.workdir,
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "TIDINGS_LOG__LEVEL": "INFO", **self.env},
+        )
+        log.close()
+        await self.wait_ready(process.name)
+
+    async def wait_ready(self, name: str, timeout_s: float = 60) -> None:
+        process = self.processes[name]
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(timeout=2) as client:
+            while True:
+                if process.handle is not None and process.handle.returncode is not None:
+                    raise AssertionError(f"{name} exited with {process.handle.returncode}:\n{self.tail(name)}")
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get(f"http://127.0.0.1:{process.ready_port}/readyz")).status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{name} not ready after {timeout_s}s:\n{self.tail(name)}")
+                await asyncio.sleep(0.2)
+
+    async def kill(self, name: str) -> None:
+        """SIGKILL: the process gets no chance to drain or commit, as in a crash."""
+        await self._signal(name, signal.SIGKILL)
+
+    async def stop(self, name: str) -> int:
+        """SIGTERM: a graceful stop; returns the exit status."""
+        return await self._signal(name, signal.SIGTERM)
+
+    async def _signal(self, name: str, sig: signal.Signals) -> int:
+        handle = self.processes[name].handle
+        assert handle is not None
+        if handle.returncode is None:
+            handle.send_signal(sig)
+        return await asyncio.wait_for(handle.wait(), timeout=30)
+
+    async def restart(self, name: str) -> None:
+        process = self.processes[name]
+        process.restarts += 1
+        await self._spawn(process)
+
+    def tail(self, name: str, lines: int = 40) -> str:
+        path = self.processes[name].log
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    async def close(self) -> None:
+        for name, process in self.processes.items():
+            if process.handle is not None and process.handle.returncode is None:
+                with contextlib.suppress(ProcessLookupError, TimeoutError):
+                    await self._signal(name, signal.SIGTERM)
+            if process.handle is not None and process.handle.returncode is None:
+                process.handle.kill()
+                await process.handle.wait()
