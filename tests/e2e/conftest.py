@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from tests.e2e.client import Client
 from tests.e2e.fleet import ROOT, Fleet
@@ -25,7 +26,8 @@ MYSQL_SERVER = "mysql+aiomysql://tidings:tidings@127.0.0.1:3306"
 async def fresh_database() -> AsyncIterator[str]:
     """A new, empty MariaDB database for one test, dropped afterwards."""
     name = f"tidings_test_{uuid.uuid4().hex[:10]}"
-    server = create_async_engine(MYSQL_SERVER)
+    # No pool: a test may restart MariaDB between creating and dropping the database.
+    server = create_async_engine(MYSQL_SERVER, poolclass=NullPool)
     async with server.begin() as conn:
         await conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
     try:

@@ -9,14 +9,23 @@ replica has the record and a retried send is never stored twice. Consumers commi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    InvalidProducerEpoch,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+)
 
+from tidings.pkg import trace
 from tidings.pkg.bus.ports import RebalanceListener
 from tidings.pkg.bus.records import (
     BusError,
@@ -35,8 +44,17 @@ _UNKNOWN_TOPIC_OR_PARTITION = 3
 _TOPIC_ALREADY_EXISTS = 36
 
 
+# Errors after which an idempotent producer stays broken: a batch expired while the broker was away, so the
+# broker's and the producer's sequence numbers no longer agree. The Java client then takes a new producer id;
+# aiokafka does not, so we replace the producer ourselves.
+_PRODUCER_STATE_LOST = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
+
+
 class KafkaEventBus:
     """``EventBus`` on Kafka: one idempotent producer and one admin client per process, a consumer per group."""
+
+    # ``messaging.system`` of its spans.
+    system = "kafka"
 
     def __init__(
         self,
@@ -65,8 +83,8 @@ class KafkaEventBus:
     def _timeout_ms(self) -> int:
         return int(self._timeout_s * 1000)
 
-    async def start(self) -> None:
-        producer = AIOKafkaProducer(
+    def _new_producer(self) -> Any:
+        return AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             client_id=self._client_id,
             enable_idempotence=True,
@@ -76,6 +94,20 @@ class KafkaEventBus:
             # Also bounds how long a record may wait in the producer before its send fails.
             request_timeout_ms=self._timeout_ms,
         )
+
+    async def _renew_producer(self) -> None:
+        """Swap in a producer with a fresh producer id; the broken one is closed without waiting on it."""
+        broken, fresh = self._producer, self._new_producer()
+        async with asyncio.timeout(self._timeout_s):
+            await fresh.start()
+        self._producer = fresh
+        if broken is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self._timeout_s):
+                    await broken.stop()
+
+    async def start(self) -> None:
+        producer = self._new_producer()
         admin = AIOKafkaAdminClient(
             bootstrap_servers=self._bootstrap, client_id=self._client_id, request_timeout_ms=self._timeout_ms
         )
@@ -156,6 +188,15 @@ class KafkaEventBus:
         return published
 
     async def publish_many(self, events: Sequence[Event]) -> list[Published]:
+        if not events:
+            return []
+        # A PRODUCER span per event, carried in its headers: the consumer's span continues from it.
+        with trace.producing(self.system, events) as producing:
+            published = await self._publish_many(producing.events)
+            producing.done(published)
+        return published
+
+    async def _publish_many(self, events: Sequence[Event]) -> list[Published]:
         # A timeout here does not withdraw records already handed to the producer: they may still be stored.
         # Callers retry, and the consumers are idempotent (the message path deduplicates on message_id).
         try:
@@ -173,6 +214,10 @@ class KafkaEventBus:
                 await self.partition_count(topic)
             raise BusError(f"publish to kafka at {self._bootstrap} timed out after {self._timeout_s}s") from None
         except KafkaError as exc:
+            if isinstance(exc, _PRODUCER_STATE_LOST):
+                # This publish failed and the caller retries it; the next one goes out on a sound producer.
+                with contextlib.suppress(KafkaError, TimeoutError):
+                    await self._renew_producer()
             raise BusError(f"publish to kafka failed: {_describe(exc)}") from exc
         return [Published(metadata.partition, metadata.offset) for metadata in stored]
 
