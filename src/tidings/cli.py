@@ -13,6 +13,7 @@ import typer
 
 from tidings import __version__
 from tidings.admin import wire as admin_wire
+from tidings.bench import bench_app
 from tidings.bff import wire as bff_wire
 from tidings.job import wire as job_wire
 from tidings.pkg import conf, db, log, trace
@@ -50,6 +51,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+app.add_typer(bench_app, name="bench")
 
 ConfigOption = Annotated[
     Path | None,

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 
 @dataclass
@@ -88,3 +92,58 @@ class Client:
         while (await self.conversation(me, conversation_id))["max_seq"] < seq:
             assert time.monotonic() < deadline, f"max_seq did not reach {seq} within {timeout_s}s"
             await asyncio.sleep(0.1)
+
+
+class Device:
+    """One WebSocket connection of a person, as an app keeps it: frames are read in the background and the
+    ``message.new`` ones kept by message id (repeats dropped, as API.md asks of clients)."""
+
+    def __init__(self, ws_url: str, person: Person) -> None:
+        self.url = f"{ws_url}?token={person.headers['Authorization'].removeprefix('Bearer ')}"
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.frames: list[dict[str, Any]] = []
+        self._socket: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._arrived = asyncio.Event()
+
+    async def connect(self, timeout_s: float = 15) -> str:
+        """Open the socket and wait for ``ready``; answers the session id."""
+        async with asyncio.timeout(timeout_s):
+            self._socket = await connect(self.url, max_size=None)
+            ready = json.loads(await self._socket.recv())
+        assert ready["type"] == "ready", ready
+        self._reader = asyncio.create_task(self._read())
+        return str(ready["session_id"])
+
+    async def _read(self) -> None:
+        assert self._socket is not None
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in self._socket:
+                frame = json.loads(raw)
+                self.frames.append(frame)
+                if frame["type"] == "message.new":
+                    self.messages.setdefault(str(frame["message"]["id"]), frame["message"])
+                self._arrived.set()
+
+    async def wait_for(self, message_ids: set[str], timeout_s: float) -> set[str]:
+        """Wait (bounded) until every one of ``message_ids`` arrived; answers those still missing."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while not message_ids <= self.messages.keys():
+                    self._arrived.clear()
+                    await self._arrived.wait()
+        return message_ids - self.messages.keys()
+
+    async def frame(self, kind: str, timeout_s: float) -> dict[str, Any]:
+        """The first frame of type ``kind``, waiting (bounded) for it."""
+        async with asyncio.timeout(timeout_s):
+            while not (found := [frame for frame in self.frames if frame["type"] == kind]):
+                self._arrived.clear()
+                await self._arrived.wait()
+        return found[0]
+
+    async def close(self) -> None:
+        if self._socket is not None:
+            await self._socket.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)

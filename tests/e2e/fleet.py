@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,23 @@ ROOT = Path(__file__).resolve().parents[2]
 HTTP_PORTS = {"bff": 8080, "account": 8081, "chat": 8082, "job": 8083, "task": 8084, "admin": 8085}
 
 
+def free_port() -> int:
+    """A port nothing listens on now, so a test's fleet does not collide with another's on the fixed ports."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def port_env(module: str, http: int, grpc: int | None = None) -> dict[str, str]:
+    """Environment overrides that move ``module``'s listeners (and so where the others dial it)."""
+    prefix = f"TIDINGS_MODULES__{module.upper()}"
+    env = {f"{prefix}__HTTP__PORT": str(http)}
+    if grpc is not None:
+        env[f"{prefix}__GRPC__PORT"] = str(grpc)
+    return env
+
+
 @dataclass
 class Process:
     name: str
@@ -30,6 +48,8 @@ class Process:
     log: Path
     handle: asyncio.subprocess.Process | None = None
     restarts: int = 0
+    # This process's own overrides on top of the fleet's (a second instance of a module on other ports).
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -39,11 +59,18 @@ class Fleet:
     env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
 
-    async def start(self, name: str, *, ready_port: int | None = None, args: list[str] | None = None) -> None:
+    async def start(
+        self,
+        name: str,
+        *,
+        ready_port: int | None = None,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         """Start module ``name`` (``dev`` for the whole system in one process) and wait until it is ready."""
         command = args or (["dev"] if name == "dev" else ["serve", name])
         port = ready_port or HTTP_PORTS.get(name, 8080)
-        process = self.processes.get(name) or Process(name, command, port, self.workdir / f"{name}.log")
+        process = self.processes.get(name) or Process(name, command, port, self.workdir / f"{name}.log", env=env or {})
         self.processes[name] = process
         await self._spawn(process)
 
@@ -59,7 +86,7 @@ class Fleet:
             cwd=self.workdir,
             stdout=log,
             stderr=log,
-            env={**os.environ, "TIDINGS_LOG__LEVEL": "INFO", **self.env},
+            env={**os.environ, "TIDINGS_LOG__LEVEL": "INFO", **self.env, **process.env},
         )
         log.close()
         await self.wait_ready(process.name)

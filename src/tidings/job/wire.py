@@ -1,16 +1,20 @@
-"""Composition root of the job module: one consumer group per concern (persist now; push and index later)."""
+"""Composition root of the job module: one consumer group per concern (persist and push now; index later)."""
 
 from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from tidings.job.persist import GROUP, TRANSIENT, PersistJob
+from tidings.job import persist, push
+from tidings.job.persist import PersistJob
+from tidings.job.push import CachedMembership, PushJob, PushMetrics, PushOptions
 from tidings.pkg import events, module
 from tidings.pkg.app import Module
 from tidings.pkg.bus.consumer import ConsumerOptions, OrderedConsumer
 from tidings.pkg.bus.metrics import ConsumerMetrics
 from tidings.pkg.health import Check
 from tidings.pkg.infra import Infra
+from tidings.pkg.routes import DeliveryClient, RouteTable, route_table
+from tidings.service.chat.data.conversations import SQLConversationRepo
 from tidings.service.chat.data.messages import SQLMessageRepo
 from tidings.service.chat.data.metrics import PersistMetrics
 from tidings.service.chat.data.recent import RedisHistoryCache
@@ -33,17 +37,79 @@ async def persist_consumer(
     job = PersistJob(SQLMessageRepo(await infra.engine()), cache, persist_metrics)
     return OrderedConsumer(
         bus,
-        group=f"{topics.prefix}{GROUP}",
+        group=f"{topics.prefix}{persist.GROUP}",
         topics=[topics.name(events.MESSAGE_SENT)],
         handler=job.handle,
         metrics=consumer_metrics,
-        options=options or ConsumerOptions(transient=TRANSIENT),
+        options=options or ConsumerOptions(transient=persist.TRANSIENT),
     )
 
 
+class PushWorker:
+    """The ``push`` consumer and the Deliver channels it owns: stopping it drains the consumer, then closes them."""
+
+    def __init__(self, consumer: OrderedConsumer, client: DeliveryClient) -> None:
+        self.consumer = consumer
+        self._client = client
+
+    @property
+    def name(self) -> str:
+        return self.consumer.name
+
+    async def start(self) -> None:
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        try:
+            await self.consumer.stop()
+        finally:
+            await self._client.close()
+
+
+async def push_worker(
+    infra: Infra,
+    consumer_metrics: ConsumerMetrics,
+    push_metrics: PushMetrics,
+    *,
+    topics: events.Topics | None = None,
+    routes: RouteTable | None = None,
+    options: ConsumerOptions | None = None,
+    push_options: PushOptions | None = None,
+) -> PushWorker:
+    """The ``push`` group on chat's three topics; ``topics``/``routes`` let a test use its own names."""
+    topics = topics or events.Topics()
+    bus = await infra.bus()
+    await bus.ensure_topics(topics.specs(events.CHAT_TOPICS))
+    client = DeliveryClient(timeout_s=infra.settings.realtime.io_timeout_s)
+    job = PushJob(
+        CachedMembership(SQLConversationRepo(await infra.engine())),
+        routes or route_table(infra),
+        client,
+        push_metrics,
+        topics=topics,
+        options=push_options,
+    )
+    consumer = OrderedConsumer(
+        bus,
+        group=f"{topics.prefix}{push.GROUP}",
+        topics=job.topic_names,
+        handler=job.handle,
+        metrics=consumer_metrics,
+        # Latency first: small batches gathered briefly; many workers so one slow bff stalls few conversations.
+        options=options or ConsumerOptions(workers=16, batch_size=100, batch_linger_s=0.002, transient=push.TRANSIENT),
+    )
+    return PushWorker(consumer, client)
+
+
 async def wire(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Module:
-    persist = await persist_consumer(infra, ConsumerMetrics(registry), PersistMetrics(registry))
-    checks = [infra.database_check(), Check(persist.name, persist.probe)]
+    consumer_metrics = ConsumerMetrics(registry)
+    persister = await persist_consumer(infra, consumer_metrics, PersistMetrics(registry))
+    pusher = await push_worker(infra, consumer_metrics, PushMetrics(registry))
+    checks = [
+        infra.database_check(),
+        Check(persister.name, persister.probe),
+        Check(pusher.name, pusher.consumer.probe),
+    ]
     if infra.uses_redis:
         checks.append(infra.redis_check())
-    return module.worker("job", infra.settings.modules.job, checks, workers=[persist])
+    return module.worker("job", infra.settings.modules.job, checks, workers=[persister, pusher])

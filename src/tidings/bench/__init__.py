@@ -1,0 +1,10 @@
+"""``tidings bench``: measurements that write their own results to ``docs/BENCHMARKS.md`` (never test thresholds)."""
+
+from __future__ import annotations
+
+import typer
+
+from tidings.bench import fanout
+
+bench_app = typer.Typer(help="Benchmarks: run a workload, append the measured numbers to docs/BENCHMARKS.md.")
+bench_app.command("fanout")(fanout.command)

@@ -1,0 +1,405 @@
+"""``tidings bench fanout``: send -> deliver latency over WebSocket for direct chats and one big group.
+
+It starts ``tidings dev`` on free ports in a scratch directory (or targets ``--url``), registers C users, pairs most
+of them in direct chats and puts up to 1,000 (half of C) in one group, connects one WebSocket per user, measures the
+bff's RSS per idle connection (``/proc/<pid>/status`` VmRSS before and after connecting), then sends at a target rate
+for a while and times every ``message.new`` from just before the send's POST to its arrival on each other member's
+socket. The results, the config, the commit, the date and the machine are appended to a Markdown file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+MODULES = ("bff", "account", "chat", "job", "task", "admin")
+GROUP_MAX = 1000  # the largest group the bench builds (chat's create limit is 1,000 listed members)
+
+
+@dataclass
+class Config:
+    clients: int
+    rate: float
+    duration_s: float
+    group_rate: float
+    url: str | None
+    bff_pid: int | None
+    output: Path
+    dev_config: Path
+
+
+@dataclass
+class User:
+    id: str
+    token: str
+    received: dict[str, float] = field(default_factory=dict)  # message id -> arrival (monotonic)
+    socket: ClientConnection | None = None
+    reader: asyncio.Task[None] | None = None
+
+
+@dataclass
+class Sent:
+    kind: str  # "direct" or "group:<size>"
+    sender: str
+    recipients: list[User]
+    started: float
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def rss_kib(pid: int) -> int:
+    """The resident set of ``pid`` in KiB, from ``/proc`` (no psutil)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+@contextlib.asynccontextmanager
+async def dev_system(config: Path) -> AsyncIterator[tuple[str, int]]:
+    """``tidings dev`` on free ports in a scratch directory; yields (bff URL, its pid) and stops it after."""
+    env = dict(os.environ)
+    ports: dict[str, int] = {}
+    for module in MODULES:
+        ports[module] = _free_port()
+        env[f"TIDINGS_MODULES__{module.upper()}__HTTP__PORT"] = str(ports[module])
+        if module in ("bff", "account", "chat"):
+            env[f"TIDINGS_MODULES__{module.upper()}__GRPC__PORT"] = str(_free_port())
+    env["TIDINGS_LOG__LEVEL"] = "WARNING"
+    with tempfile.TemporaryDirectory(prefix="tidings-bench-") as workdir:
+        log = (Path(workdir) / "dev.log").open("wb")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tidings", "dev", "--config", str(config),
+            cwd=workdir, env=env, stdout=log, stderr=log,
+        )  # fmt: skip
+        try:
+            url = f"http://127.0.0.1:{ports['bff']}"
+            async with httpx.AsyncClient(timeout=2) as client:
+                deadline = time.monotonic() + 60
+                while True:
+                    if process.returncode is not None:
+                        tail = (Path(workdir) / "dev.log").read_bytes()[-2000:].decode(errors="replace")
+                        raise RuntimeError(f"tidings dev exited with {process.returncode}:\n{tail}")
+                    with contextlib.suppress(httpx.TransportError):
+                        ready = [
+                            (await client.get(f"http://127.0.0.1:{ports[m]}/readyz")).status_code == 200
+                            for m in ("bff", "account", "chat", "job")
+                        ]
+                        if all(ready):
+                            break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("tidings dev was not ready within 60 s")
+                    await asyncio.sleep(0.2)
+            yield url, process.pid
+        finally:
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), 20)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+            log.close()
+
+
+class Bench:
+    def __init__(self, http: httpx.AsyncClient, ws_url: str, config: Config) -> None:
+        self._http = http
+        self._ws_url = ws_url
+        self._config = config
+        self._limit = asyncio.Semaphore(64)
+        # Sign-up hashes a password (argon2id, CPU-bound by design): a few at a time, or they queue past deadlines.
+        self._signups = asyncio.Semaphore(2 * (os.cpu_count() or 1))
+        self.sent: dict[str, Sent] = {}
+        self.send_errors = 0
+
+    async def register(self, count: int) -> list[User]:
+        tag = uuid.uuid4().hex[:6]
+
+        async def one(n: int) -> User:
+            async with self._signups:
+                answer = await self._http.post(
+                    "/v1/auth/register", json={"username": f"b{tag}_{n}", "password": "bench password 1"}
+                )
+            answer.raise_for_status()
+            body = answer.json()
+            return User(str(body["user"]["id"]), body["access_token"])
+
+        return list(await asyncio.gather(*(one(n) for n in range(count))))
+
+    def _auth(self, user: User) -> dict[str, str]:
+        return {"Authorization": f"Bearer {user.token}"}
+
+    async def direct(self, a: User, b: User) -> str:
+        async with self._limit:
+            answer = await self._http.post(
+                "/v1/conversations", json={"kind": "direct", "peer_id": b.id}, headers=self._auth(a)
+            )
+        answer.raise_for_status()
+        return str(answer.json()["id"])
+
+    async def group(self, owner: User, members: list[User]) -> str:
+        body = {"kind": "group", "title": "bench", "member_ids": [m.id for m in members]}
+        answer = await self._http.post("/v1/conversations", json=body, headers=self._auth(owner))
+        answer.raise_for_status()
+        return str(answer.json()["id"])
+
+    async def connect(self, user: User) -> None:
+        async with self._limit:
+            user.socket = await connect(f"{self._ws_url}?token={user.token}", max_size=None, ping_interval=None)
+            ready = json.loads(await user.socket.recv())
+        if ready.get("type") != "ready":
+            raise RuntimeError(f"expected ready, got {ready}")
+        user.reader = asyncio.create_task(self._read(user))
+
+    async def _read(self, user: User) -> None:
+        assert user.socket is not None
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in user.socket:
+                now = time.monotonic()
+                frame = json.loads(raw)
+                if frame.get("type") == "message.new":
+                    user.received.setdefault(str(frame["message"]["id"]), now)
+
+    async def send(self, kind: str, sender: User, conversation: str, recipients: list[User]) -> None:
+        started = time.monotonic()
+        body = {"client_msg_id": uuid.uuid4().hex, "text": f"bench {kind}"}
+        try:
+            answer = await self._http.post(
+                f"/v1/conversations/{conversation}/messages", json=body, headers=self._auth(sender)
+            )
+            answer.raise_for_status()
+        except httpx.HTTPError:
+            self.send_errors += 1
+            return
+        message_id = str(answer.json()["message"]["id"])
+        self.sent[message_id] = Sent(kind, sender.id, [r for r in recipients if r.id != sender.id], started)
+
+
+async def run(config: Config) -> dict[str, Any]:
+    """The whole benchmark; answers the measured numbers."""
+    if config.url is None:
+        async with dev_system(config.dev_config) as (url, pid):
+            return await measure(url, pid, config)
+    return await measure(config.url, config.bff_pid, config)
+
+
+async def measure(url: str, pid: int | None, config: Config) -> dict[str, Any]:
+    ws_url = url.replace("http", "ws", 1) + "/v1/ws"
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+        bench = Bench(http, ws_url, config)
+        users = await bench.register(config.clients)
+        group_size = min(GROUP_MAX, max(2, config.clients // 2))
+        members, rest = users[:group_size], users[group_size:]
+        if len(rest) < 2:
+            rest = users
+        group = await bench.group(members[0], members[1:])
+        pairs = [(rest[i], rest[i + 1]) for i in range(0, len(rest) - 1, 2)]
+        directs = list(await asyncio.gather(*(bench.direct(a, b) for a, b in pairs)))
+        rss_before = rss_kib(pid) if pid else None
+        await asyncio.gather(*(bench.connect(user) for user in users))
+        await asyncio.sleep(2)  # let the connections settle (routes written, buffers allocated)
+        rss_after = rss_kib(pid) if pid else None
+
+        rng = random.Random(7)  # noqa: S311 - picks workload, not secrets
+        tasks: set[asyncio.Task[None]] = set()
+        in_flight = asyncio.Semaphore(256)
+
+        async def paced(kind: str, sender: User, conversation: str, recipients: list[User]) -> None:
+            async with in_flight:
+                await bench.send(kind, sender, conversation, recipients)
+
+        start = time.monotonic()
+        n = group_n = 0
+        while (elapsed := time.monotonic() - start) < config.duration_s:
+            if group_n < elapsed * config.group_rate:
+                group_n += 1
+                job = paced(f"group:{group_size}", rng.choice(members), group, members)
+            else:
+                index = rng.randrange(len(pairs))
+                a, b = pairs[index]
+                sender = a if rng.random() < 0.5 else b
+                job = paced("direct", sender, directs[index], [a, b])
+            n += 1
+            task = asyncio.create_task(job)
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            await asyncio.sleep(max(0.0, start + n / config.rate - time.monotonic()))
+        await asyncio.gather(*tasks)
+        send_seconds = time.monotonic() - start
+        # Bounded wait for the stragglers: until every recipient has its copy, at most 15 s.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not all(  # noqa: ASYNC110 - the sockets announce nothing
+            mid in r.received for mid, s in bench.sent.items() for r in s.recipients
+        ):
+            await asyncio.sleep(0.2)
+        for user in users:
+            if user.socket is not None:
+                await user.socket.close()
+            if user.reader is not None:
+                await asyncio.gather(user.reader, return_exceptions=True)
+
+    return summarize(bench, users, config, send_seconds, group_size, rss_before, rss_after)
+
+
+def summarize(
+    bench: Bench,
+    users: list[User],
+    config: Config,
+    send_seconds: float,
+    group_size: int,
+    rss_before: int | None,
+    rss_after: int | None,
+) -> dict[str, Any]:
+    by_kind: dict[str, list[float]] = {}
+    reach: dict[str, list[float]] = {}
+    expected = delivered = 0
+    first, last = float("inf"), 0.0
+    for message_id, sent in bench.sent.items():
+        arrivals = [r.received[message_id] for r in sent.recipients if message_id in r.received]
+        expected += len(sent.recipients)
+        delivered += len(arrivals)
+        by_kind.setdefault(sent.kind, []).extend(t - sent.started for t in arrivals)
+        if arrivals and len(arrivals) == len(sent.recipients):
+            reach.setdefault(sent.kind, []).append(max(arrivals) - sent.started)
+        first = min(first, sent.started)
+        last = max([last, *arrivals])
+    kinds = {}
+    for kind, latencies in sorted(by_kind.items()):
+        kinds[kind] = {
+            "messages": sum(1 for s in bench.sent.values() if s.kind == kind),
+            "deliveries": len(latencies),
+            "p50_ms": percentile(latencies, 0.5) * 1000,
+            "p99_ms": percentile(latencies, 0.99) * 1000,
+            "all_members_p99_ms": percentile(reach.get(kind, []), 0.99) * 1000,
+        }
+    per_connection = (rss_after - rss_before) / len(users) if rss_before and rss_after else None
+    return {
+        "clients": len(users),
+        "group_size": group_size,
+        "sent": len(bench.sent),
+        "send_errors": bench.send_errors,
+        "achieved_rate": len(bench.sent) / send_seconds,
+        "deliveries": delivered,
+        "expected_deliveries": expected,
+        "deliveries_per_s": delivered / (last - first) if last > first else 0.0,
+        "kinds": kinds,
+        "rss_before_kib": rss_before,
+        "rss_after_kib": rss_after,
+        "rss_per_connection_kib": per_connection,
+    }
+
+
+def machine() -> str:
+    cores = os.cpu_count()
+    mem_kib = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:")
+    )
+    return f"{platform.system()} {platform.machine()}, {cores} cores, {mem_kib / 1024 / 1024:.1f} GiB memory"
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)  # noqa: S607
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "src"], check=False).returncode  # noqa: S607
+    return out.stdout.strip() + (" (with uncommitted changes in src/)" if dirty else "")
+
+
+def report(results: dict[str, Any], config: Config) -> str:
+    target = config.url or "tidings dev (embedded adapters, started by the bench)"
+    lines = [
+        f"## fanout — {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {commit()}",
+        "",
+        f"- machine: {machine()}",
+        f"- system: {target}",
+        f"- config: {results['clients']} WebSocket clients, one group of {results['group_size']} members, the rest "
+        f"in direct pairs; target {config.rate:g} msgs/s for {config.duration_s:g} s "
+        f"({config.group_rate:g} group msgs/s among them)",
+        f"- sent: {results['sent']} messages at {results['achieved_rate']:.1f} msgs/s achieved, "
+        f"{results['send_errors']} send errors",
+        f"- delivered: {results['deliveries']} of {results['expected_deliveries']} expected copies, "
+        f"{results['deliveries_per_s']:.0f} deliveries/s",
+    ]
+    if results["rss_per_connection_kib"] is not None:
+        lines.append(
+            f"- bff process RSS: {results['rss_before_kib']} KiB before, {results['rss_after_kib']} KiB with every "
+            f"client connected and idle: {results['rss_per_connection_kib']:.1f} KiB per idle connection"
+        )
+    else:
+        lines.append("- bff process RSS: not measured (pass --bff-pid with --url)")
+    lines += [
+        "",
+        "| conversation | messages | deliveries | send -> deliver p50 | p99 | every member reached, p99 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for kind, k in results["kinds"].items():
+        lines.append(
+            f"| {kind} | {k['messages']} | {k['deliveries']} | {k['p50_ms']:.1f} ms | {k['p99_ms']:.1f} ms "
+            f"| {k['all_members_p99_ms']:.1f} ms |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def append(path: Path, section: str) -> None:
+    if not path.exists() or not path.read_text().strip():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("# Benchmarks\n\nWritten by `tidings bench …`; every number below was measured, none typed.\n")
+    with path.open("a") as out:
+        out.write("\n" + section)
+
+
+def command(
+    clients: Annotated[int, typer.Option(help="Concurrent WebSocket clients (one user each).", min=4)] = 2000,
+    rate: Annotated[float, typer.Option(help="Target messages per second, all conversations.", min=1)] = 500,
+    duration: Annotated[float, typer.Option(help="Seconds of sending.", min=1)] = 10,
+    group_rate: Annotated[float, typer.Option(help="Of those, group messages per second.", min=0)] = 2,
+    url: Annotated[str | None, typer.Option(help="Target this bff instead of starting tidings dev.")] = None,
+    bff_pid: Annotated[int | None, typer.Option(help="With --url: the bff's pid, for RSS per connection.")] = None,
+    config: Annotated[Path, typer.Option("--config", help="Config of the tidings dev it starts.")] = Path(
+        "configs/dev.yaml"
+    ),
+    output: Annotated[Path, typer.Option(help="Markdown file the results are appended to.")] = Path(
+        "docs/BENCHMARKS.md"
+    ),
+) -> None:
+    """Send -> deliver latency per conversation size, deliveries/s and RSS per idle connection; appended to OUTPUT."""
+    settings = Config(clients, rate, duration, group_rate, url, bff_pid, output, config.resolve())
+    results = asyncio.run(run(settings))
+    section = report(results, settings)
+    append(output, section)
+    typer.echo(section)

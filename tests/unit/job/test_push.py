@@ -1,0 +1,277 @@
+"""The push job against fakes: who gets what, one Deliver per instance per batch, order, pruning, bounded retries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from tidings.chat.v1 import chat_pb2
+from tidings.chat.v1 import events_pb2 as chat_events
+from tidings.gateway.v1 import delivery_pb2
+from tidings.job.push import Audience, CachedMembership, InvalidEvent, PushJob, PushMetrics, PushOptions
+from tidings.pkg import events
+from tidings.pkg.bus import Record
+from tidings.pkg.bus.consumer import UnknownEventVersion
+from tidings.pkg.errors import common
+from tidings.pkg.routes import RouteLike
+from tidings.service.chat.biz.model import Kind
+
+TOPICS = events.Topics()
+A, B = "10.0.0.1:9080", "10.0.0.2:9080"
+DIRECT, GROUP = 100, 200
+
+
+def record(topic: events.EventTopic[events.M], key: int, payload: events.M, offset: int = 0) -> Record:
+    event = events.encode(TOPICS, topic, events.id_key(key), payload)
+    return Record(event.topic, 0, offset, event.key, event.value, event.headers)
+
+
+def sent(conversation_id: int, seq: int, sender: int) -> Record:
+    message = chat_pb2.Message(id=conversation_id * 1000 + seq, conversation_id=conversation_id, seq=seq)
+    message.sender_id = sender
+    return record(events.MESSAGE_SENT, conversation_id, chat_events.MessageSent(message=message), seq)
+
+
+def read(conversation_id: int, user: int, seq: int) -> Record:
+    payload = chat_events.ConversationRead(conversation_id=conversation_id, user_id=user, seq=seq)
+    return record(events.CONVERSATION_READ, conversation_id, payload)
+
+
+def recalled(conversation_id: int, seq: int) -> Record:
+    payload = chat_events.MessageRecalled(conversation_id=conversation_id, message_id=conversation_id * 1000 + seq)
+    payload.seq = seq
+    return record(events.MESSAGE_RECALLED, conversation_id, payload)
+
+
+class FakeMembership:
+    def __init__(self) -> None:
+        self.audiences_by_id = {
+            DIRECT: Audience(True, frozenset({1, 2})),
+            GROUP: Audience(False, frozenset({1, 2, 3, 4})),
+        }
+        self.calls = 0
+
+    async def audiences(self, conversation_ids: Sequence[int]) -> dict[int, Audience]:
+        self.calls += 1
+        return {cid: self.audiences_by_id[cid] for cid in conversation_ids if cid in self.audiences_by_id}
+
+
+@dataclass
+class FakeRoutes:
+    routes: dict[int, dict[str, str]] = field(default_factory=dict)
+    lookups: list[list[int]] = field(default_factory=list)
+    removed: list[RouteLike] = field(default_factory=list)
+
+    async def routes_for(self, user_ids: Iterable[int]) -> dict[int, dict[str, str]]:
+        ids = list(user_ids)
+        self.lookups.append(ids)
+        return {user: dict(self.routes[user]) for user in ids if user in self.routes}
+
+    async def remove(self, routes: Sequence[RouteLike]) -> list[int]:
+        self.removed.extend(routes)
+        return []
+
+
+@dataclass
+class FakeDeliverer:
+    """Records every call; ``failures[instance]`` calls fail first; ``gone[instance]`` sessions are reported gone."""
+
+    calls: list[tuple[str, delivery_pb2.DeliverRequest]] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)
+    gone: dict[str, set[str]] = field(default_factory=dict)
+    error: Exception = field(default_factory=lambda: common.unavailable("bff down"))
+
+    async def deliver(self, instance: str, request: delivery_pb2.DeliverRequest) -> delivery_pb2.DeliverResponse:
+        self.calls.append((instance, request))
+        if self.failures.get(instance, 0) > 0:
+            self.failures[instance] -= 1
+            raise self.error
+        named = {session for d in request.deliveries for session in d.session_ids}
+        return delivery_pb2.DeliverResponse(gone_session_ids=sorted(named & self.gone.get(instance, set())))
+
+    def seen(self, instance: str) -> list[tuple[str, list[str]]]:
+        """(event kind and seq, sessions) of every delivery to ``instance``, in call and request order."""
+        out = []
+        for to, request in self.calls:
+            if to == instance:
+                for d in request.deliveries:
+                    kind = d.event.WhichOneof("kind")
+                    seq = getattr(d.event, str(kind)).seq if kind != "message_new" else d.event.message_new.message.seq
+                    out.append((f"{kind}:{seq}", sorted(d.session_ids)))
+        return out
+
+
+class Harness:
+    def __init__(self, options: PushOptions | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.membership = FakeMembership()
+        self.routes = FakeRoutes(
+            {
+                1: {"s1a": A, "s1b": B},  # two devices on two instances
+                2: {"s2": A},
+                3: {"s3": B},
+                # user 4 offline
+            }
+        )
+        self.deliverer = FakeDeliverer()
+        self.now = 0.0
+        self.slept: list[float] = []
+
+        async def sleep(seconds: float) -> None:
+            self.slept.append(seconds)
+            self.now += seconds
+
+        self.job = PushJob(
+            self.membership,
+            self.routes,
+            self.deliverer,
+            PushMetrics(self.registry),
+            topics=TOPICS,
+            options=options,
+            clock=lambda: self.now,
+            sleep=sleep,
+        )
+
+    def count(self, outcome: str) -> float:
+        return self.registry.get_sample_value("tidings_push_deliveries_total", {"outcome": outcome}) or 0.0
+
+
+async def test_one_deliver_per_instance_per_batch_in_event_order() -> None:
+    h = Harness()
+    await h.job.handle([sent(GROUP, 1, sender=1), sent(DIRECT, 1, sender=2), sent(GROUP, 2, sender=3)])
+    assert sorted(instance for instance, _ in h.deliverer.calls) == [A, B]
+    # One pipelined route lookup for every recipient of the batch.
+    assert len(h.routes.lookups) == 1
+    assert sorted(h.routes.lookups[0]) == [1, 2, 3, 4]
+    assert h.deliverer.seen(A) == [
+        ("message_new:1", ["s1a", "s2"]),
+        ("message_new:1", ["s1a", "s2"]),
+        ("message_new:2", ["s1a", "s2"]),
+    ]
+    # The sender's other device (s1b) gets its own message; the direct chat has nobody on B but user 1.
+    assert h.deliverer.seen(B) == [
+        ("message_new:1", ["s1b", "s3"]),
+        ("message_new:1", ["s1b"]),
+        ("message_new:2", ["s1b", "s3"]),
+    ]
+    assert h.count("queued") == 11
+
+
+async def test_read_marks_go_to_the_reader_and_a_direct_peer_only() -> None:
+    h = Harness()
+    await h.job.handle([read(DIRECT, 1, 5), read(GROUP, 3, 7), read(GROUP, 99, 1)])
+    assert h.deliverer.seen(A) == [("conversation_read:5", ["s1a", "s2"])]
+    assert h.deliverer.seen(B) == [("conversation_read:5", ["s1b"]), ("conversation_read:7", ["s3"])]
+
+
+async def test_recalls_reach_every_member_and_unknown_conversations_nobody() -> None:
+    h = Harness()
+    await h.job.handle([recalled(GROUP, 4), sent(999, 1, sender=1)])
+    assert h.deliverer.seen(A) == [("message_recalled:4", ["s1a", "s2"])]
+    assert h.deliverer.seen(B) == [("message_recalled:4", ["s1b", "s3"])]
+
+
+async def test_nobody_online_means_no_call() -> None:
+    h = Harness()
+    h.routes.routes = {}
+    await h.job.handle([sent(GROUP, 1, sender=1)])
+    assert h.deliverer.calls == []
+
+
+async def test_gone_sessions_are_pruned_with_their_user_and_instance() -> None:
+    h = Harness()
+    h.deliverer.gone = {B: {"s3"}}
+    await h.job.handle([sent(GROUP, 1, sender=1)])
+    assert h.routes.removed == [(3, "s3", B)]
+    assert h.count("gone") == 1
+    assert h.count("queued") == 3
+
+
+async def test_a_failing_instance_is_retried_within_the_bound_then_left_to_sync() -> None:
+    h = Harness(PushOptions(attempts=3, backoff_s=0.1, down_s=5))
+    h.deliverer.failures = {B: 99}
+    await h.job.handle([sent(GROUP, 1, sender=1)])
+    assert [instance for instance, _ in h.deliverer.calls].count(B) == 3
+    assert h.slept == [0.1, 0.2]
+    assert h.count("failed") == 2
+    assert h.count("queued") == 2  # A was not held back
+    # Within the pause the instance is not called; the next batch's A deliveries still go out.
+    await h.job.handle([sent(GROUP, 2, sender=1)])
+    assert [instance for instance, _ in h.deliverer.calls].count(B) == 3
+    assert h.count("failed") == 4
+    # After the pause it is tried again.
+    h.now += 5
+    h.deliverer.failures = {}
+    await h.job.handle([sent(GROUP, 3, sender=1)])
+    assert h.deliverer.seen(B)[-1] == ("message_new:3", ["s1b", "s3"])
+
+
+async def test_a_transient_failure_is_retried_and_delivered_once() -> None:
+    h = Harness()
+    h.deliverer.failures = {A: 1}
+    await h.job.handle([sent(DIRECT, 1, sender=1)])
+    assert [instance for instance, _ in h.deliverer.calls].count(A) == 2
+    assert h.count("failed") == 0
+    assert h.registry.get_sample_value("tidings_push_deliver_retries_total") == 1
+
+
+async def test_a_refused_request_is_not_retried() -> None:
+    h = Harness()
+    h.deliverer.failures = {A: 1}
+    h.deliverer.error = common.invalid_argument("bad request")
+    await h.job.handle([sent(DIRECT, 1, sender=1)])
+    assert [instance for instance, _ in h.deliverer.calls].count(A) == 1
+    assert h.count("failed") == 2
+
+
+async def test_unknown_event_versions_and_bad_events_are_refused() -> None:
+    h = Harness()
+    good = sent(GROUP, 1, sender=1)
+    future = Record(good.topic, 0, 1, good.key, good.value, ((events.EVENT_TYPE, b"x"), (events.EVENT_VERSION, b"2")))
+    with pytest.raises(UnknownEventVersion) as raised:
+        await h.job.handle([good, future])
+    assert raised.value.record is future
+    with pytest.raises(InvalidEvent):
+        await h.job.handle([sent(0, 1, sender=1)])
+
+
+@dataclass(frozen=True)
+class _Conv:
+    kind: Kind
+
+
+class FakeConversations:
+    def __init__(self) -> None:
+        self.members = {1: [1, 2], 2: list(range(1, 51)), 3: list(range(1, 41))}
+        self.reads = 0
+
+    async def get_many(self, conversation_ids: Sequence[int]) -> dict[int, _Conv]:
+        self.reads += 1
+        kinds = {1: Kind.DIRECT, 2: Kind.GROUP, 3: Kind.GROUP}
+        return {cid: _Conv(kinds[cid]) for cid in conversation_ids if cid in kinds}
+
+    async def member_ids(self, conversation_ids: Sequence[int]) -> dict[int, list[int]]:
+        return {cid: self.members[cid] for cid in conversation_ids}
+
+
+async def test_membership_is_cached_briefly_and_bounded_in_members() -> None:
+    now = [0.0]
+    source = FakeConversations()
+    cache = CachedMembership(source, ttl_s=2, max_members=60, clock=lambda: now[0])
+    first = await cache.audiences([1, 2, 404])
+    assert first == {1: Audience(True, frozenset({1, 2})), 2: Audience(False, frozenset(range(1, 51)))}
+    await cache.audiences([1, 2])
+    assert source.reads == 1
+    # 40 more members push the least recently used group (50) out; the direct chat stays.
+    await cache.audiences([1])
+    await cache.audiences([3])
+    await cache.audiences([1, 3])
+    assert source.reads == 2
+    await cache.audiences([2])
+    assert source.reads == 3
+    now[0] = 2.5
+    await cache.audiences([1])
+    assert source.reads == 4
