@@ -112,7 +112,7 @@ def _run(path: Path | None, names: list[ModuleName], service_name: str) -> None:
             level=settings.log.level,
             fmt=settings.log.format,
         )
-        trace.configure(service_name)
+        trace.configure(service_name, settings.trace)
         asyncio.run(_serve(settings, names, service_name))
     except Fatal as exc:
         typer.echo(f"tidings: {exc}", err=True)

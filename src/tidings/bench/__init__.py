@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from tidings.bench import fanout
+from tidings.bench import cache, fanout
 
 bench_app = typer.Typer(help="Benchmarks: run a workload, append the measured numbers to docs/BENCHMARKS.md.")
 bench_app.command("fanout")(fanout.command)
+bench_app.command("cache")(cache.command)

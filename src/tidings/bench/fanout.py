@@ -13,10 +13,8 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import random
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +29,8 @@ import httpx
 import typer
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+from tidings.bench.record import append, commit, machine
 
 MODULES = ("bff", "account", "chat", "job", "task", "admin")
 GROUP_MAX = 1000  # the largest group the bench builds (chat's create limit is 1,000 listed members)
@@ -323,23 +323,6 @@ def summarize(
     }
 
 
-def machine() -> str:
-    cores = os.cpu_count()
-    mem_kib = next(
-        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:")
-    )
-    return f"{platform.system()} {platform.machine()}, {cores} cores, {mem_kib / 1024 / 1024:.1f} GiB memory"
-
-
-def commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)  # noqa: S607
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "src"], check=False).returncode  # noqa: S607
-    return out.stdout.strip() + (" (with uncommitted changes in src/)" if dirty else "")
-
-
 def report(results: dict[str, Any], config: Config) -> str:
     target = config.url or "tidings dev (embedded adapters, started by the bench)"
     lines = [
@@ -373,14 +356,6 @@ def report(results: dict[str, Any], config: Config) -> str:
             f"| {k['all_members_p99_ms']:.1f} ms |"
         )
     return "\n".join(lines) + "\n"
-
-
-def append(path: Path, section: str) -> None:
-    if not path.exists() or not path.read_text().strip():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("# Benchmarks\n\nWritten by `tidings bench …`; every number below was measured, none typed.\n")
-    with path.open("a") as out:
-        out.write("\n" + section)
 
 
 def command(

@@ -5,10 +5,11 @@ from __future__ import annotations
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from tidings.job import persist, push
+from tidings.job.invalidate import invalidate_consumer
 from tidings.job.persist import PersistJob
 from tidings.job.push import CachedMembership, PushJob, PushMetrics, PushOptions
 from tidings.pkg import events, module
-from tidings.pkg.app import Module
+from tidings.pkg.app import Module, Server
 from tidings.pkg.bus.consumer import ConsumerOptions, OrderedConsumer
 from tidings.pkg.bus.metrics import ConsumerMetrics
 from tidings.pkg.health import Check
@@ -110,6 +111,10 @@ async def wire(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Modul
         Check(persister.name, persister.probe),
         Check(pusher.name, pusher.consumer.probe),
     ]
+    workers: list[Server] = [persister, pusher]
     if infra.uses_redis:
-        checks.append(infra.redis_check())
-    return module.worker("job", infra.settings.modules.job, checks, workers=[persister, pusher])
+        # The second, delayed delete of cache keys; the in-process cache of ``tidings dev`` does it on a timer.
+        invalidator = await invalidate_consumer(infra, consumer_metrics)
+        workers.append(invalidator)
+        checks += [infra.redis_check(), Check(invalidator.name, invalidator.probe)]
+    return module.worker("job", infra.settings.modules.job, checks, workers=workers)

@@ -61,6 +61,22 @@ class LogConf(_Section):
     format: Literal["ecs", "console"] = "ecs"
 
 
+class TraceConf(_Section):
+    """Where spans go and how many traces are kept."""
+
+    # none: spans exist (trace ids in logs and error bodies) but go nowhere; console: JSON lines on stderr;
+    # file: JSON lines appended to ``path`` (``tidings dev``, tests across processes); otlp: a collector, Jaeger
+    # or Tempo at ``endpoint`` over ``protocol``; zipkin: a Zipkin v2 JSON endpoint.
+    exporter: Literal["none", "console", "file", "otlp", "zipkin"] = "none"
+    path: str = ".data/traces.jsonl"
+    # otlp grpc: http://host:4317; otlp http: http://host:4318/v1/traces; zipkin: http://host:9411/api/v2/spans.
+    endpoint: str | None = None
+    protocol: Literal["grpc", "http"] = "grpc"
+    insecure: bool = True
+    # Share of new traces kept (0..1); a call that arrives traced keeps its caller's decision (parent based).
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)
+
+
 class DatabaseConf(_Section):
     # ``sqlite+aiosqlite:///path`` (embedded) or ``mysql+aiomysql://user:pass@host:port/db``.
     url: str = "sqlite+aiosqlite:///.data/tidings.db"
@@ -75,6 +91,18 @@ class CacheConf(_Section):
     # ``memory://`` (in-process) or ``redis://host:port/db``.
     url: str = "memory://"
     timeout_s: float = Field(default=1.0, gt=0)
+    # Cache-aside (tidings.pkg.cache, docs/CACHE.md): how long values and "no such row" live, spread by +-jitter.
+    ttl_s: float = Field(default=300.0, gt=0)
+    null_ttl_s: float = Field(default=30.0, gt=0)
+    jitter: float = Field(default=0.1, ge=0, lt=1)
+    # The second delete of a write's keys runs this long after the commit (above the replica lag); a load that
+    # takes longer than half of it is not stored. A reader may see a value this old after a write (docs/CACHE.md).
+    invalidate_delay_s: float = Field(default=1.0, gt=0)
+    # Keys per Redis round trip (MGET, pipelines), and the size bound of the in-process store.
+    batch_size: int = Field(default=256, ge=1, le=10_000)
+    memory_max_entries: int = Field(default=100_000, ge=1)
+    # After a Redis error, requests skip the cache for this long and read the database.
+    retry_after_s: float = Field(default=1.0, ge=0)
 
 
 class BusConf(_Section):
@@ -155,6 +183,7 @@ class Settings(BaseSettings):
 
     app: AppConf = AppConf()
     log: LogConf = LogConf()
+    trace: TraceConf = TraceConf()
     modules: Modules = Modules()
     database: DatabaseConf = DatabaseConf()
     cache: CacheConf = CacheConf()

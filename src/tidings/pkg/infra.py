@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Awaitable
 
 import grpc
 import redis.asyncio as redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tidings.pkg import db
+from tidings.pkg import db, metrics, trace
 from tidings.pkg.app import Server
 from tidings.pkg.bus import EventBus
 from tidings.pkg.bus.factory import create_bus
@@ -45,12 +46,18 @@ class Infra:
             except BaseException:
                 await engine.dispose()
                 raise
+            # Statement spans and pool gauges (tidings_db_pool_*) for the process's one engine.
+            trace.instrument_engine(engine)
+            metrics.for_registry().track_pool(engine)
             self._engine = engine
         return self._engine
 
     def database_check(self) -> Check:
-        async def probe() -> None:
+        async def ping() -> None:
             await db.ping(await self.engine(), self.settings.database.connect_timeout_s)
+
+        async def probe() -> None:
+            await _observed("database", ping())
 
         return Check("database", probe)
 
@@ -85,11 +92,12 @@ class Infra:
             self._redis = redis.Redis.from_url(
                 self.settings.cache.url, socket_timeout=timeout, socket_connect_timeout=timeout
             )
+            trace.instrument_redis(self._redis)
         return self._redis
 
     def redis_check(self) -> Check:
         async def probe() -> None:
-            await self.redis().ping()
+            await _observed("redis", self.redis().ping())
 
         return Check("redis", probe)
 
@@ -121,3 +129,13 @@ class Infra:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+
+
+async def _observed(dependency: str, probe: Awaitable[object]) -> None:
+    """Await a readiness probe and report its outcome as ``tidings_dependency_up``."""
+    try:
+        await probe
+    except BaseException:
+        metrics.for_registry().probed(dependency, False)
+        raise
+    metrics.for_registry().probed(dependency, True)

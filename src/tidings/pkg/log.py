@@ -2,8 +2,11 @@
 
 Every line carries ``service.name``, ``service.version``, ``event.dataset`` and, inside a traced operation,
 ``trace.id`` and ``span.id`` taken from the current OpenTelemetry span. ecs-logging fills those only from
-Elastic APM, hence the small processor here. Records of the standard ``logging`` module (uvicorn, aiokafka,
-alembic) go through the same formatter, so a process writes one format only.
+Elastic APM, hence the small processor here. A last processor redacts values under keys that name secrets or
+message text (``redact``), as a safety net: code should not log them in the first place.
+
+Records of the standard ``logging`` module (uvicorn, aiokafka, alembic) go through the same formatter, so a process
+writes one format only.
 """
 
 from __future__ import annotations
@@ -18,6 +21,64 @@ import structlog
 from opentelemetry import trace
 
 EventDict = MutableMapping[str, Any]
+
+REDACTED = "[REDACTED]"
+# Keys whose values never reach a log line: credentials, and what users write to each other.
+_SECRET_KEYS = frozenset(
+    {
+        "password",
+        "passwd",
+        "new_password",
+        "old_password",
+        "secret",
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "jwt",
+        "jwt_secret",
+        "authorization",
+        "cookie",
+        "set-cookie",
+        "api_key",
+        "apikey",
+        "credentials",
+        "text",
+        "body",
+        "message_text",
+    }
+)
+_SECRET_SUFFIXES = ("_password", "_secret", "_token", ".password", ".authorization", ".text")
+
+
+def _is_secret(key: str) -> bool:
+    lowered = key.lower()
+    return lowered in _SECRET_KEYS or lowered.endswith(_SECRET_SUFFIXES)
+
+
+def _redacted(value: Any, depth: int = 0) -> Any:
+    if depth > 5:
+        return value
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if isinstance(key, str) and _is_secret(key) else _redacted(item, depth + 1)
+            for key, item in value.items()
+        }
+    if type(value) in (list, tuple):  # not named tuples: their fields are not secrets, and rebuilding them fails
+        return type(value)(_redacted(item, depth + 1) for item in value)
+    return value
+
+
+def redact(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    """Replace the values of keys like ``password``, ``token``, ``authorization`` or ``text`` (also nested)."""
+    for key in list(event_dict):
+        if key == "event":
+            continue
+        if _is_secret(key):
+            event_dict[key] = REDACTED
+        elif type(event_dict[key]) in (dict, list, tuple):
+            event_dict[key] = _redacted(event_dict[key])
+    return event_dict
 
 
 def add_trace_ids(_: Any, __: str, event_dict: EventDict) -> EventDict:
@@ -58,6 +119,7 @@ def configure(
         _ServiceFields(service_name, service_version),
         add_trace_ids,
         structlog.processors.format_exc_info,
+        redact,
     ]
     renderer: Any
     if fmt == "ecs":

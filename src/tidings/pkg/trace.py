@@ -1,39 +1,205 @@
-"""Tracing: the process's OpenTelemetry TracerProvider, the server spans our middleware opens, and the trace id
-that error bodies and log lines carry.
+"""Tracing: the process's OpenTelemetry TracerProvider and exporter, and the spans our middleware opens.
 
-No exporter yet: spans exist so every request has a real trace id that joins its logs and errors across HTTP and
-gRPC (W3C ``traceparent``). Exporters come with the observability work.
+One trace follows a client request across HTTP (FastAPI's own server span), gRPC (``server_span`` and
+``client_span`` in our interceptors), the event bus (``producing``/``consuming``: the W3C ``traceparent`` travels
+in record headers, so a job's handler runs in a span whose parent is the producer's), SQLAlchemy and Redis (the
+contrib instrumentations, per engine and per client). Exporters come from ``TraceConf``: none, console or a file of
+JSON lines (``tidings dev``, tests across processes), OTLP over gRPC or HTTP (Jaeger, Tempo, a collector), Zipkin.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping
+import os
+import socket
+import threading
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as OTLPGrpcExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as OTLPHttpExporter
+from opentelemetry.exporter.zipkin.json import ZipkinExporter
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+from opentelemetry.instrumentation.sqlalchemy.version import __version__ as sqlalchemy_instrumentation_version
+from opentelemetry.metrics import get_meter
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import Link, Span, SpanKind, StatusCode
+
+from tidings import __version__
+from tidings.pkg import conf as config
+from tidings.pkg.bus.records import Event, Published, Record
+from tidings.pkg.conf import TraceConf
 
 _TRACER = "tidings"
+# W3C trace context headers that travel with calls and records.
+TRACE_HEADERS = ("traceparent", "tracestate")
 
 
-def configure(service_name: str) -> None:
-    """Install the process's TracerProvider (once per process, as OpenTelemetry allows)."""
-    trace.set_tracer_provider(TracerProvider(resource=Resource.create({SERVICE_NAME: service_name})))
+def configure(
+    service_name: str, conf: TraceConf | None = None, *, service_version: str = __version__
+) -> TracerProvider:
+    """Install the process's TracerProvider with the exporter and sampling of ``conf`` (once per process).
+
+    Without ``conf``, the ``trace`` section comes from the ``TIDINGS_TRACE__*`` environment alone (defaults: spans
+    are recorded, so every request has a trace id for its logs and error bodies, but exported nowhere).
+    """
+    conf = conf or _from_environment()
+    attributes: dict[str, Any] = {
+        SERVICE_NAME: service_name,
+        "service.namespace": "tidings",
+        "service.instance.id": f"{socket.gethostname()}:{os.getpid()}",
+    }
+    if service_version:
+        attributes[SERVICE_VERSION] = service_version
+    provider = TracerProvider(
+        resource=Resource.create(attributes), sampler=ParentBased(TraceIdRatioBased(conf.sample_ratio))
+    )
+    processor = span_processor(conf)
+    if processor is not None:
+        provider.add_span_processor(processor)
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def _from_environment() -> TraceConf:
+    try:
+        return config.load(None).trace
+    except config.ConfigError:
+        return TraceConf()
+
+
+def span_processor(conf: TraceConf) -> SpanProcessor | None:
+    """The batching processor that sends finished spans to ``conf``'s exporter, or ``None`` for ``none``."""
+    exporter = _exporter(conf)
+    if exporter is None:
+        return None
+    if conf.exporter in ("console", "file"):
+        # Local files: write soon, so a person (or a test) reading them sees a request's spans at once.
+        return BatchSpanProcessor(exporter, schedule_delay_millis=200)
+    return BatchSpanProcessor(exporter)
+
+
+def _exporter(conf: TraceConf) -> SpanExporter | None:
+    if conf.exporter == "none":
+        return None
+    if conf.exporter == "console":
+        return ConsoleSpanExporter(formatter=_json_line)
+    if conf.exporter == "file":
+        return JsonLinesSpanExporter(conf.path)
+    if conf.exporter == "zipkin":
+        return ZipkinExporter(endpoint=conf.endpoint or "http://127.0.0.1:9411/api/v2/spans")
+    if conf.protocol == "http":
+        return OTLPHttpExporter(endpoint=conf.endpoint or "http://127.0.0.1:4318/v1/traces")
+    return OTLPGrpcExporter(endpoint=conf.endpoint or "http://127.0.0.1:4317", insecure=conf.insecure)
+
+
+def _json_line(span: ReadableSpan) -> str:
+    return str(span.to_json(indent=None)) + "\n"
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """Appends each finished span to ``path`` as one JSON line (``ReadableSpan.to_json``).
+
+    Each export is one ``write`` on a file opened with ``O_APPEND``, so several processes can share one file
+    without interleaving their lines.
+    """
+
+    def __init__(self, path: str) -> None:
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        data = "".join(_json_line(span) for span in spans).encode()
+        with self._lock:
+            if self._fd is None:
+                return SpanExportResult.FAILURE
+            os.write(self._fd, data)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+# -- libraries ------------------------------------------------------------------------------------------------------
+
+
+def instrument_engine(engine: Any) -> None:
+    """Spans for every statement of ``engine`` (an ``AsyncEngine`` or a plain one), child of the current span.
+
+    ``SQLAlchemyInstrumentor().instrument(engine=...)`` instruments only the first engine of a process (an
+    instrumentor runs once), so each engine gets its own ``EngineTracer``, as that call would build.
+    """
+    sync_engine = getattr(engine, "sync_engine", engine)
+    if getattr(sync_engine, "_tidings_traced", False):
+        return
+    tracer = trace.get_tracer("opentelemetry.instrumentation.sqlalchemy", sqlalchemy_instrumentation_version)
+    usage = get_meter(
+        "opentelemetry.instrumentation.sqlalchemy", sqlalchemy_instrumentation_version
+    ).create_up_down_counter("db.client.connections.usage", unit="connections")
+    EngineTracer(tracer, sync_engine, usage)  # type: ignore[no-untyped-call]
+    sync_engine._tidings_traced = True
+
+
+def instrument_redis(client: Any) -> None:
+    """Spans for every command and pipeline of ``client`` (``redis.asyncio.Redis``)."""
+    if not getattr(client, "_is_instrumented_by_opentelemetry", False):
+        RedisInstrumentor.instrument_client(client)
+
+
+# -- spans ----------------------------------------------------------------------------------------------------------
+
+
+def _tracer() -> trace.Tracer:
+    return trace.get_tracer(_TRACER)
 
 
 @contextmanager
-def server_span(name: str, carrier: Mapping[str, str]) -> Iterator[trace.Span]:
+def server_span(name: str, carrier: Mapping[str, str], **attributes: Any) -> Iterator[Span]:
     """A SERVER span for one incoming call, child of the caller's span when ``carrier`` (headers) names one.
 
     Exceptions are the caller's to record: the middleware turns them into statuses, which are not crashes.
     """
     parent = propagate.extract(carrier)
-    tracer = trace.get_tracer(_TRACER)
-    with tracer.start_as_current_span(
-        name, context=parent, kind=trace.SpanKind.SERVER, record_exception=False, set_status_on_exception=False
+    with _tracer().start_as_current_span(
+        name,
+        context=parent,
+        kind=SpanKind.SERVER,
+        attributes=attributes or None,
+        record_exception=False,
+        set_status_on_exception=False,
     ) as span:
         yield span
+
+
+def start_client_span(name: str, **attributes: Any) -> tuple[Span, dict[str, str]]:
+    """A CLIENT span (child of the current one) for an outgoing call, and the headers that carry it.
+
+    The caller ends the span when the call is over (a streamed answer outlives the function that started it).
+    """
+    span = _tracer().start_span(name, kind=SpanKind.CLIENT, attributes=attributes or None)
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    return span, carrier
 
 
 def inject(carrier: MutableMapping[str, str]) -> None:
@@ -45,3 +211,135 @@ def current_trace_id() -> str:
     """The current span's trace id as 32 hex digits, or ``""`` outside any recorded trace."""
     context = trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else ""
+
+
+def fail(span: Span, error: BaseException) -> None:
+    """Mark ``span`` failed by ``error`` (an unexpected one: a bug or an outage)."""
+    span.record_exception(error)
+    span.set_status(StatusCode.ERROR, type(error).__name__)
+
+
+# -- the event bus --------------------------------------------------------------------------------------------------
+
+
+def _header_carrier(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
+    return {name: value.decode(errors="replace") for name, value in headers if name in TRACE_HEADERS}
+
+
+class Producing:
+    """The PRODUCER spans of one ``publish_many``: ``events`` carry them in their headers; ``done`` ends them.
+
+    An event continues the trace named by its own ``traceparent`` header, else the current one; an event with
+    neither is published untouched.
+    """
+
+    def __init__(self, system: str, events: Sequence[Event]) -> None:
+        self.events: list[Event] = []
+        # Each span with the index of its event, whose position ``done`` learns.
+        self._spans: list[tuple[int, Span]] = []
+        tracer = _tracer()
+        traced_here = trace.get_current_span().get_span_context().is_valid
+        for index, event in enumerate(events):
+            carrier = _header_carrier(event.headers)
+            if not carrier and not traced_here:
+                # Published outside any trace (a test, a tool): the record goes as it is, without a root span.
+                self.events.append(event)
+                continue
+            # Each event continues the trace it was made in (the envelope's traceparent): a batch can join sends
+            # of several requests.
+            parent = propagate.extract(carrier) if carrier else None
+            span = tracer.start_span(
+                f"send {event.topic}",
+                context=parent,
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": system,
+                    "messaging.operation.type": "send",
+                    "messaging.operation.name": "send",
+                    "messaging.destination.name": event.topic,
+                    "messaging.message.body.size": len(event.value),
+                },
+            )
+            headers: dict[str, str] = {}
+            propagate.inject(headers, context=trace.set_span_in_context(span))
+            kept = tuple((name, value) for name, value in event.headers if name not in TRACE_HEADERS)
+            traced = kept + tuple((name, headers[name].encode()) for name in TRACE_HEADERS if name in headers)
+            self.events.append(Event(event.topic, event.key, event.value, traced))
+            self._spans.append((index, span))
+
+    def done(self, published: Sequence[Published]) -> None:
+        for index, span in self._spans:
+            if index < len(published):
+                span.set_attribute("messaging.destination.partition.id", str(published[index].partition))
+                span.set_attribute("messaging.kafka.offset", published[index].offset)
+        self.end()
+
+    def failed(self, error: BaseException) -> None:
+        for _, span in self._spans:
+            fail(span, error)
+        self.end()
+
+    def end(self) -> None:
+        for _, span in self._spans:
+            if span.is_recording():
+                span.end()
+
+
+@contextmanager
+def producing(system: str, events: Sequence[Event]) -> Iterator[Producing]:
+    """PRODUCER spans around publishing ``events``: publish ``.events`` (re-headered), then call ``.done``."""
+    spans = Producing(system, events)
+    try:
+        yield spans
+    except BaseException as error:
+        spans.failed(error)
+        raise
+    finally:
+        spans.end()
+
+
+@contextmanager
+def consuming(system: str, group: str, records: Sequence[Record]) -> Iterator[Span]:
+    """CONSUMER spans for handling ``records``; the handler runs in the first one (its DB and gRPC spans go there).
+
+    Each distinct producer context among ``records`` gets a span of its own as its child, so every trace shows its
+    records being handled; the others link to the one that is current.
+    """
+    tracer = _tracer()
+    contexts: dict[str, dict[str, str]] = {}
+    for record in records:
+        carrier = _header_carrier(record.headers)
+        contexts.setdefault(carrier.get("traceparent", ""), carrier)
+    topics = sorted({record.topic for record in records})
+    attributes: dict[str, Any] = {
+        "messaging.system": system,
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": ",".join(topics),
+        "messaging.consumer.group.name": group,
+        "messaging.batch.message_count": len(records),
+    }
+    name = f"process {topics[0] if len(topics) == 1 else 'batch'}"
+    carriers = list(contexts.values()) or [{}]
+    first = propagate.extract(carriers[0]) if carriers[0] else otel_context.Context()
+    with tracer.start_as_current_span(name, context=first, kind=SpanKind.CONSUMER, attributes=attributes) as main:
+        others = [
+            tracer.start_span(
+                name,
+                context=propagate.extract(carrier),
+                kind=SpanKind.CONSUMER,
+                attributes=attributes,
+                links=[Link(main.get_span_context())],
+            )
+            for carrier in carriers[1:]
+            if carrier
+        ]
+        try:
+            yield main
+        except BaseException as error:
+            for span in others:
+                fail(span, error)
+            raise
+        finally:
+            for span in others:
+                span.end()

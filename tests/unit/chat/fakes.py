@@ -9,12 +9,17 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from tidings.service.chat.biz.access import Access, AccessPolicy
+from prometheus_client import CollectorRegistry
+
+from tidings.pkg.cache import CacheMetrics, CachePolicy, LocalInvalidator, MemoryStore
+from tidings.pkg.cache.factory import CacheKit
+from tidings.service.chat.biz.access import Access
 from tidings.service.chat.biz.conversations import Conversations
 from tidings.service.chat.biz.messages import Messages
 from tidings.service.chat.biz.model import Conversation, ConversationState, Cursor, Member, Message, Role
 from tidings.service.chat.biz.ports import DedupKey, DirectExists, GroupFull, Reservation
 from tidings.service.chat.biz.sending import Sender, SendPolicy
+from tidings.service.chat.data.caches import chat_caches
 
 
 async def _io() -> None:
@@ -320,9 +325,21 @@ class World:
 
     def __post_init__(self) -> None:
         self.directory = FakeDirectory(self.users)
-        self.access = Access(self.conversations, self.directory, self.clock, AccessPolicy())
+        # The real cache-aside helper on an in-process store, on the fake clock: membership changes must be seen.
+        self.cache_store = MemoryStore(clock=self.clock.monotonic)
+        kit = CacheKit(
+            self.cache_store,
+            LocalInvalidator(self.cache_store, delay_s=0.01),
+            CacheMetrics(CollectorRegistry(), "chat"),
+            CachePolicy(),
+            self.clock.monotonic,
+        )
+        self.caches = chat_caches(kit)
+        self.access = Access(self.conversations, self.directory, gates=self.caches.gates, blocks=self.caches.blocks)
         self.sender = self.new_sender()
-        self.chats = Conversations(self.conversations, self.messages, self.directory, self.access, self.ids, self.clock)
+        self.chats = Conversations(
+            self.conversations, self.messages, self.directory, self.access, self.ids, self.clock, self.caches.members
+        )
         self.msgs = Messages(
             self.access, self.conversations, self.messages, self.sender, self.publisher, self.history_cache, self.clock
         )

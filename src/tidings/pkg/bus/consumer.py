@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from tidings.pkg import log
+from tidings.pkg import log, trace
 from tidings.pkg.bus.deadletter import dead_letter_event, dead_letter_topic
 from tidings.pkg.bus.metrics import ConsumerMetrics
 from tidings.pkg.bus.ports import EventBus, Subscription
@@ -99,6 +99,7 @@ class OrderedConsumer:
         options: ConsumerOptions | None = None,
     ) -> None:
         self._bus = bus
+        self._system = str(getattr(bus, "system", "unknown"))
         self._group = group
         self._topics = list(topics)
         self._handler = handler
@@ -308,7 +309,9 @@ class OrderedConsumer:
         while records:
             started = time.perf_counter()
             try:
-                await self._handler(list(records))
+                # The handler runs in a CONSUMER span continuing the records' producer span (W3C headers).
+                with trace.consuming(self._system, self._group, records):
+                    await self._handler(list(records))
             except UnknownEventVersion as exc:
                 self._observe(started, "error")
                 if exc.record not in records:

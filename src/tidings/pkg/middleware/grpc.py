@@ -1,6 +1,9 @@
 """gRPC middleware as grpc.aio interceptors: recovery -> validation -> handler on the server, errors and deadlines
 on the client.
 
+Recovery also opens the call's server span, counts it (``tidings.pkg.metrics``) and writes its access log line
+(``event.dataset = <service>.access``); the client interceptors open a client span per call and count it too.
+
 Every kind of method is covered, with async handlers (a streamed answer may be yielded or written with
 ``await context.write``). Only unary requests are validated here; a client-streamed message is the handler's to
 check (``validation.check``), so a bad frame need not end the stream.
@@ -9,6 +12,7 @@ check (``validation.check``), so a bad frame need not end the stream.
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
@@ -17,7 +21,7 @@ from typing import Any
 import grpc
 from opentelemetry.trace import Span, StatusCode
 
-from tidings.pkg import errors, log, trace
+from tidings.pkg import errors, log, metrics, trace
 from tidings.pkg.errors import TidingsError
 from tidings.pkg.errors.grpc import from_grpc_error, to_grpc_status
 from tidings.pkg.middleware import deadline, validation
@@ -26,14 +30,17 @@ from tidings.pkg.middleware import deadline, validation
 Around = Callable[[Any, grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
 
 
-def server_interceptors(*, request_timeout_s: float) -> list[grpc.aio.ServerInterceptor]:
+def server_interceptors(
+    *, request_timeout_s: float, request_metrics: metrics.RequestMetrics | None = None
+) -> list[grpc.aio.ServerInterceptor]:
     """The server chain, outermost first. ``request_timeout_s`` bounds calls whose caller set no deadline."""
-    return [Recovery(request_timeout_s), Validation()]
+    return [Recovery(request_timeout_s, request_metrics), Validation()]
 
 
-def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
+def client_interceptors(request_metrics: metrics.RequestMetrics | None = None) -> list[grpc.aio.ClientInterceptor]:
     """For every channel to our services: one interceptor per kind of method, as grpc.aio wants them."""
-    return [_UnaryUnary(), _UnaryStream(), _StreamUnary(), _StreamStream()]
+    observed = request_metrics or metrics.for_registry()
+    return [_UnaryUnary(observed), _UnaryStream(observed), _StreamUnary(observed), _StreamStream(observed)]
 
 
 class Recovery(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -43,9 +50,11 @@ class Recovery(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     translated first; anything else is a bug: logged with its stack, answered 500 INTERNAL with the trace id only.
     """
 
-    def __init__(self, request_timeout_s: float) -> None:
+    def __init__(self, request_timeout_s: float, request_metrics: metrics.RequestMetrics | None = None) -> None:
         self._request_timeout_s = request_timeout_s
+        self._metrics = request_metrics or metrics.for_registry()
         self._log = log.get("grpc")
+        self._access = log.get("access")
 
     async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any) -> Any:
         handler = await continuation(handler_call_details)
@@ -55,29 +64,80 @@ class Recovery(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     async def _guard(self, method: str, _: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         carrier = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
         left = context.time_remaining()
+        service, name = metrics.split_method(method)
+        started = time.perf_counter()
+        outcome = _Outcome()
         with (
-            trace.server_span(method, carrier) as span,
+            trace.server_span(
+                method.lstrip("/"), carrier, **{"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+            ) as span,
             deadline.scope(self._request_timeout_s if left is None else left),
         ):
             try:
-                yield
-            except grpc.aio.AbortError:
-                raise  # the handler aborted the call itself
-            except TidingsError as error:
-                await self._abort(context, span, error)
-            except grpc.RpcError as error:
-                await self._abort(context, span, from_grpc_error(error))
-            except Exception:
-                self._log.error("unhandled error in gRPC handler", exc_info=True, rpc_method=method)
-                trace_id = trace.current_trace_id()
-                await self._abort(context, span, errors.common.internal("internal error", trace_id=trace_id))
+                try:
+                    yield
+                except grpc.aio.AbortError:
+                    outcome.code = _code_name(context)  # the handler aborted the call itself
+                    raise
+                except TidingsError as error:
+                    await self._abort(context, span, error, outcome)
+                except grpc.RpcError as error:
+                    await self._abort(context, span, from_grpc_error(error), outcome)
+                except Exception:
+                    self._log.error("unhandled error in gRPC handler", exc_info=True, rpc_method=method)
+                    trace_id = trace.current_trace_id()
+                    internal = errors.common.internal("internal error", trace_id=trace_id)
+                    await self._abort(context, span, internal, outcome)
+                except BaseException:  # cancelled: the caller went away or its deadline passed
+                    outcome.code = "CANCELLED"
+                    raise
+            finally:
+                self._observe(method, span, outcome, time.perf_counter() - started)
+
+    def _observe(self, method: str, span: Span, outcome: _Outcome, duration_s: float) -> None:
+        span.set_attribute("rpc.grpc.status_code", outcome.code)
+        self._metrics.grpc_observe(method, outcome.code, outcome.reason, duration_s, client=False)
+        if not method.startswith("/grpc."):  # health checks and reflection: not worth a line each
+            self._access.info(
+                "grpc call",
+                **{
+                    "rpc.method": method,
+                    "rpc.grpc.status_code": outcome.code,
+                    "error.code": outcome.reason or None,
+                    "event.duration": int(duration_s * 1e9),
+                },
+            )
 
     @staticmethod
-    async def _abort(context: grpc.aio.ServicerContext, span: Span, error: TidingsError) -> None:
+    async def _abort(
+        context: grpc.aio.ServicerContext, span: Span, error: TidingsError, outcome: _Outcome | None = None
+    ) -> None:
         span.set_attribute("tidings.error.reason", error.reason)
         if error.code >= 500:
             span.set_status(StatusCode.ERROR, error.reason)
-        await context.abort_with_status(to_grpc_status(error))
+        status = to_grpc_status(error)
+        if outcome is not None:
+            outcome.code, outcome.reason = status.code.name, error.reason
+        await context.abort_with_status(status)
+
+
+class _Outcome:
+    """How a call ended: its status code name and error reason (``""`` when none)."""
+
+    __slots__ = ("code", "reason")
+
+    def __init__(self) -> None:
+        self.code = "OK"
+        self.reason = ""
+
+
+def _code_name(context: grpc.aio.ServicerContext) -> str:
+    code = context.code() if hasattr(context, "code") else None
+    if isinstance(code, grpc.StatusCode):
+        return str(code.name)
+    if isinstance(code, int):
+        return next((c.name for c in grpc.StatusCode if c.value[0] == code), "UNKNOWN")
+    return "UNKNOWN"
 
 
 class Validation(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -142,8 +202,9 @@ def _streaming(behavior: Any, around: Around, *, streamed_requests: bool) -> Any
     return call
 
 
-def _outgoing(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-    """The call with the current deadline's time left (when sooner than its own timeout) and the trace context."""
+def _outgoing(details: grpc.aio.ClientCallDetails, carrier: dict[str, str] | None = None) -> grpc.aio.ClientCallDetails:
+    """The call with the current deadline's time left (when sooner than its own timeout) and the trace context
+    (``carrier``: the client span's; else the current span's)."""
     timeout = details.timeout
     left = deadline.remaining()
     if left is not None:
@@ -151,47 +212,110 @@ def _outgoing(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails
             method = details.method.decode() if isinstance(details.method, bytes) else details.method
             raise errors.common.deadline_exceeded(f"no time left to call {method}")
         timeout = left if timeout is None else min(timeout, left)
-    carrier: dict[str, str] = {}
-    trace.inject(carrier)
+    if carrier is None:
+        carrier = {}
+        trace.inject(carrier)
     metadata = grpc.aio.Metadata(*(details.metadata or ()))
     for key, value in carrier.items():
         metadata[key] = value
     return grpc.aio.ClientCallDetails(details.method, timeout, metadata, details.credentials, details.wait_for_ready)
 
 
-async def _settled(call: Any) -> Any:
+class _ClientCall:
+    """One outgoing call's client span and metrics, ended once the call settles (a stream: when it ends)."""
+
+    def __init__(self, request_metrics: metrics.RequestMetrics, details: grpc.aio.ClientCallDetails) -> None:
+        method = details.method.decode() if isinstance(details.method, bytes) else str(details.method)
+        service, name = metrics.split_method(method)
+        self._metrics = request_metrics
+        self._method = method
+        self._started = time.perf_counter()
+        self.span, carrier = trace.start_client_span(
+            method.lstrip("/"), **{"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+        )
+        try:
+            self.details = _outgoing(details, carrier)
+        except BaseException as error:
+            self.finish(error)
+            raise
+
+    def finish(self, error: BaseException | None = None) -> None:
+        code, reason = "OK", ""
+        if isinstance(error, TidingsError):
+            code, reason = to_grpc_status(error).code.name, error.reason
+            if error.code >= 500:
+                self.span.set_status(StatusCode.ERROR, error.reason)
+            self.span.set_attribute("tidings.error.reason", error.reason)
+        elif isinstance(error, BaseException):
+            code = "CANCELLED"
+            self.span.set_status(StatusCode.ERROR, type(error).__name__)
+        self.span.set_attribute("rpc.grpc.status_code", code)
+        self.span.end()
+        self._metrics.grpc_observe(self._method, code, reason, time.perf_counter() - self._started, client=True)
+
+
+async def _settled(call: Any, observed: _ClientCall) -> Any:
     """Wait for a unary response; a failed call raises the downstream ``TidingsError``."""
     try:
-        await call
-    except grpc.RpcError as error:
-        raise from_grpc_error(error) from error
+        try:
+            await call
+        except grpc.RpcError as error:
+            raise from_grpc_error(error) from error
+    except BaseException as error:
+        observed.finish(error)
+        raise
+    observed.finish()
     return call
 
 
-async def _responses(call: Any) -> AsyncIterator[Any]:
+async def _responses(call: Any, observed: _ClientCall) -> AsyncIterator[Any]:
     """The responses of a streaming call; a failed call raises the downstream ``TidingsError``."""
+    failure: BaseException | None = None
     try:
         async for response in call:
             yield response
     except grpc.RpcError as error:
-        raise from_grpc_error(error) from error
+        failure = from_grpc_error(error)
+        raise failure from error
+    except BaseException as error:
+        failure = error
+        raise
+    finally:
+        observed.finish(failure)
 
 
-class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _ClientInterceptor:
+    def __init__(self, request_metrics: metrics.RequestMetrics) -> None:
+        self._metrics = request_metrics
+
+
+class _UnaryUnary(_ClientInterceptor, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return await _settled(await continuation(_outgoing(client_call_details), request))
+        observed = _ClientCall(self._metrics, client_call_details)
+        return await _settled(await _started(continuation, observed, request), observed)
 
 
-class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+class _UnaryStream(_ClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return _responses(await continuation(_outgoing(client_call_details), request))
+        observed = _ClientCall(self._metrics, client_call_details)
+        return _responses(await _started(continuation, observed, request), observed)
 
 
-class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
+class _StreamUnary(_ClientInterceptor, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
     async def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
-        return await _settled(await continuation(_outgoing(client_call_details), request_iterator))
+        observed = _ClientCall(self._metrics, client_call_details)
+        return await _settled(await _started(continuation, observed, request_iterator), observed)
 
 
-class _StreamStream(grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
+class _StreamStream(_ClientInterceptor, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
     async def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
-        return _responses(await continuation(_outgoing(client_call_details), request_iterator))
+        observed = _ClientCall(self._metrics, client_call_details)
+        return _responses(await _started(continuation, observed, request_iterator), observed)
+
+
+async def _started(continuation: Any, observed: _ClientCall, request: Any) -> Any:
+    try:
+        return await continuation(observed.details, request)
+    except BaseException as error:
+        observed.finish(error)
+        raise

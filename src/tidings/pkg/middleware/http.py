@@ -9,6 +9,9 @@
 - handlers for ``TidingsError`` (raised by the app or brought back from a gRPC call) and for Starlette's own
   HTTP errors (an unknown route is 404 NOT_FOUND).
 
+Recovery also counts each request by method, templated route, status and reason (``tidings.pkg.metrics``) and
+writes one access log line (``event.dataset = <service>.access``) inside the request's span.
+
 The server span comes from FastAPI itself, which opens one per request once a TracerProvider is installed
 (``tidings.pkg.trace.configure``).
 """
@@ -16,29 +19,46 @@ The server span comes from FastAPI itself, which opens one per request once a Tr
 from __future__ import annotations
 
 import http
+import time
 from typing import cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tidings.pkg import errors, log, trace
+from tidings.pkg import errors, log, metrics, trace
 from tidings.pkg.errors import FieldViolation, TidingsError
 from tidings.pkg.errors.http import to_http_body
 from tidings.pkg.middleware import deadline
 
 # Where FastAPI says a bad value came from; the field path clients see starts after it.
 _SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
+# Where the error handlers leave the reason of the body they answered, for the metrics and the access log.
+_REASON = "tidings.error_reason"
+# Scraped and probed all the time: counted, but not worth an access log line each.
+_QUIET_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
 
 
-def install(app: FastAPI, *, request_timeout_s: float, max_body_bytes: int = 1 << 20) -> None:
+def install(
+    app: FastAPI,
+    *,
+    request_timeout_s: float,
+    max_body_bytes: int = 1 << 20,
+    request_metrics: metrics.RequestMetrics | None = None,
+) -> None:
     """Add the middleware and error handlers to ``app``; call once, before it serves.
 
     ``request_timeout_s`` is each request's deadline, passed on to the gRPC calls it makes.
     """
-    app.add_middleware(Recovery, request_timeout_s=request_timeout_s, max_body_bytes=max_body_bytes)
+    app.add_middleware(
+        Recovery,
+        request_timeout_s=request_timeout_s,
+        max_body_bytes=max_body_bytes,
+        request_metrics=request_metrics or metrics.for_registry(),
+    )
     for handled in (TidingsError, RequestValidationError, HTTPException):
         app.add_exception_handler(handled, _render)
 
@@ -46,19 +66,56 @@ def install(app: FastAPI, *, request_timeout_s: float, max_body_bytes: int = 1 <
 class Recovery:
     """Pure ASGI (so the deadline's context variable reaches the endpoint): deadline, body bound, last resort."""
 
-    def __init__(self, app: ASGIApp, *, request_timeout_s: float, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        request_timeout_s: float,
+        max_body_bytes: int,
+        request_metrics: metrics.RequestMetrics | None = None,
+    ) -> None:
         self._app = app
         self._request_timeout_s = request_timeout_s
         self._max_body_bytes = max_body_bytes
+        self._metrics = request_metrics or metrics.for_registry()
         self._log = log.get("http")
+        self._access = log.get("access")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
+        began = time.perf_counter()
+        status = [500]
+        try:
+            await self._serve(scope, receive, send, status)
+        finally:
+            self._observe(scope, status[0], time.perf_counter() - began)
+
+    def _observe(self, scope: Scope, status: int, duration_s: float) -> None:
+        route = _route(scope)
+        reason = (scope.get("state") or {}).get(_REASON, "")
+        if not reason and status >= 400:
+            reason = errors.reason_for_code(status).name
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+        self._metrics.http_observe(method, route, status, reason, duration_s)
+        if route not in _QUIET_ROUTES:
+            self._access.info(
+                f"{method} {route} {status}",
+                **{
+                    "http.request.method": method,
+                    "http.route": route,
+                    "url.path": scope["path"],
+                    "http.response.status_code": status,
+                    "error.code": reason or None,
+                    "event.duration": int(duration_s * 1e9),
+                },
+            )
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, status: list[int]) -> None:
         declared = _content_length(scope)
         if declared is not None and declared > self._max_body_bytes:
-            await _json(self._too_large())(scope, receive, send)
+            await _json(_noted(scope, self._too_large()))(scope, receive, _recording(send, status))
             return
 
         received = 0
@@ -74,7 +131,9 @@ class Recovery:
 
         async def send_tracked(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                status[0] = message["status"]
             await send(message)
 
         with deadline.scope(self._request_timeout_s):
@@ -89,14 +148,46 @@ class Recovery:
                 )
                 if started:
                     raise  # too late for an error body: let the server cut the response short
-                await _json(errors.common.internal("internal error"))(scope, receive, send)
+                error = _noted(scope, errors.common.internal("internal error"))
+                await _json(error)(scope, receive, _recording(send, status))
 
     def _too_large(self) -> TidingsError:
         return errors.invalid_fields([FieldViolation("body", f"must be at most {self._max_body_bytes} bytes")])
 
 
 async def _render(request: Request, exc: Exception) -> JSONResponse:
-    return _json(_as_error(request, exc))
+    return _json(_noted(request.scope, _as_error(request, exc)))
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _noted(scope: Scope, error: TidingsError) -> TidingsError:
+    """``error`` after leaving its reason in the request's state, where Recovery counts it."""
+    scope.setdefault("state", {})[_REASON] = error.reason
+    return error
+
+
+def _recording(send: Send, status: list[int]) -> Send:
+    async def recorded(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status[0] = message["status"]
+        await send(message)
+
+    return recorded
+
+
+def _route(scope: Scope) -> str:
+    """The templated path of the route that served the request (bounded, unlike the URL), or ``unmatched``."""
+    selected = getattr(scope.get("fastapi.telemetry"), "route", None)  # FastAPI's own note of it, when tracing
+    if isinstance(selected, str):
+        return selected
+    # Without tracing, FastAPI notes nothing: match the app's own routes (those of included routers stay unnamed).
+    for route in getattr(scope.get("app"), "routes", ()):
+        path = getattr(route, "path", None)
+        if isinstance(path, str) and route.matches(scope)[0] == Match.FULL:
+            return path
+    return "unmatched"
 
 
 def _json(error: TidingsError) -> JSONResponse:

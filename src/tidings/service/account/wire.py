@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import time
 
+from prometheus_client import REGISTRY, CollectorRegistry
+
 from tidings.account.v1 import account_pb2, account_pb2_grpc
 from tidings.pkg import module
 from tidings.pkg.app import Module
+from tidings.pkg.cache import Cache, dataclass_codec
+from tidings.pkg.cache.factory import CacheKit, cache_kit
 from tidings.pkg.infra import Infra
 from tidings.service.account.biz.auth import Auth, AuthPolicy
 from tidings.service.account.biz.profiles import Profiles
+from tidings.service.account.biz.user import User
 from tidings.service.account.data.repos import SQLBlockRepo, SQLRefreshTokenRepo, SQLUserRepo
 from tidings.service.account.data.security import Argon2Hasher, JWTCodec
 from tidings.service.account.service.account import AccountService
+
+# Bump when ``User`` changes shape: values of the old shape then read as misses (docs/CACHE.md).
+PROFILE_SCHEMA = 1
+
+
+def profile_cache(kit: CacheKit, prefix: str = "account") -> Cache[int, User]:
+    return kit.cache("profile", dataclass_codec(User, PROFILE_SCHEMA), lambda user_id: f"{prefix}:profile:{user_id}")
 
 
 class WallClock:
@@ -20,7 +32,7 @@ class WallClock:
         return time.time_ns() // 1_000_000
 
 
-async def wire(infra: Infra) -> Module:
+async def wire(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Module:
     settings = infra.settings
     if settings.auth.jwt_secret is None:
         raise ValueError("auth.jwt_secret must be set for the account service (TIDINGS_AUTH__JWT_SECRET)")
@@ -36,7 +48,8 @@ async def wire(infra: Infra) -> Module:
         clock,
         AuthPolicy(access_ttl_s=settings.auth.access_ttl_s, refresh_ttl_s=settings.auth.refresh_ttl_s),
     )
-    servicer = AccountService(auth, Profiles(users, SQLBlockRepo(engine), clock))
+    profiles = Profiles(users, SQLBlockRepo(engine), clock, profile_cache(await cache_kit(infra, registry, "account")))
+    servicer = AccountService(auth, profiles)
     service_name = account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name
     return module.grpc_service(
         "account",

@@ -11,14 +11,16 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from tidings.chat.v1 import chat_pb2, chat_pb2_grpc
 from tidings.pkg import events, module
 from tidings.pkg.app import Module
+from tidings.pkg.cache.factory import cache_kit
 from tidings.pkg.health import Check
 from tidings.pkg.infra import Infra
-from tidings.service.chat.biz.access import Access, AccessPolicy
+from tidings.service.chat.biz.access import Access
 from tidings.service.chat.biz.conversations import Conversations
 from tidings.service.chat.biz.messages import Messages
 from tidings.service.chat.biz.ports import HistoryCache, SeqAllocator
 from tidings.service.chat.biz.sending import Sender, SendPolicy
 from tidings.service.chat.data.account import GrpcUserDirectory
+from tidings.service.chat.data.caches import chat_caches
 from tidings.service.chat.data.clock import SystemClock
 from tidings.service.chat.data.conversations import SQLConversationRepo
 from tidings.service.chat.data.dedup import SQLDedupStore
@@ -59,11 +61,12 @@ async def build(
         seqs = MemorySeqAllocator(lease, metrics)
         history_cache = None
     directory = GrpcUserDirectory(infra.channel("account"))
-    access = Access(conversations, directory, clock, AccessPolicy())
+    caches = chat_caches(await cache_kit(infra, registry, "chat", topics=topics), prefix=redis_prefix)
+    access = Access(conversations, directory, gates=caches.gates, blocks=caches.blocks)
     publisher = BusEventPublisher(bus, topics)
     sender = Sender(seqs, SQLDedupStore(engine), publisher, ids, clock, SendPolicy())
     return ChatServicer(
-        Conversations(conversations, messages, directory, access, ids, clock),
+        Conversations(conversations, messages, directory, access, ids, clock, caches.members),
         Messages(access, conversations, messages, sender, publisher, history_cache, clock),
     )
 

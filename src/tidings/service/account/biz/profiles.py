@@ -1,8 +1,15 @@
-"""Reading and changing profiles, finding people, and blocking them."""
+"""Reading and changing profiles, finding people, and blocking them.
+
+Profiles are read cache-aside (``profile_cache``): an edit commits, then invalidates the user's key (delete now
+and again after the replica-lag window); it never writes the new value into the cache. See docs/CACHE.md.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from tidings.pkg import errors
+from tidings.pkg.cache.ports import ReadThrough
 from tidings.service.account.biz import user as rules
 from tidings.service.account.biz.ports import BlockRepo, Clock, UserRepo
 from tidings.service.account.biz.user import ProfileChange, User
@@ -13,30 +20,51 @@ QUERY_LENGTH = range(1, 65)
 
 
 class Profiles:
-    def __init__(self, users: UserRepo, blocks: BlockRepo, clock: Clock) -> None:
+    def __init__(
+        self,
+        users: UserRepo,
+        blocks: BlockRepo,
+        clock: Clock,
+        profile_cache: ReadThrough[int, User] | None = None,
+    ) -> None:
         self._users = users
         self._blocks = blocks
         self._clock = clock
+        self._cache = profile_cache
 
     async def get(self, user_id: int) -> User:
-        account = await self._users.get(user_id)
-        if account is None:
+        user = await (self._cache.get(user_id, self._load) if self._cache is not None else self._load(user_id))
+        if user is None:
             raise errors.account.user_not_found("no such user", user_id=str(user_id))
-        return account.user
+        return user
 
     async def get_many(self, user_ids: list[int]) -> list[User]:
-        """The users that exist, in the order asked; missing ids are left out."""
+        """The users that exist, in the order asked; missing ids are left out. One cache round trip, one query."""
         if len(user_ids) > MAX_BATCH:
             errors.raise_for_fields({"user_ids": f"at most {MAX_BATCH} ids"})
-        found = {user.id: user for user in await self._users.get_many(list(dict.fromkeys(user_ids)))}
-        return [found[user_id] for user_id in dict.fromkeys(user_ids) if user_id in found]
+        wanted = list(dict.fromkeys(user_ids))
+        found = (
+            await self._cache.get_many(wanted, self._load_many)
+            if self._cache is not None
+            else await self._load_many(wanted)
+        )
+        return [found[user_id] for user_id in wanted if user_id in found]
 
     async def update(self, user_id: int, change: ProfileChange) -> User:
         errors.raise_for_fields(rules.profile_problems(change))
         updated = await self._users.update_profile(user_id, change, self._clock.now_ms())
+        if self._cache is not None:  # committed: now drop the cached profile (never write the new one in)
+            await self._cache.invalidate([user_id], entity_id=user_id)
         if updated is None:
             raise errors.account.user_not_found("no such user", user_id=str(user_id))
         return updated
+
+    async def _load(self, user_id: int) -> User | None:
+        account = await self._users.get(user_id)
+        return account.user if account is not None else None
+
+    async def _load_many(self, user_ids: list[int]) -> Mapping[int, User]:
+        return {user.id: user for user in await self._users.get_many(user_ids)}
 
     async def search(self, query: str, limit: int) -> list[User]:
         if len(query) not in QUERY_LENGTH or not query.strip():

@@ -1,10 +1,16 @@
-"""Conversations: direct ones (one per pair) and groups, membership, and the views and states members see."""
+"""Conversations: direct ones (one per pair) and groups, membership, and the views and states members see.
+
+Member lists are read cache-aside (``members_cache``, one batched read for a whole page of conversations); a
+membership change commits, then invalidates the list and the changed members' gates. Read marks, max seq and
+unread counts are always read fresh from the database (docs/CACHE.md).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from tidings.pkg import errors
+from tidings.pkg.cache.ports import ReadThrough
 from tidings.service.chat.biz.access import Access
 from tidings.service.chat.biz.model import (
     MAX_GROUP_MEMBERS,
@@ -40,7 +46,9 @@ class Conversations:
         access: Access,
         ids: IdGen,
         clock: Clock,
+        members_cache: ReadThrough[int, tuple[int, ...]] | None = None,
     ) -> None:
+        self._members_cache = members_cache
         self._conversations = conversations
         self._messages = messages
         self._directory = directory
@@ -137,6 +145,7 @@ class Conversations:
             )
         except GroupFull:
             raise _too_large() from None
+        await self._membership_changed(conversation_id, wanted)
         return await self.get(user_id, conversation_id)
 
     async def remove_member(self, user_id: int, conversation_id: int, member_id: int) -> ConversationView:
@@ -147,7 +156,7 @@ class Conversations:
         if member_id != user_id and caller.role is not Role.OWNER:
             raise errors.chat.not_group_owner("only the owner may remove other members")
         await self._conversations.remove_member(conversation_id, member_id, self._clock.now_ms())
-        self._access.forget(conversation_id, member_id)
+        await self._membership_changed(conversation_id, [member_id])
         fresh = await self._conversations.get(conversation_id)
         (view,) = await self._views([(fresh or conversation, caller)])
         return view
@@ -161,7 +170,7 @@ class Conversations:
         """Views of several conversations with a fixed number of reads, however many there are (no N+1)."""
         if not rows:
             return []
-        members = await self._conversations.member_ids([conversation.id for conversation, _ in rows])
+        members = await self._member_ids([conversation.id for conversation, _ in rows])
         last_ids = [c.last_message_id for c, _ in rows if c.last_message_id is not None]
         last = await self._messages.get_many(last_ids) if last_ids else {}
         return [
@@ -173,6 +182,21 @@ class Conversations:
             )
             for conversation, member in rows
         ]
+
+    async def _member_ids(self, conversation_ids: list[int]) -> Mapping[int, Sequence[int]]:
+        if self._members_cache is None:
+            return await self._conversations.member_ids(conversation_ids)
+        return await self._members_cache.get_many(conversation_ids, self._load_member_ids)
+
+    async def _load_member_ids(self, conversation_ids: list[int]) -> Mapping[int, tuple[int, ...]]:
+        found = await self._conversations.member_ids(conversation_ids)
+        return {conversation_id: tuple(members) for conversation_id, members in found.items()}
+
+    async def _membership_changed(self, conversation_id: int, user_ids: Sequence[int]) -> None:
+        """After the change committed: the member list and the members' gates are read fresh from now on."""
+        if self._members_cache is not None:
+            await self._members_cache.invalidate([conversation_id], entity_id=conversation_id)
+        await self._access.forget(conversation_id, user_ids)
 
     async def _require_users(self, user_ids: Sequence[int]) -> None:
         if not user_ids:

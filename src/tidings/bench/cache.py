@@ -1,0 +1,237 @@
+"""``tidings bench cache``: what the cache layer buys, measured on the real Redis and MariaDB.
+
+(a) one 100-key operation, naive (100 round trips) vs pipelined (MGET / one pipeline); (b) a profile read that
+hits the cache vs one from MariaDB; (c) 1,000 concurrent requests for one cold key: how many loads reached the
+database (singleflight: must be 1); (d) the conversation list of sync for a user in 200 conversations, cold vs
+warm member-list cache. It works in a scratch database and a scratch key prefix, both removed afterwards, and
+appends the medians and ratios of one run, the config, the commit, the date and the machine to a Markdown file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import redis.asyncio as redis
+import typer
+from prometheus_client import CollectorRegistry
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tidings.bench.record import append, commit, machine
+from tidings.pkg import db
+from tidings.pkg.cache import CacheMetrics, CachePolicy, LocalInvalidator, RedisStore
+from tidings.pkg.cache.factory import CacheKit
+from tidings.pkg.conf import DatabaseConf
+from tidings.service.account.biz.profiles import Profiles
+from tidings.service.account.biz.user import Account, User
+from tidings.service.account.data.repos import SQLBlockRepo, SQLUserRepo
+from tidings.service.account.wire import WallClock, profile_cache
+from tidings.service.chat.biz.access import Access
+from tidings.service.chat.biz.conversations import Conversations
+from tidings.service.chat.biz.model import Conversation, Kind, Member, Role
+from tidings.service.chat.data.caches import chat_caches
+from tidings.service.chat.data.clock import SystemClock
+from tidings.service.chat.data.conversations import SQLConversationRepo
+from tidings.service.chat.data.messages import SQLMessageRepo
+
+
+async def median_s(operation: Callable[[], Awaitable[Any]], rounds: int) -> float:
+    await operation()  # connections open, code paths warm
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        await operation()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def _id(low: int, high: int) -> int:
+    """A random id in [low, high): scratch rows never collide with each other or with earlier runs."""
+    return low + secrets.randbelow(high - low)
+
+
+class NoUsers:
+    async def existing(self, user_ids: Sequence[int]) -> set[int]:
+        return set(user_ids)
+
+    async def blocked(self, user_a: int, user_b: int) -> bool:
+        return False
+
+
+async def run(redis_url: str, mysql_url: str, rounds: int, conversations: int) -> dict[str, Any]:  # noqa: PLR0915 (one scenario after another reads best in order)
+    prefix = f"bench.cache.{uuid.uuid4().hex[:8]}"
+    database = f"tidings_bench_{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    server = create_async_engine(mysql_url)
+    async with server.begin() as conn:
+        await conn.execute(text(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4"))
+    url = f"{mysql_url.rstrip('/')}/{database}"
+    results: dict[str, Any] = {}
+    engine = None
+    try:
+        await db.upgrade(url)
+        engine = db.create_engine(DatabaseConf(url=url, pool_size=20))
+        store = RedisStore(client, batch_size=256, timeout_s=5)
+        kit = CacheKit(
+            store,
+            LocalInvalidator(store, delay_s=1.0),
+            CacheMetrics(CollectorRegistry(), "bench"),
+            CachePolicy(ttl_s=600, fill_deadline_s=5),
+        )
+
+        # (a) 100 keys: 100 GETs one after another vs one MGET; 100 SETs vs one pipeline.
+        keys = [f"{prefix}:k:{n}" for n in range(100)]
+        await store.set_many([(key, b"x" * 200, 600) for key in keys])
+
+        async def naive_get() -> None:
+            for key in keys:
+                await client.get(key)
+
+        async def naive_set() -> None:
+            for key in keys:
+                await client.set(key, b"x" * 200, px=600_000)
+
+        results["get_naive_ms"] = await median_s(naive_get, rounds) * 1000
+        results["get_pipelined_ms"] = await median_s(lambda: store.get_many(keys), rounds) * 1000
+        results["set_naive_ms"] = await median_s(naive_set, rounds) * 1000
+        results["set_pipelined_ms"] = (
+            await median_s(lambda: store.set_many([(key, b"x" * 200, 600) for key in keys]), rounds) * 1000
+        )
+
+        # (b) one profile: cache hit vs MariaDB (the same use case without a cache).
+        users = SQLUserRepo(engine)
+        user_id = _id(10**12, 10**15)
+        await users.create(Account(User(user_id, f"u{user_id}", "Bench", "", "", 1), "x", False, 0))
+        cached = Profiles(users, SQLBlockRepo(engine), WallClock(), profile_cache(kit, prefix))
+        direct = Profiles(users, SQLBlockRepo(engine), WallClock())
+        results["profile_hit_ms"] = await median_s(lambda: cached.get(user_id), rounds * 5) * 1000
+        results["profile_mariadb_ms"] = await median_s(lambda: direct.get(user_id), rounds * 5) * 1000
+
+        # (c) 1,000 concurrent requests for one cold key.
+        loads = 0
+
+        class CountingUsers(SQLUserRepo):
+            async def get(self, wanted: int) -> Account | None:
+                nonlocal loads
+                loads += 1
+                return await super().get(wanted)
+
+        cold_id = _id(10**12, 10**15)
+        await users.create(Account(User(cold_id, f"u{cold_id}", "Cold", "", "", 1), "x", False, 0))
+        herd = Profiles(CountingUsers(engine), SQLBlockRepo(engine), WallClock(), profile_cache(kit, prefix))
+        started = time.perf_counter()
+        await asyncio.gather(*(herd.get(cold_id) for _ in range(1000)))
+        results["herd_ms"] = (time.perf_counter() - started) * 1000
+        results["herd_loads"] = loads
+
+        # (d) a user's conversation list (sync) over N conversations: member lists cold vs warm.
+        repo = SQLConversationRepo(engine)
+        me = _id(10**12, 10**15)
+        now = WallClock().now_ms()
+        ids = []
+        for n in range(conversations):
+            cid = _id(10**15, 10**17)
+            ids.append(cid)
+            others = [_id(10**12, 10**15) for _ in range(4)]
+            await repo.create(
+                Conversation(cid, Kind.GROUP, f"g{n}", me, 0, None, now, now + n, 5),
+                [Member(cid, user, Role.OWNER if user == me else Role.MEMBER, 0, now) for user in [me, *others]],
+            )
+        caches = chat_caches(kit, prefix)
+        chats = Conversations(
+            repo,
+            SQLMessageRepo(engine),
+            NoUsers(),
+            Access(repo, NoUsers()),
+            _NoIds(),
+            SystemClock(),
+            caches.members,
+        )
+        member_keys = [caches.members.key(cid) for cid in ids]
+
+        cold_samples = []
+        for _ in range(max(5, rounds // 10)):
+            await store.delete_many(member_keys)
+            started = time.perf_counter()
+            await chats.list_page(me, conversations, None)
+            cold_samples.append(time.perf_counter() - started)
+        results["sync_cold_ms"] = statistics.median(cold_samples) * 1000
+        results["sync_warm_ms"] = (
+            await median_s(lambda: chats.list_page(me, conversations, None), max(5, rounds // 10)) * 1000
+        )
+    finally:
+        keys_left = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys_left:
+            await client.delete(*keys_left)
+        await client.aclose()
+        if engine is not None:
+            await engine.dispose()
+        async with server.begin() as conn:
+            await conn.execute(text(f"DROP DATABASE IF EXISTS `{database}`"))
+        await server.dispose()
+    return results
+
+
+class _NoIds:
+    def next_id(self) -> int:
+        return _id(10**15, 10**17)
+
+
+def report(r: dict[str, Any], redis_url: str, mysql_url: str, rounds: int, conversations: int) -> str:
+    mysql_host = mysql_url.rsplit("@", maxsplit=1)[-1]
+    return "\n".join(
+        [
+            f"## cache — {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {commit()}",
+            "",
+            f"- machine: {machine()}",
+            f"- system: Redis {redis_url} and MariaDB {mysql_host} on loopback, one client process; medians of "
+            f"{rounds} rounds (profile reads: {rounds * 5}; sync: {max(5, rounds // 10)}) from one run",
+            "",
+            "| measurement | naive / cold | cached / pipelined | ratio |",
+            "|---|---:|---:|---:|",
+            f"| (a) GET 100 keys: 100 GETs vs 1 MGET | {r['get_naive_ms']:.2f} ms | {r['get_pipelined_ms']:.2f} ms "
+            f"| {r['get_naive_ms'] / r['get_pipelined_ms']:.1f}x |",
+            f"| (a) SET 100 keys: 100 SETs vs 1 pipeline | {r['set_naive_ms']:.2f} ms "
+            f"| {r['set_pipelined_ms']:.2f} ms | {r['set_naive_ms'] / r['set_pipelined_ms']:.1f}x |",
+            f"| (b) profile read: MariaDB vs cache hit | {r['profile_mariadb_ms']:.3f} ms "
+            f"| {r['profile_hit_ms']:.3f} ms | {r['profile_mariadb_ms'] / r['profile_hit_ms']:.1f}x |",
+            f"| (d) conversation list of {conversations} conversations: member lists cold vs warm "
+            f"| {r['sync_cold_ms']:.2f} ms | {r['sync_warm_ms']:.2f} ms "
+            f"| {r['sync_cold_ms'] / r['sync_warm_ms']:.1f}x |",
+            "",
+            f"- (c) 1,000 concurrent requests for one cold profile: **{r['herd_loads']} load(s)** from MariaDB, "
+            f"all answered in {r['herd_ms']:.1f} ms",
+            "",
+        ]
+    )
+
+
+def command(
+    redis_url: Annotated[str, typer.Option(help="The Redis to measure (keys under a scratch prefix).")] = (
+        "redis://127.0.0.1:6379/15"
+    ),
+    mysql_url: Annotated[str, typer.Option(help="MariaDB server URL; a scratch database is created and dropped.")] = (
+        "mysql+aiomysql://tidings:tidings@127.0.0.1:3306"
+    ),
+    rounds: Annotated[int, typer.Option(help="Rounds per measurement (medians).", min=5)] = 200,
+    conversations: Annotated[int, typer.Option(help="Conversations of the sync user in (d).", min=1)] = 200,
+    output: Annotated[Path, typer.Option(help="Markdown file the results are appended to.")] = Path(
+        "docs/BENCHMARKS.md"
+    ),
+) -> None:
+    """Pipelined vs naive Redis, cache hit vs MariaDB, singleflight under a herd, sync cold vs warm; appended."""
+    results = asyncio.run(run(redis_url, mysql_url, rounds, conversations))
+    section = report(results, redis_url, mysql_url, rounds, conversations)
+    append(output, section)
+    typer.echo(section)
+
+
+cache = command

@@ -1,0 +1,138 @@
+"""Prometheus metrics every module shares: RED of HTTP routes and gRPC methods (served and called), the database
+pool, and whether dependencies answer. (Caches count in ``tidings.pkg.cache.metrics``, the bus consumer in
+``tidings.pkg.bus.metrics``.)
+
+Labels are bounded: a templated route (``/v1/conversations/{conversation_id}/messages``), a gRPC method name, a
+status code and an error reason from the contracts' enums; never a user, conversation or message id. The
+middleware of every module in a process records into one set per registry (``for_registry``), because a metric
+name can be registered only once per registry and ``tidings dev`` runs all modules in one process.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+# Seconds: from a cache hit to a slow fan-out under the default 10 s deadline.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class RequestMetrics:
+    """Rate, errors (by code and reason) and duration of the calls a process serves and makes."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.http_requests = Counter(
+            "tidings_http_server_requests",
+            "HTTP requests answered, by method, templated route, status code and error reason ('' when none).",
+            ["method", "route", "code", "reason"],
+            registry=registry,
+        )
+        self.http_duration = Histogram(
+            "tidings_http_server_request_duration_seconds",
+            "Time to answer an HTTP request, by method and templated route.",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.http_in_flight = Gauge(
+            "tidings_http_server_requests_in_flight", "HTTP requests being answered.", registry=registry
+        )
+        self.grpc_requests = Counter(
+            "tidings_grpc_server_requests",
+            "gRPC calls served, by service, method, status code and error reason ('' when none).",
+            ["service", "method", "code", "reason"],
+            registry=registry,
+        )
+        self.grpc_duration = Histogram(
+            "tidings_grpc_server_request_duration_seconds",
+            "Time to serve a gRPC call (a stream: its whole life), by service and method.",
+            ["service", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.grpc_client_requests = Counter(
+            "tidings_grpc_client_requests",
+            "gRPC calls made to other modules, by service, method, status code and error reason.",
+            ["service", "method", "code", "reason"],
+            registry=registry,
+        )
+        self.grpc_client_duration = Histogram(
+            "tidings_grpc_client_request_duration_seconds",
+            "Time a gRPC call to another module took, by service and method.",
+            ["service", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.db_pool_in_use = Gauge(
+            "tidings_db_pool_connections_in_use",
+            "Database connections checked out of the pool, by backend (mysql, sqlite).",
+            ["backend"],
+            registry=registry,
+        )
+        self.db_pool_size = Gauge(
+            "tidings_db_pool_size",
+            "Connections the pool keeps (its overflow may add as many), by backend.",
+            ["backend"],
+            registry=registry,
+        )
+        self.dependency_up = Gauge(
+            "tidings_dependency_up",
+            "1 when the dependency (database, redis) answered the last readiness probe (/readyz), else 0.",
+            ["dependency"],
+            registry=registry,
+        )
+
+    def http_observe(self, method: str, route: str, code: int, reason: str, duration_s: float) -> None:
+        self.http_requests.labels(method, route, str(code), reason).inc()
+        self.http_duration.labels(method, route).observe(duration_s)
+
+    def grpc_observe(self, full_method: str, code: str, reason: str, duration_s: float, *, client: bool) -> None:
+        service, method = split_method(full_method)
+        counter, histogram = (
+            (self.grpc_client_requests, self.grpc_client_duration)
+            if client
+            else (self.grpc_requests, self.grpc_duration)
+        )
+        counter.labels(service, method, code, reason).inc()
+        histogram.labels(service, method).observe(duration_s)
+
+    def track_pool(self, engine: Any) -> None:
+        """Report ``engine``'s pool (an ``AsyncEngine`` or a plain one) as ``tidings_db_pool_*``."""
+        sync_engine = getattr(engine, "sync_engine", engine)
+        backend = sync_engine.dialect.name
+
+        def checked_out() -> float:
+            pool = sync_engine.pool
+            return float(pool.checkedout()) if hasattr(pool, "checkedout") else 0.0
+
+        def size() -> float:
+            pool = sync_engine.pool
+            return float(pool.size()) if hasattr(pool, "size") else 0.0
+
+        self.db_pool_in_use.labels(backend).set_function(checked_out)
+        self.db_pool_size.labels(backend).set_function(size)
+
+    def probed(self, dependency: str, up: bool) -> None:
+        self.dependency_up.labels(dependency).set(1 if up else 0)
+
+
+def split_method(full_method: str) -> tuple[str, str]:
+    """``/tidings.chat.v1.Chat/SendMessage`` -> (``tidings.chat.v1.Chat``, ``SendMessage``)."""
+    service, _, method = full_method.lstrip("/").rpartition("/")
+    return service or "unknown", method or "unknown"
+
+
+# Keyed by id, holding the registry too so that its id cannot be reused by another one.
+_SETS: dict[int, tuple[CollectorRegistry, RequestMetrics]] = {}
+_LOCK = threading.Lock()
+
+
+def for_registry(registry: CollectorRegistry = REGISTRY) -> RequestMetrics:
+    """The one ``RequestMetrics`` of ``registry`` (created on first use)."""
+    with _LOCK:
+        known = _SETS.get(id(registry))
+        if known is None:
+            known = _SETS[id(registry)] = (registry, RequestMetrics(registry))
+        return known[1]

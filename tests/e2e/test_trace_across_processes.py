@@ -1,0 +1,101 @@
+"""Traces across real processes: bff, account, chat and job each run as ``tidings serve <module>`` on MariaDB,
+Redis and Kafka and append their spans to one JSON-lines file (``trace.exporter: file``); one send is one trace
+id in all of them. Their log lines are ECS JSON, and the lines of that request carry the same trace id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.client import Client
+from tests.e2e.conftest import fresh_database
+from tests.e2e.fleet import ROOT, Fleet
+
+ECS_FIELDS = ("@timestamp", "log.level", "message", "service.name", "service.version", "event.dataset")
+
+
+def _spans(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _flat(document: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """ECS nests dotted names (``{"service": {"name": ...}}``); flatten them back to ``service.name``."""
+    flat: dict[str, Any] = {}
+    for key, value in document.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+async def test_one_send_is_one_trace_in_bff_chat_and_job_processes(tmp_path: Path) -> None:
+    traces = tmp_path / "traces.jsonl"
+    async with fresh_database() as database_url:
+        fleet = Fleet(
+            ROOT / "configs" / "stack.yaml",
+            tmp_path,
+            env={
+                "TIDINGS_DATABASE__URL": database_url,
+                "TIDINGS_TRACE__EXPORTER": "file",
+                "TIDINGS_TRACE__PATH": str(traces),
+            },
+        )
+        client = Client()
+        try:
+            for module in ("account", "chat", "job", "bff"):
+                await fleet.start(module)
+            alice, bob = await client.register("alice"), await client.register("bob")
+            conv = await client.direct(alice, bob)
+            sent = await client.send(alice, conv["id"], "hello across processes")
+            assert sent.status_code == 201, sent.text
+            trace_id = ""
+            await client.wait_for_max_seq(bob, conv["id"], sent.json()["message"]["seq"])
+
+            route = "POST /v1/conversations/{conversation_id}/messages"
+            services: set[str] = set()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                spans = _spans(traces)
+                roots = [s for s in spans if s["name"] == route and s["kind"] == "SpanKind.SERVER"]
+                if roots:
+                    trace_id = roots[-1]["context"]["trace_id"]
+                    services = {
+                        s["resource"]["attributes"]["service.name"]
+                        for s in spans
+                        if s["context"]["trace_id"] == trace_id
+                    }
+                    if {"tidings-bff", "tidings-chat", "tidings-job"} <= services:
+                        break
+                await asyncio.sleep(0.3)
+            assert {"tidings-bff", "tidings-chat", "tidings-job"} <= services, services
+            in_trace = [s for s in _spans(traces) if s["context"]["trace_id"] == trace_id]
+            kinds = {(s["resource"]["attributes"]["service.name"], s["kind"]) for s in in_trace}
+            assert ("tidings-chat", "SpanKind.PRODUCER") in kinds
+            assert ("tidings-job", "SpanKind.CONSUMER") in kinds
+        finally:
+            await client.close()
+            await fleet.close()
+
+    # Every line every process wrote is ECS JSON; the request's lines share its trace id.
+    hex_id = str(trace_id).removeprefix("0x")
+    request_lines = []
+    for name in ("account", "chat", "job", "bff"):
+        for line in fleet.processes[name].log.read_text().splitlines():
+            if not line.startswith("{"):
+                continue  # the start-up banner goes to stderr for people, not collectors
+            document = _flat(json.loads(line))
+            missing = [field for field in ECS_FIELDS if field not in document]
+            assert not missing, f"{name}: {missing} missing in {line}"
+            if document.get("trace.id") == hex_id:
+                assert "span.id" in document
+                request_lines.append(document)
+    datasets = {line["event.dataset"] for line in request_lines}
+    assert {"tidings-bff.access", "tidings-chat.access"} <= datasets, datasets

@@ -1,0 +1,249 @@
+"""Cache-aside on the real MariaDB and Redis: the staleness bound under concurrent readers and writers, one load
+for a thousand concurrent misses, and degradation with a (private) Redis stopped and started again."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as redis
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.integration.conftest import REDIS_URL, unique
+from tidings.pkg.cache import CacheMetrics, CachePolicy, LocalInvalidator, RedisStore
+from tidings.pkg.cache.factory import CacheKit
+from tidings.service.account.biz.profiles import Profiles
+from tidings.service.account.biz.user import Account, ProfileChange, User
+from tidings.service.account.data.repos import SQLBlockRepo, SQLUserRepo
+from tidings.service.account.wire import profile_cache
+from tidings.service.chat.biz.access import Access
+from tidings.service.chat.biz.model import Conversation, Kind, Member, Role
+from tidings.service.chat.data.caches import chat_caches
+from tidings.service.chat.data.conversations import SQLConversationRepo
+
+# The second delete runs this long after a write; a reader may see an older value for at most this long.
+DELAY_S = 0.3
+# Scheduling slack of one event loop running 50 busy tasks (a timer fires a little late, never early).
+SLACK_S = 0.2
+
+
+class Clock:
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
+def kit(client: redis.Redis, registry: CollectorRegistry) -> CacheKit:
+    store = RedisStore(client, batch_size=100, timeout_s=0.3)
+    policy = CachePolicy(ttl_s=60, null_ttl_s=10, fill_deadline_s=DELAY_S / 2, retry_after_s=0.2)
+    return CacheKit(store, LocalInvalidator(store, delay_s=DELAY_S), CacheMetrics(registry, "it"), policy)
+
+
+async def delete_prefix(client: redis.Redis, prefix: str) -> None:
+    keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+
+
+@pytest.fixture
+async def shared_redis() -> AsyncIterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    yield client
+    await client.aclose()
+
+
+async def make_users(users: SQLUserRepo, count: int) -> list[int]:
+    ids = [random.randrange(10**12, 10**15) for _ in range(count)]
+    for user_id in ids:
+        user = User(user_id, f"u{user_id}", "v0", "", "", 1)
+        await users.create(Account(user, "x", False, 0))
+    return ids
+
+
+async def test_no_stale_read_beyond_the_bound_under_50_readers_and_writers(
+    mysql_engine: AsyncEngine, shared_redis: redis.Redis
+) -> None:
+    prefix = unique("it.cache")
+    users = SQLUserRepo(mysql_engine)
+    ids = await make_users(users, 5)
+    registry = CollectorRegistry()
+    # Two account instances: one Redis, each its own singleflight.
+    instances = [
+        Profiles(users, SQLBlockRepo(mysql_engine), Clock(), profile_cache(kit(shared_redis, registry), prefix))
+        for _ in range(2)
+    ]
+    # completed[user] = [(monotonic time the write returned, version)], versions increase per user.
+    completed: dict[int, list[tuple[float, int]]] = {user: [(0.0, 0)] for user in ids}
+    locks = {user: asyncio.Lock() for user in ids}
+    violations: list[str] = []
+    reads = 0
+    stop_at = time.monotonic() + 3.0
+
+    async def writer() -> None:
+        while time.monotonic() < stop_at:
+            user = random.choice(ids)
+            async with locks[user]:
+                version = completed[user][-1][1] + 1
+                await random.choice(instances).update(user, ProfileChange(display_name=f"v{version}"))
+                completed[user].append((time.monotonic(), version))
+            await asyncio.sleep(random.uniform(0, 0.02))
+
+    async def reader() -> None:
+        nonlocal reads
+        while time.monotonic() < stop_at:
+            user = random.choice(ids)
+            started = time.monotonic()
+            must_see = max(v for at, v in completed[user] if at <= started - DELAY_S - SLACK_S)
+            seen = int((await random.choice(instances).get(user)).display_name[1:])
+            reads += 1
+            if seen < must_see:
+                violations.append(f"user {user}: read v{seen}, v{must_see} was written > {DELAY_S}s before")
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(25):
+                group.create_task(writer())
+                group.create_task(reader())
+    finally:
+        await delete_prefix(shared_redis, prefix)
+    assert reads > 100
+    assert violations == []
+    hits = registry.get_sample_value("tidings_it_cache_requests_total", {"cache": "profile", "result": "hit"})
+    assert hits is not None
+    assert hits > 0  # the cache served reads meanwhile
+
+
+async def test_one_load_for_a_thousand_concurrent_misses_on_mariadb(
+    mysql_engine: AsyncEngine, shared_redis: redis.Redis
+) -> None:
+    prefix = unique("it.cache")
+    users = SQLUserRepo(mysql_engine)
+    (user_id,) = await make_users(users, 1)
+    registry = CollectorRegistry()
+    profiles = Profiles(users, SQLBlockRepo(mysql_engine), Clock(), profile_cache(kit(shared_redis, registry), prefix))
+    try:
+        results = await asyncio.gather(*(profiles.get(user_id) for _ in range(1000)))
+    finally:
+        await delete_prefix(shared_redis, prefix)
+    assert {user.id for user in results} == {user_id}
+    assert registry.get_sample_value("tidings_it_cache_loads_total", {"cache": "profile"}) == 1
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class PrivateRedis:
+    """A redis-server of this test alone, which it may stop and start (never the shared one)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            "redis-server",
+            "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+            "--save", "", "--appendonly", "no",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        probe = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            async with asyncio.timeout(20):
+                while True:
+                    try:
+                        await probe.ping()
+                        return
+                    except redis.ConnectionError:
+                        await asyncio.sleep(0.05)
+        finally:
+            await probe.aclose()
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+
+@pytest.fixture
+async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+class CountingUsers(SQLUserRepo):
+    loads = 0
+
+    async def get(self, user_id: int) -> Account | None:
+        self.loads += 1
+        return await super().get(user_id)
+
+
+async def test_with_redis_stopped_reads_fall_back_to_the_database_and_refill_after(
+    mysql_engine: AsyncEngine, private_redis: PrivateRedis
+) -> None:
+    client = redis.Redis(host="127.0.0.1", port=private_redis.port, socket_timeout=0.5, socket_connect_timeout=0.5)
+    registry = CollectorRegistry()
+    caches = kit(client, registry)
+    users = CountingUsers(mysql_engine)
+    (user_id,) = await make_users(users, 1)
+    profiles = Profiles(users, SQLBlockRepo(mysql_engine), Clock(), profile_cache(caches, "p"))
+    conversations = SQLConversationRepo(mysql_engine)
+    chat = chat_caches(caches, "c")
+    access = Access(conversations, BlockFree(), gates=chat.gates, blocks=chat.blocks)
+    cid = random.randrange(10**12, 10**15)
+    now = Clock().now_ms()
+    await conversations.create(
+        Conversation(cid, Kind.GROUP, "g", user_id, 0, None, now, now, 1), [Member(cid, user_id, Role.OWNER, 0, now)]
+    )
+    try:
+        assert (await profiles.get(user_id)).display_name == "v0"
+        assert (await access.gate(cid, user_id)).kind is Kind.GROUP
+        assert users.loads == 1
+        await private_redis.stop()
+
+        # Down: every read still answers, from the database; writes still succeed; nothing is raised.
+        for _ in range(3):
+            assert (await profiles.get(user_id)).display_name == "v0"
+            assert (await access.gate(cid, user_id)).kind is Kind.GROUP
+        assert (await profiles.update(user_id, ProfileChange(display_name="v1"))).display_name == "v1"
+        assert (await profiles.get(user_id)).display_name == "v1"
+        assert users.loads >= 4
+        errors = registry.get_sample_value("tidings_it_cache_errors_total", {"cache": "profile", "op": "get"})
+        assert errors is not None
+        assert errors >= 1
+
+        # Back (empty: it kept nothing): after the pause the caches refill and serve hits again.
+        await private_redis.start()
+        await asyncio.sleep(0.3)  # past retry_after_s
+        assert (await profiles.get(user_id)).display_name == "v1"
+        loads = users.loads
+        for _ in range(5):
+            assert (await profiles.get(user_id)).display_name == "v1"
+            assert (await access.gate(cid, user_id)).kind is Kind.GROUP
+        assert users.loads == loads
+        assert await client.exists(f"p:profile:{user_id}") == 1
+    finally:
+        await client.aclose()
+
+
+class BlockFree:
+    async def existing(self, user_ids: list[int]) -> set[int]:
+        return set(user_ids)
+
+    async def blocked(self, user_a: int, user_b: int) -> bool:
+        return False
