@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.contracts.chat_seq import SeqAllocatorContract
+from tests.contracts.chat_seq import SharedOrderContract
 from tests.integration.conftest import REDIS_URL, unique
 from tidings.service.chat.biz.ports import SeqAllocator
 from tidings.service.chat.data.metrics import ChatMetrics
@@ -38,9 +38,7 @@ async def redis_client() -> AsyncIterator[redis.Redis]:
     await client.aclose()
 
 
-class TestRedisSeqAllocator(SeqAllocatorContract):
-    shared_order = True
-
+class TestRedisSeqAllocator(SharedOrderContract):
     @pytest.fixture(autouse=True)
     async def _stores(self, lease: SQLSeqLease, metrics: ChatMetrics, redis_client: redis.Redis) -> AsyncIterator[None]:
         self._lease, self._metrics, self._redis = lease, metrics, redis_client
@@ -100,7 +98,7 @@ async def private_redis(tmp_path: Path) -> AsyncIterator[redis.Redis]:
         await process.wait()
 
 
-class TestRedisSeqAllocatorAcrossFlushall(SeqAllocatorContract):
+class TestRedisSeqAllocatorAcrossFlushall(SharedOrderContract):
     """The same contract where losing the cache is a real FLUSHALL (of a private server)."""
 
     @pytest.fixture(autouse=True)

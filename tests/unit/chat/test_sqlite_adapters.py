@@ -39,8 +39,6 @@ class TestSQLiteDedupStore(DedupStoreContract):
 
 
 class TestMemorySeqAllocator(SeqAllocatorContract):
-    shared_order = False
-
     @pytest.fixture(autouse=True)
     def _stores(self, lease: SQLSeqLease, metrics: ChatMetrics) -> None:
         self._lease, self._metrics = lease, metrics
