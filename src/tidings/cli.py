@@ -16,8 +16,10 @@ from tidings.admin import wire as admin_wire
 from tidings.bench import bench_app
 from tidings.bff import wire as bff_wire
 from tidings.job import wire as job_wire
-from tidings.pkg import conf, db, log, trace
+from tidings.pkg import conf, db, events, log, trace
 from tidings.pkg.app import App, Module
+from tidings.pkg.bus import BusError
+from tidings.pkg.bus.factory import create_bus
 from tidings.pkg.infra import Infra
 from tidings.service.account import wire as account_wire
 from tidings.service.chat import wire as chat_wire
@@ -148,10 +150,13 @@ def migrate(
     except Fatal as exc:
         typer.echo(f"tidings: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"migrated {db.describe(settings.database.url)} to {revision}")
+    typer.echo(
+        f"migrated {db.describe(settings.database.url)} to {revision}; topics ready on the {settings.bus.kind} bus"
+    )
 
 
 async def _migrate(settings: conf.Settings, revision: str) -> None:
+    """Schema first, then the topics with their explicit partition counts (the broker never creates them)."""
     engine = db.create_engine(settings.database)
     try:
         await db.ping(engine, settings.database.connect_timeout_s)
@@ -160,6 +165,14 @@ async def _migrate(settings: conf.Settings, revision: str) -> None:
     finally:
         await engine.dispose()
     await db.upgrade(settings.database.url, revision)
+    bus = create_bus(settings.bus, client_id=settings.app.name)
+    try:
+        await bus.start()
+        await bus.ensure_topics(events.Topics().specs(events.ALL_TOPICS))
+    except BusError as exc:
+        raise Fatal(str(exc)) from None
+    finally:
+        await bus.close()
 
 
 @app.command()

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tidings.pkg import events
+from tidings.pkg.bus.embedded import EmbeddedLog
+
 TIDINGS = [sys.executable, "-m", "tidings"]
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -58,3 +62,16 @@ def test_an_unreachable_database_is_named_without_a_traceback() -> None:
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("tidings: cannot reach mysql at 127.0.0.1:1/tidings")
     assert "secret" not in result.stderr
+
+
+async def test_migrate_applies_the_schema_and_creates_every_topic_with_its_partition_count(tmp_path: Path) -> None:
+    result = run("migrate", "--config", str(CONFIGS / "dev.yaml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / ".data" / "tidings.db").exists()
+    log = EmbeddedLog(str(tmp_path / ".data" / "events.db"), timeout_s=5)
+    await log.start()
+    try:
+        for topic in events.ALL_TOPICS:
+            assert await log.partition_count(topic.name) == topic.partitions
+    finally:
+        await log.close()

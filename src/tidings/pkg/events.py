@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
 from tidings.chat.v1 import events_pb2 as chat_events
+from tidings.common.v1 import events_pb2 as common_events
 from tidings.pkg import trace
 from tidings.pkg.bus import Event, Record, TopicSpec
 from tidings.pkg.bus.consumer import UnknownEventVersion
@@ -50,6 +51,12 @@ MESSAGE_RECALLED = EventTopic("chat.message.recalled", 12, chat_events.MessageRe
 CONVERSATION_READ = EventTopic("chat.conversation.read", 12, chat_events.ConversationRead)
 
 CHAT_TOPICS: tuple[EventTopic[Any], ...] = (MESSAGE_SENT, MESSAGE_RECALLED, CONVERSATION_READ)
+
+# Keyed by the id of the entity whose cache keys a write touched (a user, a conversation).
+CACHE_INVALIDATE = EventTopic("cache.invalidate", 12, common_events.CacheInvalidate)
+
+# Every topic Tidings uses; ``tidings migrate`` creates them with these partition counts.
+ALL_TOPICS: tuple[EventTopic[Any], ...] = (*CHAT_TOPICS, CACHE_INVALIDATE)
 
 
 class Topics:

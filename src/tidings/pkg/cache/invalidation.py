@@ -19,9 +19,7 @@ from tidings.pkg.bus import Publisher
 from tidings.pkg.cache.ports import CacheStore
 from tidings.pkg.pbtime import timestamp
 
-# Keyed by the id of the entity the keys belong to (a user, a conversation).
-# TODO(lead): declare next to the other topics in tidings.pkg.events once that file is free.
-CACHE_INVALIDATE = events.EventTopic("cache.invalidate", 12, events_pb2.CacheInvalidate)
+CACHE_INVALIDATE = events.CACHE_INVALIDATE
 
 # Keys per event: a 10,000-member group's change is ten events, not one huge record.
 MAX_KEYS_PER_EVENT = 1000
