@@ -14,12 +14,8 @@ import contextlib
 import json
 import os
 import random
-import socket
-import sys
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,8 +27,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tidings.bench.record import append, commit, machine
+from tidings.bench.system import dev_system, percentile, rss_kib
 
-MODULES = ("bff", "account", "chat", "job", "task", "admin")
 GROUP_MAX = 1000  # the largest group the bench builds (chat's create limit is 1,000 listed members)
 
 
@@ -63,75 +59,6 @@ class Sent:
     sender: str
     recipients: list[User]
     started: float
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def rss_kib(pid: int) -> int:
-    """The resident set of ``pid`` in KiB, from ``/proc`` (no psutil)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-@contextlib.asynccontextmanager
-async def dev_system(config: Path) -> AsyncIterator[tuple[str, int]]:
-    """``tidings dev`` on free ports in a scratch directory; yields (bff URL, its pid) and stops it after."""
-    env = dict(os.environ)
-    ports: dict[str, int] = {}
-    for module in MODULES:
-        ports[module] = _free_port()
-        env[f"TIDINGS_MODULES__{module.upper()}__HTTP__PORT"] = str(ports[module])
-        if module in ("bff", "account", "chat"):
-            env[f"TIDINGS_MODULES__{module.upper()}__GRPC__PORT"] = str(_free_port())
-    env["TIDINGS_LOG__LEVEL"] = "WARNING"
-    with tempfile.TemporaryDirectory(prefix="tidings-bench-") as workdir:
-        log = (Path(workdir) / "dev.log").open("wb")
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tidings", "dev", "--config", str(config),
-            cwd=workdir, env=env, stdout=log, stderr=log,
-        )  # fmt: skip
-        try:
-            url = f"http://127.0.0.1:{ports['bff']}"
-            async with httpx.AsyncClient(timeout=2) as client:
-                deadline = time.monotonic() + 60
-                while True:
-                    if process.returncode is not None:
-                        tail = (Path(workdir) / "dev.log").read_bytes()[-2000:].decode(errors="replace")
-                        raise RuntimeError(f"tidings dev exited with {process.returncode}:\n{tail}")
-                    with contextlib.suppress(httpx.TransportError):
-                        ready = [
-                            (await client.get(f"http://127.0.0.1:{ports[m]}/readyz")).status_code == 200
-                            for m in ("bff", "account", "chat", "job")
-                        ]
-                        if all(ready):
-                            break
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("tidings dev was not ready within 60 s")
-                    await asyncio.sleep(0.2)
-            yield url, process.pid
-        finally:
-            if process.returncode is None:
-                process.terminate()
-                try:
-                    await asyncio.wait_for(process.wait(), 20)
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
-            log.close()
 
 
 class Bench:

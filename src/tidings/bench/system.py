@@ -1,0 +1,156 @@
+"""The system a benchmark measures: Tidings processes on free ports in a scratch directory, and their ``/proc`` numbers.
+
+Every benchmark that starts its own system does it here, so all of them start it the same way: ``tidings dev`` (every
+module in one process) or one ``tidings serve <module>`` per module, each listener moved to a free port through the
+``TIDINGS_MODULES__<MODULE>__…__PORT`` overrides, never the fixed ports a running system may hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+MODULES = ("bff", "account", "chat", "job", "task", "admin")
+GRPC_MODULES = ("bff", "account", "chat")
+# The modules on the message path: the system is ready when each of them answers /readyz.
+MESSAGE_PATH = ("account", "chat", "job", "bff")
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 20.0
+
+
+def free_port() -> int:
+    """A port nothing listens on now (the kernel's pick), so a bench does not collide with a running system."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The HTTP port of every module and the gRPC port of those that serve gRPC."""
+
+    http: dict[str, int]
+    grpc: dict[str, int]
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls({m: free_port() for m in MODULES}, {m: free_port() for m in GRPC_MODULES})
+
+    def env(self) -> dict[str, str]:
+        """The overrides every process gets: its own listeners move, and it dials the others where they moved."""
+        env = {f"TIDINGS_MODULES__{m.upper()}__HTTP__PORT": str(port) for m, port in self.http.items()}
+        env |= {f"TIDINGS_MODULES__{m.upper()}__GRPC__PORT": str(port) for m, port in self.grpc.items()}
+        return env
+
+
+@dataclass(frozen=True)
+class System:
+    """A started system: the bff's URL and the pid of every process, by name (``dev`` or the module)."""
+
+    url: str
+    pids: dict[str, int]
+
+
+@contextlib.asynccontextmanager
+async def start(config: Path, modules: Sequence[str] | None = None) -> AsyncIterator[System]:
+    """Start ``tidings dev`` (``modules`` None) or ``tidings serve <module>`` for each of ``modules`` in order, all
+    with ``config`` on free ports in a scratch directory; yields once all are ready and stops them (last first) after.
+    """
+    ports = Ports.free()
+    env = {**os.environ, **ports.env(), "TIDINGS_LOG__LEVEL": "WARNING"}
+    plan = [("dev", ["dev"], list(MESSAGE_PATH))] if modules is None else [(m, ["serve", m], [m]) for m in modules]
+    started: list[tuple[str, asyncio.subprocess.Process]] = []
+    with tempfile.TemporaryDirectory(prefix="tidings-bench-") as scratch:
+        workdir = Path(scratch)
+        try:
+            # One after another: the first applies the migrations, the others find them applied.
+            for name, args, ready in plan:
+                log = workdir / f"{name}.log"
+                with log.open("wb") as out:
+                    process = await asyncio.create_subprocess_exec(
+                        *_argv(args, config), cwd=workdir, env=env, stdout=out, stderr=out
+                    )
+                started.append((name, process))
+                await _wait_ready(name, process, [ports.http[m] for m in ready], log)
+            yield System(f"http://127.0.0.1:{ports.http['bff']}", {name: p.pid for name, p in started})
+        finally:
+            for _, process in reversed(started):
+                await _stop(process)
+
+
+def _argv(args: list[str], config: Path) -> list[str]:
+    # Resolved: the process runs in the scratch directory, where a relative config path would not be found.
+    return [sys.executable, "-m", "tidings", *args, "--config", str(config.resolve())]
+
+
+def _tail(log: Path) -> str:
+    return log.read_bytes()[-2000:].decode(errors="replace")
+
+
+async def _wait_ready(name: str, process: asyncio.subprocess.Process, http_ports: list[int], log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    async with httpx.AsyncClient(timeout=2) as client:
+        while True:
+            if process.returncode is not None:
+                raise RuntimeError(f"tidings {name} exited with {process.returncode}:\n{_tail(log)}")
+            with contextlib.suppress(httpx.TransportError):
+                answers = [await client.get(f"http://127.0.0.1:{port}/readyz") for port in http_ports]
+                if all(answer.status_code == 200 for answer in answers):
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"tidings {name} was not ready within {READY_TIMEOUT_S:g} s")
+            await asyncio.sleep(0.2)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM and wait for the drain; SIGKILL only if it outlasts ``STOP_TIMEOUT_S``."""
+    if process.returncode is None:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def dev_system(config: Path) -> AsyncIterator[tuple[str, int]]:
+    """``tidings dev`` on free ports in a scratch directory; yields (bff URL, its pid) and stops it after."""
+    async with start(config) as system:
+        yield system.url, system.pids["dev"]
+
+
+def rss_kib(pid: int) -> int:
+    """The resident set of ``pid`` in KiB, from ``/proc`` (no psutil)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time ``pid`` has used so far (user + system, all its threads), from ``/proc/<pid>/stat``."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # The command name (field 2) may hold spaces and parentheses: the fields that follow start after the last ")".
+    fields = stat[stat.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values`` by nearest rank; NaN when there are none."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
