@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 from tests.e2e.client import Client
 from tests.e2e.fleet import Fleet
@@ -133,3 +134,63 @@ async def test_message_text_rules(fleet: Fleet, client: Client) -> None:
         answer = await client.send(alice, conv["id"], text)
         assert answer.status_code == 201, answer.text
         assert answer.json()["message"]["text"] == text
+
+
+async def test_two_users_and_a_50_member_group_exchange_5000_messages(fleet: Fleet, client: Client) -> None:
+    """The acceptance run of the message path: 5,000 sends from 50 concurrent senders, each retried once at once
+    with the same client_msg_id every tenth time; then history, unread counts and read marks must all agree."""
+    members = [await client.register(f"member{n}") for n in range(50)]
+    alice, bob = members[0], members[1]
+    direct = await client.direct(alice, bob)
+    group = await client.group(alice, "fifty", members[1:])
+    per_sender = 100
+    acked: dict[str, list[dict[str, Any]]] = {}
+
+    async def sender(index: int) -> None:
+        me = members[index]
+        mine = acked.setdefault(me.id, [])
+        for n in range(per_sender):
+            conversation = direct if index < 2 and n % 2 else group
+            client_msg_id = uuid.uuid4().hex
+            tries = 2 if n % 10 == 0 else 1
+            answers = await asyncio.gather(
+                *(client.send(me, conversation["id"], f"{index}/{n}", client_msg_id) for _ in range(tries))
+            )
+            assert all(answer.status_code in (200, 201) for answer in answers), [a.text for a in answers]
+            messages = [answer.json()["message"] for answer in answers]
+            assert all(message == messages[0] for message in messages)
+            mine.append(messages[0])
+
+    async with asyncio.TaskGroup() as senders:
+        for index in range(len(members)):
+            senders.create_task(sender(index))
+
+    every = [message for messages in acked.values() for message in messages]
+    assert len(every) == 5000
+    for conversation in (direct, group):
+        sent_here = [m for m in every if m["conversation_id"] == conversation["id"]]
+        highest = max(m["seq"] for m in sent_here)
+        await client.wait_for_max_seq(alice, conversation["id"], highest, timeout_s=120)
+        history = await client.everything(alice, conversation["id"])
+        assert [m["id"] for m in history] == [m["id"] for m in sorted(sent_here, key=lambda m: m["seq"])]
+        assert len({m["seq"] for m in history}) == len(history)
+        state = await client.conversation(alice, conversation["id"])
+        assert state["max_seq"] == history[-1]["seq"]
+        assert state["last_message"]["id"] == history[-1]["id"]
+    for messages in acked.values():
+        # One sender, one send at a time: a later acknowledgement has a higher seq in the same conversation.
+        for conversation_id in {m["conversation_id"] for m in messages}:
+            seqs = [m["seq"] for m in messages if m["conversation_id"] == conversation_id]
+            assert seqs == sorted(seqs)
+            assert len(set(seqs)) == len(seqs)
+
+    reader = members[7]
+    middle = (await client.history(reader, group["id"], limit=1))["messages"][0]["seq"] // 2
+    await client.http.post(f"/v1/conversations/{group['id']}/read", json={"seq": middle}, headers=reader.headers)
+    seen = await client.conversation(reader, group["id"])
+    assert seen["read_seq"] == middle
+    assert seen["unread_count"] == seen["max_seq"] - middle
+    listed = (await client.http.get("/v1/sync", headers=reader.headers)).json()["conversations"]
+    assert [(c["id"], c["read_seq"], c["unread_count"]) for c in listed] == [
+        (group["id"], middle, seen["max_seq"] - middle)
+    ]
