@@ -11,6 +11,10 @@ from pathlib import Path
 
 import httpx
 
+from tests.e2e.client import Client
+from tests.e2e.conftest import fresh_database
+from tests.e2e.fleet import Fleet
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -49,3 +53,25 @@ async def test_dev_serves_health_on_8080_and_stops_cleanly_on_sigterm(tmp_path: 
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_dev_on_the_real_middleware_runs_every_module_in_one_process(tmp_path: Path) -> None:
+    """``tidings dev --config configs/stack.yaml``: one process, MariaDB, Redis and Kafka underneath."""
+    async with fresh_database() as database_url:
+        fleet = Fleet(ROOT / "configs" / "stack.yaml", tmp_path, env={"TIDINGS_DATABASE__URL": database_url})
+        client = Client()
+        try:
+            await fleet.start("dev")
+            for port in (8081, 8082, 8083):
+                fleet.processes["dev"].ready_port = port
+                await fleet.wait_ready("dev")
+            alice, bob = await client.register("alice"), await client.register("bob")
+            conv = await client.direct(alice, bob)
+            sent = await client.send(alice, conv["id"], "over kafka")
+            assert sent.status_code == 201, sent.text
+            await client.wait_for_max_seq(bob, conv["id"], sent.json()["message"]["seq"])
+            [stored] = (await client.history(bob, conv["id"], after_seq=0))["messages"]
+            assert stored["id"] == sent.json()["message"]["id"]
+        finally:
+            await client.close()
+            await fleet.close()
