@@ -210,3 +210,24 @@ async def test_the_openapi_document_lists_every_route_of_api_md_with_the_error_b
     assert expected <= routes
     send = document["paths"]["/v1/conversations/{conversation_id}/messages"]["post"]
     assert send["responses"]["4XX"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"client_msg_id": "c-1", "text": "\xff\xfe"}',
+        b'{"client_msg_id": "c-1", "text": 42}',
+        b'{"client_msg_id": "c-1"',
+        b"not json at all",
+    ],
+)
+async def test_invalid_utf8_wrong_types_and_broken_json_are_400(api: Api, raw: bytes) -> None:
+    _, alice = await api.user("alice")
+    conv = (await api.client.post("/v1/conversations", json={"kind": "group", "title": "g"}, headers=alice)).json()
+    answer = await api.client.post(
+        f"/v1/conversations/{conv['id']}/messages",
+        content=raw,
+        headers={**alice, "content-type": "application/json"},
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["reason"] == "INVALID_ARGUMENT"
