@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.client import Client
+from tests.e2e.client import Client, Device
 from tests.e2e.conftest import fresh_database
 from tests.e2e.fleet import ROOT, Fleet
 
@@ -54,6 +54,9 @@ async def test_one_send_is_one_trace_in_bff_chat_and_job_processes(tmp_path: Pat
                 await fleet.start(module)
             alice, bob = await client.register("alice"), await client.register("bob")
             conv = await client.direct(alice, bob)
+            # Bob online, so the push job has a socket to deliver to and the trace reaches the bff again.
+            device = Device("ws://127.0.0.1:8080/v1/ws", bob)
+            await device.connect()
             sent = await client.send(alice, conv["id"], "hello across processes")
             assert sent.status_code == 201, sent.text
             trace_id = ""
@@ -80,7 +83,23 @@ async def test_one_send_is_one_trace_in_bff_chat_and_job_processes(tmp_path: Pat
             kinds = {(s["resource"]["attributes"]["service.name"], s["kind"]) for s in in_trace}
             assert ("tidings-chat", "SpanKind.PRODUCER") in kinds
             assert ("tidings-job", "SpanKind.CONSUMER") in kinds
+            # The whole path in one trace: persist's MariaDB write, push's consume and its Deliver to the bff.
+            by_service = {(s["resource"]["attributes"]["service.name"], s["name"]): s for s in in_trace}
+            groups = {
+                s.get("attributes", {}).get("messaging.consumer.group.name")
+                for s in in_trace
+                if s["kind"] == "SpanKind.CONSUMER"
+            }
+            assert {"persist", "push"} <= groups, groups
+            assert any(
+                service == "tidings-job"
+                and str(span.get("attributes", {}).get("db.statement", "")).startswith("INSERT INTO messages")
+                for (service, _), span in by_service.items()
+            )
+            assert ("tidings-bff", "tidings.gateway.v1.DeliveryService/Deliver") in by_service
+            assert not await device.wait_for({sent.json()["message"]["id"]}, 10)
         finally:
+            await device.close()
             await client.close()
             await fleet.close()
 
