@@ -1,72 +1,68 @@
-"""The Prometheus started by ./scripts/stack scrapes a module of ours and reports it up."""
+"""The Prometheus started by ./scripts/stack scrapes every module of ours and reports each up, then down."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
+from tests.e2e.conftest import fresh_database
+from tests.e2e.fleet import ROOT, Fleet
 from tests.integration.conftest import PROMETHEUS_URL
 
-ROOT = Path(__file__).resolve().parents[2]
+MODULES = ("account", "chat", "job", "task", "admin", "bff")
 
 
-async def job_target_health(client: httpx.AsyncClient) -> str | None:
+Scrapes = dict[str, tuple[str, float | None]]
+
+
+async def scraped(client: httpx.AsyncClient) -> Scrapes:
+    """Per scrape job: its target's health and the start time its process last reported."""
     targets = (await client.get("/api/v1/targets", params={"state": "active"})).json()["data"]["activeTargets"]
-    for target in targets:
-        if target["labels"].get("job") == "job":
-            health: str = target["health"]
-            return health
-    return None
+    health = {target["labels"]["job"]: target["health"] for target in targets}
+    query = {"query": "process_start_time_seconds"}
+    starts = {
+        series["metric"]["job"]: float(series["value"][1])
+        for series in (await client.get("/api/v1/query", params=query)).json()["data"]["result"]
+    }
+    return {job: (state, starts.get(job)) for job, state in health.items()}
 
 
-async def scraped_start_time(client: httpx.AsyncClient) -> float | None:
-    """The start time of the job process Prometheus last scraped, as that process reported it."""
-    query = {"query": 'process_start_time_seconds{job="job"}'}
-    result = (await client.get("/api/v1/query", params=query)).json()["data"]["result"]
-    return float(result[0]["value"][1]) if result else None
+async def wait_until(
+    client: httpx.AsyncClient, done: object, timeout_s: float = 60
+) -> dict[str, tuple[str, float | None]]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = await scraped(client)
+        if done(state) or time.monotonic() > deadline:
+            return state
+        await asyncio.sleep(1)
 
 
-async def test_prometheus_reports_a_running_module_as_up_and_a_stopped_one_as_down() -> None:
+async def test_prometheus_scrapes_every_module_up_and_sees_them_go_down(tmp_path: Path) -> None:
     started = time.time()
-    process = await asyncio.create_subprocess_exec(
-        *[sys.executable, "-m", "tidings", "serve", "job", "--config", str(ROOT / "configs" / "stack.yaml")],
-        cwd=ROOT,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "TIDINGS_LOG__LEVEL": "WARNING"},
-    )
-    try:
-        async with httpx.AsyncClient(base_url=PROMETHEUS_URL, timeout=5) as client:
-            health, scraped_start = None, None
-            deadline = time.monotonic() + 60
-            # Up, and scraped from this very process (not a reading left by an earlier one).
-            while time.monotonic() < deadline and (health != "up" or (scraped_start or 0) < started - 2):
-                if process.returncode is not None:
-                    stderr = await process.stderr.read() if process.stderr else b""
-                    raise AssertionError(f"tidings serve job exited: {stderr.decode()}")
-                health = await job_target_health(client)
-                scraped_start = await scraped_start_time(client)
-                await asyncio.sleep(1)
-            assert health == "up"
-            assert scraped_start is not None
-            assert scraped_start >= started - 2
-            up = (await client.get("/api/v1/query", params={"query": 'up{job="job"}'})).json()
-            assert up["data"]["result"][0]["value"][1] == "1"
+    async with fresh_database() as database_url:
+        fleet = Fleet(ROOT / "configs" / "stack.yaml", tmp_path, env={"TIDINGS_DATABASE__URL": database_url})
+        try:
+            for name in MODULES:
+                await fleet.start(name)
+            async with httpx.AsyncClient(base_url=PROMETHEUS_URL, timeout=5) as client:
 
-            process.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(process.wait(), timeout=30) == 0
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and health != "down":
-                health = await job_target_health(client)
-                await asyncio.sleep(1)
-            assert health == "down"
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+                def all_up(state: Scrapes) -> bool:
+                    # Up, and scraped from these very processes (not a reading left by an earlier run).
+                    return all(
+                        state.get(name, ("", None))[0] == "up" and (state[name][1] or 0) >= started - 2
+                        for name in MODULES
+                    )
+
+                state = await wait_until(client, all_up)
+                assert all_up(state), state
+                for name in MODULES:
+                    assert await fleet.stop(name) == 0, fleet.tail(name)
+                state = await wait_until(client, lambda s: all(s[n][0] == "down" for n in MODULES))
+                assert all(state[name][0] == "down" for name in MODULES), state
+        finally:
+            await fleet.close()
