@@ -31,9 +31,7 @@ async def scraped(client: httpx.AsyncClient) -> Scrapes:
     return {job: (state, starts.get(job)) for job, state in health.items()}
 
 
-async def wait_until(
-    client: httpx.AsyncClient, done: object, timeout_s: float = 60
-) -> dict[str, tuple[str, float | None]]:
+async def wait_until(client: httpx.AsyncClient, done: Callable[[Scrapes], bool], timeout_s: float = 60) -> Scrapes:
     deadline = time.monotonic() + timeout_s
     while True:
         state = await scraped(client)
