@@ -25,13 +25,12 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
-from tidings.pkg import trace
 from tidings.pkg.bus.ports import RebalanceListener
+from tidings.pkg.bus.publishing import TracedPublisher
 from tidings.pkg.bus.records import (
     BusError,
     CommitFailed,
     Event,
-    Headers,
     Published,
     Record,
     TopicConflict,
@@ -50,7 +49,7 @@ _TOPIC_ALREADY_EXISTS = 36
 _PRODUCER_STATE_LOST = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
 
 
-class KafkaEventBus:
+class KafkaEventBus(TracedPublisher):
     """``EventBus`` on Kafka: one idempotent producer and one admin client per process, a consumer per group."""
 
     # ``messaging.system`` of its spans.
@@ -182,19 +181,6 @@ class KafkaEventBus:
         return counts
 
     # -- publishing -----------------------------------------------------------------------------------------------
-
-    async def publish(self, topic: str, key: bytes, value: bytes, headers: Headers = ()) -> Published:
-        (published,) = await self.publish_many([Event(topic, key, value, headers)])
-        return published
-
-    async def publish_many(self, events: Sequence[Event]) -> list[Published]:
-        if not events:
-            return []
-        # A PRODUCER span per event, carried in its headers: the consumer's span continues from it.
-        with trace.producing(self.system, events) as producing:
-            published = await self._publish_many(producing.events)
-            producing.done(published)
-        return published
 
     async def _publish_many(self, events: Sequence[Event]) -> list[Published]:
         # A timeout here does not withdraw records already handed to the producer: they may still be stored.

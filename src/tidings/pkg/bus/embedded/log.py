@@ -21,16 +21,16 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tidings.pkg import db, trace
+from tidings.pkg import db
 from tidings.pkg.bus.embedded import schema
 from tidings.pkg.bus.embedded.subscription import EmbeddedSubscription
 from tidings.pkg.bus.partitioner import partition_for
 from tidings.pkg.bus.ports import RebalanceListener
+from tidings.pkg.bus.publishing import TracedPublisher
 from tidings.pkg.bus.records import (
     BusError,
     Event,
     GroupBusy,
-    Headers,
     Published,
     Record,
     TopicConflict,
@@ -45,7 +45,7 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class EmbeddedLog:
+class EmbeddedLog(TracedPublisher):
     """``EventBus`` on a SQLite file of its own (``BusConf.path``)."""
 
     # ``messaging.system`` of its spans.
@@ -135,19 +135,6 @@ class EmbeddedLog:
         return count
 
     # -- publishing -----------------------------------------------------------------------------------------------
-
-    async def publish(self, topic: str, key: bytes, value: bytes, headers: Headers = ()) -> Published:
-        (published,) = await self.publish_many([Event(topic, key, value, headers)])
-        return published
-
-    async def publish_many(self, events: Sequence[Event]) -> list[Published]:
-        if not events:
-            return []
-        # A PRODUCER span per event, carried in its headers: the consumer's span continues from it.
-        with trace.producing(self.system, events) as producing:
-            published = await self._publish_many(producing.events)
-            producing.done(published)
-        return published
 
     async def _publish_many(self, events: Sequence[Event]) -> list[Published]:
         if not events:
