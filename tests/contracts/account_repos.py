@@ -76,6 +76,17 @@ class AccountReposContract:
         assert await tokens.get(11) is None
         assert await tokens.get(12) is not None
 
+    async def test_pruning_deletes_only_tokens_expired_before_the_instant_in_bounded_batches(
+        self, engine: AsyncEngine
+    ) -> None:
+        tokens = SQLRefreshTokenRepo(engine)
+        for token_id in range(1, 6):
+            await tokens.add(RefreshToken(token_id, 1, 1, "h", token_id * 1_000))
+        assert await tokens.prune_expired(4_000, limit=2) == 2
+        assert await tokens.prune_expired(4_000, limit=2) == 1
+        assert await tokens.prune_expired(4_000, limit=2) == 0
+        assert [await tokens.get(token_id) is not None for token_id in range(1, 6)] == [False] * 3 + [True] * 2
+
     async def test_blocks_are_idempotent_and_seen_both_ways(self, engine: AsyncEngine) -> None:
         blocks = SQLBlockRepo(engine)
         await blocks.block(1, 2, 1_000)

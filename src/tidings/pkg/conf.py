@@ -164,6 +164,16 @@ class RealtimeConf(_Section):
     io_timeout_s: float = Field(default=2.0, gt=0)
 
 
+class TaskConf(_Section):
+    """Scheduled work (the ``task`` module), run by one task process of the fleet at a time."""
+
+    # How often the scheduler checks which jobs are due (and that this process still runs them).
+    tick_s: float = Field(default=1.0, gt=0, le=60)
+    # Refresh tokens are deleted this long after they expire (until then a client is told TOKEN_EXPIRED).
+    refresh_token_grace_s: float = Field(default=7 * 86_400, ge=0)
+    retention_every_s: float = Field(default=3600.0, gt=0)
+
+
 class AppConf(_Section):
     name: str = "tidings"
     env: str = "dev"
@@ -192,6 +202,7 @@ class Settings(BaseSettings):
     idgen: IdGenConf = IdGenConf()
     auth: AuthConf = AuthConf()
     realtime: RealtimeConf = RealtimeConf()
+    task: TaskConf = TaskConf()
 
     @classmethod
     def settings_customise_sources(

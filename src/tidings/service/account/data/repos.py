@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -160,6 +160,19 @@ class SQLRefreshTokenRepo:
                 .values(spent_at_ms=now_ms)
             )
         return result.rowcount == 1
+
+    async def prune_expired(self, before_ms: int, limit: int) -> int:
+        """Delete up to ``limit`` tokens that expired before ``before_ms`` (useless: an expired token is refused)."""
+        async with self._engine.begin() as conn:
+            ids = list(
+                await conn.scalars(
+                    select(refresh_tokens.c.id).where(refresh_tokens.c.expires_at_ms < before_ms).limit(limit)
+                )
+            )
+            if not ids:
+                return 0
+            result = await conn.execute(delete(refresh_tokens).where(refresh_tokens.c.id.in_(ids)))
+        return int(result.rowcount)
 
     async def revoke_family(self, family_id: int, now_ms: int) -> None:
         await self._revoke(refresh_tokens.c.family_id == family_id, now_ms)
