@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.conftest import REDIS_URL, unique
+from tests.integration.redis_server import RedisServer
 from tidings.pkg.cache import CacheMetrics, CachePolicy, LocalInvalidator, RedisStore
 from tidings.pkg.cache.factory import CacheKit
 from tidings.service.account.biz.profiles import Profiles
@@ -134,55 +134,14 @@ async def test_one_load_for_a_thousand_concurrent_misses_on_mariadb(
     assert registry.get_sample_value("tidings_it_cache_loads_total", {"cache": "profile"}) == 1
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class PrivateRedis:
-    """A redis-server of this test alone, which it may stop and start (never the shared one)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.directory = directory
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            "redis-server",
-            "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-            "--save", "", "--appendonly", "no",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        probe = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1, socket_connect_timeout=1)
-        try:
-            async with asyncio.timeout(20):
-                while True:
-                    try:
-                        await probe.ping()
-                        return
-                    except redis.ConnectionError:
-                        await asyncio.sleep(0.05)
-        finally:
-            await probe.aclose()
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-
-
 @pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
+async def private_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    server = RedisServer(tmp_path)
     await server.start()
     try:
         yield server
     finally:
-        await server.stop()
+        await server.close()
 
 
 class CountingUsers(SQLUserRepo):
@@ -194,7 +153,7 @@ class CountingUsers(SQLUserRepo):
 
 
 async def test_with_redis_stopped_reads_fall_back_to_the_database_and_refill_after(
-    mysql_engine: AsyncEngine, private_redis: PrivateRedis
+    mysql_engine: AsyncEngine, private_redis: RedisServer
 ) -> None:
     client = redis.Redis(host="127.0.0.1", port=private_redis.port, socket_timeout=0.5, socket_connect_timeout=0.5)
     registry = CollectorRegistry()

@@ -1,19 +1,22 @@
 """The seq allocator contract on Redis with its blocks leased from MariaDB, including Redis losing all its data
-(a FLUSHALL mid-stream, and a restart that reloads a stale cursor)."""
+(a FLUSHALL mid-stream, and a restart that reloads a stale cursor), and Redis unreachable: seqs then come from
+the database, and the blocks Redis held from before are never handed out afterwards."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as redis
+from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.contracts.chat_seq import SharedOrderContract
+from tests.contracts.chat_seq import SeqAllocatorContract, SharedOrderContract
 from tests.integration.conftest import REDIS_URL, unique
+from tests.integration.redis_server import RedisServer
+from tidings.pkg.cache.breaker import Breaker
 from tidings.service.chat.biz.ports import SeqAllocator
 from tidings.service.chat.data.metrics import ChatMetrics
 from tidings.service.chat.data.seq import RedisSeqAllocator, SQLSeqLease
@@ -65,37 +68,20 @@ class TestRedisSeqAllocator(SharedOrderContract):
         assert min(after) > max(handed)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A Redis server of this test alone (same binary as the stack's): FLUSHALL and outages hurt nobody else."""
+    server = RedisServer(tmp_path)
+    await server.start()
+    yield server
+    await server.close()
 
 
 @pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[redis.Redis]:
-    """A Redis server of this test alone (same binary as the stack's), so FLUSHALL wipes nobody else's data."""
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        "redis-server",
-        "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path), "--save", "", "--appendonly", "no",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, socket_connect_timeout=5)
-    try:
-        async with asyncio.timeout(20):
-            while True:
-                try:
-                    await client.ping()
-                    break
-                except redis.ConnectionError:
-                    await asyncio.sleep(0.05)
-        yield client
-    finally:
-        await client.aclose()
-        process.terminate()
-        await process.wait()
+async def private_redis(server: RedisServer) -> AsyncIterator[redis.Redis]:
+    client = server.client()
+    yield client
+    await client.aclose()
 
 
 class TestRedisSeqAllocatorAcrossFlushall(SharedOrderContract):
@@ -111,3 +97,88 @@ class TestRedisSeqAllocatorAcrossFlushall(SharedOrderContract):
     async def lose_cache(self, allocators: list[SeqAllocator]) -> list[SeqAllocator]:
         await self._redis.flushall()
         return allocators
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestRedisUnreachable:
+    """Sends go on while Redis is down: seqs come from the database, above everything handed out, in order."""
+
+    @pytest.fixture(autouse=True)
+    def _stores(self, mysql_engine: AsyncEngine, server: RedisServer) -> None:
+        self.engine, self.server = mysql_engine, server
+        self.registry = CollectorRegistry()
+        self.lease, self.metrics = SQLSeqLease(mysql_engine), ChatMetrics(self.registry)
+        self.clock = FakeClock()
+
+    def allocator(self, client: redis.Redis, **options: Any) -> RedisSeqAllocator:
+        breaker = Breaker(1.0, self.clock)
+        return RedisSeqAllocator(client, self.lease, self.metrics, breaker=breaker, timeout_s=0.5, **options)
+
+    def leased_from_database(self) -> float:
+        return self.registry.get_sample_value("tidings_chat_seq_block_leases_total", {"allocator": "database"}) or 0
+
+    async def conversation(self) -> int:
+        return await SeqAllocatorContract.conversation(SeqAllocatorContract(), self.engine)
+
+    async def test_a_frozen_redis_gives_way_to_the_database_and_its_old_block_is_never_used_again(self) -> None:
+        cid = await self.conversation()
+        ours, theirs = self.server.client(), self.server.client()
+        allocator = self.allocator(ours)
+        # Another chat instance that never sees the outage (it sends nothing meanwhile).
+        bystander = RedisSeqAllocator(theirs, self.lease, self.metrics)
+        before = await allocator.allocate(cid, 3)
+        assert before == [1, 2, 3]  # the block 1-100 is in Redis now
+        self.server.freeze()
+        try:
+            during = [*await allocator.allocate(cid, 2), *await allocator.allocate(cid, 1)]
+        finally:
+            self.server.thaw()
+        assert during == sorted(during)
+        assert min(during) > 100  # above the block Redis holds: leased from the database
+        assert self.leased_from_database() == 2  # the second one did not even try Redis (breaker open)
+        self.clock.now += 2  # the breaker lets Redis be tried again
+        after = await allocator.allocate(cid, 2)
+        assert min(after) > max(during)
+        # The old block (4-100) is void for every instance, not only the one that saw the outage.
+        assert (await bystander.allocate(cid, 1))[0] > max(after)
+        await ours.aclose()
+        await theirs.aclose()
+
+    async def test_a_stopped_redis_that_comes_back_empty_reuses_no_seq(self) -> None:
+        cid = await self.conversation()
+        client = self.server.client(timeout_s=0.5)
+        allocator = self.allocator(client)
+        before = await allocator.allocate(cid, 5)
+        await self.server.stop()
+        during = await allocator.allocate(cid, 3)
+        await self.server.start()
+        self.clock.now += 2
+        after = await allocator.allocate(cid, 3)
+        every = before + during + after
+        assert every == sorted(every)
+        assert len(set(every)) == len(every)
+        await client.aclose()
+
+    async def test_too_many_conversations_to_name_void_every_block(self) -> None:
+        first, second = await self.conversation(), await self.conversation()
+        client = self.server.client()
+        allocator = self.allocator(client, max_voided=1)
+        handed = {cid: await allocator.allocate(cid, 1) for cid in (first, second)}
+        self.server.freeze()
+        try:
+            for cid in (first, second):
+                handed[cid] += await allocator.allocate(cid, 1)
+        finally:
+            self.server.thaw()
+        self.clock.now += 2
+        for cid in (first, second):
+            fresh = await allocator.allocate(cid, 1)
+            assert fresh[0] > max(handed[cid])
+        await client.aclose()

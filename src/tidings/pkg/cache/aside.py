@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from tidings.pkg import log
+from tidings.pkg.cache.breaker import Breaker
 from tidings.pkg.cache.codec import Codec, Corrupt, decode, encode
 from tidings.pkg.cache.invalidation import Invalidator
 from tidings.pkg.cache.metrics import CacheMetrics
@@ -81,6 +82,7 @@ class Cache(Generic[K, V]):
         key: Callable[[K], str],
         policy: CachePolicy | None = None,
         invalidator: Invalidator | None = None,
+        breaker: Breaker | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
     ) -> None:
@@ -93,7 +95,7 @@ class Cache(Generic[K, V]):
         self._clock = clock
         self._rng = rng
         self._flights: dict[str, _Flight] = {}
-        self._paused_until = float("-inf")
+        self._breaker = breaker or Breaker(self._policy.retry_after_s, clock)
         self._log = log.get("cache")
         self._hits = metrics.requests.labels(name, "hit")
         self._misses = metrics.requests.labels(name, "miss")
@@ -228,7 +230,7 @@ class Cache(Generic[K, V]):
             del self._flights[store_key]
 
     async def _read(self, store_keys: list[str]) -> list[bytes | None]:
-        if self._clock() < self._paused_until:
+        if self._breaker.open:
             return [None] * len(store_keys)
         try:
             raws = await self._store.get_many(store_keys)
@@ -238,7 +240,7 @@ class Cache(Generic[K, V]):
         return raws
 
     async def _fill(self, rows: list[tuple[str, _Flight, V | None]], started: float) -> None:
-        if self._clock() < self._paused_until:
+        if self._breaker.open:
             return
         if self._clock() - started > self._policy.fill_deadline_s:
             self._late_fills.inc(len(rows))
@@ -257,13 +259,13 @@ class Cache(Generic[K, V]):
 
     def _store_failed(self, op: str, exc: Exception) -> None:
         self._errors[op].inc()
-        self._paused_until = self._clock() + self._policy.retry_after_s
+        self._breaker.trip()
         self._log.warning(
             "cache store failed; reading from the source",
             cache=self.name,
             op=op,
             error=repr(exc),
-            retry_after_s=self._policy.retry_after_s,
+            retry_after_s=self._breaker.retry_after_s,
         )
 
 

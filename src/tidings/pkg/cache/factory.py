@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from tidings.pkg import events
 from tidings.pkg.cache.aside import Cache, CachePolicy
+from tidings.pkg.cache.breaker import Breaker
 from tidings.pkg.cache.codec import Codec
 from tidings.pkg.cache.invalidation import CACHE_INVALIDATE, BusInvalidator, Invalidator, LocalInvalidator
 from tidings.pkg.cache.memory import MemoryStore
@@ -26,13 +27,15 @@ V = TypeVar("V")
 
 @dataclass(frozen=True)
 class CacheKit:
-    """What every cache of one module shares."""
+    """What every cache of one module shares, down to the breaker: once Redis fails, all of them skip it."""
 
     store: CacheStore
     invalidator: Invalidator
     metrics: CacheMetrics
     policy: CachePolicy
     clock: Callable[[], float] = field(default=time.monotonic)
+    # None: each cache keeps its own.
+    breaker: Breaker | None = None
 
     def cache(
         self, name: str, codec: Codec[V], key: Callable[[K], str], *, policy: CachePolicy | None = None
@@ -45,6 +48,7 @@ class CacheKit:
             key=key,
             policy=policy or self.policy,
             invalidator=self.invalidator,
+            breaker=self.breaker,
             clock=self.clock,
         )
 
@@ -76,4 +80,4 @@ async def cache_kit(
     else:
         store = MemoryStore(conf.memory_max_entries)
         invalidator = LocalInvalidator(store, delay_s=conf.invalidate_delay_s)
-    return CacheKit(store, invalidator, metrics, policy_of(conf))
+    return CacheKit(store, invalidator, metrics, policy_of(conf), breaker=Breaker(conf.retry_after_s))

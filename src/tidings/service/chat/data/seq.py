@@ -3,16 +3,24 @@
 ``conversations.seq_leased`` only grows: every block leased from it lies above every seq handed out before, so
 no seq is ever reused, whatever happens to the cache that hands blocks out. Losing the cache (a restart, a
 FLUSHALL, a failover) only leaves gaps: the rest of the block it held is never handed out.
+
+With Redis unreachable, seqs are leased straight from the counter, a send's worth at a time, so sends go on; the
+blocks Redis held from before then lie *below* seqs already handed out, and are voided before Redis hands out
+seqs of those conversations again (docs/CACHE.md, "Redis down").
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import redis.asyncio as redis
 from sqlalchemy import select, update
 
+from tidings.pkg import log
+from tidings.pkg.cache.breaker import UNREACHABLE, Breaker
 from tidings.service.chat.data.metrics import ChatMetrics
 from tidings.service.chat.data.sql import SQLRepo
 from tidings.service.chat.data.tables import conversations
@@ -22,8 +30,15 @@ DEFAULT_BLOCK = 100
 _MAX_ROUNDS = 16
 
 
+T = TypeVar("T")
+
+
 class UnknownConversation(Exception):
     """Seqs were asked for a conversation that does not exist."""
+
+
+class _RedisDown(Exception):
+    """A Redis call failed or timed out (the allocation goes on from the database)."""
 
 
 class SQLSeqLease(SQLRepo):
@@ -114,7 +129,16 @@ return {first, first + take - 1}
 
 class RedisSeqAllocator:
     """Hands out blocks from Redis, atomically (one Lua script), so every chat instance shares one increasing
-    sequence per conversation; the database is touched once per block."""
+    sequence per conversation; the database is touched once per block.
+
+    While Redis is unreachable (``breaker`` open, or a call fails), each allocation is leased from the database
+    exactly: one row update per batch of sends, serialized by the row lock, so instances still share one order.
+    The conversations served that way are remembered with the highest seq leased, and before Redis is used again
+    their blocks are replaced by a spent block ending there (a tombstone): the old blocks hold seqs below the ones
+    handed out meanwhile, and handing them out later would break the order (a send acknowledged before another
+    starts has the lower seq). A tombstone also refuses an old block whose install was still on its way to Redis
+    when it became unreachable. A Redis restart voids blocks by itself (run id).
+    """
 
     def __init__(
         self,
@@ -125,14 +149,28 @@ class RedisSeqAllocator:
         block: int = DEFAULT_BLOCK,
         prefix: str = "chat",
         idle_ttl_ms: int = 24 * 3600 * 1000,
+        breaker: Breaker | None = None,
+        timeout_s: float = 1.0,
+        max_voided: int = 100_000,
     ) -> None:
         self._redis = client
         self._lease = lease
         self._metrics = metrics.seq_leases.labels("redis")
+        self._direct = metrics.seq_leases.labels("database")
         self._block = block
         self._prefix = prefix
         self._idle_ttl_ms = idle_ttl_ms
         self._script: Any = client.register_script(_ALLOCATE)
+        self._breaker = breaker or Breaker()
+        self._timeout_s = timeout_s
+        self._max_voided = max_voided
+        # Conversations given seqs from the database while Redis was unreachable, and the highest seq given:
+        # their Redis blocks are stale.
+        self._voided: dict[int, int] = {}
+        # Too many to name: every block of this prefix is stale.
+        self._void_all = False
+        self._voiding = asyncio.Lock()
+        self._log = log.get("chat.seq")
 
     def key(self, conversation_id: int) -> str:
         # The hash tag keeps all of a conversation's keys in one Redis Cluster slot.
@@ -140,18 +178,98 @@ class RedisSeqAllocator:
 
     async def allocate(self, conversation_id: int, count: int) -> list[int]:
         seqs: list[int] = []
+        if not self._breaker.open:
+            try:
+                await self._void_stale_blocks()
+                await self._from_redis(conversation_id, count, seqs)
+                return seqs
+            except _RedisDown as exc:
+                self._breaker.trip()
+                self._log.warning(
+                    "redis unreachable; leasing seqs from the database",
+                    error=repr(exc.__cause__),
+                    retry_after_s=self._breaker.retry_after_s,
+                )
+        # Above every seq handed out so far, whoever handed it out: never reused, and in the shared order.
+        start, last = await self._lease.lease(conversation_id, count - len(seqs))
+        self._direct.inc()
+        self._remember(conversation_id, last)
+        seqs.extend(range(start, last + 1))
+        return seqs
+
+    async def _from_redis(self, conversation_id: int, count: int, seqs: list[int]) -> None:
+        """Fill ``seqs`` up to ``count`` from the conversation's Redis block, leasing new blocks as needed."""
         block: tuple[int, int] | None = None
         for _ in range(_MAX_ROUNDS):
             args: list[int] = [count - len(seqs), self._idle_ttl_ms]
             if block is not None:
                 args += list(block)
-            first, last = (int(value) for value in await self._script(keys=[self.key(conversation_id)], args=args))
+            taken = await self._call(self._script(keys=[self.key(conversation_id)], args=args))
+            first, last = (int(value) for value in taken)
             if first:
                 seqs.extend(range(first, last + 1))
                 if len(seqs) == count:
-                    return seqs
+                    return
                 block = None
                 continue
             block = await self._lease.lease(conversation_id, max(self._block, count - len(seqs)))
             self._metrics.inc()
         raise RuntimeError(f"no seqs for conversation {conversation_id} after {_MAX_ROUNDS} rounds")
+
+    def _remember(self, conversation_id: int, last: int) -> None:
+        if self._void_all:
+            return
+        if conversation_id not in self._voided and len(self._voided) >= self._max_voided:
+            self._void_all = True
+            self._voided.clear()
+            return
+        self._voided[conversation_id] = max(last, self._voided.get(conversation_id, 0))
+
+    async def _void_stale_blocks(self) -> None:
+        """Void the Redis blocks of conversations served from the database, before Redis serves them again.
+
+        Every allocation waits for this (one round trip per ``_VOID_BATCH`` conversations), so none can take a
+        seq from a stale block meanwhile."""
+        if not self._voided and not self._void_all:
+            return
+        async with self._voiding:
+            if self._void_all:
+                await self._delete_every_block()
+            pending = list(self._voided.items())
+            for start in range(0, len(pending), _VOID_BATCH):
+                chunk = pending[start : start + _VOID_BATCH]
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for conversation_id, last in chunk:
+                        # Take nothing, after installing the spent block [last + 1, last] unless a newer one is there.
+                        args = [0, self._idle_ttl_ms, last + 1, last]
+                        await self._script(keys=[self.key(conversation_id)], args=args, client=pipe)
+                    await self._call(pipe.execute())
+                for conversation_id, last in chunk:
+                    if self._voided.get(conversation_id) == last:
+                        del self._voided[conversation_id]
+            if pending:
+                self._log.info("stale seq blocks voided after a redis outage", conversations=len(pending))
+
+    async def _delete_every_block(self) -> None:
+        """Too many conversations to name were served from the database: delete every block of this prefix."""
+        pattern = f"{self._prefix}:{{*}}:seq"
+        stale = await self._call(_collect(self._redis.scan_iter(match=pattern, count=1000)))
+        for start in range(0, len(stale), _VOID_BATCH):
+            await self._call(self._redis.delete(*stale[start : start + _VOID_BATCH]))
+        self._void_all = False
+        self._log.info("every seq block deleted after a redis outage", blocks=len(stale))
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        """One Redis call, bounded by ``timeout_s`` as a whole (redis-py retries a refused connection for longer)."""
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return await call
+        except UNREACHABLE as exc:
+            raise _RedisDown() from exc
+
+
+_VOID_BATCH = 500
+
+
+async def _collect(keys: Any) -> list[Any]:
+    return [key async for key in keys]
