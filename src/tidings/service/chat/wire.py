@@ -52,16 +52,25 @@ async def build(
     conversations = SQLConversationRepo(engine)
     messages = SQLMessageRepo(engine)
     lease = SQLSeqLease(engine)
+    kit = await cache_kit(infra, registry, "chat", topics=topics)
     seqs: SeqAllocator
     history_cache: HistoryCache | None
     if infra.uses_redis:
-        seqs = RedisSeqAllocator(infra.redis(), lease, metrics, prefix=redis_prefix)
+        # Shares the caches' breaker: once Redis fails, seqs come from the database and reads skip the cache.
+        seqs = RedisSeqAllocator(
+            infra.redis(),
+            lease,
+            metrics,
+            prefix=redis_prefix,
+            breaker=kit.breaker,
+            timeout_s=infra.settings.cache.timeout_s,
+        )
         history_cache = RedisHistoryCache(infra.redis(), prefix=redis_prefix)
     else:
         seqs = MemorySeqAllocator(lease, metrics)
         history_cache = None
     directory = GrpcUserDirectory(infra.channel("account"))
-    caches = chat_caches(await cache_kit(infra, registry, "chat", topics=topics), prefix=redis_prefix)
+    caches = chat_caches(kit, prefix=redis_prefix)
     access = Access(conversations, directory, gates=caches.gates, blocks=caches.blocks)
     publisher = BusEventPublisher(bus, topics)
     sender = Sender(seqs, SQLDedupStore(engine), publisher, ids, clock, SendPolicy())
