@@ -11,7 +11,8 @@ class ChatMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.seq_leases = Counter(
             "tidings_chat_seq_block_leases",
-            "Seq blocks leased from the durable counter, by allocator (redis, memory): a refill each.",
+            "Seq blocks leased from the durable counter, by allocator (redis, memory; database: leased per send "
+            "while Redis is unreachable).",
             ["allocator"],
             registry=registry,
         )
