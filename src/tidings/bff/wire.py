@@ -14,7 +14,7 @@ from tidings.bff.data.chat import GrpcChatRepo
 from tidings.bff.data.metrics import PrometheusRealtimeMetrics
 from tidings.bff.data.presence import RoutePresenceRepo
 from tidings.bff.data.relay import GrpcRelay
-from tidings.bff.service import ws
+from tidings.bff.service import web, ws
 from tidings.bff.service.delivery import DeliveryServicer
 from tidings.bff.service.gateway import GatewayServicer
 from tidings.bff.service.http import router
@@ -24,6 +24,7 @@ from tidings.pkg.conf import ModuleConf, RealtimeConf
 from tidings.pkg.infra import Infra
 from tidings.pkg.middleware.grpc import server_interceptors
 from tidings.pkg.routes import DeliveryClient, route_table
+from tidings.pkg.tokens import JWTCodec
 from tidings.pkg.transport.grpc import GrpcServer
 from tidings.pkg.transport.http import HttpServer
 
@@ -45,7 +46,10 @@ def instance_address(conf: ModuleConf, realtime: RealtimeConf) -> str:
 async def wire(infra: Infra) -> Module:
     conf = infra.settings.modules.bff
     realtime = infra.settings.realtime
-    accounts = GrpcAccountRepo(infra.channel("account"))
+    secret = infra.settings.auth.jwt_secret
+    accounts = GrpcAccountRepo(
+        infra.channel("account"), tokens=JWTCodec(secret.get_secret_value()) if secret is not None else None
+    )
     chats = GrpcChatRepo(infra.channel("chat"))
     routes = route_table(infra)
     metrics = PrometheusRealtimeMetrics(REGISTRY)
@@ -69,6 +73,7 @@ async def wire(infra: Infra) -> Module:
             ws.router(accounts, hub, frames, metrics, request_timeout_s=conf.request_timeout_s),
         ],
     )
+    web.install(app)
     http = HttpServer("bff", app, conf.http)
     gateway = GatewayServicer(accounts, hub, frames, metrics, request_timeout_s=conf.request_timeout_s)
     delivery = DeliveryServicer(hub)
@@ -91,6 +96,7 @@ async def wire(infra: Infra) -> Module:
     servers: list[Server] = [hub, http, grpc_server]
     urls = {
         "bff http": http.url,
+        "chat in the browser": f"{http.url}/",
         "bff websocket": f"{http.url.replace('http', 'ws', 1)}/v1/ws",
         "bff api docs": f"{http.url}/docs",
         "bff metrics": f"{http.url}/metrics",

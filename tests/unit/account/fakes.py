@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 
-from tidings.service.account.biz.ports import AccessClaims, RefreshToken, TokenExpired, TokenInvalid, UsernameTaken
+from tidings.pkg.tokens import AccessClaims, TokenExpired, TokenInvalid
+from tidings.service.account.biz.ports import RefreshToken, UsernameTaken
 from tidings.service.account.biz.user import Account, ProfileChange, User
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 
 from tidings.account.v1 import account_pb2 as pb
 from tidings.account.v1 import account_pb2_grpc as pb_grpc
+from tidings.bff.biz.auth import TokenVerifier
 from tidings.bff.biz.model import Identity, Session, User
 from tidings.pkg.pbtime import millis
+from tidings.pkg.tokens import TokenDecoder
 
 
 def user(message: pb.User) -> User:
@@ -25,9 +29,17 @@ def _session(grant: pb.AuthGrant) -> Session:
     return Session(user(grant.user), grant.access_token, grant.refresh_token, grant.expires_in)
 
 
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 class GrpcAccountRepo:
-    def __init__(self, channel: grpc.aio.Channel) -> None:
+    """With ``tokens`` (the signing secret's decoder) tokens are checked here and account is asked only about
+    revocation, at most every few seconds per user (``TokenVerifier``); without it, account checks every one."""
+
+    def __init__(self, channel: grpc.aio.Channel, *, tokens: TokenDecoder | None = None) -> None:
         self._stub = pb_grpc.AccountServiceStub(channel)
+        self._verifier = TokenVerifier(tokens, self._ask_account, _wall_clock_ms) if tokens is not None else None
 
     async def register(self, username: str, password: str, display_name: str | None) -> Session:
         request = pb.RegisterRequest(username=username, password=password, display_name=display_name or "")
@@ -43,6 +55,11 @@ class GrpcAccountRepo:
         return (await self.identify(access_token)).user_id
 
     async def identify(self, access_token: str) -> Identity:
+        if self._verifier is not None:
+            return await self._verifier.identify(access_token)
+        return await self._ask_account(access_token)
+
+    async def _ask_account(self, access_token: str) -> Identity:
         response = await self._stub.VerifyToken(pb.VerifyTokenRequest(access_token=access_token))
         return Identity(response.user_id, millis(response.expires_at))
 

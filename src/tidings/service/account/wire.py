@@ -12,11 +12,12 @@ from tidings.pkg.app import Module
 from tidings.pkg.cache import Cache, dataclass_codec
 from tidings.pkg.cache.factory import CacheKit, cache_kit
 from tidings.pkg.infra import Infra
+from tidings.pkg.tokens import JWTCodec
 from tidings.service.account.biz.auth import Auth, AuthPolicy
 from tidings.service.account.biz.profiles import Profiles
 from tidings.service.account.biz.user import User
 from tidings.service.account.data.repos import SQLBlockRepo, SQLRefreshTokenRepo, SQLUserRepo
-from tidings.service.account.data.security import Argon2Hasher, JWTCodec
+from tidings.service.account.data.security import Argon2Hasher
 from tidings.service.account.service.account import AccountService
 
 # Bump when ``User`` changes shape: values of the old shape then read as misses (docs/CACHE.md).

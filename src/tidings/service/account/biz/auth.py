@@ -8,16 +8,15 @@ import secrets
 from dataclasses import dataclass
 
 from tidings.pkg import errors
+from tidings.pkg.tokens import AccessClaims, claims_or_401
 from tidings.service.account.biz import user as rules
 from tidings.service.account.biz.ports import (
-    AccessClaims,
     Clock,
     IdGen,
     PasswordHasher,
     RefreshToken,
     RefreshTokenRepo,
     TokenCodec,
-    TokenExpired,
     UsernameTaken,
     UserRepo,
 )
@@ -117,12 +116,7 @@ class Auth:
     async def verify(self, access_token: str) -> AccessClaims:
         """The token's claims if it is genuine, unexpired and not revoked by a ban since it was issued."""
         now = self._clock.now_ms()
-        try:
-            claims = self._codec.decode(access_token, now)
-        except TokenExpired:
-            raise errors.account.token_expired("access token expired; refresh it") from None
-        except Exception:
-            raise errors.account.token_invalid("access token is not valid") from None
+        claims = claims_or_401(self._codec, access_token, now)
         account = await self._users.get(claims.user_id)
         if account is None or account.banned or claims.issued_at_ms < account.tokens_valid_after_ms:
             raise errors.account.token_revoked("access token was revoked")

@@ -1,10 +1,14 @@
-"""What the account use cases need from the outside world; ``data/`` implements each."""
+"""What the account use cases need from the outside world; ``data/`` implements each.
+
+The access-token types (claims, expired, invalid) live in ``pkg.tokens``: the bff checks tokens too.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
 
+from tidings.pkg.tokens import AccessClaims
 from tidings.service.account.biz.user import Account, ProfileChange, User
 
 
@@ -69,13 +73,6 @@ class PasswordHasher(Protocol):
     async def verify(self, password_hash: str, password: str) -> bool: ...
 
 
-@dataclass(frozen=True)
-class AccessClaims:
-    user_id: int
-    issued_at_ms: int
-    expires_at_ms: int
-
-
 class TokenCodec(Protocol):
     """Signs and checks access tokens (JWT); says nothing about revocation, which the use case checks."""
 
@@ -83,14 +80,6 @@ class TokenCodec(Protocol):
 
     def decode(self, token: str, now_ms: int) -> AccessClaims:
         """The claims, or ``TokenExpired`` / ``TokenInvalid``."""
-
-
-class TokenExpired(Exception):
-    pass
-
-
-class TokenInvalid(Exception):
-    pass
 
 
 class Clock(Protocol):

@@ -1,0 +1,81 @@
+"""Access tokens: HS256 JWTs that account signs and every module holding the secret can check on its own.
+
+Checking the signature and the expiry needs no round trip; whether a genuine token was revoked since it was
+issued (a ban, "log out everywhere") is account's to say, and each verifier asks it (see ``bff.biz.auth``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import jwt
+
+from tidings.pkg import errors
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: int
+    issued_at_ms: int
+    expires_at_ms: int
+
+
+class TokenExpired(Exception):
+    pass
+
+
+class TokenInvalid(Exception):
+    pass
+
+
+class TokenDecoder(Protocol):
+    def decode(self, token: str, now_ms: int) -> AccessClaims:
+        """The claims of a genuine, unexpired token; ``TokenExpired`` / ``TokenInvalid`` otherwise."""
+
+
+def claims_or_401(decoder: TokenDecoder, token: str, now_ms: int) -> AccessClaims:
+    """The token's claims, or the error the client sees: 401 ``TOKEN_EXPIRED`` (refresh it) or ``TOKEN_INVALID``."""
+    try:
+        return decoder.decode(token, now_ms)
+    except TokenExpired:
+        raise errors.account.token_expired("access token expired; refresh it") from None
+    except Exception:
+        raise errors.account.token_invalid("access token is not valid") from None
+
+
+class JWTCodec:
+    """Access tokens as HS256 JWTs: ``sub`` is the user id, ``iat``/``exp`` in milliseconds precision."""
+
+    ISSUER = "tidings"
+
+    def __init__(self, secret: str) -> None:
+        if len(secret) < 32:
+            raise ValueError("the token signing secret must be at least 32 characters")
+        self._secret = secret
+
+    def encode(self, claims: AccessClaims) -> str:
+        payload = {
+            "iss": self.ISSUER,
+            "sub": str(claims.user_id),
+            "iat_ms": claims.issued_at_ms,
+            "exp": claims.expires_at_ms // 1000,
+        }
+        return jwt.encode(payload, self._secret, algorithm="HS256")
+
+    def decode(self, token: str, now_ms: int) -> AccessClaims:
+        """The claims of a genuine, unexpired token; ``TokenExpired`` or ``TokenInvalid`` otherwise."""
+        try:
+            payload = jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                issuer=self.ISSUER,
+                options={"require": ["sub", "exp", "iss"], "verify_exp": False},
+            )
+            user_id, issued, expires = int(payload["sub"]), int(payload["iat_ms"]), int(payload["exp"]) * 1000
+        except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as exc:
+            raise TokenInvalid(str(exc)) from None
+        if expires <= now_ms:
+            raise TokenExpired()
+        return AccessClaims(user_id=user_id, issued_at_ms=issued, expires_at_ms=expires)
