@@ -1,16 +1,23 @@
-"""``SQLConversationRepo``: conversations, members, direct pairs and read marks (SQLite and MySQL alike)."""
+"""``SQLConversationRepo``: conversations, members, direct pairs and read marks (SQLite and MySQL alike).
+
+``CachedConversationRepo`` reads conversation states (max seq and read seq, for unread counts) cache-aside: a
+sync of 200 conversations is two batched cache reads (one MGET each, ``cache.batch_size`` keys per round trip),
+and the database only for the keys that missed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tidings.service.chat.biz.model import Conversation, ConversationState, Cursor, Kind, Member, Role
 from tidings.service.chat.biz.ports import DirectExists, GroupFull
+from tidings.service.chat.data.caches import ChatCaches, Head
 from tidings.service.chat.data.sql import SQLRepo, chunks
 from tidings.service.chat.data.tables import conversation_members as members
 from tidings.service.chat.data.tables import conversations, direct_pairs
@@ -281,3 +288,72 @@ async def _lock_conversation(conn: AsyncConnection, conversation_id: int) -> Non
         .where(conversations.c.id == conversation_id)
         .values(member_count=conversations.c.member_count)
     )
+
+
+class CachedConversationRepo(SQLConversationRepo):
+    """States of listed conversations from the ``heads`` and ``reads`` caches; every write that changes a read
+    mark or a membership invalidates the read marks it touched after it commits (the persist job invalidates
+    heads). Unread stays ``max_seq - read_seq``, computed by the reader from the two."""
+
+    def __init__(self, engine: AsyncEngine, caches: ChatCaches) -> None:
+        super().__init__(engine)
+        self._heads = caches.heads
+        self._reads = caches.reads
+
+    async def states(self, user_id: int, conversation_ids: Sequence[int] | None) -> list[ConversationState]:
+        if conversation_ids is None:
+            # Which conversations are the user's is one indexed query, which brings their states along.
+            return await super().states(user_id, None)
+        wanted = list(dict.fromkeys(conversation_ids))
+        async with asyncio.TaskGroup() as group:
+            reads = group.create_task(self._reads.get_many([(cid, user_id) for cid in wanted], self._load_reads))
+            heads = group.create_task(self._heads.get_many(wanted, self._load_heads))
+        marks, newest = reads.result(), heads.result()
+        return [
+            ConversationState(cid, newest[cid][0], marks[(cid, user_id)], newest[cid][1])
+            for cid in wanted
+            if (cid, user_id) in marks and cid in newest
+        ]
+
+    async def _load_reads(self, keys: list[tuple[int, int]]) -> Mapping[tuple[int, int], int]:
+        by_user: dict[int, list[int]] = {}
+        for conversation_id, user_id in keys:
+            by_user.setdefault(user_id, []).append(conversation_id)
+        found: dict[tuple[int, int], int] = {}
+        for user_id, conversation_ids in by_user.items():
+            for state in await super().states(user_id, conversation_ids):
+                found[(state.conversation_id, user_id)] = state.read_seq
+        return found
+
+    async def _load_heads(self, conversation_ids: list[int]) -> Mapping[int, Head]:
+        found = await self.get_many(conversation_ids)
+        return {cid: (conversation.max_seq, conversation.updated_at_ms) for cid, conversation in found.items()}
+
+    async def create(
+        self, conversation: Conversation, new_members: Sequence[Member], pair: tuple[int, int] | None = None
+    ) -> None:
+        await super().create(conversation, new_members, pair)
+        # "No such conversation" or "not a member" may have been remembered (the null sentinel) before.
+        await self._heads.invalidate([conversation.id], entity_id=conversation.id)
+        await self._forget_marks(conversation.id, [member.user_id for member in new_members])
+
+    async def add_members(
+        self, conversation_id: int, user_ids: Sequence[int], role: Role, now_ms: int, max_members: int
+    ) -> int:
+        joined = await super().add_members(conversation_id, user_ids, role, now_ms, max_members)
+        await self._forget_marks(conversation_id, user_ids)
+        return joined
+
+    async def remove_member(self, conversation_id: int, user_id: int, now_ms: int) -> bool:
+        left = await super().remove_member(conversation_id, user_id, now_ms)
+        await self._forget_marks(conversation_id, [user_id])
+        return left
+
+    async def mark_read(self, conversation_id: int, user_id: int, seq: int) -> int:
+        read_seq = await super().mark_read(conversation_id, user_id, seq)
+        if read_seq == seq:  # moved here now, or by a racing call: either way the cached mark may be older
+            await self._forget_marks(conversation_id, [user_id])
+        return read_seq
+
+    async def _forget_marks(self, conversation_id: int, user_ids: Sequence[int]) -> None:
+        await self._reads.invalidate([(conversation_id, user) for user in user_ids], entity_id=conversation_id)

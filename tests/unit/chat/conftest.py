@@ -1,0 +1,21 @@
+"""Fixtures of the chat unit tests: a migrated, empty SQLite database per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tidings.pkg import db
+from tidings.pkg.conf import DatabaseConf
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"
+    await db.upgrade(url)
+    engine = db.create_engine(DatabaseConf(url=url))
+    yield engine
+    await engine.dispose()
