@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.contracts.chat_repos import ConversationRepoContract, DedupStoreContract, MessageRepoContract
 from tests.contracts.chat_seq import SeqAllocatorContract
-from tidings.pkg import db
-from tidings.pkg.conf import DatabaseConf
 from tidings.service.chat.biz.ports import SeqAllocator
 from tidings.service.chat.data.metrics import ChatMetrics
 from tidings.service.chat.data.seq import MemorySeqAllocator, SQLSeqLease
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"
-    await db.upgrade(url)
-    engine = db.create_engine(DatabaseConf(url=url))
-    yield engine
-    await engine.dispose()
 
 
 class TestSQLiteConversationRepo(ConversationRepoContract):
