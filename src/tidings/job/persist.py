@@ -7,10 +7,13 @@ transaction through chat's data layer: messages inserted unless present (idempot
 ``last_message_id`` and ``updated_at_ms`` moved forward only. The consumer commits offsets up to the low
 watermark of handled records, so an offset moves only after its transaction committed. Redis (persisted max seq,
 recent window) is updated after the commit in one pipeline, best effort: the database is the source of truth.
+The conversations' cached heads (max seq, ``updated_at``, read by sync) are invalidated after the commit like any
+cache-aside write (delete now, ``cache.invalidate`` again later; redone by ``job/invalidate`` once Redis is back).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -19,6 +22,7 @@ from redis.exceptions import RedisError
 
 from tidings.pkg import events, log
 from tidings.pkg.bus import Record
+from tidings.pkg.cache.ports import ReadThrough
 from tidings.pkg.db import DatabaseUnavailable
 from tidings.service.chat.biz.model import Message
 from tidings.service.chat.data.messages import SQLMessageRepo
@@ -54,8 +58,10 @@ class PersistJob:
         cache_retry_s: float = 5.0,
         max_stale: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
+        heads: ReadThrough[int, tuple[int, int]] | None = None,
     ) -> None:
         self._store = store
+        self._heads = heads
         self._cache = cache
         self._metrics = metrics
         self._cache_retry_s = cache_retry_s
@@ -72,7 +78,12 @@ class PersistJob:
         batch = [self._decode(record) for record in records]
         await self._store.persist(batch)
         self._metrics.messages.inc(len(batch))
-        await self._update_cache(batch)
+        await asyncio.gather(self._update_cache(batch), self._invalidate_heads(batch))
+
+    async def _invalidate_heads(self, batch: list[Message]) -> None:
+        """Never raises: a failed delete is redone by the delayed one."""
+        if self._heads is not None:
+            await self._heads.invalidate(sorted({message.conversation_id for message in batch}))
 
     @staticmethod
     def _decode(record: Record) -> Message:

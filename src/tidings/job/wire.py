@@ -12,9 +12,11 @@ from tidings.pkg import events, module
 from tidings.pkg.app import Module, Server
 from tidings.pkg.bus.consumer import ConsumerOptions, OrderedConsumer
 from tidings.pkg.bus.metrics import ConsumerMetrics
+from tidings.pkg.cache.factory import cache_kit
 from tidings.pkg.health import Check
 from tidings.pkg.infra import Infra
 from tidings.pkg.routes import DeliveryClient, RouteTable, route_table
+from tidings.service.chat.data.caches import chat_caches
 from tidings.service.chat.data.conversations import SQLConversationRepo
 from tidings.service.chat.data.messages import SQLMessageRepo
 from tidings.service.chat.data.metrics import PersistMetrics
@@ -29,13 +31,20 @@ async def persist_consumer(
     topics: events.Topics | None = None,
     redis_prefix: str = "chat",
     options: ConsumerOptions | None = None,
+    registry: CollectorRegistry = REGISTRY,
 ) -> OrderedConsumer:
     """The ``persist`` group on ``chat.message.sent``; ``topics``/``redis_prefix`` let a test use its own names."""
     topics = topics or events.Topics()
     bus = await infra.bus()
     await bus.ensure_topics(topics.specs(events.CHAT_TOPICS))
     cache = RedisHistoryCache(infra.redis(), prefix=redis_prefix) if infra.uses_redis else None
-    job = PersistJob(SQLMessageRepo(await infra.engine()), cache, persist_metrics)
+    # Chat reads heads cache-aside from Redis only (an in-process store is chat's own: nothing to invalidate here).
+    heads = (
+        chat_caches(await cache_kit(infra, registry, "job", topics=topics), prefix=redis_prefix).heads
+        if infra.uses_redis
+        else None
+    )
+    job = PersistJob(SQLMessageRepo(await infra.engine()), cache, persist_metrics, heads=heads)
     return OrderedConsumer(
         bus,
         group=f"{topics.prefix}{persist.GROUP}",
@@ -104,7 +113,7 @@ async def push_worker(
 
 async def wire(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Module:
     consumer_metrics = ConsumerMetrics(registry)
-    persister = await persist_consumer(infra, consumer_metrics, PersistMetrics(registry))
+    persister = await persist_consumer(infra, consumer_metrics, PersistMetrics(registry), registry=registry)
     pusher = await push_worker(infra, consumer_metrics, PushMetrics(registry))
     checks = [
         infra.database_check(),
