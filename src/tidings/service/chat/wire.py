@@ -22,7 +22,7 @@ from tidings.service.chat.biz.sending import Sender, SendPolicy
 from tidings.service.chat.data.account import GrpcUserDirectory
 from tidings.service.chat.data.caches import chat_caches
 from tidings.service.chat.data.clock import SystemClock
-from tidings.service.chat.data.conversations import SQLConversationRepo
+from tidings.service.chat.data.conversations import CachedConversationRepo, SQLConversationRepo
 from tidings.service.chat.data.dedup import SQLDedupStore
 from tidings.service.chat.data.messages import SQLMessageRepo
 from tidings.service.chat.data.metrics import ChatMetrics
@@ -49,7 +49,6 @@ async def build(
     await bus.ensure_topics(topics.specs(events.CHAT_TOPICS))
     metrics = ChatMetrics(registry)
     clock = SystemClock()
-    conversations = SQLConversationRepo(engine)
     messages = SQLMessageRepo(engine)
     lease = SQLSeqLease(engine)
     kit = await cache_kit(infra, registry, "chat", topics=topics)
@@ -71,6 +70,9 @@ async def build(
         history_cache = None
     directory = GrpcUserDirectory(infra.channel("account"))
     caches = chat_caches(kit, prefix=redis_prefix)
+    # Conversation states come from the cache on Redis, whose heads the persist job invalidates; an in-process
+    # store is this process's own, which the persist job cannot reach, so the embedded mode reads them fresh.
+    conversations = CachedConversationRepo(engine, caches) if infra.uses_redis else SQLConversationRepo(engine)
     access = Access(conversations, directory, gates=caches.gates, blocks=caches.blocks)
     publisher = BusEventPublisher(bus, topics)
     sender = Sender(seqs, SQLDedupStore(engine), publisher, ids, clock, SendPolicy())
