@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from tests.integration.redis_server import RedisServer
 from tidings.pkg import db
 from tidings.pkg.conf import DatabaseConf
 
@@ -56,3 +58,12 @@ async def mysql_engine(mysql_url: str) -> AsyncIterator[AsyncEngine]:
     engine = db.create_engine(DatabaseConf(url=mysql_url))
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A Redis server of this test alone, which it may stop, freeze and start again (never the shared one)."""
+    server = RedisServer(tmp_path)
+    await server.start()
+    yield server
+    await server.close()
