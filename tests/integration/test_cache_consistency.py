@@ -7,7 +7,6 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
@@ -134,16 +133,6 @@ async def test_one_load_for_a_thousand_concurrent_misses_on_mariadb(
     assert registry.get_sample_value("tidings_it_cache_loads_total", {"cache": "profile"}) == 1
 
 
-@pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
-
-
 class CountingUsers(SQLUserRepo):
     loads = 0
 
@@ -153,9 +142,9 @@ class CountingUsers(SQLUserRepo):
 
 
 async def test_with_redis_stopped_reads_fall_back_to_the_database_and_refill_after(
-    mysql_engine: AsyncEngine, private_redis: RedisServer
+    mysql_engine: AsyncEngine, redis_server: RedisServer
 ) -> None:
-    client = redis.Redis(host="127.0.0.1", port=private_redis.port, socket_timeout=0.5, socket_connect_timeout=0.5)
+    client = redis.Redis(host="127.0.0.1", port=redis_server.port, socket_timeout=0.5, socket_connect_timeout=0.5)
     registry = CollectorRegistry()
     caches = kit(client, registry)
     users = CountingUsers(mysql_engine)
@@ -173,7 +162,7 @@ async def test_with_redis_stopped_reads_fall_back_to_the_database_and_refill_aft
         assert (await profiles.get(user_id)).display_name == "v0"
         assert (await access.gate(cid, user_id)).kind is Kind.GROUP
         assert users.loads == 1
-        await private_redis.stop()
+        await redis_server.stop()
 
         # Down: every read still answers, from the database; writes still succeed; nothing is raised.
         for _ in range(3):
@@ -187,7 +176,7 @@ async def test_with_redis_stopped_reads_fall_back_to_the_database_and_refill_aft
         assert errors >= 1
 
         # Back (empty: it kept nothing): after the pause the caches refill and serve hits again.
-        await private_redis.start()
+        await redis_server.start()
         await asyncio.sleep(0.3)  # past retry_after_s
         assert (await profiles.get(user_id)).display_name == "v1"
         loads = users.loads

@@ -170,6 +170,8 @@ class RedisSeqAllocator:
         # Too many to name: every block of this prefix is stale.
         self._void_all = False
         self._voiding = asyncio.Lock()
+        # Voids the stale blocks as soon as Redis answers again, also if this instance gets no sends meanwhile.
+        self._voider: asyncio.Task[None] | None = None
         self._log = log.get("chat.seq")
 
     def key(self, conversation_id: int) -> str:
@@ -194,8 +196,25 @@ class RedisSeqAllocator:
         start, last = await self._lease.lease(conversation_id, count - len(seqs))
         self._direct.inc()
         self._remember(conversation_id, last)
+        if self._voider is None or self._voider.done():
+            self._voider = asyncio.create_task(self._void_when_back())
         seqs.extend(range(start, last + 1))
         return seqs
+
+    @property
+    def stale_blocks(self) -> int:
+        """Conversations whose Redis blocks wait to be voided (``-1``: every block of the prefix)."""
+        return -1 if self._void_all else len(self._voided)
+
+    async def _void_when_back(self) -> None:
+        while self._voided or self._void_all:
+            await asyncio.sleep(self._breaker.retry_after_s)
+            if self._breaker.open:
+                continue
+            try:
+                await self._void_stale_blocks()
+            except _RedisDown:
+                self._breaker.trip()
 
     async def _from_redis(self, conversation_id: int, count: int, seqs: list[int]) -> None:
         """Fill ``seqs`` up to ``count`` from the conversation's Redis block, leasing new blocks as needed."""
