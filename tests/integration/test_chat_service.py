@@ -15,6 +15,7 @@ import socket
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,11 +154,19 @@ class Stack:
 
 @pytest.fixture
 async def stack(mysql_url: str) -> AsyncIterator[Stack]:
+    async with open_stack(mysql_url, CacheConf(url=REDIS_URL, timeout_s=2)) as stack:
+        yield stack
+
+
+@asynccontextmanager
+async def open_stack(mysql_url: str, cache: CacheConf) -> AsyncIterator[Stack]:
+    """Account in-process on its gRPC port, on a topic and key namespace of this test; chat nodes and the
+    persist job are added by the test."""
     prefix = unique("it.chat") + "."
     account_port = free_port()
     settings = Settings(
         database=DatabaseConf(url=mysql_url, pool_size=20),
-        cache=CacheConf(url=REDIS_URL, timeout_s=2),
+        cache=cache,
         bus=BusConf(kind="kafka", bootstrap_servers=KAFKA_BOOTSTRAP),
         modules=Modules(account=ModuleConf(http=Listen(port=free_port()), grpc=Listen(port=account_port))),
         auth=AuthConf(jwt_secret=SecretStr("integration-test-secret-of-32-characters!")),
