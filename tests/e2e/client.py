@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from tidings.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 
 
 @dataclass
@@ -94,36 +98,62 @@ class Client:
             await asyncio.sleep(0.1)
 
 
-class Device:
-    """One WebSocket connection of a person, as an app keeps it: frames are read in the background and the
-    ``message.new`` ones kept by message id (repeats dropped, as API.md asks of clients)."""
+class Live:
+    """What a connected app keeps, whatever carries its events: every event in arrival order (WebSocket shapes,
+    ids as strings) and the ``message.new`` ones by message id (repeats dropped, as API.md asks of clients)."""
 
-    def __init__(self, ws_url: str, person: Person) -> None:
-        self.url = f"{ws_url}?token={person.headers['Authorization'].removeprefix('Bearer ')}"
+    def __init__(self, targets: list[str]) -> None:
+        # Where the app connects: the instance it uses first, then those it falls back on (``reconnect``).
+        self.targets = targets
+        self.target = targets[0]
         self.messages: dict[str, dict[str, Any]] = {}
         self.frames: list[dict[str, Any]] = []
-        self._socket: ClientConnection | None = None
-        self._reader: asyncio.Task[None] | None = None
+        # Answers to the app's own frames, by the ``ref`` they echo.
+        self.answers: dict[object, dict[str, Any]] = {}
         self._arrived = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
 
     async def connect(self, timeout_s: float = 15) -> str:
-        """Open the socket and wait for ``ready``; answers the session id."""
-        async with asyncio.timeout(timeout_s):
-            self._socket = await connect(self.url, max_size=None)
-            ready = json.loads(await self._socket.recv())
-        assert ready["type"] == "ready", ready
-        self._reader = asyncio.create_task(self._read())
-        return str(ready["session_id"])
+        """Connect to ``target``; answers the session id."""
+        raise NotImplementedError
 
-    async def _read(self) -> None:
-        assert self._socket is not None
-        with contextlib.suppress(ConnectionClosed):
-            async for raw in self._socket:
-                frame = json.loads(raw)
-                self.frames.append(frame)
-                if frame["type"] == "message.new":
-                    self.messages.setdefault(str(frame["message"]["id"]), frame["message"])
-                self._arrived.set()
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def reconnect(self, timeout_s: float = 30) -> str:
+        """After the connection broke: try each target in turn, from the one it had, until one takes it; answers
+        the new session id. What arrived before is kept (the app merges by message id)."""
+        await self.close()
+        deadline = time.monotonic() + timeout_s
+        start = self.targets.index(self.target)
+        for attempt in itertools.count():
+            self.target = self.targets[(start + attempt) % len(self.targets)]
+            try:
+                return await self.connect(timeout_s=max(0.1, deadline - time.monotonic()))
+            except (OSError, InvalidHandshake, TimeoutError, grpc.aio.AioRpcError):
+                assert time.monotonic() < deadline, f"no instance took the connection within {timeout_s}s"
+                await asyncio.sleep(0.1 if (attempt + 1) % len(self.targets) else 0.5)
+        raise AssertionError("unreachable")
+
+    @property
+    def open(self) -> bool:
+        return self._reader is not None and not self._reader.done()
+
+    def _keep(self, frame: dict[str, Any]) -> None:
+        self.frames.append(frame)
+        if "ref" in frame:
+            self.answers[frame["ref"]] = frame
+        if frame["type"] == "message.new":
+            self.messages.setdefault(str(frame["message"]["id"]), frame["message"])
+        self._arrived.set()
+
+    def arrivals(self, conversation_id: str) -> list[dict[str, Any]]:
+        """Every ``message.new`` of one conversation in the order it arrived, repeats included."""
+        return [
+            frame["message"]
+            for frame in self.frames
+            if frame["type"] == "message.new" and frame["message"]["conversation_id"] == conversation_id
+        ]
 
     async def wait_for(self, message_ids: set[str], timeout_s: float) -> set[str]:
         """Wait (bounded) until every one of ``message_ids`` arrived; answers those still missing."""
@@ -134,16 +164,171 @@ class Device:
                     await self._arrived.wait()
         return message_ids - self.messages.keys()
 
-    async def frame(self, kind: str, timeout_s: float) -> dict[str, Any]:
-        """The first frame of type ``kind``, waiting (bounded) for it."""
+    async def frame(self, kind: str, timeout_s: float, **fields: object) -> dict[str, Any]:
+        """The first frame of type ``kind`` (with ``fields`` as given), waiting (bounded) for it."""
+
+        def matches(frame: dict[str, Any]) -> bool:
+            return frame["type"] == kind and all(frame.get(key) == value for key, value in fields.items())
+
         async with asyncio.timeout(timeout_s):
-            while not (found := [frame for frame in self.frames if frame["type"] == kind]):
+            while not (found := [frame for frame in self.frames if matches(frame)]):
                 self._arrived.clear()
                 await self._arrived.wait()
         return found[0]
+
+
+class Device(Live):
+    """One WebSocket connection of a person, as an app keeps it: frames are read in the background. ``others``
+    are further instances' addresses the app falls back on when its connection breaks (``reconnect``)."""
+
+    def __init__(self, ws_url: str, person: Person, *others: str) -> None:
+        super().__init__([ws_url, *others])
+        self.token = person.headers["Authorization"].removeprefix("Bearer ")
+        self._socket: ClientConnection | None = None
+        self._refs = itertools.count(1)
+
+    async def connect(self, timeout_s: float = 15) -> str:
+        """Open the socket and wait for ``ready``; answers the session id."""
+        async with asyncio.timeout(timeout_s):
+            self._socket = await connect(f"{self.target}?token={self.token}", max_size=None)
+            ready = json.loads(await self._socket.recv())
+        assert ready["type"] == "ready", ready
+        self._reader = asyncio.create_task(self._read())
+        return str(ready["session_id"])
+
+    async def _read(self) -> None:
+        assert self._socket is not None
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in self._socket:
+                self._keep(json.loads(raw))
+        self._arrived.set()
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        """Write one client frame as it is (no answer awaited)."""
+        assert self._socket is not None
+        await self._socket.send(json.dumps(frame))
+
+    async def send_raw(self, raw: str | bytes) -> None:
+        assert self._socket is not None
+        await self._socket.send(raw)
+
+    async def ask(self, frame: dict[str, Any], timeout_s: float = 15) -> dict[str, Any]:
+        """Send ``frame`` with a fresh ``ref`` and wait (bounded) for the frame that answers it."""
+        ref = f"r{next(self._refs)}"
+        await self.send({**frame, "ref": ref})
+        return await self.frame_with_ref(ref, timeout_s)
+
+    async def frame_with_ref(self, ref: object, timeout_s: float) -> dict[str, Any]:
+        async with asyncio.timeout(timeout_s):
+            while ref not in self.answers:
+                assert self.open, "the connection closed"
+                self._arrived.clear()
+                await self._arrived.wait()
+        return self.answers[ref]
 
     async def close(self) -> None:
         if self._socket is not None:
             await self._socket.close()
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
+        self._socket = self._reader = None
+
+
+class StreamDevice(Live):
+    """One ``tidings.gateway.v1.Gateway/Connect`` stream of a person, as a native app keeps it: responses are read
+    in the background; events are kept in the WebSocket's shapes so both kinds of device compare directly."""
+
+    def __init__(self, address: str, person: Person, *others: str) -> None:
+        super().__init__([address, *others])
+        self.metadata = (("authorization", person.headers["Authorization"]),)
+        self.replies: dict[int, gateway_pb2.ConnectResponse] = {}
+        self.status: grpc.StatusCode | None = None
+        self._channel: grpc.aio.Channel | None = None
+        self._call: grpc.aio.StreamStreamCall | None = None
+        self._refs = itertools.count(1)
+        # A gRPC call takes one write at a time.
+        self._writing = asyncio.Lock()
+
+    async def connect(self, timeout_s: float = 15) -> str:
+        """Open the stream and wait for its initial metadata; answers the session id (``x-session-id``)."""
+        self._channel = grpc.aio.insecure_channel(self.target)
+        self._call = gateway_pb2_grpc.GatewayStub(self._channel).Connect(metadata=self.metadata)
+        self.status = None
+        try:
+            async with asyncio.timeout(timeout_s):
+                metadata = dict(await self._call.initial_metadata())
+                if "x-session-id" not in metadata:
+                    await self._call.read()  # the call failed before it began: raises its status
+                    raise AssertionError(f"a stream began without x-session-id: {metadata}")
+        except BaseException:
+            await self.close()
+            raise
+        self._reader = asyncio.create_task(self._read())
+        return str(metadata["x-session-id"])
+
+    async def _read(self) -> None:
+        assert self._call is not None
+        try:
+            async for response in self._call:
+                if response.ref:
+                    self.replies[response.ref] = response
+                    self._arrived.set()
+                elif response.WhichOneof("frame") == "event":
+                    self._keep(_event_json(response.event))
+        except grpc.aio.AioRpcError as ended:
+            self.status = ended.code()
+        else:
+            self.status = await self._call.code()
+        self._arrived.set()
+
+    async def send(self, request: gateway_pb2.ConnectRequest) -> None:
+        assert self._call is not None
+        async with self._writing:
+            await self._call.write(request)
+
+    async def ask(self, request: gateway_pb2.ConnectRequest, timeout_s: float = 15) -> gateway_pb2.ConnectResponse:
+        """Send ``request`` with a fresh ``ref`` and wait (bounded) for the response that answers it."""
+        ref = next(self._refs)
+        request.ref = ref
+        await self.send(request)
+        async with asyncio.timeout(timeout_s):
+            while ref not in self.replies:
+                assert self.open, f"the stream ended: {self.status}"
+                self._arrived.clear()
+                await self._arrived.wait()
+        return self.replies[ref]
+
+    async def close(self) -> None:
+        if self._call is not None:
+            self._call.cancel()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+        if self._channel is not None:
+            await self._channel.close()
+        self._channel = self._call = self._reader = None
+
+
+def _event_json(event: gateway_pb2.Event) -> dict[str, Any]:
+    """An event of the stream in the WebSocket's shape (API.md), for the kinds these tests look at."""
+    kind = event.WhichOneof("kind")
+    if kind == "message_new":
+        m = event.message_new.message
+        message = {
+            "id": str(m.id),
+            "conversation_id": str(m.conversation_id),
+            "seq": m.seq,
+            "sender_id": str(m.sender_id),
+            "client_msg_id": m.client_msg_id,
+            "text": m.text,
+        }
+        return {"type": "message.new", "message": message}
+    if kind == "typing":
+        return {
+            "type": "typing",
+            "conversation_id": str(event.typing.conversation_id),
+            "user_id": str(event.typing.user_id),
+        }
+    if kind == "presence":
+        status = gateway_pb2.PresenceStatus.Name(event.presence.status).removeprefix("PRESENCE_STATUS_").lower()
+        return {"type": "presence", "user_id": str(event.presence.user_id), "status": status}
+    return {"type": kind or "unknown"}

