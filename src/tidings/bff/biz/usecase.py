@@ -6,7 +6,7 @@ import asyncio
 
 from tidings.bff.biz.model import Conversation, Page, Snapshot
 from tidings.bff.biz.ports import AccountRepo, ChatRepo, PresenceRepo
-from tidings.pkg import errors
+from tidings.pkg import errors, log
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
@@ -19,6 +19,7 @@ class Sync:
         self._accounts = accounts
         self._chats = chats
         self._presence = presence
+        self._log = log.get("bff.sync")
 
     async def snapshot(self, user_id: int) -> Snapshot:
         # Like errgroup.WithCancel: the first failure cancels the sibling calls; the request deadline bounds all.
@@ -26,7 +27,13 @@ class Sync:
             me = group.create_task(self._accounts.get(user_id))
             conversations = group.create_task(self._chats.for_user(user_id))
         peers = {member for conv in conversations.result() for member in conv.member_ids if member != user_id}
-        presence = await self._presence.statuses(sorted(peers))
+        try:
+            presence = await self._presence.statuses(sorted(peers))
+        except Exception as exc:
+            # Presence lives in Redis only: while it is unreachable the snapshot comes without it (peers' presence
+            # unknown) rather than not at all; conversations and unread counts come from chat, which does without.
+            self._log.warning("presence unavailable; sync without it", error=repr(exc), peers=len(peers))
+            presence = {}
         return Snapshot(me.result(), conversations.result(), presence)
 
 
