@@ -42,7 +42,7 @@ async def build(
     redis_prefix: str = "chat",
 ) -> ChatServicer:
     """The servicer on real adapters; ``topics`` and ``redis_prefix`` let a test run in its own namespace."""
-    topics = topics or events.Topics()
+    topics = topics or events.Topics(infra.settings.bus.namespace)
     engine = await infra.engine()
     ids = await infra.idgen()
     bus = await infra.bus()
@@ -83,7 +83,9 @@ async def build(
 
 
 def checks(infra: Infra) -> list[Check]:
-    return [infra.database_check(), *([infra.redis_check()] if infra.uses_redis else [])]
+    # Not Redis: sends and reads go on without it (seqs from the database, reads past the cache; docs/CACHE.md),
+    # so an instance that cannot reach it must keep taking traffic.
+    return [infra.database_check()]
 
 
 async def wire(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Module:
