@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,8 @@ class Fleet:
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
+    # Its own topics and consumer groups on the shared broker: another fleet's job never takes this one's records.
+    namespace: str = field(default_factory=lambda: f"fleet-{uuid.uuid4().hex[:10]}.")
 
     async def start(
         self,
@@ -86,7 +89,13 @@ class Fleet:
             cwd=self.workdir,
             stdout=log,
             stderr=log,
-            env={**os.environ, "TIDINGS_LOG__LEVEL": "INFO", **self.env, **process.env},
+            env={
+                **os.environ,
+                "TIDINGS_LOG__LEVEL": "INFO",
+                "TIDINGS_BUS__NAMESPACE": self.namespace,
+                **self.env,
+                **process.env,
+            },
         )
         log.close()
         await self.wait_ready(process.name)

@@ -14,6 +14,7 @@ import socket
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +69,9 @@ async def start(config: Path, modules: Sequence[str] | None = None) -> AsyncIter
     with ``config`` on free ports in a scratch directory; yields once all are ready and stops them (last first) after.
     """
     ports = Ports.free()
-    env = {**os.environ, **ports.env(), "TIDINGS_LOG__LEVEL": "WARNING"}
+    # Its own topics and consumer groups: a test fleet on the same broker never takes the bench's records.
+    namespace = f"bench-{uuid.uuid4().hex[:10]}."
+    env = {**os.environ, **ports.env(), "TIDINGS_LOG__LEVEL": "WARNING", "TIDINGS_BUS__NAMESPACE": namespace}
     plan = [("dev", ["dev"], list(MESSAGE_PATH))] if modules is None else [(m, ["serve", m], [m]) for m in modules]
     started: list[tuple[str, asyncio.subprocess.Process]] = []
     with tempfile.TemporaryDirectory(prefix="tidings-bench-") as scratch:

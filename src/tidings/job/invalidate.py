@@ -68,7 +68,7 @@ async def invalidate_consumer(
     options: ConsumerOptions | None = None,
 ) -> OrderedConsumer:
     """The ``invalidate`` group on ``cache.invalidate`` (Redis only: the in-process cache deletes on a timer)."""
-    topics = topics or events.Topics()
+    topics = topics or events.Topics(infra.settings.bus.namespace)
     bus = await infra.bus()
     await bus.ensure_topics(topics.specs([CACHE_INVALIDATE]))
     conf = infra.settings.cache

@@ -34,7 +34,7 @@ async def persist_consumer(
     registry: CollectorRegistry = REGISTRY,
 ) -> OrderedConsumer:
     """The ``persist`` group on ``chat.message.sent``; ``topics``/``redis_prefix`` let a test use its own names."""
-    topics = topics or events.Topics()
+    topics = topics or events.Topics(infra.settings.bus.namespace)
     bus = await infra.bus()
     await bus.ensure_topics(topics.specs(events.CHAT_TOPICS))
     cache = RedisHistoryCache(infra.redis(), prefix=redis_prefix) if infra.uses_redis else None
@@ -87,7 +87,7 @@ async def push_worker(
     push_options: PushOptions | None = None,
 ) -> PushWorker:
     """The ``push`` group on chat's three topics; ``topics``/``routes`` let a test use its own names."""
-    topics = topics or events.Topics()
+    topics = topics or events.Topics(infra.settings.bus.namespace)
     bus = await infra.bus()
     await bus.ensure_topics(topics.specs(events.CHAT_TOPICS))
     client = DeliveryClient(timeout_s=infra.settings.realtime.io_timeout_s)

@@ -111,6 +111,9 @@ class BusConf(_Section):
     path: str = ".data/events.db"
     bootstrap_servers: str = "127.0.0.1:9092"
     timeout_s: float = Field(default=10.0, gt=0)
+    # Put before every topic and consumer group name: empty in deployments; systems sharing one broker (test
+    # fleets, benchmarks) each take their own, so one's consumers never take another's records.
+    namespace: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9._-]*$")
 
 
 class SearchConf(_Section):

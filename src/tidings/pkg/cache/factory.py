@@ -73,7 +73,7 @@ async def cache_kit(
     invalidator: Invalidator
     if infra.uses_redis:
         store = RedisStore(infra.redis(), batch_size=conf.batch_size, timeout_s=conf.timeout_s)
-        topics = topics or events.Topics()
+        topics = topics or events.Topics(infra.settings.bus.namespace)
         bus = await infra.bus()
         await bus.ensure_topics(topics.specs([CACHE_INVALIDATE]))
         invalidator = BusInvalidator(bus, topics, origin=module, delay_s=conf.invalidate_delay_s)
