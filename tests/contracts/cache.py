@@ -50,10 +50,10 @@ class CacheStoreContract:
         await store.delete_many(keys)
         assert await store.get_many(keys) == [None] * 1234
 
-    async def test_values_expire(self, store: CacheStore, prefix: str) -> None:
-        await store.set_many([(f"{prefix}:short", b"x", 0.05)])
+    async def test_values_expire_each_by_its_own_time_to_live(self, store: CacheStore, prefix: str) -> None:
+        await store.set_many([(f"{prefix}:short", b"x", 0.05), (f"{prefix}:long", b"y", 60)])
         await asyncio.sleep(0.2)
-        assert await store.get_many([f"{prefix}:short"]) == [None]
+        assert await store.get_many([f"{prefix}:short", f"{prefix}:long"]) == [None, b"y"]
 
     async def test_a_thousand_concurrent_misses_load_once(self, store: CacheStore, prefix: str) -> None:
         cache = self.cache(store, prefix)
