@@ -2,8 +2,12 @@
 
 (a) one 100-key operation, naive (100 round trips) vs pipelined (MGET / one pipeline); (b) a profile read that
 hits the cache vs one from MariaDB; (c) 1,000 concurrent requests for one cold key: how many loads reached the
-database (singleflight: must be 1); (d) the conversation list of sync for a user in 200 conversations, cold vs
-warm member-list cache. It works in a scratch database and a scratch key prefix, both removed afterwards, and
+database (singleflight: must be 1); (d) what ``GET /v1/sync`` asks of chat for a user in 200 conversations, cold vs
+warm cache: the conversation list (member lists cached) and the conversation states (max seq and read seq: heads
+and read marks cached), the states also straight from MariaDB. (d) runs chat's use cases in this process: the
+bff's HTTP and gRPC hops add the same time cold or warm.
+
+It works in a scratch database and a scratch key prefix, both removed afterwards, and
 appends the medians and ratios of one run, the config, the commit, the date and the machine to a Markdown file.
 """
 
@@ -39,14 +43,19 @@ from tidings.service.chat.biz.conversations import Conversations
 from tidings.service.chat.biz.model import Conversation, Kind, Member, Role
 from tidings.service.chat.data.caches import chat_caches
 from tidings.service.chat.data.clock import SystemClock
-from tidings.service.chat.data.conversations import SQLConversationRepo
+from tidings.service.chat.data.conversations import CachedConversationRepo, SQLConversationRepo
 from tidings.service.chat.data.messages import SQLMessageRepo
 
 
-async def median_s(operation: Callable[[], Awaitable[Any]], rounds: int) -> float:
+async def median_s(
+    operation: Callable[[], Awaitable[Any]], rounds: int, *, before: Callable[[], Awaitable[Any]] | None = None
+) -> float:
+    """The median time of ``operation``; ``before`` runs ahead of each round, untimed (emptying a cache)."""
     await operation()  # connections open, code paths warm
     samples = []
     for _ in range(rounds):
+        if before is not None:
+            await before()
         started = time.perf_counter()
         await operation()
         samples.append(time.perf_counter() - started)
@@ -87,7 +96,7 @@ async def run(redis_url: str, mysql_url: str, rounds: int, conversations: int) -
             CachePolicy(ttl_s=600, fill_deadline_s=5),
         )
 
-        # (a) 100 keys: 100 GETs one after another vs one MGET; 100 SETs vs one pipeline.
+        # (a) 100 keys: 100 GETs one after another vs one MGET; 100 SETs vs one script call (RedisStore's).
         keys = [f"{prefix}:k:{n}" for n in range(100)]
         await store.set_many([(key, b"x" * 200, 600) for key in keys])
 
@@ -132,8 +141,9 @@ async def run(redis_url: str, mysql_url: str, rounds: int, conversations: int) -
         results["herd_ms"] = (time.perf_counter() - started) * 1000
         results["herd_loads"] = loads
 
-        # (d) a user's conversation list (sync) over N conversations: member lists cold vs warm.
-        repo = SQLConversationRepo(engine)
+        # (d) what sync asks of chat for a user in N conversations: the list and the states, cold vs warm.
+        caches = chat_caches(kit, prefix)
+        repo = CachedConversationRepo(engine, caches)
         me = _id(10**12, 10**15)
         now = WallClock().now_ms()
         ids = []
@@ -145,7 +155,6 @@ async def run(redis_url: str, mysql_url: str, rounds: int, conversations: int) -
                 Conversation(cid, Kind.GROUP, f"g{n}", me, 0, None, now, now + n, 5),
                 [Member(cid, user, Role.OWNER if user == me else Role.MEMBER, 0, now) for user in [me, *others]],
             )
-        caches = chat_caches(kit, prefix)
         chats = Conversations(
             repo,
             SQLMessageRepo(engine),
@@ -157,16 +166,25 @@ async def run(redis_url: str, mysql_url: str, rounds: int, conversations: int) -
         )
         member_keys = [caches.members.key(cid) for cid in ids]
 
-        cold_samples = []
-        for _ in range(max(5, rounds // 10)):
-            await store.delete_many(member_keys)
-            started = time.perf_counter()
-            await chats.list_page(me, conversations, None)
-            cold_samples.append(time.perf_counter() - started)
-        results["sync_cold_ms"] = statistics.median(cold_samples) * 1000
+        results["sync_cold_ms"] = (
+            await median_s(
+                lambda: chats.list_page(me, conversations, None),
+                max(5, rounds // 10),
+                before=lambda: store.delete_many(member_keys),
+            )
+            * 1000
+        )
         results["sync_warm_ms"] = (
             await median_s(lambda: chats.list_page(me, conversations, None), max(5, rounds // 10)) * 1000
         )
+        state_keys = [caches.heads.key(cid) for cid in ids] + [caches.reads.key((cid, me)) for cid in ids]
+
+        results["states_cold_ms"] = (
+            await median_s(lambda: chats.states(me, ids), rounds, before=lambda: store.delete_many(state_keys)) * 1000
+        )
+        results["states_warm_ms"] = await median_s(lambda: chats.states(me, ids), rounds) * 1000
+        uncached = SQLConversationRepo(engine)
+        results["states_mariadb_ms"] = await median_s(lambda: uncached.states(me, ids), rounds) * 1000
     finally:
         keys_left = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
         if keys_left:
@@ -193,19 +211,26 @@ def report(r: dict[str, Any], redis_url: str, mysql_url: str, rounds: int, conve
             "",
             f"- machine: {machine()}",
             f"- system: Redis {redis_url} and MariaDB {mysql_host} on loopback, one client process; medians of "
-            f"{rounds} rounds (profile reads: {rounds * 5}; sync: {max(5, rounds // 10)}) from one run",
+            f"{rounds} rounds (profile reads: {rounds * 5}; conversation list: {max(5, rounds // 10)}) from one run; "
+            "cold = every key of the read deleted (untimed) before each round",
             "",
             "| measurement | naive / cold | cached / pipelined | ratio |",
             "|---|---:|---:|---:|",
             f"| (a) GET 100 keys: 100 GETs vs 1 MGET | {r['get_naive_ms']:.2f} ms | {r['get_pipelined_ms']:.2f} ms "
             f"| {r['get_naive_ms'] / r['get_pipelined_ms']:.1f}x |",
-            f"| (a) SET 100 keys: 100 SETs vs 1 pipeline | {r['set_naive_ms']:.2f} ms "
+            f"| (a) SET 100 keys, a TTL each: 100 SETs vs 1 script call | {r['set_naive_ms']:.2f} ms "
             f"| {r['set_pipelined_ms']:.2f} ms | {r['set_naive_ms'] / r['set_pipelined_ms']:.1f}x |",
             f"| (b) profile read: MariaDB vs cache hit | {r['profile_mariadb_ms']:.3f} ms "
             f"| {r['profile_hit_ms']:.3f} ms | {r['profile_mariadb_ms'] / r['profile_hit_ms']:.1f}x |",
             f"| (d) conversation list of {conversations} conversations: member lists cold vs warm "
             f"| {r['sync_cold_ms']:.2f} ms | {r['sync_warm_ms']:.2f} ms "
             f"| {r['sync_cold_ms'] / r['sync_warm_ms']:.1f}x |",
+            f"| (d) conversation states of {conversations} conversations: cold vs warm cache "
+            f"| {r['states_cold_ms']:.2f} ms | {r['states_warm_ms']:.2f} ms "
+            f"| {r['states_cold_ms'] / r['states_warm_ms']:.1f}x |",
+            f"| (d) conversation states of {conversations} conversations: MariaDB (one query) vs warm cache "
+            f"| {r['states_mariadb_ms']:.2f} ms | {r['states_warm_ms']:.2f} ms "
+            f"| {r['states_mariadb_ms'] / r['states_warm_ms']:.1f}x |",
             "",
             f"- (c) 1,000 concurrent requests for one cold profile: **{r['herd_loads']} load(s)** from MariaDB, "
             f"all answered in {r['herd_ms']:.1f} ms",
