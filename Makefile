@@ -7,12 +7,12 @@ BIN    := $(VENV)/bin
 BUF    := node_modules/.bin/buf
 CONFIG ?= configs/dev.yaml
 
-.PHONY: run test install dev-install stack-up stack-down proto proto-check lint typecheck buf-lint buf-breaking unit integration clean
+.PHONY: run test install dev-install stack-up stack-down browser proto proto-check lint typecheck buf-lint buf-breaking unit integration clean
 
 run: $(VENV)/.installed
 	$(BIN)/tidings dev --config $(CONFIG)
 
-test: $(VENV)/.dev-installed $(BUF) stack-up lint typecheck buf-lint buf-breaking proto-check
+test: $(VENV)/.dev-installed $(BUF) stack-up browser lint typecheck buf-lint buf-breaking proto-check
 	$(BIN)/pytest
 
 install: $(VENV)/.installed
@@ -39,6 +39,10 @@ stack-up:
 
 stack-down:
 	./scripts/stack down
+
+# Debian's Chromium for tests/browser (Playwright drives it; it never downloads a browser of its own).
+browser:
+	./scripts/browser
 
 # Generated code is committed and never edited by hand; proto-check fails when it is stale.
 proto: $(VENV)/.dev-installed

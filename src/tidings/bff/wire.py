@@ -14,7 +14,7 @@ from tidings.bff.data.chat import GrpcChatRepo
 from tidings.bff.data.metrics import PrometheusRealtimeMetrics
 from tidings.bff.data.presence import RoutePresenceRepo
 from tidings.bff.data.relay import GrpcRelay
-from tidings.bff.service import ws
+from tidings.bff.service import web, ws
 from tidings.bff.service.delivery import DeliveryServicer
 from tidings.bff.service.gateway import GatewayServicer
 from tidings.bff.service.http import router
@@ -73,6 +73,7 @@ async def wire(infra: Infra) -> Module:
             ws.router(accounts, hub, frames, metrics, request_timeout_s=conf.request_timeout_s),
         ],
     )
+    web.install(app)
     http = HttpServer("bff", app, conf.http)
     gateway = GatewayServicer(accounts, hub, frames, metrics, request_timeout_s=conf.request_timeout_s)
     delivery = DeliveryServicer(hub)

@@ -1,0 +1,60 @@
+"""The browser client: ``GET /`` is its page, ``/web/*`` its scripts and styles, all from the package itself.
+
+Every answer carries a strict Content-Security-Policy: scripts and styles only from this origin (no inline code,
+no eval), network calls only to this origin (the API and ``/v1/ws``), no framing. User text is rendered as text
+by the client; the policy is the second line of defence should a bug ever let markup through.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+
+from fastapi import FastAPI
+from starlette.responses import FileResponse, Response
+from starlette.staticfiles import PathLike, StaticFiles
+from starlette.types import Scope
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "manifest-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # A new deploy is picked up on the next load; the files are small and answer 304 when unchanged.
+    "Cache-Control": "no-cache",
+}
+
+
+class _WebFiles(StaticFiles):
+    """Starlette's static files (ETag, 304, HEAD) with the security headers on every answer."""
+
+    def file_response(
+        self, full_path: PathLike, stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+
+def install(app: FastAPI) -> None:
+    """Serve the page at ``/`` and its files under ``/web``; the API routes and ``/v1/ws`` are left as they are."""
+    files = _WebFiles(packages=[("tidings.bff", "web")])
+    page = resources.files("tidings.bff") / "web" / "index.html"
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(str(page), media_type="text/html", headers=SECURITY_HEADERS)
+
+    app.mount("/web", files, name="web")
