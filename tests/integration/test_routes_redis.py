@@ -41,7 +41,8 @@ async def test_the_key_layout_is_one_hash_per_user_and_one_expiry_index(client: 
     await table.touch([Route(42, "s1", "10.0.0.7:9080")])
     expires = clock.now_ms + TTL_S * 1000
     assert await client.hgetall(f"{prefix}:user:42") == {b"s1": f"{expires}|10.0.0.7:9080".encode()}
-    assert 0 < await client.pttl(f"{prefix}:user:42") <= TTL_S * 1000
+    # The key outlives its routes (two TTLs), so the sweep finds a route that expired.
+    assert TTL_S * 1000 < await client.pttl(f"{prefix}:user:42") <= 2 * TTL_S * 1000
     assert await client.zrange(f"{prefix}:expiry", 0, -1, withscores=True) == [(b"42|s1", float(expires))]
     await table.remove([Route(42, "s1", "")])
     assert await client.exists(f"{prefix}:user:42", f"{prefix}:expiry") == 0
@@ -54,3 +55,13 @@ async def test_two_tables_racing_the_sweep_claim_each_expired_route_once(client:
     clock.advance(TTL_S + 1)
     first, second = await asyncio.gather(tables[0].sweep(limit=50), tables[1].sweep(limit=50))
     assert sorted(first + second) == list(range(1, 51))
+
+
+async def test_a_route_that_expired_in_real_time_is_still_there_for_the_sweep(client: redis.Redis, prefix: str) -> None:
+    """On the wall clock, as Redis expires keys: a crashed instance's users are reported offline by the sweep,
+    rather than vanishing with their key before it runs."""
+    table = RedisRouteTable(client, ttl_s=2, prefix=prefix)
+    await table.touch([Route(42, "s1", "dead:1")])
+    await asyncio.sleep(2.2)  # past the route's expiry; the key lives two TTLs
+    assert await table.routes_for([42]) == {}
+    assert await table.sweep() == [42]

@@ -8,7 +8,8 @@ Redis layout (one key per user, so each change to a user's routes is one atomic 
 
 - ``<prefix>:user:<user_id>`` hash: field = session id, value = ``"<expires_at_ms>|<instance address>"``. A route is
   live while ``expires_at_ms`` is ahead of the clock, so a crashed bff's routes stop counting at their expiry;
-  the key itself expires one TTL after its newest write (garbage collection).
+  the key itself expires two TTLs after its newest write (garbage collection): later than its routes, so the
+  sweep, which runs every third of a TTL, still finds an expired route and reports its user offline.
 - ``<prefix>:expiry`` sorted set of ``"<user_id>|<session_id>"`` scored by ``expires_at_ms``: ``sweep`` finds the
   routes that expired without a disconnect and reports users who went offline that way, each to one caller.
 """
@@ -133,6 +134,9 @@ class RedisRouteTable:
     ) -> None:
         self._redis = client
         self._ttl_ms = int(ttl_s * 1000)
+        # Were the key to expire with its newest route, Redis would drop it before the sweep saw the route expire
+        # and a crashed instance's users would never be reported offline.
+        self._key_ttl_ms = 2 * self._ttl_ms
         self._prefix = prefix
         self._clock_ms = clock_ms
         self._touch = client.register_script(_TOUCH)
@@ -154,7 +158,7 @@ class RedisRouteTable:
         expires = now + self._ttl_ms
         async with self._redis.pipeline(transaction=False) as pipe:
             for user_id, session_id, instance in routes:
-                args = (session_id, f"{expires}|{instance}", now, self._ttl_ms)
+                args = (session_id, f"{expires}|{instance}", now, self._key_ttl_ms)
                 await self._touch(keys=[self.user_key(user_id)], args=args, client=pipe)
             pipe.zadd(self.expiry_key, {f"{user_id}|{session_id}": expires for user_id, session_id, _ in routes})
             answers = await pipe.execute()
