@@ -84,6 +84,22 @@ class Client:
                 return messages
             after = page["messages"][-1]["seq"]
 
+    async def catch_up(self, me: Person, device: Live) -> None:
+        """What a reconnecting app does (README): ``GET /v1/sync`` for each conversation's ``max_seq``, then history
+        after the first seq it lacks, up to ``max_seq``; kept by message id, so what also came live shows once."""
+        answer = await self.http.get("/v1/sync", headers=me.headers)
+        assert answer.status_code == 200, answer.text
+        for conversation in answer.json()["conversations"]:
+            have = {m["seq"] for m in device.messages.values() if m["conversation_id"] == conversation["id"]}
+            after = next(seq for seq in range(1, conversation["max_seq"] + 2) if seq not in have) - 1
+            while after < conversation["max_seq"]:
+                page = await self.history(me, conversation["id"], after_seq=after, limit=200)
+                for message in page["messages"]:
+                    device.messages.setdefault(str(message["id"]), message)
+                if not page["messages"]:
+                    break
+                after = page["messages"][-1]["seq"]
+
     async def conversation(self, me: Person, conversation_id: str) -> dict[str, Any]:
         answer = await self.http.get(f"/v1/conversations/{conversation_id}", headers=me.headers)
         assert answer.status_code == 200, answer.text
@@ -138,6 +154,13 @@ class Live:
     @property
     def open(self) -> bool:
         return self._reader is not None and not self._reader.done()
+
+    async def wait_closed(self, timeout_s: float) -> None:
+        """Wait (bounded) until the server's side of the connection is gone."""
+        async with asyncio.timeout(timeout_s):
+            while self.open:
+                self._arrived.clear()
+                await self._arrived.wait()
 
     def _keep(self, frame: dict[str, Any]) -> None:
         self.frames.append(frame)

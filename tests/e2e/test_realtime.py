@@ -26,6 +26,9 @@ EXCHANGE_S = 240  # bound on the whole exchange reaching both devices
 EXCHANGE = 1000  # messages in each conversation: 2,000 in all
 GROUP_SIZE = 100
 IN_FLIGHT = 24  # sends in flight at once
+# The fault test: routes live this long unless refreshed, so a dead instance's routes expire within the test.
+ROUTE_TTL_S = 6
+SETTLE_S = 60  # bound on what follows a crash: reconnecting, a dead instance's routes expiring
 
 
 @dataclass
@@ -70,6 +73,17 @@ async def start_system(tmp_path: Path, database_url: str, *, bffs: int, env: dic
 async def one_bff(tmp_path: Path) -> AsyncIterator[System]:
     async with fresh_database() as database_url:
         system = await start_system(tmp_path, database_url, bffs=1)
+        try:
+            yield system
+        finally:
+            await system.fleet.close()
+
+
+@pytest.fixture
+async def two_bffs(tmp_path: Path) -> AsyncIterator[System]:
+    async with fresh_database() as database_url:
+        env = {"TIDINGS_REALTIME__ROUTE_TTL_S": str(ROUTE_TTL_S)}
+        system = await start_system(tmp_path, database_url, bffs=2, env=env)
         try:
             yield system
         finally:
@@ -213,3 +227,93 @@ async def test_a_socket_and_a_stream_of_one_user_get_every_message_once_in_seq_o
         for device in devices:
             await device.close()
         await client.close()
+
+
+# 2. A bff instance dies with clients attached ----------------------------------------------------------------------
+
+
+@pytest.mark.timeout(300)
+async def test_a_killed_bff_s_clients_reconnect_to_the_other_and_catch_up_with_no_gap_and_no_duplicate(
+    two_bffs: System,
+) -> None:
+    one, two = two_bffs.bffs
+    via_one, via_two = Client(one.http_url), Client(two.http_url)
+    devices: list[Device | StreamDevice] = []
+    try:
+        alice, bob, carol = (
+            await via_one.register("alice"),
+            await via_two.register("bob"),
+            await via_one.register("carol"),
+        )
+        direct = (await via_one.direct(alice, bob))["id"]
+        group = (await via_two.group(alice, "trio", [bob, carol]))["id"]
+        # Alice and Bob have a device on the first instance that falls back on the second, and one on the second;
+        # Carol has one device, on the first, and does not come back.
+        alice_ws = Device(one.ws_url, alice, two.ws_url)
+        alice_stream = StreamDevice(one.grpc_address, alice, two.grpc_address)
+        bob_ws = Device(one.ws_url, bob, two.ws_url)
+        alice_two, bob_two = Device(two.ws_url, alice), Device(two.ws_url, bob)
+        carol_ws = Device(one.ws_url, carol)
+        devices += [alice_ws, alice_stream, bob_ws, alice_two, bob_two, carol_ws]
+        for device in devices:
+            await device.connect()
+        owner: dict[Device | StreamDevice, Person] = {
+            alice_ws: alice,
+            alice_stream: alice,
+            bob_ws: bob,
+            alice_two: alice,
+            bob_two: bob,
+        }
+
+        def sends(count: int, client: Client, label: str) -> list[Callable[[], Awaitable[dict[str, Any]]]]:
+            senders = [(alice, direct), (bob, direct), (alice, group), (bob, group), (carol, group)]
+            return [partial(send_rest, client, *senders[n % 5], f"{label} {n}") for n in range(count)]
+
+        # Messages flow through both instances and reach every device live.
+        before = await bounded(sends(60, via_one, "before") + sends(60, via_two, "before"), 8)
+        for device in (alice_ws, alice_stream, bob_ws, alice_two, bob_two):
+            assert await device.wait_for({m["id"] for m in before}, LIVE_S) == set()
+
+        # More flow through the second instance; the first is killed in the middle of it.
+        flowing = asyncio.create_task(bounded(sends(300, via_two, "during"), 4))
+        await asyncio.sleep(1)
+        await two_bffs.fleet.kill("bff1")
+        broken: list[Device | StreamDevice] = [alice_ws, alice_stream, bob_ws]
+        for device in broken:
+            await device.wait_closed(SETTLE_S)
+            await device.reconnect(SETTLE_S)
+            assert device.target == device.targets[1]
+        during = await flowing
+
+        # Routed again, the reconnected devices get new messages live although the dead instance's routes of
+        # the very same users may still be in the table: pushes there fail fast and do not hold the others up.
+        after = await bounded(sends(20, via_two, "after"), 4)
+        for device in broken:
+            assert await device.wait_for({m["id"] for m in after}, LIVE_S) == set()
+        # The devices that stayed connected missed nothing, live.
+        everything = before + during + after
+        for device in (alice_two, bob_two):
+            assert await device.wait_for({m["id"] for m in everything}, LIVE_S) == set()
+        # Carol's only route was on the dead instance: it expires, and her peers hear that she went offline.
+        for device in (alice_two, bob_two):
+            await device.frame("presence", SETTLE_S, user_id=carol.id, status="offline")
+
+        # Catching up (README): GET /v1/sync, then history after the last seq each has; merged by message id.
+        histories = {}
+        for conversation in (direct, group):
+            last = max(m["seq"] for m in everything if m["conversation_id"] == conversation)
+            await via_two.wait_for_max_seq(alice, conversation, last, timeout_s=SETTLE_S)
+            histories[conversation] = [m["id"] for m in await via_two.everything(alice, conversation)]
+            acked = {m["id"] for m in everything if m["conversation_id"] == conversation}
+            assert acked <= set(histories[conversation])
+        for device, person in owner.items():
+            await via_two.catch_up(person, device)
+            for conversation, history in histories.items():
+                shown = [m for m in device.messages.values() if m["conversation_id"] == conversation]
+                # The final view: every message once, in seq order, nothing missing, nothing extra.
+                assert by_seq(shown) == history
+    finally:
+        for device in devices:
+            await device.close()
+        await via_one.close()
+        await via_two.close()
