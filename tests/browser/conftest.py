@@ -17,6 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Playwright, expect, sync_playwright
 
+from tests.browser.person import Person, signed_up
 from tests.e2e.fleet import ROOT, free_port, port_env
 
 CHROMIUM = os.environ.get("TIDINGS_CHROMIUM", "/usr/bin/chromium")
@@ -93,3 +94,15 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 def screenshots() -> Path:
     SCREENSHOTS.mkdir(exist_ok=True)
     return SCREENSHOTS
+
+
+@pytest.fixture
+def alice(browser: Browser, base_url: str) -> Iterator[Person]:
+    with signed_up(browser, base_url, "alice") as person:
+        yield person
+
+
+@pytest.fixture
+def bob(browser: Browser, base_url: str) -> Iterator[Person]:
+    with signed_up(browser, base_url, "bob") as person:
+        yield person

@@ -54,14 +54,19 @@ class Person:
     def expect_connected(self) -> None:
         expect(self.page.get_by_role("status")).to_have_text("Connected")
 
+    def new_conversation(self) -> None:
+        """Unfold the "New conversation" forms (a click on the summary folds them when they are open)."""
+        if self.page.locator("#new-chat").get_attribute("open") is None:
+            self.page.get_by_text("New conversation").click()
+
     def start_direct(self, other: Person) -> None:
-        self.page.get_by_text("New conversation").click()
+        self.new_conversation()
         self.page.get_by_label("Chat with (username)").fill(other.username)
         self.page.get_by_role("button", name="Start").click()
         expect(self.page.locator("#thread-title")).to_have_text(other.username)
 
     def create_group(self, title: str, *members: Person) -> None:
-        self.page.get_by_text("New conversation").click()
+        self.new_conversation()
         self.page.get_by_label("Group name").fill(title)
         self.page.get_by_label("Members (usernames, separated by commas)").fill(", ".join(m.username for m in members))
         self.page.get_by_role("button", name="Create group").click()

@@ -4,7 +4,6 @@ presence, recall, paging back through history, and catching up after the network
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,18 +13,6 @@ from playwright.sync_api import Browser, expect
 from tests.browser.person import PASSWORD, PHONE, Person, signed_up, unique
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def alice(browser: Browser, base_url: str) -> Iterator[Person]:
-    with signed_up(browser, base_url, "alice") as person:
-        yield person
-
-
-@pytest.fixture
-def bob(browser: Browser, base_url: str) -> Iterator[Person]:
-    with signed_up(browser, base_url, "bob") as person:
-        yield person
 
 
 def test_page_is_served_with_a_strict_content_security_policy(base_url: str) -> None:
