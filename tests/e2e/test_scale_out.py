@@ -73,23 +73,6 @@ async def scale_out(tmp_path: Path) -> AsyncIterator[ScaleOut]:
             await fleet.close()
 
 
-async def catch_up(client: Client, me: Person, device: Device) -> None:
-    """What a reconnecting app does: ``GET /v1/sync`` for each conversation's ``max_seq``, then history after the
-    first seq it lacks, up to ``max_seq``; kept by message id, so what also came live is not shown twice."""
-    answer = await client.http.get("/v1/sync", headers=me.headers)
-    assert answer.status_code == 200, answer.text
-    for conversation in answer.json()["conversations"]:
-        have = {m["seq"] for m in device.messages.values() if m["conversation_id"] == conversation["id"]}
-        after = next(seq for seq in range(1, conversation["max_seq"] + 2) if seq not in have) - 1
-        while after < conversation["max_seq"]:
-            page = await client.history(me, conversation["id"], after_seq=after, limit=200)
-            for message in page["messages"]:
-                device.messages.setdefault(str(message["id"]), message)
-            if not page["messages"]:
-                break
-            after = page["messages"][-1]["seq"]
-
-
 async def send(client: Client, me: Person, conversation_id: str, text: str) -> dict[str, Any]:
     answer = await client.send(me, conversation_id, text)
     assert answer.status_code == 201, answer.text
@@ -147,7 +130,7 @@ async def test_people_on_different_instances_talk_live_and_a_killed_job_loses_no
         owners = {alice_one: alice, alice_two: alice, bob_two: bob, carol_one: carol}
         for device, conversations in members.items():
             due = {m["id"] for m in acked if m["conversation_id"] in conversations}
-            await catch_up(one, owners[device], device)
+            await one.catch_up(owners[device], device)
             assert due <= device.messages.keys()
             # Every message a device shows is one that was sent to it, and each once (kept by id).
             assert {m["conversation_id"] for m in device.messages.values()} <= conversations
