@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis.asyncio as redis
@@ -22,9 +22,10 @@ from tidings.service.account.biz.user import Account, ProfileChange, User
 from tidings.service.account.data.repos import SQLBlockRepo, SQLUserRepo
 from tidings.service.account.wire import profile_cache
 from tidings.service.chat.biz.access import Access
-from tidings.service.chat.biz.model import Conversation, Kind, Member, Role
+from tidings.service.chat.biz.model import Conversation, Kind, Member, Message, Role
 from tidings.service.chat.data.caches import chat_caches
-from tidings.service.chat.data.conversations import SQLConversationRepo
+from tidings.service.chat.data.conversations import CachedConversationRepo, SQLConversationRepo
+from tidings.service.chat.data.messages import SQLMessageRepo
 
 # The second delete runs this long after a write; a reader may see an older value for at most this long.
 DELAY_S = 0.3
@@ -54,6 +55,31 @@ async def shared_redis() -> AsyncIterator[redis.Redis]:
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
     yield client
     await client.aclose()
+
+
+def newest_before(history: list[tuple[float, int]], started: float) -> int:
+    """The newest value of ``(time the write returned, value)`` written more than the bound before ``started``."""
+    return max(value for at, value in history if at <= started - DELAY_S - SLACK_S)
+
+
+async def race(
+    writer: Callable[[], Awaitable[None]], reader: Callable[[], Awaitable[None]], client: redis.Redis, prefix: str
+) -> None:
+    """25 writers and 25 readers until they stop; the test's keys are deleted afterwards."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(25):
+                group.create_task(writer())
+                group.create_task(reader())
+    finally:
+        await delete_prefix(client, prefix)
+
+
+def assert_hits(registry: CollectorRegistry, *caches: str) -> None:
+    for cache in caches:
+        hits = registry.get_sample_value("tidings_it_cache_requests_total", {"cache": cache, "result": "hit"})
+        assert hits is not None
+        assert hits > 0, f"{cache}: the cache served no read meanwhile"
 
 
 async def make_users(users: SQLUserRepo, count: int) -> list[int]:
@@ -97,24 +123,81 @@ async def test_no_stale_read_beyond_the_bound_under_50_readers_and_writers(
         while time.monotonic() < stop_at:
             user = random.choice(ids)
             started = time.monotonic()
-            must_see = max(v for at, v in completed[user] if at <= started - DELAY_S - SLACK_S)
+            must_see = newest_before(completed[user], started)
             seen = int((await random.choice(instances).get(user)).display_name[1:])
             reads += 1
             if seen < must_see:
                 violations.append(f"user {user}: read v{seen}, v{must_see} was written > {DELAY_S}s before")
 
-    try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(25):
-                group.create_task(writer())
-                group.create_task(reader())
-    finally:
-        await delete_prefix(shared_redis, prefix)
+    await race(writer, reader, shared_redis, prefix)
     assert reads > 100
     assert violations == []
-    hits = registry.get_sample_value("tidings_it_cache_requests_total", {"cache": "profile", "result": "hit"})
-    assert hits is not None
-    assert hits > 0  # the cache served reads meanwhile
+    assert_hits(registry, "profile")
+
+
+async def test_conversation_states_are_never_stale_beyond_the_bound_under_50_readers_and_writers(
+    mysql_engine: AsyncEngine, shared_redis: redis.Redis
+) -> None:
+    """What unread counts are made of: heads moved by stored messages (the persist job's invalidation) and read marks
+    moved by members, read through the cache by two chat instances."""
+    prefix = unique("it.states")
+    registry = CollectorRegistry()
+    caches = [chat_caches(kit(shared_redis, registry), prefix) for _ in range(2)]
+    instances = [CachedConversationRepo(mysql_engine, instance) for instance in caches]
+    now = Clock().now_ms()
+    members = [1, 2, 3]
+    cids = [random.randrange(10**12, 10**15) for _ in range(4)]
+    for cid in cids:
+        rows = [Member(cid, user, Role.MEMBER, 0, now) for user in members]
+        await instances[0].create(Conversation(cid, Kind.GROUP, "g", 1, 0, None, now, now, len(members)), rows)
+    stored = SQLMessageRepo(mysql_engine)
+    # (monotonic time the write returned, value): max seq per conversation, read seq per (conversation, member).
+    heads: dict[int, list[tuple[float, int]]] = {cid: [(0.0, 0)] for cid in cids}
+    marks: dict[tuple[int, int], list[tuple[float, int]]] = {(c, u): [(0.0, 0)] for c in cids for u in members}
+    locks = {cid: asyncio.Lock() for cid in cids}
+    violations: list[str] = []
+    reads = 0
+    stop_at = time.monotonic() + 3.0
+
+    async def writer() -> None:
+        while time.monotonic() < stop_at:
+            cid = random.choice(cids)
+            async with locks[cid]:
+                seq = heads[cid][-1][1]
+                if random.random() < 0.5 or seq == 0:
+                    seq += 1
+                    message = Message(random.randrange(10**15, 10**17), cid, seq, 1, f"c{cid}-{seq}", "t", now + seq)
+                    await stored.persist([message])
+                    # What the persist job does after its commit.
+                    await random.choice(caches).heads.invalidate([cid])
+                    heads[cid].append((time.monotonic(), seq))
+                else:
+                    user = random.choice(members)
+                    await random.choice(instances).mark_read(cid, user, seq)
+                    marks[(cid, user)].append((time.monotonic(), seq))
+            await asyncio.sleep(random.uniform(0, 0.02))
+
+    async def reader() -> None:
+        nonlocal reads
+        while time.monotonic() < stop_at:
+            user = random.choice(members)
+            started = time.monotonic()
+            wanted = {
+                cid: (newest_before(heads[cid], started), newest_before(marks[(cid, user)], started)) for cid in cids
+            }
+            for state in await random.choice(instances).states(user, cids):
+                reads += 1
+                max_seq, read_seq = wanted[state.conversation_id]
+                if state.max_seq < max_seq or state.read_seq < read_seq:
+                    violations.append(
+                        f"{state.conversation_id}/{user}: read ({state.max_seq}, {state.read_seq}), "
+                        f"({max_seq}, {read_seq}) was written > {DELAY_S}s before"
+                    )
+
+    await race(writer, reader, shared_redis, prefix)
+    assert reads > 100
+    assert violations == []
+    assert_hits(registry, "head", "read")
 
 
 async def test_one_load_for_a_thousand_concurrent_misses_on_mariadb(
