@@ -67,7 +67,10 @@ def test_direct_chat_live_in_order_with_unread_badge_read_mark_typing_presence_a
     alice.composer.press_sequentially("Lunch at noon?")
     alice.composer.press("Enter")
     bob.expect_texts(["Hi Bob!", "Are you there?", "Yes", "Great.\nLunch at noon?"])
+    bob.composer.press_sequentially("Sure")
+    expect(alice.page.locator("#thread-sub")).to_have_text(f"{bob.username} is typing…")
     alice.page.screenshot(path=screenshots / "chat.png")
+    bob.composer.fill("")
 
     alice.say("Oops, wrong chat")
     bob.expect_texts(["Hi Bob!", "Are you there?", "Yes", "Great.\nLunch at noon?", "Oops, wrong chat"])

@@ -488,6 +488,12 @@ function focusConversation(id) {
 
 let readTimer = null;
 
+/** Whether the person is looking at this conversation now (so whatever arrives in it is read). */
+function reading(id) {
+  const found = state.threads.get(id);
+  return id === state.current && Boolean(found && found.loaded) && document.visibilityState === 'visible';
+}
+
 /** Mark the open conversation read up to its newest message, once things settle and the page is seen. */
 function markReadSoon() {
   clearTimeout(readTimer);
@@ -498,7 +504,7 @@ async function markRead(attempt = 0) {
   const id = state.current;
   const conversation = state.conversations.get(id);
   const found = state.threads.get(id);
-  if (!conversation || !found || !found.loaded || document.visibilityState !== 'visible') return;
+  if (!conversation || !reading(id)) return;
   const seq = Math.max(lastSeq(found), conversation.max_seq);
   if (seq <= conversation.read_seq && attempt === 0) return;
   conversation.read_seq = Math.max(conversation.read_seq, seq);
@@ -666,7 +672,7 @@ function conversationItem(conversation) {
     : `${last.sender_id === state.me.id ? 'You: ' : conversation.kind === 'group' ? `${nameOf(last.sender_id)}: ` : ''}${
         last.recalled ? 'Message recalled' : last.text
       }`;
-  const unread = conversation.unread_count;
+  const unread = reading(conversation.id) ? 0 : conversation.unread_count; // being read: the mark follows
   return h(
     'li',
     { dataset: { conversationId: conversation.id } },
@@ -915,6 +921,7 @@ function submitMessage(event) {
   }
   input.value = '';
   renderComposer();
+  lastTypingSent = 0; // the others stop showing "typing" when the message lands: announce the next one at once
   send(state.current, text);
   input.focus();
 }
