@@ -27,6 +27,7 @@ from tidings.bff.data.relay import GrpcRelay
 from tidings.bff.service import ws
 from tidings.bff.service.delivery import DeliveryServicer
 from tidings.bff.service.gateway import GatewayServicer
+from tidings.bff.service.gateway import add_to_server as add_gateway_to_server
 from tidings.chat.v1 import chat_pb2
 from tidings.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2, gateway_pb2_grpc
 from tidings.pkg import trace
@@ -80,7 +81,7 @@ class Bff:
         delivery = DeliveryServicer(self.hub)
 
         def register(grpc_server: grpc.aio.Server) -> None:
-            gateway_pb2_grpc.add_GatewayServicer_to_server(gateway, grpc_server)
+            add_gateway_to_server(gateway, grpc_server)
             delivery_pb2_grpc.add_DeliveryServiceServicer_to_server(delivery, grpc_server)
 
         self.grpc = GrpcServer(
@@ -387,3 +388,22 @@ async def test_a_stream_the_client_half_closes_ends_ok_and_its_route_goes(bff: B
         assert await stream.call.code() == grpc.StatusCode.OK
     await bff.hub.drain()
     assert await bff.routes.routes_for([alice]) == {}
+
+
+async def test_bytes_that_are_no_frame_get_an_error_frame_and_the_stream_stays_open(bff: Bff) -> None:
+    _, token = bff.accounts.add("alice")
+    async with grpc.aio.insecure_channel(bff.address) as channel:
+        # A client whose frames are raw bytes, as a broken or hostile one may send.
+        connect_raw = channel.stream_stream(
+            "/tidings.gateway.v1.Gateway/Connect", response_deserializer=gateway_pb2.ConnectResponse.FromString
+        )
+        call = connect_raw(metadata=(("authorization", f"Bearer {token}"),))
+        await call.write(b"\xff\xff\xff\xff not protobuf")
+        async with asyncio.timeout(WAIT_S):
+            error = await call.read()
+        assert (error.WhichOneof("frame"), error.error.code, error.error.metadata["field"]) == ("error", 400, "frame")
+        await call.write(gateway_pb2.ConnectRequest(ref=7, ping=gateway_pb2.PingFrame()).SerializeToString())
+        async with asyncio.timeout(WAIT_S):
+            pong = await call.read()
+        assert (pong.ref, pong.WhichOneof("frame")) == (7, "pong")
+        call.cancel()

@@ -17,8 +17,9 @@ from tidings.bff.data.relay import GrpcRelay
 from tidings.bff.service import web, ws
 from tidings.bff.service.delivery import DeliveryServicer
 from tidings.bff.service.gateway import GatewayServicer
+from tidings.bff.service.gateway import add_to_server as add_gateway_to_server
 from tidings.bff.service.http import router
-from tidings.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2, gateway_pb2_grpc
+from tidings.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2
 from tidings.pkg.app import Module, Server
 from tidings.pkg.conf import ModuleConf, RealtimeConf
 from tidings.pkg.infra import Infra
@@ -79,7 +80,7 @@ async def wire(infra: Infra) -> Module:
     delivery = DeliveryServicer(hub)
 
     def register(grpc_server: grpc.aio.Server) -> None:
-        gateway_pb2_grpc.add_GatewayServicer_to_server(gateway, grpc_server)
+        add_gateway_to_server(gateway, grpc_server)
         delivery_pb2_grpc.add_DeliveryServiceServicer_to_server(delivery, grpc_server)
 
     assert conf.grpc is not None  # instance_address checked it

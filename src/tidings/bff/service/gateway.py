@@ -3,6 +3,8 @@
 The token travels in the ``authorization`` metadata (``Bearer <token>``); a bad one fails the call with
 UNAUTHENTICATED before anything is sent. Then initial metadata ``x-session-id`` and ``x-server-time``, and the
 events and answers as ``ConnectResponse`` frames. The handler is an async generator, as the interceptors need.
+Client frames arrive as bytes (``add_to_server``) and are decoded here: bytes that are no ``ConnectRequest`` get an
+error frame, as on the WebSocket, instead of ending the stream as grpc's own decoding would.
 
 How a stream ends: the client half-closes or cancels (OK / CANCELLED); the token expires or is revoked
 (UNAUTHENTICATED); the client reads too slowly (RESOURCE_EXHAUSTED, reason RATE_LIMITED); it sent nothing within
@@ -17,6 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, assert_never
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from tidings.bff.biz.ports import AccountRepo, RealtimeMetrics
 from tidings.bff.biz.realtime.events import (
@@ -41,13 +44,14 @@ from tidings.bff.biz.realtime.session import CloseReason, Session
 from tidings.bff.codec import event_to_pb, message_to_pb
 from tidings.bff.service.connection import answer, authenticate, refuse
 from tidings.bff.service.schema import rfc3339
+from tidings.bff.service.ws_codec import BadFrame
 from tidings.gateway.v1 import gateway_pb2 as pb
-from tidings.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from tidings.pkg import errors, log
 from tidings.pkg.errors import FieldViolation, TidingsError
 from tidings.pkg.middleware import validation
 
 TRANSPORT = "grpc"
+SERVICE = "tidings.gateway.v1.Gateway"
 # How long a stream whose session closed may stay stuck writing to a client that does not read.
 _STUCK_WRITE_S = 1.0
 
@@ -82,7 +86,40 @@ def bearer(metadata: Sequence[tuple[str, Any]] | None) -> str:
     return ""
 
 
-class GatewayServicer(pb_grpc.GatewayServicer):
+def add_to_server(servicer: GatewayServicer, server: grpc.aio.Server) -> None:
+    """Serve ``Gateway/Connect`` with ``servicer``, handing it each client frame as the bytes that came."""
+    handlers = {
+        "Connect": grpc.stream_stream_rpc_method_handler(
+            servicer.Connect, response_serializer=pb.ConnectResponse.SerializeToString
+        )
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
+
+
+def decode(raw: bytes, *, max_bytes: int) -> pb.ConnectRequest:
+    """The client frame in ``raw``, checked against its contract; ``BadFrame`` (400 naming the field, and the
+    frame's ref when it could be read) otherwise."""
+    try:
+        request = pb.ConnectRequest.FromString(raw)
+    except DecodeError:
+        raise BadFrame(_invalid_frame("must be one tidings.gateway.v1.ConnectRequest")) from None
+    if len(raw) > max_bytes:
+        raise BadFrame(_invalid_frame(f"must be at most {max_bytes} bytes"), request.ref)
+    try:
+        validation.check(request)
+    except TidingsError as error:
+        raise BadFrame(error, request.ref) from None
+    return request
+
+
+def _invalid_frame(description: str) -> TidingsError:
+    return errors.invalid_fields([FieldViolation("frame", description)])
+
+
+class GatewayServicer:
+    """``Gateway/Connect``, registered by ``add_to_server`` (not the generated helper: frames come as bytes)."""
+
     def __init__(
         self,
         accounts: AccountRepo,
@@ -99,7 +136,7 @@ class GatewayServicer(pb_grpc.GatewayServicer):
         self._request_timeout_s = request_timeout_s
 
     async def Connect(
-        self, request_iterator: AsyncIterator[pb.ConnectRequest], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ConnectResponse]:
         token = bearer(context.invocation_metadata())
         identity = await authenticate(self._accounts, token, timeout_s=self._request_timeout_s)
@@ -125,30 +162,22 @@ class GatewayServicer(pb_grpc.GatewayServicer):
         finally:
             self._hub.disconnect(session)
 
-    async def _read(self, requests: AsyncIterator[pb.ConnectRequest], session: Session) -> None:
+    async def _read(self, requests: AsyncIterator[bytes], session: Session) -> None:
         max_bytes = self._hub.conf.max_frame_bytes
         try:
-            async for request in requests:
+            async for raw in requests:
                 session.seen(self._hub.clock.monotonic())
-                frame = self._inbound(request, session, max_bytes)
-                if frame is not None:
-                    await answer(self._frames, session, frame, transport=TRANSPORT, timeout_s=self._request_timeout_s)
+                try:
+                    frame = inbound(decode(raw, max_bytes=max_bytes))
+                except BadFrame as bad:
+                    self._metrics.bad_frame(TRANSPORT)
+                    refuse(session, bad.ref, bad.error, transport=TRANSPORT)
+                    continue
+                await answer(self._frames, session, frame, transport=TRANSPORT, timeout_s=self._request_timeout_s)
         except Exception as exc:
             _log.debug("gateway stream read ended", error=repr(exc))
         # The client half-closed or went away: the stream ends with it.
         session.close(CloseReason.CLIENT_CLOSED)
-
-    def _inbound(self, request: pb.ConnectRequest, session: Session, max_bytes: int) -> Inbound | None:
-        """The frame in ``request``, or None after answering a frame that breaks the contract's rules."""
-        try:
-            if request.ByteSize() > max_bytes:
-                raise errors.invalid_fields([FieldViolation("frame", f"must be at most {max_bytes} bytes")])
-            validation.check(request)
-        except TidingsError as error:
-            self._metrics.bad_frame(TRANSPORT)
-            refuse(session, request.ref, error, transport=TRANSPORT)
-            return None
-        return inbound(request)
 
 
 def inbound(request: pb.ConnectRequest) -> Inbound:
