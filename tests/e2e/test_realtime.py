@@ -7,6 +7,8 @@ get clear errors."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -14,7 +16,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import grpc
+import jwt
 import pytest
+import yaml
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from tests.e2e.client import Client, Device, Person, StreamDevice
 from tests.e2e.conftest import fresh_database
@@ -317,3 +324,145 @@ async def test_a_killed_bff_s_clients_reconnect_to_the_other_and_catch_up_with_n
             await device.close()
         await via_one.close()
         await via_two.close()
+
+
+# 3. Bad frames and bad tokens -----------------------------------------------------------------------------------
+
+
+async def ws_error(device: Device, raw: str | bytes) -> dict[str, Any]:
+    """The error frame answering ``raw``; a ping after it is answered, so the connection stayed open."""
+    seen = len(device.frames)
+    await device.send_raw(raw)
+    assert (await device.ask({"type": "ping"}))["type"] == "pong"
+    errors = [frame for frame in device.frames[seen:] if frame["type"] == "error"]
+    assert len(errors) == 1, device.frames[seen:]
+    error: dict[str, Any] = errors[0]["error"]
+    assert len(error["trace_id"]) == 32
+    assert error["reason"]
+    assert error["message"]
+    return error
+
+
+async def stream_error(device: StreamDevice, request: pb.ConnectRequest) -> pb.ErrorFrame:
+    """The error frame answering ``request``; a ping after it is answered, so the stream stayed open."""
+    answer = await device.ask(request)
+    assert answer.WhichOneof("frame") == "error", answer
+    assert (await device.ask(pb.ConnectRequest(ping=pb.PingFrame()))).WhichOneof("frame") == "pong"
+    assert len(answer.error.trace_id) == 32
+    assert answer.error.reason
+    assert answer.error.message
+    return answer.error
+
+
+def expired_token(person: Person) -> str:
+    """``person``'s access token as it is once its time is up: the same claims, signed the same way, past expiry."""
+    secret = yaml.safe_load((ROOT / "configs" / "stack.yaml").read_text())["auth"]["jwt_secret"]
+    claims = jwt.decode(person.headers["Authorization"].removeprefix("Bearer "), options={"verify_signature": False})
+    issued = int(time.time()) - 3600
+    return jwt.encode({**claims, "iat_ms": issued * 1000, "exp": issued + 60}, secret, algorithm="HS256")
+
+
+@pytest.mark.timeout(180)
+async def test_bad_frames_get_an_error_with_a_reason_and_bad_tokens_are_refused_at_the_handshake(
+    one_bff: System,
+) -> None:
+    bff = one_bff.bffs[0]
+    client = Client(bff.http_url)
+    devices: list[Device | StreamDevice] = []
+    try:
+        alice, bob, carol, dave = [await client.register(name) for name in ("alice", "bob", "carol", "dave")]
+        direct = (await client.direct(alice, bob))["id"]
+        foreign = (await client.direct(carol, dave))["id"]
+        # What REST answers Alice for someone else's conversation: the socket and the stream answer the same.
+        refused = await client.send(alice, foreign, "not mine")
+        assert refused.status_code in (403, 404), refused.text
+        not_hers = refused.json()["error"]["reason"]
+
+        socket, stream = Device(bff.ws_url, alice), StreamDevice(bff.grpc_address, alice)
+        devices += [socket, stream]
+        await socket.connect()
+        await stream.connect()
+
+        # WebSocket: what cannot be read is a 400 naming the field; a frame that can be read echoes its ref.
+        unreadable: list[tuple[str | bytes, str]] = [
+            ("not json", "frame"),
+            (b"\xff\xfe\x00 not utf-8", "frame"),
+            ("[1, 2]", "frame"),
+            (json.dumps({"type": "shout"}), "type"),
+            (json.dumps({"type": "send", "conversation_id": direct, "text": "no client_msg_id"}), "client_msg_id"),
+            (json.dumps({"type": "typing", "conversation_id": "-4"}), "conversation_id"),
+            (json.dumps({"type": "ping", "pad": "x" * 70_000}), "frame"),
+        ]
+        for raw, field in unreadable:
+            error = await ws_error(socket, raw)
+            assert (error["code"], error["metadata"]["field"]) == (400, field), (raw[:40], error)
+        unknown = await socket.ask({"type": "shout"})
+        assert (unknown["type"], unknown["error"]["metadata"]["field"]) == ("error", "type")
+        # Too big to be read at all: refused before it is parsed, so without the ref it may carry.
+        big_send = {"type": "send", "ref": "big", "conversation_id": direct, "client_msg_id": "c", "text": "x" * 70_000}
+        oversized = await ws_error(socket, json.dumps(big_send))
+        assert (oversized["code"], oversized["metadata"]["field"]) == (400, "frame")
+        for frame in (
+            {"type": "send", "conversation_id": foreign, "client_msg_id": "c-1", "text": "not mine"},
+            {"type": "typing", "conversation_id": foreign},
+            {"type": "read", "conversation_id": foreign, "seq": 1},
+        ):
+            answer = await socket.ask(frame)
+            assert (answer["type"], answer["error"]["reason"]) == ("error", not_hers), answer
+
+        # gRPC stream: a frame with nothing in it, an oversized one, someone else's conversation.
+        empty = await stream_error(stream, pb.ConnectRequest())
+        assert (empty.code, empty.metadata["field"]) == (400, "frame")
+        big = pb.SendFrame(conversation_id=int(direct), client_msg_id="c", text="x" * 70_000)
+        too_big = await stream_error(stream, pb.ConnectRequest(send=big))
+        assert (too_big.code, too_big.metadata["field"]) == (400, "frame")
+        for request in (
+            pb.ConnectRequest(send=pb.SendFrame(conversation_id=int(foreign), client_msg_id="c-1", text="not mine")),
+            pb.ConnectRequest(typing=pb.TypingFrame(conversation_id=int(foreign))),
+            pb.ConnectRequest(read=pb.ReadFrame(conversation_id=int(foreign), seq=1)),
+        ):
+            assert (await stream_error(stream, request)).reason == not_hers
+
+        # Bytes that are no ConnectRequest at all, from a client that writes raw frames.
+        async with grpc.aio.insecure_channel(bff.grpc_address) as channel:
+            connect_raw = channel.stream_stream(
+                "/tidings.gateway.v1.Gateway/Connect", response_deserializer=pb.ConnectResponse.FromString
+            )
+            call = connect_raw(metadata=stream.metadata)
+            await call.write(b"\xff\xff\xff\xff not protobuf")
+            await call.write(pb.ConnectRequest(ref=77, ping=pb.PingFrame()).SerializeToString())
+            async with asyncio.timeout(LIVE_S):
+                garbage, pong = await call.read(), await call.read()
+            assert isinstance(garbage, pb.ConnectResponse)
+            assert isinstance(pong, pb.ConnectResponse)
+            assert (garbage.error.code, garbage.error.metadata["field"]) == (400, "frame")
+            assert (pong.ref, pong.WhichOneof("frame")) == (77, "pong")
+            call.cancel()
+
+        # Both still work: a message sent over each is stored, and both devices get both.
+        sent = [await send_ws(socket, direct, "still here"), await send_stream(stream, direct, "me too")]
+        for device in (socket, stream):
+            assert await device.wait_for({m["id"] for m in sent}, LIVE_S) == set()
+
+        # Handshake: a missing, forged or expired token is refused before anything is served.
+        for token, reason in [
+            ("", "UNAUTHENTICATED"),
+            ("forged", "TOKEN_INVALID"),
+            (expired_token(alice), "TOKEN_EXPIRED"),
+        ]:
+            with pytest.raises(InvalidStatus) as denied:
+                async with connect(f"{bff.ws_url}?token={token}"):
+                    pass
+            assert denied.value.response.status_code == 401
+            body = json.loads(denied.value.response.body or b"{}")
+            assert (body["error"]["code"], body["error"]["reason"]) == (401, reason), body
+            refused_stream = StreamDevice(
+                bff.grpc_address, Person(alice.id, alice.username, {"Authorization": f"Bearer {token}"})
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as unauthenticated:
+                await refused_stream.connect()
+            assert unauthenticated.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        for device in devices:
+            await device.close()
+        await client.close()
