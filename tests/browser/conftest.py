@@ -26,7 +26,7 @@ MODULES = ("bff", "account", "chat", "job", "task", "admin")
 GRPC_MODULES = ("bff", "account", "chat")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``tidings dev`` on free ports, run from an empty folder so its SQLite files and event log start empty."""
     workdir = tmp_path_factory.mktemp("web")
@@ -73,13 +73,13 @@ def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path, timeout_
             time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"no Chromium at {CHROMIUM}: run ./scripts/browser (or set TIDINGS_CHROMIUM)")

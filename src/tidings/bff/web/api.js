@@ -86,7 +86,13 @@ export class Api {
     try {
       return await this.send(method, path, body, auth);
     } catch (error) {
-      if (!auth || !(error instanceof ApiError) || error.status !== 401 || !REFRESHABLE.has(error.reason)) throw error;
+      if (!auth || !(error instanceof ApiError) || error.status !== 401) throw error;
+      if (!REFRESHABLE.has(error.reason)) {
+        // Revoked or not ours: no refresh will help, the person has to log in again.
+        this.signOut();
+        this.onSignedOut(error);
+        throw error;
+      }
       await this.refresh();
       return this.send(method, path, body, auth);
     }

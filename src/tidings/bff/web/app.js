@@ -173,6 +173,7 @@ function caughtUpAgainSoon() {
 }
 
 async function doCatchUp() {
+  const before = new Set(state.conversations.keys()); // one created while the sync is under way stays
   const sync = await api.get('/v1/sync');
   state.me = sync.me;
   state.users.set(sync.me.id, sync.me);
@@ -182,7 +183,7 @@ async function doCatchUp() {
     known.add(conversation.id);
     mergeConversation(conversation);
   }
-  for (const id of [...state.conversations.keys()]) if (!known.has(id)) state.conversations.delete(id);
+  for (const id of before) if (!known.has(id)) state.conversations.delete(id); // left or removed meanwhile
   await loadUsers(sync.conversations.flatMap((conv) => conv.member_ids));
   renderList();
   if (state.current && !state.conversations.has(state.current)) closeThread();
@@ -199,7 +200,7 @@ async function doCatchUp() {
 function onFrame(frame) {
   switch (frame.type) {
     case 'message.new':
-      receiveLive(frame.message);
+      receiveLive(frame.message).catch(fail);
       break;
     case 'message.recalled':
       recalled(frame.conversation_id, frame.message_id);
