@@ -1,10 +1,12 @@
-"""``tidings bench fanout``: send -> deliver latency over WebSocket for direct chats and one big group.
+"""``tidings bench fanout``: send -> deliver latency over WebSocket for direct chats, small groups and one big group.
 
-It starts ``tidings dev`` on free ports in a scratch directory (or targets ``--url``), registers C users, pairs most
-of them in direct chats and puts up to 1,000 (half of C) in one group, connects one WebSocket per user, measures the
-bff's RSS per idle connection (``/proc/<pid>/status`` VmRSS before and after connecting), then sends at a target rate
-for a while and times every ``message.new`` from just before the send's POST to its arrival on each other member's
-socket. The results, the config, the commit, the date and the machine are appended to a Markdown file.
+It starts the system on free ports in a scratch directory (``tidings dev``, or one ``tidings serve <module>`` per
+module for a config on Kafka, see ``bench.system``) or targets ``--url``, registers C users, puts up to 1,000 (half
+of C) in one group and the rest in direct pairs and groups of ``--small-group`` members, connects one WebSocket per
+user, measures the bff's RSS per idle connection (``/proc/<pid>/status`` VmRSS before and after connecting), then
+sends at a target rate for a while and times every ``message.new`` from just before the send's POST to its arrival
+on each other member's socket. The results, the config, the commit, the date and the machine are appended to a
+Markdown file.
 """
 
 from __future__ import annotations
@@ -27,9 +29,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tidings.bench.record import append, commit, machine
-from tidings.bench.system import dev_system, percentile, rss_kib
+from tidings.bench.system import Shape, describe, modules, percentile, rss_kib, start
 
 GROUP_MAX = 1000  # the largest group the bench builds (chat's create limit is 1,000 listed members)
+# Of the users outside the big group, the share seated in small groups (the others in direct pairs).
+SMALL_GROUP_SHARE = 0.4
+# Waiting for the last copies: until all arrived, or none arrived for this long (at most STRAGGLERS_MAX_S).
+STRAGGLERS_QUIET_S = 10.0
+STRAGGLERS_MAX_S = 120.0
 
 
 @dataclass
@@ -38,10 +45,12 @@ class Config:
     rate: float
     duration_s: float
     group_rate: float
+    small_group: int
     url: str | None
     bff_pid: int | None
     output: Path
-    dev_config: Path
+    config: Path
+    shape: Shape
 
 
 @dataclass
@@ -137,25 +146,62 @@ class Bench:
 
 async def run(config: Config) -> dict[str, Any]:
     """The whole benchmark; answers the measured numbers."""
-    if config.url is None:
-        async with dev_system(config.dev_config) as (url, pid):
-            return await measure(url, pid, config)
-    return await measure(config.url, config.bff_pid, config)
+    if config.url is not None:
+        return await measure(config.url, config.bff_pid, config)
+    async with start(config.config, modules(config.shape, config.config)) as system:
+        return await measure(system.url, system.pids.get("bff", system.pids.get("dev")), config)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Who talks where: the big group, the small groups and the direct pairs, as users."""
+
+    group: list[User]
+    small_groups: list[list[User]]
+    pairs: list[tuple[User, User]]
+
+
+def layout(users: list[User], small_group: int) -> Layout:
+    group_size = min(GROUP_MAX, max(2, len(users) // 2))
+    group, rest = users[:group_size], users[group_size:]
+    if len(rest) < 2:
+        rest = users
+    seated = int(len(rest) * SMALL_GROUP_SHARE) // small_group * small_group
+    small = [rest[i : i + small_group] for i in range(0, seated, small_group)]
+    paired = rest[seated:]
+    return Layout(group, small, [(paired[i], paired[i + 1]) for i in range(0, len(paired) - 1, 2)])
+
+
+async def stragglers(bench: Bench) -> None:
+    """Wait until every recipient has its copy, or none has come for ``STRAGGLERS_QUIET_S``."""
+    deadline = time.monotonic() + STRAGGLERS_MAX_S
+    last_count, last_change = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        missing = sum(1 for mid, s in bench.sent.items() for r in s.recipients if mid not in r.received)
+        if missing == 0:
+            return
+        if missing != last_count:
+            last_count, last_change = missing, time.monotonic()
+        elif time.monotonic() - last_change > STRAGGLERS_QUIET_S:
+            return
+        await asyncio.sleep(0.2)  # the sockets announce nothing: look again
 
 
 async def measure(url: str, pid: int | None, config: Config) -> dict[str, Any]:
     ws_url = url.replace("http", "ws", 1) + "/v1/ws"
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
         bench = Bench(http, ws_url, config)
         users = await bench.register(config.clients)
-        group_size = min(GROUP_MAX, max(2, config.clients // 2))
-        members, rest = users[:group_size], users[group_size:]
-        if len(rest) < 2:
-            rest = users
-        group = await bench.group(members[0], members[1:])
-        pairs = [(rest[i], rest[i + 1]) for i in range(0, len(rest) - 1, 2)]
-        directs = list(await asyncio.gather(*(bench.direct(a, b) for a, b in pairs)))
+        seats = layout(users, config.small_group)
+        group = await bench.group(seats.group[0], seats.group[1:])
+        smalls = list(await asyncio.gather(*(bench.group(g[0], g[1:]) for g in seats.small_groups)))
+        directs = list(await asyncio.gather(*(bench.direct(a, b) for a, b in seats.pairs)))
+        # Everything but the big group, picked uniformly: (kind, conversation, members).
+        others: list[tuple[str, str, list[User]]] = [
+            *((f"group:{len(g)}", cid, g) for cid, g in zip(smalls, seats.small_groups, strict=True)),
+            *(("direct", cid, [a, b]) for cid, (a, b) in zip(directs, seats.pairs, strict=True)),
+        ]
         rss_before = rss_kib(pid) if pid else None
         await asyncio.gather(*(bench.connect(user) for user in users))
         await asyncio.sleep(2)  # let the connections settle (routes written, buffers allocated)
@@ -169,37 +215,30 @@ async def measure(url: str, pid: int | None, config: Config) -> dict[str, Any]:
             async with in_flight:
                 await bench.send(kind, sender, conversation, recipients)
 
-        start = time.monotonic()
+        began = time.monotonic()
         n = group_n = 0
-        while (elapsed := time.monotonic() - start) < config.duration_s:
+        while (elapsed := time.monotonic() - began) < config.duration_s:
             if group_n < elapsed * config.group_rate:
                 group_n += 1
-                job = paced(f"group:{group_size}", rng.choice(members), group, members)
+                job = paced(f"group:{len(seats.group)}", rng.choice(seats.group), group, seats.group)
             else:
-                index = rng.randrange(len(pairs))
-                a, b = pairs[index]
-                sender = a if rng.random() < 0.5 else b
-                job = paced("direct", sender, directs[index], [a, b])
+                kind, conversation, members = rng.choice(others)
+                job = paced(kind, rng.choice(members), conversation, members)
             n += 1
             task = asyncio.create_task(job)
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-            await asyncio.sleep(max(0.0, start + n / config.rate - time.monotonic()))
+            await asyncio.sleep(max(0.0, began + n / config.rate - time.monotonic()))
         await asyncio.gather(*tasks)
-        send_seconds = time.monotonic() - start
-        # Bounded wait for the stragglers: until every recipient has its copy, at most 15 s.
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not all(  # noqa: ASYNC110 - the sockets announce nothing
-            mid in r.received for mid, s in bench.sent.items() for r in s.recipients
-        ):
-            await asyncio.sleep(0.2)
+        send_seconds = time.monotonic() - began
+        await stragglers(bench)
         for user in users:
             if user.socket is not None:
                 await user.socket.close()
             if user.reader is not None:
                 await asyncio.gather(user.reader, return_exceptions=True)
 
-    return summarize(bench, users, config, send_seconds, group_size, rss_before, rss_after)
+    return summarize(bench, users, config, send_seconds, len(seats.group), rss_before, rss_after)
 
 
 def summarize(
@@ -251,15 +290,18 @@ def summarize(
 
 
 def report(results: dict[str, Any], config: Config) -> str:
-    target = config.url or "tidings dev (embedded adapters, started by the bench)"
+    if config.url is not None:
+        target = f"a running system at {config.url}"
+    else:
+        target = describe(config.config, modules(config.shape, config.config))
     lines = [
         f"## fanout — {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {commit()}",
         "",
         f"- machine: {machine()}",
         f"- system: {target}",
         f"- config: {results['clients']} WebSocket clients, one group of {results['group_size']} members, the rest "
-        f"in direct pairs; target {config.rate:g} msgs/s for {config.duration_s:g} s "
-        f"({config.group_rate:g} group msgs/s among them)",
+        f"in groups of {config.small_group} and direct pairs; target {config.rate:g} msgs/s for "
+        f"{config.duration_s:g} s ({config.group_rate:g} msgs/s to the big group among them)",
         f"- sent: {results['sent']} messages at {results['achieved_rate']:.1f} msgs/s achieved, "
         f"{results['send_errors']} send errors",
         f"- delivered: {results['deliveries']} of {results['expected_deliveries']} expected copies, "
@@ -289,18 +331,24 @@ def command(
     clients: Annotated[int, typer.Option(help="Concurrent WebSocket clients (one user each).", min=4)] = 2000,
     rate: Annotated[float, typer.Option(help="Target messages per second, all conversations.", min=1)] = 500,
     duration: Annotated[float, typer.Option(help="Seconds of sending.", min=1)] = 10,
-    group_rate: Annotated[float, typer.Option(help="Of those, group messages per second.", min=0)] = 2,
-    url: Annotated[str | None, typer.Option(help="Target this bff instead of starting tidings dev.")] = None,
+    group_rate: Annotated[float, typer.Option(help="Of those, messages per second to the big group.", min=0)] = 2,
+    small_group: Annotated[int, typer.Option(help="Members of each small group.", min=3)] = 10,
+    url: Annotated[str | None, typer.Option(help="Target this bff instead of starting a system.")] = None,
     bff_pid: Annotated[int | None, typer.Option(help="With --url: the bff's pid, for RSS per connection.")] = None,
-    config: Annotated[Path, typer.Option("--config", help="Config of the tidings dev it starts.")] = Path(
+    config: Annotated[Path, typer.Option("--config", help="Config of the system it starts.")] = Path(
         "configs/dev.yaml"
+    ),
+    shape: Annotated[Shape, typer.Option(help="dev: one process; serve: one per module; auto: by the bus.")] = (
+        Shape.auto
     ),
     output: Annotated[Path, typer.Option(help="Markdown file the results are appended to.")] = Path(
         "docs/BENCHMARKS.md"
     ),
 ) -> None:
     """Send -> deliver latency per conversation size, deliveries/s and RSS per idle connection; appended to OUTPUT."""
-    settings = Config(clients, rate, duration, group_rate, url, bff_pid, output, config.resolve())
+    settings = Config(
+        clients, rate, duration, group_rate, small_group, url, bff_pid, output, config.resolve(), shape
+    )  # fmt: skip
     results = asyncio.run(run(settings))
     section = report(results, settings)
     append(output, section)

@@ -19,7 +19,6 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,19 +26,10 @@ import httpx
 import typer
 
 from tidings.bench.record import append, commit, machine
-from tidings.bench.system import MESSAGE_PATH, cpu_seconds, percentile, start
-from tidings.pkg import conf
+from tidings.bench.system import Shape, cpu_seconds, describe, modules, percentile, start
 
 BENCH_CLIENT = "bench client"  # this process: it shares the machine's cores with the system it measures
 GROUP_MAX = 1000  # chat's create limit on listed members
-
-
-class Shape(StrEnum):
-    """How the bench runs the system it starts: ``auto`` picks ``serve`` for a config on Kafka, else ``dev``."""
-
-    auto = "auto"
-    dev = "dev"
-    serve = "serve"
 
 
 @dataclass(frozen=True)
@@ -212,18 +202,11 @@ def _cpu(pids: dict[str, int]) -> dict[str, float]:
     return {name: cpu_seconds(pid) for name, pid in pids.items()}
 
 
-def _shape(config: Config) -> Shape:
-    if config.shape is not Shape.auto:
-        return config.shape
-    return Shape.serve if conf.load(config.config).bus.kind == "kafka" else Shape.dev
-
-
 async def run(config: Config) -> dict[str, Any]:
     """The whole benchmark; answers the measured numbers."""
     if config.url is not None:
         return await measure(config.url, config.pids, config)
-    modules = list(MESSAGE_PATH) if _shape(config) is Shape.serve else None
-    async with start(config.config, modules) as system:
+    async with start(config.config, modules(config.shape, config.config)) as system:
         return await measure(system.url, system.pids, config)
 
 
@@ -262,11 +245,9 @@ async def measure(url: str, pids: dict[str, int], config: Config) -> dict[str, A
 
 def report(results: dict[str, Any], config: Config) -> str:
     if config.url is not None:
-        system = f"a running system at {config.url}"
-    elif _shape(config) is Shape.serve:
-        system = f"`tidings serve <module>` per module ({', '.join(MESSAGE_PATH)}), started by the bench"
+        system = f"a running system at {config.url}; config `{config.config.name}`"
     else:
-        system = "`tidings dev` (every module in one process), started by the bench"
+        system = describe(config.config, modules(config.shape, config.config))
     errors = ", ".join(f"{n} {kind}" for kind, n in sorted(results["errors"].items())) or "none"
     if results["persist_lag_s"] is None:
         persisted = (
@@ -281,7 +262,7 @@ def report(results: dict[str, Any], config: Config) -> str:
         f"## send — {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {commit()}",
         "",
         f"- machine: {machine()}; 1-minute load average {results['load_before']:.2f} before the run",
-        f"- system: {system}; config `{config.config.name}`, log level WARNING; the bench client on the same machine",
+        f"- system: {system}, log level WARNING; the bench client on the same machine",
         f"- workload: {results['users']} users in {results['directs'] + results['groups']} conversations "
         f"({results['directs']} direct, {results['groups']} groups of {config.group_size}), "
         f"{config.concurrency} sends in flight for {config.duration_s:g} s, a fresh client_msg_id each",

@@ -17,9 +17,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import httpx
+
+from tidings.pkg import conf
 
 MODULES = ("bff", "account", "chat", "job", "task", "admin")
 GRPC_MODULES = ("bff", "account", "chat")
@@ -27,6 +30,28 @@ GRPC_MODULES = ("bff", "account", "chat")
 MESSAGE_PATH = ("account", "chat", "job", "bff")
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
+
+
+class Shape(StrEnum):
+    """How a bench runs the system it starts: ``auto`` picks ``serve`` for a config on Kafka, else ``dev``."""
+
+    auto = "auto"
+    dev = "dev"
+    serve = "serve"
+
+
+def modules(shape: Shape, config: Path) -> list[str] | None:
+    """What ``start`` runs for ``shape``: None for ``tidings dev``, else the message path, one process each."""
+    if shape is Shape.auto:
+        shape = Shape.serve if conf.load(config).bus.kind == "kafka" else Shape.dev
+    return list(MESSAGE_PATH) if shape is Shape.serve else None
+
+
+def describe(config: Path, started: list[str] | None) -> str:
+    """The system a bench started, for its report."""
+    if started is None:
+        return f"`tidings dev` (every module in one process), started by the bench; config `{config.name}`"
+    return f"`tidings serve <module>` per module ({', '.join(started)}), started by the bench; config `{config.name}`"
 
 
 def free_port() -> int:
@@ -125,13 +150,6 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
         except TimeoutError:
             process.kill()
             await process.wait()
-
-
-@contextlib.asynccontextmanager
-async def dev_system(config: Path) -> AsyncIterator[tuple[str, int]]:
-    """``tidings dev`` on free ports in a scratch directory; yields (bff URL, its pid) and stops it after."""
-    async with start(config) as system:
-        yield system.url, system.pids["dev"]
 
 
 def rss_kib(pid: int) -> int:
