@@ -179,6 +179,41 @@ async def test_a_cancelled_caller_does_not_cancel_the_others() -> None:
     assert await second == "v"
 
 
+class SlowStore(MemoryStore):
+    """Reads wait until ``opened`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = asyncio.Event()
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        await self.opened.wait()
+        return await super().get_many(keys)
+
+
+async def test_a_caller_cancelled_while_reading_the_store_leaves_the_fetch_to_the_others() -> None:
+    store = SlowStore()
+    cache = make(store)
+    loads = 0
+
+    async def load(key: int) -> str:
+        nonlocal loads
+        loads += 1
+        return "v"
+
+    first = asyncio.create_task(cache.get(1, load))
+    await asyncio.sleep(0)  # the first caller reads the store (in its own task)
+    second = asyncio.create_task(cache.get(1, load))
+    await asyncio.sleep(0)  # the second joins its fetch
+    first.cancel()
+    store.opened.set()
+    async with asyncio.timeout(5):  # a bound on a hang, not a measurement
+        assert await second == "v"
+    assert loads == 1
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
 async def test_a_failing_store_falls_through_to_the_loader_and_is_skipped_for_a_while() -> None:
     store = FailingStore()
     clock = Clock()

@@ -115,24 +115,6 @@ class Cache(Generic[K, V]):
         return base * (1 + self._policy.jitter * (2 * self._rng() - 1))
 
     async def get(self, key: K, load: Callable[[K], Awaitable[V | None]]) -> V | None:
-        store_key = self._key(key)
-        if store_key not in self._flights and not self._breaker.open:
-            # A hit needs no flight: read the store in the caller's own task, which halves the time a hit takes
-            # (no task to schedule). A miss goes on to the flight below, so concurrent misses still load once.
-            try:
-                (raw,) = await self._store.get_many([store_key])
-            except Exception as exc:
-                self._store_failed("get", exc)
-                raw = None
-            if raw is not None:
-                try:
-                    value = decode(self._codec, raw)
-                except Corrupt:
-                    pass  # counted, and overwritten, by the fetch below
-                else:
-                    self._hits.inc()
-                    return value
-
         async def load_one(keys: list[K]) -> Mapping[K, V]:
             value = await load(keys[0])
             return {} if value is None else {keys[0]: value}
@@ -180,9 +162,7 @@ class Cache(Generic[K, V]):
                 batch.flights.append(flight)
             waiting[key] = flight
         if batch.keys:
-            # A task of its own: a caller that goes away (cancelled) does not cancel the fetch others wait on.
-            task = asyncio.create_task(self._run(batch, load_many))
-            task.add_done_callback(_retrieve)
+            await self._start(batch, load_many)
         found: dict[K, V] = {}
         for key, flight in waiting.items():
             value = await asyncio.shield(flight.future)
@@ -190,11 +170,43 @@ class Cache(Generic[K, V]):
                 found[key] = value
         return found
 
-    async def _run(self, batch: _Batch[K], load_many: Callable[[list[K]], Awaitable[Mapping[K, V]]]) -> None:
+    async def _start(self, batch: _Batch[K], load_many: Callable[[list[K]], Awaitable[Mapping[K, V]]]) -> None:
+        """Read the store in the caller's task and answer the hits (a hit then costs no task to schedule); the
+        misses are loaded in a task of their own. Its flights are registered already, so others asking for the
+        same keys meanwhile join them instead of reading or loading again."""
         try:
-            missed = self._answer_hits(batch, await self._read(batch.store_keys))
-            if not missed:
-                return
+            raws = await self._read(batch.store_keys)
+        except BaseException:
+            # The caller went away (cancelled) mid-read: the keys' other waiters still get their fetch.
+            self._spawn(self._run(batch, load_many))
+            raise
+        missed = self._answer_hits(batch, raws)
+        if missed:
+            self._spawn(self._load(batch, missed, load_many))
+
+    def _spawn(self, fetch: Awaitable[None]) -> None:
+        # A task of its own: a caller that goes away (cancelled) does not cancel the fetch others wait on.
+        task = asyncio.ensure_future(fetch)
+        task.add_done_callback(_retrieve)
+
+    async def _run(self, batch: _Batch[K], load_many: Callable[[list[K]], Awaitable[Mapping[K, V]]]) -> None:
+        """The whole fetch in a task: read, answer the hits, load the misses."""
+        try:
+            raws = await self._read(batch.store_keys)
+        except BaseException as exc:
+            for store_key, flight in zip(batch.store_keys, batch.flights, strict=True):
+                _settle(flight, exc)
+                if self._flights.get(store_key) is flight:
+                    del self._flights[store_key]
+            raise
+        missed = self._answer_hits(batch, raws)
+        if missed:
+            await self._load(batch, missed, load_many)
+
+    async def _load(
+        self, batch: _Batch[K], missed: list[int], load_many: Callable[[list[K]], Awaitable[Mapping[K, V]]]
+    ) -> None:
+        try:
             wanted = [batch.keys[index] for index in missed]
             started = self._clock()
             self._loads.inc()
@@ -205,15 +217,14 @@ class Cache(Generic[K, V]):
                 for index in missed:
                     _settle(batch.flights[index], exc)
                 raise
-            for index, key in zip(missed, wanted, strict=True):
-                self._resolve(batch.store_keys[index], batch.flights[index], loaded.get(key))
-            await self._fill(
-                [
-                    (batch.store_keys[index], batch.flights[index], loaded.get(key))
-                    for index, key in zip(missed, wanted, strict=True)
-                ],
-                started,
-            )
+            rows = [
+                (batch.store_keys[index], batch.flights[index], loaded.get(key))
+                for index, key in zip(missed, wanted, strict=True)
+            ]
+            # Stored before answered: whoever asks after an answer finds the value in the store, not a second miss.
+            await self._fill(rows, started)
+            for store_key, flight, value in rows:
+                self._resolve(store_key, flight, value)
         except BaseException as exc:
             for flight in batch.flights:
                 _settle(flight, exc)
