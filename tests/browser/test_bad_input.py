@@ -3,6 +3,8 @@ the server answers is shown in words, not swallowed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from playwright.sync_api import Browser, expect
@@ -64,7 +66,9 @@ def test_limits_are_explained_before_sending(alice: Person, bob: Person) -> None
     expect(hint).to_have_text("")
 
 
-def test_sign_up_and_log_in_failures_are_explained(browser: Browser, base_url: str, alice: Person) -> None:
+def test_sign_up_and_log_in_failures_are_explained(
+    browser: Browser, base_url: str, alice: Person, screenshots: Path
+) -> None:
     person = Person.open(browser, base_url, "erin")
     try:
         page = person.page
@@ -83,6 +87,7 @@ def test_sign_up_and_log_in_failures_are_explained(browser: Browser, base_url: s
         page.get_by_label("Password", exact=True).fill(PASSWORD)
         page.get_by_role("button", name="Sign up").click()
         expect(error).to_have_text("That username is taken. Pick another one.")
+        page.screenshot(path=screenshots / "sign-up-error.png")
         expect(page.get_by_label("Username", exact=True)).to_be_focused()
         page.get_by_role("button", name="Log in instead").click()
         page.get_by_label("Username", exact=True).fill(alice.username)
