@@ -14,6 +14,7 @@ appends the medians and ratios of one run, the config, the commit, the date and 
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import statistics
 import time
@@ -83,7 +84,8 @@ async def run(redis_url: str, mysql_url: str, rounds: int, conversations: int) -
     async with server.begin() as conn:
         await conn.execute(text(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4"))
     url = f"{mysql_url.rstrip('/')}/{database}"
-    results: dict[str, Any] = {}
+    # Everything here is CPU on one machine: what else runs on it moves the numbers, so the report says it.
+    results: dict[str, Any] = {"load_before": os.getloadavg()[0]}
     engine = None
     try:
         await db.upgrade(url)
@@ -209,7 +211,7 @@ def report(r: dict[str, Any], redis_url: str, mysql_url: str, rounds: int, conve
         [
             f"## cache — {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {commit()}",
             "",
-            f"- machine: {machine()}",
+            f"- machine: {machine()}; 1-minute load average {r['load_before']:.2f} before the run",
             f"- system: Redis {redis_url} and MariaDB {mysql_host} on loopback, one client process; medians of "
             f"{rounds} rounds (profile reads: {rounds * 5}; conversation list: {max(5, rounds // 10)}) from one run; "
             "cold = every key of the read deleted (untimed) before each round",
