@@ -188,3 +188,8 @@ def test_phone_width_shows_the_list_or_the_chat(
         phone.page.get_by_role("button", name="Back to conversations").click()
         expect(conversations).to_be_visible()
         expect(phone.conversation(alice.username).get_by_role("button")).to_be_focused()
+        # The keyboard way: Enter opens the focused conversation, Escape goes back to the list.
+        phone.page.keyboard.press("Enter")
+        expect(phone.composer).to_be_focused()
+        phone.page.keyboard.press("Escape")
+        expect(conversations).to_be_visible()

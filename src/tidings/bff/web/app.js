@@ -962,8 +962,10 @@ function bind() {
   byId('scroller').addEventListener('scroll', () => {
     if (byId('scroller').scrollTop < 120) loadOlder();
   });
+  // At phone width Escape goes back to the list, as the back button does; on a desktop both stay in view.
+  const narrow = window.matchMedia('(max-width: 720px)');
   document.addEventListener('keydown', (event) => {
-    if (event.key === 'Escape' && state.current && document.body.dataset.view === 'thread') closeThread();
+    if (event.key === 'Escape' && state.current && narrow.matches) closeThread();
   });
   document.addEventListener('visibilitychange', markReadSoon);
   window.addEventListener('focus', markReadSoon);

@@ -1,4 +1,4 @@
-// DOM helpers. User text only ever becomes a text node: nothing here parses markup.
+// Building the page: user text only ever becomes a text node, nothing here parses markup.
 
 /** An element with attributes, listeners (`onclick`...) and children (nodes or strings, strings as text). */
 export function h(tag, props = {}, ...children) {
