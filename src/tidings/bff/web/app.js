@@ -81,11 +81,17 @@ async function submitAuth(event) {
   event.preventDefault();
   const username = byId('auth-username');
   const password = byId('auth-password');
-  const problem = signingUp
-    ? fieldProblem(username, 'Username') || fieldProblem(password, 'Password')
-    : (username.value ? '' : 'Username is required.') || (password.value ? '' : 'Password is required.');
-  if (problem) {
-    setText(byId('auth-error'), problem);
+  const check = (input, label) =>
+    signingUp ? fieldProblem(input, label) : input.value ? '' : `${label} is required.`;
+  const problems = [
+    [username, check(username, 'Username')],
+    [password, check(password, 'Password')],
+  ];
+  for (const [input, problem] of problems) input.setAttribute('aria-invalid', problem ? 'true' : 'false');
+  const first = problems.find(([, problem]) => problem);
+  if (first) {
+    setText(byId('auth-error'), first[1]);
+    first[0].focus();
     return;
   }
   const button = byId('auth-submit');
@@ -98,7 +104,9 @@ async function submitAuth(event) {
     enterApp();
   } catch (error) {
     setText(byId('auth-error'), describe(error));
-    (error.field === 'password' ? password : username).focus();
+    const field = error.field === 'password' ? password : username;
+    if (error.field || error.reason === 'USERNAME_TAKEN') field.setAttribute('aria-invalid', 'true');
+    field.focus();
   } finally {
     button.disabled = false;
   }
