@@ -3,9 +3,9 @@
 (a) one 100-key operation, naive (100 round trips) vs pipelined (MGET / one pipeline); (b) a profile read that
 hits the cache vs one from MariaDB; (c) 1,000 concurrent requests for one cold key: how many loads reached the
 database (singleflight: must be 1); (d) what ``GET /v1/sync`` asks of chat for a user in 200 conversations, cold vs
-warm cache: the conversation list (member lists cached) and the conversation states (max seq and read seq: heads
-and read marks cached), the states also straight from MariaDB. (d) runs chat's use cases in this process: the
-bff's HTTP and gRPC hops add the same time cold or warm.
+warm cache: ``GET /v1/sync`` itself, through the bff of a system the bench starts (``tidings serve`` per module),
+and chat's use cases behind it run in this process: the conversation list (member lists cached) and the
+conversation states (max seq and read seq: heads and read marks cached), the states also straight from MariaDB.
 
 It works in a scratch database and a scratch key prefix, both removed afterwards, and
 appends the medians and ratios of one run, the config, the commit, the date and the machine to a Markdown file.
@@ -24,14 +24,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import redis.asyncio as redis
 import typer
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tidings.bench import system
 from tidings.bench.record import append, commit, machine
-from tidings.pkg import db
+from tidings.pkg import conf, db
 from tidings.pkg.cache import CacheMetrics, CachePolicy, LocalInvalidator, RedisStore
 from tidings.pkg.cache.factory import CacheKit
 from tidings.pkg.conf import DatabaseConf
@@ -200,12 +202,64 @@ async def run(redis_url: str, mysql_url: str, rounds: int, conversations: int) -
     return results
 
 
+async def sync_over_http(config: Path, rounds: int, conversations: int) -> dict[str, float]:
+    """(d) ``GET /v1/sync`` through the bff of a system this bench starts (``tidings serve`` per module with
+    ``config``, on free ports and bus names of its own), for a user in ``conversations`` groups: cold (the keys
+    sync reads from the cache deleted, untimed, before each round: the member lists and the user's profile) vs
+    warm."""
+    settings = conf.load(config)
+    client = redis.Redis.from_url(settings.cache.url, socket_timeout=5, socket_connect_timeout=5)
+    tag = uuid.uuid4().hex[:6]
+    try:
+        async with (
+            system.start(config, system.modules(system.Shape.serve, config)) as started,
+            httpx.AsyncClient(base_url=started.url, timeout=30) as http,
+        ):
+
+            async def register(name: str) -> tuple[str, dict[str, str]]:
+                answer = await http.post(
+                    "/v1/auth/register", json={"username": f"{name}{tag}", "password": "bench password 1"}
+                )
+                answer.raise_for_status()
+                body = answer.json()
+                return str(body["user"]["id"]), {"Authorization": f"Bearer {body['access_token']}"}
+
+            me, headers = await register("syncer")
+            peer, _ = await register("peer")
+            made: list[str] = []
+            for n in range(conversations):
+                answer = await http.post(
+                    "/v1/conversations",
+                    json={"kind": "group", "title": f"g{n}", "member_ids": [peer]},
+                    headers=headers,
+                )
+                answer.raise_for_status()
+                made.append(str(answer.json()["id"]))
+            cached = [f"chat:{{{cid}}}:members" for cid in made] + [f"account:profile:{me}"]
+
+            async def sync() -> None:
+                answer = await http.get("/v1/sync", headers=headers)
+                answer.raise_for_status()
+                if len(answer.json()["conversations"]) != conversations:
+                    raise RuntimeError(f"sync answered {len(answer.json()['conversations'])} conversations")
+
+            async def empty() -> None:
+                await client.delete(*cached)
+
+            return {
+                "sync_http_cold_ms": await median_s(sync, rounds, before=empty) * 1000,
+                "sync_http_warm_ms": await median_s(sync, rounds) * 1000,
+            }
+    finally:
+        await client.aclose()
+
+
 class _NoIds:
     def next_id(self) -> int:
         return _id(10**15, 10**17)
 
 
-def report(r: dict[str, Any], redis_url: str, mysql_url: str, rounds: int, conversations: int) -> str:
+def report(r: dict[str, Any], redis_url: str, mysql_url: str, rounds: int, conversations: int, config: Path) -> str:
     mysql_host = mysql_url.rsplit("@", maxsplit=1)[-1]
     return "\n".join(
         [
@@ -213,8 +267,10 @@ def report(r: dict[str, Any], redis_url: str, mysql_url: str, rounds: int, conve
             "",
             f"- machine: {machine()}; 1-minute load average {r['load_before']:.2f} before the run",
             f"- system: Redis {redis_url} and MariaDB {mysql_host} on loopback, one client process; medians of "
-            f"{rounds} rounds (profile reads: {rounds * 5}; conversation list: {max(5, rounds // 10)}) from one run; "
-            "cold = every key of the read deleted (untimed) before each round",
+            f"{rounds} rounds (profile reads: {rounds * 5}; conversation list and `GET /v1/sync`: "
+            f"{max(5, rounds // 10)}) from one run; cold = every key of the read deleted (untimed) before each round",
+            f"- `GET /v1/sync`: `tidings serve` per module with `{config.name}`, started by the bench on free ports "
+            "and bus names of its own; the HTTP client in the bench process",
             "",
             "| measurement | naive / cold | cached / pipelined | ratio |",
             "|---|---:|---:|---:|",
@@ -227,6 +283,9 @@ def report(r: dict[str, Any], redis_url: str, mysql_url: str, rounds: int, conve
             f"| (d) conversation list of {conversations} conversations: member lists cold vs warm "
             f"| {r['sync_cold_ms']:.2f} ms | {r['sync_warm_ms']:.2f} ms "
             f"| {r['sync_cold_ms'] / r['sync_warm_ms']:.1f}x |",
+            f"| (d) `GET /v1/sync` over HTTP, {conversations} conversations: cold vs warm cache "
+            f"| {r['sync_http_cold_ms']:.2f} ms | {r['sync_http_warm_ms']:.2f} ms "
+            f"| {r['sync_http_cold_ms'] / r['sync_http_warm_ms']:.1f}x |",
             f"| (d) conversation states of {conversations} conversations: cold vs warm cache "
             f"| {r['states_cold_ms']:.2f} ms | {r['states_warm_ms']:.2f} ms "
             f"| {r['states_cold_ms'] / r['states_warm_ms']:.1f}x |",
@@ -253,10 +312,14 @@ def command(
     output: Annotated[Path, typer.Option(help="Markdown file the results are appended to.")] = Path(
         "docs/BENCHMARKS.md"
     ),
+    config: Annotated[Path, typer.Option(help="Config of the system started for GET /v1/sync.")] = Path(
+        "configs/stack.yaml"
+    ),
 ) -> None:
     """Pipelined vs naive Redis, cache hit vs MariaDB, singleflight under a herd, sync cold vs warm; appended."""
     results = asyncio.run(run(redis_url, mysql_url, rounds, conversations))
-    section = report(results, redis_url, mysql_url, rounds, conversations)
+    results |= asyncio.run(sync_over_http(config, max(5, rounds // 10), conversations))
+    section = report(results, redis_url, mysql_url, rounds, conversations, config)
     append(output, section)
     typer.echo(section)
 
