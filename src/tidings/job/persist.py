@@ -82,7 +82,7 @@ class PersistJob:
 
     async def _invalidate_heads(self, batch: list[Message]) -> None:
         """Never raises: a failed delete is redone by the delayed one."""
-        if self._heads is not None:
+        if self._heads is not None and batch:
             touched = sorted({message.conversation_id for message in batch})
             # Keyed by a conversation of the batch, so the delayed deletes spread over the topic's partitions.
             await self._heads.invalidate(touched, entity_id=touched[0])
