@@ -153,6 +153,8 @@ class RealtimeConf(_Section):
     idle_timeout_s: float = Field(default=75.0, gt=0)
     # A route (user -> session -> instance) lives this long unless refreshed; refreshed every third of it.
     route_ttl_s: float = Field(default=90.0, ge=3)
+    # The route table's Redis key prefix: deployments (or test fleets) sharing one Redis keep apart by it.
+    route_prefix: str = Field(default="rt", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     # Tokens are checked again this often (revocation); an expired token closes the connection at its expiry.
     reverify_interval_s: float = Field(default=60.0, gt=0)
     # Typing frames per connection: a token bucket of this rate and burst.

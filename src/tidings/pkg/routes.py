@@ -310,8 +310,12 @@ def route_table(infra: Infra) -> RouteTable:
     """The process's route table: Redis when ``cache.url`` is Redis, else one in-process table per ``Infra``."""
     table = _TABLES.get(infra)
     if table is None:
-        ttl_s = infra.settings.realtime.route_ttl_s
-        table = RedisRouteTable(infra.redis(), ttl_s=ttl_s) if infra.uses_redis else MemoryRouteTable(ttl_s=ttl_s)
+        conf = infra.settings.realtime
+        table = (
+            RedisRouteTable(infra.redis(), ttl_s=conf.route_ttl_s, prefix=conf.route_prefix)
+            if infra.uses_redis
+            else MemoryRouteTable(ttl_s=conf.route_ttl_s)
+        )
         _TABLES[infra] = table
     return table
 
