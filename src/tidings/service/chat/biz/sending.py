@@ -12,9 +12,12 @@ The protocol, for one client message id:
    absorb (persist is idempotent on ``message_id`` and ``(conversation_id, seq)``), but it can never make two
    different messages of one client message id, and a failed produce never blocks retries for good.
 
-Order: each conversation has one in-process pipeline. It takes the waiting sends in batches and, for each batch,
-allocates seqs, reserves, and produces them with one ordered ``publish_many`` before it starts the next batch. So
-within one chat instance a conversation's log order equals its seq order. Across instances seqs stay unique and
+Order: conversations are spread over a few in-process *lanes* (by id), each one pipeline. A lane takes all its
+waiting sends, of every conversation in it, as one batch and, for each batch, allocates seqs, reserves, and produces
+them with one ordered ``publish_many`` before it starts the next batch. So within one chat instance a conversation's
+log order equals its seq order, and a busy instance pays one database round trip per step for a whole batch rather
+than per conversation. Marking reservations sent is off the critical path: it runs beside the next batches, all keys
+waiting meanwhile in one statement. Across instances seqs stay unique and
 increase in allocation order (the allocator is shared), but two instances' produces may reach the log in either
 order; consumers do not rely on log order (persist writes by seq, clients treat gaps as "sync this range"). A send
 acknowledged before another one starts has the lower seq, whichever instances served them.
@@ -47,8 +50,10 @@ class SendPolicy:
     # How long an owner may take to produce before a retry may take its reservation over; above the bus timeout,
     # so a slow produce is normally not repeated (repeating it would be harmless, only wasteful).
     lease_ms: int = 15_000
-    # Sends of one conversation produced in one round trip at most.
-    max_batch: int = 256
+    # Sends produced in one round trip at most (one lane's batch).
+    max_batch: int = 512
+    # Pipelines that run side by side; a conversation always goes through the same one.
+    lanes: int = 8
     # How often a retry looks at a reservation that another instance is producing.
     poll_interval_s: float = 0.05
 
@@ -63,6 +68,7 @@ _TAKEN: Final = _Taken()
 
 @dataclass
 class _Pending:
+    conversation_id: int
     sender_id: int
     client_msg_id: str
     text: str
@@ -110,6 +116,9 @@ class Sender:
         self._log = log.get("chat.send")
         self._queues: dict[int, list[_Pending]] = {}
         self._pipelines: dict[int, asyncio.Task[None]] = {}
+        # Keys produced but not yet marked sent, and the one task marking them.
+        self._unmarked: list[DedupKey] = []
+        self._marking: asyncio.Task[None] | None = None
         # Sends in progress here, by key: a retry racing the original in this instance waits for it directly.
         self._in_flight: dict[DedupKey, asyncio.Future[Sent | None]] = {}
 
@@ -131,51 +140,50 @@ class Sender:
             done.set_result(result)
 
     async def _send(self, conversation_id: int, sender_id: int, client_msg_id: str, text: str) -> Sent:
-        pending = _Pending(sender_id, client_msg_id, text, contextvars.copy_context())
-        self._queues.setdefault(conversation_id, []).append(pending)
-        if conversation_id not in self._pipelines:
-            self._pipelines[conversation_id] = asyncio.create_task(
-                self._run_pipeline(conversation_id), name=f"chat send pipeline {conversation_id}"
-            )
+        pending = _Pending(conversation_id, sender_id, client_msg_id, text, contextvars.copy_context())
+        lane = conversation_id % self._policy.lanes
+        self._queues.setdefault(lane, []).append(pending)
+        if lane not in self._pipelines:
+            self._pipelines[lane] = asyncio.create_task(self._run_pipeline(lane), name=f"chat send lane {lane}")
         outcome = await pending.future
         if isinstance(outcome, Sent):
             return outcome
         return await self._resolve(pending.key)
 
-    # -- the pipeline of one conversation -------------------------------------------------------------------------
+    # -- the pipeline of one lane ---------------------------------------------------------------------------------
 
-    async def _run_pipeline(self, conversation_id: int) -> None:
+    async def _run_pipeline(self, lane: int) -> None:
         try:
-            while queue := self._queues.get(conversation_id):
+            while queue := self._queues.get(lane):
                 batch = queue[: self._policy.max_batch]
                 del queue[: self._policy.max_batch]
-                await self._commit_batch(conversation_id, batch)
+                await self._commit_batch(lane, batch)
         finally:
             # No await between the last look at the queue and leaving: a send enqueued later starts a new pipeline.
-            left = self._queues.pop(conversation_id, None) or []
-            self._pipelines.pop(conversation_id, None)
+            left = self._queues.pop(lane, None) or []
+            self._pipelines.pop(lane, None)
             # Only when the pipeline itself was cancelled (the process stops): nobody is left waiting for nothing.
             for pending in left:
                 pending.settle(_unavailable("the chat instance is stopping"))
 
-    async def _commit_batch(self, conversation_id: int, batch: list[_Pending]) -> None:
+    async def _commit_batch(self, lane: int, batch: list[_Pending]) -> None:
         try:
-            await self._commit(conversation_id, batch)
+            await self._commit(lane, batch)
         except BaseException as exc:
             # A bug or a cancellation must not leave callers waiting forever.
             if not isinstance(exc, TidingsError):
-                self._log.error("send pipeline failed", exc_info=exc, conversation_id=conversation_id)
+                self._log.error("send pipeline failed", exc_info=exc, lane=lane)
             for pending in batch:
                 # One error object per waiter: each raises it in its own task, with its own traceback.
                 pending.settle(_copy(exc) if isinstance(exc, TidingsError) else errors.common.internal("send failed"))
             if not isinstance(exc, Exception):
                 raise
 
-    async def _commit(self, conversation_id: int, batch: list[_Pending]) -> None:
+    async def _commit(self, lane: int, batch: list[_Pending]) -> None:
         try:
             known = await self._dedup.get_many([pending.key for pending in batch])
         except Exception as exc:
-            self._log.warning("dedup lookup failed", error=repr(exc), conversation_id=conversation_id)
+            self._log.warning("dedup lookup failed", error=repr(exc), lane=lane)
             raise _unavailable("cannot check for an earlier send (database unavailable)") from exc
         for pending in batch:
             if pending.key in known:
@@ -183,16 +191,12 @@ class Sender:
         fresh = [pending for pending in batch if pending.key not in known]
         if not fresh:
             return
-        try:
-            seqs = await self._seqs.allocate(conversation_id, len(fresh))
-        except Exception as exc:
-            self._log.warning("seq allocation failed", error=repr(exc), conversation_id=conversation_id)
-            raise _unavailable("cannot assign sequence numbers (seq store unavailable)") from exc
+        seqs = await self._allocate(lane, fresh)
         now = self._clock.now_ms()
         lease_until = now + self._policy.lease_ms
         drafts = [
             Reservation(
-                Message(self._ids.next_id(), conversation_id, seq, p.sender_id, p.client_msg_id, p.text, now),
+                Message(self._ids.next_id(), p.conversation_id, seq, p.sender_id, p.client_msg_id, p.text, now),
                 sent=False,
                 lease_until_ms=lease_until,
             )
@@ -201,7 +205,7 @@ class Sender:
         try:
             ours = await self._dedup.reserve(drafts)
         except Exception as exc:
-            self._log.warning("reservation failed", error=repr(exc), conversation_id=conversation_id)
+            self._log.warning("reservation failed", error=repr(exc), lane=lane)
             raise _unavailable("cannot reserve the message id (database unavailable)") from exc
         # A key reserved between the lookup and the insert (a racing retry elsewhere): theirs, our seq is a gap.
         owned = [(p, d) for p, d in zip(fresh, drafts, strict=True) if d.key in ours]
@@ -214,14 +218,46 @@ class Sender:
         try:
             await self._publisher.message_sent([(draft.message, p.context) for p, draft in owned])
         except Exception as exc:
-            self._log.warning("produce failed", error=repr(exc), conversation_id=conversation_id, messages=len(keys))
+            self._log.warning("produce failed", error=repr(exc), lane=lane, messages=len(keys))
             await self._release(keys)
             for pending, _ in owned:
                 pending.settle(_unavailable("the message could not be committed to the bus"))
             return
         for pending, draft in owned:
             pending.settle(Sent(draft.message, duplicate=False))
-        await self._complete(keys)
+        self._mark_sent(keys)
+
+    async def _allocate(self, lane: int, fresh: list[_Pending]) -> list[int]:
+        """The next seqs of each conversation in the batch (allocated side by side), in the batch's order."""
+        counts: dict[int, int] = {}
+        for pending in fresh:
+            counts[pending.conversation_id] = counts.get(pending.conversation_id, 0) + 1
+        # gather, not a TaskGroup: the caller needs the one TidingsError below, not an ExceptionGroup.
+        answers = await asyncio.gather(
+            *(self._seqs.allocate(cid, n) for cid, n in counts.items()), return_exceptions=True
+        )
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                self._log.warning("seq allocation failed", error=repr(answer), lane=lane)
+                raise _unavailable("cannot assign sequence numbers (seq store unavailable)") from answer
+        given = {
+            cid: iter(seqs) for cid, seqs in zip(counts, answers, strict=True) if not isinstance(seqs, BaseException)
+        }
+        return [next(given[pending.conversation_id]) for pending in fresh]
+
+    def _mark_sent(self, keys: Sequence[DedupKey]) -> None:
+        """Mark reservations sent beside the next batches: one statement for all keys waiting meanwhile."""
+        self._unmarked.extend(keys)
+        if self._marking is None:
+            self._marking = asyncio.create_task(self._mark_waiting(), name="chat send mark sent")
+
+    async def _mark_waiting(self) -> None:
+        try:
+            while self._unmarked:
+                keys, self._unmarked = self._unmarked, []
+                await self._complete(keys)
+        finally:
+            self._marking = None
 
     async def _release(self, keys: Sequence[DedupKey]) -> None:
         try:
