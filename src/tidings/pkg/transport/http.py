@@ -53,6 +53,9 @@ class HttpServer:
             lifespan="off",
             timeout_graceful_shutdown=int(self._drain_timeout_s),
             server_header=False,
+            # The sans-I/O WebSocket protocol: no keepalive or transfer tasks of its own per connection, so an idle
+            # connection costs a fraction of the memory (our sessions ping and time out idle clients themselves).
+            ws="websockets-sansio",
         )
         self._server = _Uvicorn(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name=f"http {self.name}")
