@@ -93,6 +93,8 @@ class Fleet:
                 **os.environ,
                 "TIDINGS_LOG__LEVEL": "INFO",
                 "TIDINGS_BUS__NAMESPACE": self.namespace,
+                # Its own route table too: another fleet's bff never sweeps this one's expired routes.
+                "TIDINGS_REALTIME__ROUTE_PREFIX": f"{self.namespace}rt",
                 **self.env,
                 **process.env,
             },
