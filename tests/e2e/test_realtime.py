@@ -55,13 +55,7 @@ async def start_system(tmp_path: Path, database_url: str, *, bffs: int, env: dic
     """account, chat, one job and ``bffs`` bff instances, each its own process on free ports."""
     ports: dict[str, tuple[int, int | None]] = {name: (free_port(), free_port()) for name in ("account", "chat")}
     ports["job"] = (free_port(), None)
-    fleet_env = {
-        "TIDINGS_DATABASE__URL": database_url,
-        # Its own route table: other fleets on this Redis neither see its routes nor sweep them.
-        "TIDINGS_REALTIME__ROUTE_PREFIX": f"rt-{uuid.uuid4().hex[:10]}",
-        **moved(ports),
-        **(env or {}),
-    }
+    fleet_env = {"TIDINGS_DATABASE__URL": database_url, **moved(ports), **(env or {})}
     fleet = Fleet(ROOT / "configs" / "stack.yaml", tmp_path, env=fleet_env)
     instances: list[Bff] = []
     try:
