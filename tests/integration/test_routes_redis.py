@@ -65,3 +65,25 @@ async def test_a_route_that_expired_in_real_time_is_still_there_for_the_sweep(cl
     await asyncio.sleep(2.2)  # past the route's expiry; the key lives two TTLs
     assert await table.routes_for([42]) == {}
     assert await table.sweep() == [42]
+
+
+async def test_a_sweep_cut_off_after_claiming_leaves_its_routes_to_the_next_one(
+    client: redis.Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    table = RedisRouteTable(client, ttl_s=TTL_S, prefix=prefix, clock_ms=clock)
+    await table.touch([Route(42, "s1", "dead:1")])
+    clock.advance(TTL_S + 1)
+
+    async def cut_off(*_: object, **__: object) -> None:
+        raise ConnectionError("Redis went away mid-sweep")
+
+    # The sweep claims the expired route, then loses Redis before it removes it.
+    with monkeypatch.context() as patched:
+        patched.setattr(table, "_sweep", cut_off)
+        with pytest.raises(ConnectionError):
+            await table.sweep()
+    assert await table.sweep() == []  # still claimed: no one else takes it meanwhile
+    clock.advance(TTL_S + 1)  # the claim lapses
+    assert await table.sweep() == [42]
+    assert await table.sweep() == []

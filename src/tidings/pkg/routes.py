@@ -11,7 +11,9 @@ Redis layout (one key per user, so each change to a user's routes is one atomic 
   the key itself expires two TTLs after its newest write (garbage collection): later than its routes, so the
   sweep, which runs every third of a TTL, still finds an expired route and reports its user offline.
 - ``<prefix>:expiry`` sorted set of ``"<user_id>|<session_id>"`` scored by ``expires_at_ms``: ``sweep`` finds the
-  routes that expired without a disconnect and reports users who went offline that way, each to one caller.
+  routes that expired without a disconnect and reports users who went offline that way, each to one caller. A
+  sweeper claims entries by moving them one TTL ahead (a lease) and settles them once done, so a sweep cut off
+  midway (a timeout, a crash) leaves its entries to the next one rather than losing them.
 """
 
 from __future__ import annotations
@@ -111,6 +113,33 @@ return 0
 """
 
 
+# KEYS[1] the expiry index. ARGV: now_ms, lease_until_ms, limit. Moves up to ``limit`` due entries to the lease
+# (no other sweeper sees them until it ends) and answers them.
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, member in ipairs(due) do
+  redis.call('ZADD', KEYS[1], ARGV[2], member)
+end
+return due
+"""
+
+# KEYS[1] the expiry index. ARGV: lease_until_ms, then (member, expires_at_ms) pairs: 0 drops the entry, another
+# value re-scores it. Only entries still on this lease: a refresh or a disconnect meanwhile has the last word.
+_SETTLE = """
+local lease = tonumber(ARGV[1])
+for i = 2, #ARGV, 2 do
+  if tonumber(redis.call('ZSCORE', KEYS[1], ARGV[i])) == lease then
+    if ARGV[i + 1] == '0' then
+      redis.call('ZREM', KEYS[1], ARGV[i])
+    else
+      redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i])
+    end
+  end
+end
+return 0
+"""
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -142,6 +171,8 @@ class RedisRouteTable:
         self._touch = client.register_script(_TOUCH)
         self._remove = client.register_script(_REMOVE)
         self._sweep = client.register_script(_SWEEP)
+        self._claim = client.register_script(_CLAIM)
+        self._settle = client.register_script(_SETTLE)
 
     def user_key(self, user_id: int) -> str:
         return f"{self._prefix}:user:{user_id}"
@@ -208,25 +239,21 @@ class RedisRouteTable:
         """Remove up to ``limit`` routes that expired without a disconnect (a crashed or stalled bff) and answer
         the users who are offline because of it. Safe to run on every instance: each route is claimed once."""
         now = self._clock_ms()
-        due = cast(list[bytes], await self._redis.zrangebyscore(self.expiry_key, "-inf", now, start=0, num=limit))
+        lease = now + self._ttl_ms
+        due = cast(list[bytes], await self._claim(keys=[self.expiry_key], args=(now, lease, limit)))
         if not due:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for member in due:
-                pipe.zrem(self.expiry_key, member)
-            claims = await pipe.execute()
-        mine = [_text(member) for member, claimed in zip(due, claims, strict=True) if claimed]
-        pairs = [(int(user), session) for user, _, session in (member.partition("|") for member in mine)]
-        if not pairs:
-            return []
+        members = [_text(member) for member in due]
+        pairs = [(int(user), session) for user, _, session in (member.partition("|") for member in members)]
         async with self._redis.pipeline(transaction=False) as pipe:
             for user_id, session in pairs:
                 await self._sweep(keys=[self.user_key(user_id)], args=(session, now), client=pipe)
             outcomes = [int(outcome) for outcome in await pipe.execute()]
-        refreshed = {f"{user}|{session}": outcome for (user, session), outcome in zip(pairs, outcomes, strict=True)}
-        refreshed = {member: expires for member, expires in refreshed.items() if expires > 0}
-        if refreshed:
-            await self._redis.zadd(self.expiry_key, refreshed)
+        # A refreshed route keeps its entry at its new expiry; any other outcome drops the entry.
+        settled = [
+            value for member, outcome in zip(members, outcomes, strict=True) for value in (member, max(outcome, 0))
+        ]
+        await self._settle(keys=[self.expiry_key], args=(lease, *settled))
         return sorted({user for (user, _), outcome in zip(pairs, outcomes, strict=True) if outcome == 0})
 
 
