@@ -37,6 +37,9 @@ SMALL_GROUP_SHARE = 0.4
 # Waiting for the last copies: until all arrived, or none arrived for this long (at most STRAGGLERS_MAX_S).
 STRAGGLERS_QUIET_S = 10.0
 STRAGGLERS_MAX_S = 120.0
+# The bff closes a connection it could not register with 1013: the client tries again, up to this many times.
+RETRY_LATER = 1013
+CONNECT_ATTEMPTS = 8
 
 
 @dataclass
@@ -80,6 +83,7 @@ class Bench:
         self._signups = asyncio.Semaphore(2 * (os.cpu_count() or 1))
         self.sent: dict[str, Sent] = {}
         self.send_errors = 0
+        self.connect_retries = 0
 
     async def register(self, count: int) -> list[User]:
         tag = uuid.uuid4().hex[:6]
@@ -113,12 +117,23 @@ class Bench:
         return str(answer.json()["id"])
 
     async def connect(self, user: User) -> None:
-        async with self._limit:
-            user.socket = await connect(f"{self._ws_url}?token={user.token}", max_size=None, ping_interval=None)
-            ready = json.loads(await user.socket.recv())
-        if ready.get("type") != "ready":
-            raise RuntimeError(f"expected ready, got {ready}")
-        user.reader = asyncio.create_task(self._read(user))
+        """Open the user's socket and wait for ``ready``; a 1013 ("try again shortly") is retried, as a client would."""
+        for attempt in range(CONNECT_ATTEMPTS):
+            async with self._limit:
+                socket = await connect(f"{self._ws_url}?token={user.token}", max_size=None, ping_interval=None)
+                try:
+                    ready = json.loads(await socket.recv())
+                except ConnectionClosed as closed:
+                    if closed.rcvd is None or closed.rcvd.code != RETRY_LATER or attempt == CONNECT_ATTEMPTS - 1:
+                        raise
+                    self.connect_retries += 1
+                    await asyncio.sleep(0.5 * (attempt + 1))
+                    continue
+            if ready.get("type") != "ready":
+                raise RuntimeError(f"expected ready, got {ready}")
+            user.socket = socket
+            user.reader = asyncio.create_task(self._read(user))
+            return
 
     async def _read(self, user: User) -> None:
         assert user.socket is not None
@@ -286,6 +301,7 @@ def summarize(
         "rss_before_kib": rss_before,
         "rss_after_kib": rss_after,
         "rss_per_connection_kib": per_connection,
+        "connect_retries": bench.connect_retries,
     }
 
 
@@ -302,6 +318,7 @@ def report(results: dict[str, Any], config: Config) -> str:
         f"- config: {results['clients']} WebSocket clients, one group of {results['group_size']} members, the rest "
         f"in groups of {config.small_group} and direct pairs; target {config.rate:g} msgs/s for "
         f"{config.duration_s:g} s ({config.group_rate:g} msgs/s to the big group among them)",
+        f"- connected: every client, after {results['connect_retries']} retries of a 1013 (try again shortly)",
         f"- sent: {results['sent']} messages at {results['achieved_rate']:.1f} msgs/s achieved, "
         f"{results['send_errors']} send errors",
         f"- delivered: {results['deliveries']} of {results['expected_deliveries']} expected copies, "
