@@ -94,9 +94,16 @@ async def start(config: Path, modules: Sequence[str] | None = None) -> AsyncIter
     with ``config`` on free ports in a scratch directory; yields once all are ready and stops them (last first) after.
     """
     ports = Ports.free()
-    # Its own topics and consumer groups: a test fleet on the same broker never takes the bench's records.
-    namespace = f"bench-{uuid.uuid4().hex[:10]}."
-    env = {**os.environ, **ports.env(), "TIDINGS_LOG__LEVEL": "WARNING", "TIDINGS_BUS__NAMESPACE": namespace}
+    # Its own topics, consumer groups and route table: a test fleet on the same broker and Redis never takes the
+    # bench's records or sweeps its routes.
+    namespace = f"bench-{uuid.uuid4().hex[:10]}"
+    env = {
+        **os.environ,
+        **ports.env(),
+        "TIDINGS_LOG__LEVEL": "WARNING",
+        "TIDINGS_BUS__NAMESPACE": f"{namespace}.",
+        "TIDINGS_REALTIME__ROUTE_PREFIX": f"{namespace}.rt",
+    }
     plan = [("dev", ["dev"], list(MESSAGE_PATH))] if modules is None else [(m, ["serve", m], [m]) for m in modules]
     started: list[tuple[str, asyncio.subprocess.Process]] = []
     with tempfile.TemporaryDirectory(prefix="tidings-bench-") as scratch:
