@@ -19,8 +19,10 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import httpx
+import typer
 
 from tidings.pkg import conf
 
@@ -38,6 +40,13 @@ class Shape(StrEnum):
     auto = "auto"
     dev = "dev"
     serve = "serve"
+
+
+# The options every bench that starts a system takes, spelled once.
+UrlOption = Annotated[str | None, typer.Option(help="Target this bff instead of starting a system.")]
+ConfigOption = Annotated[Path, typer.Option("--config", help="Config of the system it starts.")]
+ShapeOption = Annotated[Shape, typer.Option(help="dev: one process; serve: one per module; auto: by the bus.")]
+OutputOption = Annotated[Path, typer.Option(help="Markdown file the results are appended to.")]
 
 
 def modules(shape: Shape, config: Path) -> list[str] | None:
@@ -82,10 +91,12 @@ class Ports:
 
 @dataclass(frozen=True)
 class System:
-    """A started system: the bff's URL and the pid of every process, by name (``dev`` or the module)."""
+    """A started system: the bff's URL, and the pid and ``/metrics`` URL of every process, by name (``dev`` or the
+    module)."""
 
     url: str
     pids: dict[str, int]
+    metrics: dict[str, str]
 
 
 @contextlib.asynccontextmanager
@@ -118,7 +129,11 @@ async def start(config: Path, modules: Sequence[str] | None = None) -> AsyncIter
                     )
                 started.append((name, process))
                 await _wait_ready(name, process, [ports.http[m] for m in ready], log)
-            yield System(f"http://127.0.0.1:{ports.http['bff']}", {name: p.pid for name, p in started})
+            yield System(
+                f"http://127.0.0.1:{ports.http['bff']}",
+                {name: p.pid for name, p in started},
+                {name: f"http://127.0.0.1:{ports.http[ready[0]]}/metrics" for name, _, ready in plan},
+            )
         finally:
             for _, process in reversed(started):
                 await _stop(process)
