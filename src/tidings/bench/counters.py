@@ -35,10 +35,10 @@ MARIADB_STATUS = {
 
 
 async def round_trips(metrics_urls: dict[str, str]) -> dict[str, float]:
-    """The round trips every process has made so far, summed over the processes, by system."""
+    """The round trips every process has made so far, by ``"<process> <system>"``."""
     total: defaultdict[str, float] = defaultdict(float)
     async with httpx.AsyncClient(timeout=5) as http:
-        for url in metrics_urls.values():
+        for process, url in metrics_urls.items():
             answer = await http.get(url)
             answer.raise_for_status()
             for family in text_string_to_metric_families(answer.text):
@@ -46,7 +46,7 @@ async def round_trips(metrics_urls: dict[str, str]) -> dict[str, float]:
                     continue
                 for sample in family.samples:
                     if sample.name == f"{ROUND_TRIPS}_total":
-                        total[sample.labels["system"]] += sample.value
+                        total[f"{process} {sample.labels['system']}"] += sample.value
     return dict(total)
 
 

@@ -401,6 +401,28 @@ def _per_message(value: float, accepted: int) -> str:
     return f"{value / accepted:.3f}" if accepted else "n/a"
 
 
+def round_trip_table(trips: dict[str, float], accepted: int) -> list[str]:
+    """Round trips per message, a row per process and a column per system, with the totals."""
+    systems = sorted({key.rpartition(" ")[2] for key in trips})
+    processes = list(dict.fromkeys(key.rpartition(" ")[0] for key in trips))
+    lines = [
+        "",
+        "| round trips per message | " + " | ".join(systems) + " |",
+        "|---|" + "---:|" * len(systems),
+    ]
+    for process in [*processes, "all"]:
+        cells = [
+            sum(
+                count
+                for key, count in trips.items()
+                if key.endswith(f" {system}") and process in ("all", key.rpartition(" ")[0])
+            )
+            for system in systems
+        ]
+        lines.append(f"| {process} | " + " | ".join(_per_message(cell, accepted) for cell in cells) + " |")
+    return lines
+
+
 def report(results: dict[str, Any], config: Config) -> str:
     if config.url is not None:
         system = f"a running system at {config.url}; config `{config.config.name}`"
@@ -448,9 +470,7 @@ def report(results: dict[str, Any], config: Config) -> str:
         f"| bench client (sending) | {results['client_cpu_s']:.2f} | "
         f"{_per_message(results['client_cpu_s'] * 1000, accepted)} |"
     )
-    lines += ["", "| round trips made by Tidings processes | total | per message |", "|---|---:|---:|"]
-    for system_name, count in sorted(results["round_trips"].items()):
-        lines.append(f"| {system_name} | {count:.0f} | {_per_message(count, accepted)} |")
+    lines += round_trip_table(results["round_trips"], accepted)
     if results["servers"]:
         lines += ["", "| executed by the servers (their own counters) | total | per message |", "|---|---:|---:|"]
         for name, count in sorted(results["servers"].items(), key=lambda item: (-item[1], item[0])):
