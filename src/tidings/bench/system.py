@@ -73,19 +73,24 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class Ports:
-    """The HTTP port of every module and the gRPC port of those that serve gRPC."""
+    """The HTTP port of every module, the gRPC port of those that serve gRPC, and the bff's internal gRPC port
+    (what its routes hold: the push job's Deliver) and metrics port."""
 
     http: dict[str, int]
     grpc: dict[str, int]
+    bff_internal_grpc: int
+    bff_metrics: int
 
     @classmethod
     def free(cls) -> Ports:
-        return cls({m: free_port() for m in MODULES}, {m: free_port() for m in GRPC_MODULES})
+        return cls({m: free_port() for m in MODULES}, {m: free_port() for m in GRPC_MODULES}, free_port(), free_port())
 
     def env(self) -> dict[str, str]:
         """The overrides every process gets: its own listeners move, and it dials the others where they moved."""
         env = {f"TIDINGS_MODULES__{m.upper()}__HTTP__PORT": str(port) for m, port in self.http.items()}
         env |= {f"TIDINGS_MODULES__{m.upper()}__GRPC__PORT": str(port) for m, port in self.grpc.items()}
+        env["TIDINGS_MODULES__BFF__INTERNAL_GRPC__PORT"] = str(self.bff_internal_grpc)
+        env["TIDINGS_MODULES__BFF__METRICS__PORT"] = str(self.bff_metrics)
         return env
 
 

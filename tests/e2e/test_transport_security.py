@@ -1,0 +1,168 @@
+"""The transports as an outsider meets them, through the public ports of ``tidings dev`` on free ports: the
+internal ``Deliver`` is not on the public gRPC port (nor listed by reflection) and needs the shared secret on the
+internal one; ``/metrics`` is only on the metrics listener; an oversized WebSocket frame is refused unread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.e2e.client import Client, Device
+from tests.e2e.fleet import ROOT, Fleet, free_port, port_env
+from tidings.chat.v1 import chat_pb2
+from tidings.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2
+
+LIVE_S = 30
+
+
+@dataclass
+class Dev:
+    fleet: Fleet
+    http: str
+    ws: str
+    grpc: str
+    internal_grpc: str
+    metrics: str
+
+
+@pytest.fixture
+async def dev(tmp_path: Path) -> AsyncIterator[Dev]:
+    """``tidings dev`` with every listener on a free port."""
+    bff = {"http": free_port(), "grpc": free_port(), "internal": free_port()}
+    env = port_env("bff", bff["http"], bff["grpc"], internal=bff["internal"])
+    metrics_port = int(env["TIDINGS_MODULES__BFF__METRICS__PORT"])
+    for name in ("account", "chat"):
+        env |= port_env(name, free_port(), free_port())
+    for name in ("job", "task", "admin"):
+        env |= port_env(name, free_port())
+    fleet = Fleet(ROOT / "configs" / "dev.yaml", tmp_path, env=env)
+    try:
+        await fleet.start("dev", ready_port=bff["http"])
+        for name in ("account", "chat", "job"):
+            fleet.processes["dev"].ready_port = int(env[f"TIDINGS_MODULES__{name.upper()}__HTTP__PORT"])
+            await fleet.wait_ready("dev")
+        yield Dev(
+            fleet,
+            f"http://127.0.0.1:{bff['http']}",
+            f"ws://127.0.0.1:{bff['http']}/v1/ws",
+            f"127.0.0.1:{bff['grpc']}",
+            f"127.0.0.1:{bff['internal']}",
+            f"http://127.0.0.1:{metrics_port}",
+        )
+    finally:
+        await fleet.close()
+
+
+def forged(session_id: str, conversation_id: str, sender_id: str) -> delivery_pb2.DeliverRequest:
+    message = chat_pb2.Message(
+        id=1, conversation_id=int(conversation_id), seq=1, sender_id=int(sender_id), text="forged"
+    )
+    event = gateway_pb2.Event(message_new=gateway_pb2.MessageNew(message=message))
+    return delivery_pb2.DeliverRequest(deliveries=[delivery_pb2.Delivery(session_ids=[session_id], event=event)])
+
+
+async def list_services(channel: grpc.aio.Channel) -> object:
+    reflect = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(timeout=5)
+    await reflect.write(reflection_pb2.ServerReflectionRequest(list_services=""))
+    return await reflect.read()
+
+
+async def read_until_closed(socket: ClientConnection) -> None:
+    async with asyncio.timeout(10):
+        while True:
+            await socket.recv()
+
+
+def internal_secret() -> str:
+    config = yaml.safe_load((ROOT / "configs" / "dev.yaml").read_text())
+    return str(config["auth"]["internal_secret"])
+
+
+async def test_deliver_is_internal_only_and_needs_the_shared_secret(dev: Dev) -> None:
+    client = Client(dev.http)
+    alice, bob = await client.register("alice"), await client.register("bob")
+    conv = await client.direct(alice, bob)
+    device = Device(dev.ws, alice)
+    session_id = await device.connect()
+    request = forged(session_id, conv["id"], bob.id)
+    try:
+        async with grpc.aio.insecure_channel(dev.grpc) as public:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await delivery_pb2_grpc.DeliveryServiceStub(public).Deliver(request, timeout=5)
+            assert refused.value.code() is grpc.StatusCode.UNIMPLEMENTED
+            # Reflection is off on the public port: nothing lists the services there.
+            with pytest.raises(grpc.aio.AioRpcError) as hidden:
+                await list_services(public)
+            assert hidden.value.code() is grpc.StatusCode.UNIMPLEMENTED
+
+        async with grpc.aio.insecure_channel(dev.internal_grpc) as internal:
+            stub = delivery_pb2_grpc.DeliveryServiceStub(internal)
+            for metadata in ((), (("x-tidings-internal-secret", "not-the-secret"),)):
+                with pytest.raises(grpc.aio.AioRpcError) as unauthenticated:
+                    await stub.Deliver(request, timeout=5, metadata=metadata)
+                assert unauthenticated.value.code() is grpc.StatusCode.UNAUTHENTICATED
+            health = await health_pb2_grpc.HealthStub(internal).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+            # The push job holds the secret: a real message still arrives, through the internal listener.
+            sent = await client.send(bob, conv["id"], "real")
+            assert sent.status_code == 201, sent.text
+            message_id = sent.json()["message"]["id"]
+            assert await device.wait_for({message_id}, LIVE_S) == set()
+            accepted = await stub.Deliver(
+                forged(session_id, conv["id"], bob.id),
+                timeout=5,
+                metadata=(("x-tidings-internal-secret", internal_secret()),),
+            )
+            assert list(accepted.gone_session_ids) == []
+        await asyncio.sleep(0.5)
+        texts = [frame["message"]["text"] for frame in device.frames if frame["type"] == "message.new"]
+        # Only what the secret's holder delivered: the forgeries on the public port and without it never arrived.
+        assert texts.count("forged") == 1
+        assert "real" in texts
+    finally:
+        await device.close()
+        await client.close()
+
+
+async def test_metrics_are_served_on_the_metrics_listener_only(dev: Dev) -> None:
+    async with httpx.AsyncClient(timeout=5) as http:
+        assert (await http.get(f"{dev.http}/metrics")).status_code == 404
+        scraped = await http.get(f"{dev.metrics}/metrics")
+        assert scraped.status_code == 200
+        assert "tidings_bff_connections" in scraped.text
+        assert (await http.head(f"{dev.http}/")).status_code == 200
+        assert (await http.get(f"{dev.http}/docs")).status_code == 404
+
+
+async def test_an_oversized_websocket_frame_is_refused_unread(dev: Dev) -> None:
+    client = Client(dev.http)
+    alice = await client.register("alice")
+    token = alice.headers["Authorization"].removeprefix("Bearer ")
+    try:
+        async with connect(f"{dev.ws}?token={token}", max_size=None) as socket:
+            assert json.loads(await socket.recv())["type"] == "ready"
+            # Just under the limit: read, and answered with an error frame (an unknown type).
+            await socket.send(json.dumps({"type": "x", "pad": "a" * 60_000}))
+            answer = json.loads(await socket.recv())
+            assert answer["type"] == "error"
+            await socket.send("a" * (1 << 20))  # 1 MiB: over the 64 KiB limit
+            with pytest.raises(ConnectionClosed) as closed:
+                await read_until_closed(socket)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1009  # message too big
+    finally:
+        with contextlib.suppress(Exception):
+            await client.close()
