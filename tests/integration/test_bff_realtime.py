@@ -74,7 +74,7 @@ class Bff:
             metrics=metrics,
             request_timeout_s=5,
         )
-        frames = Frames(self.hub, self.chats)
+        frames = Frames(self.hub, self.chats, self.accounts)
         app = server.http_app(
             [], request_timeout_s=5, routers=[ws.router(self.accounts, self.hub, frames, metrics, request_timeout_s=5)]
         )

@@ -65,7 +65,7 @@ async def wire(infra: Infra) -> Module:
         metrics=metrics,
         request_timeout_s=conf.request_timeout_s,
     )
-    frames = Frames(hub, chats)
+    frames = Frames(hub, chats, accounts)
     checks = [infra.redis_check()] if infra.uses_redis else []
     app = server.http_app(
         checks,
