@@ -1,6 +1,7 @@
 """The transports as an outsider meets them, through the public ports of ``tidings dev`` on free ports: the
 internal ``Deliver`` is not on the public gRPC port (nor listed by reflection) and needs the shared secret on the
-internal one; ``/metrics`` is only on the metrics listener; an oversized WebSocket frame is refused unread."""
+internal one; ``/metrics`` is only on the metrics listener; an oversized WebSocket frame is refused unread; slow
+clients are cut off and one address holds a bounded number of connections."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ from tidings.chat.v1 import chat_pb2
 from tidings.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2
 
 LIVE_S = 30
+# The bff's read timeouts and per-address cap in these tests (short, so the slow-client test is quick).
+SLOW_TIMEOUT_S = 1.0
+CAP = 16
+CUT_OFF_S = 10.0
 
 
 @dataclass
@@ -48,6 +53,11 @@ async def dev(tmp_path: Path) -> AsyncIterator[Dev]:
         env |= port_env(name, free_port(), free_port())
     for name in ("job", "task", "admin"):
         env |= port_env(name, free_port())
+    env |= {
+        "TIDINGS_MODULES__BFF__HEADER_TIMEOUT_S": str(SLOW_TIMEOUT_S),
+        "TIDINGS_MODULES__BFF__BODY_TIMEOUT_S": str(SLOW_TIMEOUT_S),
+        "TIDINGS_MODULES__BFF__MAX_CONNECTIONS_PER_CLIENT": str(CAP),
+    }
     fleet = Fleet(ROOT / "configs" / "dev.yaml", tmp_path, env=env)
     try:
         await fleet.start("dev", ready_port=bff["http"])
@@ -74,10 +84,16 @@ def forged(session_id: str, conversation_id: str, sender_id: str) -> delivery_pb
     return delivery_pb2.DeliverRequest(deliveries=[delivery_pb2.Delivery(session_ids=[session_id], event=event)])
 
 
-async def list_services(channel: grpc.aio.Channel) -> object:
-    reflect = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(timeout=5)
-    await reflect.write(reflection_pb2.ServerReflectionRequest(list_services=""))
-    return await reflect.read()
+async def reflection_status(channel: grpc.aio.Channel) -> grpc.StatusCode:
+    """OK if the server lists its services, else the status the reflection call ended with."""
+    call = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(timeout=5)
+    with contextlib.suppress(grpc.aio.AioRpcError, grpc.aio.UsageError):
+        await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
+        await call.read()
+        call.cancel()
+        return grpc.StatusCode.OK
+    code: grpc.StatusCode = await call.code()
+    return code
 
 
 async def read_until_closed(socket: ClientConnection) -> None:
@@ -104,9 +120,7 @@ async def test_deliver_is_internal_only_and_needs_the_shared_secret(dev: Dev) ->
                 await delivery_pb2_grpc.DeliveryServiceStub(public).Deliver(request, timeout=5)
             assert refused.value.code() is grpc.StatusCode.UNIMPLEMENTED
             # Reflection is off on the public port: nothing lists the services there.
-            with pytest.raises(grpc.aio.AioRpcError) as hidden:
-                await list_services(public)
-            assert hidden.value.code() is grpc.StatusCode.UNIMPLEMENTED
+            assert await reflection_status(public) is grpc.StatusCode.UNIMPLEMENTED
 
         async with grpc.aio.insecure_channel(dev.internal_grpc) as internal:
             stub = delivery_pb2_grpc.DeliveryServiceStub(internal)
@@ -166,3 +180,53 @@ async def test_an_oversized_websocket_frame_is_refused_unread(dev: Dev) -> None:
     finally:
         with contextlib.suppress(Exception):
             await client.close()
+
+
+async def until_closed(reader: asyncio.StreamReader) -> bytes:
+    async with asyncio.timeout(CUT_OFF_S):
+        try:
+            return await reader.read()
+        except ConnectionResetError:
+            return b""
+
+
+async def test_slow_clients_are_cut_off_and_one_address_holds_a_bounded_number_of_connections(dev: Dev) -> None:
+    port = int(dev.http.rpartition(":")[2])
+    # A connection that never sends a request.
+    idle_reader, idle = await asyncio.open_connection("127.0.0.1", port)
+    # Headers a line at a time, and a body a byte at a time, each slower than the timeout allows in all.
+    slow_reader, slow = await asyncio.open_connection("127.0.0.1", port)
+    slow.write(b"POST /v1/auth/login HTTP/1.1\r\n")
+    body_reader, body = await asyncio.open_connection("127.0.0.1", port)
+    body.write(
+        b"POST /v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 50\r\n\r\n"
+    )
+    answers = [asyncio.create_task(until_closed(reader)) for reader in (idle_reader, slow_reader, body_reader)]
+    for _ in range(int(CUT_OFF_S / 0.25)):
+        if all(answer.done() for answer in answers):
+            break
+        await asyncio.sleep(0.25)
+        if not answers[1].done():
+            slow.write(b"x-slow: 1\r\n")
+        if not answers[2].done():
+            body.write(b" ")
+    idle_answer, slow_answer, body_answer = [await answer for answer in answers]
+    assert idle_answer == b""
+    assert slow_answer.startswith(b"HTTP/1.1 408 ")
+    assert b" 200 " not in body_answer
+    assert b" 401 " not in body_answer  # never read to the end, so never answered
+    for writer in (idle, slow, body):
+        writer.close()
+
+    # The cap: connections beyond it from one address are closed at once; the ones held still work.
+    held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(CAP)]
+    try:
+        extra_reader, extra = await asyncio.open_connection("127.0.0.1", port)
+        assert await until_closed(extra_reader) == b""
+        extra.close()
+        reader, writer = held[0]
+        writer.write(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        assert (await until_closed(reader)).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for _, writer in held:
+            writer.close()

@@ -119,6 +119,8 @@ async def start(config: Path, modules: Sequence[str] | None = None) -> AsyncIter
         "TIDINGS_LOG__LEVEL": "WARNING",
         "TIDINGS_BUS__NAMESPACE": f"{namespace}.",
         "TIDINGS_REALTIME__ROUTE_PREFIX": f"{namespace}.rt",
+        # Every simulated client connects from this one machine's address: no per-address cap.
+        "TIDINGS_MODULES__BFF__MAX_CONNECTIONS_PER_CLIENT": "0",
     }
     plan = [("dev", ["dev"], list(MESSAGE_PATH))] if modules is None else [(m, ["serve", m], [m]) for m in modules]
     started: list[tuple[str, asyncio.subprocess.Process]] = []

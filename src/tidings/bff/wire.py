@@ -26,6 +26,7 @@ from tidings.pkg.middleware.grpc import server_interceptors
 from tidings.pkg.routes import DeliveryClient, route_table
 from tidings.pkg.tokens import JWTCodec
 from tidings.pkg.transport.grpc import GrpcServer
+from tidings.pkg.transport.guard import ConnectionGuard
 from tidings.pkg.transport.http import HttpServer, ops_server
 
 _UNROUTABLE_HOSTS = {"", "0.0.0.0", "::"}  # noqa: S104 (these are refused here, not bound)
@@ -78,7 +79,19 @@ async def wire(infra: Infra) -> Module:
     )
     web.install(app)
     # An oversized WebSocket frame is refused by the server before it is buffered, not read and then refused.
-    http = HttpServer("bff", server.public(app), conf.http, ws_max_size=realtime.max_frame_bytes)
+    guard = ConnectionGuard(
+        header_timeout_s=conf.header_timeout_s,
+        body_timeout_s=conf.body_timeout_s,
+        max_per_client=conf.max_connections_per_client,
+    )
+    http = HttpServer(
+        "bff",
+        server.public(app),
+        conf.http,
+        ws_max_size=realtime.max_frame_bytes,
+        guard=guard,
+        keep_alive_s=conf.keep_alive_s,
+    )
     ops = ops_server("bff metrics", conf.metrics, checks)
     gateway = GatewayServicer(accounts, hub, frames, metrics, request_timeout_s=conf.request_timeout_s)
     delivery = DeliveryServicer(hub)

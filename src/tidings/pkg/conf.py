@@ -60,6 +60,15 @@ class BffConf(ModuleConf):
     # The generated API pages (``/docs``, ``/redoc``) load their scripts from a CDN, which must not run on the
     # chat client's origin; off unless a developer wants them. ``/openapi.json`` is always served.
     docs: bool = False
+    # Slow clients on the public HTTP port: a request's headers must arrive within ``header_timeout_s`` of its
+    # first byte (or of the connection, for the first request), its body within ``body_timeout_s`` after them; an
+    # idle keep-alive connection is closed after ``keep_alive_s``.
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    keep_alive_s: int = Field(default=5, ge=1)
+    # Connections (HTTP and WebSocket) one client address may hold at once; 0 for no cap (behind a proxy every
+    # client has the proxy's address: cap at the proxy instead).
+    max_connections_per_client: int = Field(default=256, ge=0)
 
 
 class Modules(_Section):

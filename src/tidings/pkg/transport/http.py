@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 
 from tidings.pkg.conf import Listen
 from tidings.pkg.health import Check, run_checks
+from tidings.pkg.transport.guard import ConnectionGuard
 
 
 class _Uvicorn(uvicorn.Server):
@@ -35,12 +36,18 @@ class HttpServer:
         *,
         drain_timeout_s: float = 5.0,
         ws_max_size: int = 16 * 1024 * 1024,
+        guard: ConnectionGuard | None = None,
+        keep_alive_s: int = 5,
     ) -> None:
         self.name = name
         self._app = app
         self._listen = listen
         # A WebSocket message larger than this is refused before it is buffered (close 1009).
         self._ws_max_size = ws_max_size
+        # Header and body read timeouts and a per-address cap for ports that clients reach (see guard.py); an idle
+        # keep-alive connection is closed after ``keep_alive_s``.
+        self._guard = guard
+        self._keep_alive_s = keep_alive_s
         self._drain_timeout_s = drain_timeout_s
         self._server: _Uvicorn | None = None
         self._task: asyncio.Task[None] | None = None
@@ -68,6 +75,8 @@ class HttpServer:
             # connection costs a fraction of the memory (our sessions ping and time out idle clients themselves).
             ws="websockets-sansio",
             ws_max_size=self._ws_max_size,
+            http=self._guard.protocol() if self._guard is not None else "auto",
+            timeout_keep_alive=self._keep_alive_s,
         )
         self._server = _Uvicorn(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name=f"http {self.name}")
