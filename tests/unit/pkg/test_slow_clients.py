@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 from collections.abc import AsyncIterator
 
@@ -132,4 +133,15 @@ async def test_one_address_holds_at_most_its_cap_of_connections_websockets_inclu
     reader, writer = await open_connection(port)
     writer.write(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
     assert (await until_closed(reader)).startswith(b"HTTP/1.1 200 ")
+    writer.close()
+
+
+async def test_a_request_that_is_not_http_gets_the_error_body_naming_the_field(port: int) -> None:
+    reader, writer = await open_connection(port)
+    writer.write(b"GET /\x00 HTTP/1.1\r\nhost: x\r\n\r\n")
+    answer = await until_closed(reader)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    error = json.loads(body)["error"]
+    assert (error["reason"], error["metadata"]) == ("INVALID_ARGUMENT", {"field": "request"})
     writer.close()

@@ -12,6 +12,9 @@ adds what is missing to uvicorn's own httptools protocol, through its parser cal
   sees the client disconnect);
 - a client address holding ``max_per_client`` connections has any further one closed at once. A WebSocket keeps
   its place while it is open (its own idle timeout is the session's).
+
+A request the parser cannot read at all is answered with the API's error body (400, ``metadata.field`` =
+``request``) rather than uvicorn's plain text.
 """
 
 from __future__ import annotations
@@ -23,6 +26,17 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+# uvicorn answers a request it cannot parse with plain text; clients of the API expect its error body.
+_UNPARSABLE_BODY = (
+    b'{"error":{"code":400,"reason":"INVALID_ARGUMENT","message":"request: not a valid HTTP/1.1 request",'
+    b'"metadata":{"field":"request"},"trace_id":""}}'
+)
+_UNPARSABLE = (
+    b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: "
+    + str(len(_UNPARSABLE_BODY)).encode()
+    + b"\r\nconnection: close\r\n\r\n"
+    + _UNPARSABLE_BODY
+)
 _REQUEST_TIMEOUT = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 16\r\n"
     b"connection: close\r\n\r\nrequest timeout\n"
@@ -116,6 +130,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             closed(exc)
 
         websocket.connection_lost = connection_lost  # type: ignore[method-assign]
+
+    def send_400_response(self, msg: str) -> None:
+        """A request the parser refused (malformed request line, headers or chunking): the API's error body,
+        naming ``request`` as the field, instead of uvicorn's plain text."""
+        self._disarm()
+        self.transport.write(_UNPARSABLE)
+        self.transport.close()
 
     def _arm(self, timeout_s: float, *, headers: bool) -> None:
         self._disarm()
