@@ -166,9 +166,9 @@ class AuthConf(_Section):
     internal_secret: SecretStr | None = Field(default=None, min_length=32)
 
     def require_internal_secret(self) -> str:
-        """``internal_secret``, or a ``ValueError`` naming the key for a process that cannot run without it."""
+        """``internal_secret``, or a ``ConfigError`` naming the key for a process that cannot run without it."""
         if self.internal_secret is None:
-            raise ValueError("auth.internal_secret must be set (TIDINGS_AUTH__INTERNAL_SECRET, 32+ characters)")
+            raise ConfigError("auth.internal_secret must be set (TIDINGS_AUTH__INTERNAL_SECRET, 32+ characters)")
         return self.internal_secret.get_secret_value()
 
     refresh_ttl_s: int = Field(default=30 * 86_400, ge=60)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tidings.bff.wire import instance_address
-from tidings.pkg.conf import BffConf, Listen, RealtimeConf, Settings
+from tidings.pkg.conf import BffConf, ConfigError, Listen, RealtimeConf, Settings
 
 LOCAL = BffConf(http=Listen(port=8080), grpc=Listen(port=9080), internal_grpc=Listen(port=9180))
 
@@ -40,5 +40,5 @@ def test_reflection_and_api_docs_are_off_on_the_public_ports_by_default() -> Non
 
 
 def test_the_bff_and_the_push_job_need_the_internal_secret() -> None:
-    with pytest.raises(ValueError, match=r"auth\.internal_secret"):
+    with pytest.raises(ConfigError, match=r"auth\.internal_secret"):
         Settings().auth.require_internal_secret()
