@@ -218,6 +218,11 @@ async def test_slow_clients_are_cut_off_and_one_address_holds_a_bounded_number_o
     for writer in (idle, slow, body):
         writer.close()
 
+    # The public gRPC port: a connection that never starts its HTTP/2 handshake is closed as soon.
+    grpc_reader, grpc_writer = await asyncio.open_connection("127.0.0.1", int(dev.grpc.rpartition(":")[2]))
+    await until_closed(grpc_reader)
+    grpc_writer.close()
+
     # The cap: connections beyond it from one address are closed at once; the ones held still work.
     held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(CAP)]
     try:

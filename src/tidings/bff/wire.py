@@ -29,6 +29,8 @@ from tidings.pkg.transport.grpc import GrpcServer
 from tidings.pkg.transport.guard import ConnectionGuard
 from tidings.pkg.transport.http import HttpServer, ops_server
 
+# A public gRPC connection with no call in flight for this long is closed (clients' channels reconnect on use).
+PUBLIC_GRPC_IDLE_MS = 5 * 60 * 1000
 _UNROUTABLE_HOSTS = {"", "0.0.0.0", "::"}  # noqa: S104 (these are refused here, not bound)
 
 
@@ -104,6 +106,12 @@ async def wire(infra: Infra) -> Module:
         service_names=[gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name],
         interceptors=server_interceptors(request_timeout_s=conf.request_timeout_s, trust_trace_context=False),
         reflection=conf.reflection,
+        # A connection must complete its HTTP/2 handshake (the client's SETTINGS) as soon as an HTTP request must
+        # send its headers (grpc's default allows 120 s); one without a call for five minutes is closed.
+        options=[
+            ("grpc.server_handshake_timeout_ms", int(conf.header_timeout_s * 1000)),
+            ("grpc.max_connection_idle_ms", PUBLIC_GRPC_IDLE_MS),
+        ],
     )
     # Internal: Deliver from the push job and other bff instances, each call proven by the shared secret.
     internal_grpc = GrpcServer(

@@ -27,6 +27,7 @@ class GrpcServer:
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         drain_timeout_s: float = 5.0,
         reflection: bool = True,
+        options: Sequence[tuple[str, int]] = (),
     ) -> None:
         self.name = name
         self._listen = listen
@@ -36,6 +37,8 @@ class GrpcServer:
         self._drain_timeout_s = drain_timeout_s
         # Reflection lists every service to whoever asks: fine between our own processes, off on public ports.
         self._reflection = reflection
+        # grpc core channel arguments of the server (timeouts for public ports).
+        self._options = list(options)
         self._server: grpc.aio.Server | None = None
         self._health = HealthServicer()
 
@@ -44,7 +47,7 @@ class GrpcServer:
         return self._listen.address
 
     async def start(self) -> None:
-        server = grpc.aio.server(interceptors=self._interceptors)
+        server = grpc.aio.server(interceptors=self._interceptors, options=self._options)
         for register in self._registrars:
             register(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
