@@ -80,7 +80,7 @@ async def wire(infra: Infra) -> Module:
         ],
     )
     web.install(app)
-    # An oversized WebSocket frame is refused by the server before it is buffered, not read and then refused.
+    # Slow clients (headers, bodies) are cut off and one address holds a bounded number of connections.
     guard = ConnectionGuard(
         header_timeout_s=conf.header_timeout_s,
         body_timeout_s=conf.body_timeout_s,
@@ -90,6 +90,7 @@ async def wire(infra: Infra) -> Module:
         "bff",
         server.public(app),
         conf.http,
+        # An oversized WebSocket frame is refused by the server before it is buffered, not read and then refused.
         ws_max_size=realtime.max_frame_bytes,
         guard=guard,
         keep_alive_s=conf.keep_alive_s,
