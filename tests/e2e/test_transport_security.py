@@ -1,7 +1,8 @@
 """The transports as an outsider meets them, through the public ports of ``tidings dev`` on free ports: the
 internal ``Deliver`` is not on the public gRPC port (nor listed by reflection) and needs the shared secret on the
 internal one; ``/metrics`` is only on the metrics listener; an oversized WebSocket frame is refused unread; slow
-clients are cut off and one address holds a bounded number of connections."""
+clients are cut off and one address holds a bounded number of connections; a revoked user's open WebSocket stops
+taking sends within the 5 s revocation cache."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.client import Client, Device
 from tests.e2e.fleet import ROOT, Fleet, free_port, port_env
+from tidings.account.v1 import account_pb2, account_pb2_grpc
 from tidings.chat.v1 import chat_pb2
 from tidings.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2
 
@@ -31,6 +33,8 @@ LIVE_S = 30
 SLOW_TIMEOUT_S = 1.0
 CAP = 16
 CUT_OFF_S = 10.0
+# How long the bff trusts account's "this user's tokens are valid" (tidings.bff.biz.auth.RECHECK_S).
+REVOCATION_CACHE_S = 5.0
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Dev:
     grpc: str
     internal_grpc: str
     metrics: str
+    account_grpc: str
 
 
 @pytest.fixture
@@ -71,6 +76,7 @@ async def dev(tmp_path: Path) -> AsyncIterator[Dev]:
             f"127.0.0.1:{bff['grpc']}",
             f"127.0.0.1:{bff['internal']}",
             f"http://127.0.0.1:{metrics_port}",
+            f"127.0.0.1:{env['TIDINGS_MODULES__ACCOUNT__GRPC__PORT']}",
         )
     finally:
         await fleet.close()
@@ -235,3 +241,26 @@ async def test_slow_clients_are_cut_off_and_one_address_holds_a_bounded_number_o
     finally:
         for _, writer in held:
             writer.close()
+
+
+async def test_a_revoked_user_cannot_send_over_an_open_websocket_once_the_revocation_cache_expires(dev: Dev) -> None:
+    client = Client(dev.http)
+    alice, bob = await client.register("alice"), await client.register("bob")
+    conv = await client.direct(alice, bob)
+    device = Device(dev.ws, alice)
+    await device.connect()
+    try:
+        first = await device.ask({"type": "send", "conversation_id": conv["id"], "client_msg_id": "m-1", "text": "hi"})
+        assert first["type"] == "sent", first
+        # An operator bans Alice (account revokes her tokens), as the outside test did.
+        async with grpc.aio.insecure_channel(dev.account_grpc) as channel:
+            revoke = account_pb2.RevokeTokensRequest(user_id=int(alice.id), reason="banned")
+            await account_pb2_grpc.AccountServiceStub(channel).RevokeTokens(revoke, timeout=5)
+        await asyncio.sleep(REVOCATION_CACHE_S + 1)
+        await device.send({"type": "send", "conversation_id": conv["id"], "client_msg_id": "m-2", "text": "banned"})
+        await device.wait_closed(LIVE_S)
+        history = await client.history(bob, conv["id"], after_seq=0)
+        assert [message["text"] for message in history["messages"]] == ["hi"]
+    finally:
+        await device.close()
+        await client.close()
