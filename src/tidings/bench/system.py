@@ -85,6 +85,10 @@ class Ports:
     def free(cls) -> Ports:
         return cls({m: free_port() for m in MODULES}, {m: free_port() for m in GRPC_MODULES}, free_port(), free_port())
 
+    def metrics(self, module: str) -> int:
+        """The port of ``module``'s ``/metrics``: its HTTP port, but the bff's own metrics port (its HTTP is public)."""
+        return self.bff_metrics if module == "bff" else self.http[module]
+
     def env(self) -> dict[str, str]:
         """The overrides every process gets: its own listeners move, and it dials the others where they moved."""
         env = {f"TIDINGS_MODULES__{m.upper()}__HTTP__PORT": str(port) for m, port in self.http.items()}
@@ -139,7 +143,7 @@ async def start(config: Path, modules: Sequence[str] | None = None) -> AsyncIter
             yield System(
                 f"http://127.0.0.1:{ports.http['bff']}",
                 {name: p.pid for name, p in started},
-                {name: f"http://127.0.0.1:{ports.http[ready[0]]}/metrics" for name, _, ready in plan},
+                {name: f"http://127.0.0.1:{ports.metrics(ready[0])}/metrics" for name, _, ready in plan},
             )
         finally:
             for _, process in reversed(started):
