@@ -77,7 +77,7 @@ async def _serve(settings: conf.Settings, names: list[ModuleName], service_name:
     infra = Infra(settings)
     try:
         modules = [await WIRES[name](infra) for name in names]
-    except db.DatabaseUnavailable as exc:
+    except (db.DatabaseUnavailable, conf.ConfigError) as exc:
         await infra.close()
         raise Fatal(str(exc)) from None
     except BaseException:

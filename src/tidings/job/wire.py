@@ -91,7 +91,9 @@ async def push_worker(
     topics = topics or events.Topics(infra.settings.bus.namespace)
     bus = await infra.bus()
     await bus.ensure_topics(topics.specs(events.CHAT_TOPICS))
-    client = DeliveryClient(timeout_s=infra.settings.realtime.io_timeout_s)
+    client = DeliveryClient(
+        timeout_s=infra.settings.realtime.io_timeout_s, secret=infra.settings.auth.require_internal_secret()
+    )
     job = PushJob(
         CachedMembership(SQLConversationRepo(await infra.engine())),
         routes or route_table(infra),
