@@ -93,10 +93,6 @@ class _Pending:
             self.future.set_result(outcome)
 
 
-def _copy(error: TidingsError) -> TidingsError:
-    return TidingsError(error.code, error.reason, error.message, error.metadata, domain=error.domain)
-
-
 def _unavailable(what: str) -> TidingsError:
     return errors.common.unavailable(f"{what}; retry with the same client_msg_id")
 
@@ -192,7 +188,7 @@ class Sender:
                 self._log.error("send pipeline failed", exc_info=exc, batch=len(batch))
             for pending in batch:
                 # One error object per waiter: each raises it in its own task, with its own traceback.
-                pending.settle(_copy(exc) if isinstance(exc, TidingsError) else errors.common.internal("send failed"))
+                pending.settle(exc.copy() if isinstance(exc, TidingsError) else errors.common.internal("send failed"))
             if not isinstance(exc, Exception):
                 raise
             return None
