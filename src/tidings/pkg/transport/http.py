@@ -75,6 +75,9 @@ class HttpServer:
             # connection costs a fraction of the memory (our sessions ping and time out idle clients themselves).
             ws="websockets-sansio",
             ws_max_size=self._ws_max_size,
+            # No permessage-deflate: its zlib streams take about 45 KiB per connection, most of an idle
+            # connection's memory, to compress frames of a few hundred bytes that gain little from it.
+            ws_per_message_deflate=False,
             http=self._guard.protocol() if self._guard is not None else "auto",
             timeout_keep_alive=self._keep_alive_s,
         )

@@ -58,6 +58,9 @@ class SendPolicy:
     lease_ms: int = 15_000
     # Sends in one batch at most.
     max_batch: int = 512
+    # A stage of a batch (check, allocate and reserve; or produce) gives up after this long. The pipeline runs
+    # outside any request, so this, not a request's deadline, bounds its I/O; above the bus and database timeouts.
+    stage_timeout_s: float = 12.0
     # How often a retry looks at a reservation that another instance is producing.
     poll_interval_s: float = 0.05
 
@@ -142,7 +145,11 @@ class Sender:
         pending = _Pending(conversation_id, sender_id, client_msg_id, text, contextvars.copy_context())
         self._queue.append(pending)
         if self._pipeline is None:
-            self._pipeline = asyncio.create_task(self._run_pipeline(), name="chat send pipeline")
+            # In a context of its own: the pipeline serves every request, and must not run under the deadline (or
+            # in the trace) of the one that happened to start it.
+            self._pipeline = asyncio.create_task(
+                self._run_pipeline(), name="chat send pipeline", context=contextvars.Context()
+            )
         outcome = await pending.future
         if isinstance(outcome, Sent):
             return outcome
@@ -176,9 +183,16 @@ class Sender:
                 pending.settle(_unavailable("the chat instance is stopping"))
 
     async def _guarded(self, batch: list[_Pending], step: Awaitable[T]) -> T | None:
-        """Run a stage; whatever it raises answers every send of the batch not answered yet, never a hang."""
+        """Run a stage under ``stage_timeout_s``; whatever it raises answers every send of the batch not answered
+        yet, never a hang."""
         try:
-            return await step
+            async with asyncio.timeout(self._policy.stage_timeout_s):
+                return await step
+        except TimeoutError:
+            self._log.warning("send stage timed out", batch=len(batch), timeout_s=self._policy.stage_timeout_s)
+            for pending in batch:
+                pending.settle(_unavailable("the send timed out"))
+            return None
         except BaseException as exc:
             # A bug or a cancellation must not leave callers waiting forever.
             if not isinstance(exc, TidingsError):
