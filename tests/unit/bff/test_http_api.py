@@ -231,3 +231,29 @@ async def test_invalid_utf8_wrong_types_and_broken_json_are_400(api: Api, raw: b
     )
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["reason"] == "INVALID_ARGUMENT"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "raw", "field"),
+    [
+        ("POST", "/v1/auth/register", b'{"username": "carol\\ud800", "password": "correct horse"}', "username"),
+        ("POST", "/v1/auth/register", b'{"username": "carol", "password": "pass\\udfff word"}', "password"),
+        ("POST", "/v1/auth/login", b'{"username": "\\ud800", "password": "correct horse"}', "username"),
+        ("PATCH", "/v1/me", b'{"display_name": "A\\ud800"}', "display_name"),
+        ("POST", "/v1/conversations", b'{"kind": "group", "title": "\\ud800"}', "title"),
+        ("POST", "/conv/messages", b'{"client_msg_id": "c-\\ud800", "text": "hi"}', "client_msg_id"),
+        ("POST", "/conv/messages", b'{"client_msg_id": "c-1", "text": "\\ud800"}', "text"),
+    ],
+)
+async def test_a_lone_surrogate_in_any_string_field_is_400_naming_it(
+    api: Api, method: str, path: str, raw: bytes, field: str
+) -> None:
+    _, alice = await api.user("alice")
+    if path.startswith("/conv"):
+        conv = (await api.client.post("/v1/conversations", json={"kind": "group", "title": "g"}, headers=alice)).json()
+        path = f"/v1/conversations/{conv['id']}{path.removeprefix('/conv')}"
+    headers = {**alice, "content-type": "application/json"}
+    answer = await api.client.request(method, path, content=raw, headers=headers)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert (error["reason"], error["metadata"]["field"]) == ("INVALID_ARGUMENT", field)

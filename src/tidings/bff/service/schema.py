@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from tidings.bff.biz import model
 
@@ -30,48 +30,72 @@ def rfc3339(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class _Body(BaseModel):
+def well_formed(value: object) -> object:
+    """``value`` if every string in it is well-formed Unicode; ``ValueError`` otherwise.
+
+    JSON may escape a lone UTF-16 surrogate (``"\\ud800"``), which Python decodes into a string no UTF-8 encoder
+    (protobuf, the database) accepts: refused here, at the edge, so it is a 400 naming the field, never a 500.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+    elif isinstance(value, list | tuple):
+        for item in value:
+            well_formed(item)
+    return value
+
+
+class Body(BaseModel):
+    """Every request body and frame: unknown keys ignored, every string field well-formed Unicode."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _well_formed(cls, value: object) -> object:
+        return well_formed(value)
 
-class RegisterBody(_Body):
+
+class RegisterBody(Body):
     username: str = Field(max_length=128)
     password: str = Field(max_length=1024)
     display_name: str | None = Field(default=None, max_length=256)
 
 
-class LoginBody(_Body):
+class LoginBody(Body):
     username: str = Field(max_length=128)
     password: str = Field(max_length=1024)
 
 
-class RefreshBody(_Body):
+class RefreshBody(Body):
     refresh_token: str = Field(min_length=1, max_length=4096)
 
 
-class ProfileBody(_Body):
+class ProfileBody(Body):
     display_name: str | None = Field(default=None, max_length=256)
     bio: str | None = Field(default=None, max_length=4096)
     avatar_url: str | None = Field(default=None, max_length=4096)
 
 
-class CreateConversationBody(_Body):
+class CreateConversationBody(Body):
     kind: Literal["direct", "group"]
     peer_id: Id | None = None
     title: str | None = Field(default=None, max_length=1024)
     member_ids: list[Id] | None = Field(default=None, max_length=10_000)
 
 
-class MembersBody(_Body):
+class MembersBody(Body):
     user_ids: list[Id] = Field(min_length=1, max_length=1000)
 
 
-class SendBody(_Body):
+class SendBody(Body):
     client_msg_id: str = Field(max_length=256)
     text: str
 
 
-class ReadBody(_Body):
+class ReadBody(Body):
     seq: int = Field(ge=0, le=MAX_ID, strict=True)
 
 
