@@ -43,6 +43,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The group would exceed its member limit; `metadata.limit` says what it is."""
     USER_BLOCKED: _ErrorReason.ValueType  # 10
     """The peer has blocked the caller, so a direct conversation with them cannot be started or written to."""
+    CLIENT_MSG_ID_REUSED: _ErrorReason.ValueType  # 11
+    """The sender already used this client_msg_id in another conversation; `metadata.conversation_id` names it.
+    A client_msg_id identifies one message of its sender: use a fresh one for every new message.
+    """
+    NOT_A_CONTACT: _ErrorReason.ValueType  # 12
+    """The user can be added to a group only by a contact: someone they share a direct conversation with, and
+    neither has blocked the other. `metadata.user_ids` lists who could not be added.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a chat call failed. Each reason maps to one HTTP-like code."""
@@ -68,4 +76,12 @@ GROUP_TOO_LARGE: ErrorReason.ValueType  # 9
 """The group would exceed its member limit; `metadata.limit` says what it is."""
 USER_BLOCKED: ErrorReason.ValueType  # 10
 """The peer has blocked the caller, so a direct conversation with them cannot be started or written to."""
+CLIENT_MSG_ID_REUSED: ErrorReason.ValueType  # 11
+"""The sender already used this client_msg_id in another conversation; `metadata.conversation_id` names it.
+A client_msg_id identifies one message of its sender: use a fresh one for every new message.
+"""
+NOT_A_CONTACT: ErrorReason.ValueType  # 12
+"""The user can be added to a group only by a contact: someone they share a direct conversation with, and
+neither has blocked the other. `metadata.user_ids` lists who could not be added.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -17,6 +17,8 @@ NOT_GROUP_OWNER = Reason(DOMAIN, "NOT_GROUP_OWNER", 403)
 NOT_A_GROUP = Reason(DOMAIN, "NOT_A_GROUP", 400)
 GROUP_TOO_LARGE = Reason(DOMAIN, "GROUP_TOO_LARGE", 400)
 USER_BLOCKED = Reason(DOMAIN, "USER_BLOCKED", 403)
+CLIENT_MSG_ID_REUSED = Reason(DOMAIN, "CLIENT_MSG_ID_REUSED", 409)
+NOT_A_CONTACT = Reason(DOMAIN, "NOT_A_CONTACT", 403)
 
 REASONS = (
     CONVERSATION_NOT_FOUND,
@@ -29,6 +31,8 @@ REASONS = (
     NOT_A_GROUP,
     GROUP_TOO_LARGE,
     USER_BLOCKED,
+    CLIENT_MSG_ID_REUSED,
+    NOT_A_CONTACT,
 )
 
 
@@ -130,3 +134,27 @@ def user_blocked(message: str, /, **metadata: str) -> TidingsError:
 def is_user_blocked(error: BaseException | None) -> bool:
     """Whether ``error`` is USER_BLOCKED."""
     return USER_BLOCKED.matches(error)
+
+
+def client_msg_id_reused(message: str, /, **metadata: str) -> TidingsError:
+    """The sender already used this client_msg_id in another conversation; `metadata.conversation_id` names it. A
+    client_msg_id identifies one message of its sender: use a fresh one for every new message. (409)
+    """
+    return CLIENT_MSG_ID_REUSED.error(message, **metadata)
+
+
+def is_client_msg_id_reused(error: BaseException | None) -> bool:
+    """Whether ``error`` is CLIENT_MSG_ID_REUSED."""
+    return CLIENT_MSG_ID_REUSED.matches(error)
+
+
+def not_a_contact(message: str, /, **metadata: str) -> TidingsError:
+    """The user can be added to a group only by a contact: someone they share a direct conversation with, and neither
+    has blocked the other. `metadata.user_ids` lists who could not be added. (403)
+    """
+    return NOT_A_CONTACT.error(message, **metadata)
+
+
+def is_not_a_contact(error: BaseException | None) -> bool:
+    """Whether ``error`` is NOT_A_CONTACT."""
+    return NOT_A_CONTACT.matches(error)
