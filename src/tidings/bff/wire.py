@@ -8,8 +8,9 @@ from prometheus_client import REGISTRY
 from tidings.bff import server
 from tidings.bff.biz.realtime.frames import Frames
 from tidings.bff.biz.realtime.hub import Hub
-from tidings.bff.biz.usecase import Sync
+from tidings.bff.biz.usecase import Members, Sync
 from tidings.bff.data.account import GrpcAccountRepo
+from tidings.bff.data.audiences import audiences
 from tidings.bff.data.chat import GrpcChatRepo
 from tidings.bff.data.metrics import PrometheusRealtimeMetrics
 from tidings.bff.data.presence import RoutePresenceRepo
@@ -21,6 +22,7 @@ from tidings.bff.service.gateway import add_to_server as add_gateway_to_server
 from tidings.bff.service.http import router
 from tidings.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2
 from tidings.pkg.app import Module, Server
+from tidings.pkg.cache.factory import cache_kit
 from tidings.pkg.conf import ModuleConf, RealtimeConf
 from tidings.pkg.infra import Infra
 from tidings.pkg.middleware.grpc import server_interceptors
@@ -54,6 +56,7 @@ async def wire(infra: Infra) -> Module:
     chats = GrpcChatRepo(infra.channel("chat"))
     routes = route_table(infra)
     metrics = PrometheusRealtimeMetrics(REGISTRY)
+    fan_out = audiences(await cache_kit(infra, REGISTRY, "bff"), realtime)
     hub = Hub(
         instance=instance_address(conf, realtime),
         conf=realtime,
@@ -63,6 +66,7 @@ async def wire(infra: Infra) -> Module:
         chats=chats,
         metrics=metrics,
         request_timeout_s=conf.request_timeout_s,
+        audiences=fan_out,
     )
     frames = Frames(hub, chats)
     checks = [infra.redis_check()] if infra.uses_redis else []
@@ -70,7 +74,7 @@ async def wire(infra: Infra) -> Module:
         checks,
         request_timeout_s=conf.request_timeout_s,
         routers=[
-            router(accounts, chats, Sync(accounts, chats, RoutePresenceRepo(routes))),
+            router(accounts, chats, Sync(accounts, chats, RoutePresenceRepo(routes)), Members(chats, fan_out)),
             ws.router(accounts, hub, frames, metrics, request_timeout_s=conf.request_timeout_s),
         ],
     )

@@ -36,8 +36,11 @@ from tidings.pkg.errors.http import ErrorBody
 PathId = Annotated[int, Path(gt=0, le=MAX_ID)]
 
 
-def router(accounts: AccountRepo, chats: ChatRepo, sync: usecase.Sync) -> APIRouter:
+def router(
+    accounts: AccountRepo, chats: ChatRepo, sync: usecase.Sync, members: usecase.Members | None = None
+) -> APIRouter:
     """Every route of the public API, bound to the repos and use cases the composition root built."""
+    members = members or usecase.Members(chats)
     failure = {"model": ErrorBody, "description": "The error body of API.md; the status is `error.code`."}
     api = APIRouter(prefix="/v1", responses={"4XX": failure, "5XX": failure})
 
@@ -105,11 +108,11 @@ def router(accounts: AccountRepo, chats: ChatRepo, sync: usecase.Sync) -> APIRou
 
     @api.post("/conversations/{conversation_id}/members", tags=["conversations"])
     async def add_members(conversation_id: PathId, body: MembersBody, user_id: Caller) -> ConversationOut:
-        return ConversationOut.of(await chats.add_members(user_id, conversation_id, body.user_ids))
+        return ConversationOut.of(await members.add(user_id, conversation_id, body.user_ids))
 
     @api.delete("/conversations/{conversation_id}/members/{user_id}", tags=["conversations"])
     async def remove_member(conversation_id: PathId, user_id: PathId, me: Caller) -> ConversationOut:
-        return ConversationOut.of(await chats.remove_member(me, conversation_id, user_id))
+        return ConversationOut.of(await members.remove(me, conversation_id, user_id))
 
     @api.post("/conversations/{conversation_id}/messages", status_code=status.HTTP_201_CREATED, tags=["messages"])
     async def send(conversation_id: PathId, body: SendBody, response: Response, user_id: Caller) -> SentOut:

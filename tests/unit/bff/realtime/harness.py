@@ -12,6 +12,7 @@ from tidings.bff.biz.model import Identity
 from tidings.bff.biz.realtime.events import Envelope, Event, Outbound
 from tidings.bff.biz.realtime.frames import Frames
 from tidings.bff.biz.realtime.hub import Hub
+from tidings.bff.biz.realtime.membership import Audiences
 from tidings.bff.biz.realtime.session import Session
 from tidings.bff.data.metrics import PrometheusRealtimeMetrics
 from tidings.pkg import errors
@@ -67,6 +68,8 @@ class Cluster:
         self.metrics = PrometheusRealtimeMetrics(self.registry)
         self._ids = 0
         self._hubs: list[Hub] = []
+        # Shared by the hubs as the fleet's Redis is: one invalidation reaches every instance.
+        self.audiences = Audiences.local(conf.members_cache_s, conf.peers_cache_s, self.clock.monotonic)
 
     def hub(self, instance: str = "10.0.0.1:9080") -> Hub:
         hub = Hub(
@@ -80,6 +83,7 @@ class Cluster:
             request_timeout_s=5,
             clock=self.clock,
             new_id=self._new_id,
+            audiences=self.audiences,
         )
         self.relay.hubs[instance] = hub
         self._hubs.append(hub)

@@ -8,6 +8,7 @@ import pytest
 
 from tests.unit.bff.realtime.harness import Cluster, cluster_of, events, waiting
 from tidings.bff.biz.realtime.events import Failure, Marked, MarkRead, Ping, Pong, SendText, Sent, StartTyping, Typing
+from tidings.bff.biz.usecase import Members
 from tidings.bff.service.connection import answer, refuse
 from tidings.pkg import errors
 
@@ -103,3 +104,21 @@ async def test_a_failing_frame_is_answered_with_an_error_frame_and_the_connectio
     assert (refusal.ref, refusal.error.code) == (4, 400)
     assert pong == Pong(5)
     assert session.reason is None
+
+
+async def test_a_removed_members_typing_stops_at_once_on_every_instance(cluster: Cluster) -> None:
+    a, b = cluster.hub("a:1"), cluster.hub("b:1")
+    alice, alice_token = cluster.user("alice")
+    bob, bob_token = cluster.user("bob")
+    group = await cluster.chats.create_group(alice, "team", [bob])
+    watcher, typer = await cluster.connect(a, alice_token), await cluster.connect(b, bob_token)
+    for hub in (a, b):
+        await hub.drain()
+    await waiting(watcher)
+    await cluster.frames(b).answer(typer, StartTyping(group.id))
+    assert await events(watcher) == [Typing(group.id, bob)]
+
+    await Members(cluster.chats, cluster.audiences).remove(alice, group.id, bob)  # through instance a
+    with pytest.raises(errors.TidingsError):
+        await cluster.frames(b).answer(typer, StartTyping(group.id))
+    assert await events(watcher) == []

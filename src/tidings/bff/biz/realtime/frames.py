@@ -1,7 +1,7 @@
 """What a client may do on its connection: ping, type, send and mark read (the last two as the REST API does).
 
-Typing is ephemeral: checked against membership (cached briefly), relayed to the other members' live sessions,
-never stored, and limited per connection by a token bucket.
+Typing is ephemeral: checked against membership (cached, invalidated when it changes), relayed to the other
+members' live sessions, never stored, and limited per connection by a token bucket.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tidings.bff.biz.realtime.events import (
     Typing,
 )
 from tidings.bff.biz.realtime.hub import Hub
-from tidings.bff.biz.realtime.session import Session, TTLCache
+from tidings.bff.biz.realtime.session import Session
 from tidings.pkg import errors
 
 
@@ -32,7 +32,7 @@ class Frames:
     def __init__(self, hub: Hub, chats: ChatRepo) -> None:
         self._hub = hub
         self._chats = chats
-        self._members: TTLCache[int, frozenset[int]] = TTLCache(hub.conf.members_cache_s, 10_000, hub.clock.monotonic)
+        self._members = hub.audiences.members
 
     async def answer(self, session: Session, frame: Inbound) -> Outbound | None:
         """The frame's answer (None for typing, which has none)."""
@@ -63,9 +63,12 @@ class Frames:
 
     async def _members_of(self, user_id: int, conversation_id: int) -> frozenset[int]:
         """The members, if ``user_id`` is one (cached); chat's error (not found / not a member) otherwise."""
-        members = self._members.get(conversation_id)
+
+        async def load(_: int) -> tuple[int, ...]:
+            return (await self._chats.get(user_id, conversation_id)).member_ids
+
+        members = await self._members.get(conversation_id, load)
         if members is None or user_id not in members:
-            conversation = await self._chats.get(user_id, conversation_id)
-            members = frozenset(conversation.member_ids)
-            self._members.put(conversation_id, members)
-        return members
+            # Not in the cached list (a non-member, or one who joined since): chat answers, or raises its error.
+            members = await load(conversation_id)
+        return frozenset(members)

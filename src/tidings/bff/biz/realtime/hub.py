@@ -19,7 +19,8 @@ from typing import Any
 from tidings.bff.biz.model import Identity, Presence
 from tidings.bff.biz.ports import AccountRepo, ChatRepo, RealtimeMetrics, Relay, RouteTable
 from tidings.bff.biz.realtime.events import Envelope, Event, PresenceChanged, Ready, Route, Routes
-from tidings.bff.biz.realtime.session import Clock, CloseReason, Session, SystemClock, TokenBucket, TTLCache
+from tidings.bff.biz.realtime.membership import Audiences
+from tidings.bff.biz.realtime.session import Clock, CloseReason, Session, SystemClock, TokenBucket
 from tidings.pkg import errors, log
 from tidings.pkg.conf import RealtimeConf
 from tidings.pkg.middleware import deadline
@@ -48,6 +49,7 @@ class Hub:
         request_timeout_s: float,
         clock: Clock | None = None,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        audiences: Audiences | None = None,
     ) -> None:
         self.instance = instance
         self.conf = conf
@@ -60,7 +62,8 @@ class Hub:
         self.clock: Clock = clock or SystemClock()
         self._new_id = new_id
         self._sessions: dict[str, Session] = {}
-        self._peers: TTLCache[int, tuple[int, ...]] = TTLCache(conf.peers_cache_s, 10_000, self.clock.monotonic)
+        # Members (typing) and peers (presence): shared by the fleet's instances when given (Redis), else local.
+        self.audiences = audiences or Audiences.local(conf.members_cache_s, conf.peers_cache_s, self.clock.monotonic)
         self._slots = asyncio.Semaphore(_CONCURRENCY)
         self._tasks: set[asyncio.Task[None]] = set()
         # While stopping, closed sessions' routes are collected and removed in batches rather than one by one.
@@ -208,14 +211,14 @@ class Hub:
 
     async def _peers_of(self, user_id: int) -> tuple[int, ...]:
         """Everyone who shares a conversation with ``user_id`` (capped), cached briefly."""
-        peers = self._peers.get(user_id)
-        if peers is None:
+
+        async def load(user: int) -> tuple[int, ...]:
             async with self._bounded(self._request_timeout_s):
-                conversations = await self._chats.for_user(user_id)
-            found = dict.fromkeys(m for conv in conversations for m in conv.member_ids if m != user_id)
-            peers = tuple(found)[: self.conf.presence_max_peers]
-            self._peers.put(user_id, peers)
-        return peers
+                conversations = await self._chats.for_user(user)
+            found = dict.fromkeys(m for conv in conversations for m in conv.member_ids if m != user)
+            return tuple(found)[: self.conf.presence_max_peers]
+
+        return await self.audiences.peers.get(user_id, load) or ()
 
     # Upkeep ----------------------------------------------------------------------------------------------------
 

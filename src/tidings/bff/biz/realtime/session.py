@@ -170,6 +170,9 @@ class TTLCache(Generic[K, V]):
         self._entries.move_to_end(key)
         return value
 
+    def delete(self, key: K) -> None:
+        self._entries.pop(key, None)
+
     def put(self, key: K, value: V) -> None:
         if self._ttl_s <= 0:
             return
