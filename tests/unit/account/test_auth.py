@@ -137,6 +137,20 @@ async def test_profiles_update_search_and_batch_get(world: World) -> None:
     assert raised.value.metadata["field"] == "display_name,avatar_url"
 
 
+@pytest.mark.parametrize("query", ["\x00", "al\x00", "a\nb", "a", "  a  ", "", "x" * 65])
+async def test_a_user_search_without_a_meaningful_query_is_refused_naming_it(world: World, query: str) -> None:
+    await world.auth.register("alice", "correct horse", None)
+    with pytest.raises(errors.TidingsError) as refused:
+        await world.profiles.search(query, 10)
+    assert errors.common.is_invalid_argument(refused.value)
+    assert refused.value.metadata["field"] == "query"
+
+
+async def test_a_user_search_of_two_characters_after_trimming_is_served(world: World) -> None:
+    await world.auth.register("alice", "correct horse", None)
+    assert [u.username for u in await world.profiles.search(" al ", 10)] == ["alice"]
+
+
 async def test_blocks_apply_both_ways_and_not_to_oneself(world: World) -> None:
     alice = (await world.auth.register("alice", "correct horse", None)).user
     bob = (await world.auth.register("bob", "correct horse", None)).user

@@ -257,3 +257,11 @@ async def test_a_lone_surrogate_in_any_string_field_is_400_naming_it(
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
     assert (error["reason"], error["metadata"]["field"]) == ("INVALID_ARGUMENT", field)
+
+
+@pytest.mark.parametrize("query", ["%00", "a%00b", "a%0Ab", "a", "x" * 65])
+async def test_a_user_search_with_control_characters_or_too_short_is_400_naming_query(api: Api, query: str) -> None:
+    _, alice = await api.user("alice")
+    answer = await api.client.get(f"/v1/users?query={query}", headers=alice)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["metadata"]["field"] == "query"

@@ -79,7 +79,7 @@ def router(
     @api.get("/users", tags=["users"])
     async def search_users(
         _: Caller,
-        query: Annotated[str, Query(min_length=1, max_length=64)],
+        query: Annotated[str, Query(min_length=2, max_length=64, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")],
         limit: Annotated[int, Query(ge=1, le=50)] = 20,
     ) -> UsersOut:
         return UsersOut(users=[UserOut.of(user) for user in await accounts.search(query, limit)])
