@@ -173,3 +173,15 @@ async def test_log_out_everywhere_ends_sessions_but_allows_signing_in_again(worl
     world.clock.now += 10
     fresh = await world.auth.login("alice", "correct horse")
     assert (await world.auth.verify(fresh.access_token)).user_id == session.user.id
+
+
+@pytest.mark.parametrize("password", [" " * 8, " " * 40, "a b c d e f g", "aaaaaaaaaa", "\t\n      \u3000 x"])
+async def test_a_password_of_spaces_or_one_repeated_character_is_refused_as_weak(world: World, password: str) -> None:
+    with pytest.raises(errors.TidingsError) as refused:
+        await world.auth.register("alice", password, None)
+    assert errors.account.is_weak_password(refused.value)
+    assert (refused.value.code, refused.value.metadata["field"]) == (400, "password")
+
+
+async def test_a_password_with_spaces_but_eight_other_characters_is_accepted(world: World) -> None:
+    assert (await world.auth.register("alice", "correct horse", None)).user.username == "alice"
