@@ -120,6 +120,18 @@ async def test_only_the_owner_removes_others_but_anyone_may_leave(world: World) 
     assert back.member_ids == (1, 2)
 
 
+async def test_an_owner_who_leaves_hands_the_group_on_to_the_oldest_member_who_may_then_moderate(
+    world: World,
+) -> None:
+    group = await world.chats.create_group(1, "team", [2])
+    cid = group.conversation.id
+    world.clock.advance(1000)
+    await world.chats.add_members(2, cid, [3])
+    left = await world.chats.remove_member(1, cid, 1)
+    assert left.conversation.owner_id == 2
+    assert (await world.chats.remove_member(2, cid, 3)).member_ids == (2,)
+
+
 async def test_a_removed_member_can_no_longer_send_through_the_same_instance(world: World) -> None:
     group = await world.chats.create_group(1, "team", [2])
     cid = group.conversation.id
