@@ -265,3 +265,28 @@ async def test_a_user_search_with_control_characters_or_too_short_is_400_naming_
     answer = await api.client.get(f"/v1/users?query={query}", headers=alice)
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["metadata"]["field"] == "query"
+
+
+async def test_the_openapi_document_declares_the_rules_the_server_enforces(api: Api) -> None:
+    document = (await api.client.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    username = schemas["RegisterBody"]["properties"]["username"]
+    assert (username["minLength"], username["maxLength"], username["pattern"]) == (
+        3,
+        32,
+        "^[A-Za-z][A-Za-z0-9_]{2,31}$",
+    )
+    assert schemas["RegisterBody"]["properties"]["password"]["minLength"] == 8
+    assert schemas["SendBody"]["properties"]["client_msg_id"]["minLength"] == 1
+    assert schemas["SendBody"]["properties"]["text"]["maxLength"] == 4000
+    create = schemas["CreateConversationBody"]
+    assert create["if"] == {"properties": {"kind": {"const": "group"}}}
+    assert "title" in create["then"]["required"]
+    peer = create["properties"]["peer_id"]["anyOf"]
+    assert [(p["type"], p.get("minimum")) for p in peer] == [("string", None), ("integer", 1), ("null", None)]
+    assert {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"} in peer
+    history = document["paths"]["/v1/conversations/{conversation_id}/messages"]["get"]["parameters"]
+    after_seq = next(p for p in history if p["name"] == "after_seq")
+    assert after_seq["schema"]["anyOf"][0]["minimum"] == 0
+    path_id = next(p for p in history if p["name"] == "conversation_id")
+    assert path_id["schema"]["exclusiveMinimum"] == 0

@@ -125,9 +125,9 @@ def router(
     async def history(
         conversation_id: PathId,
         user_id: Caller,
-        after_seq: Annotated[int | None, Query(le=MAX_ID)] = None,
-        before_seq: Annotated[int | None, Query(le=MAX_ID)] = None,
-        limit: Annotated[int | None, Query(le=MAX_ID)] = None,
+        after_seq: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+        before_seq: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+        limit: Annotated[int | None, Query(ge=1, le=MAX_ID, description="1-200; larger values are capped")] = None,
     ) -> PageOut:
         page = await usecase.history(chats, user_id, conversation_id, after_seq, before_seq, limit)
         return PageOut(messages=[MessageOut.of(message) for message in page.messages], has_more=page.has_more)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic.config import JsonDict
 
 from tidings.bff.biz import model
 
@@ -23,7 +24,21 @@ def _parse_id(value: object) -> object:
     return value
 
 
-Id = Annotated[int, BeforeValidator(_parse_id), Field(gt=0, le=MAX_ID, strict=True)]
+# Declared as clients send it: a decimal string (up to 18 digits in the schema, so every example fits 63 bits),
+# or a JSON integer, above 0.
+_ID_SCHEMA: JsonDict = {
+    "anyOf": [
+        {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
+        {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+    ]
+}
+Id = Annotated[int, BeforeValidator(_parse_id), Field(gt=0, le=MAX_ID, strict=True), WithJsonSchema(_ID_SCHEMA)]
+
+# The account service's rules (service/account/biz/user.py), declared so schema-driven clients agree with them.
+USERNAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{2,31}$"
+# Contains something other than white space.
+NOT_BLANK = r"\S"
+URL_OR_EMPTY = r"^(https?://[\s\S]*)?$"
 
 
 def rfc3339(ms: int) -> str:
@@ -59,9 +74,10 @@ class Body(BaseModel):
 
 
 class RegisterBody(Body):
-    username: str = Field(max_length=128)
-    password: str = Field(max_length=1024)
-    display_name: str | None = Field(default=None, max_length=256)
+    username: str = Field(min_length=3, max_length=32, pattern=USERNAME_PATTERN)
+    # Also refused (WEAK_PASSWORD): fewer than 8 characters other than spaces, or one character repeated.
+    password: str = Field(min_length=8, max_length=128)
+    display_name: str | None = Field(default=None, min_length=1, max_length=64, pattern=NOT_BLANK)
 
 
 class LoginBody(Body):
@@ -74,15 +90,25 @@ class RefreshBody(Body):
 
 
 class ProfileBody(Body):
-    display_name: str | None = Field(default=None, max_length=256)
-    bio: str | None = Field(default=None, max_length=4096)
-    avatar_url: str | None = Field(default=None, max_length=4096)
+    display_name: str | None = Field(default=None, min_length=1, max_length=64, pattern=NOT_BLANK)
+    bio: str | None = Field(default=None, max_length=280)
+    avatar_url: str | None = Field(default=None, max_length=512, pattern=URL_OR_EMPTY)
 
 
 class CreateConversationBody(Body):
+    """A direct conversation needs ``peer_id``, a group its ``title`` (declared with if/then for schema users)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"kind": {"const": "group"}}},
+            "then": {"required": ["title"], "properties": {"title": {"type": "string"}}},
+            "else": {"required": ["peer_id"], "properties": {"peer_id": _ID_SCHEMA}},
+        }
+    )
+
     kind: Literal["direct", "group"]
     peer_id: Id | None = None
-    title: str | None = Field(default=None, max_length=1024)
+    title: str | None = Field(default=None, min_length=1, max_length=128)
     member_ids: list[Id] | None = Field(default=None, max_length=10_000)
 
 
@@ -91,8 +117,10 @@ class MembersBody(Body):
 
 
 class SendBody(Body):
-    client_msg_id: str = Field(max_length=256)
-    text: str
+    # One message of its sender (README, idempotent sends): printable ASCII without spaces.
+    client_msg_id: str = Field(min_length=1, max_length=64, pattern=r"^[!-~]+$")
+    # 1-4,000 code points, not trimmed; checked by chat (a longer one is MESSAGE_TOO_LONG), declared here.
+    text: str = Field(json_schema_extra={"minLength": 1, "maxLength": 4000})
 
 
 class ReadBody(Body):
