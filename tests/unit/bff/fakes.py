@@ -24,6 +24,7 @@ class FakeAccounts:
         self.expiry: dict[str, int] = {}
         self.unavailable = False
         self.identified: list[str] = []
+        self.blocks: set[tuple[int, int]] = set()
 
     async def register(self, username: str, password: str, display_name: str | None) -> Session:
         if any(u.username == username for u in self.users.values()):
@@ -88,6 +89,15 @@ class FakeAccounts:
 
     async def search(self, query: str, limit: int) -> list[User]:
         return [u for u in self.users.values() if u.username.startswith(query)][:limit]
+
+    async def block(self, user_id: int, blocked_id: int) -> None:
+        if user_id == blocked_id:
+            raise errors.account.cannot_block_self("you cannot block yourself", field="user_id")
+        await self.get(blocked_id)
+        self.blocks.add((user_id, blocked_id))
+
+    async def unblock(self, user_id: int, blocked_id: int) -> None:
+        self.blocks.discard((user_id, blocked_id))
 
 
 class FakeChats:

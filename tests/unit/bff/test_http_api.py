@@ -290,3 +290,14 @@ async def test_the_openapi_document_declares_the_rules_the_server_enforces(api: 
     assert after_seq["schema"]["anyOf"][0]["minimum"] == 0
     path_id = next(p for p in history if p["name"] == "conversation_id")
     assert path_id["schema"]["exclusiveMinimum"] == 0
+
+
+async def test_a_user_blocks_and_unblocks_another_with_204(api: Api) -> None:
+    alice_id, alice = await api.user("alice")
+    bob_id, _ = await api.user("bob")
+    assert (await api.client.put(f"/v1/users/{bob_id}/block", headers=alice)).status_code == 204
+    assert (int(alice_id), int(bob_id)) in api.accounts.blocks
+    assert (await api.client.delete(f"/v1/users/{bob_id}/block", headers=alice)).status_code == 204
+    assert api.accounts.blocks == set()
+    itself = await api.client.put(f"/v1/users/{alice_id}/block", headers=alice)
+    assert (itself.status_code, itself.json()["error"]["reason"]) == (400, "CANNOT_BLOCK_SELF")

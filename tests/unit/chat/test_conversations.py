@@ -100,6 +100,22 @@ async def test_members_cannot_be_added_to_or_removed_from_a_direct_conversation(
         assert errors.chat.is_not_a_group(failed.value)
 
 
+async def test_nobody_puts_someone_who_blocked_them_into_a_group_by_creating_or_adding(world: World) -> None:
+    world.directory.blocks.add((3, 1))  # 3 blocked 1
+    world.directory.blocks.add((1, 4))  # 1 blocked 4
+    with pytest.raises(errors.TidingsError) as refused:
+        await world.chats.create_group(1, "team", [2, 3, 4])
+    assert errors.chat.is_user_blocked(refused.value)
+    assert refused.value.metadata["user_ids"] == "3,4"
+    assert world.conversations.conversations == {}
+    group = await world.chats.create_group(1, "team", [2])
+    with pytest.raises(errors.TidingsError) as added:
+        await world.chats.add_members(1, group.conversation.id, [3])
+    assert errors.chat.is_user_blocked(added.value)
+    # Another member whom 3 did not block may add them: the block is between two people.
+    assert 3 in (await world.chats.add_members(2, group.conversation.id, [3])).member_ids
+
+
 async def test_only_the_owner_removes_others_but_anyone_may_leave(world: World) -> None:
     group = await world.chats.create_group(1, "team", [2, 3])
     cid = group.conversation.id

@@ -84,6 +84,15 @@ def router(
     ) -> UsersOut:
         return UsersOut(users=[UserOut.of(user) for user in await accounts.search(query, limit)])
 
+    @api.put("/users/{user_id}/block", status_code=status.HTTP_204_NO_CONTENT, tags=["users"])
+    async def block(user_id: PathId, me: Caller) -> None:
+        """Block a user: no direct chat between you, and neither of you can put the other into a group."""
+        await accounts.block(me, user_id)
+
+    @api.delete("/users/{user_id}/block", status_code=status.HTTP_204_NO_CONTENT, tags=["users"])
+    async def unblock(user_id: PathId, me: Caller) -> None:
+        await accounts.unblock(me, user_id)
+
     @api.post("/conversations", status_code=status.HTTP_201_CREATED, tags=["conversations"])
     async def create_conversation(body: CreateConversationBody, response: Response, user_id: Caller) -> ConversationOut:
         if body.kind == "direct":

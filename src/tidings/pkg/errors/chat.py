@@ -18,7 +18,6 @@ NOT_A_GROUP = Reason(DOMAIN, "NOT_A_GROUP", 400)
 GROUP_TOO_LARGE = Reason(DOMAIN, "GROUP_TOO_LARGE", 400)
 USER_BLOCKED = Reason(DOMAIN, "USER_BLOCKED", 403)
 CLIENT_MSG_ID_REUSED = Reason(DOMAIN, "CLIENT_MSG_ID_REUSED", 409)
-NOT_A_CONTACT = Reason(DOMAIN, "NOT_A_CONTACT", 403)
 
 REASONS = (
     CONVERSATION_NOT_FOUND,
@@ -32,7 +31,6 @@ REASONS = (
     GROUP_TOO_LARGE,
     USER_BLOCKED,
     CLIENT_MSG_ID_REUSED,
-    NOT_A_CONTACT,
 )
 
 
@@ -127,7 +125,9 @@ def is_group_too_large(error: BaseException | None) -> bool:
 
 
 def user_blocked(message: str, /, **metadata: str) -> TidingsError:
-    """The peer has blocked the caller, so a direct conversation with them cannot be started or written to. (403)"""
+    """The peer has blocked the caller (or the caller them), so a direct conversation with them cannot be started or
+    written to, and they cannot be added to a group (`metadata.user_ids` lists who). (403)
+    """
     return USER_BLOCKED.error(message, **metadata)
 
 
@@ -146,15 +146,3 @@ def client_msg_id_reused(message: str, /, **metadata: str) -> TidingsError:
 def is_client_msg_id_reused(error: BaseException | None) -> bool:
     """Whether ``error`` is CLIENT_MSG_ID_REUSED."""
     return CLIENT_MSG_ID_REUSED.matches(error)
-
-
-def not_a_contact(message: str, /, **metadata: str) -> TidingsError:
-    """The user can be added to a group only by a contact: someone they share a direct conversation with, and neither
-    has blocked the other. `metadata.user_ids` lists who could not be added. (403)
-    """
-    return NOT_A_CONTACT.error(message, **metadata)
-
-
-def is_not_a_contact(error: BaseException | None) -> bool:
-    """Whether ``error`` is NOT_A_CONTACT."""
-    return NOT_A_CONTACT.matches(error)
