@@ -6,6 +6,7 @@ import grpc
 from prometheus_client import REGISTRY
 
 from tidings.bff import server
+from tidings.bff.biz.quotas import Quotas
 from tidings.bff.biz.realtime.frames import Frames
 from tidings.bff.biz.realtime.hub import Hub
 from tidings.bff.biz.usecase import Members, Sync
@@ -26,6 +27,7 @@ from tidings.pkg.cache.factory import cache_kit
 from tidings.pkg.conf import ModuleConf, RealtimeConf
 from tidings.pkg.infra import Infra
 from tidings.pkg.middleware.grpc import server_interceptors
+from tidings.pkg.ratelimit import MemoryRateLimiter, Rate, RateLimiter, RedisRateLimiter
 from tidings.pkg.routes import DeliveryClient, route_table
 from tidings.pkg.tokens import JWTCodec
 from tidings.pkg.transport.grpc import GrpcServer
@@ -57,6 +59,12 @@ async def wire(infra: Infra) -> Module:
     routes = route_table(infra)
     metrics = PrometheusRealtimeMetrics(REGISTRY)
     fan_out = audiences(await cache_kit(infra, REGISTRY, "bff"), realtime)
+    limiter: RateLimiter = (
+        RedisRateLimiter(infra.redis(), prefix=f"{realtime.route_prefix}:rl")
+        if infra.uses_redis
+        else MemoryRateLimiter()
+    )
+    quotas = Quotas(limiter, infra.settings.limits, typing=Rate(realtime.typing_rate_per_s, realtime.typing_burst))
     hub = Hub(
         instance=instance_address(conf, realtime),
         conf=realtime,
@@ -67,6 +75,7 @@ async def wire(infra: Infra) -> Module:
         metrics=metrics,
         request_timeout_s=conf.request_timeout_s,
         audiences=fan_out,
+        quotas=quotas,
     )
     frames = Frames(hub, chats)
     checks = [infra.redis_check()] if infra.uses_redis else []
@@ -74,7 +83,7 @@ async def wire(infra: Infra) -> Module:
         checks,
         request_timeout_s=conf.request_timeout_s,
         routers=[
-            router(accounts, chats, Sync(accounts, chats, RoutePresenceRepo(routes)), Members(chats, fan_out)),
+            router(accounts, chats, Sync(accounts, chats, RoutePresenceRepo(routes)), Members(chats, fan_out), quotas),
             ws.router(accounts, hub, frames, metrics, request_timeout_s=conf.request_timeout_s),
         ],
     )

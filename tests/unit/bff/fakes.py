@@ -25,6 +25,7 @@ class FakeAccounts:
         self.unavailable = False
         self.identified: list[str] = []
         self.blocks: set[tuple[int, int]] = set()
+        self.login_attempts = 0
 
     async def register(self, username: str, password: str, display_name: str | None) -> Session:
         if any(u.username == username for u in self.users.values()):
@@ -35,6 +36,7 @@ class FakeAccounts:
         return self._session(user)
 
     async def login(self, username: str, password: str) -> Session:
+        self.login_attempts += 1  # each would hash the password
         user = next((u for u in self.users.values() if u.username == username), None)
         if user is None or self.passwords[username] != password:
             raise errors.account.invalid_credentials("wrong username or password")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
 from tidings.bff.biz import usecase
 from tidings.bff.biz.ports import AccountRepo, ChatRepo
+from tidings.bff.biz.quotas import Quotas
 from tidings.bff.service.schema import (
     MAX_ID,
     ConversationOut,
@@ -31,16 +32,27 @@ from tidings.bff.service.schema import (
     UsersOut,
 )
 from tidings.pkg import errors
+from tidings.pkg.conf import LimitsConf
 from tidings.pkg.errors.http import ErrorBody
+from tidings.pkg.ratelimit import MemoryRateLimiter, Rate
 
 PathId = Annotated[int, Path(gt=0, le=MAX_ID)]
 
 
+def _local_quotas() -> Quotas:
+    """The default limits on this process's own limiter (tests, and a bff wired without a shared one)."""
+    return Quotas(MemoryRateLimiter(), LimitsConf(), typing=Rate(1, 5))
+
+
 def router(
-    accounts: AccountRepo, chats: ChatRepo, sync: usecase.Sync, members: usecase.Members | None = None
+    accounts: AccountRepo,
+    chats: ChatRepo,
+    sync: usecase.Sync,
+    members: usecase.Members | None = None,
+    quotas: Quotas | None = None,
 ) -> APIRouter:
     """Every route of the public API, bound to the repos and use cases the composition root built."""
-    members = members or usecase.Members(chats)
+    members, limits = members or usecase.Members(chats), quotas or _local_quotas()
     failure = {"model": ErrorBody, "description": "The error body of API.md; the status is `error.code`."}
     api = APIRouter(prefix="/v1", responses={"4XX": failure, "5XX": failure})
 
@@ -58,7 +70,7 @@ def router(
 
     @api.post("/auth/login", tags=["auth"])
     async def login(body: LoginBody) -> SessionOut:
-        return SessionOut.of(await accounts.login(body.username, body.password))
+        return SessionOut.of(await limits.login(body.username, lambda: accounts.login(body.username, body.password)))
 
     @api.post("/auth/refresh", tags=["auth"])
     async def refresh(body: RefreshBody) -> SessionOut:
@@ -125,6 +137,7 @@ def router(
 
     @api.post("/conversations/{conversation_id}/messages", status_code=status.HTTP_201_CREATED, tags=["messages"])
     async def send(conversation_id: PathId, body: SendBody, response: Response, user_id: Caller) -> SentOut:
+        await limits.send(user_id)
         message, duplicate = await chats.send(user_id, conversation_id, body.client_msg_id, body.text)
         if duplicate:
             response.status_code = status.HTTP_200_OK

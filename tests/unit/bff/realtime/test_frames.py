@@ -54,15 +54,16 @@ async def test_typing_in_a_conversation_the_user_is_not_in_is_refused(cluster: C
     assert errors.chat.is_conversation_not_found(refused.value)
 
 
-async def test_typing_is_rate_limited_per_connection(cluster: Cluster) -> None:
+async def test_typing_is_rate_limited_per_user_however_many_connections_they_open(cluster: Cluster) -> None:
     hub = cluster.hub()
     alice, token = cluster.user("alice")
     bob, _ = cluster.user("bob")
     direct, _ = await cluster.chats.create_direct(alice, bob)
-    session = await cluster.connect(hub, token)
+    sessions = [await cluster.connect(hub, token) for _ in range(cluster.conf.typing_burst + 1)]
+    session = sessions[0]
     frames = cluster.frames(hub)
-    for _ in range(cluster.conf.typing_burst):
-        await frames.answer(session, StartTyping(direct.id))
+    for other in sessions[1:]:  # one frame on each of the other connections uses up the user's burst
+        await frames.answer(other, StartTyping(direct.id))
     with pytest.raises(errors.TidingsError) as limited:
         await frames.answer(session, StartTyping(direct.id))
     assert limited.value.code == 429

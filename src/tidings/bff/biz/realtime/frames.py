@@ -1,7 +1,7 @@
 """What a client may do on its connection: ping, type, send and mark read (the last two as the REST API does).
 
 Typing is ephemeral: checked against membership (cached, invalidated when it changes), relayed to the other
-members' live sessions, never stored, and limited per connection by a token bucket.
+members' live sessions, never stored, and limited per user (all their connections together), as sends are.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from tidings.bff.biz.realtime.events import (
 )
 from tidings.bff.biz.realtime.hub import Hub
 from tidings.bff.biz.realtime.session import Session
-from tidings.pkg import errors
 
 
 class Frames:
@@ -43,6 +42,7 @@ class Frames:
                 await self.typing(session, conversation_id)
                 return None
             case SendText(conversation_id, client_msg_id, text, ref):
+                await self._hub.quotas.send(session.user_id)
                 message, duplicate = await self._chats.send(session.user_id, conversation_id, client_msg_id, text)
                 return Sent(ref, message, duplicate)
             case MarkRead(conversation_id, seq, ref):
@@ -53,9 +53,7 @@ class Frames:
 
     async def typing(self, session: Session, conversation_id: int) -> None:
         """Relay "typing" to the conversation's other members who are online, on any instance."""
-        if not session.typing.allow(self._hub.clock.monotonic()):
-            wait = f"{session.typing.wait_s():.1f}"
-            raise errors.common.rate_limited("typing frames come too often", retry_after_s=wait)
+        await self._hub.quotas.typing(session.user_id)
         members = await self._members_of(session.user_id, conversation_id)
         others = [member for member in members if member != session.user_id]
         if others:
