@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -39,3 +40,13 @@ async def test_a_key_expires_once_its_bucket_is_full_again(client: redis.Redis, 
     await limiter.hit("k", Rate(per_s=10, burst=5))
     ttl_ms = await client.pttl(f"{prefix}:k")
     assert 0 < ttl_ms <= 102
+
+
+async def test_hits_made_at_once_share_round_trips_and_each_gets_its_own_verdict(
+    client: redis.Redis, prefix: str
+) -> None:
+    limiter = RedisRateLimiter(client, prefix=prefix)
+    rate = Rate(per_s=1, burst=10)
+    verdicts = await asyncio.gather(*(limiter.hit(f"user-{n % 3}", rate) for n in range(45)))
+    assert sum(v.allowed for v in verdicts) == 30  # ten for each of the three keys
+    assert sorted(v.remaining for v in verdicts if v.allowed) == sorted(list(range(10)) * 3)

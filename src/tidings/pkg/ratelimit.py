@@ -12,6 +12,7 @@ with skewed clocks still agree; each key expires when its bucket is full again.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import OrderedDict
@@ -104,16 +105,47 @@ return {1, math.floor((tolerance - (new_tat - now)) / interval), 0}
 
 
 class RedisRateLimiter:
-    """Limits shared by every instance: one script call (one round trip) per hit."""
+    """Limits shared by every instance. Hits made while a round trip is in flight wait and go together in the
+    next one (one pipeline of script calls), so a busy instance pays one round trip per batch, not per hit."""
 
     def __init__(self, client: redis.Redis, *, prefix: str = "rl") -> None:
+        self._client = client
         self._prefix = prefix
         self._script = client.register_script(_GCRA)
+        self._waiting: list[tuple[str, Rate, int, asyncio.Future[Verdict]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def hit(self, key: str, rate: Rate, cost: int = 1) -> Verdict:
-        answer = cast(
-            list[int],
-            await self._script(keys=[f"{self._prefix}:{key}"], args=[1_000_000 / rate.per_s, rate.burst, cost]),
-        )
-        allowed, remaining, retry_after_us = (int(value) for value in answer)
-        return Verdict(bool(allowed), max(0, remaining), retry_after_us / 1e6)
+        answer: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
+        self._waiting.append((f"{self._prefix}:{key}", rate, cost, answer))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush(), name="rate limiter flush")
+        return await answer
+
+    async def _flush(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                await self._round_trip(batch)
+        finally:
+            self._flusher = None
+
+    async def _round_trip(self, batch: list[tuple[str, Rate, int, asyncio.Future[Verdict]]]) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for key, rate, cost, _ in batch:
+            await self._script(keys=[key], args=[1_000_000 / rate.per_s, rate.burst, cost], client=pipe)
+        try:
+            answers = await pipe.execute(raise_on_error=False)
+        except Exception as exc:
+            for *_, answer in batch:
+                if not answer.done():
+                    answer.set_exception(exc)
+            return
+        for (*_, answer), result in zip(batch, answers, strict=True):
+            if answer.done():
+                continue
+            if isinstance(result, Exception):
+                answer.set_exception(result)
+            else:
+                allowed, remaining, retry_after_us = (int(value) for value in cast(list[int], result))
+                answer.set_result(Verdict(bool(allowed), max(0, remaining), retry_after_us / 1e6))
