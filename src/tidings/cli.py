@@ -17,7 +17,7 @@ from tidings.bench import bench_app
 from tidings.bff import wire as bff_wire
 from tidings.job import wire as job_wire
 from tidings.pkg import conf, db, events, log, trace
-from tidings.pkg.app import App, Module
+from tidings.pkg.app import App, Module, event_loop_factory
 from tidings.pkg.bus import BusError
 from tidings.pkg.bus.factory import create_bus
 from tidings.pkg.infra import Infra
@@ -77,7 +77,7 @@ async def _serve(settings: conf.Settings, names: list[ModuleName], service_name:
     infra = Infra(settings)
     try:
         modules = [await WIRES[name](infra) for name in names]
-    except db.DatabaseUnavailable as exc:
+    except (db.DatabaseUnavailable, conf.ConfigError) as exc:
         await infra.close()
         raise Fatal(str(exc)) from None
     except BaseException:
@@ -105,15 +105,6 @@ async def _serve(settings: conf.Settings, names: list[ModuleName], service_name:
         raise Fatal(str(exc.strerror or exc)) from None
 
 
-def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where it is installed (``uvicorn[standard]`` brings it): a faster event loop for every module."""
-    try:
-        import uvloop  # noqa: PLC0415 - optional: asyncio's own loop serves where uvloop is not installed
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
 def _run(path: Path | None, names: list[ModuleName], service_name: str) -> None:
     try:
         settings = _settings(path)
@@ -124,7 +115,7 @@ def _run(path: Path | None, names: list[ModuleName], service_name: str) -> None:
             fmt=settings.log.format,
         )
         trace.configure(service_name, settings.trace)
-        with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(_serve(settings, names, service_name))
     except Fatal as exc:
         typer.echo(f"tidings: {exc}", err=True)

@@ -65,6 +65,18 @@ class SeqAllocatorContract:
         assert await allocator.allocate(a, 2) == [1, 2]
         assert await allocator.allocate(b, 1) == [1]
 
+    async def test_many_conversations_at_once_each_get_their_own_next_seqs(self, engine: AsyncEngine) -> None:
+        a, b, c = [await self.conversation(engine) for _ in range(3)]
+        allocator = self.allocator()
+        assert await allocator.allocate(a, 2) == [1, 2]
+        # c needs more than a block: the rest of one and a new one, in the same call as the others.
+        given = await allocator.allocate_many({a: 3, b: 1, c: 250})
+        assert given[a] == [3, 4, 5]
+        assert given[b] == [1]
+        assert given[c] == sorted(given[c])
+        assert len(set(given[c])) == 250
+        assert (await allocator.allocate(c, 1))[0] > max(given[c])
+
     async def test_concurrent_allocations_of_many_instances_never_collide(self, engine: AsyncEngine) -> None:
         cid = await self.conversation(engine)
         allocators = [self.allocator() for _ in range(3)]

@@ -32,12 +32,17 @@ def free_port() -> int:
         return port
 
 
-def port_env(module: str, http: int, grpc: int | None = None) -> dict[str, str]:
-    """Environment overrides that move ``module``'s listeners (and so where the others dial it)."""
+def port_env(module: str, http: int, grpc: int | None = None, *, internal: int | None = None) -> dict[str, str]:
+    """Environment overrides that move ``module``'s listeners (and so where the others dial it). The bff's
+    internal gRPC listener (``internal``, what its routes hold) and its metrics listener move too, to free ports
+    unless given."""
     prefix = f"TIDINGS_MODULES__{module.upper()}"
     env = {f"{prefix}__HTTP__PORT": str(http)}
     if grpc is not None:
         env[f"{prefix}__GRPC__PORT"] = str(grpc)
+    if module == "bff":
+        env[f"{prefix}__INTERNAL_GRPC__PORT"] = str(internal or free_port())
+        env[f"{prefix}__METRICS__PORT"] = str(free_port())
     return env
 
 

@@ -66,20 +66,22 @@ async def send_until_acked(client: Client, me: Person, conversation_id: str, tex
         await asyncio.sleep(0.25)
 
 
-async def survive(fleet: Fleet, fault: Callable[[], Awaitable[None]]) -> None:
+async def survive(
+    fleet: Fleet, fault: Callable[[], Awaitable[None]], *, clients: int = CLIENTS, per_client: int = PER_CLIENT
+) -> None:
     client = Client()
     try:
-        people = [await client.register(f"writer{n}") for n in range(CLIENTS)]
+        people = [await client.register(f"writer{n}") for n in range(clients)]
         reader = await client.register("reader")
         group = await client.group(people[0], "durable", [*people[1:], reader])
         acked: list[list[dict[str, Any]]] = [[] for _ in people]
         halfway = asyncio.Event()
 
         async def writer(index: int) -> None:
-            for n in range(PER_CLIENT):
+            for n in range(per_client):
                 message = await send_until_acked(client, people[index], group["id"], f"{index}:{n}")
                 acked[index].append(message)
-                if index == 0 and n == PER_CLIENT // 3:
+                if index == 0 and n == per_client // 3:
                     halfway.set()
 
         async def breaker() -> None:
@@ -87,7 +89,7 @@ async def survive(fleet: Fleet, fault: Callable[[], Awaitable[None]]) -> None:
             await fault()
 
         async with asyncio.TaskGroup() as tasks:
-            for index in range(CLIENTS):
+            for index in range(clients):
                 tasks.create_task(writer(index))
             tasks.create_task(breaker())
 
@@ -97,7 +99,7 @@ async def survive(fleet: Fleet, fault: Callable[[], Awaitable[None]]) -> None:
         history = await client.everything(reader, group["id"])
         stored = {message["client_msg_id"]: message for message in history}
         assert len(stored) == len(history), "a client_msg_id is stored twice"
-        assert len(history) == CLIENTS * PER_CLIENT
+        assert len(history) == clients * per_client
         for message in everything:
             kept = stored[message["client_msg_id"]]
             assert (kept["id"], kept["seq"], kept["text"]) == (message["id"], message["seq"], message["text"])
@@ -144,3 +146,13 @@ async def test_chat_service_killed_and_restarted(stack: Fleet) -> None:
         await stack.restart("chat")
 
     await survive(stack, crash)
+
+
+async def test_chat_service_killed_with_a_large_batch_in_flight(stack: Fleet) -> None:
+    # 64 writers sending at once: chat's pipeline holds most of them in one batch when it is killed.
+    async def crash() -> None:
+        await stack.kill("chat")
+        await asyncio.sleep(1)
+        await stack.restart("chat")
+
+    await survive(stack, crash, clients=64, per_client=6)

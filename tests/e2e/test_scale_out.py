@@ -52,7 +52,11 @@ async def start_scale_out(tmp_path: Path, database_url: str) -> Fleet:
         await fleet.start("job2", ready_port=job_ports[1], args=["serve", "job"], env=port_env("job", job_ports[1]))
         await fleet.start("bff", ready_port=ports["bff"][0])
         http2, grpc2 = ports["bff2"]
-        second = {**port_env("bff", http2, grpc2), "TIDINGS_REALTIME__ADVERTISE": f"127.0.0.1:{grpc2}"}
+        internal2 = free_port()
+        second = {
+            **port_env("bff", http2, grpc2, internal=internal2),
+            "TIDINGS_REALTIME__ADVERTISE": f"127.0.0.1:{internal2}",
+        }
         await fleet.start("bff2", ready_port=http2, args=["serve", "bff"], env=second)
     except BaseException:
         await fleet.close()

@@ -46,6 +46,8 @@ async def test_one_send_is_one_trace_in_bff_chat_and_job_processes(tmp_path: Pat
                 "TIDINGS_DATABASE__URL": database_url,
                 "TIDINGS_TRACE__EXPORTER": "file",
                 "TIDINGS_TRACE__PATH": str(traces),
+                # Every trace kept: the test follows one send through every process.
+                "TIDINGS_TRACE__SAMPLE_RATIO": "1.0",
             },
         )
         client = Client()

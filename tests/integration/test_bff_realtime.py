@@ -39,6 +39,7 @@ from tidings.pkg.transport.grpc import GrpcServer
 from tidings.pkg.transport.http import HttpServer
 
 BIG = 2**62 + 5
+SECRET = "integration-internal-secret-0123456789abc"
 WAIT_S = 10  # a bound on waiting for a frame, so a broken server fails the test instead of hanging it
 
 
@@ -54,8 +55,9 @@ class Bff:
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         conf = RealtimeConf(max_frame_bytes=1024, queue_size=64)
-        http_port, grpc_port = free_port(), free_port()
-        self.address = f"127.0.0.1:{grpc_port}"
+        http_port, grpc_port, internal_port = free_port(), free_port(), free_port()
+        self.address = f"127.0.0.1:{internal_port}"
+        self.grpc_address = f"127.0.0.1:{grpc_port}"
         self.ws_url = f"ws://127.0.0.1:{http_port}/v1/ws"
         self.accounts = FakeAccounts()
         self.chats = FakeChats()
@@ -66,13 +68,13 @@ class Bff:
             instance=self.address,
             conf=conf,
             routes=self.routes,
-            relay=GrpcRelay(DeliveryClient(timeout_s=2)),
+            relay=GrpcRelay(DeliveryClient(timeout_s=2, secret=SECRET)),
             accounts=self.accounts,
             chats=self.chats,
             metrics=metrics,
             request_timeout_s=5,
         )
-        frames = Frames(self.hub, self.chats)
+        frames = Frames(self.hub, self.chats, self.accounts)
         app = server.http_app(
             [], request_timeout_s=5, routers=[ws.router(self.accounts, self.hub, frames, metrics, request_timeout_s=5)]
         )
@@ -80,24 +82,33 @@ class Bff:
         gateway = GatewayServicer(self.accounts, self.hub, frames, metrics, request_timeout_s=5)
         delivery = DeliveryServicer(self.hub)
 
-        def register(grpc_server: grpc.aio.Server) -> None:
-            add_gateway_to_server(gateway, grpc_server)
-            delivery_pb2_grpc.add_DeliveryServiceServicer_to_server(delivery, grpc_server)
-
         self.grpc = GrpcServer(
-            "bff", Listen(port=grpc_port), [register], interceptors=server_interceptors(request_timeout_s=5)
+            "bff",
+            Listen(port=grpc_port),
+            [lambda grpc_server: add_gateway_to_server(gateway, grpc_server)],
+            interceptors=server_interceptors(request_timeout_s=5, trust_trace_context=False),
+            reflection=False,
         )
-        # What the push job holds: a client of DeliveryService by instance address.
-        self.push = DeliveryClient(timeout_s=5)
+        self.internal = GrpcServer(
+            "bff internal",
+            Listen(port=internal_port),
+            [lambda grpc_server: delivery_pb2_grpc.add_DeliveryServiceServicer_to_server(delivery, grpc_server)],
+            interceptors=server_interceptors(request_timeout_s=5, shared_secret=SECRET),
+            reflection=False,
+        )
+        # What the push job holds: a client of DeliveryService by instance address, with the shared secret.
+        self.push = DeliveryClient(timeout_s=5, secret=SECRET)
 
     async def start(self) -> None:
         await self.hub.start()
+        await self.internal.start()
         await self.grpc.start()
         await self.http.start()
 
     async def stop(self) -> None:
         await self.hub.stop()
         await self.grpc.stop()
+        await self.internal.stop()
         await self.http.stop()
         await self.push.close()
 
@@ -280,7 +291,7 @@ class Stream:
     """A native client's ``Gateway/Connect`` call."""
 
     def __init__(self, bff: Bff, token: str | None) -> None:
-        self._channel = grpc.aio.insecure_channel(bff.address)
+        self._channel = grpc.aio.insecure_channel(bff.grpc_address)
         metadata = () if token is None else (("authorization", f"Bearer {token}"),)
         self.call = gateway_pb2_grpc.GatewayStub(self._channel).Connect(metadata=metadata)
 
@@ -407,7 +418,7 @@ async def test_a_stream_the_client_half_closes_ends_ok_and_its_route_goes(bff: B
 
 async def test_bytes_that_are_no_frame_get_an_error_frame_and_the_stream_stays_open(bff: Bff) -> None:
     _, token = bff.accounts.add("alice")
-    async with grpc.aio.insecure_channel(bff.address) as channel:
+    async with grpc.aio.insecure_channel(bff.grpc_address) as channel:
         # A client whose frames are raw bytes, as a broken or hostile one may send.
         connect_raw = channel.stream_stream(
             "/tidings.gateway.v1.Gateway/Connect", response_deserializer=gateway_pb2.ConnectResponse.FromString

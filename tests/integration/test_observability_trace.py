@@ -31,6 +31,7 @@ from tidings.pkg import trace
 from tidings.pkg.app import App
 from tidings.pkg.conf import (
     AuthConf,
+    BffConf,
     BusConf,
     CacheConf,
     DatabaseConf,
@@ -69,16 +70,28 @@ def _module(grpc: bool = False) -> ModuleConf:
     return ModuleConf(http=Listen(port=free_port()), grpc=Listen(port=free_port()) if grpc else None)
 
 
+def _bff() -> BffConf:
+    return BffConf(
+        http=Listen(port=free_port()),
+        grpc=Listen(port=free_port()),
+        internal_grpc=Listen(port=free_port()),
+        metrics=Listen(port=free_port()),
+    )
+
+
 @pytest.fixture
 async def bff_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
     """account, chat, job and bff wired as ``tidings dev`` wires them, serving on free ports."""
     settings = Settings(
-        modules=Modules(bff=_module(grpc=True), account=_module(grpc=True), chat=_module(grpc=True), job=_module()),
+        modules=Modules(bff=_bff(), account=_module(grpc=True), chat=_module(grpc=True), job=_module()),
         database=DatabaseConf(url=f"sqlite+aiosqlite:///{tmp_path}/tidings.db"),
         cache=CacheConf(url="memory://"),
         bus=BusConf(kind="embedded", path=str(tmp_path / "events.db")),
         search=SearchConf(url=str(tmp_path / "search.db")),
-        auth=AuthConf(jwt_secret=SecretStr("observability-test-secret-0123456789abcdef")),
+        auth=AuthConf(
+            jwt_secret=SecretStr("observability-test-secret-0123456789abcdef"),
+            internal_secret=SecretStr("observability-internal-secret-0123456789ab"),
+        ),
     )
     # Each module's metrics go to a registry of this test: the process's default one may hold them already.
     monkeypatch.setattr(bff_wire, "REGISTRY", CollectorRegistry())

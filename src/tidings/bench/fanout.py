@@ -29,7 +29,18 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tidings.bench.record import append, commit, machine
-from tidings.bench.system import Shape, describe, modules, percentile, rss_kib, start
+from tidings.bench.system import (
+    ConfigOption,
+    OutputOption,
+    Shape,
+    ShapeOption,
+    UrlOption,
+    describe,
+    modules,
+    percentile,
+    rss_kib,
+    start,
+)
 
 GROUP_MAX = 1000  # the largest group the bench builds (chat's create limit is 1,000 listed members)
 # Of the users outside the big group, the share seated in small groups (the others in direct pairs).
@@ -350,17 +361,11 @@ def command(
     duration: Annotated[float, typer.Option(help="Seconds of sending.", min=1)] = 10,
     group_rate: Annotated[float, typer.Option(help="Of those, messages per second to the big group.", min=0)] = 2,
     small_group: Annotated[int, typer.Option(help="Members of each small group.", min=3)] = 10,
-    url: Annotated[str | None, typer.Option(help="Target this bff instead of starting a system.")] = None,
+    url: UrlOption = None,
     bff_pid: Annotated[int | None, typer.Option(help="With --url: the bff's pid, for RSS per connection.")] = None,
-    config: Annotated[Path, typer.Option("--config", help="Config of the system it starts.")] = Path(
-        "configs/dev.yaml"
-    ),
-    shape: Annotated[Shape, typer.Option(help="dev: one process; serve: one per module; auto: by the bus.")] = (
-        Shape.auto
-    ),
-    output: Annotated[Path, typer.Option(help="Markdown file the results are appended to.")] = Path(
-        "docs/BENCHMARKS.md"
-    ),
+    config: ConfigOption = Path("configs/dev.yaml"),
+    shape: ShapeOption = Shape.auto,
+    output: OutputOption = Path("docs/BENCHMARKS.md"),
 ) -> None:
     """Send -> deliver latency per conversation size, deliveries/s and RSS per idle connection; appended to OUTPUT."""
     settings = Config(

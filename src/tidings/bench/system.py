@@ -19,8 +19,10 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import httpx
+import typer
 
 from tidings.pkg import conf
 
@@ -38,6 +40,13 @@ class Shape(StrEnum):
     auto = "auto"
     dev = "dev"
     serve = "serve"
+
+
+# The options every bench that starts a system takes, spelled once.
+UrlOption = Annotated[str | None, typer.Option(help="Target this bff instead of starting a system.")]
+ConfigOption = Annotated[Path, typer.Option("--config", help="Config of the system it starts.")]
+ShapeOption = Annotated[Shape, typer.Option(help="dev: one process; serve: one per module; auto: by the bus.")]
+OutputOption = Annotated[Path, typer.Option(help="Markdown file the results are appended to.")]
 
 
 def modules(shape: Shape, config: Path) -> list[str] | None:
@@ -64,28 +73,39 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class Ports:
-    """The HTTP port of every module and the gRPC port of those that serve gRPC."""
+    """The HTTP port of every module, the gRPC port of those that serve gRPC, and the bff's internal gRPC port
+    (what its routes hold: the push job's Deliver) and metrics port."""
 
     http: dict[str, int]
     grpc: dict[str, int]
+    bff_internal_grpc: int
+    bff_metrics: int
 
     @classmethod
     def free(cls) -> Ports:
-        return cls({m: free_port() for m in MODULES}, {m: free_port() for m in GRPC_MODULES})
+        return cls({m: free_port() for m in MODULES}, {m: free_port() for m in GRPC_MODULES}, free_port(), free_port())
+
+    def metrics(self, module: str) -> int:
+        """The port of ``module``'s ``/metrics``: its HTTP port, but the bff's own metrics port (its HTTP is public)."""
+        return self.bff_metrics if module == "bff" else self.http[module]
 
     def env(self) -> dict[str, str]:
         """The overrides every process gets: its own listeners move, and it dials the others where they moved."""
         env = {f"TIDINGS_MODULES__{m.upper()}__HTTP__PORT": str(port) for m, port in self.http.items()}
         env |= {f"TIDINGS_MODULES__{m.upper()}__GRPC__PORT": str(port) for m, port in self.grpc.items()}
+        env["TIDINGS_MODULES__BFF__INTERNAL_GRPC__PORT"] = str(self.bff_internal_grpc)
+        env["TIDINGS_MODULES__BFF__METRICS__PORT"] = str(self.bff_metrics)
         return env
 
 
 @dataclass(frozen=True)
 class System:
-    """A started system: the bff's URL and the pid of every process, by name (``dev`` or the module)."""
+    """A started system: the bff's URL, and the pid and ``/metrics`` URL of every process, by name (``dev`` or the
+    module)."""
 
     url: str
     pids: dict[str, int]
+    metrics: dict[str, str]
 
 
 @contextlib.asynccontextmanager
@@ -103,6 +123,8 @@ async def start(config: Path, modules: Sequence[str] | None = None) -> AsyncIter
         "TIDINGS_LOG__LEVEL": "WARNING",
         "TIDINGS_BUS__NAMESPACE": f"{namespace}.",
         "TIDINGS_REALTIME__ROUTE_PREFIX": f"{namespace}.rt",
+        # Every simulated client connects from this one machine's address: no per-address cap.
+        "TIDINGS_MODULES__BFF__MAX_CONNECTIONS_PER_CLIENT": "0",
     }
     plan = [("dev", ["dev"], list(MESSAGE_PATH))] if modules is None else [(m, ["serve", m], [m]) for m in modules]
     started: list[tuple[str, asyncio.subprocess.Process]] = []
@@ -118,7 +140,11 @@ async def start(config: Path, modules: Sequence[str] | None = None) -> AsyncIter
                     )
                 started.append((name, process))
                 await _wait_ready(name, process, [ports.http[m] for m in ready], log)
-            yield System(f"http://127.0.0.1:{ports.http['bff']}", {name: p.pid for name, p in started})
+            yield System(
+                f"http://127.0.0.1:{ports.http['bff']}",
+                {name: p.pid for name, p in started},
+                {name: f"http://127.0.0.1:{ports.metrics(ready[0])}/metrics" for name, _, ready in plan},
+            )
         finally:
             for _, process in reversed(started):
                 await _stop(process)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import grpc
 from prometheus_client import REGISTRY
 
 from tidings.bff import server
@@ -24,24 +23,26 @@ from tidings.bff.service.http import router
 from tidings.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2
 from tidings.pkg.app import Module, Server
 from tidings.pkg.cache.factory import cache_kit
-from tidings.pkg.conf import ModuleConf, RealtimeConf
+from tidings.pkg.conf import BffConf, RealtimeConf
 from tidings.pkg.infra import Infra
 from tidings.pkg.middleware.grpc import server_interceptors
 from tidings.pkg.ratelimit import MemoryRateLimiter, Rate, RateLimiter, RedisRateLimiter
 from tidings.pkg.routes import DeliveryClient, route_table
 from tidings.pkg.tokens import JWTCodec
 from tidings.pkg.transport.grpc import GrpcServer
-from tidings.pkg.transport.http import HttpServer
+from tidings.pkg.transport.guard import ConnectionGuard
+from tidings.pkg.transport.http import HttpServer, ops_server
 
+# A public gRPC connection with no call in flight for this long is closed (clients' channels reconnect on use).
+PUBLIC_GRPC_IDLE_MS = 5 * 60 * 1000
 _UNROUTABLE_HOSTS = {"", "0.0.0.0", "::"}  # noqa: S104 (these are refused here, not bound)
 
 
-def instance_address(conf: ModuleConf, realtime: RealtimeConf) -> str:
-    """Where the push job reaches this very instance: ``realtime.advertise``, else ``dial``, else the listen
-    address. A wildcard host reaches no one in particular, so it is refused with the key to set."""
-    if conf.grpc is None:
-        raise ValueError("modules.bff.grpc must be set: live connections are delivered to over gRPC")
-    address = realtime.advertise or conf.dial or conf.grpc.address
+def instance_address(conf: BffConf, realtime: RealtimeConf) -> str:
+    """Where the push job (and other bff instances) reach this very instance's internal gRPC listener:
+    ``realtime.advertise``, else the internal listen address. A wildcard host reaches no one in particular, so it
+    is refused with the key to set."""
+    address = realtime.advertise or conf.internal_grpc.address
     host = address.rpartition(":")[0].strip("[]")
     if host in _UNROUTABLE_HOSTS:
         raise ValueError(f"realtime.advertise must be set: {address!r} is not an address other processes can dial")
@@ -50,8 +51,11 @@ def instance_address(conf: ModuleConf, realtime: RealtimeConf) -> str:
 
 async def wire(infra: Infra) -> Module:
     conf = infra.settings.modules.bff
+    if conf.grpc is None:
+        raise ValueError("modules.bff.grpc must be set: native clients connect over gRPC")
     realtime = infra.settings.realtime
     secret = infra.settings.auth.jwt_secret
+    internal_secret = infra.settings.auth.require_internal_secret()
     accounts = GrpcAccountRepo(
         infra.channel("account"), tokens=JWTCodec(secret.get_secret_value()) if secret is not None else None
     )
@@ -69,7 +73,7 @@ async def wire(infra: Infra) -> Module:
         instance=instance_address(conf, realtime),
         conf=realtime,
         routes=routes,
-        relay=GrpcRelay(DeliveryClient(timeout_s=realtime.io_timeout_s)),
+        relay=GrpcRelay(DeliveryClient(timeout_s=realtime.io_timeout_s, secret=internal_secret)),
         accounts=accounts,
         chats=chats,
         metrics=metrics,
@@ -77,43 +81,71 @@ async def wire(infra: Infra) -> Module:
         audiences=fan_out,
         quotas=quotas,
     )
-    frames = Frames(hub, chats)
+    frames = Frames(hub, chats, accounts)
     checks = [infra.redis_check()] if infra.uses_redis else []
     app = server.http_app(
         checks,
         request_timeout_s=conf.request_timeout_s,
+        docs=conf.docs,
         routers=[
             router(accounts, chats, Sync(accounts, chats, RoutePresenceRepo(routes)), Members(chats, fan_out), quotas),
             ws.router(accounts, hub, frames, metrics, request_timeout_s=conf.request_timeout_s),
         ],
     )
     web.install(app)
-    http = HttpServer("bff", app, conf.http)
+    # Slow clients (headers, bodies) are cut off and one address holds a bounded number of connections.
+    guard = ConnectionGuard(
+        header_timeout_s=conf.header_timeout_s,
+        body_timeout_s=conf.body_timeout_s,
+        max_per_client=conf.max_connections_per_client,
+    )
+    http = HttpServer(
+        "bff",
+        server.public(app),
+        conf.http,
+        # An oversized WebSocket frame is refused by the server before it is buffered, not read and then refused.
+        ws_max_size=realtime.max_frame_bytes,
+        guard=guard,
+        keep_alive_s=conf.keep_alive_s,
+    )
+    ops = ops_server("bff metrics", conf.metrics, checks)
     gateway = GatewayServicer(accounts, hub, frames, metrics, request_timeout_s=conf.request_timeout_s)
     delivery = DeliveryServicer(hub)
 
-    def register(grpc_server: grpc.aio.Server) -> None:
-        add_gateway_to_server(gateway, grpc_server)
-        delivery_pb2_grpc.add_DeliveryServiceServicer_to_server(delivery, grpc_server)
-
-    assert conf.grpc is not None  # instance_address checked it
-    grpc_server = GrpcServer(
+    # Public: native clients' streams only; their trace context is linked, not continued.
+    public_grpc = GrpcServer(
         "bff",
         conf.grpc,
-        registrars=[register],
-        service_names=[
-            gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name,
-            delivery_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name,
+        registrars=[lambda grpc_server: add_gateway_to_server(gateway, grpc_server)],
+        service_names=[gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name],
+        interceptors=server_interceptors(request_timeout_s=conf.request_timeout_s, trust_trace_context=False),
+        reflection=conf.reflection,
+        # A connection must complete its HTTP/2 handshake (the client's SETTINGS) as soon as an HTTP request must
+        # send its headers (grpc's default allows 120 s); one without a call for five minutes is closed.
+        options=[
+            ("grpc.server_handshake_timeout_ms", int(conf.header_timeout_s * 1000)),
+            ("grpc.max_connection_idle_ms", PUBLIC_GRPC_IDLE_MS),
         ],
-        interceptors=server_interceptors(request_timeout_s=conf.request_timeout_s),
     )
-    servers: list[Server] = [hub, http, grpc_server]
+    # Internal: Deliver from the push job and other bff instances, each call proven by the shared secret.
+    internal_grpc = GrpcServer(
+        "bff internal",
+        conf.internal_grpc,
+        registrars=[lambda grpc_server: delivery_pb2_grpc.add_DeliveryServiceServicer_to_server(delivery, grpc_server)],
+        service_names=[delivery_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name],
+        interceptors=server_interceptors(request_timeout_s=conf.request_timeout_s, shared_secret=internal_secret),
+        reflection=False,
+    )
+    servers: list[Server] = [hub, http, ops, internal_grpc, public_grpc]
     urls = {
         "bff http": http.url,
         "chat in the browser": f"{http.url}/",
         "bff websocket": f"{http.url.replace('http', 'ws', 1)}/v1/ws",
-        "bff api docs": f"{http.url}/docs",
-        "bff metrics": f"{http.url}/metrics",
-        "bff grpc": grpc_server.address,
+        "bff api (OpenAPI)": f"{http.url}/openapi.json",
+        "bff grpc": public_grpc.address,
+        "bff internal grpc": internal_grpc.address,
+        "bff metrics": f"{ops.url}/metrics",
     }
+    if conf.docs:
+        urls["bff api docs"] = f"{http.url}/docs"
     return Module("bff", servers=servers, urls=urls)

@@ -51,7 +51,8 @@ async def persist_consumer(
         topics=[topics.name(events.MESSAGE_SENT)],
         handler=job.handle,
         metrics=consumer_metrics,
-        options=options or ConsumerOptions(transient=persist.TRANSIENT),
+        # Few workers, so a busy topic makes big batches: a batch costs one transaction however many it holds.
+        options=options or ConsumerOptions(workers=4, batch_size=500, transient=persist.TRANSIENT),
     )
 
 
@@ -90,7 +91,9 @@ async def push_worker(
     topics = topics or events.Topics(infra.settings.bus.namespace)
     bus = await infra.bus()
     await bus.ensure_topics(topics.specs(events.CHAT_TOPICS))
-    client = DeliveryClient(timeout_s=infra.settings.realtime.io_timeout_s)
+    client = DeliveryClient(
+        timeout_s=infra.settings.realtime.io_timeout_s, secret=infra.settings.auth.require_internal_secret()
+    )
     job = PushJob(
         CachedMembership(SQLConversationRepo(await infra.engine())),
         routes or route_table(infra),
@@ -105,8 +108,9 @@ async def push_worker(
         topics=job.topic_names,
         handler=job.handle,
         metrics=consumer_metrics,
-        # Latency first: small batches gathered briefly; many workers so one slow bff stalls few conversations.
-        options=options or ConsumerOptions(workers=16, batch_size=100, batch_linger_s=0.002, transient=push.TRANSIENT),
+        # Latency first: batches gathered briefly, as many as came meanwhile; enough workers that one slow bff stalls
+        # few conversations, few enough that a busy topic makes batches of many (one route lookup, one Deliver each).
+        options=options or ConsumerOptions(workers=8, batch_size=200, batch_linger_s=0.002, transient=push.TRANSIENT),
     )
     return PushWorker(consumer, client)
 

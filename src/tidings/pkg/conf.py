@@ -46,8 +46,33 @@ class ModuleConf(_Section):
     request_timeout_s: float = Field(default=10.0, gt=0)
 
 
+class BffConf(ModuleConf):
+    """The bff's listeners. ``http`` and ``grpc`` are public (clients reach them); ``internal_grpc`` serves only
+    other Tidings processes (``Deliver`` from the push job and from other bff instances, with
+    ``auth.internal_secret``), and ``metrics`` serves ``/metrics`` (with ``/healthz`` and ``/readyz``), so neither
+    is reachable where clients are. Each has a default, so one overridden port leaves the others in place."""
+
+    grpc: Listen | None = Listen(port=9080)
+    internal_grpc: Listen = Listen(port=9180)
+    metrics: Listen = Listen(port=8086)
+    # gRPC reflection on the public port: lists the services to anyone, so off unless a developer wants it.
+    reflection: bool = False
+    # The generated API pages (``/docs``, ``/redoc``) load their scripts from a CDN, which must not run on the
+    # chat client's origin; off unless a developer wants them. ``/openapi.json`` is always served.
+    docs: bool = False
+    # Slow clients on the public HTTP port: a request's headers must arrive within ``header_timeout_s`` of its
+    # first byte (or of the connection, for the first request), its body within ``body_timeout_s`` after them; an
+    # idle keep-alive connection is closed after ``keep_alive_s``.
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    keep_alive_s: int = Field(default=5, ge=1)
+    # Connections (HTTP and WebSocket) one client address may hold at once; 0 for no cap (behind a proxy every
+    # client has the proxy's address: cap at the proxy instead).
+    max_connections_per_client: int = Field(default=256, ge=0)
+
+
 class Modules(_Section):
-    bff: ModuleConf = ModuleConf(http=Listen(port=8080), grpc=Listen(port=9080))
+    bff: BffConf = BffConf(http=Listen(port=8080))
     account: ModuleConf = ModuleConf(http=Listen(port=8081), grpc=Listen(port=9081))
     chat: ModuleConf = ModuleConf(http=Listen(port=8082), grpc=Listen(port=9082))
     job: ModuleConf = ModuleConf(http=Listen(port=8083))
@@ -134,6 +159,18 @@ class AuthConf(_Section):
     # anywhere but on a developer's machine. The account service refuses to start without it.
     jwt_secret: SecretStr | None = Field(default=None, min_length=32)
     access_ttl_s: int = Field(default=900, ge=30, le=86_400)
+    # Proves a call on the bff's internal gRPC listener comes from another Tidings process (the push job, another
+    # bff); at least 32 characters, the same on every bff and job process. Set it from the environment
+    # (TIDINGS_AUTH__INTERNAL_SECRET) anywhere but on a developer's machine. The bff and the job refuse to start
+    # without it.
+    internal_secret: SecretStr | None = Field(default=None, min_length=32)
+
+    def require_internal_secret(self) -> str:
+        """``internal_secret``, or a ``ConfigError`` naming the key for a process that cannot run without it."""
+        if self.internal_secret is None:
+            raise ConfigError("auth.internal_secret must be set (TIDINGS_AUTH__INTERNAL_SECRET, 32+ characters)")
+        return self.internal_secret.get_secret_value()
+
     refresh_ttl_s: int = Field(default=30 * 86_400, ge=60)
 
 

@@ -38,7 +38,12 @@ def create_engine(conf: DatabaseConf) -> AsyncEngine:
         echo=conf.echo,
         pool_size=conf.pool_size,
         max_overflow=conf.pool_size,
-        pool_pre_ping=True,
+        # No ping on checkout and no ROLLBACK on checkin: each is a round trip per transaction, more than the work
+        # itself on the hot paths. A connection that died is found by the statement that uses it (the error says
+        # so and the pool drops it; callers retry), and every connection comes back clean: ``begin()`` blocks end
+        # in COMMIT or ROLLBACK, and a ``connect()`` block's close rolls back a transaction its reads began.
+        pool_pre_ping=False,
+        pool_reset_on_return=None,
         # MySQL closes idle connections after wait_timeout; recycle before that.
         pool_recycle=1800,
         pool_timeout=conf.connect_timeout_s,

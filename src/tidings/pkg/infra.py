@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Awaitable
+from typing import Any
 
 import grpc
 import redis.asyncio as redis
@@ -22,6 +23,21 @@ from tidings.pkg.conf import Settings
 from tidings.pkg.health import Check
 from tidings.pkg.idgen import IdGenerator, SQLWorkerLease
 from tidings.pkg.middleware.grpc import client_interceptors
+
+
+class CountedConnection(redis.Connection):
+    """A Redis connection that counts what it sends: one command, or one whole pipeline, is one round trip.
+
+    redis-py has no hook for this; counting where the bytes leave keeps pipelines and scripts honest (one each).
+    """
+
+    def __init__(self, *, round_trips: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._round_trips = round_trips
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        self._round_trips.inc()
+        await super().send_packed_command(command, check_health)
 
 
 class Infra:
@@ -49,6 +65,7 @@ class Infra:
             # Statement spans and pool gauges (tidings_db_pool_*) for the process's one engine.
             trace.instrument_engine(engine)
             metrics.for_registry().track_pool(engine)
+            metrics.for_registry().count_statements(engine)
             self._engine = engine
         return self._engine
 
@@ -90,7 +107,11 @@ class Infra:
         if self._redis is None:
             timeout = self.settings.cache.timeout_s
             self._redis = redis.Redis.from_url(
-                self.settings.cache.url, socket_timeout=timeout, socket_connect_timeout=timeout
+                self.settings.cache.url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                connection_class=CountedConnection,
+                round_trips=metrics.for_registry().round_trips.labels("redis"),
             )
             trace.instrument_redis(self._redis)
         return self._redis

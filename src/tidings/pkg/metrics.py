@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy import event
 
 # Seconds: from a cache hit to a slow fan-out under the default 10 s deadline.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -77,6 +78,14 @@ class RequestMetrics:
             ["backend"],
             registry=registry,
         )
+        self.round_trips = Counter(
+            "tidings_middleware_round_trips",
+            "Requests sent to a middleware server and answered (a pipelined batch or a multi-row statement counts"
+            " once), by system: mysql/sqlite statements and transaction ends, redis commands or pipelines, kafka"
+            " produce batches, fetches that returned records and offset commits.",
+            ["system"],
+            registry=registry,
+        )
         self.dependency_up = Gauge(
             "tidings_dependency_up",
             "1 when the dependency (database, redis) answered the last readiness probe (/readyz), else 0.",
@@ -113,6 +122,18 @@ class RequestMetrics:
 
         self.db_pool_in_use.labels(backend).set_function(checked_out)
         self.db_pool_size.labels(backend).set_function(size)
+
+    def count_statements(self, engine: Any) -> None:
+        """Count ``engine``'s round trips: every statement, commit, rollback and pool reset (a ROLLBACK)."""
+        sync_engine = getattr(engine, "sync_engine", engine)
+        counter = self.round_trips.labels(sync_engine.dialect.name)
+
+        def one(*_: Any, **__: Any) -> None:
+            counter.inc()
+
+        for name in ("before_cursor_execute", "commit", "rollback"):
+            event.listen(sync_engine, name, one)
+        event.listen(sync_engine.pool, "reset", one)
 
     def probed(self, dependency: str, up: bool) -> None:
         self.dependency_up.labels(dependency).set(1 if up else 0)

@@ -29,7 +29,7 @@ import redis.asyncio as redis
 
 from tidings.gateway.v1 import delivery_pb2, delivery_pb2_grpc
 from tidings.pkg.infra import Infra
-from tidings.pkg.middleware.grpc import client_interceptors
+from tidings.pkg.middleware.grpc import SECRET_METADATA, client_interceptors
 
 # user id -> session id -> instance address
 Routes = dict[int, dict[str, str]]
@@ -348,18 +348,22 @@ def route_table(infra: Infra) -> RouteTable:
 
 
 class DeliveryClient:
-    """``DeliveryService/Deliver`` on bff instances by address: one channel per instance, opened on first use,
-    the least recently used closed beyond ``max_channels``; every call bounded by ``timeout_s``."""
+    """``DeliveryService/Deliver`` on bff instances' internal listeners by address: one channel per instance,
+    opened on first use, the least recently used closed beyond ``max_channels``; every call bounded by
+    ``timeout_s`` and carrying the internal listeners' shared ``secret``."""
 
-    def __init__(self, *, timeout_s: float, max_channels: int = 256) -> None:
+    def __init__(self, *, timeout_s: float, secret: str, max_channels: int = 256) -> None:
         self._timeout_s = timeout_s
+        self._metadata = ((SECRET_METADATA, secret),)
         self._max_channels = max_channels
         self._stubs: OrderedDict[str, tuple[grpc.aio.Channel, delivery_pb2_grpc.DeliveryServiceStub]] = OrderedDict()
 
     async def deliver(self, instance: str, request: delivery_pb2.DeliverRequest) -> delivery_pb2.DeliverResponse:
         """Hand ``request`` to ``instance``; a failure raises ``TidingsError`` (UNAVAILABLE when it is down)."""
         stub = await self._stub(instance)
-        response: delivery_pb2.DeliverResponse = await stub.Deliver(request, timeout=self._timeout_s)
+        response: delivery_pb2.DeliverResponse = await stub.Deliver(
+            request, timeout=self._timeout_s, metadata=self._metadata
+        )
         return response
 
     async def _stub(self, instance: str) -> delivery_pb2_grpc.DeliveryServiceStub:

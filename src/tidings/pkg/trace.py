@@ -174,21 +174,31 @@ def _tracer() -> trace.Tracer:
 
 
 @contextmanager
-def server_span(name: str, carrier: Mapping[str, str], **attributes: Any) -> Iterator[Span]:
+def server_span(name: str, carrier: Mapping[str, str], *, trusted: bool = True, **attributes: Any) -> Iterator[Span]:
     """A SERVER span for one incoming call, child of the caller's span when ``carrier`` (headers) names one.
 
+    An untrusted caller (a client on a public port) gets a new trace instead, with its span as a link only: a
+    client must not choose the trace id that error bodies and log lines quote, nor the sampling decision.
     Exceptions are the caller's to record: the middleware turns them into statuses, which are not crashes.
     """
-    parent = propagate.extract(carrier)
+    parent = propagate.extract(carrier) if trusted else otel_context.Context()
+    caller = None if trusted else caller_link(carrier)
     with _tracer().start_as_current_span(
         name,
         context=parent,
         kind=SpanKind.SERVER,
         attributes=attributes or None,
+        links=[caller] if caller is not None else None,
         record_exception=False,
         set_status_on_exception=False,
     ) as span:
         yield span
+
+
+def caller_link(carrier: Mapping[str, str]) -> Link | None:
+    """A link to the span an untrusted caller named in ``carrier`` (``traceparent``), or None if it named none."""
+    context = trace.get_current_span(propagate.extract(carrier)).get_span_context()
+    return Link(context) if context.is_valid else None
 
 
 def start_client_span(name: str, **attributes: Any) -> tuple[Span, dict[str, str]]:
@@ -205,6 +215,11 @@ def start_client_span(name: str, **attributes: Any) -> tuple[Span, dict[str, str
 def inject(carrier: MutableMapping[str, str]) -> None:
     """Put the current span's context into outgoing headers, so the callee's span joins this trace."""
     propagate.inject(carrier)
+
+
+def current_span() -> Span:
+    """The span the current code runs in (a non-recording one outside any trace)."""
+    return trace.get_current_span()
 
 
 def current_trace_id() -> str:

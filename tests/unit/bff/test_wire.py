@@ -1,32 +1,44 @@
-"""The address the bff writes into its routes: the one the push job dials to reach this very instance."""
+"""The address the bff writes into its routes: its internal listener, the one the push job dials for Deliver."""
 
 from __future__ import annotations
 
 import pytest
 
 from tidings.bff.wire import instance_address
-from tidings.pkg.conf import Listen, ModuleConf, RealtimeConf
+from tidings.pkg.conf import BffConf, ConfigError, Listen, RealtimeConf, Settings
 
-LOCAL = ModuleConf(http=Listen(port=8080), grpc=Listen(port=9080))
-
-
-def test_the_grpc_listen_address_serves_one_machine() -> None:
-    assert instance_address(LOCAL, RealtimeConf()) == "127.0.0.1:9080"
+LOCAL = BffConf(http=Listen(port=8080), grpc=Listen(port=9080), internal_grpc=Listen(port=9180))
 
 
-def test_advertise_wins_over_dial_which_wins_over_the_listen_address() -> None:
-    dialed = LOCAL.model_copy(update={"dial": "bff-7.internal:9080"})
-    assert instance_address(dialed, RealtimeConf()) == "bff-7.internal:9080"
-    assert instance_address(dialed, RealtimeConf(advertise="10.1.2.3:9080")) == "10.1.2.3:9080"
+def test_routes_hold_the_internal_listener_not_the_public_grpc_port() -> None:
+    assert instance_address(LOCAL, RealtimeConf()) == "127.0.0.1:9180"
+
+
+def test_advertise_wins_over_the_internal_listen_address() -> None:
+    assert instance_address(LOCAL, RealtimeConf(advertise="10.1.2.3:9180")) == "10.1.2.3:9180"
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])
 def test_a_wildcard_listen_address_without_advertise_is_refused_by_name(host: str) -> None:
-    conf = ModuleConf(http=Listen(port=8080), grpc=Listen(host=host, port=9080))
+    conf = LOCAL.model_copy(update={"internal_grpc": Listen(host=host, port=9180)})
     with pytest.raises(ValueError, match=r"realtime\.advertise"):
         instance_address(conf, RealtimeConf())
 
 
-def test_a_bff_without_grpc_cannot_take_live_connections() -> None:
-    with pytest.raises(ValueError, match=r"modules\.bff\.grpc"):
-        instance_address(ModuleConf(http=Listen(port=8080)), RealtimeConf())
+def test_moving_one_bff_port_from_the_environment_keeps_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIDINGS_MODULES__BFF__HTTP__PORT", "18080")
+    bff = Settings().modules.bff
+    assert (bff.http.port, bff.grpc, bff.internal_grpc.port, bff.metrics.port) == (18080, Listen(port=9080), 9180, 8086)
+    monkeypatch.setenv("TIDINGS_MODULES__BFF__INTERNAL_GRPC__PORT", "19180")
+    assert Settings().modules.bff.internal_grpc.port == 19180
+
+
+def test_reflection_and_api_docs_are_off_on_the_public_ports_by_default() -> None:
+    bff = Settings().modules.bff
+    assert not bff.reflection
+    assert not bff.docs
+
+
+def test_the_bff_and_the_push_job_need_the_internal_secret() -> None:
+    with pytest.raises(ConfigError, match=r"auth\.internal_secret"):
+        Settings().auth.require_internal_secret()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from prometheus_client import CollectorRegistry
@@ -211,6 +211,9 @@ class FakeSeqs:
         self.last[conversation_id] = first + count - 1
         return list(range(first, first + count))
 
+    async def allocate_many(self, counts: Mapping[int, int]) -> dict[int, list[int]]:
+        return {cid: await self.allocate(cid, count) for cid, count in counts.items()}
+
 
 class FakeDedup:
     def __init__(self) -> None:
@@ -353,7 +356,7 @@ class World:
 
     def new_sender(self) -> Sender:
         """Another chat instance's sender: its own pipelines, the same stores and bus."""
-        return Sender(self.seqs, self.dedup, self.publisher, self.ids, self.clock, self.policy)
+        return Sender(self.access, self.seqs, self.dedup, self.publisher, self.ids, self.clock, self.policy)
 
     def persist(self) -> None:
         """What the persist job does with the bus log: store each message once, advance max_seq."""

@@ -173,6 +173,27 @@ async def test_only_members_send(world: World) -> None:
     assert errors.chat.is_conversation_not_found(missing.value)
 
 
+async def test_a_refused_send_is_answered_alone_and_its_batch_goes_on(world: World) -> None:
+    cid = await group(world, 1, 2)
+    direct, _ = await world.chats.create_direct(3, 4)
+    world.directory.blocks.add((4, 3))
+    world.clock.advance(10_000)  # past the block cache's TTL
+    sends = [
+        world.msgs.send(cid, 1, "a", "member"),
+        world.msgs.send(cid, 9, "b", "stranger"),
+        world.msgs.send(direct.conversation.id, 3, "c", "blocked"),
+        world.msgs.send(424242, 1, "d", "nowhere"),
+        world.msgs.send(cid, 2, "e", "member too"),
+    ]
+    # One batch: every send is queued before the pipeline takes the first.
+    outcomes = await asyncio.gather(*sends, return_exceptions=True)
+    assert [o.message.seq for o in outcomes if not isinstance(o, BaseException)] == [1, 2]
+    refused = [o for o in outcomes if isinstance(o, errors.TidingsError)]
+    assert [errors.chat.is_conversation_not_found(o) for o in refused] == [True, False, True]
+    assert errors.chat.is_user_blocked(refused[1])
+    assert [m.text for m in world.publisher.log] == ["member", "member too"]
+
+
 async def test_blocked_users_cannot_write_to_each_other(world: World) -> None:
     direct, _ = await world.chats.create_direct(1, 2)
     cid = direct.conversation.id

@@ -53,7 +53,8 @@ def install(app: FastAPI) -> None:
     files = _WebFiles(packages=[("tidings.bff", "web")])
     page = resources.files("tidings.bff") / "web" / "index.html"
 
-    @app.get("/", include_in_schema=False)
+    # HEAD too: uptime checks and link previews ask with it.
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(str(page), media_type="text/html", headers=SECURITY_HEADERS)
 

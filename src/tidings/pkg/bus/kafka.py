@@ -25,6 +25,7 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
+from tidings.pkg import metrics
 from tidings.pkg.bus.ports import RebalanceListener
 from tidings.pkg.bus.publishing import TracedPublisher
 from tidings.pkg.bus.records import (
@@ -77,6 +78,7 @@ class KafkaEventBus(TracedPublisher):
         self._max_poll_interval_ms = max_poll_interval_ms
         self._producer: Any = None
         self._admin: Any = None
+        self._round_trips = metrics.for_registry().round_trips.labels("kafka")
 
     @property
     def _timeout_ms(self) -> int:
@@ -194,6 +196,8 @@ class KafkaEventBus(TracedPublisher):
                     for event in events
                 ]
                 stored = await asyncio.gather(*pending)
+            # One batch: the producer sends the records of one publish together (and may join publishes).
+            self._round_trips.inc()
         except TimeoutError:
             # The producer waits for a missing topic's metadata until the timeout: name the cause if that was it.
             for topic in {event.topic for event in events}:
@@ -232,7 +236,7 @@ class KafkaEventBus(TracedPublisher):
             async with asyncio.timeout(self._timeout_s):
                 await consumer.stop()
             raise BusError(f"group {group} cannot join on kafka at {self._bootstrap}: {_describe(exc)}") from exc
-        return KafkaSubscription(consumer, group, self._timeout_s)
+        return KafkaSubscription(consumer, group, self._timeout_s, self._round_trips)
 
     async def committed(self, group: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
         async with asyncio.timeout(self._timeout_s):
@@ -259,13 +263,16 @@ class KafkaEventBus(TracedPublisher):
 class KafkaSubscription:
     """``Subscription`` on an ``AIOKafkaConsumer`` in a consumer group."""
 
-    def __init__(self, consumer: Any, group: str, timeout_s: float) -> None:
+    def __init__(self, consumer: Any, group: str, timeout_s: float, round_trips: Any) -> None:
         self._consumer = consumer
         self._group = group
         self._timeout_s = timeout_s
+        self._round_trips = round_trips
 
     async def poll(self, max_records: int, timeout_s: float) -> list[Record]:
         batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        if batches:  # the records came in fetches made ahead of this poll: count one fetch per poll that got any
+            self._round_trips.inc()
         return [
             Record(
                 topic=message.topic,
@@ -287,6 +294,7 @@ class KafkaSubscription:
         try:
             async with asyncio.timeout(self._timeout_s):
                 await self._consumer.commit({KafkaTopicPartition(*tp): offset for tp, offset in offsets.items()})
+            self._round_trips.inc()
         except (CommitFailedError, IllegalStateError) as exc:
             raise CommitFailed(f"group {self._group} could not commit {dict(offsets)}: {_describe(exc)}") from exc
         except KafkaError as exc:

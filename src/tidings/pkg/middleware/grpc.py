@@ -11,6 +11,7 @@ check (``validation.check``), so a bad frame need not end the stream.
 
 from __future__ import annotations
 
+import hmac
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,10 +32,24 @@ Around = Callable[[Any, grpc.aio.ServicerContext], AbstractAsyncContextManager[N
 
 
 def server_interceptors(
-    *, request_timeout_s: float, request_metrics: metrics.RequestMetrics | None = None
+    *,
+    request_timeout_s: float,
+    request_metrics: metrics.RequestMetrics | None = None,
+    trust_trace_context: bool = True,
+    shared_secret: str | None = None,
 ) -> list[grpc.aio.ServerInterceptor]:
-    """The server chain, outermost first. ``request_timeout_s`` bounds calls whose caller set no deadline."""
-    return [Recovery(request_timeout_s, request_metrics), Validation()]
+    """The server chain, outermost first. ``request_timeout_s`` bounds calls whose caller set no deadline.
+
+    On a public port (``trust_trace_context=False``) a caller's trace context is only linked, never continued;
+    with ``shared_secret`` every call but health checks must carry it (``SharedSecret``).
+    """
+    chain: list[grpc.aio.ServerInterceptor] = [
+        Recovery(request_timeout_s, request_metrics, trusted=trust_trace_context)
+    ]
+    if shared_secret is not None:
+        chain.append(SharedSecret(shared_secret))
+    chain.append(Validation())
+    return chain
 
 
 def client_interceptors(request_metrics: metrics.RequestMetrics | None = None) -> list[grpc.aio.ClientInterceptor]:
@@ -50,8 +65,11 @@ class Recovery(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     translated first; anything else is a bug: logged with its stack, answered 500 INTERNAL with the trace id only.
     """
 
-    def __init__(self, request_timeout_s: float, request_metrics: metrics.RequestMetrics | None = None) -> None:
+    def __init__(
+        self, request_timeout_s: float, request_metrics: metrics.RequestMetrics | None = None, *, trusted: bool = True
+    ) -> None:
         self._request_timeout_s = request_timeout_s
+        self._trusted = trusted
         self._metrics = request_metrics or metrics.for_registry()
         self._log = log.get("grpc")
         self._access = log.get("access")
@@ -69,7 +87,10 @@ class Recovery(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         outcome = _Outcome()
         with (
             trace.server_span(
-                method.lstrip("/"), carrier, **{"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+                method.lstrip("/"),
+                carrier,
+                trusted=self._trusted,
+                **{"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
             ) as span,
             deadline.scope(self._request_timeout_s if left is None else left),
         ):
@@ -138,6 +159,33 @@ def _code_name(context: grpc.aio.ServicerContext) -> str:
     if isinstance(code, int):
         return next((c.name for c in grpc.StatusCode if c.value[0] == code), "UNKNOWN")
     return "UNKNOWN"
+
+
+# The metadata key that carries the shared secret of internal listeners.
+SECRET_METADATA = "x-tidings-internal-secret"  # noqa: S105 (the key's name, not a secret)
+_HEALTH = "/grpc.health.v1.Health/"
+
+
+class SharedSecret(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Refuses (UNAUTHENTICATED) every call but health checks that lacks the listener's shared secret in the
+    ``x-tidings-internal-secret`` metadata; compared in constant time, so timing tells nothing of it."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret.encode()
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None or str(handler_call_details.method).startswith(_HEALTH):
+            return handler
+        return _wrap(handler, self._checked)
+
+    @asynccontextmanager
+    async def _checked(self, _: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        given = next((value for key, value in context.invocation_metadata() or () if key == SECRET_METADATA), "")
+        given_bytes = given.encode() if isinstance(given, str) else bytes(given)
+        if not hmac.compare_digest(given_bytes, self._secret):
+            raise errors.common.unauthenticated("this listener serves Tidings processes only")
+        yield
 
 
 class Validation(grpc.aio.ServerInterceptor):  # type: ignore[misc]

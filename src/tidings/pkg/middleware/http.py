@@ -21,6 +21,7 @@ from __future__ import annotations
 import http
 import time
 from typing import cast
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -63,6 +64,53 @@ def install(
         app.add_exception_handler(handled, _render)
 
 
+# Request headers that carry a caller's trace context (W3C and baggage).
+_TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+# Where ``UntrustedTraceContext`` leaves the trace context it took off a request, for ``Recovery`` to link.
+_CALLER_TRACE = "tidings.caller_trace"
+# Query parameters whose values never reach a span (``url.query``): credentials.
+_SECRET_QUERY = frozenset({"token", "access_token", "refresh_token"})
+
+
+class UntrustedTraceContext:
+    """For apps that clients reach: a caller's trace headers are taken off the request before the server span
+    starts, so each request starts a trace of its own (the trace id in error bodies and logs is ours, not the
+    caller's choice); ``Recovery`` links the caller's span to it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            headers = scope["headers"]
+            taken = {
+                name.decode("latin-1"): value.decode("latin-1") for name, value in headers if name in _TRACE_HEADERS
+            }
+            if taken:
+                kept = [(name, value) for name, value in headers if name not in _TRACE_HEADERS]
+                scope = {**scope, "headers": kept, _CALLER_TRACE: taken}
+        await self._app(scope, receive, send)
+
+
+def _annotate_span(scope: Scope) -> None:
+    """Link the caller's span (if ``UntrustedTraceContext`` took one) and redact credentials in ``url.query``."""
+    span = trace.current_span()
+    if not span.is_recording():
+        return
+    caller = scope.get(_CALLER_TRACE)
+    if caller:
+        link = trace.caller_link(caller)
+        if link is not None:
+            span.add_link(link.context)
+    query = scope.get("query_string", b"")
+    if query:
+        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        if any(key in _SECRET_QUERY for key, _ in pairs):
+            span.set_attribute(
+                "url.query", urlencode([(key, "REDACTED" if key in _SECRET_QUERY else value) for key, value in pairs])
+            )
+
+
 class Recovery:
     """Pure ASGI (so the deadline's context variable reaches the endpoint): deadline, body bound, last resort."""
 
@@ -82,6 +130,8 @@ class Recovery:
         self._access = log.get("access")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            _annotate_span(scope)
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return

@@ -1,4 +1,4 @@
-"""gRPC serving on grpc.aio with the standard health service and reflection."""
+"""gRPC serving on grpc.aio with the standard health service and (where wanted) reflection."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ class GrpcServer:
         service_names: Sequence[str] = (),
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         drain_timeout_s: float = 5.0,
+        reflection: bool = True,
+        options: Sequence[tuple[str, int]] = (),
     ) -> None:
         self.name = name
         self._listen = listen
@@ -33,6 +35,10 @@ class GrpcServer:
         self._service_names = list(service_names)
         self._interceptors = list(interceptors)
         self._drain_timeout_s = drain_timeout_s
+        # Reflection lists every service to whoever asks: fine between our own processes, off on public ports.
+        self._reflection = reflection
+        # grpc core channel arguments of the server (timeouts for public ports).
+        self._options = list(options)
         self._server: grpc.aio.Server | None = None
         self._health = HealthServicer()
 
@@ -41,18 +47,19 @@ class GrpcServer:
         return self._listen.address
 
     async def start(self) -> None:
-        server = grpc.aio.server(interceptors=self._interceptors)
+        server = grpc.aio.server(interceptors=self._interceptors, options=self._options)
         for register in self._registrars:
             register(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            [
-                *self._service_names,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
-            server,
-        )
+        if self._reflection:
+            reflection.enable_server_reflection(
+                [
+                    *self._service_names,
+                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                    reflection.SERVICE_NAME,
+                ],
+                server,
+            )
         try:
             port = server.add_insecure_port(self._listen.address)
         except RuntimeError:

@@ -11,9 +11,11 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from starlette.types import ASGIApp
 
 from tidings.pkg.conf import Listen
 from tidings.pkg.health import Check, run_checks
+from tidings.pkg.transport.guard import ConnectionGuard
 
 
 class _Uvicorn(uvicorn.Server):
@@ -26,10 +28,26 @@ class _Uvicorn(uvicorn.Server):
 class HttpServer:
     """Serves an ASGI app on ``listen``; binds in ``start`` so a taken port is an error we can name."""
 
-    def __init__(self, name: str, app: FastAPI, listen: Listen, *, drain_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        app: ASGIApp,
+        listen: Listen,
+        *,
+        drain_timeout_s: float = 5.0,
+        ws_max_size: int = 16 * 1024 * 1024,
+        guard: ConnectionGuard | None = None,
+        keep_alive_s: int = 5,
+    ) -> None:
         self.name = name
         self._app = app
         self._listen = listen
+        # A WebSocket message larger than this is refused before it is buffered (close 1009).
+        self._ws_max_size = ws_max_size
+        # Header and body read timeouts and a per-address cap for ports that clients reach (see guard.py); an idle
+        # keep-alive connection is closed after ``keep_alive_s``.
+        self._guard = guard
+        self._keep_alive_s = keep_alive_s
         self._drain_timeout_s = drain_timeout_s
         self._server: _Uvicorn | None = None
         self._task: asyncio.Task[None] | None = None
@@ -56,6 +74,9 @@ class HttpServer:
             # The sans-I/O WebSocket protocol: no keepalive or transfer tasks of its own per connection, so an idle
             # connection costs a fraction of the memory (our sessions ping and time out idle clients themselves).
             ws="websockets-sansio",
+            ws_max_size=self._ws_max_size,
+            http=self._guard.protocol() if self._guard is not None else "auto",
+            timeout_keep_alive=self._keep_alive_s,
         )
         self._server = _Uvicorn(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name=f"http {self.name}")
@@ -78,8 +99,9 @@ class HttpServer:
         self._server = self._task = None
 
 
-def ops_router(checks: Sequence[Check]) -> APIRouter:
-    """``/healthz`` (the process runs), ``/readyz`` (its dependencies answer) and ``/metrics`` (Prometheus)."""
+def ops_router(checks: Sequence[Check], *, metrics: bool = True) -> APIRouter:
+    """``/healthz`` (the process runs), ``/readyz`` (its dependencies answer) and, with ``metrics``, ``/metrics``
+    (Prometheus; public apps leave it to a listener of their own)."""
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz")
@@ -94,9 +116,11 @@ def ops_router(checks: Sequence[Check]) -> APIRouter:
             {"status": "ok" if ready else "unavailable", "checks": results}, status_code=200 if ready else 503
         )
 
-    @router.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    if metrics:
+
+        @router.get("/metrics")
+        async def scrape() -> Response:
+            return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return router
 

@@ -75,7 +75,7 @@ async def build(
     conversations = CachedConversationRepo(engine, caches) if infra.uses_redis else SQLConversationRepo(engine)
     access = Access(conversations, directory, gates=caches.gates, blocks=caches.blocks)
     publisher = BusEventPublisher(bus, topics)
-    sender = Sender(seqs, SQLDedupStore(engine), publisher, ids, clock, SendPolicy())
+    sender = Sender(access, seqs, SQLDedupStore(engine), publisher, ids, clock, SendPolicy())
     return ChatServicer(
         Conversations(conversations, messages, directory, access, ids, clock, caches.members),
         Messages(access, conversations, messages, sender, publisher, history_cache, clock),

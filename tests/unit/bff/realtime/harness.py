@@ -103,7 +103,7 @@ class Cluster:
             await hub.drain()
 
     def frames(self, hub: Hub) -> Frames:
-        return Frames(hub, self.chats)
+        return Frames(hub, self.chats, self.accounts)
 
     def _new_id(self) -> str:
         self._ids += 1

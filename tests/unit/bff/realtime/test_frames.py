@@ -123,3 +123,45 @@ async def test_a_removed_members_typing_stops_at_once_on_every_instance(cluster:
     with pytest.raises(errors.TidingsError):
         await cluster.frames(b).answer(typer, StartTyping(group.id))
     assert await events(watcher) == []
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [SendText(0, "c-after-revoke", "still here?", ref=1), MarkRead(0, 1, ref=2), StartTyping(0, ref=3)],
+    ids=["send", "read", "typing"],
+)
+async def test_a_revoked_token_stops_write_frames_at_once_and_closes_the_connection(
+    cluster: Cluster, frame: SendText | MarkRead | StartTyping
+) -> None:
+    hub = cluster.hub()
+    alice, token = cluster.user("alice")
+    bob, bob_token = cluster.user("bob")
+    direct, _ = await cluster.chats.create_direct(alice, bob)
+    session = await cluster.connect(hub, token)
+    peer = await cluster.connect(hub, bob_token)
+    await hub.drain()
+    await waiting(peer)
+    frame = _in(frame, direct.id)
+    cluster.accounts.revoked.add(token)  # log out everywhere, or a ban: long before the periodic re-check
+
+    with pytest.raises(errors.TidingsError) as refused:
+        await cluster.frames(hub).answer(session, frame)
+    assert refused.value.code == 401
+    assert session.closed
+    assert str(session.reason) == "unauthenticated"
+    assert cluster.chats.messages.get(direct.id, []) == []
+    assert await events(peer) == []
+    # Pings ask nothing of account: a connection that only listens costs no token check per frame.
+    checks = len(cluster.accounts.identified)
+    assert await cluster.frames(hub).answer(peer, Ping(ref=4)) == Pong(4)
+    assert len(cluster.accounts.identified) == checks
+
+
+def _in(frame: SendText | MarkRead | StartTyping, conversation_id: int) -> SendText | MarkRead | StartTyping:
+    match frame:
+        case SendText(_, client_msg_id, text, ref):
+            return SendText(conversation_id, client_msg_id, text, ref)
+        case MarkRead(_, seq, ref):
+            return MarkRead(conversation_id, seq, ref)
+        case StartTyping(_, ref):
+            return StartTyping(conversation_id, ref)

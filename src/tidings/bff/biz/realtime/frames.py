@@ -1,5 +1,10 @@
 """What a client may do on its connection: ping, type, send and mark read (the last two as the REST API does).
 
+Every frame that does something (send, read, typing) checks the connection's token first, as a REST request
+would: a token that expired, was revoked, or whose user was banned closes the connection (UNAUTHENTICATED) and
+the frame is not served. Revocation is learnt from account at most every few seconds per user (the bff's token
+verifier), so the check costs a local signature check on most frames.
+
 Typing is ephemeral: checked against membership (cached, invalidated when it changes), relayed to the other
 members' live sessions, never stored, and limited per user (all their connections together), as sends are.
 """
@@ -8,7 +13,7 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from tidings.bff.biz.ports import ChatRepo
+from tidings.bff.biz.ports import AccountRepo, ChatRepo
 from tidings.bff.biz.realtime.events import (
     Inbound,
     Marked,
@@ -22,19 +27,24 @@ from tidings.bff.biz.realtime.events import (
     Typing,
 )
 from tidings.bff.biz.realtime.hub import Hub
-from tidings.bff.biz.realtime.session import Session
+from tidings.bff.biz.realtime.session import CloseReason, Session
+from tidings.pkg import errors
+from tidings.pkg.errors import TidingsError
 
 
 class Frames:
     """Answers one client frame at a time; raises ``TidingsError`` for a frame that cannot be served."""
 
-    def __init__(self, hub: Hub, chats: ChatRepo) -> None:
+    def __init__(self, hub: Hub, chats: ChatRepo, accounts: AccountRepo) -> None:
         self._hub = hub
         self._chats = chats
+        self._accounts = accounts
         self._members = hub.audiences.members
 
     async def answer(self, session: Session, frame: Inbound) -> Outbound | None:
         """The frame's answer (None for typing, which has none)."""
+        if not isinstance(frame, Ping):
+            await self._still_signed_in(session)
         match frame:
             case Ping(ref):
                 return Pong(ref)
@@ -50,6 +60,18 @@ class Frames:
                 return Marked(ref, conversation_id, read_seq)
             case _:
                 assert_never(frame)
+
+    async def _still_signed_in(self, session: Session) -> None:
+        """Raise (and close the connection) if the session's token no longer counts: expired, revoked, banned."""
+        try:
+            identity = await self._accounts.identify(session.token)
+        except TidingsError as error:
+            if error.code in (401, 403):
+                session.close(CloseReason.UNAUTHENTICATED)
+            raise
+        if identity.user_id != session.user_id:
+            session.close(CloseReason.UNAUTHENTICATED)
+            raise errors.common.unauthenticated("the access token no longer names this connection's user")
 
     async def typing(self, session: Session, conversation_id: int) -> None:
         """Relay "typing" to the conversation's other members who are online, on any instance."""

@@ -8,7 +8,6 @@ from tidings.service.chat.biz.model import (
     MAX_TEXT_LENGTH,
     RECALL_WINDOW_MS,
     HistoryPage,
-    Kind,
     Message,
     Sent,
     client_msg_id_problem,
@@ -45,13 +44,7 @@ class Messages:
             raise errors.chat.message_too_long(f"at most {MAX_TEXT_LENGTH} characters", field="text")
         problems = {"text": text_problem(text), "client_msg_id": client_msg_id_problem(client_msg_id)}
         errors.raise_for_fields({field: why for field, why in problems.items() if why})
-        gate = await self._access.gate(conversation_id, sender_id)
-        if (
-            gate.kind is Kind.DIRECT
-            and gate.peer_id is not None
-            and await self._access.blocked(sender_id, gate.peer_id)
-        ):
-            raise errors.chat.user_blocked("you cannot write to this user", user_id=str(gate.peer_id))
+        # Membership and blocks are checked by the sender, for a whole batch of sends at once.
         return await self._sender.send(conversation_id, sender_id, client_msg_id, text)
 
     async def history(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -89,6 +89,10 @@ class SeqAllocator(Protocol):
 
     async def allocate(self, conversation_id: int, count: int) -> list[int]:
         """``count`` new seqs of the conversation, ascending, each higher than any handed out before."""
+
+    async def allocate_many(self, counts: Mapping[int, int]) -> dict[int, list[int]]:
+        """``allocate`` for several conversations at once (conversation id -> count), in as few round trips as
+        it can."""
 
 
 @dataclass(frozen=True)

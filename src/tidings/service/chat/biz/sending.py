@@ -15,12 +15,15 @@ The protocol, for one client message id:
    absorb (persist is idempotent on ``message_id`` and ``(conversation_id, seq)``), but it can never make two
    different messages of one client message id, and a failed produce never blocks retries for good.
 
-Order: conversations are spread over a few in-process *lanes* (by id), each one pipeline. A lane takes all its
-waiting sends, of every conversation in it, as one batch and, for each batch, allocates seqs, reserves, and produces
-them with one ordered ``publish_many`` before it starts the next batch. So within one chat instance a conversation's
-log order equals its seq order, and a busy instance pays one database round trip per step for a whole batch rather
-than per conversation. Marking reservations sent is off the critical path: it runs beside the next batches, all keys
-waiting meanwhile in one statement. Across instances seqs stay unique and
+Batches: every send waiting in this instance goes into the next batch, whatever its conversation, and a batch
+costs the same few round trips however many sends it holds: one cache read for the access checks (memberships,
+and blocks of direct chats), one for the seqs of all its conversations, one database insert for the reservations,
+one produce. Two batches are in flight at most, one per stage: while one is being produced, the next is checked,
+given seqs and reserved; it is produced only after the one before it was. So within one chat instance a
+conversation's log order equals its seq order, and the busier the instance, the bigger (not the more) its
+batches. A send that fails a check (not a member, blocked) is answered alone; its neighbours go on. Marking
+reservations sent is off the critical path: it runs beside the next batches, all keys waiting meanwhile in one
+statement. Across instances seqs stay unique and
 increase in allocation order (the allocator is shared), but two instances' produces may reach the log in either
 order; consumers do not rely on log order (persist writes by seq, clients treat gaps as "sync this range"). A send
 acknowledged before another one starts has the lower seq, whichever instances served them.
@@ -30,12 +33,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 from tidings.pkg import errors, log
 from tidings.pkg.errors import TidingsError
+from tidings.service.chat.biz.access import Access
 from tidings.service.chat.biz.model import Message, Sent
 from tidings.service.chat.biz.ports import (
     Clock,
@@ -47,16 +51,16 @@ from tidings.service.chat.biz.ports import (
     SeqAllocator,
 )
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class SendPolicy:
     # How long an owner may take to produce before a retry may take its reservation over; above the bus timeout,
     # so a slow produce is normally not repeated (repeating it would be harmless, only wasteful).
     lease_ms: int = 15_000
-    # Sends produced in one round trip at most (one lane's batch).
+    # Sends in one batch at most.
     max_batch: int = 512
-    # Pipelines that run side by side; a conversation always goes through the same one.
-    lanes: int = 8
     # How often a retry looks at a reservation that another instance is producing.
     poll_interval_s: float = 0.05
 
@@ -114,6 +118,7 @@ def _unavailable(what: str) -> TidingsError:
 class Sender:
     def __init__(
         self,
+        access: Access,
         seqs: SeqAllocator,
         dedup: DedupStore,
         publisher: EventPublisher,
@@ -121,6 +126,7 @@ class Sender:
         clock: Clock,
         policy: SendPolicy,
     ) -> None:
+        self._access = access
         self._seqs = seqs
         self._dedup = dedup
         self._publisher = publisher
@@ -128,8 +134,8 @@ class Sender:
         self._clock = clock
         self._policy = policy
         self._log = log.get("chat.send")
-        self._queues: dict[int, list[_Pending]] = {}
-        self._pipelines: dict[int, asyncio.Task[None]] = {}
+        self._queue: list[_Pending] = []
+        self._pipeline: asyncio.Task[None] | None = None
         # Keys produced but not yet marked sent, and the one task marking them.
         self._unmarked: list[DedupKey] = []
         self._marking: asyncio.Task[None] | None = None
@@ -137,7 +143,7 @@ class Sender:
         self._in_flight: dict[DedupKey, asyncio.Future[Sent | None]] = {}
 
     async def send(self, conversation_id: int, sender_id: int, client_msg_id: str, text: str) -> Sent:
-        """The message as committed to the bus (the original one for a retry); the caller checked access."""
+        """The message as committed to the bus (the original one for a retry), once the sender may write there."""
         key = (sender_id, client_msg_id)
         while (running := self._in_flight.get(key)) is not None:
             # None: that attempt failed, so this one tries again (after it, never beside it).
@@ -155,57 +161,62 @@ class Sender:
 
     async def _send(self, conversation_id: int, sender_id: int, client_msg_id: str, text: str) -> Sent:
         pending = _Pending(conversation_id, sender_id, client_msg_id, text, contextvars.copy_context())
-        lane = conversation_id % self._policy.lanes
-        self._queues.setdefault(lane, []).append(pending)
-        if lane not in self._pipelines:
-            self._pipelines[lane] = asyncio.create_task(self._run_pipeline(lane), name=f"chat send lane {lane}")
+        self._queue.append(pending)
+        if self._pipeline is None:
+            self._pipeline = asyncio.create_task(self._run_pipeline(), name="chat send pipeline")
         outcome = await pending.future
         if isinstance(outcome, Sent):
             return outcome
         return await self._resolve(pending.key, conversation_id)
 
-    # -- the pipeline of one lane ---------------------------------------------------------------------------------
+    # -- the pipeline: check, allocate and reserve one batch while the batch before it is produced -----------------
 
-    async def _run_pipeline(self, lane: int) -> None:
+    async def _run_pipeline(self) -> None:
+        producing: asyncio.Task[None] | None = None
         try:
-            while queue := self._queues.get(lane):
-                batch = queue[: self._policy.max_batch]
-                del queue[: self._policy.max_batch]
-                await self._commit_batch(lane, batch)
+            while True:
+                if not self._queue:
+                    if producing is None:
+                        break
+                    # Sends that arrive while the last batch is produced form the next one.
+                    await producing
+                    producing = None
+                    continue
+                batch = self._queue[: self._policy.max_batch]
+                del self._queue[: self._policy.max_batch]
+                owned = await self._guarded(batch, self._prepare(batch)) or []
+                if producing is not None:
+                    await producing  # the batch before first: the log keeps each conversation's seq order
+                producing = asyncio.create_task(self._guarded(batch, self._produce(owned))) if owned else None
         finally:
             # No await between the last look at the queue and leaving: a send enqueued later starts a new pipeline.
-            left = self._queues.pop(lane, None) or []
-            self._pipelines.pop(lane, None)
+            left, self._queue = self._queue, []
+            self._pipeline = None
             # Only when the pipeline itself was cancelled (the process stops): nobody is left waiting for nothing.
             for pending in left:
                 pending.settle(_unavailable("the chat instance is stopping"))
 
-    async def _commit_batch(self, lane: int, batch: list[_Pending]) -> None:
+    async def _guarded(self, batch: list[_Pending], step: Awaitable[T]) -> T | None:
+        """Run a stage; whatever it raises answers every send of the batch not answered yet, never a hang."""
         try:
-            await self._commit(lane, batch)
+            return await step
         except BaseException as exc:
             # A bug or a cancellation must not leave callers waiting forever.
             if not isinstance(exc, TidingsError):
-                self._log.error("send pipeline failed", exc_info=exc, lane=lane)
+                self._log.error("send pipeline failed", exc_info=exc, batch=len(batch))
             for pending in batch:
                 # One error object per waiter: each raises it in its own task, with its own traceback.
                 pending.settle(_copy(exc) if isinstance(exc, TidingsError) else errors.common.internal("send failed"))
             if not isinstance(exc, Exception):
                 raise
+            return None
 
-    async def _commit(self, lane: int, batch: list[_Pending]) -> None:
-        try:
-            known = await self._dedup.get_many([pending.key for pending in batch])
-        except Exception as exc:
-            self._log.warning("dedup lookup failed", error=repr(exc), lane=lane)
-            raise _unavailable("cannot check for an earlier send (database unavailable)") from exc
-        for pending in batch:
-            if pending.key in known:
-                pending.settle(_TAKEN)
-        fresh = [pending for pending in batch if pending.key not in known]
-        if not fresh:
-            return
-        seqs = await self._allocate(lane, fresh)
+    async def _prepare(self, batch: list[_Pending]) -> list[tuple[_Pending, Reservation]]:
+        """Check, allocate and reserve: the sends of the batch this instance now owns, each with its message."""
+        admitted = await self._admit(batch)
+        if not admitted:
+            return []
+        seqs = await self._allocate(admitted)
         now = self._clock.now_ms()
         lease_until = now + self._policy.lease_ms
         drafts = [
@@ -214,25 +225,39 @@ class Sender:
                 sent=False,
                 lease_until_ms=lease_until,
             )
-            for p, seq in zip(fresh, seqs, strict=True)
+            for p, seq in zip(admitted, seqs, strict=True)
         ]
         try:
             ours = await self._dedup.reserve(drafts)
         except Exception as exc:
-            self._log.warning("reservation failed", error=repr(exc), lane=lane)
+            self._log.warning("reservation failed", error=repr(exc), batch=len(drafts))
             raise _unavailable("cannot reserve the message id (database unavailable)") from exc
-        # A key reserved between the lookup and the insert (a racing retry elsewhere): theirs, our seq is a gap.
-        owned = [(p, d) for p, d in zip(fresh, drafts, strict=True) if d.key in ours]
-        for pending, draft in zip(fresh, drafts, strict=True):
-            if draft.key not in ours:
+        # A key reserved before (a retry) or meanwhile (a racing retry elsewhere): theirs, our seq is a gap.
+        owned: list[tuple[_Pending, Reservation]] = []
+        for pending, draft in zip(admitted, drafts, strict=True):
+            if draft.key in ours:
+                owned.append((pending, draft))
+            else:
                 pending.settle(_TAKEN)
-        if not owned:
-            return
+        return owned
+
+    async def _admit(self, batch: list[_Pending]) -> list[_Pending]:
+        """The sends whose senders may write to their conversations; the others are answered with the reason."""
+        refusals = await self._access.refusals([(p.conversation_id, p.sender_id) for p in batch])
+        admitted = []
+        for pending, refusal in zip(batch, refusals, strict=True):
+            if refusal is None:
+                admitted.append(pending)
+            else:
+                pending.settle(refusal)
+        return admitted
+
+    async def _produce(self, owned: list[tuple[_Pending, Reservation]]) -> None:
         keys = [draft.key for _, draft in owned]
         try:
             await self._publisher.message_sent([(draft.message, p.context) for p, draft in owned])
         except Exception as exc:
-            self._log.warning("produce failed", error=repr(exc), lane=lane, messages=len(keys))
+            self._log.warning("produce failed", error=repr(exc), messages=len(keys))
             await self._release(keys)
             for pending, _ in owned:
                 pending.settle(_unavailable("the message could not be committed to the bus"))
@@ -241,23 +266,18 @@ class Sender:
             pending.settle(Sent(draft.message, duplicate=False))
         self._mark_sent(keys)
 
-    async def _allocate(self, lane: int, fresh: list[_Pending]) -> list[int]:
-        """The next seqs of each conversation in the batch (allocated side by side), in the batch's order."""
+    async def _allocate(self, fresh: list[_Pending]) -> list[int]:
+        """The next seqs of each conversation in the batch (one call for all of them), in the batch's order."""
         counts: dict[int, int] = {}
         for pending in fresh:
             counts[pending.conversation_id] = counts.get(pending.conversation_id, 0) + 1
-        # gather, not a TaskGroup: the caller needs the one TidingsError below, not an ExceptionGroup.
-        answers = await asyncio.gather(
-            *(self._seqs.allocate(cid, n) for cid, n in counts.items()), return_exceptions=True
-        )
-        for answer in answers:
-            if isinstance(answer, BaseException):
-                self._log.warning("seq allocation failed", error=repr(answer), lane=lane)
-                raise _unavailable("cannot assign sequence numbers (seq store unavailable)") from answer
-        given = {
-            cid: iter(seqs) for cid, seqs in zip(counts, answers, strict=True) if not isinstance(seqs, BaseException)
-        }
-        return [next(given[pending.conversation_id]) for pending in fresh]
+        try:
+            given = await self._seqs.allocate_many(counts)
+        except Exception as exc:
+            self._log.warning("seq allocation failed", error=repr(exc), conversations=len(counts))
+            raise _unavailable("cannot assign sequence numbers (seq store unavailable)") from exc
+        handed = {cid: iter(seqs) for cid, seqs in given.items()}
+        return [next(handed[pending.conversation_id]) for pending in fresh]
 
     def _mark_sent(self, keys: Sequence[DedupKey]) -> None:
         """Mark reservations sent beside the next batches: one statement for all keys waiting meanwhile."""

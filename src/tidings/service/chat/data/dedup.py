@@ -75,21 +75,32 @@ class SQLDedupStore(SQLRepo):
             return set()
         # One key order for every writer: two batches inserting overlapping keys then wait, never deadlock.
         ordered = sorted(batch, key=lambda reservation: reservation.key)
-        try:
-            async with self._write() as conn:
-                await conn.execute(insert(reservations), [_row(reservation) for reservation in ordered])
+        if await self._insert(ordered):
             return {reservation.key for reservation in ordered}
-        except IntegrityError:
-            pass
-        except OperationalError as exc:
-            if not _is_lock_conflict(exc):
-                raise
-        # Some key was taken meanwhile (a retry racing its original): one at a time, to learn which.
+        # Some key was taken (a retry of an earlier send, or one racing its original): leave out the keys known
+        # now and insert the rest together; only if that races too, one at a time, to learn which.
+        known = await self.get_many([reservation.key for reservation in ordered])
+        rest = [reservation for reservation in ordered if reservation.key not in known]
+        if not rest or await self._insert(rest):
+            return {reservation.key for reservation in rest}
         ours: set[DedupKey] = set()
-        for reservation in ordered:
+        for reservation in rest:
             if await self._reserve_one(reservation):
                 ours.add(reservation.key)
         return ours
+
+    async def _insert(self, ordered: Sequence[Reservation]) -> bool:
+        """Insert all of them in one statement, or none: ``False`` if a key was taken."""
+        try:
+            async with self._write() as conn:
+                await conn.execute(insert(reservations), [_row(reservation) for reservation in ordered])
+        except IntegrityError:
+            return False
+        except OperationalError as exc:
+            if not _is_lock_conflict(exc):
+                raise
+            return False
+        return True
 
     async def _reserve_one(self, reservation: Reservation) -> bool:
         for attempt in range(_LOCK_RETRIES):

@@ -5,11 +5,41 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import Update, and_, case, select, update
 
 from tidings.service.chat.biz.model import Message
 from tidings.service.chat.data.sql import SQLRepo, chunks, insert_skipping_duplicates
 from tidings.service.chat.data.tables import conversations, messages
+
+# Conversations advanced by one UPDATE at most: three CASE arms each, well below every driver's parameter limit.
+_HEADS_CHUNK = 200
+
+
+def _advance_heads(newest: Sequence[Message]) -> Update:
+    """Move each conversation's ``last_message_id``, ``max_seq`` and ``updated_at_ms`` forward to its newest
+    message of the batch (never back), all in one statement."""
+    c = conversations.c
+
+    def forward(column: Any, value: Any, newer: Any) -> Any:
+        return case(*((and_(c.id == m.conversation_id, newer(m)), value(m)) for m in newest), else_=column)
+
+    def ahead(m: Message) -> Any:
+        return c.max_seq < m.seq
+
+    # Ordered: MySQL evaluates SET left to right with the updated values, SQLite with the old ones; putting
+    # max_seq last makes both compare against the old max_seq.
+    return (
+        update(conversations)
+        .where(c.id.in_([m.conversation_id for m in newest]))
+        .ordered_values(
+            (c.last_message_id, forward(c.last_message_id, lambda m: m.id, ahead)),
+            (
+                c.updated_at_ms,
+                forward(c.updated_at_ms, lambda m: m.created_at_ms, lambda m: c.updated_at_ms < m.created_at_ms),
+            ),
+            (c.max_seq, forward(c.max_seq, lambda m: m.seq, ahead)),
+        )
+    )
 
 
 def message_from_row(row: Any) -> Message:
@@ -103,32 +133,7 @@ class SQLMessageRepo(SQLRepo):
                     for message in batch
                 ],
             )
-            # Ascending ids: concurrent batches lock conversation rows in one order, so they cannot deadlock.
-            for conversation_id in sorted(newest):
-                message = newest[conversation_id]
-                # Ordered: MySQL evaluates SET left to right with the updated values, SQLite with the old ones;
-                # putting last_message_id first makes both compare against the old max_seq.
-                await conn.execute(
-                    update(conversations)
-                    .where(conversations.c.id == conversation_id)
-                    .ordered_values(
-                        (
-                            conversations.c.last_message_id,
-                            case(
-                                (conversations.c.max_seq < message.seq, message.id),
-                                else_=conversations.c.last_message_id,
-                            ),
-                        ),
-                        (
-                            conversations.c.max_seq,
-                            case((conversations.c.max_seq < message.seq, message.seq), else_=conversations.c.max_seq),
-                        ),
-                        (
-                            conversations.c.updated_at_ms,
-                            case(
-                                (conversations.c.updated_at_ms < message.created_at_ms, message.created_at_ms),
-                                else_=conversations.c.updated_at_ms,
-                            ),
-                        ),
-                    )
-                )
+            # One statement per chunk of conversations, whatever their number; its IN list locks their rows in
+            # index order, so concurrent batches cannot deadlock.
+            for chunk in chunks(sorted(newest), _HEADS_CHUNK):
+                await conn.execute(_advance_heads([newest[conversation_id] for conversation_id in chunk]))

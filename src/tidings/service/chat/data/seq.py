@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
+from redis.exceptions import NoScriptError
 from sqlalchemy import select, update
 
 from tidings.pkg import log
@@ -79,6 +80,12 @@ class MemorySeqAllocator:
         self._blocks: OrderedDict[int, list[int]] = OrderedDict()
 
     async def allocate(self, conversation_id: int, count: int) -> list[int]:
+        return (await self.allocate_many({conversation_id: count}))[conversation_id]
+
+    async def allocate_many(self, counts: Mapping[int, int]) -> dict[int, list[int]]:
+        return {cid: await self._allocate(cid, count) for cid, count in counts.items()}
+
+    async def _allocate(self, conversation_id: int, count: int) -> list[int]:
         seqs: list[int] = []
         while len(seqs) < count:
             block = self._blocks.get(conversation_id)
@@ -179,11 +186,14 @@ class RedisSeqAllocator:
         return f"{self._prefix}:{{{conversation_id}}}:seq"
 
     async def allocate(self, conversation_id: int, count: int) -> list[int]:
-        seqs: list[int] = []
+        return (await self.allocate_many({conversation_id: count}))[conversation_id]
+
+    async def allocate_many(self, counts: Mapping[int, int]) -> dict[int, list[int]]:
+        seqs: dict[int, list[int]] = {cid: [] for cid in counts}
         if not self._breaker.open:
             try:
                 await self._void_stale_blocks()
-                await self._from_redis(conversation_id, count, seqs)
+                await self._from_redis(counts, seqs)
                 return seqs
             except _RedisDown as exc:
                 self._breaker.trip()
@@ -192,13 +202,16 @@ class RedisSeqAllocator:
                     error=repr(exc.__cause__),
                     retry_after_s=self._breaker.retry_after_s,
                 )
-        # Above every seq handed out so far, whoever handed it out: never reused, and in the shared order.
-        start, last = await self._lease.lease(conversation_id, count - len(seqs))
-        self._direct.inc()
-        self._remember(conversation_id, last)
-        if self._voider is None or self._voider.done():
+        for conversation_id, count in counts.items():
+            if (missing := count - len(seqs[conversation_id])) <= 0:
+                continue
+            # Above every seq handed out so far, whoever handed it out: never reused, and in the shared order.
+            start, last = await self._lease.lease(conversation_id, missing)
+            self._direct.inc()
+            self._remember(conversation_id, last)
+            seqs[conversation_id].extend(range(start, last + 1))
+        if (self._voided or self._void_all) and (self._voider is None or self._voider.done()):
             self._voider = asyncio.create_task(self._void_when_back())
-        seqs.extend(range(start, last + 1))
         return seqs
 
     @property
@@ -216,24 +229,43 @@ class RedisSeqAllocator:
             except _RedisDown:
                 self._breaker.trip()
 
-    async def _from_redis(self, conversation_id: int, count: int, seqs: list[int]) -> None:
-        """Fill ``seqs`` up to ``count`` from the conversation's Redis block, leasing new blocks as needed."""
-        block: tuple[int, int] | None = None
+    async def _from_redis(self, counts: Mapping[int, int], seqs: dict[int, list[int]]) -> None:
+        """Fill ``seqs`` up to ``counts`` from the conversations' Redis blocks, all in one pipeline a round, leasing
+        new blocks (side by side) for those whose block ran out."""
+        leased: dict[int, tuple[int, int]] = {}
         for _ in range(_MAX_ROUNDS):
-            args: list[int] = [count - len(seqs), self._idle_ttl_ms]
-            if block is not None:
-                args += list(block)
-            taken = await self._call(self._script(keys=[self.key(conversation_id)], args=args))
-            first, last = (int(value) for value in taken)
-            if first:
-                seqs.extend(range(first, last + 1))
-                if len(seqs) == count:
-                    return
-                block = None
-                continue
-            block = await self._lease.lease(conversation_id, max(self._block, count - len(seqs)))
-            self._metrics.inc()
-        raise RuntimeError(f"no seqs for conversation {conversation_id} after {_MAX_ROUNDS} rounds")
+            wanted = {cid: counts[cid] - len(seqs[cid]) for cid in counts if len(seqs[cid]) < counts[cid]}
+            if not wanted:
+                return
+            calls = [(self.key(cid), [n, self._idle_ttl_ms, *leased.get(cid, ())]) for cid, n in wanted.items()]
+            taken = await self._call(self._take(calls))
+            short: list[int] = []
+            for (cid, n), (first, last) in zip(wanted.items(), ((int(a), int(b)) for a, b in taken), strict=True):
+                if first:
+                    seqs[cid].extend(range(first, last + 1))
+                if last - first + 1 < n or not first:  # the block ran out: lease the next one now
+                    short.append(cid)
+            sizes = {cid: max(self._block, counts[cid] - len(seqs[cid])) for cid in short}
+            blocks = await asyncio.gather(*(self._lease.lease(cid, size) for cid, size in sizes.items()))
+            self._metrics.inc(len(blocks))
+            leased = dict(zip(sizes, blocks, strict=True))
+        raise RuntimeError(f"no seqs for conversations {sorted(counts)} after {_MAX_ROUNDS} rounds")
+
+    async def _take(self, calls: list[tuple[str, list[int]]]) -> list[Any]:
+        """Run the allocation script once per ``(key, args)`` in one pipeline (one round trip). EVALSHA directly:
+        redis-py's pipelined scripts ask SCRIPT EXISTS first, a round trip more. After a flush or a restart
+        forgot the script, it is loaded again and the pipeline rerun (a take that ran twice only leaves a gap)."""
+        for attempt in range(2):
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key, args in calls:
+                        pipe.evalsha(self._script.sha, 1, key, *args)
+                    return list(await pipe.execute())
+            except NoScriptError:
+                if attempt:
+                    raise
+                await self._redis.script_load(_ALLOCATE)
+        raise AssertionError("unreachable")
 
     def _remember(self, conversation_id: int, last: int) -> None:
         if self._void_all:
