@@ -178,8 +178,9 @@ async def test_one_send_is_one_trace_through_bff_chat_bus_persist_and_push(
     route = "/v1/conversations/{conversation_id}/messages"
     wanted = [
         (SpanKind.SERVER, f"POST {route}", {}),
-        (SpanKind.CLIENT, "tidings.chat.v1.ChatService/SendMessage", {}),
-        (SpanKind.SERVER, "tidings.chat.v1.ChatService/SendMessage", {}),
+        # The bff sends in batches (SendMessages): each send's own client span, and chat's span of that send.
+        (SpanKind.CLIENT, "tidings.chat.v1.ChatService/SendMessages send", {}),
+        (SpanKind.SERVER, "tidings.chat.v1.ChatService/SendMessages send", {}),
         (SpanKind.PRODUCER, "send chat.message.sent", {}),
         (SpanKind.CONSUMER, "process chat.message.sent", {"messaging.consumer.group.name": "persist"}),
     ]

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import time
+from dataclasses import dataclass
+from typing import Any
+
 import grpc
 
 from tidings.bff.biz.model import Conversation, Kind, Message, Page
 from tidings.bff.codec import message_from_pb as message
 from tidings.chat.v1 import chat_pb2 as pb
 from tidings.chat.v1 import chat_pb2_grpc as pb_grpc
+from tidings.pkg import errors, trace
+from tidings.pkg.errors import FieldViolation
+from tidings.pkg.errors.grpc import to_grpc_code
+from tidings.pkg.middleware import deadline
 from tidings.pkg.pbtime import millis
 
+# The client span of each send in a SendMessages call (chat's span of that send is its child).
+_SEND_SPAN = "tidings.chat.v1.ChatService/SendMessages send"
+_SEND_ATTRIBUTES: dict[str, Any] = {
+    "rpc.system": "grpc",
+    "rpc.service": "tidings.chat.v1.ChatService",
+    "rpc.method": "SendMessages",
+}
 _KINDS = {pb.CONVERSATION_KIND_DIRECT: Kind.DIRECT, pb.CONVERSATION_KIND_GROUP: Kind.GROUP}
 
 
@@ -33,6 +50,7 @@ class GrpcChatRepo:
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = pb_grpc.ChatServiceStub(channel)
+        self._sends = SendBatcher(self._stub)
 
     async def create_direct(self, user_id: int, peer_id: int) -> tuple[Conversation, bool]:
         response = await self._stub.CreateDirect(pb.CreateDirectRequest(user_id=user_id, peer_id=peer_id))
@@ -69,7 +87,7 @@ class GrpcChatRepo:
         request = pb.SendMessageRequest(
             conversation_id=conversation_id, sender_id=user_id, client_msg_id=client_msg_id, text=text
         )
-        response = await self._stub.SendMessage(request)
+        response = await self._sends.send(request)
         return message(response.message), response.duplicate
 
     async def history(
@@ -91,3 +109,106 @@ class GrpcChatRepo:
     async def recall(self, user_id: int, conversation_id: int, message_id: int) -> Message:
         request = pb.RecallMessageRequest(user_id=user_id, conversation_id=conversation_id, message_id=message_id)
         return message((await self._stub.RecallMessage(request)).message)
+
+
+class SendBatcher:
+    """Sends gathered into ``SendMessages`` calls: whatever waits when a call starts goes in it (at most
+    ``max_batch``), with up to ``max_calls`` calls in flight. An idle bff sends each message in a call of its own at
+    once; a busy one sends few large calls, so a message costs chat a share of one call instead of a whole one.
+
+    Each send keeps its own deadline (the request's time left) and trace (its client span travels in the batch);
+    the call itself runs outside any request, under the latest deadline of the sends in it.
+    """
+
+    def __init__(self, stub: pb_grpc.ChatServiceStub, *, max_batch: int = 500, max_calls: int = 4) -> None:
+        self._stub = stub
+        self._max_batch = max_batch
+        self._max_calls = max_calls
+        self._waiting: list[_Waiting] = []
+        self._calls = 0
+
+    async def send(self, request: pb.SendMessageRequest) -> pb.SendMessageResponse:
+        span, carrier = trace.start_client_span(_SEND_SPAN, **_SEND_ATTRIBUTES)
+        left = deadline.remaining()
+        answer: asyncio.Future[pb.SendOutcome] = asyncio.get_running_loop().create_future()
+        try:
+            if left is not None and left <= 0:
+                raise errors.common.deadline_exceeded("no time left to send the message")
+            due = None if left is None else time.monotonic() + left
+            self._waiting.append(_Waiting(pb.BatchedSend(send=request, trace_context=carrier), answer, due))
+            if self._calls < self._max_calls:
+                self._calls += 1
+                # Outside the request's context: the call serves many requests, each traced on its own.
+                asyncio.get_running_loop().create_task(self._drain(), context=contextvars.Context())
+            async with asyncio.timeout(left):
+                outcome = await answer
+            if outcome.HasField("error"):
+                raise error_from_pb(outcome.error)
+            span.set_attribute("rpc.grpc.status_code", "OK")
+            return outcome.sent
+        except TimeoutError:
+            raise errors.common.deadline_exceeded(
+                "the send was not answered in time; retry it with the same client_msg_id"
+            ) from None
+        except errors.TidingsError as error:
+            span.set_attributes(
+                {"rpc.grpc.status_code": to_grpc_code(error.code).name, "tidings.error.reason": error.reason}
+            )
+            raise
+        except BaseException as exc:
+            trace.fail(span, exc)
+            raise
+        finally:
+            # Given up on (the deadline passed, the client went away): its answer is dropped, and it is left out of
+            # the batch if its call has not started yet. The send itself may still happen: a retry finds it.
+            answer.cancel()
+            span.end()
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch = [w for w in self._waiting[: self._max_batch] if not w.answer.done()]
+                del self._waiting[: self._max_batch]
+                if batch:
+                    await self._call(batch)
+        finally:
+            self._calls -= 1
+
+    async def _call(self, batch: list[_Waiting]) -> None:
+        now = time.monotonic()
+        deadlines = [w.deadline - now for w in batch if w.deadline is not None]
+        timeout = max(deadlines) if len(deadlines) == len(batch) else None
+        try:
+            response = await self._stub.SendMessages(
+                pb.SendMessagesRequest(sends=[w.send for w in batch]), timeout=timeout
+            )
+        except BaseException as exc:
+            failure = exc if isinstance(exc, errors.TidingsError) else errors.common.unavailable("cannot reach chat")
+            for waiting in batch:
+                if not waiting.answer.done():
+                    waiting.answer.set_exception(failure.copy())
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for waiting, outcome in zip(batch, response.outcomes, strict=True):
+            if not waiting.answer.done():
+                waiting.answer.set_result(outcome)
+
+
+@dataclass
+class _Waiting:
+    send: pb.BatchedSend
+    answer: asyncio.Future[pb.SendOutcome]
+    # time.monotonic() by when the request wants its answer; None: no deadline.
+    deadline: float | None
+
+
+def error_from_pb(error: pb.SendError) -> errors.TidingsError:
+    return errors.TidingsError(
+        error.code,
+        error.reason,
+        error.message,
+        dict(error.metadata),
+        domain=error.domain,
+        violations=[FieldViolation(v.field, v.description) for v in error.violations],
+    )

@@ -72,6 +72,11 @@ class ChatServiceStub:
                 request_serializer=tidings_dot_chat_dot_v1_dot_chat__pb2.SendMessageRequest.SerializeToString,
                 response_deserializer=tidings_dot_chat_dot_v1_dot_chat__pb2.SendMessageResponse.FromString,
                 _registered_method=True)
+        self.SendMessages = channel.unary_unary(
+                '/tidings.chat.v1.ChatService/SendMessages',
+                request_serializer=tidings_dot_chat_dot_v1_dot_chat__pb2.SendMessagesRequest.SerializeToString,
+                response_deserializer=tidings_dot_chat_dot_v1_dot_chat__pb2.SendMessagesResponse.FromString,
+                _registered_method=True)
         self.ListMessages = channel.unary_unary(
                 '/tidings.chat.v1.ChatService/ListMessages',
                 request_serializer=tidings_dot_chat_dot_v1_dot_chat__pb2.ListMessagesRequest.SerializeToString,
@@ -150,6 +155,14 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendMessages(self, request, context):
+        """Several sends in one call, each checked and answered on its own as SendMessage would: an invalid or refused
+        send fails alone and its neighbours go on. A bff gathers the sends waiting at one moment into one call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListMessages(self, request, context):
         """A page of history by seq, ascending, in either direction.
         """
@@ -216,6 +229,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.SendMessage,
                     request_deserializer=tidings_dot_chat_dot_v1_dot_chat__pb2.SendMessageRequest.FromString,
                     response_serializer=tidings_dot_chat_dot_v1_dot_chat__pb2.SendMessageResponse.SerializeToString,
+            ),
+            'SendMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendMessages,
+                    request_deserializer=tidings_dot_chat_dot_v1_dot_chat__pb2.SendMessagesRequest.FromString,
+                    response_serializer=tidings_dot_chat_dot_v1_dot_chat__pb2.SendMessagesResponse.SerializeToString,
             ),
             'ListMessages': grpc.unary_unary_rpc_method_handler(
                     servicer.ListMessages,
@@ -430,6 +448,33 @@ class ChatService:
             '/tidings.chat.v1.ChatService/SendMessage',
             tidings_dot_chat_dot_v1_dot_chat__pb2.SendMessageRequest.SerializeToString,
             tidings_dot_chat_dot_v1_dot_chat__pb2.SendMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tidings.chat.v1.ChatService/SendMessages',
+            tidings_dot_chat_dot_v1_dot_chat__pb2.SendMessagesRequest.SerializeToString,
+            tidings_dot_chat_dot_v1_dot_chat__pb2.SendMessagesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,10 @@ class ChatServiceStub:
     """Assigns the next seq and commits the message to the bus; durable once answered. A retry with the same
     `client_msg_id` answers the original message with `duplicate` set. MESSAGE_TOO_LONG.
     """
+    SendMessages: _grpc.UnaryUnaryMultiCallable[_chat_pb2.SendMessagesRequest, _chat_pb2.SendMessagesResponse]
+    """Several sends in one call, each checked and answered on its own as SendMessage would: an invalid or refused
+    send fails alone and its neighbours go on. A bff gathers the sends waiting at one moment into one call.
+    """
     ListMessages: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ListMessagesRequest, _chat_pb2.ListMessagesResponse]
     """A page of history by seq, ascending, in either direction."""
     MarkRead: _grpc.UnaryUnaryMultiCallable[_chat_pb2.MarkReadRequest, _chat_pb2.MarkReadResponse]
@@ -88,6 +92,10 @@ class ChatServiceAsyncStub(ChatServiceStub):
     SendMessage: _aio.UnaryUnaryMultiCallable[_chat_pb2.SendMessageRequest, _chat_pb2.SendMessageResponse]  # type: ignore[assignment]
     """Assigns the next seq and commits the message to the bus; durable once answered. A retry with the same
     `client_msg_id` answers the original message with `duplicate` set. MESSAGE_TOO_LONG.
+    """
+    SendMessages: _aio.UnaryUnaryMultiCallable[_chat_pb2.SendMessagesRequest, _chat_pb2.SendMessagesResponse]  # type: ignore[assignment]
+    """Several sends in one call, each checked and answered on its own as SendMessage would: an invalid or refused
+    send fails alone and its neighbours go on. A bff gathers the sends waiting at one moment into one call.
     """
     ListMessages: _aio.UnaryUnaryMultiCallable[_chat_pb2.ListMessagesRequest, _chat_pb2.ListMessagesResponse]  # type: ignore[assignment]
     """A page of history by seq, ascending, in either direction."""
@@ -163,6 +171,16 @@ class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_chat_pb2.SendMessageResponse, _abc.Awaitable[_chat_pb2.SendMessageResponse]]:
         """Assigns the next seq and commits the message to the bus; durable once answered. A retry with the same
         `client_msg_id` answers the original message with `duplicate` set. MESSAGE_TOO_LONG.
+        """
+
+    @_abc_1.abstractmethod
+    def SendMessages(
+        self,
+        request: _chat_pb2.SendMessagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.SendMessagesResponse, _abc.Awaitable[_chat_pb2.SendMessagesResponse]]:
+        """Several sends in one call, each checked and answered on its own as SendMessage would: an invalid or refused
+        send fails alone and its neighbours go on. A bff gathers the sends waiting at one moment into one call.
         """
 
     @_abc_1.abstractmethod

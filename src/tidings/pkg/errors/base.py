@@ -45,6 +45,13 @@ class TidingsError(Exception):
         if cause is not None:
             self.__cause__ = cause
 
+    def copy(self) -> TidingsError:
+        """The same error as a new object: for each of several waiters to raise in its own task, with its own
+        traceback (one exception object raised in many tasks gathers all their tracebacks)."""
+        return TidingsError(
+            self.code, self.reason, self.message, self.metadata, domain=self.domain, violations=self.violations
+        )
+
     @property
     def cause(self) -> BaseException | None:
         """What this error was raised from (``raise ... from cause``), kept for logs and never sent."""

@@ -96,10 +96,6 @@ class _Pending:
             self.future.set_result(outcome)
 
 
-def _copy(error: TidingsError) -> TidingsError:
-    return TidingsError(error.code, error.reason, error.message, error.metadata, domain=error.domain)
-
-
 def _same_conversation(message: Message, conversation_id: int) -> Message:
     """``message`` if it belongs to ``conversation_id``; a client_msg_id names one message of its sender, so its
     reuse in another conversation is refused (409) rather than answered with a message from elsewhere."""
@@ -206,7 +202,7 @@ class Sender:
                 self._log.error("send pipeline failed", exc_info=exc, batch=len(batch))
             for pending in batch:
                 # One error object per waiter: each raises it in its own task, with its own traceback.
-                pending.settle(_copy(exc) if isinstance(exc, TidingsError) else errors.common.internal("send failed"))
+                pending.settle(exc.copy() if isinstance(exc, TidingsError) else errors.common.internal("send failed"))
             if not isinstance(exc, Exception):
                 raise
             return None

@@ -6,16 +6,27 @@ travel as they are (the recovery middleware puts them on the wire).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from typing import Any
 
 from tidings.chat.v1 import chat_pb2, chat_pb2_grpc
-from tidings.pkg import errors
+from tidings.pkg import errors, trace
+from tidings.pkg.errors.grpc import to_grpc_code
+from tidings.pkg.middleware import validation
 from tidings.service.chat.biz.conversations import Conversations
 from tidings.service.chat.biz.messages import Messages
 from tidings.service.chat.biz.model import Cursor
-from tidings.service.chat.pb import conversation_to_pb, message_to_pb, state_to_pb
+from tidings.service.chat.pb import conversation_to_pb, error_to_pb, message_to_pb, state_to_pb
+
+# The span of each send of a SendMessages call (a child of the client request it belongs to).
+_SEND_SPAN = "tidings.chat.v1.ChatService/SendMessages send"
+_SEND_ATTRIBUTES: dict[str, Any] = {
+    "rpc.system": "grpc",
+    "rpc.service": "tidings.chat.v1.ChatService",
+    "rpc.method": "SendMessages",
+}
 
 
 def encode_cursor(cursor: Cursor | None) -> str:
@@ -76,6 +87,30 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             request.conversation_id, request.sender_id, request.client_msg_id, request.text
         )
         return chat_pb2.SendMessageResponse(message=message_to_pb(sent.message), duplicate=sent.duplicate)
+
+    async def SendMessages(self, request: chat_pb2.SendMessagesRequest, context: Any) -> chat_pb2.SendMessagesResponse:
+        # Side by side: the sender takes all of them into its next batch.
+        outcomes = await asyncio.gather(*(self._send_one(batched) for batched in request.sends))
+        return chat_pb2.SendMessagesResponse(outcomes=outcomes)
+
+    async def _send_one(self, batched: chat_pb2.BatchedSend) -> chat_pb2.SendOutcome:
+        """One send of a batch, checked and answered as ``SendMessage`` would, in the trace of its own request."""
+        request = batched.send
+        with trace.server_span(_SEND_SPAN, batched.trace_context, **_SEND_ATTRIBUTES) as span:
+            try:
+                validation.check(request)
+                sent = await self._messages.send(
+                    request.conversation_id, request.sender_id, request.client_msg_id, request.text
+                )
+            except errors.TidingsError as error:
+                span.set_attributes(
+                    {"rpc.grpc.status_code": to_grpc_code(error.code).name, "tidings.error.reason": error.reason}
+                )
+                return chat_pb2.SendOutcome(error=error_to_pb(error))
+            span.set_attribute("rpc.grpc.status_code", "OK")
+        return chat_pb2.SendOutcome(
+            sent=chat_pb2.SendMessageResponse(message=message_to_pb(sent.message), duplicate=sent.duplicate)
+        )
 
     async def ListMessages(self, request: chat_pb2.ListMessagesRequest, context: Any) -> chat_pb2.ListMessagesResponse:
         position = request.WhichOneof("position")

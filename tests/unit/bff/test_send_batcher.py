@@ -1,0 +1,81 @@
+"""The bff's sends to chat in batches: each send answered on its own, few calls under load, deadlines kept."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tidings.bff.data.chat import SendBatcher
+from tidings.chat.v1 import chat_pb2 as pb
+from tidings.pkg import errors
+from tidings.pkg.middleware import deadline
+
+
+class FakeChat:
+    """``SendMessages`` answering each send by its text: ``refuse`` is NOT_A_MEMBER, anything else is sent."""
+
+    def __init__(self, *, delay_s: float = 0.01) -> None:
+        self.calls: list[list[pb.BatchedSend]] = []
+        self.delay_s = delay_s
+        self.down = False
+
+    async def SendMessages(
+        self,
+        request: pb.SendMessagesRequest,
+        timeout: float | None = None,  # noqa: ASYNC109 - the stub's signature
+    ) -> pb.SendMessagesResponse:
+        self.calls.append(list(request.sends))
+        await asyncio.sleep(self.delay_s)
+        if self.down:
+            raise errors.common.unavailable("chat is down")
+        outcomes = []
+        for n, batched in enumerate(request.sends):
+            if batched.send.text == "refuse":
+                refusal = pb.SendError(code=403, reason="NOT_A_MEMBER", domain="tidings.chat.v1", message="no")
+                outcomes.append(pb.SendOutcome(error=refusal))
+            else:
+                message = pb.Message(id=n + 1, conversation_id=batched.send.conversation_id, text=batched.send.text)
+                outcomes.append(pb.SendOutcome(sent=pb.SendMessageResponse(message=message)))
+        return pb.SendMessagesResponse(outcomes=outcomes)
+
+
+def request(text: str, n: int = 0) -> pb.SendMessageRequest:
+    return pb.SendMessageRequest(conversation_id=7, sender_id=1, client_msg_id=f"c{n}", text=text)
+
+
+async def test_under_load_many_sends_travel_in_few_calls_and_each_gets_its_own_answer() -> None:
+    chat = FakeChat()
+    batcher = SendBatcher(chat, max_calls=2)  # type: ignore[arg-type]
+    answers = await asyncio.gather(*(batcher.send(request(f"m{n}", n)) for n in range(200)))
+    assert [answer.message.text for answer in answers] == [f"m{n}" for n in range(200)]
+    assert sum(len(call) for call in chat.calls) == 200
+    assert len(chat.calls) <= 4
+    # Every send carries the trace context of its own request.
+    assert all(set(batched.trace_context) <= {"traceparent", "tracestate"} for call in chat.calls for batched in call)
+
+
+async def test_a_refused_send_fails_alone() -> None:
+    batcher = SendBatcher(FakeChat())  # type: ignore[arg-type]
+    outcomes = await asyncio.gather(
+        batcher.send(request("fine", 1)), batcher.send(request("refuse", 2)), return_exceptions=True
+    )
+    assert isinstance(outcomes[0], pb.SendMessageResponse)
+    assert isinstance(outcomes[1], errors.TidingsError)
+    assert (outcomes[1].code, outcomes[1].reason, outcomes[1].domain) == (403, "NOT_A_MEMBER", "tidings.chat.v1")
+
+
+async def test_a_failed_call_fails_each_of_its_sends_with_its_own_error() -> None:
+    chat = FakeChat()
+    chat.down = True
+    batcher = SendBatcher(chat)  # type: ignore[arg-type]
+    outcomes = await asyncio.gather(*(batcher.send(request("x", n)) for n in range(3)), return_exceptions=True)
+    assert all(errors.common.is_unavailable(outcome) for outcome in outcomes)
+    assert len({id(outcome) for outcome in outcomes}) == 3
+
+
+async def test_a_send_past_its_deadline_is_answered_deadline_exceeded() -> None:
+    batcher = SendBatcher(FakeChat(delay_s=1.0))  # type: ignore[arg-type]
+    with deadline.scope(0.05), pytest.raises(errors.TidingsError) as late:
+        await batcher.send(request("slow"))
+    assert errors.common.is_deadline_exceeded(late.value)
