@@ -252,6 +252,18 @@ class DedupStoreContract:
         found = await store.get_many([first.key, other.key, (sender, "zzz")])
         assert found == {first.key: first, other.key: other}
 
+    async def test_a_reservation_whose_message_is_stored_counts_as_sent(
+        self, store: SQLDedupStore, engine: AsyncEngine
+    ) -> None:
+        sender = new_id()
+        stored, pending = self.reservation(sender, "stored"), self.reservation(sender, "pending")
+        await store.reserve([stored, pending])
+        await SQLMessageRepo(engine).persist([stored.message])
+        found = await store.get_many([stored.key, pending.key])
+        assert found[stored.key].sent
+        assert found[stored.key].message == stored.message
+        assert not found[pending.key].sent
+
     async def test_client_message_ids_differ_by_case(self, store: SQLDedupStore) -> None:
         sender = new_id()
         lower, upper = self.reservation(sender, "abc"), self.reservation(sender, "ABC")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from prometheus_client import CollectorRegistry
@@ -218,10 +218,13 @@ class FakeSeqs:
 class FakeDedup:
     def __init__(self) -> None:
         self.rows: dict[DedupKey, Reservation] = {}
+        # Whether a message id is stored (the persist job's side); the World points it at its bus log.
+        self.stored: Callable[[int], bool] = lambda _: False
 
     async def get_many(self, keys: Sequence[DedupKey]) -> dict[DedupKey, Reservation]:
         await _io()
-        return {key: self.rows[key] for key in keys if key in self.rows}
+        found = {key: self.rows[key] for key in keys if key in self.rows}
+        return {key: replace(row, sent=True) if self.stored(row.message.id) else row for key, row in found.items()}
 
     async def reserve(self, reservations: Sequence[Reservation]) -> set[DedupKey]:
         await _io()
@@ -334,6 +337,8 @@ class World:
     policy: SendPolicy = field(default_factory=lambda: SendPolicy(poll_interval_s=0.001))
 
     def __post_init__(self) -> None:
+        # What the bus has, the persist job stores: a reservation counts as sent once its message is on the bus.
+        self.dedup.stored = lambda message_id: any(message.id == message_id for message in self.publisher.log)
         self.directory = FakeDirectory(self.users)
         # The real cache-aside helper on an in-process store, on the fake clock: membership changes must be seen.
         self.cache_store = MemoryStore(clock=self.clock.monotonic)

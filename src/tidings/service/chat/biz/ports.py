@@ -115,13 +115,14 @@ class Reservation:
 class DedupStore(Protocol):
     """Reservations of client message ids, durable across restarts; the unique key makes races safe."""
 
-    async def get_many(self, keys: Sequence[DedupKey]) -> dict[DedupKey, Reservation]: ...
+    async def get_many(self, keys: Sequence[DedupKey]) -> dict[DedupKey, Reservation]:
+        """The reservations of ``keys``; ``sent`` when marked so or when their message is stored."""
 
     async def reserve(self, reservations: Sequence[Reservation]) -> set[DedupKey]:
         """Insert the reservations; the keys that were free (ours now). Taken keys are left as they are."""
 
     async def complete(self, keys: Sequence[DedupKey]) -> None:
-        """Mark the messages sent: the bus has them."""
+        """Mark the messages sent: the bus has them (after a take-over, whose message may not be stored yet)."""
 
     async def release(self, keys: Sequence[DedupKey]) -> None:
         """Give up the leases of unsent reservations at once, so a retry need not wait for them to expire."""

@@ -8,7 +8,8 @@ The protocol, for one client message id:
 1. A durable *reservation* (unique key ``(sender_id, client_msg_id)``) is inserted before anything is produced. It
    holds the whole message (snowflake id, seq, text, time) and a lease; the insert decides who owns the send when
    retries race, also across instances and restarts.
-2. The owner produces the message and, once the bus acknowledged it, answers and marks the reservation sent.
+2. The owner produces the message and, once the bus acknowledged it, answers. Nothing more is written: the
+   reservation counts as sent once its message is stored (by the persist job, normally well under a second later).
 3. Anyone else with the same key waits for the owner's outcome: ``sent`` answers the original message. If the
    owner failed (it releases its lease) or died (the lease expires), a retry takes the reservation over and
    produces the *same* message again (same id and seq). That may store it on the bus twice, which the consumers
@@ -21,9 +22,8 @@ and blocks of direct chats), one for the seqs of all its conversations, one data
 one produce. Two batches are in flight at most, one per stage: while one is being produced, the next is checked,
 given seqs and reserved; it is produced only after the one before it was. So within one chat instance a
 conversation's log order equals its seq order, and the busier the instance, the bigger (not the more) its
-batches. A send that fails a check (not a member, blocked) is answered alone; its neighbours go on. Marking
-reservations sent is off the critical path: it runs beside the next batches, all keys waiting meanwhile in one
-statement. Across instances seqs stay unique and
+batches. A send that fails a check (not a member, blocked) is answered alone; its neighbours go on. Across
+instances seqs stay unique and
 increase in allocation order (the allocator is shared), but two instances' produces may reach the log in either
 order; consumers do not rely on log order (persist writes by seq, clients treat gaps as "sync this range"). A send
 acknowledged before another one starts has the lower seq, whichever instances served them.
@@ -132,9 +132,6 @@ class Sender:
         self._log = log.get("chat.send")
         self._queue: list[_Pending] = []
         self._pipeline: asyncio.Task[None] | None = None
-        # Keys produced but not yet marked sent, and the one task marking them.
-        self._unmarked: list[DedupKey] = []
-        self._marking: asyncio.Task[None] | None = None
         # Sends in progress here, by key: a retry racing the original in this instance waits for it directly.
         self._in_flight: dict[DedupKey, asyncio.Future[Sent | None]] = {}
 
@@ -258,9 +255,9 @@ class Sender:
             for pending, _ in owned:
                 pending.settle(_unavailable("the message could not be committed to the bus"))
             return
+        # Not marked sent here: the stored message tells a later retry that it was (``DedupStore.get_many``).
         for pending, draft in owned:
             pending.settle(Sent(draft.message, duplicate=False))
-        self._mark_sent(keys)
 
     async def _allocate(self, fresh: list[_Pending]) -> list[int]:
         """The next seqs of each conversation in the batch (one call for all of them), in the batch's order."""
@@ -274,20 +271,6 @@ class Sender:
             raise _unavailable("cannot assign sequence numbers (seq store unavailable)") from exc
         handed = {cid: iter(seqs) for cid, seqs in given.items()}
         return [next(handed[pending.conversation_id]) for pending in fresh]
-
-    def _mark_sent(self, keys: Sequence[DedupKey]) -> None:
-        """Mark reservations sent beside the next batches: one statement for all keys waiting meanwhile."""
-        self._unmarked.extend(keys)
-        if self._marking is None:
-            self._marking = asyncio.create_task(self._mark_waiting(), name="chat send mark sent")
-
-    async def _mark_waiting(self) -> None:
-        try:
-            while self._unmarked:
-                keys, self._unmarked = self._unmarked, []
-                await self._complete(keys)
-        finally:
-            self._marking = None
 
     async def _release(self, keys: Sequence[DedupKey]) -> None:
         try:

@@ -13,12 +13,13 @@ from tidings.service.chat.biz.model import Message
 from tidings.service.chat.biz.ports import DedupKey, Reservation
 from tidings.service.chat.data.sql import SQLRepo, chunks
 from tidings.service.chat.data.tables import message_reservations as reservations
+from tidings.service.chat.data.tables import messages
 
 # Attempts of one reservation that keeps losing lock conflicts (each a few ms apart).
 _LOCK_RETRIES = 5
 
 
-def _reservation(row: Any) -> Reservation:
+def _reservation(row: Any, stored: bool = False) -> Reservation:
     message = Message(
         id=row.message_id,
         conversation_id=row.conversation_id,
@@ -28,7 +29,7 @@ def _reservation(row: Any) -> Reservation:
         text=row.text,
         created_at_ms=row.created_at_ms,
     )
-    return Reservation(message, sent=bool(row.sent), lease_until_ms=row.lease_until_ms)
+    return Reservation(message, sent=bool(row.sent) or stored, lease_until_ms=row.lease_until_ms)
 
 
 def _row(reservation: Reservation) -> dict[str, Any]:
@@ -63,11 +64,17 @@ def _key_in(keys: Sequence[DedupKey]) -> Any:
 
 class SQLDedupStore(SQLRepo):
     async def get_many(self, keys: Sequence[DedupKey]) -> dict[DedupKey, Reservation]:
+        """The reservations of ``keys``; one whose message is stored counts as sent, marked or not (the send
+        path does not mark its own sends: the persisted message says it all, one UPDATE less per batch)."""
         found: dict[DedupKey, Reservation] = {}
+        stored = messages.c.id.is_not(None).label("stored")
+        joined = reservations.outerjoin(messages, messages.c.id == reservations.c.message_id)
         async with self._read() as conn:
             for chunk in chunks(list(set(keys))):
-                rows = await conn.execute(select(reservations).where(_key_in(chunk)))
-                found.update((reservation.key, reservation) for reservation in map(_reservation, rows))
+                rows = await conn.execute(select(reservations, stored).select_from(joined).where(_key_in(chunk)))
+                found.update(
+                    (reservation.key, reservation) for reservation in (_reservation(row, row.stored) for row in rows)
+                )
         return found
 
     async def reserve(self, batch: Sequence[Reservation]) -> set[DedupKey]:
