@@ -92,6 +92,24 @@ class ConversationRepoContract:
         assert fresh is not None
         assert fresh.member_count == 3
 
+    async def test_an_owner_leaving_hands_the_group_to_its_longest_standing_member(
+        self, repo: SQLConversationRepo
+    ) -> None:
+        group = await self.group(repo, 1, 2)
+        await repo.add_members(group.id, [3], Role.MEMBER, NOW - 10, 10)  # joined before 2 (timestamps say so)
+        assert await repo.remove_member(group.id, 1, NOW + 1)
+        fresh = await repo.get(group.id)
+        heir = await repo.member(group.id, 3)
+        former = await repo.member(group.id, 1)
+        assert fresh is not None
+        assert heir is not None
+        assert former is not None
+        assert (fresh.owner_id, heir.role, former.role) == (3, Role.OWNER, Role.MEMBER)
+        assert await repo.remove_member(group.id, 2, NOW + 2)  # not the owner: nothing changes hands
+        after = await repo.get(group.id)
+        assert after is not None
+        assert after.owner_id == 3
+
     async def test_a_full_group_takes_nobody_even_under_concurrent_adds(self, repo: SQLConversationRepo) -> None:
         group = await self.group(repo, 1)
         with pytest.raises(GroupFull):

@@ -36,6 +36,9 @@ IN_FLIGHT = 24  # sends in flight at once
 # The fault test: routes live this long unless refreshed, so a dead instance's routes expire within the test.
 ROUTE_TTL_S = 6
 SETTLE_S = 60  # bound on what follows a crash: reconnecting, a dead instance's routes expiring
+# These users send far faster than people do (thousands of messages in seconds): lift the per-user send limit,
+# which tests/e2e/test_limits.py covers.
+UNLIMITED_SENDS = {"TIDINGS_LIMITS__SEND_PER_S": "1000000", "TIDINGS_LIMITS__SEND_BURST": "1000000"}
 
 
 @dataclass
@@ -55,7 +58,7 @@ async def start_system(tmp_path: Path, database_url: str, *, bffs: int, env: dic
     """account, chat, one job and ``bffs`` bff instances, each its own process on free ports."""
     ports: dict[str, tuple[int, int | None]] = {name: (free_port(), free_port()) for name in ("account", "chat")}
     ports["job"] = (free_port(), None)
-    fleet_env = {"TIDINGS_DATABASE__URL": database_url, **moved(ports), **(env or {})}
+    fleet_env = {"TIDINGS_DATABASE__URL": database_url, **moved(ports), **UNLIMITED_SENDS, **(env or {})}
     fleet = Fleet(ROOT / "configs" / "stack.yaml", tmp_path, env=fleet_env)
     instances: list[Bff] = []
     try:
@@ -84,7 +87,7 @@ async def start_dev(tmp_path: Path) -> System:
     """``tidings dev`` (every module in one process, embedded adapters, its own files) on free ports."""
     ports: dict[str, tuple[int, int | None]] = {name: (free_port(), free_port()) for name in ("bff", "account", "chat")}
     ports |= {name: (free_port(), None) for name in ("job", "task", "admin")}
-    fleet = Fleet(ROOT / "configs" / "dev.yaml", tmp_path, env=moved(ports))
+    fleet = Fleet(ROOT / "configs" / "dev.yaml", tmp_path, env={**moved(ports), **UNLIMITED_SENDS})
     try:
         await fleet.start("dev", ready_port=ports["bff"][0])
         for name in ("account", "chat", "job"):

@@ -31,7 +31,7 @@ from tidings.bff.service.gateway import add_to_server as add_gateway_to_server
 from tidings.chat.v1 import chat_pb2
 from tidings.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2, gateway_pb2_grpc
 from tidings.pkg import trace
-from tidings.pkg.conf import Listen, RealtimeConf
+from tidings.pkg.conf import LimitsConf, Listen, RealtimeConf
 from tidings.pkg.middleware.grpc import server_interceptors
 from tidings.pkg.pbtime import timestamp
 from tidings.pkg.routes import DeliveryClient, RedisRouteTable
@@ -325,6 +325,21 @@ async def test_connect_without_a_valid_token_is_unauthenticated(
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stream.read()
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_user_over_the_connection_limit_is_refused_with_resource_exhausted(
+    bff: Bff, streams: list[Stream]
+) -> None:
+    _, token = bff.accounts.add("alice")
+    for _ in range(LimitsConf().connections_per_user):
+        stream = Stream(bff, token)
+        streams.append(stream)
+        await stream.call.initial_metadata()
+    extra = Stream(bff, token)
+    streams.append(extra)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await extra.read()
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 async def test_connect_answers_with_initial_metadata_then_serves_frames(bff: Bff, streams: list[Stream]) -> None:

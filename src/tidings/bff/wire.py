@@ -5,10 +5,12 @@ from __future__ import annotations
 from prometheus_client import REGISTRY
 
 from tidings.bff import server
+from tidings.bff.biz.quotas import Quotas
 from tidings.bff.biz.realtime.frames import Frames
 from tidings.bff.biz.realtime.hub import Hub
-from tidings.bff.biz.usecase import Sync
+from tidings.bff.biz.usecase import Members, Sync
 from tidings.bff.data.account import GrpcAccountRepo
+from tidings.bff.data.audiences import audiences
 from tidings.bff.data.chat import GrpcChatRepo
 from tidings.bff.data.metrics import PrometheusRealtimeMetrics
 from tidings.bff.data.presence import RoutePresenceRepo
@@ -20,9 +22,11 @@ from tidings.bff.service.gateway import add_to_server as add_gateway_to_server
 from tidings.bff.service.http import router
 from tidings.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2
 from tidings.pkg.app import Module, Server
+from tidings.pkg.cache.factory import cache_kit
 from tidings.pkg.conf import BffConf, RealtimeConf
 from tidings.pkg.infra import Infra
 from tidings.pkg.middleware.grpc import server_interceptors
+from tidings.pkg.ratelimit import MemoryRateLimiter, Rate, RateLimiter, RedisRateLimiter
 from tidings.pkg.routes import DeliveryClient, route_table
 from tidings.pkg.tokens import JWTCodec
 from tidings.pkg.transport.grpc import GrpcServer
@@ -58,6 +62,13 @@ async def wire(infra: Infra) -> Module:
     chats = GrpcChatRepo(infra.channel("chat"))
     routes = route_table(infra)
     metrics = PrometheusRealtimeMetrics(REGISTRY)
+    fan_out = audiences(await cache_kit(infra, REGISTRY, "bff"), realtime)
+    limiter: RateLimiter = (
+        RedisRateLimiter(infra.redis(), prefix=f"{realtime.route_prefix}:rl")
+        if infra.uses_redis
+        else MemoryRateLimiter()
+    )
+    quotas = Quotas(limiter, infra.settings.limits, typing=Rate(realtime.typing_rate_per_s, realtime.typing_burst))
     hub = Hub(
         instance=instance_address(conf, realtime),
         conf=realtime,
@@ -67,6 +78,8 @@ async def wire(infra: Infra) -> Module:
         chats=chats,
         metrics=metrics,
         request_timeout_s=conf.request_timeout_s,
+        audiences=fan_out,
+        quotas=quotas,
     )
     frames = Frames(hub, chats, accounts)
     checks = [infra.redis_check()] if infra.uses_redis else []
@@ -75,7 +88,7 @@ async def wire(infra: Infra) -> Module:
         request_timeout_s=conf.request_timeout_s,
         docs=conf.docs,
         routers=[
-            router(accounts, chats, Sync(accounts, chats, RoutePresenceRepo(routes))),
+            router(accounts, chats, Sync(accounts, chats, RoutePresenceRepo(routes)), Members(chats, fan_out), quotas),
             ws.router(accounts, hub, frames, metrics, request_timeout_s=conf.request_timeout_s),
         ],
     )

@@ -194,7 +194,7 @@ class RealtimeConf(_Section):
     route_prefix: str = Field(default="rt", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     # Tokens are checked again this often (revocation); an expired token closes the connection at its expiry.
     reverify_interval_s: float = Field(default=60.0, gt=0)
-    # Typing frames per connection: a token bucket of this rate and burst.
+    # Typing frames per user (all their connections together): a token bucket of this rate and burst.
     typing_rate_per_s: float = Field(default=1.0, gt=0)
     typing_burst: int = Field(default=5, ge=1)
     # How long conversation members (typing) and a user's peers (presence) are cached.
@@ -204,6 +204,22 @@ class RealtimeConf(_Section):
     presence_max_peers: int = Field(default=5000, ge=0)
     # Bound on each route-table call and each ``Deliver`` call to another bff instance (typing, presence).
     io_timeout_s: float = Field(default=2.0, gt=0)
+
+
+class LimitsConf(_Section):
+    """Rate limits the bff applies per user (and per username for logins), shared by every instance through
+    Redis (in-process under ``tidings dev``). A limited request answers 429 RATE_LIMITED with ``Retry-After``."""
+
+    enabled: bool = True
+    # Messages per user (REST, WebSocket and gRPC stream together): a token bucket of this rate and burst.
+    send_per_s: float = Field(default=20.0, gt=0)
+    send_burst: int = Field(default=100, ge=1)
+    # Failed logins of one username allowed in a row; after them, one more attempt every ``login_backoff_s``
+    # (whether or not the account exists, so the limit tells nothing about it).
+    login_failures: int = Field(default=5, ge=1)
+    login_backoff_s: float = Field(default=30.0, gt=0)
+    # Open connections (WebSocket and gRPC stream) of one user across the fleet.
+    connections_per_user: int = Field(default=20, ge=1)
 
 
 class TaskConf(_Section):
@@ -244,6 +260,7 @@ class Settings(BaseSettings):
     idgen: IdGenConf = IdGenConf()
     auth: AuthConf = AuthConf()
     realtime: RealtimeConf = RealtimeConf()
+    limits: LimitsConf = LimitsConf()
     task: TaskConf = TaskConf()
 
     @classmethod

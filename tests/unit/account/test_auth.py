@@ -137,6 +137,20 @@ async def test_profiles_update_search_and_batch_get(world: World) -> None:
     assert raised.value.metadata["field"] == "display_name,avatar_url"
 
 
+@pytest.mark.parametrize("query", ["\x00", "al\x00", "a\nb", "a", "  a  ", "", "x" * 65])
+async def test_a_user_search_without_a_meaningful_query_is_refused_naming_it(world: World, query: str) -> None:
+    await world.auth.register("alice", "correct horse", None)
+    with pytest.raises(errors.TidingsError) as refused:
+        await world.profiles.search(query, 10)
+    assert errors.common.is_invalid_argument(refused.value)
+    assert refused.value.metadata["field"] == "query"
+
+
+async def test_a_user_search_of_two_characters_after_trimming_is_served(world: World) -> None:
+    await world.auth.register("alice", "correct horse", None)
+    assert [u.username for u in await world.profiles.search(" al ", 10)] == ["alice"]
+
+
 async def test_blocks_apply_both_ways_and_not_to_oneself(world: World) -> None:
     alice = (await world.auth.register("alice", "correct horse", None)).user
     bob = (await world.auth.register("bob", "correct horse", None)).user
@@ -159,3 +173,15 @@ async def test_log_out_everywhere_ends_sessions_but_allows_signing_in_again(worl
     world.clock.now += 10
     fresh = await world.auth.login("alice", "correct horse")
     assert (await world.auth.verify(fresh.access_token)).user_id == session.user.id
+
+
+@pytest.mark.parametrize("password", [" " * 8, " " * 40, "a b c d e f g", "aaaaaaaaaa", "\t\n      \u3000 x"])
+async def test_a_password_of_spaces_or_one_repeated_character_is_refused_as_weak(world: World, password: str) -> None:
+    with pytest.raises(errors.TidingsError) as refused:
+        await world.auth.register("alice", password, None)
+    assert errors.account.is_weak_password(refused.value)
+    assert (refused.value.code, refused.value.metadata["field"]) == (400, "password")
+
+
+async def test_a_password_with_spaces_but_eight_other_characters_is_accepted(world: World) -> None:
+    assert (await world.auth.register("alice", "correct horse", None)).user.username == "alice"

@@ -24,6 +24,8 @@ class FakeAccounts:
         self.expiry: dict[str, int] = {}
         self.unavailable = False
         self.identified: list[str] = []
+        self.blocks: set[tuple[int, int]] = set()
+        self.login_attempts = 0
 
     async def register(self, username: str, password: str, display_name: str | None) -> Session:
         if any(u.username == username for u in self.users.values()):
@@ -34,6 +36,7 @@ class FakeAccounts:
         return self._session(user)
 
     async def login(self, username: str, password: str) -> Session:
+        self.login_attempts += 1  # each would hash the password
         user = next((u for u in self.users.values() if u.username == username), None)
         if user is None or self.passwords[username] != password:
             raise errors.account.invalid_credentials("wrong username or password")
@@ -88,6 +91,15 @@ class FakeAccounts:
 
     async def search(self, query: str, limit: int) -> list[User]:
         return [u for u in self.users.values() if u.username.startswith(query)][:limit]
+
+    async def block(self, user_id: int, blocked_id: int) -> None:
+        if user_id == blocked_id:
+            raise errors.account.cannot_block_self("you cannot block yourself", field="user_id")
+        await self.get(blocked_id)
+        self.blocks.add((user_id, blocked_id))
+
+    async def unblock(self, user_id: int, blocked_id: int) -> None:
+        self.blocks.discard((user_id, blocked_id))
 
 
 class FakeChats:

@@ -231,3 +231,73 @@ async def test_invalid_utf8_wrong_types_and_broken_json_are_400(api: Api, raw: b
     )
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["reason"] == "INVALID_ARGUMENT"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "raw", "field"),
+    [
+        ("POST", "/v1/auth/register", b'{"username": "carol\\ud800", "password": "correct horse"}', "username"),
+        ("POST", "/v1/auth/register", b'{"username": "carol", "password": "pass\\udfff word"}', "password"),
+        ("POST", "/v1/auth/login", b'{"username": "\\ud800", "password": "correct horse"}', "username"),
+        ("PATCH", "/v1/me", b'{"display_name": "A\\ud800"}', "display_name"),
+        ("POST", "/v1/conversations", b'{"kind": "group", "title": "\\ud800"}', "title"),
+        ("POST", "/conv/messages", b'{"client_msg_id": "c-\\ud800", "text": "hi"}', "client_msg_id"),
+        ("POST", "/conv/messages", b'{"client_msg_id": "c-1", "text": "\\ud800"}', "text"),
+    ],
+)
+async def test_a_lone_surrogate_in_any_string_field_is_400_naming_it(
+    api: Api, method: str, path: str, raw: bytes, field: str
+) -> None:
+    _, alice = await api.user("alice")
+    if path.startswith("/conv"):
+        conv = (await api.client.post("/v1/conversations", json={"kind": "group", "title": "g"}, headers=alice)).json()
+        path = f"/v1/conversations/{conv['id']}{path.removeprefix('/conv')}"
+    headers = {**alice, "content-type": "application/json"}
+    answer = await api.client.request(method, path, content=raw, headers=headers)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert (error["reason"], error["metadata"]["field"]) == ("INVALID_ARGUMENT", field)
+
+
+@pytest.mark.parametrize("query", ["%00", "a%00b", "a%0Ab", "a", "x" * 65])
+async def test_a_user_search_with_control_characters_or_too_short_is_400_naming_query(api: Api, query: str) -> None:
+    _, alice = await api.user("alice")
+    answer = await api.client.get(f"/v1/users?query={query}", headers=alice)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["metadata"]["field"] == "query"
+
+
+async def test_the_openapi_document_declares_the_rules_the_server_enforces(api: Api) -> None:
+    document = (await api.client.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    username = schemas["RegisterBody"]["properties"]["username"]
+    assert (username["minLength"], username["maxLength"], username["pattern"]) == (
+        3,
+        32,
+        "^[A-Za-z][A-Za-z0-9_]{2,31}$",
+    )
+    assert schemas["RegisterBody"]["properties"]["password"]["minLength"] == 8
+    assert schemas["SendBody"]["properties"]["client_msg_id"]["minLength"] == 1
+    assert schemas["SendBody"]["properties"]["text"]["maxLength"] == 4000
+    create = schemas["CreateConversationBody"]
+    assert create["if"] == {"properties": {"kind": {"const": "group"}}}
+    assert "title" in create["then"]["required"]
+    peer = create["properties"]["peer_id"]["anyOf"]
+    assert [(p["type"], p.get("minimum")) for p in peer] == [("string", None), ("integer", 1), ("null", None)]
+    assert {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"} in peer
+    history = document["paths"]["/v1/conversations/{conversation_id}/messages"]["get"]["parameters"]
+    after_seq = next(p for p in history if p["name"] == "after_seq")
+    assert after_seq["schema"]["anyOf"][0]["minimum"] == 0
+    path_id = next(p for p in history if p["name"] == "conversation_id")
+    assert path_id["schema"]["exclusiveMinimum"] == 0
+
+
+async def test_a_user_blocks_and_unblocks_another_with_204(api: Api) -> None:
+    alice_id, alice = await api.user("alice")
+    bob_id, _ = await api.user("bob")
+    assert (await api.client.put(f"/v1/users/{bob_id}/block", headers=alice)).status_code == 204
+    assert (int(alice_id), int(bob_id)) in api.accounts.blocks
+    assert (await api.client.delete(f"/v1/users/{bob_id}/block", headers=alice)).status_code == 204
+    assert api.accounts.blocks == set()
+    itself = await api.client.put(f"/v1/users/{alice_id}/block", headers=alice)
+    assert (itself.status_code, itself.json()["error"]["reason"]) == (400, "CANNOT_BLOCK_SELF")

@@ -136,9 +136,16 @@ class FakeConversations:
         member = self.members.get((conversation_id, user_id))
         if member is None or not member.active:
             return False
-        self.members[(conversation_id, user_id)] = replace(member, active=False)
+        self.members[(conversation_id, user_id)] = replace(member, active=False, role=Role.MEMBER)
         conversation = self.conversations[conversation_id]
-        self.conversations[conversation_id] = replace(conversation, member_count=conversation.member_count - 1)
+        conversation = replace(conversation, member_count=conversation.member_count - 1)
+        if conversation.owner_id == user_id:
+            staying = [m for (cid, _), m in self.members.items() if cid == conversation_id and m.active]
+            heir = min(staying, key=lambda m: (m.joined_at_ms, m.user_id), default=None)
+            conversation = replace(conversation, owner_id=heir.user_id if heir else 0)
+            if heir is not None:
+                self.members[(conversation_id, heir.user_id)] = replace(heir, role=Role.OWNER)
+        self.conversations[conversation_id] = conversation
         return True
 
     async def mark_read(self, conversation_id: int, user_id: int, seq: int) -> int:

@@ -100,6 +100,22 @@ async def test_members_cannot_be_added_to_or_removed_from_a_direct_conversation(
         assert errors.chat.is_not_a_group(failed.value)
 
 
+async def test_nobody_puts_someone_who_blocked_them_into_a_group_by_creating_or_adding(world: World) -> None:
+    world.directory.blocks.add((3, 1))  # 3 blocked 1
+    world.directory.blocks.add((1, 4))  # 1 blocked 4
+    with pytest.raises(errors.TidingsError) as refused:
+        await world.chats.create_group(1, "team", [2, 3, 4])
+    assert errors.chat.is_user_blocked(refused.value)
+    assert refused.value.metadata["user_ids"] == "3,4"
+    assert world.conversations.conversations == {}
+    group = await world.chats.create_group(1, "team", [2])
+    with pytest.raises(errors.TidingsError) as added:
+        await world.chats.add_members(1, group.conversation.id, [3])
+    assert errors.chat.is_user_blocked(added.value)
+    # Another member whom 3 did not block may add them: the block is between two people.
+    assert 3 in (await world.chats.add_members(2, group.conversation.id, [3])).member_ids
+
+
 async def test_only_the_owner_removes_others_but_anyone_may_leave(world: World) -> None:
     group = await world.chats.create_group(1, "team", [2, 3])
     cid = group.conversation.id
@@ -118,6 +134,18 @@ async def test_only_the_owner_removes_others_but_anyone_may_leave(world: World) 
     assert errors.chat.is_conversation_not_found(never.value)
     back = await world.chats.add_members(1, cid, [2])
     assert back.member_ids == (1, 2)
+
+
+async def test_an_owner_who_leaves_hands_the_group_on_to_the_oldest_member_who_may_then_moderate(
+    world: World,
+) -> None:
+    group = await world.chats.create_group(1, "team", [2])
+    cid = group.conversation.id
+    world.clock.advance(1000)
+    await world.chats.add_members(2, cid, [3])
+    left = await world.chats.remove_member(1, cid, 1)
+    assert left.conversation.owner_id == 2
+    assert (await world.chats.remove_member(2, cid, 3)).member_ids == (2,)
 
 
 async def test_a_removed_member_can_no_longer_send_through_the_same_instance(world: World) -> None:

@@ -64,6 +64,30 @@ async def test_client_message_ids_are_per_sender(world: World) -> None:
     assert theirs.message.id != mine.message.id
 
 
+async def test_a_client_msg_id_reused_in_another_conversation_is_409_and_sends_nothing(world: World) -> None:
+    first_cid = await group(world, 1, 2)
+    second_cid = await group(world, 1, 3)
+    await world.msgs.send(first_cid, 1, "m-1", "to the first")
+    with pytest.raises(errors.TidingsError) as refused:
+        await world.msgs.send(second_cid, 1, "m-1", "to the second")
+    assert errors.chat.is_client_msg_id_reused(refused.value)
+    assert refused.value.code == 409
+    assert refused.value.metadata["conversation_id"] == str(first_cid)
+    assert [m.conversation_id for m in world.publisher.log] == [first_cid]
+
+
+async def test_racing_reuses_in_two_conversations_send_one_message_and_refuse_the_other(world: World) -> None:
+    first_cid = await group(world, 1, 2)
+    second_cid = await group(world, 1, 3)
+    results = await asyncio.gather(
+        world.msgs.send(first_cid, 1, "race", "a"), world.msgs.send(second_cid, 1, "race", "b"), return_exceptions=True
+    )
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(refused) == 1
+    assert errors.chat.is_client_msg_id_reused(refused[0])
+    assert len(world.publisher.log) == 1
+
+
 async def test_racing_retries_in_one_instance_answer_one_message(world: World) -> None:
     cid = await group(world, 1, 2)
     results = await asyncio.gather(*(world.msgs.send(cid, 1, "race", "hi") for _ in range(10)))

@@ -40,7 +40,7 @@ def add_to_enum(path: Path, *lines: str) -> None:
 
 def test_the_stale_check_catches_an_edited_contract_until_it_is_regenerated(tree: Path) -> None:
     assert protogen(tree, "--check").returncode == 0
-    pins = "TOO_MANY_PINS = 11 [(tidings.errors.v1.code) = 409];"
+    pins = "TOO_MANY_PINS = 99 [(tidings.errors.v1.code) = 409];"
     add_to_enum(tree / CHAT_REASONS, "// Too many pinned messages.", pins)
 
     stale = protogen(tree, "--check")
@@ -72,7 +72,7 @@ def test_a_value_without_a_code_takes_the_enums_default(tree: Path) -> None:
         ),
         encoding="utf-8",
     )
-    add_to_enum(path, "NOT_ALLOWED_HERE = 11;")
+    add_to_enum(path, "NOT_ALLOWED_HERE = 98;")
     assert protogen(tree).returncode == 0
     helpers = (tree / "src/tidings/pkg/errors/chat.py").read_text(encoding="utf-8")
     assert 'NOT_ALLOWED_HERE = Reason(DOMAIN, "NOT_ALLOWED_HERE", 403)' in helpers
@@ -80,14 +80,14 @@ def test_a_value_without_a_code_takes_the_enums_default(tree: Path) -> None:
 
 
 def test_a_value_without_any_code_is_refused(tree: Path) -> None:
-    add_to_enum(tree / CHAT_REASONS, "NO_CODE = 11;")
+    add_to_enum(tree / CHAT_REASONS, "NO_CODE = 97;")
     refused = protogen(tree)
     assert refused.returncode != 0
     assert "NO_CODE has no code" in refused.stderr
 
 
 def test_a_reason_of_two_services_is_refused(tree: Path) -> None:
-    add_to_enum(tree / ACCOUNT_REASONS, "CONVERSATION_NOT_FOUND = 9 [(tidings.errors.v1.code) = 404];")
+    add_to_enum(tree / ACCOUNT_REASONS, "CONVERSATION_NOT_FOUND = 96 [(tidings.errors.v1.code) = 404];")
     refused = protogen(tree)
     assert refused.returncode != 0
     assert "CONVERSATION_NOT_FOUND is in both" in refused.stderr

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from tidings.errors.v1 import errors_pb2 as tidings_dot_errors_dot_v1_dot_errors__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%tidings/account/v1/error_reason.proto\x12\x12tidings.account.v1\x1a\x1etidings/errors/v1/errors.proto*\xfd\x01\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x0eUSER_NOT_FOUND\x10\x01\x1a\x04\xa8\x45\x94\x03\x12\x18\n\x0eUSERNAME_TAKEN\x10\x02\x1a\x04\xa8\x45\x99\x03\x12\x1d\n\x13INVALID_CREDENTIALS\x10\x03\x1a\x04\xa8\x45\x91\x03\x12\x17\n\rTOKEN_EXPIRED\x10\x04\x1a\x04\xa8\x45\x91\x03\x12\x17\n\rTOKEN_INVALID\x10\x05\x1a\x04\xa8\x45\x91\x03\x12\x17\n\rTOKEN_REVOKED\x10\x06\x1a\x04\xa8\x45\x91\x03\x12\x15\n\x0bUSER_BANNED\x10\x07\x1a\x04\xa8\x45\x93\x03\x12\x1b\n\x11\x43\x41NNOT_BLOCK_SELF\x10\x08\x1a\x04\xa8\x45\x90\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%tidings/account/v1/error_reason.proto\x12\x12tidings.account.v1\x1a\x1etidings/errors/v1/errors.proto*\x96\x02\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x0eUSER_NOT_FOUND\x10\x01\x1a\x04\xa8\x45\x94\x03\x12\x18\n\x0eUSERNAME_TAKEN\x10\x02\x1a\x04\xa8\x45\x99\x03\x12\x1d\n\x13INVALID_CREDENTIALS\x10\x03\x1a\x04\xa8\x45\x91\x03\x12\x17\n\rTOKEN_EXPIRED\x10\x04\x1a\x04\xa8\x45\x91\x03\x12\x17\n\rTOKEN_INVALID\x10\x05\x1a\x04\xa8\x45\x91\x03\x12\x17\n\rTOKEN_REVOKED\x10\x06\x1a\x04\xa8\x45\x91\x03\x12\x15\n\x0bUSER_BANNED\x10\x07\x1a\x04\xa8\x45\x93\x03\x12\x1b\n\x11\x43\x41NNOT_BLOCK_SELF\x10\x08\x1a\x04\xa8\x45\x90\x03\x12\x17\n\rWEAK_PASSWORD\x10\t\x1a\x04\xa8\x45\x90\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,6 +48,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ERRORREASON'].values_by_name["USER_BANNED"]._serialized_options = b'\250E\223\003'
   _globals['_ERRORREASON'].values_by_name["CANNOT_BLOCK_SELF"]._loaded_options = None
   _globals['_ERRORREASON'].values_by_name["CANNOT_BLOCK_SELF"]._serialized_options = b'\250E\220\003'
+  _globals['_ERRORREASON'].values_by_name["WEAK_PASSWORD"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["WEAK_PASSWORD"]._serialized_options = b'\250E\220\003'
   _globals['_ERRORREASON']._serialized_start=94
-  _globals['_ERRORREASON']._serialized_end=347
+  _globals['_ERRORREASON']._serialized_end=372
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The user is banned and may not log in."""
     CANNOT_BLOCK_SELF: _ErrorReason.ValueType  # 8
     """A user cannot block themself."""
+    WEAK_PASSWORD: _ErrorReason.ValueType  # 9
+    """The password is too weak: fewer than 8 characters other than spaces, or one character repeated.
+    `metadata.field` is `password`.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why an account call failed. Each reason maps to one HTTP-like code."""
@@ -60,4 +64,8 @@ USER_BANNED: ErrorReason.ValueType  # 7
 """The user is banned and may not log in."""
 CANNOT_BLOCK_SELF: ErrorReason.ValueType  # 8
 """A user cannot block themself."""
+WEAK_PASSWORD: ErrorReason.ValueType  # 9
+"""The password is too weak: fewer than 8 characters other than spaces, or one character repeated.
+`metadata.field` is `password`.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

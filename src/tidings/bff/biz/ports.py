@@ -29,6 +29,11 @@ class AccountRepo(Protocol):
 
     async def search(self, query: str, limit: int) -> list[User]: ...
 
+    async def block(self, user_id: int, blocked_id: int) -> None:
+        """``user_id`` blocks ``blocked_id``: no direct chat between them, neither puts the other into a group."""
+
+    async def unblock(self, user_id: int, blocked_id: int) -> None: ...
+
 
 class ChatRepo(Protocol):
     async def create_direct(self, user_id: int, peer_id: int) -> tuple[Conversation, bool]:

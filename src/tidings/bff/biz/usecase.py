@@ -6,6 +6,7 @@ import asyncio
 
 from tidings.bff.biz.model import Conversation, Page, Snapshot
 from tidings.bff.biz.ports import AccountRepo, ChatRepo, PresenceRepo
+from tidings.bff.biz.realtime.membership import Audiences
 from tidings.pkg import errors, log
 
 DEFAULT_PAGE = 50
@@ -35,6 +36,29 @@ class Sync:
             self._log.warning("presence unavailable; sync without it", error=repr(exc), peers=len(peers))
             presence = {}
         return Snapshot(me.result(), conversations.result(), presence)
+
+
+class Members:
+    """Adding and removing group members: chat commits the change, then the live fan-out caches forget it, so a
+    removed member's typing and presence stop at once (and a new member's start)."""
+
+    def __init__(self, chats: ChatRepo, audiences: Audiences | None = None) -> None:
+        self._chats = chats
+        self._audiences = audiences
+
+    async def add(self, user_id: int, conversation_id: int, member_ids: list[int]) -> Conversation:
+        conversation = await self._chats.add_members(user_id, conversation_id, member_ids)
+        await self._changed(conversation, [])
+        return conversation
+
+    async def remove(self, user_id: int, conversation_id: int, member_id: int) -> Conversation:
+        conversation = await self._chats.remove_member(user_id, conversation_id, member_id)
+        await self._changed(conversation, [member_id])
+        return conversation
+
+    async def _changed(self, conversation: Conversation, left: list[int]) -> None:
+        if self._audiences is not None:
+            await self._audiences.changed(conversation.id, [*left, *conversation.member_ids])
 
 
 def page_request(

@@ -79,3 +79,9 @@ class GrpcAccountRepo:
     async def search(self, query: str, limit: int) -> list[User]:
         response = await self._stub.SearchUsers(pb.SearchUsersRequest(query=query, limit=limit))
         return [user(message) for message in response.users]
+
+    async def block(self, user_id: int, blocked_id: int) -> None:
+        await self._stub.BlockUser(pb.BlockUserRequest(user_id=user_id, blocked_user_id=blocked_id))
+
+    async def unblock(self, user_id: int, blocked_id: int) -> None:
+        await self._stub.UnblockUser(pb.UnblockUserRequest(user_id=user_id, blocked_user_id=blocked_id))

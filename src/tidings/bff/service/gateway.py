@@ -140,6 +140,7 @@ class GatewayServicer:
     ) -> AsyncIterator[pb.ConnectResponse]:
         token = bearer(context.invocation_metadata())
         identity = await authenticate(self._accounts, token, timeout_s=self._request_timeout_s)
+        await self._hub.admit(identity.user_id)
         session = await self._hub.connect(identity, token, TRANSPORT)
         try:
             server_time = rfc3339(self._hub.clock.wall_ms())

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
 from tidings.bff.biz import usecase
 from tidings.bff.biz.ports import AccountRepo, ChatRepo
+from tidings.bff.biz.quotas import Quotas
 from tidings.bff.service.schema import (
     MAX_ID,
     ConversationOut,
@@ -31,13 +32,27 @@ from tidings.bff.service.schema import (
     UsersOut,
 )
 from tidings.pkg import errors
+from tidings.pkg.conf import LimitsConf
 from tidings.pkg.errors.http import ErrorBody
+from tidings.pkg.ratelimit import MemoryRateLimiter, Rate
 
 PathId = Annotated[int, Path(gt=0, le=MAX_ID)]
 
 
-def router(accounts: AccountRepo, chats: ChatRepo, sync: usecase.Sync) -> APIRouter:
+def _local_quotas() -> Quotas:
+    """The default limits on this process's own limiter (tests, and a bff wired without a shared one)."""
+    return Quotas(MemoryRateLimiter(), LimitsConf(), typing=Rate(1, 5))
+
+
+def router(
+    accounts: AccountRepo,
+    chats: ChatRepo,
+    sync: usecase.Sync,
+    members: usecase.Members | None = None,
+    quotas: Quotas | None = None,
+) -> APIRouter:
     """Every route of the public API, bound to the repos and use cases the composition root built."""
+    members, limits = members or usecase.Members(chats), quotas or _local_quotas()
     failure = {"model": ErrorBody, "description": "The error body of API.md; the status is `error.code`."}
     api = APIRouter(prefix="/v1", responses={"4XX": failure, "5XX": failure})
 
@@ -55,7 +70,7 @@ def router(accounts: AccountRepo, chats: ChatRepo, sync: usecase.Sync) -> APIRou
 
     @api.post("/auth/login", tags=["auth"])
     async def login(body: LoginBody) -> SessionOut:
-        return SessionOut.of(await accounts.login(body.username, body.password))
+        return SessionOut.of(await limits.login(body.username, lambda: accounts.login(body.username, body.password)))
 
     @api.post("/auth/refresh", tags=["auth"])
     async def refresh(body: RefreshBody) -> SessionOut:
@@ -76,10 +91,19 @@ def router(accounts: AccountRepo, chats: ChatRepo, sync: usecase.Sync) -> APIRou
     @api.get("/users", tags=["users"])
     async def search_users(
         _: Caller,
-        query: Annotated[str, Query(min_length=1, max_length=64)],
+        query: Annotated[str, Query(min_length=2, max_length=64, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")],
         limit: Annotated[int, Query(ge=1, le=50)] = 20,
     ) -> UsersOut:
         return UsersOut(users=[UserOut.of(user) for user in await accounts.search(query, limit)])
+
+    @api.put("/users/{user_id}/block", status_code=status.HTTP_204_NO_CONTENT, tags=["users"])
+    async def block(user_id: PathId, me: Caller) -> None:
+        """Block a user: no direct chat between you, and neither of you can put the other into a group."""
+        await accounts.block(me, user_id)
+
+    @api.delete("/users/{user_id}/block", status_code=status.HTTP_204_NO_CONTENT, tags=["users"])
+    async def unblock(user_id: PathId, me: Caller) -> None:
+        await accounts.unblock(me, user_id)
 
     @api.post("/conversations", status_code=status.HTTP_201_CREATED, tags=["conversations"])
     async def create_conversation(body: CreateConversationBody, response: Response, user_id: Caller) -> ConversationOut:
@@ -105,14 +129,15 @@ def router(accounts: AccountRepo, chats: ChatRepo, sync: usecase.Sync) -> APIRou
 
     @api.post("/conversations/{conversation_id}/members", tags=["conversations"])
     async def add_members(conversation_id: PathId, body: MembersBody, user_id: Caller) -> ConversationOut:
-        return ConversationOut.of(await chats.add_members(user_id, conversation_id, body.user_ids))
+        return ConversationOut.of(await members.add(user_id, conversation_id, body.user_ids))
 
     @api.delete("/conversations/{conversation_id}/members/{user_id}", tags=["conversations"])
     async def remove_member(conversation_id: PathId, user_id: PathId, me: Caller) -> ConversationOut:
-        return ConversationOut.of(await chats.remove_member(me, conversation_id, user_id))
+        return ConversationOut.of(await members.remove(me, conversation_id, user_id))
 
     @api.post("/conversations/{conversation_id}/messages", status_code=status.HTTP_201_CREATED, tags=["messages"])
     async def send(conversation_id: PathId, body: SendBody, response: Response, user_id: Caller) -> SentOut:
+        await limits.send(user_id)
         message, duplicate = await chats.send(user_id, conversation_id, body.client_msg_id, body.text)
         if duplicate:
             response.status_code = status.HTTP_200_OK
@@ -122,9 +147,9 @@ def router(accounts: AccountRepo, chats: ChatRepo, sync: usecase.Sync) -> APIRou
     async def history(
         conversation_id: PathId,
         user_id: Caller,
-        after_seq: Annotated[int | None, Query(le=MAX_ID)] = None,
-        before_seq: Annotated[int | None, Query(le=MAX_ID)] = None,
-        limit: Annotated[int | None, Query(le=MAX_ID)] = None,
+        after_seq: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+        before_seq: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+        limit: Annotated[int | None, Query(ge=1, le=MAX_ID, description="1-200; larger values are capped")] = None,
     ) -> PageOut:
         page = await usecase.history(chats, user_id, conversation_id, after_seq, before_seq, limit)
         return PageOut(messages=[MessageOut.of(message) for message in page.messages], has_more=page.has_more)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic.config import JsonDict
 
 from tidings.bff.biz import model
 
@@ -23,55 +24,106 @@ def _parse_id(value: object) -> object:
     return value
 
 
-Id = Annotated[int, BeforeValidator(_parse_id), Field(gt=0, le=MAX_ID, strict=True)]
+# Declared as clients send it: a decimal string (up to 18 digits in the schema, so every example fits 63 bits),
+# or a JSON integer, above 0.
+_ID_SCHEMA: JsonDict = {
+    "anyOf": [
+        {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
+        {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+    ]
+}
+Id = Annotated[int, BeforeValidator(_parse_id), Field(gt=0, le=MAX_ID, strict=True), WithJsonSchema(_ID_SCHEMA)]
+
+# The account service's rules (service/account/biz/user.py), declared so schema-driven clients agree with them.
+USERNAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{2,31}$"
+# Contains something other than white space.
+NOT_BLANK = r"\S"
+URL_OR_EMPTY = r"^(https?://[\s\S]*)?$"
 
 
 def rfc3339(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class _Body(BaseModel):
+def well_formed(value: object) -> object:
+    """``value`` if every string in it is well-formed Unicode; ``ValueError`` otherwise.
+
+    JSON may escape a lone UTF-16 surrogate (``"\\ud800"``), which Python decodes into a string no UTF-8 encoder
+    (protobuf, the database) accepts: refused here, at the edge, so it is a 400 naming the field, never a 500.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+    elif isinstance(value, list | tuple):
+        for item in value:
+            well_formed(item)
+    return value
+
+
+class Body(BaseModel):
+    """Every request body and frame: unknown keys ignored, every string field well-formed Unicode."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _well_formed(cls, value: object) -> object:
+        return well_formed(value)
 
-class RegisterBody(_Body):
+
+class RegisterBody(Body):
+    username: str = Field(min_length=3, max_length=32, pattern=USERNAME_PATTERN)
+    # Also refused (WEAK_PASSWORD): fewer than 8 characters other than spaces, or one character repeated.
+    password: str = Field(min_length=8, max_length=128)
+    display_name: str | None = Field(default=None, min_length=1, max_length=64, pattern=NOT_BLANK)
+
+
+class LoginBody(Body):
     username: str = Field(max_length=128)
     password: str = Field(max_length=1024)
-    display_name: str | None = Field(default=None, max_length=256)
 
 
-class LoginBody(_Body):
-    username: str = Field(max_length=128)
-    password: str = Field(max_length=1024)
-
-
-class RefreshBody(_Body):
+class RefreshBody(Body):
     refresh_token: str = Field(min_length=1, max_length=4096)
 
 
-class ProfileBody(_Body):
-    display_name: str | None = Field(default=None, max_length=256)
-    bio: str | None = Field(default=None, max_length=4096)
-    avatar_url: str | None = Field(default=None, max_length=4096)
+class ProfileBody(Body):
+    display_name: str | None = Field(default=None, min_length=1, max_length=64, pattern=NOT_BLANK)
+    bio: str | None = Field(default=None, max_length=280)
+    avatar_url: str | None = Field(default=None, max_length=512, pattern=URL_OR_EMPTY)
 
 
-class CreateConversationBody(_Body):
+class CreateConversationBody(Body):
+    """A direct conversation needs ``peer_id``, a group its ``title`` (declared with if/then for schema users)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"kind": {"const": "group"}}},
+            "then": {"required": ["title"], "properties": {"title": {"type": "string"}}},
+            "else": {"required": ["peer_id"], "properties": {"peer_id": _ID_SCHEMA}},
+        }
+    )
+
     kind: Literal["direct", "group"]
     peer_id: Id | None = None
-    title: str | None = Field(default=None, max_length=1024)
+    title: str | None = Field(default=None, min_length=1, max_length=128)
     member_ids: list[Id] | None = Field(default=None, max_length=10_000)
 
 
-class MembersBody(_Body):
+class MembersBody(Body):
     user_ids: list[Id] = Field(min_length=1, max_length=1000)
 
 
-class SendBody(_Body):
-    client_msg_id: str = Field(max_length=256)
-    text: str
+class SendBody(Body):
+    # One message of its sender (README, idempotent sends): printable ASCII without spaces.
+    client_msg_id: str = Field(min_length=1, max_length=64, pattern=r"^[!-~]+$")
+    # 1-4,000 code points, not trimmed; checked by chat (a longer one is MESSAGE_TOO_LONG), declared here.
+    text: str = Field(json_schema_extra={"minLength": 1, "maxLength": 4000})
 
 
-class ReadBody(_Body):
+class ReadBody(Body):
     seq: int = Field(ge=0, le=MAX_ID, strict=True)
 
 

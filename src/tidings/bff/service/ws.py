@@ -25,7 +25,7 @@ from tidings.bff.service import ws_codec
 from tidings.bff.service.connection import answer, authenticate, refuse
 from tidings.pkg import errors, log, trace
 from tidings.pkg.errors import TidingsError
-from tidings.pkg.errors.http import to_http_body
+from tidings.pkg.errors.http import retry_after, to_http_body
 
 TRANSPORT = "ws"
 CLOSE_CODES = {
@@ -83,6 +83,7 @@ class Endpoint:
     async def connect(self, websocket: WebSocket, token: str) -> None:
         try:
             identity = await authenticate(self._accounts, token, timeout_s=self._request_timeout_s)
+            await self._hub.admit(identity.user_id)
         except TidingsError as error:
             await _deny(websocket, error)
             return
@@ -150,7 +151,7 @@ async def _deny(websocket: WebSocket, error: TidingsError) -> None:
     """Refuse the upgrade with the error's status and body, or close 4401 / 1013 where that cannot be sent."""
     try:
         body = to_http_body(error, trace.current_trace_id())
-        await websocket.send_denial_response(JSONResponse(body, status_code=error.code))
+        await websocket.send_denial_response(JSONResponse(body, status_code=error.code, headers=retry_after(error)))
     except RuntimeError:
         code = CLOSE_CODES[CloseReason.UNAUTHENTICATED][0] if error.code == 401 else RETRY_LATER
         await websocket.close(code, error.message[:120])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, assert_never
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from tidings.bff.biz.model import Message
 from tidings.bff.biz.realtime.events import (
@@ -35,7 +35,7 @@ from tidings.bff.biz.realtime.events import (
     StartTyping,
     Typing,
 )
-from tidings.bff.service.schema import MAX_ID, Id, MessageOut
+from tidings.bff.service.schema import MAX_ID, Body, Id, MessageOut
 from tidings.pkg import errors
 from tidings.pkg.errors import FieldViolation, TidingsError
 from tidings.pkg.errors.http import to_http_body
@@ -52,9 +52,7 @@ class BadFrame(Exception):
         self.ref = ref
 
 
-class _Frame(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
+class _Frame(Body):
     ref: Annotated[int, Field(ge=0, le=MAX_REF, strict=True)] | Annotated[str, Field(max_length=64)] | None = None
 
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from tidings.errors.v1 import errors_pb2 as tidings_dot_errors_dot_v1_dot_errors__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tidings/chat/v1/error_reason.proto\x12\x0ftidings.chat.v1\x1a\x1etidings/errors/v1/errors.proto*\xc1\x02\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12 \n\x16\x43ONVERSATION_NOT_FOUND\x10\x01\x1a\x04\xa8\x45\x94\x03\x12\x16\n\x0cNOT_A_MEMBER\x10\x02\x1a\x04\xa8\x45\x93\x03\x12\x1b\n\x11MESSAGE_NOT_FOUND\x10\x03\x1a\x04\xa8\x45\x94\x03\x12\x1a\n\x10MESSAGE_TOO_LONG\x10\x04\x1a\x04\xa8\x45\x90\x03\x12\x1e\n\x14RECALL_WINDOW_PASSED\x10\x05\x1a\x04\xa8\x45\x99\x03\x12\x1c\n\x12NOT_MESSAGE_SENDER\x10\x06\x1a\x04\xa8\x45\x93\x03\x12\x19\n\x0fNOT_GROUP_OWNER\x10\x07\x1a\x04\xa8\x45\x93\x03\x12\x15\n\x0bNOT_A_GROUP\x10\x08\x1a\x04\xa8\x45\x90\x03\x12\x19\n\x0fGROUP_TOO_LARGE\x10\t\x1a\x04\xa8\x45\x90\x03\x12\x16\n\x0cUSER_BLOCKED\x10\n\x1a\x04\xa8\x45\x93\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tidings/chat/v1/error_reason.proto\x12\x0ftidings.chat.v1\x1a\x1etidings/errors/v1/errors.proto*\xe1\x02\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12 \n\x16\x43ONVERSATION_NOT_FOUND\x10\x01\x1a\x04\xa8\x45\x94\x03\x12\x16\n\x0cNOT_A_MEMBER\x10\x02\x1a\x04\xa8\x45\x93\x03\x12\x1b\n\x11MESSAGE_NOT_FOUND\x10\x03\x1a\x04\xa8\x45\x94\x03\x12\x1a\n\x10MESSAGE_TOO_LONG\x10\x04\x1a\x04\xa8\x45\x90\x03\x12\x1e\n\x14RECALL_WINDOW_PASSED\x10\x05\x1a\x04\xa8\x45\x99\x03\x12\x1c\n\x12NOT_MESSAGE_SENDER\x10\x06\x1a\x04\xa8\x45\x93\x03\x12\x19\n\x0fNOT_GROUP_OWNER\x10\x07\x1a\x04\xa8\x45\x93\x03\x12\x15\n\x0bNOT_A_GROUP\x10\x08\x1a\x04\xa8\x45\x90\x03\x12\x19\n\x0fGROUP_TOO_LARGE\x10\t\x1a\x04\xa8\x45\x90\x03\x12\x16\n\x0cUSER_BLOCKED\x10\n\x1a\x04\xa8\x45\x93\x03\x12\x1e\n\x14\x43LIENT_MSG_ID_REUSED\x10\x0b\x1a\x04\xa8\x45\x99\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -52,6 +52,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ERRORREASON'].values_by_name["GROUP_TOO_LARGE"]._serialized_options = b'\250E\220\003'
   _globals['_ERRORREASON'].values_by_name["USER_BLOCKED"]._loaded_options = None
   _globals['_ERRORREASON'].values_by_name["USER_BLOCKED"]._serialized_options = b'\250E\223\003'
+  _globals['_ERRORREASON'].values_by_name["CLIENT_MSG_ID_REUSED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["CLIENT_MSG_ID_REUSED"]._serialized_options = b'\250E\231\003'
   _globals['_ERRORREASON']._serialized_start=88
-  _globals['_ERRORREASON']._serialized_end=409
+  _globals['_ERRORREASON']._serialized_end=441
 # @@protoc_insertion_point(module_scope)

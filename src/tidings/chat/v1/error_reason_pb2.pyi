@@ -42,7 +42,13 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     GROUP_TOO_LARGE: _ErrorReason.ValueType  # 9
     """The group would exceed its member limit; `metadata.limit` says what it is."""
     USER_BLOCKED: _ErrorReason.ValueType  # 10
-    """The peer has blocked the caller, so a direct conversation with them cannot be started or written to."""
+    """The peer has blocked the caller (or the caller them), so a direct conversation with them cannot be started
+    or written to, and they cannot be added to a group (`metadata.user_ids` lists who).
+    """
+    CLIENT_MSG_ID_REUSED: _ErrorReason.ValueType  # 11
+    """The sender already used this client_msg_id in another conversation; `metadata.conversation_id` names it.
+    A client_msg_id identifies one message of its sender: use a fresh one for every new message.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a chat call failed. Each reason maps to one HTTP-like code."""
@@ -67,5 +73,11 @@ NOT_A_GROUP: ErrorReason.ValueType  # 8
 GROUP_TOO_LARGE: ErrorReason.ValueType  # 9
 """The group would exceed its member limit; `metadata.limit` says what it is."""
 USER_BLOCKED: ErrorReason.ValueType  # 10
-"""The peer has blocked the caller, so a direct conversation with them cannot be started or written to."""
+"""The peer has blocked the caller (or the caller them), so a direct conversation with them cannot be started
+or written to, and they cannot be added to a group (`metadata.user_ids` lists who).
+"""
+CLIENT_MSG_ID_REUSED: ErrorReason.ValueType  # 11
+"""The sender already used this client_msg_id in another conversation; `metadata.conversation_id` names it.
+A client_msg_id identifies one message of its sender: use a fresh one for every new message.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

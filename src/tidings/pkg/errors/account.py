@@ -15,6 +15,7 @@ TOKEN_INVALID = Reason(DOMAIN, "TOKEN_INVALID", 401)
 TOKEN_REVOKED = Reason(DOMAIN, "TOKEN_REVOKED", 401)
 USER_BANNED = Reason(DOMAIN, "USER_BANNED", 403)
 CANNOT_BLOCK_SELF = Reason(DOMAIN, "CANNOT_BLOCK_SELF", 400)
+WEAK_PASSWORD = Reason(DOMAIN, "WEAK_PASSWORD", 400)
 
 REASONS = (
     USER_NOT_FOUND,
@@ -25,6 +26,7 @@ REASONS = (
     TOKEN_REVOKED,
     USER_BANNED,
     CANNOT_BLOCK_SELF,
+    WEAK_PASSWORD,
 )
 
 
@@ -106,3 +108,15 @@ def cannot_block_self(message: str, /, **metadata: str) -> TidingsError:
 def is_cannot_block_self(error: BaseException | None) -> bool:
     """Whether ``error`` is CANNOT_BLOCK_SELF."""
     return CANNOT_BLOCK_SELF.matches(error)
+
+
+def weak_password(message: str, /, **metadata: str) -> TidingsError:
+    """The password is too weak: fewer than 8 characters other than spaces, or one character repeated. `metadata.field`
+    is `password`. (400)
+    """
+    return WEAK_PASSWORD.error(message, **metadata)
+
+
+def is_weak_password(error: BaseException | None) -> bool:
+    """Whether ``error`` is WEAK_PASSWORD."""
+    return WEAK_PASSWORD.matches(error)

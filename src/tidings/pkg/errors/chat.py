@@ -17,6 +17,7 @@ NOT_GROUP_OWNER = Reason(DOMAIN, "NOT_GROUP_OWNER", 403)
 NOT_A_GROUP = Reason(DOMAIN, "NOT_A_GROUP", 400)
 GROUP_TOO_LARGE = Reason(DOMAIN, "GROUP_TOO_LARGE", 400)
 USER_BLOCKED = Reason(DOMAIN, "USER_BLOCKED", 403)
+CLIENT_MSG_ID_REUSED = Reason(DOMAIN, "CLIENT_MSG_ID_REUSED", 409)
 
 REASONS = (
     CONVERSATION_NOT_FOUND,
@@ -29,6 +30,7 @@ REASONS = (
     NOT_A_GROUP,
     GROUP_TOO_LARGE,
     USER_BLOCKED,
+    CLIENT_MSG_ID_REUSED,
 )
 
 
@@ -123,10 +125,24 @@ def is_group_too_large(error: BaseException | None) -> bool:
 
 
 def user_blocked(message: str, /, **metadata: str) -> TidingsError:
-    """The peer has blocked the caller, so a direct conversation with them cannot be started or written to. (403)"""
+    """The peer has blocked the caller (or the caller them), so a direct conversation with them cannot be started or
+    written to, and they cannot be added to a group (`metadata.user_ids` lists who). (403)
+    """
     return USER_BLOCKED.error(message, **metadata)
 
 
 def is_user_blocked(error: BaseException | None) -> bool:
     """Whether ``error`` is USER_BLOCKED."""
     return USER_BLOCKED.matches(error)
+
+
+def client_msg_id_reused(message: str, /, **metadata: str) -> TidingsError:
+    """The sender already used this client_msg_id in another conversation; `metadata.conversation_id` names it. A
+    client_msg_id identifies one message of its sender: use a fresh one for every new message. (409)
+    """
+    return CLIENT_MSG_ID_REUSED.error(message, **metadata)
+
+
+def is_client_msg_id_reused(error: BaseException | None) -> bool:
+    """Whether ``error`` is CLIENT_MSG_ID_REUSED."""
+    return CLIENT_MSG_ID_REUSED.matches(error)

@@ -5,6 +5,7 @@ The models double as the error schema of the bff's OpenAPI document.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import BaseModel
@@ -37,3 +38,21 @@ def to_http_body(error: TidingsError, trace_id: str) -> dict[str, Any]:
         )
     )
     return body.model_dump()
+
+
+def retry_after(error: TidingsError) -> dict[str, str]:
+    """The headers that say when to try again (``Retry-After`` in whole seconds, ``X-RateLimit-*``), for an error
+    that knows it (``metadata.retry_after_s``: RATE_LIMITED and the like); none otherwise."""
+    wait = error.metadata.get("retry_after_s")
+    if wait is None:
+        return {}
+    try:
+        seconds = max(1, math.ceil(float(wait)))
+    except ValueError:
+        return {}
+    headers = {"Retry-After": str(seconds)}
+    if error.code == 429:
+        headers["X-RateLimit-Remaining"] = "0"
+        if "limit" in error.metadata:
+            headers["X-RateLimit-Limit"] = error.metadata["limit"]
+    return headers

@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings.pkg import errors, log, metrics, trace
 from tidings.pkg.errors import FieldViolation, TidingsError
-from tidings.pkg.errors.http import to_http_body
+from tidings.pkg.errors.http import retry_after, to_http_body
 from tidings.pkg.middleware import deadline
 
 # Where FastAPI says a bad value came from; the field path clients see starts after it.
@@ -241,7 +241,8 @@ def _route(scope: Scope) -> str:
 
 
 def _json(error: TidingsError) -> JSONResponse:
-    return JSONResponse(to_http_body(error, trace.current_trace_id()), status_code=error.code)
+    body = to_http_body(error, trace.current_trace_id())
+    return JSONResponse(body, status_code=error.code, headers=retry_after(error))
 
 
 def _as_error(request: Request, exc: Exception) -> TidingsError:

@@ -9,13 +9,16 @@ from prometheus_client import CollectorRegistry
 
 from tests.unit.bff.fakes import FakeAccounts, FakeChats
 from tidings.bff.biz.model import Identity
+from tidings.bff.biz.quotas import Quotas
 from tidings.bff.biz.realtime.events import Envelope, Event, Outbound
 from tidings.bff.biz.realtime.frames import Frames
 from tidings.bff.biz.realtime.hub import Hub
+from tidings.bff.biz.realtime.membership import Audiences
 from tidings.bff.biz.realtime.session import Session
 from tidings.bff.data.metrics import PrometheusRealtimeMetrics
 from tidings.pkg import errors
-from tidings.pkg.conf import RealtimeConf
+from tidings.pkg.conf import LimitsConf, RealtimeConf
+from tidings.pkg.ratelimit import MemoryRateLimiter, Rate
 from tidings.pkg.routes import MemoryRouteTable
 
 START_WALL_MS = 1_900_000_000_000
@@ -67,6 +70,13 @@ class Cluster:
         self.metrics = PrometheusRealtimeMetrics(self.registry)
         self._ids = 0
         self._hubs: list[Hub] = []
+        # Shared by the hubs as the fleet's Redis is: one invalidation reaches every instance.
+        self.audiences = Audiences.local(conf.members_cache_s, conf.peers_cache_s, self.clock.monotonic)
+        self.quotas = Quotas(
+            MemoryRateLimiter(clock_us=lambda: int(self.clock.monotonic() * 1_000_000)),
+            LimitsConf(),
+            typing=Rate(conf.typing_rate_per_s, conf.typing_burst),
+        )
 
     def hub(self, instance: str = "10.0.0.1:9080") -> Hub:
         hub = Hub(
@@ -80,6 +90,8 @@ class Cluster:
             request_timeout_s=5,
             clock=self.clock,
             new_id=self._new_id,
+            audiences=self.audiences,
+            quotas=self.quotas,
         )
         self.relay.hubs[instance] = hub
         self._hubs.append(hub)

@@ -8,6 +8,7 @@ import pytest
 
 from tests.unit.bff.realtime.harness import Cluster, cluster_of, events, waiting
 from tidings.bff.biz.realtime.events import Failure, Marked, MarkRead, Ping, Pong, SendText, Sent, StartTyping, Typing
+from tidings.bff.biz.usecase import Members
 from tidings.bff.service.connection import answer, refuse
 from tidings.pkg import errors
 
@@ -53,15 +54,16 @@ async def test_typing_in_a_conversation_the_user_is_not_in_is_refused(cluster: C
     assert errors.chat.is_conversation_not_found(refused.value)
 
 
-async def test_typing_is_rate_limited_per_connection(cluster: Cluster) -> None:
+async def test_typing_is_rate_limited_per_user_however_many_connections_they_open(cluster: Cluster) -> None:
     hub = cluster.hub()
     alice, token = cluster.user("alice")
     bob, _ = cluster.user("bob")
     direct, _ = await cluster.chats.create_direct(alice, bob)
-    session = await cluster.connect(hub, token)
+    sessions = [await cluster.connect(hub, token) for _ in range(cluster.conf.typing_burst + 1)]
+    session = sessions[0]
     frames = cluster.frames(hub)
-    for _ in range(cluster.conf.typing_burst):
-        await frames.answer(session, StartTyping(direct.id))
+    for other in sessions[1:]:  # one frame on each of the other connections uses up the user's burst
+        await frames.answer(other, StartTyping(direct.id))
     with pytest.raises(errors.TidingsError) as limited:
         await frames.answer(session, StartTyping(direct.id))
     assert limited.value.code == 429
@@ -103,6 +105,24 @@ async def test_a_failing_frame_is_answered_with_an_error_frame_and_the_connectio
     assert (refusal.ref, refusal.error.code) == (4, 400)
     assert pong == Pong(5)
     assert session.reason is None
+
+
+async def test_a_removed_members_typing_stops_at_once_on_every_instance(cluster: Cluster) -> None:
+    a, b = cluster.hub("a:1"), cluster.hub("b:1")
+    alice, alice_token = cluster.user("alice")
+    bob, bob_token = cluster.user("bob")
+    group = await cluster.chats.create_group(alice, "team", [bob])
+    watcher, typer = await cluster.connect(a, alice_token), await cluster.connect(b, bob_token)
+    for hub in (a, b):
+        await hub.drain()
+    await waiting(watcher)
+    await cluster.frames(b).answer(typer, StartTyping(group.id))
+    assert await events(watcher) == [Typing(group.id, bob)]
+
+    await Members(cluster.chats, cluster.audiences).remove(alice, group.id, bob)  # through instance a
+    with pytest.raises(errors.TidingsError):
+        await cluster.frames(b).answer(typer, StartTyping(group.id))
+    assert await events(watcher) == []
 
 
 @pytest.mark.parametrize(

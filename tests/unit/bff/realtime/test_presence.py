@@ -9,6 +9,7 @@ import pytest
 from tests.unit.bff.realtime.harness import CONF, Cluster, cluster_of, events
 from tidings.bff.biz.model import Presence
 from tidings.bff.biz.realtime.events import PresenceChanged
+from tidings.bff.biz.usecase import Members
 from tidings.bff.data.presence import RoutePresenceRepo
 
 
@@ -81,3 +82,25 @@ async def test_sync_reads_presence_from_the_route_table(cluster: Cluster) -> Non
     await cluster.connect(hub, token)
     statuses = await RoutePresenceRepo(cluster.routes).statuses([alice, bob])
     assert statuses == {alice: Presence.ONLINE, bob: Presence.OFFLINE}
+
+
+async def test_a_removed_member_and_the_group_stop_hearing_each_others_presence_at_once(cluster: Cluster) -> None:
+    a, b = cluster.hub("a:1"), cluster.hub("b:1")
+    alice, alice_token = cluster.user("alice")
+    bob, bob_token = cluster.user("bob")
+    group = await cluster.chats.create_group(alice, "team", [bob])
+    watcher = await cluster.connect(a, alice_token)
+    bob_phone = await cluster.connect(b, bob_token)
+    for hub in (a, b):
+        await hub.drain()
+    assert await events(watcher) == [PresenceChanged(bob, Presence.ONLINE)]
+    await events(bob_phone)
+
+    await Members(cluster.chats, cluster.audiences).remove(alice, group.id, bob)
+    b.disconnect(bob_phone)
+    await b.drain()
+    assert await events(watcher) == []
+    bob_laptop = await cluster.connect(b, bob_token)
+    a.disconnect(watcher)
+    await a.drain()
+    assert await events(bob_laptop) == []

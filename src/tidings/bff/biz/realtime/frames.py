@@ -5,8 +5,8 @@ would: a token that expired, was revoked, or whose user was banned closes the co
 the frame is not served. Revocation is learnt from account at most every few seconds per user (the bff's token
 verifier), so the check costs a local signature check on most frames.
 
-Typing is ephemeral: checked against membership (cached briefly), relayed to the other members' live sessions,
-never stored, and limited per connection by a token bucket.
+Typing is ephemeral: checked against membership (cached, invalidated when it changes), relayed to the other
+members' live sessions, never stored, and limited per user (all their connections together), as sends are.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tidings.bff.biz.realtime.events import (
     Typing,
 )
 from tidings.bff.biz.realtime.hub import Hub
-from tidings.bff.biz.realtime.session import CloseReason, Session, TTLCache
+from tidings.bff.biz.realtime.session import CloseReason, Session
 from tidings.pkg import errors
 from tidings.pkg.errors import TidingsError
 
@@ -39,7 +39,7 @@ class Frames:
         self._hub = hub
         self._chats = chats
         self._accounts = accounts
-        self._members: TTLCache[int, frozenset[int]] = TTLCache(hub.conf.members_cache_s, 10_000, hub.clock.monotonic)
+        self._members = hub.audiences.members
 
     async def answer(self, session: Session, frame: Inbound) -> Outbound | None:
         """The frame's answer (None for typing, which has none)."""
@@ -52,6 +52,7 @@ class Frames:
                 await self.typing(session, conversation_id)
                 return None
             case SendText(conversation_id, client_msg_id, text, ref):
+                await self._hub.quotas.send(session.user_id)
                 message, duplicate = await self._chats.send(session.user_id, conversation_id, client_msg_id, text)
                 return Sent(ref, message, duplicate)
             case MarkRead(conversation_id, seq, ref):
@@ -74,9 +75,7 @@ class Frames:
 
     async def typing(self, session: Session, conversation_id: int) -> None:
         """Relay "typing" to the conversation's other members who are online, on any instance."""
-        if not session.typing.allow(self._hub.clock.monotonic()):
-            wait = f"{session.typing.wait_s():.1f}"
-            raise errors.common.rate_limited("typing frames come too often", retry_after_s=wait)
+        await self._hub.quotas.typing(session.user_id)
         members = await self._members_of(session.user_id, conversation_id)
         others = [member for member in members if member != session.user_id]
         if others:
@@ -84,9 +83,12 @@ class Frames:
 
     async def _members_of(self, user_id: int, conversation_id: int) -> frozenset[int]:
         """The members, if ``user_id`` is one (cached); chat's error (not found / not a member) otherwise."""
-        members = self._members.get(conversation_id)
+
+        async def load(_: int) -> tuple[int, ...]:
+            return (await self._chats.get(user_id, conversation_id)).member_ids
+
+        members = await self._members.get(conversation_id, load)
         if members is None or user_id not in members:
-            conversation = await self._chats.get(user_id, conversation_id)
-            members = frozenset(conversation.member_ids)
-            self._members.put(conversation_id, members)
-        return members
+            # Not in the cached list (a non-member, or one who joined since): chat answers, or raises its error.
+            members = await load(conversation_id)
+        return frozenset(members)

@@ -18,11 +18,14 @@ from typing import Any
 
 from tidings.bff.biz.model import Identity, Presence
 from tidings.bff.biz.ports import AccountRepo, ChatRepo, RealtimeMetrics, Relay, RouteTable
+from tidings.bff.biz.quotas import Quotas
 from tidings.bff.biz.realtime.events import Envelope, Event, PresenceChanged, Ready, Route, Routes
-from tidings.bff.biz.realtime.session import Clock, CloseReason, Session, SystemClock, TokenBucket, TTLCache
+from tidings.bff.biz.realtime.membership import Audiences
+from tidings.bff.biz.realtime.session import Clock, CloseReason, Session, SystemClock
 from tidings.pkg import errors, log
-from tidings.pkg.conf import RealtimeConf
+from tidings.pkg.conf import LimitsConf, RealtimeConf
 from tidings.pkg.middleware import deadline
+from tidings.pkg.ratelimit import MemoryRateLimiter, Rate
 
 # Routes written or refreshed per round trip; presence fan-outs and token checks running at once.
 _BATCH = 500
@@ -48,6 +51,8 @@ class Hub:
         request_timeout_s: float,
         clock: Clock | None = None,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        audiences: Audiences | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self.instance = instance
         self.conf = conf
@@ -60,7 +65,14 @@ class Hub:
         self.clock: Clock = clock or SystemClock()
         self._new_id = new_id
         self._sessions: dict[str, Session] = {}
-        self._peers: TTLCache[int, tuple[int, ...]] = TTLCache(conf.peers_cache_s, 10_000, self.clock.monotonic)
+        # Members (typing) and peers (presence): shared by the fleet's instances when given (Redis), else local.
+        self.audiences = audiences or Audiences.local(conf.members_cache_s, conf.peers_cache_s, self.clock.monotonic)
+        # Rate limits per user (typing, sends, connections): the fleet's when given (Redis), else this process's.
+        self.quotas = quotas or Quotas(
+            MemoryRateLimiter(clock_us=lambda: int(self.clock.monotonic() * 1_000_000)),
+            LimitsConf(),
+            typing=Rate(conf.typing_rate_per_s, conf.typing_burst),
+        )
         self._slots = asyncio.Semaphore(_CONCURRENCY)
         self._tasks: set[asyncio.Task[None]] = set()
         # While stopping, closed sessions' routes are collected and removed in batches rather than one by one.
@@ -83,6 +95,21 @@ class Hub:
 
     # Connections -----------------------------------------------------------------------------------------------
 
+    async def admit(self, user_id: int) -> None:
+        """Refuse (429) a new connection of a user who has the most open connections allowed, across the fleet
+        (counted in the route table); a table that cannot be read admits (the connect then fails on its own)."""
+        limit = self.quotas.connections_per_user
+        if limit is None:
+            return
+        try:
+            async with self._bounded(self.conf.io_timeout_s):
+                live = (await self._routes.routes_for([user_id])).get(user_id, {})
+        except Exception as exc:
+            self._log.warning("route table unavailable; connection admitted", error=repr(exc))
+            return
+        if len(live) >= limit:
+            raise self.quotas.too_many_connections()
+
     async def connect(self, identity: Identity, token: str, transport: str) -> Session:
         """Register a new connection of ``identity``'s user here and in the route table; ``Ready`` is queued first.
 
@@ -97,7 +124,6 @@ class Hub:
             expires_at_ms=identity.expires_at_ms,
             queue_size=self.conf.queue_size,
             now=now,
-            typing=TokenBucket(self.conf.typing_rate_per_s, self.conf.typing_burst, now),
             on_close=self._closed,
         )
         # Spread token checks over the interval, so a burst of connections does not re-verify in one burst.
@@ -208,14 +234,14 @@ class Hub:
 
     async def _peers_of(self, user_id: int) -> tuple[int, ...]:
         """Everyone who shares a conversation with ``user_id`` (capped), cached briefly."""
-        peers = self._peers.get(user_id)
-        if peers is None:
+
+        async def load(user: int) -> tuple[int, ...]:
             async with self._bounded(self._request_timeout_s):
-                conversations = await self._chats.for_user(user_id)
-            found = dict.fromkeys(m for conv in conversations for m in conv.member_ids if m != user_id)
-            peers = tuple(found)[: self.conf.presence_max_peers]
-            self._peers.put(user_id, peers)
-        return peers
+                conversations = await self._chats.for_user(user)
+            found = dict.fromkeys(m for conv in conversations for m in conv.member_ids if m != user)
+            return tuple(found)[: self.conf.presence_max_peers]
+
+        return await self.audiences.peers.get(user_id, load) or ()
 
     # Upkeep ----------------------------------------------------------------------------------------------------
 

@@ -43,28 +43,6 @@ class SystemClock:
         return time.time_ns() // 1_000_000
 
 
-class TokenBucket:
-    """``rate`` actions a second on average, ``burst`` at once."""
-
-    def __init__(self, rate: float, burst: int, now: float) -> None:
-        self._rate = rate
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._at = now
-
-    def allow(self, now: float) -> bool:
-        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
-        self._at = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
-
-    def wait_s(self) -> float:
-        """Seconds until the next action is allowed."""
-        return max(0.0, (1 - self._tokens) / self._rate)
-
-
 class Session:
     """A connection's identity, outbox and liveness; ``close`` is final and reported once to ``on_close``."""
 
@@ -78,7 +56,6 @@ class Session:
         expires_at_ms: int,
         queue_size: int,
         now: float,
-        typing: TokenBucket,
         on_close: Callable[[Session], None],
     ) -> None:
         self.id = session_id
@@ -88,7 +65,6 @@ class Session:
         self.expires_at_ms = expires_at_ms
         self.last_seen = now
         self.verify_at = now
-        self.typing = typing
         self.reason: CloseReason | None = None
         self._on_close = on_close
         self._queue_size = queue_size
@@ -169,6 +145,9 @@ class TTLCache(Generic[K, V]):
             return None
         self._entries.move_to_end(key)
         return value
+
+    def delete(self, key: K) -> None:
+        self._entries.pop(key, None)
 
     def put(self, key: K, value: V) -> None:
         if self._ttl_s <= 0:

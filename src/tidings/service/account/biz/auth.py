@@ -68,6 +68,8 @@ class Auth:
         if display_name is not None:
             problems |= rules.profile_problems(rules.ProfileChange(display_name=display_name))
         errors.raise_for_fields({field: why for field, why in problems.items() if why})
+        if (weakness := rules.password_weakness(password)) is not None:
+            raise errors.account.weak_password(f"password: {weakness}", field="password")
         now = self._clock.now_ms()
         user = User(
             id=self._ids.next_id(),

@@ -6,6 +6,7 @@ and again after the replica-lag window); it never writes the new value into the 
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 
 from tidings.pkg import errors
@@ -16,7 +17,18 @@ from tidings.service.account.biz.user import ProfileChange, User
 
 MAX_BATCH = 500
 MAX_SEARCH = 50
-QUERY_LENGTH = range(1, 65)
+# Code points of a user search, after trimming: one character would list most of the directory.
+QUERY_LENGTH = range(2, 65)
+
+
+def search_query_problems(query: str) -> dict[str, str]:
+    """What is wrong with a user search (``{"query": why}``), if anything: control characters (a NUL would match
+    everyone), or fewer than 2 / more than 64 code points once trimmed."""
+    if any(unicodedata.category(char) == "Cc" for char in query):
+        return {"query": "must not contain control characters"}
+    if len(query.strip()) not in QUERY_LENGTH:
+        return {"query": f"{QUERY_LENGTH.start}-{QUERY_LENGTH.stop - 1} characters, not counting spaces around them"}
+    return {}
 
 
 class Profiles:
@@ -67,8 +79,7 @@ class Profiles:
         return {user.id: user for user in await self._users.get_many(user_ids)}
 
     async def search(self, query: str, limit: int) -> list[User]:
-        if len(query) not in QUERY_LENGTH or not query.strip():
-            errors.raise_for_fields({"query": f"{QUERY_LENGTH.start}-{QUERY_LENGTH.stop - 1} characters"})
+        errors.raise_for_fields(search_query_problems(query))
         return await self._users.search(query.strip().lower(), max(1, min(limit, MAX_SEARCH)))
 
     async def block(self, blocker_id: int, blocked_id: int) -> None:

@@ -59,6 +59,16 @@ def password_problem(password: str) -> str | None:
     return None
 
 
+def password_weakness(password: str) -> str | None:
+    """Why a password of a valid length is still too weak to accept: mostly spaces, or one character repeated."""
+    meaningful = "".join(password.split())
+    if len(meaningful) < PASSWORD_LENGTH.start:
+        return f"needs at least {PASSWORD_LENGTH.start} characters other than spaces"
+    if len(set(meaningful)) == 1:
+        return "must not be one character repeated"
+    return None
+
+
 def profile_problems(change: ProfileChange) -> dict[str, str]:
     """Each field that breaks a rule, with the rule."""
     problems = {}

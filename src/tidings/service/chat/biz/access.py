@@ -28,6 +28,9 @@ class Gate:
     active: bool = True
 
 
+# Block checks of one group creation or addition running at once (each is a call to the account service, cached).
+_BLOCK_CHECKS = 16
+
 # (conversation_id, user_id) -> the user's gate; no entry (None) when the conversation or membership does not exist.
 GateCache = ReadThrough[tuple[int, int], Gate]
 # The canonical pair (direct_pair) -> whether either blocked the other.
@@ -109,6 +112,19 @@ class Access:
         if self._blocks is None:
             return await self._directory.blocked(*pair)
         return bool(await self._blocks.get(pair, self._load_block))
+
+    async def blocked_among(self, user_id: int, others: Sequence[int]) -> list[int]:
+        """Those of ``others`` who blocked ``user_id`` or were blocked by them, in order, each listed once; checked
+        side by side (each check is cached briefly)."""
+        wanted = [other for other in dict.fromkeys(others) if other != user_id]
+        gate = asyncio.Semaphore(_BLOCK_CHECKS)
+
+        async def check(other: int) -> bool:
+            async with gate:
+                return await self.blocked(user_id, other)
+
+        verdicts = await asyncio.gather(*(check(other) for other in wanted))
+        return [other for other, blocked in zip(wanted, verdicts, strict=True) if blocked]
 
     async def _load_gate(self, key: tuple[int, int]) -> Gate | None:
         conversation_id, user_id = key

@@ -95,6 +95,7 @@ class Conversations:
         if len(others) + 1 > MAX_GROUP_MEMBERS:
             raise _too_large()
         await self._require_users(others)
+        await self._require_not_blocked(user_id, others)
         now = self._clock.now_ms()
         conversation = Conversation(
             id=self._ids.next_id(),
@@ -129,7 +130,8 @@ class Conversations:
         return ConversationPage(tuple(views), Cursor(last.updated_at_ms, last.id) if last is not None else None)
 
     async def add_members(self, user_id: int, conversation_id: int, member_ids: Sequence[int]) -> ConversationView:
-        """Any member may add users to a group; current members are skipped, former ones come back."""
+        """Any member may add users who have not blocked them (nor been blocked by them) to a group; current
+        members are skipped, former ones come back."""
         conversation, _ = await self._access.require_member(conversation_id, user_id)
         if conversation.kind is not Kind.GROUP:
             raise errors.chat.not_a_group("members can be added to groups only", conversation_id=str(conversation_id))
@@ -139,6 +141,8 @@ class Conversations:
         if len(wanted) + 1 > MAX_GROUP_MEMBERS:
             raise _too_large()
         await self._require_users(wanted)
+        current = set((await self._member_ids([conversation_id])).get(conversation_id, ()))
+        await self._require_not_blocked(user_id, [user for user in wanted if user not in current])
         try:
             await self._conversations.add_members(
                 conversation_id, wanted, Role.MEMBER, self._clock.now_ms(), MAX_GROUP_MEMBERS
@@ -197,6 +201,16 @@ class Conversations:
         if self._members_cache is not None:
             await self._members_cache.invalidate([conversation_id], entity_id=conversation_id)
         await self._access.forget(conversation_id, user_ids)
+
+    async def _require_not_blocked(self, user_id: int, others: Sequence[int]) -> None:
+        """Blocks hold for groups as for direct chats (README, who can add you to a group): nobody puts someone
+        who blocked them, or whom they blocked, into a group."""
+        blocked = await self._access.blocked_among(user_id, others)
+        if blocked:
+            raise errors.chat.user_blocked(
+                "you cannot add someone who blocked you or whom you blocked",
+                user_ids=",".join(str(user) for user in blocked[:20]),
+            )
 
     async def _require_users(self, user_ids: Sequence[int]) -> None:
         if not user_ids:

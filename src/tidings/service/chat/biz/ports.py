@@ -62,7 +62,8 @@ class ConversationRepo(Protocol):
         """Add (or bring back) members, skipping current ones; how many joined. ``GroupFull`` adds nobody."""
 
     async def remove_member(self, conversation_id: int, user_id: int, now_ms: int) -> bool:
-        """Make a member a former member; ``False`` if they were not a current one."""
+        """Make a member a former member; ``False`` if they were not a current one. A leaving owner hands the group
+        on: its longest-standing current member (then the lowest user id) becomes the owner."""
 
     async def mark_read(self, conversation_id: int, user_id: int, seq: int) -> int:
         """Move a current member's read mark to ``seq`` if that is forward (never back); the mark afterwards."""

@@ -1,5 +1,8 @@
 """Sending: dedup on ``(sender_id, client_msg_id)``, a seq per conversation, and the bus as the commit point.
 
+A client message id names one message of its sender: a retry in the same conversation answers the original, a
+reuse in another conversation is refused (409 CLIENT_MSG_ID_REUSED) and sends nothing.
+
 The protocol, for one client message id:
 
 1. A durable *reservation* (unique key ``(sender_id, client_msg_id)``) is inserted before anything is produced. It
@@ -96,6 +99,17 @@ class _Pending:
             self.future.set_result(outcome)
 
 
+def _same_conversation(message: Message, conversation_id: int) -> Message:
+    """``message`` if it belongs to ``conversation_id``; a client_msg_id names one message of its sender, so its
+    reuse in another conversation is refused (409) rather than answered with a message from elsewhere."""
+    if message.conversation_id != conversation_id:
+        raise errors.chat.client_msg_id_reused(
+            "this client_msg_id was used for a message in another conversation; use a new one",
+            conversation_id=str(message.conversation_id),
+        )
+    return message
+
+
 def _unavailable(what: str) -> TidingsError:
     return errors.common.unavailable(f"{what}; retry with the same client_msg_id")
 
@@ -130,7 +144,7 @@ class Sender:
         while (running := self._in_flight.get(key)) is not None:
             # None: that attempt failed, so this one tries again (after it, never beside it).
             if (outcome := await asyncio.shield(running)) is not None:
-                return Sent(outcome.message, duplicate=True)
+                return Sent(_same_conversation(outcome.message, conversation_id), duplicate=True)
         done: asyncio.Future[Sent | None] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = done
         result: Sent | None = None
@@ -153,7 +167,7 @@ class Sender:
         outcome = await pending.future
         if isinstance(outcome, Sent):
             return outcome
-        return await self._resolve(pending.key)
+        return await self._resolve(pending.key, conversation_id)
 
     # -- the pipeline: check, allocate and reserve one batch while the batch before it is produced -----------------
 
@@ -288,8 +302,9 @@ class Sender:
 
     # -- a key that was reserved already ---------------------------------------------------------------------------
 
-    async def _resolve(self, key: DedupKey) -> Sent:
-        """Wait for the owner of ``key`` to finish, or take its reservation over once its lease ran out."""
+    async def _resolve(self, key: DedupKey, conversation_id: int) -> Sent:
+        """Wait for the owner of ``key`` to finish, or take its reservation over once its lease ran out; 409 if
+        ``key`` was reserved for another conversation."""
         while True:
             try:
                 reservation = (await self._dedup.get_many([key])).get(key)
@@ -298,6 +313,7 @@ class Sender:
             if reservation is None:
                 # Reservations are not deleted while a retry can still come; treat it as a lost race and report it.
                 raise errors.common.conflict("the earlier send of this client_msg_id vanished; retry")
+            _same_conversation(reservation.message, conversation_id)
             if reservation.sent:
                 return Sent(reservation.message, duplicate=True)
             now = self._clock.now_ms()

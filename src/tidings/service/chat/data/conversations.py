@@ -257,7 +257,40 @@ class SQLConversationRepo(SQLRepo):
                 .where(conversations.c.id == conversation_id)
                 .values(member_count=conversations.c.member_count - 1)
             )
+            await self._hand_on_ownership(conn, conversation_id, user_id)
         return True
+
+    async def _hand_on_ownership(self, conn: AsyncConnection, conversation_id: int, leaver: int) -> None:
+        """If ``leaver`` owned the group, its longest-standing current member (then the lowest id) owns it now;
+        under the conversation's lock, so two leaving at once cannot leave it without an owner."""
+        owned = await conn.execute(
+            update(conversations)
+            .where(conversations.c.id == conversation_id, conversations.c.owner_id == leaver)
+            .values(owner_id=0)
+        )
+        if owned.rowcount != 1:
+            return
+        await conn.execute(
+            update(members)
+            .where(members.c.conversation_id == conversation_id, members.c.user_id == leaver)
+            .values(role=int(Role.MEMBER))
+        )
+        heir = (
+            await conn.execute(
+                select(members.c.user_id)
+                .where(members.c.conversation_id == conversation_id, members.c.left_at_ms.is_(None))
+                .order_by(members.c.joined_at_ms, members.c.user_id)
+                .limit(1)
+            )
+        ).scalar()
+        if heir is None:
+            return
+        await conn.execute(
+            update(members)
+            .where(members.c.conversation_id == conversation_id, members.c.user_id == heir)
+            .values(role=int(Role.OWNER))
+        )
+        await conn.execute(update(conversations).where(conversations.c.id == conversation_id).values(owner_id=heir))
 
     async def mark_read(self, conversation_id: int, user_id: int, seq: int) -> int:
         async with self._write() as conn:
