@@ -125,6 +125,10 @@ async def start(config: Path, modules: Sequence[str] | None = None) -> AsyncIter
         "TIDINGS_REALTIME__ROUTE_PREFIX": f"{namespace}.rt",
         # Every simulated client connects from this one machine's address: no per-address cap.
         "TIDINGS_MODULES__BFF__MAX_CONNECTIONS_PER_CLIENT": "0",
+        # A few simulated users send what many real ones would: the per-user send limit stays on (its cost is
+        # measured) but far above the load.
+        "TIDINGS_LIMITS__SEND_PER_S": "1000000",
+        "TIDINGS_LIMITS__SEND_BURST": "1000000",
     }
     plan = [("dev", ["dev"], list(MESSAGE_PATH))] if modules is None else [(m, ["serve", m], [m]) for m in modules]
     started: list[tuple[str, asyncio.subprocess.Process]] = []
