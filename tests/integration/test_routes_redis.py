@@ -3,64 +3,52 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as redis
 
 from tests.contracts.routes import TTL_S, Clock, RouteTableContract
-from tests.integration.conftest import REDIS_URL, unique
 from tidings.pkg.routes import RedisRouteTable, Route
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def prefix(client: redis.Redis) -> AsyncIterator[str]:
-    prefix = unique("rt")
-    yield prefix
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-    if keys:
-        await client.delete(*keys)
 
 
 class TestRedisRouteTable(RouteTableContract):
     @pytest.fixture
-    def table(self, client: redis.Redis, prefix: str, clock: Clock) -> RedisRouteTable:
-        return RedisRouteTable(client, ttl_s=TTL_S, prefix=prefix, clock_ms=clock)
+    def table(self, redis_client: redis.Redis, redis_prefix: str, clock: Clock) -> RedisRouteTable:
+        return RedisRouteTable(redis_client, ttl_s=TTL_S, prefix=redis_prefix, clock_ms=clock)
 
 
-async def test_the_key_layout_is_one_hash_per_user_and_one_expiry_index(client: redis.Redis, prefix: str) -> None:
+async def test_the_key_layout_is_one_hash_per_user_and_one_expiry_index(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
     clock = Clock()
-    table = RedisRouteTable(client, ttl_s=TTL_S, prefix=prefix, clock_ms=clock)
+    table = RedisRouteTable(redis_client, ttl_s=TTL_S, prefix=redis_prefix, clock_ms=clock)
     await table.touch([Route(42, "s1", "10.0.0.7:9080")])
     expires = clock.now_ms + TTL_S * 1000
-    assert await client.hgetall(f"{prefix}:user:42") == {b"s1": f"{expires}|10.0.0.7:9080".encode()}
+    assert await redis_client.hgetall(f"{redis_prefix}:user:42") == {b"s1": f"{expires}|10.0.0.7:9080".encode()}
     # The key outlives its routes (two TTLs), so the sweep finds a route that expired.
-    assert TTL_S * 1000 < await client.pttl(f"{prefix}:user:42") <= 2 * TTL_S * 1000
-    assert await client.zrange(f"{prefix}:expiry", 0, -1, withscores=True) == [(b"42|s1", float(expires))]
+    assert TTL_S * 1000 < await redis_client.pttl(f"{redis_prefix}:user:42") <= 2 * TTL_S * 1000
+    assert await redis_client.zrange(f"{redis_prefix}:expiry", 0, -1, withscores=True) == [(b"42|s1", float(expires))]
     await table.remove([Route(42, "s1", "")])
-    assert await client.exists(f"{prefix}:user:42", f"{prefix}:expiry") == 0
+    assert await redis_client.exists(f"{redis_prefix}:user:42", f"{redis_prefix}:expiry") == 0
 
 
-async def test_two_tables_racing_the_sweep_claim_each_expired_route_once(client: redis.Redis, prefix: str) -> None:
+async def test_two_tables_racing_the_sweep_claim_each_expired_route_once(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
     clock = Clock()
-    tables = [RedisRouteTable(client, ttl_s=TTL_S, prefix=prefix, clock_ms=clock) for _ in range(2)]
+    tables = [RedisRouteTable(redis_client, ttl_s=TTL_S, prefix=redis_prefix, clock_ms=clock) for _ in range(2)]
     await tables[0].touch([Route(user, "s", "dead:1") for user in range(1, 51)])
     clock.advance(TTL_S + 1)
     first, second = await asyncio.gather(tables[0].sweep(limit=50), tables[1].sweep(limit=50))
     assert sorted(first + second) == list(range(1, 51))
 
 
-async def test_a_route_that_expired_in_real_time_is_still_there_for_the_sweep(client: redis.Redis, prefix: str) -> None:
+async def test_a_route_that_expired_in_real_time_is_still_there_for_the_sweep(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
     """On the wall clock, as Redis expires keys: a crashed instance's users are reported offline by the sweep,
     rather than vanishing with their key before it runs."""
-    table = RedisRouteTable(client, ttl_s=2, prefix=prefix)
+    table = RedisRouteTable(redis_client, ttl_s=2, prefix=redis_prefix)
     await table.touch([Route(42, "s1", "dead:1")])
     await asyncio.sleep(2.2)  # past the route's expiry; the key lives two TTLs
     assert await table.routes_for([42]) == {}
@@ -68,10 +56,10 @@ async def test_a_route_that_expired_in_real_time_is_still_there_for_the_sweep(cl
 
 
 async def test_a_sweep_cut_off_after_claiming_leaves_its_routes_to_the_next_one(
-    client: redis.Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
+    redis_client: redis.Redis, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = Clock()
-    table = RedisRouteTable(client, ttl_s=TTL_S, prefix=prefix, clock_ms=clock)
+    table = RedisRouteTable(redis_client, ttl_s=TTL_S, prefix=redis_prefix, clock_ms=clock)
     await table.touch([Route(42, "s1", "dead:1")])
     clock.advance(TTL_S + 1)
 
