@@ -100,6 +100,9 @@ class TraceConf(_Section):
     insecure: bool = True
     # Share of new traces kept (0..1); a call that arrives traced keeps its caller's decision (parent based).
     sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    # At most this many new traces a second per process, whatever the ratio (0: no cap): a person clicking
+    # around has every request traced, while a load cannot make exporting spans the process's main work.
+    max_traces_per_s: float = Field(default=0.0, ge=0)
 
 
 class DatabaseConf(_Section):

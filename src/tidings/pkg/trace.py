@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,7 +34,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult, TraceIdRatioBased
 from opentelemetry.trace import Link, Span, SpanKind, StatusCode
 
 from tidings import __version__
@@ -62,14 +63,42 @@ def configure(
     }
     if service_version:
         attributes[SERVICE_VERSION] = service_version
-    provider = TracerProvider(
-        resource=Resource.create(attributes), sampler=ParentBased(TraceIdRatioBased(conf.sample_ratio))
-    )
+    root: Sampler = TraceIdRatioBased(conf.sample_ratio)
+    if conf.max_traces_per_s > 0:
+        root = AtMostPerSecond(root, conf.max_traces_per_s)
+    provider = TracerProvider(resource=Resource.create(attributes), sampler=ParentBased(root))
     processor = span_processor(conf)
     if processor is not None:
         provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     return provider
+
+
+class AtMostPerSecond(Sampler):
+    """``sampler``'s decision for a new trace, but at most ``per_s`` sampled traces a second (a token bucket with a
+    second's worth of burst). The SDK has ratio samplers only; Jaeger's rate-limiting sampler is this idea."""
+
+    def __init__(self, sampler: Sampler, per_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._sampler = sampler
+        self._per_s = per_s
+        self._clock = clock
+        self._tokens = per_s
+        self._at = clock()
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        result = self._sampler.should_sample(*args, **kwargs)
+        if result.decision is not Decision.RECORD_AND_SAMPLE:
+            return result
+        now = self._clock()
+        self._tokens = min(self._per_s, self._tokens + (now - self._at) * self._per_s)
+        self._at = now
+        if self._tokens < 1:
+            return SamplingResult(Decision.DROP)
+        self._tokens -= 1
+        return result
+
+    def get_description(self) -> str:
+        return f"AtMostPerSecond({self._sampler.get_description()}, {self._per_s:g}/s)"
 
 
 def _from_environment() -> TraceConf:
