@@ -82,6 +82,7 @@ class Config:
     config: Path
     shape: Shape
     output: Path
+    log_level: str
 
 
 @dataclass(frozen=True)
@@ -345,7 +346,7 @@ async def run(config: Config) -> dict[str, Any]:
     """The whole benchmark; answers the measured numbers."""
     if config.url is not None:
         return await measure(config.url, config.pids, config.metrics, config)
-    async with start(config.config, modules(config.shape, config.config)) as system:
+    async with start(config.config, modules(config.shape, config.config), log_level=config.log_level) as system:
         return await measure(system.url, system.pids, system.metrics, config)
 
 
@@ -451,7 +452,7 @@ def report(results: dict[str, Any], config: Config) -> str:
         f"## send — {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {commit()}",
         "",
         f"- machine: {machine()}; 1-minute load average {results['load_before']:.2f} before the run",
-        f"- system: {system}, log level WARNING; the bench client on the same machine",
+        f"- system: {system}, log level {config.log_level}; the bench client on the same machine",
         f"- workload: {results['users']} users in {results['directs'] + results['groups']} conversations "
         f"({results['directs']} direct, {results['groups']} groups of {config.group_size}), over {via}; "
         f"{loop}; a fresh client_msg_id each",
@@ -508,12 +509,15 @@ def command(
     config: ConfigOption = Path("configs/dev.yaml"),
     shape: ShapeOption = Shape.auto,
     output: OutputOption = Path("docs/BENCHMARKS.md"),
+    log_level: Annotated[
+        str, typer.Option(help="Log level of the system it starts; INFO writes an access line per request.")
+    ] = "WARNING",
 ) -> None:
     """Accepted msgs/s, p50/p99 send latency, time until persisted, CPU and round trips per message."""
     pids = {name: int(value) for name, value in _pairs("--pid", pid or []).items() if value.isdigit()}
     settings = Config(
         users, conversations, groups, group_size, duration, concurrency, rate, via, persist_timeout,
-        url, pids, _pairs("--metrics", metrics or []), config, shape, output,
+        url, pids, _pairs("--metrics", metrics or []), config, shape, output, log_level.upper(),
     )  # fmt: skip
     plan(users, conversations, groups, group_size)  # reject an impossible layout before starting anything
     load_before = os.getloadavg()[0]  # other work on the machine shares its cores with the system measured

@@ -109,7 +109,9 @@ class System:
 
 
 @contextlib.asynccontextmanager
-async def start(config: Path, modules: Sequence[str] | None = None) -> AsyncIterator[System]:
+async def start(
+    config: Path, modules: Sequence[str] | None = None, *, log_level: str = "WARNING"
+) -> AsyncIterator[System]:
     """Start ``tidings dev`` (``modules`` None) or ``tidings serve <module>`` for each of ``modules`` in order, all
     with ``config`` on free ports in a scratch directory; yields once all are ready and stops them (last first) after.
     """
@@ -120,7 +122,8 @@ async def start(config: Path, modules: Sequence[str] | None = None) -> AsyncIter
     env = {
         **os.environ,
         **ports.env(),
-        "TIDINGS_LOG__LEVEL": "WARNING",
+        # WARNING by default: no access line per request (INFO measures what they cost).
+        "TIDINGS_LOG__LEVEL": log_level,
         "TIDINGS_BUS__NAMESPACE": f"{namespace}.",
         "TIDINGS_REALTIME__ROUTE_PREFIX": f"{namespace}.rt",
         # Every simulated client connects from this one machine's address: no per-address cap.
