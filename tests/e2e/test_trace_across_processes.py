@@ -83,10 +83,17 @@ async def test_one_send_is_one_trace_in_bff_chat_and_job_processes(tmp_path: Pat
                         for s in spans
                         if s["context"]["trace_id"] == trace_id
                     }
-                    if {"tidings-bff", "tidings-chat", "tidings-job"} <= services and {
-                        ("tidings-job", "SpanKind.CONSUMER"),
-                        ("tidings-bff", "SpanKind.SERVER"),
-                    } <= kinds_now:
+                    delivered = any(
+                        s["context"]["trace_id"] == trace_id
+                        and s["name"] == "tidings.gateway.v1.DeliveryService/Deliver"
+                        and s["resource"]["attributes"]["service.name"] == "tidings-bff"
+                        for s in spans
+                    )
+                    if (
+                        {"tidings-bff", "tidings-chat", "tidings-job"} <= services
+                        and {("tidings-job", "SpanKind.CONSUMER"), ("tidings-bff", "SpanKind.SERVER")} <= kinds_now
+                        and delivered
+                    ):
                         break
                 await asyncio.sleep(0.3)
             assert {"tidings-bff", "tidings-chat", "tidings-job"} <= services, services

@@ -38,11 +38,13 @@ def create_engine(conf: DatabaseConf) -> AsyncEngine:
         echo=conf.echo,
         pool_size=conf.pool_size,
         max_overflow=conf.pool_size,
-        # No ping on checkout and no ROLLBACK on checkin: each is a round trip per transaction, more than the work
-        # itself on the hot paths. A connection that died is found by the statement that uses it (the error says
-        # so and the pool drops it; callers retry), and every connection comes back clean: ``begin()`` blocks end
-        # in COMMIT or ROLLBACK, and a ``connect()`` block's close rolls back a transaction its reads began.
-        pool_pre_ping=False,
+        # A ping (COM_PING, no statement) on checkout: a connection that died with the server (a restart, a
+        # failover) is replaced before a request uses it, instead of failing that request. With batched hot paths
+        # a checkout serves many messages, so this costs a fraction of a round trip per message.
+        pool_pre_ping=True,
+        # No ROLLBACK on checkin: every connection comes back clean (``begin()`` blocks end in COMMIT or ROLLBACK,
+        # and a ``connect()`` block's close rolls back a transaction its reads began), so it would be a round trip
+        # per transaction for nothing.
         pool_reset_on_return=None,
         # MySQL closes idle connections after wait_timeout; recycle before that.
         pool_recycle=1800,

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import time
 from typing import Any
 
 from tidings.chat.v1 import chat_pb2, chat_pb2_grpc
-from tidings.pkg import errors, trace
+from tidings.pkg import errors, log, trace
 from tidings.pkg.errors.grpc import to_grpc_code
 from tidings.pkg.middleware import validation
 from tidings.service.chat.biz.conversations import Conversations
@@ -22,6 +23,7 @@ from tidings.service.chat.pb import conversation_to_pb, error_to_pb, message_to_
 
 # The span of each send of a SendMessages call (a child of the client request it belongs to).
 _SEND_SPAN = "tidings.chat.v1.ChatService/SendMessages send"
+_SEND_METHOD = f"/{_SEND_SPAN}"
 _SEND_ATTRIBUTES: dict[str, Any] = {
     "rpc.system": "grpc",
     "rpc.service": "tidings.chat.v1.ChatService",
@@ -50,6 +52,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     def __init__(self, conversations: Conversations, messages: Messages) -> None:
         self._conversations = conversations
         self._messages = messages
+        self._access = log.get("access")
 
     async def CreateDirect(self, request: chat_pb2.CreateDirectRequest, context: Any) -> chat_pb2.CreateDirectResponse:
         view, created = await self._conversations.create_direct(request.user_id, request.peer_id)
@@ -94,23 +97,35 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         return chat_pb2.SendMessagesResponse(outcomes=outcomes)
 
     async def _send_one(self, batched: chat_pb2.BatchedSend) -> chat_pb2.SendOutcome:
-        """One send of a batch, checked and answered as ``SendMessage`` would, in the trace of its own request."""
+        """One send of a batch, checked and answered as ``SendMessage`` would, in the trace of its own request
+        (its span and its access line carry that request's trace id, as a call of its own would)."""
         request = batched.send
+        started = time.perf_counter()
+        code, reason = "OK", ""
         with trace.server_span(_SEND_SPAN, batched.trace_context, **_SEND_ATTRIBUTES) as span:
             try:
                 validation.check(request)
                 sent = await self._messages.send(
                     request.conversation_id, request.sender_id, request.client_msg_id, request.text
                 )
-            except errors.TidingsError as error:
-                span.set_attributes(
-                    {"rpc.grpc.status_code": to_grpc_code(error.code).name, "tidings.error.reason": error.reason}
+                outcome = chat_pb2.SendOutcome(
+                    sent=chat_pb2.SendMessageResponse(message=message_to_pb(sent.message), duplicate=sent.duplicate)
                 )
-                return chat_pb2.SendOutcome(error=error_to_pb(error))
-            span.set_attribute("rpc.grpc.status_code", "OK")
-        return chat_pb2.SendOutcome(
-            sent=chat_pb2.SendMessageResponse(message=message_to_pb(sent.message), duplicate=sent.duplicate)
-        )
+            except errors.TidingsError as error:
+                code, reason = to_grpc_code(error.code).name, error.reason
+                span.set_attribute("tidings.error.reason", reason)
+                outcome = chat_pb2.SendOutcome(error=error_to_pb(error))
+            span.set_attribute("rpc.grpc.status_code", code)
+            self._access.info(
+                "grpc call",
+                **{
+                    "rpc.method": _SEND_METHOD,
+                    "rpc.grpc.status_code": code,
+                    "error.code": reason or None,
+                    "event.duration": int((time.perf_counter() - started) * 1e9),
+                },
+            )
+        return outcome
 
     async def ListMessages(self, request: chat_pb2.ListMessagesRequest, context: Any) -> chat_pb2.ListMessagesResponse:
         position = request.WhichOneof("position")
