@@ -80,5 +80,6 @@ async def invalidate_consumer(
         handler=job.handle,
         metrics=consumer_metrics,
         # Waiting for not_before holds a worker; many workers keep entities' waits from queuing behind each other.
-        options=options or ConsumerOptions(workers=16, batch_size=500, transient=TRANSIENT),
+        # The deletes are late by design: fetches may wait for more of them.
+        options=options or ConsumerOptions(workers=16, batch_size=500, fetch_wait_s=0.05, transient=TRANSIENT),
     )

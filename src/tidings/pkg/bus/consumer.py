@@ -48,6 +48,9 @@ class ConsumerOptions:
     # A handler call gets at most batch_size records, gathered for at most batch_linger_s.
     batch_size: int = 200
     batch_linger_s: float = 0.005
+    # How long a fetch may wait for more records (``EventBus.subscribe``): fewer, fuller fetches for consumers
+    # whose latency matters less than their cost per record.
+    fetch_wait_s: float = 0.0
     # Fetching pauses when a worker queue holds queue_size records (it may overshoot by one poll) and resumes at half.
     queue_size: int = 1000
     max_poll_records: int = 500
@@ -131,7 +134,9 @@ class OrderedConsumer:
             [TopicSpec(dead_letter_topic(topic), self._options.dead_letter_partitions) for topic in self._topics]
         )
         self._metrics.commit_age.labels(self._group).set_function(lambda: time.monotonic() - self._caught_up_at)
-        self._subscription = await self._bus.subscribe(self._group, self._topics, listener=self)
+        self._subscription = await self._bus.subscribe(
+            self._group, self._topics, listener=self, fetch_wait_s=self._options.fetch_wait_s
+        )
         self._runner = asyncio.create_task(self._run(), name=self.name)
         self._log.info("consumer started", topics=self._topics, workers=self._options.workers)
 

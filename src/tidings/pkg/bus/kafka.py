@@ -214,7 +214,12 @@ class KafkaEventBus(TracedPublisher):
     # -- consuming ------------------------------------------------------------------------------------------------
 
     async def subscribe(
-        self, group: str, topics: Sequence[str], listener: RebalanceListener | None = None
+        self,
+        group: str,
+        topics: Sequence[str],
+        listener: RebalanceListener | None = None,
+        *,
+        fetch_wait_s: float = 0.0,
     ) -> KafkaSubscription:
         for topic in topics:
             await self.partition_count(topic)  # raises UnknownTopic rather than waiting for a topic forever
@@ -227,6 +232,9 @@ class KafkaEventBus(TracedPublisher):
             session_timeout_ms=self._session_timeout_ms,
             heartbeat_interval_ms=self._heartbeat_interval_ms,
             max_poll_interval_ms=self._max_poll_interval_ms,
+            # Waiting: the broker holds a fetch until a full one (1 MiB) or the wait ran out. Not: it answers at
+            # the first record (and an idle fetch after aiokafka's default 500 ms).
+            **({"fetch_min_bytes": 1 << 20, "fetch_max_wait_ms": int(fetch_wait_s * 1000)} if fetch_wait_s > 0 else {}),
         )
         consumer.subscribe(topics=list(topics), listener=_Listener(listener) if listener is not None else None)
         try:

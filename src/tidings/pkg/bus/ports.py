@@ -74,9 +74,17 @@ class EventBus(Publisher, Protocol):
         ...
 
     async def subscribe(
-        self, group: str, topics: Sequence[str], listener: RebalanceListener | None = None
+        self,
+        group: str,
+        topics: Sequence[str],
+        listener: RebalanceListener | None = None,
+        *,
+        fetch_wait_s: float = 0.0,
     ) -> Subscription:
-        """Join ``group`` on ``topics``; a group without committed offsets starts at the earliest record."""
+        """Join ``group`` on ``topics``; a group without committed offsets starts at the earliest record.
+
+        ``fetch_wait_s``: a fetch may wait this long for more records to come (one fetch brings many instead of
+        each record its own), where the log can; 0 answers as soon as there is one."""
         ...
 
     async def committed(self, group: str, topics: Sequence[str]) -> dict[TopicPartition, int]:

@@ -193,7 +193,12 @@ class EmbeddedLog(TracedPublisher):
     # -- consuming ------------------------------------------------------------------------------------------------
 
     async def subscribe(
-        self, group: str, topics: Sequence[str], listener: RebalanceListener | None = None
+        self,
+        group: str,
+        topics: Sequence[str],
+        listener: RebalanceListener | None = None,
+        *,
+        fetch_wait_s: float = 0.0,  # polls read the database directly: nothing to gain by waiting
     ) -> EmbeddedSubscription:
         if group in self._members:
             raise GroupBusy(f"consumer group {group} already has a member; the embedded log allows one")
