@@ -324,7 +324,7 @@ def report(results: dict[str, Any], config: Config) -> str:
     lines = [
         f"## fanout — {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {commit()}",
         "",
-        f"- machine: {machine()}",
+        f"- machine: {machine()}; 1-minute load average {results['load_before']:.2f} before the run",
         f"- system: {target}",
         f"- config: {results['clients']} WebSocket clients, one group of {results['group_size']} members, the rest "
         f"in groups of {config.small_group} and direct pairs; target {config.rate:g} msgs/s for "
@@ -371,7 +371,8 @@ def command(
     settings = Config(
         clients, rate, duration, group_rate, small_group, url, bff_pid, output, config.resolve(), shape
     )  # fmt: skip
-    results = asyncio.run(run(settings))
+    load_before = os.getloadavg()[0]  # other work on the machine shares its cores with the system measured
+    results = {**asyncio.run(run(settings)), "load_before": load_before}
     section = report(results, settings)
     append(output, section)
     typer.echo(section)
