@@ -13,6 +13,7 @@ from tidings.bff.biz.ports import AccountRepo, ChatRepo
 from tidings.bff.biz.quotas import Quotas
 from tidings.bff.service.schema import (
     MAX_ID,
+    USER_QUERY_PATTERN,
     ConversationOut,
     ConversationsOut,
     CreateConversationBody,
@@ -91,7 +92,7 @@ def router(
     @api.get("/users", tags=["users"])
     async def search_users(
         _: Caller,
-        query: Annotated[str, Query(min_length=2, max_length=64, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")],
+        query: Annotated[str, Query(min_length=2, max_length=64, pattern=USER_QUERY_PATTERN)],
         limit: Annotated[int, Query(ge=1, le=50)] = 20,
     ) -> UsersOut:
         return UsersOut(users=[UserOut.of(user) for user in await accounts.search(query, limit)])

@@ -20,11 +20,18 @@ MAX_ID = (1 << 63) - 1
 SAFE_INTEGER = 2**53 - 1
 
 
+def _integral(value: object) -> object:
+    # JSON Schema's integers include 3.0: take a float with nothing after the point as the integer it is.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _parse_id(value: object) -> object:
     # A decimal string is the documented form; a number is tolerated. Anything else fails the int check below.
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
         return int(value)
-    return value
+    return _integral(value)
 
 
 # Declared as clients send it: a decimal string (up to 18 digits in the schema, so every example fits 63 bits),
@@ -39,6 +46,8 @@ Id = Annotated[int, BeforeValidator(_parse_id), Field(gt=0, le=MAX_ID, strict=Tr
 
 # The account service's rules (service/account/biz/user.py), declared so schema-driven clients agree with them.
 USERNAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{2,31}$"
+# A user search: no control characters, and 2-64 of them between the spaces around it (account trims them).
+USER_QUERY_PATTERN = r"^ *[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]{0,62}[^\s\x00-\x1f\x7f-\x9f] *$"
 # Contains something other than white space.
 NOT_BLANK = r"\S"
 # An http(s) URL of a plain host, port and path, or empty: a subset of what account accepts (any URI with a host),
@@ -115,11 +124,12 @@ class CreateConversationBody(Body):
     kind: Literal["direct", "group"]
     peer_id: Id | None = None
     title: str | None = Field(default=None, min_length=1, max_length=128)
-    member_ids: list[Id] | None = Field(default=None, max_length=10_000)
+    # Chat's rules: at most 1,000 listed at creation, each once.
+    member_ids: list[Id] | None = Field(default=None, max_length=1000, json_schema_extra={"uniqueItems": True})
 
 
 class MembersBody(Body):
-    user_ids: list[Id] = Field(min_length=1, max_length=1000)
+    user_ids: list[Id] = Field(min_length=1, max_length=1000, json_schema_extra={"uniqueItems": True})
 
 
 class SendBody(Body):
@@ -130,7 +140,9 @@ class SendBody(Body):
 
 
 class ReadBody(Body):
-    seq: int = Field(ge=0, le=MAX_ID, strict=True, json_schema_extra={"maximum": SAFE_INTEGER})
+    seq: Annotated[int, BeforeValidator(_integral)] = Field(
+        ge=0, le=MAX_ID, strict=True, json_schema_extra={"maximum": SAFE_INTEGER}
+    )
 
 
 class UserOut(BaseModel):
