@@ -92,6 +92,18 @@ class ConversationRepoContract:
         assert fresh is not None
         assert fresh.member_count == 3
 
+    async def test_kinds_and_members_name_each_existing_conversations_active_members_in_one_read(
+        self, repo: SQLConversationRepo
+    ) -> None:
+        group = await self.group(repo, 3, 1, 2)
+        assert await repo.remove_member(group.id, 2, NOW + 1)
+        emptied = await self.group(repo, 7)
+        assert await repo.remove_member(emptied.id, 7, NOW + 1)
+        direct = conversation(Kind.DIRECT, owner=4, members=2)
+        await repo.create(direct, [Member(direct.id, user, Role.MEMBER, 0, NOW) for user in (5, 4)])
+        found = await repo.kinds_and_members([group.id, emptied.id, direct.id, new_id()])
+        assert found == {group.id: (Kind.GROUP, [1, 3]), emptied.id: (Kind.GROUP, []), direct.id: (Kind.DIRECT, [4, 5])}
+
     async def test_an_owner_leaving_hands_the_group_to_its_longest_standing_member(
         self, repo: SQLConversationRepo
     ) -> None:

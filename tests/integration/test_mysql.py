@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
@@ -29,6 +31,34 @@ async def test_migrations_apply_revert_and_reapply_on_mariadb(mysql_url: str) ->
             await conn.execute(worker_leases.insert().values(worker_id=1, owner="a", expires_at_ms=1))
             rows = (await conn.execute(select(worker_leases.c.owner))).scalars().all()
         assert rows == ["a"]
+    finally:
+        await engine.dispose()
+
+
+async def test_an_idle_connection_the_server_killed_is_replaced_and_a_busy_one_is_not_pinged(mysql_url: str) -> None:
+    pings: list[None] = []
+    engine = db.create_engine(
+        DatabaseConf(url=mysql_url, pool_size=1, ping_idle_s=0.3), on_ping=lambda: pings.append(None)
+    )
+    try:
+        async with engine.connect() as conn:
+            first = (await conn.execute(text("SELECT CONNECTION_ID()"))).scalar_one()
+        for _ in range(3):  # back at once: no ping, the same connection
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT CONNECTION_ID()"))).scalar_one() == first
+        assert pings == []
+        killer = db.create_engine(DatabaseConf(url=mysql_url))
+        try:
+            async with killer.connect() as other:
+                await other.execute(text(f"KILL CONNECTION {first}"))
+        finally:
+            await killer.dispose()
+        await asyncio.sleep(0.5)
+        # Idle past ping_idle_s: the dead connection fails its ping and is replaced before the statement runs.
+        async with engine.connect() as conn:
+            replaced = (await conn.execute(text("SELECT CONNECTION_ID()"))).scalar_one()
+        assert replaced != first
+        assert pings
     finally:
         await engine.dispose()
 

@@ -86,21 +86,16 @@ class Deliverer(Protocol):
 class ConversationSource(Protocol):
     """What ``CachedMembership`` reads: chat's conversation repository (``SQLConversationRepo``)."""
 
-    async def get_many(self, conversation_ids: Sequence[int]) -> Mapping[int, _HasKind]: ...
-
-    async def member_ids(self, conversation_ids: Sequence[int]) -> dict[int, list[int]]: ...
-
-
-class _HasKind(Protocol):
-    @property
-    def kind(self) -> Kind: ...
+    async def kinds_and_members(self, conversation_ids: Sequence[int]) -> Mapping[int, tuple[Kind, Sequence[int]]]:
+        """Each existing conversation's kind and active member ids; unknown ids are left out."""
+        ...
 
 
 # -- membership -------------------------------------------------------------------------------------------------
 
 
 class CachedMembership:
-    """Audiences read through chat's data layer, two queries per batch of misses, cached for ``ttl_s``.
+    """Audiences read through chat's data layer, one query per batch of misses, cached for ``ttl_s``.
 
     The cache holds at most ``max_members`` member ids in all (least recently used out first), so a few huge
     groups cannot grow it without bound. A join or leave reaches push within ``ttl_s``; a message missed meanwhile
@@ -134,10 +129,8 @@ class CachedMembership:
             else:
                 missing.append(conversation_id)
         if missing:
-            conversations = await self._conversations.get_many(missing)
-            members = await self._conversations.member_ids(list(conversations))
-            for conversation_id, conversation in conversations.items():
-                audience = Audience(conversation.kind == Kind.DIRECT, frozenset(members.get(conversation_id, ())))
+            for conversation_id, (kind, member_ids) in (await self._conversations.kinds_and_members(missing)).items():
+                audience = Audience(kind == Kind.DIRECT, frozenset(member_ids))
                 found[conversation_id] = audience
                 self._put(conversation_id, now + self._ttl_s, audience)
         return found

@@ -51,11 +51,11 @@ async def persist_consumer(
         topics=[topics.name(events.MESSAGE_SENT)],
         handler=job.handle,
         metrics=consumer_metrics,
-        # Few workers, fetches and batches that wait a little for more: a batch costs one transaction however
-        # many it holds, and a message is still persisted well within the second clients may wait for it.
+        # Two workers, fetches and batches that wait a little for more: a batch costs one transaction (three round
+        # trips) however many it holds, and a message is still persisted well within the second clients may wait.
         options=options
         or ConsumerOptions(
-            workers=4, batch_size=500, batch_linger_s=0.02, fetch_wait_s=0.02, transient=persist.TRANSIENT
+            workers=2, batch_size=1000, batch_linger_s=0.05, fetch_wait_s=0.02, transient=persist.TRANSIENT
         ),
     )
 

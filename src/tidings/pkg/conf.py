@@ -110,6 +110,9 @@ class DatabaseConf(_Section):
     url: str = "sqlite+aiosqlite:///.data/tidings.db"
     pool_size: int = Field(default=10, ge=1, le=500)
     connect_timeout_s: float = Field(default=5.0, gt=0)
+    # A pooled connection idle this long is pinged before use, so one that died with a restarted server is replaced
+    # instead of failing a request; busy connections are not pinged (0: ping on every checkout).
+    ping_idle_s: float = Field(default=1.0, ge=0)
     # Apply pending migrations at start (embedded and local stack); production runs ``tidings migrate``.
     auto_migrate: bool = True
     echo: bool = False

@@ -6,12 +6,14 @@ Schema changes are Alembic migrations under ``tidings/migrations``; ``upgrade`` 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -24,8 +26,9 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached; the message names where it was looked for."""
 
 
-def create_engine(conf: DatabaseConf) -> AsyncEngine:
-    """Build the engine for ``conf.url`` with the pool and timeouts each backend needs."""
+def create_engine(conf: DatabaseConf, *, on_ping: Callable[[], None] | None = None) -> AsyncEngine:
+    """Build the engine for ``conf.url`` with the pool and timeouts each backend needs; ``on_ping`` is called for
+    each ping of an idle connection (a round trip)."""
     url = make_url(conf.url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -33,15 +36,11 @@ def create_engine(conf: DatabaseConf) -> AsyncEngine:
         engine = create_async_engine(url, echo=conf.echo, connect_args={"timeout": conf.connect_timeout_s})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=conf.echo,
         pool_size=conf.pool_size,
         max_overflow=conf.pool_size,
-        # A ping (COM_PING, no statement) on checkout: a connection that died with the server (a restart, a
-        # failover) is replaced before a request uses it, instead of failing that request. With batched hot paths
-        # a checkout serves many messages, so this costs a fraction of a round trip per message.
-        pool_pre_ping=True,
         # No ROLLBACK on checkin: every connection comes back clean (``begin()`` blocks end in COMMIT or ROLLBACK,
         # and a ``connect()`` block's close rolls back a transaction its reads began), so it would be a round trip
         # per transaction for nothing.
@@ -51,6 +50,44 @@ def create_engine(conf: DatabaseConf) -> AsyncEngine:
         pool_timeout=conf.connect_timeout_s,
         connect_args={"connect_timeout": conf.connect_timeout_s, "charset": "utf8mb4"},
     )
+    _ping_when_idle(engine, conf.ping_idle_s, on_ping)
+    return engine
+
+
+# Where a pooled connection notes when it was last checked in.
+_IDLE_SINCE = "tidings.idle_since"
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_s: float, on_ping: Callable[[], None] | None) -> None:
+    """Ping (COM_PING, no statement) a connection on checkout when it sat in the pool ``idle_s`` or longer.
+
+    A connection that died with the server (a restart, a failover) is then replaced before a request uses it:
+    the ping fails, and the pool connects afresh. SQLAlchemy's ``pool_pre_ping`` does the same on *every* checkout,
+    a round trip per transaction on the hot paths; here a busy pool pings nothing. What a busy pool needs is what
+    SQLAlchemy does anyway: the first statement that fails on a dead connection invalidates every connection
+    checked out before it, so a server that goes away under load costs the requests in flight then (they fail as
+    they would have while it was down) and no more. A restart takes far longer than ``idle_s``, so a connection
+    unused since before it is pinged; ``idle_s = 0`` pings on every checkout.
+    """
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < idle_s:
+            return  # just connected, or in use a moment ago
+        if on_ping is not None:
+            on_ping()
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool's signal to drop this connection and check out (or open) another one.
+            raise exc.DisconnectionError(f"pooled connection is dead: {error!r}") from error
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
@@ -60,6 +97,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def backend(url: str) -> str:
+    """The dialect of ``url`` (``mysql``, ``sqlite``), as SQLAlchemy names it."""
+    return make_url(url).get_backend_name()
 
 
 def describe(url: str) -> str:

@@ -54,7 +54,8 @@ class Infra:
         """The database engine, reachable and (if configured) migrated, or ``DatabaseUnavailable``."""
         if self._engine is None:
             conf = self.settings.database
-            engine = db.create_engine(conf)
+            pings = metrics.for_registry().round_trips.labels(db.backend(conf.url))
+            engine = db.create_engine(conf, on_ping=pings.inc)
             try:
                 await db.ping(engine, conf.connect_timeout_s)
                 if conf.auto_migrate:

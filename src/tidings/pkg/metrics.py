@@ -124,8 +124,8 @@ class RequestMetrics:
         self.db_pool_size.labels(backend).set_function(size)
 
     def count_statements(self, engine: Any) -> None:
-        """Count ``engine``'s round trips: every statement, commit and rollback, pool reset (a ROLLBACK) and, with
-        ``pool_pre_ping``, checkout (a ping)."""
+        """Count ``engine``'s round trips: every statement, commit and rollback, and pool reset (a ROLLBACK); its
+        pings are counted by the ``on_ping`` of ``db.create_engine``."""
         sync_engine = getattr(engine, "sync_engine", engine)
         counter = self.round_trips.labels(sync_engine.dialect.name)
 
@@ -135,8 +135,6 @@ class RequestMetrics:
         for name in ("before_cursor_execute", "commit", "rollback"):
             event.listen(sync_engine, name, one)
         event.listen(sync_engine.pool, "reset", one)
-        if getattr(sync_engine.pool, "_pre_ping", False):
-            event.listen(sync_engine.pool, "checkout", one)
 
     def probed(self, dependency: str, up: bool) -> None:
         self.dependency_up.labels(dependency).set(1 if up else 0)

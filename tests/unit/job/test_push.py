@@ -238,23 +238,18 @@ async def test_unknown_event_versions_and_bad_events_are_refused() -> None:
         await h.job.handle([sent(0, 1, sender=1)])
 
 
-@dataclass(frozen=True)
-class _Conv:
-    kind: Kind
-
-
 class FakeConversations:
     def __init__(self) -> None:
-        self.members = {1: [1, 2], 2: list(range(1, 51)), 3: list(range(1, 41))}
+        self.conversations = {
+            1: (Kind.DIRECT, [1, 2]),
+            2: (Kind.GROUP, list(range(1, 51))),
+            3: (Kind.GROUP, list(range(1, 41))),
+        }
         self.reads = 0
 
-    async def get_many(self, conversation_ids: Sequence[int]) -> dict[int, _Conv]:
+    async def kinds_and_members(self, conversation_ids: Sequence[int]) -> dict[int, tuple[Kind, list[int]]]:
         self.reads += 1
-        kinds = {1: Kind.DIRECT, 2: Kind.GROUP, 3: Kind.GROUP}
-        return {cid: _Conv(kinds[cid]) for cid in conversation_ids if cid in kinds}
-
-    async def member_ids(self, conversation_ids: Sequence[int]) -> dict[int, list[int]]:
-        return {cid: self.members[cid] for cid in conversation_ids}
+        return {cid: self.conversations[cid] for cid in conversation_ids if cid in self.conversations}
 
 
 async def test_membership_is_cached_briefly_and_bounded_in_members() -> None:

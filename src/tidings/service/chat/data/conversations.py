@@ -154,6 +154,25 @@ class SQLConversationRepo(SQLRepo):
                     found[conversation_id].append(user_id)
         return found
 
+    async def kinds_and_members(self, conversation_ids: Sequence[int]) -> dict[int, tuple[Kind, list[int]]]:
+        """Each existing conversation's kind and active member ids (ascending), one query per chunk: the push
+        job's read of who hears a conversation."""
+        found: dict[int, tuple[Kind, list[int]]] = {}
+        active = and_(members.c.conversation_id == conversations.c.id, members.c.left_at_ms.is_(None))
+        async with self._read() as conn:
+            for chunk in chunks(list(conversation_ids)):
+                rows = await conn.execute(
+                    select(conversations.c.id, conversations.c.kind, members.c.user_id)
+                    .select_from(conversations.outerjoin(members, active))
+                    .where(conversations.c.id.in_(chunk))
+                    .order_by(conversations.c.id, members.c.user_id)
+                )
+                for conversation_id, kind, user_id in rows:
+                    entry = found.setdefault(conversation_id, (Kind(kind), []))
+                    if user_id is not None:
+                        entry[1].append(user_id)
+        return found
+
     async def list_for_user(self, user_id: int, limit: int, after: Cursor | None) -> list[tuple[Conversation, Member]]:
         query = (
             select(conversations, *_MEMBER_COLUMNS[1:])
