@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import typer
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tidings.bench import load
 from tidings.bench.record import append, commit, machine
 from tidings.bench.system import (
     ConfigOption,
@@ -35,13 +37,17 @@ from tidings.bench.system import (
     Shape,
     ShapeOption,
     UrlOption,
+    cpu_seconds,
     describe,
+    middleware_pids,
     modules,
     percentile,
     rss_kib,
     start,
 )
 
+BENCH_CLIENT = "bench client"  # this process: sender and every WebSocket client, on the cores it measures
+SENDS_IN_FLIGHT = 256
 GROUP_MAX = 1000  # the largest group the bench builds (chat's create limit is 1,000 listed members)
 # Of the users outside the big group, the share seated in small groups (the others in direct pairs).
 SMALL_GROUP_SHARE = 0.4
@@ -51,6 +57,8 @@ STRAGGLERS_MAX_S = 120.0
 # The bff closes a connection it could not register with 1013: the client tries again, up to this many times.
 RETRY_LATER = 1013
 CONNECT_ATTEMPTS = 8
+# The message id of a send's answer (``{"message":{"id":"…",…}}``), found without parsing the whole body.
+_MESSAGE_ID = re.compile(rb'"message":\{"id":"(\d+)"')
 
 
 @dataclass
@@ -75,6 +83,11 @@ class User:
     socket: ClientConnection | None = None
     reader: asyncio.Task[None] | None = None
 
+    @property
+    def auth(self) -> str:
+        """The user's Authorization header line, for the load client."""
+        return f"Authorization: Bearer {self.token}\r\n"
+
 
 @dataclass
 class Sent:
@@ -85,8 +98,10 @@ class Sent:
 
 
 class Bench:
-    def __init__(self, http: httpx.AsyncClient, ws_url: str, config: Config) -> None:
+    def __init__(self, http: httpx.AsyncClient, sender: load.Client, ws_url: str, config: Config) -> None:
+        # httpx sets the system up; the timed sends go through the cheap load client (``bench.load``).
         self._http = http
+        self._sender = sender
         self._ws_url = ws_url
         self._config = config
         self._limit = asyncio.Semaphore(64)
@@ -156,26 +171,29 @@ class Bench:
                     user.received.setdefault(str(frame["message"]["id"]), now)
 
     async def send(self, kind: str, sender: User, conversation: str, recipients: list[User]) -> None:
+        body = b'{"client_msg_id":"%s","text":"bench %s"}' % (uuid.uuid4().hex.encode(), kind.encode())
+        raw = self._sender.post(f"/v1/conversations/{conversation}/messages", body, sender.auth)
         started = time.monotonic()
-        body = {"client_msg_id": uuid.uuid4().hex, "text": f"bench {kind}"}
         try:
-            answer = await self._http.post(
-                f"/v1/conversations/{conversation}/messages", json=body, headers=self._auth(sender)
-            )
-            answer.raise_for_status()
-        except httpx.HTTPError:
+            answer = await self._sender.request(raw)
+        except (OSError, load.ProtocolViolation):
             self.send_errors += 1
             return
-        message_id = str(answer.json()["message"]["id"])
-        self.sent[message_id] = Sent(kind, sender.id, [r for r in recipients if r.id != sender.id], started)
+        found = _MESSAGE_ID.search(answer.body)
+        if answer.status != 201 or found is None:
+            self.send_errors += 1
+            return
+        self.sent[found.group(1).decode()] = Sent(
+            kind, sender.id, [r for r in recipients if r.id != sender.id], started
+        )
 
 
 async def run(config: Config) -> dict[str, Any]:
     """The whole benchmark; answers the measured numbers."""
     if config.url is not None:
-        return await measure(config.url, config.bff_pid, config)
+        return await measure(config.url, {"bff": config.bff_pid} if config.bff_pid else {}, config)
     async with start(config.config, modules(config.shape, config.config)) as system:
-        return await measure(system.url, system.pids.get("bff", system.pids.get("dev")), config)
+        return await measure(system.url, system.pids, config)
 
 
 @dataclass(frozen=True)
@@ -213,11 +231,45 @@ async def stragglers(bench: Bench) -> None:
         await asyncio.sleep(0.2)  # the sockets announce nothing: look again
 
 
-async def measure(url: str, pid: int | None, config: Config) -> dict[str, Any]:
+async def drive(
+    bench: Bench, seats: Layout, group: str, others: list[tuple[str, str, list[User]]], config: Config
+) -> float:
+    """Send at the target rate for the duration (open loop: each send starts on time, at most SENDS_IN_FLIGHT at
+    once); the seconds it took until every send was answered."""
+    rng = random.Random(7)  # noqa: S311 - picks workload, not secrets
+    tasks: set[asyncio.Task[None]] = set()
+    in_flight = asyncio.Semaphore(SENDS_IN_FLIGHT)
+
+    async def paced(kind: str, sender: User, conversation: str, recipients: list[User]) -> None:
+        async with in_flight:
+            await bench.send(kind, sender, conversation, recipients)
+
+    began = time.monotonic()
+    n = group_n = 0
+    while (elapsed := time.monotonic() - began) < config.duration_s:
+        if group_n < elapsed * config.group_rate:
+            group_n += 1
+            job = paced(f"group:{len(seats.group)}", rng.choice(seats.group), group, seats.group)
+        else:
+            kind, conversation, members = rng.choice(others)
+            job = paced(kind, rng.choice(members), conversation, members)
+        n += 1
+        task = asyncio.create_task(job)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        await asyncio.sleep(max(0.0, began + n / config.rate - time.monotonic()))
+    await asyncio.gather(*tasks)
+    return time.monotonic() - began
+
+
+async def measure(url: str, pids: dict[str, int], config: Config) -> dict[str, Any]:
+    """``pids``: the system's processes by name (the bff's is measured for RSS), for their CPU."""
     ws_url = url.replace("http", "ws", 1) + "/v1/ws"
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    pid = pids.get("bff", pids.get("dev"))
+    sender = load.Client(url, max_connections=SENDS_IN_FLIGHT)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
-        bench = Bench(http, ws_url, config)
+        bench = Bench(http, sender, ws_url, config)
         users = await bench.register(config.clients)
         seats = layout(users, config.small_group)
         group = await bench.group(seats.group[0], seats.group[1:])
@@ -233,38 +285,25 @@ async def measure(url: str, pid: int | None, config: Config) -> dict[str, Any]:
         await asyncio.sleep(2)  # let the connections settle (routes written, buffers allocated)
         rss_after = rss_kib(pid) if pid else None
 
-        rng = random.Random(7)  # noqa: S311 - picks workload, not secrets
-        tasks: set[asyncio.Task[None]] = set()
-        in_flight = asyncio.Semaphore(256)
-
-        async def paced(kind: str, sender: User, conversation: str, recipients: list[User]) -> None:
-            async with in_flight:
-                await bench.send(kind, sender, conversation, recipients)
-
-        began = time.monotonic()
-        n = group_n = 0
-        while (elapsed := time.monotonic() - began) < config.duration_s:
-            if group_n < elapsed * config.group_rate:
-                group_n += 1
-                job = paced(f"group:{len(seats.group)}", rng.choice(seats.group), group, seats.group)
-            else:
-                kind, conversation, members = rng.choice(others)
-                job = paced(kind, rng.choice(members), conversation, members)
-            n += 1
-            task = asyncio.create_task(job)
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            await asyncio.sleep(max(0.0, began + n / config.rate - time.monotonic()))
-        await asyncio.gather(*tasks)
-        send_seconds = time.monotonic() - began
+        processes = {**pids, **middleware_pids(), BENCH_CLIENT: os.getpid()}
+        cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
+        send_seconds = await drive(bench, seats, group, others, config)
         await stragglers(bench)
+        cpu = {name: cpu_seconds(p) - cpu_before[name] for name, p in processes.items()}
+        sender.close()
         for user in users:
             if user.socket is not None:
                 await user.socket.close()
             if user.reader is not None:
                 await asyncio.gather(user.reader, return_exceptions=True)
 
-    return summarize(bench, users, config, send_seconds, len(seats.group), rss_before, rss_after)
+    results = summarize(bench, users, config, send_seconds, len(seats.group), rss_before, rss_after)
+    results["cpu_s"] = {name: seconds for name, seconds in cpu.items() if name in pids}
+    results["middleware_cpu_s"] = {
+        name: seconds for name, seconds in cpu.items() if name not in pids and name != BENCH_CLIENT
+    }
+    results["client_cpu_s"] = cpu[BENCH_CLIENT]
+    return results
 
 
 def summarize(
@@ -342,6 +381,20 @@ def report(results: dict[str, Any], config: Config) -> str:
         )
     else:
         lines.append("- bff process RSS: not measured (pass --bff-pid with --url)")
+    lines += [
+        "",
+        "| process, from the first send to the last delivery | CPU seconds | ms per message | ms per delivery |",
+    ]
+    lines.append("|---|---:|---:|---:|")
+    rows = [
+        *results["cpu_s"].items(),
+        ("bench client (sender and every socket)", results["client_cpu_s"]),
+        *((f"{name} (middleware)", seconds) for name, seconds in results["middleware_cpu_s"].items()),
+    ]
+    for name, seconds in rows:
+        per_message = seconds * 1000 / results["sent"] if results["sent"] else float("nan")
+        per_delivery = seconds * 1000 / results["deliveries"] if results["deliveries"] else float("nan")
+        lines.append(f"| {name} | {seconds:.2f} | {per_message:.3f} | {per_delivery:.3f} |")
     lines += [
         "",
         "| conversation | messages | deliveries | send -> deliver p50 | p99 | every member reached, p99 |",

@@ -47,6 +47,7 @@ from tidings.bench.system import (
     UrlOption,
     cpu_seconds,
     describe,
+    middleware_pids,
     modules,
     percentile,
     start,
@@ -361,7 +362,8 @@ async def measure(url: str, pids: dict[str, int], metrics: dict[str, str], confi
     try:
         if sockets is not None:
             await sockets.open(sorted({user for user, _ in seats}, key=lambda user: user.id))
-        processes = {**pids, BENCH_CLIENT: os.getpid()}
+        servers = middleware_pids()
+        processes = {**pids, **servers, BENCH_CLIENT: os.getpid()}
         trips_before, servers_before = await counters.round_trips(metrics), await counters.server_counts(settings)
         cpu_before = _cpu(processes)
         began = time.monotonic()
@@ -377,6 +379,7 @@ async def measure(url: str, pids: dict[str, int], metrics: dict[str, str], confi
             await sockets.close()
     accepted = len(tally.latencies)
     cpu = {name: cpu_after[name] - cpu_before[name] for name in pids}
+    middleware_cpu = {name: cpu_after[name] - cpu_before[name] for name in servers}
     return {
         "users": len(users),
         "directs": sum(1 for c in conversations if c.kind == "direct"),
@@ -391,6 +394,7 @@ async def measure(url: str, pids: dict[str, int], metrics: dict[str, str], confi
         "persisted_per_s": None if persisted_at is None else accepted / (persisted_at - began),
         "behind": behind,
         "cpu_s": cpu,
+        "middleware_cpu_s": middleware_cpu,
         "client_cpu_s": client_cpu,
         "measured_s": (persisted_at or time.monotonic()) - began,
         "round_trips": counters.difference(trips_after, trips_before),
@@ -448,6 +452,7 @@ def report(results: dict[str, Any], config: Config) -> str:
     via = "REST `POST …/messages`" if config.via is Via.http else "WebSocket `send` frames, one socket per user"
     accepted = results["accepted"]
     cpu_total = sum(results["cpu_s"].values())
+    middleware_total = sum(results["middleware_cpu_s"].values())
     lines = [
         f"## send — {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {commit()}",
         "",
@@ -460,7 +465,12 @@ def report(results: dict[str, Any], config: Config) -> str:
         f"- send latency: **p50 {results['p50_ms']:.1f} ms, p99 {results['p99_ms']:.1f} ms**",
         f"- persisted: {persisted_line}",
         f"- CPU per message, Tidings processes together: **{_per_message(cpu_total * 1000, accepted)} ms**; "
-        f"the bench client: **{_per_message(results['client_cpu_s'] * 1000, accepted)} ms** while sending",
+        f"the bench client: **{_per_message(results['client_cpu_s'] * 1000, accepted)} ms** while sending"
+        + (
+            f"; the middleware servers on this machine: **{_per_message(middleware_total * 1000, accepted)} ms**"
+            if results["middleware_cpu_s"]
+            else ""
+        ),
         "",
         f"| process | CPU seconds over {results['measured_s']:.1f} s | ms per message |",
         "|---|---:|---:|",
@@ -471,6 +481,8 @@ def report(results: dict[str, Any], config: Config) -> str:
         f"| bench client (sending) | {results['client_cpu_s']:.2f} | "
         f"{_per_message(results['client_cpu_s'] * 1000, accepted)} |"
     )
+    for name, seconds in results["middleware_cpu_s"].items():
+        lines.append(f"| {name} (middleware) | {seconds:.2f} | {_per_message(seconds * 1000, accepted)} |")
     lines += round_trip_table(results["round_trips"], accepted)
     if results["servers"]:
         lines += ["", "| executed by the servers (their own counters) | total | per message |", "|---|---:|---:|"]

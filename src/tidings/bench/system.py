@@ -200,6 +200,33 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+# The middleware servers a benchmark finds running on this machine, by what their command lines hold: on a small
+# machine they share the cores with Tidings, so their CPU per message counts as much as Tidings' own.
+MIDDLEWARE = {
+    "mariadb": ("mariadbd",),
+    "redis": ("redis-server",),
+    "kafka": ("java", "kafka.Kafka"),
+    "opensearch": ("java", "org.opensearch.bootstrap.OpenSearch"),
+}
+
+
+def middleware_pids() -> dict[str, int]:
+    """The pid of each middleware server of ``MIDDLEWARE`` running here (those not found are left out)."""
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            program = (entry / "comm").read_text().strip()
+            words = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        for name, (binary, *marks) in MIDDLEWARE.items():
+            if name not in found and program == binary and all(mark in words for mark in marks):
+                found[name] = int(entry.name)
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time ``pid`` has used so far (user + system, all its threads), from ``/proc/<pid>/stat``."""
     stat = Path(f"/proc/{pid}/stat").read_text()
