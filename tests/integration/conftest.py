@@ -83,6 +83,11 @@ async def redis_prefix(redis_client: redis.Redis) -> AsyncIterator[str]:
     """A key prefix of the test's own; every key under it is deleted afterwards."""
     prefix = unique("t")
     yield prefix
-    keys = [key async for key in redis_client.scan_iter(match=f"{prefix}:*")]
+    await delete_prefix(redis_client, prefix)
+
+
+async def delete_prefix(client: redis.Redis, prefix: str) -> None:
+    """Delete every key under ``prefix``."""
+    keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
     if keys:
-        await redis_client.delete(*keys)
+        await client.delete(*keys)

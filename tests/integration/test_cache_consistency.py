@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
-import pytest
 import redis.asyncio as redis
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.integration.conftest import REDIS_URL, unique
+from tests.integration.conftest import delete_prefix, unique
 from tests.integration.redis_server import RedisServer
 from tidings.pkg.cache import CacheMetrics, CachePolicy, LocalInvalidator, RedisStore
 from tidings.pkg.cache.factory import CacheKit
@@ -42,19 +41,6 @@ def kit(client: redis.Redis, registry: CollectorRegistry) -> CacheKit:
     store = RedisStore(client, batch_size=100, timeout_s=0.3)
     policy = CachePolicy(ttl_s=60, null_ttl_s=10, fill_deadline_s=DELAY_S / 2, retry_after_s=0.2)
     return CacheKit(store, LocalInvalidator(store, delay_s=DELAY_S), CacheMetrics(registry, "it"), policy)
-
-
-async def delete_prefix(client: redis.Redis, prefix: str) -> None:
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-    if keys:
-        await client.delete(*keys)
-
-
-@pytest.fixture
-async def shared_redis() -> AsyncIterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    yield client
-    await client.aclose()
 
 
 def newest_before(history: list[tuple[float, int]], started: float) -> int:
@@ -91,7 +77,7 @@ async def make_users(users: SQLUserRepo, count: int) -> list[int]:
 
 
 async def test_no_stale_read_beyond_the_bound_under_50_readers_and_writers(
-    mysql_engine: AsyncEngine, shared_redis: redis.Redis
+    mysql_engine: AsyncEngine, redis_client: redis.Redis
 ) -> None:
     prefix = unique("it.cache")
     users = SQLUserRepo(mysql_engine)
@@ -99,7 +85,7 @@ async def test_no_stale_read_beyond_the_bound_under_50_readers_and_writers(
     registry = CollectorRegistry()
     # Two account instances: one Redis, each its own singleflight.
     instances = [
-        Profiles(users, SQLBlockRepo(mysql_engine), Clock(), profile_cache(kit(shared_redis, registry), prefix))
+        Profiles(users, SQLBlockRepo(mysql_engine), Clock(), profile_cache(kit(redis_client, registry), prefix))
         for _ in range(2)
     ]
     # completed[user] = [(monotonic time the write returned, version)], versions increase per user.
@@ -129,20 +115,20 @@ async def test_no_stale_read_beyond_the_bound_under_50_readers_and_writers(
             if seen < must_see:
                 violations.append(f"user {user}: read v{seen}, v{must_see} was written > {DELAY_S}s before")
 
-    await race(writer, reader, shared_redis, prefix)
+    await race(writer, reader, redis_client, prefix)
     assert reads > 100
     assert violations == []
     assert_hits(registry, "profile")
 
 
 async def test_conversation_states_are_never_stale_beyond_the_bound_under_50_readers_and_writers(
-    mysql_engine: AsyncEngine, shared_redis: redis.Redis
+    mysql_engine: AsyncEngine, redis_client: redis.Redis
 ) -> None:
     """What unread counts are made of: heads moved by stored messages (the persist job's invalidation) and read marks
     moved by members, read through the cache by two chat instances."""
     prefix = unique("it.states")
     registry = CollectorRegistry()
-    caches = [chat_caches(kit(shared_redis, registry), prefix) for _ in range(2)]
+    caches = [chat_caches(kit(redis_client, registry), prefix) for _ in range(2)]
     instances = [CachedConversationRepo(mysql_engine, instance) for instance in caches]
     now = Clock().now_ms()
     members = [1, 2, 3]
@@ -194,24 +180,24 @@ async def test_conversation_states_are_never_stale_beyond_the_bound_under_50_rea
                         f"({max_seq}, {read_seq}) was written > {DELAY_S}s before"
                     )
 
-    await race(writer, reader, shared_redis, prefix)
+    await race(writer, reader, redis_client, prefix)
     assert reads > 100
     assert violations == []
     assert_hits(registry, "head", "read")
 
 
 async def test_one_load_for_a_thousand_concurrent_misses_on_mariadb(
-    mysql_engine: AsyncEngine, shared_redis: redis.Redis
+    mysql_engine: AsyncEngine, redis_client: redis.Redis
 ) -> None:
     prefix = unique("it.cache")
     users = SQLUserRepo(mysql_engine)
     (user_id,) = await make_users(users, 1)
     registry = CollectorRegistry()
-    profiles = Profiles(users, SQLBlockRepo(mysql_engine), Clock(), profile_cache(kit(shared_redis, registry), prefix))
+    profiles = Profiles(users, SQLBlockRepo(mysql_engine), Clock(), profile_cache(kit(redis_client, registry), prefix))
     try:
         results = await asyncio.gather(*(profiles.get(user_id) for _ in range(1000)))
     finally:
-        await delete_prefix(shared_redis, prefix)
+        await delete_prefix(redis_client, prefix)
     assert {user.id for user in results} == {user_id}
     assert registry.get_sample_value("tidings_it_cache_loads_total", {"cache": "profile"}) == 1
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import redis.asyncio as redis
 
 from tests.contracts.cache import CacheStoreContract
-from tests.integration.conftest import REDIS_URL, unique
 from tidings.common.v1 import events_pb2
 from tidings.job.invalidate import InvalidateJob
 from tidings.pkg import events
@@ -17,30 +14,10 @@ from tidings.pkg.cache import CACHE_INVALIDATE, CacheStore, RedisStore
 from tidings.pkg.pbtime import timestamp
 
 
-async def delete_prefix(client: redis.Redis, prefix: str) -> None:
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-    if keys:
-        await client.delete(*keys)
-
-
-@pytest.fixture
-async def redis_client() -> AsyncIterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def keyspace(redis_client: redis.Redis) -> AsyncIterator[str]:
-    prefix = unique("cachetest")
-    yield prefix
-    await delete_prefix(redis_client, prefix)
-
-
 class TestRedisStore(CacheStoreContract):
     @pytest.fixture
-    def prefix(self, keyspace: str) -> str:
-        return keyspace
+    def prefix(self, redis_prefix: str) -> str:
+        return redis_prefix
 
     @pytest.fixture
     def store(self, redis_client: redis.Redis) -> CacheStore:
@@ -52,7 +29,7 @@ def _record(payload: events_pb2.CacheInvalidate) -> Record:
     return Record(event.topic, 0, 0, event.key, event.value, event.headers, 0)
 
 
-async def test_the_invalidate_job_deletes_after_not_before(redis_client: redis.Redis, keyspace: str) -> None:
+async def test_the_invalidate_job_deletes_after_not_before(redis_client: redis.Redis, redis_prefix: str) -> None:
     store = RedisStore(redis_client)
     now = 1_800_000_000_000
     slept: list[float] = []
@@ -61,7 +38,7 @@ async def test_the_invalidate_job_deletes_after_not_before(redis_client: redis.R
         slept.append(seconds)
 
     job = InvalidateJob(store, wall_ms=lambda: now, sleep=sleep)
-    keys = [f"{keyspace}:a", f"{keyspace}:b"]
+    keys = [f"{redis_prefix}:a", f"{redis_prefix}:b"]
     await store.set_many([(key, b"stale", 60) for key in keys])
     await job.handle([_record(events_pb2.CacheInvalidate(keys=keys, not_before=timestamp(now + 800), origin="t"))])
     assert slept == [pytest.approx(0.8)]

@@ -11,8 +11,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.contracts.chat_repos import ConversationRepoContract
-from tests.integration.conftest import REDIS_URL, unique
-from tests.integration.test_cache_redis import delete_prefix
+from tests.integration.conftest import REDIS_URL, delete_prefix, unique
 from tidings.pkg.cache import CacheMetrics, CachePolicy, LocalInvalidator, RedisStore
 from tidings.pkg.cache.factory import CacheKit
 from tidings.service.chat.data.caches import chat_caches

@@ -11,14 +11,12 @@ import asyncio
 import itertools
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from opentelemetry import trace as otel_trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry
@@ -27,7 +25,6 @@ from pydantic import SecretStr
 from tests.e2e.client import Device, Person
 from tidings.bff import wire as bff_wire
 from tidings.job import wire as job_wire
-from tidings.pkg import trace
 from tidings.pkg.app import App
 from tidings.pkg.conf import (
     AuthConf,
@@ -40,7 +37,6 @@ from tidings.pkg.conf import (
     Modules,
     SearchConf,
     Settings,
-    TraceConf,
 )
 from tidings.pkg.infra import Infra
 from tidings.service.account import wire as account_wire
@@ -52,18 +48,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """Every span this process finishes during the test, kept in memory."""
-    provider = otel_trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = trace.configure("tidings-test", TraceConf())
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield exporter
-    exporter.shutdown()
 
 
 def _module(grpc: bool = False) -> ModuleConf:

@@ -4,7 +4,8 @@ It starts the system on free ports in a scratch directory (``tidings dev``, or o
 module for a config on Kafka, see ``bench.system``) or targets ``--url``, registers C users, puts up to 1,000 (half
 of C) in one group and the rest in direct pairs and groups of ``--small-group`` members, connects one WebSocket per
 user, measures the bff's RSS per idle connection (``/proc/<pid>/status`` VmRSS before and after connecting), then
-sends at a target rate for a while and times every ``message.new`` from just before the send's POST to its arrival
+sends at a target rate for a while, as chat clients do: a ``send`` frame on the sender's own socket, answered by a
+``sent`` frame with the same ``ref``. It times every ``message.new`` from just before the send frame to its arrival
 on each other member's socket. The results, the config, the commit, the date and the machine are appended to a
 Markdown file.
 """
@@ -29,7 +30,6 @@ import typer
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tidings.bench import load
 from tidings.bench.record import append, commit, machine
 from tidings.bench.system import (
     ConfigOption,
@@ -57,8 +57,10 @@ STRAGGLERS_MAX_S = 120.0
 # The bff closes a connection it could not register with 1013: the client tries again, up to this many times.
 RETRY_LATER = 1013
 CONNECT_ATTEMPTS = 8
-# The message id of a send's answer (``{"message":{"id":"…",…}}``), found without parsing the whole body.
+# The message id of a ``sent`` or ``message.new`` frame (``"message":{"id":"…",…}``), and a ``sent`` or
+# ``error`` frame's ``ref``: found without parsing the frame.
 _MESSAGE_ID = re.compile(rb'"message":\{"id":"(\d+)"')
+_REF = re.compile(rb'"ref":(\d+)')
 
 
 @dataclass
@@ -83,11 +85,6 @@ class User:
     socket: ClientConnection | None = None
     reader: asyncio.Task[None] | None = None
 
-    @property
-    def auth(self) -> str:
-        """The user's Authorization header line, for the load client."""
-        return f"Authorization: Bearer {self.token}\r\n"
-
 
 @dataclass
 class Sent:
@@ -98,11 +95,12 @@ class Sent:
 
 
 class Bench:
-    def __init__(self, http: httpx.AsyncClient, sender: load.Client, ws_url: str, config: Config) -> None:
-        # httpx sets the system up; the timed sends go through the cheap load client (``bench.load``).
+    def __init__(self, http: httpx.AsyncClient, ws_url: str, config: Config) -> None:
+        # httpx sets the system up (not measured); the timed sends go over the WebSockets.
         self._http = http
-        self._sender = sender
         self._ws_url = ws_url
+        self._answers: dict[int, asyncio.Future[bytes]] = {}
+        self._refs = 0
         self._config = config
         self._limit = asyncio.Semaphore(64)
         # Sign-up hashes a password (argon2id, CPU-bound by design): a few at a time, or they queue past deadlines.
@@ -164,23 +162,42 @@ class Bench:
     async def _read(self, user: User) -> None:
         assert user.socket is not None
         with contextlib.suppress(ConnectionClosed):
-            async for raw in user.socket:
+            async for frame in user.socket:
                 now = time.monotonic()
-                frame = json.loads(raw)
-                if frame.get("type") == "message.new":
-                    user.received.setdefault(str(frame["message"]["id"]), now)
+                raw = frame if isinstance(frame, bytes) else frame.encode()
+                # Read by pattern, not parsed: one client process reads every socket, so each frame must be cheap.
+                if raw.startswith(b'{"type":"message.new"'):
+                    found = _MESSAGE_ID.search(raw)
+                    if found is not None:
+                        user.received.setdefault(found.group(1).decode(), now)
+                elif raw.startswith((b'{"type":"sent"', b'{"type":"error"')):
+                    ref = _REF.search(raw)
+                    waiter = self._answers.pop(int(ref.group(1)), None) if ref is not None else None
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(raw)
 
     async def send(self, kind: str, sender: User, conversation: str, recipients: list[User]) -> None:
-        body = b'{"client_msg_id":"%s","text":"bench %s"}' % (uuid.uuid4().hex.encode(), kind.encode())
-        raw = self._sender.post(f"/v1/conversations/{conversation}/messages", body, sender.auth)
+        assert sender.socket is not None
+        self._refs += 1
+        ref = self._refs
+        answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._answers[ref] = answer
+        frame = b'{"type":"send","conversation_id":"%s","client_msg_id":"%s","text":"bench %s","ref":%d}' % (
+            conversation.encode(),
+            uuid.uuid4().hex.encode(),
+            kind.encode(),
+            ref,
+        )
         started = time.monotonic()
         try:
-            answer = await self._sender.request(raw)
-        except (OSError, load.ProtocolViolation):
+            await sender.socket.send(frame, text=True)
+            raw = await asyncio.wait_for(answer, 30)
+        except (OSError, TimeoutError, ConnectionClosed):
+            self._answers.pop(ref, None)
             self.send_errors += 1
             return
-        found = _MESSAGE_ID.search(answer.body)
-        if answer.status != 201 or found is None:
+        found = _MESSAGE_ID.search(raw)
+        if not raw.startswith(b'{"type":"sent"') or found is None:
             self.send_errors += 1
             return
         self.sent[found.group(1).decode()] = Sent(
@@ -267,9 +284,8 @@ async def measure(url: str, pids: dict[str, int], config: Config) -> dict[str, A
     ws_url = url.replace("http", "ws", 1) + "/v1/ws"
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     pid = pids.get("bff", pids.get("dev"))
-    sender = load.Client(url, max_connections=SENDS_IN_FLIGHT)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
-        bench = Bench(http, sender, ws_url, config)
+        bench = Bench(http, ws_url, config)
         users = await bench.register(config.clients)
         seats = layout(users, config.small_group)
         group = await bench.group(seats.group[0], seats.group[1:])
@@ -290,7 +306,6 @@ async def measure(url: str, pids: dict[str, int], config: Config) -> dict[str, A
         send_seconds = await drive(bench, seats, group, others, config)
         await stragglers(bench)
         cpu = {name: cpu_seconds(p) - cpu_before[name] for name, p in processes.items()}
-        sender.close()
         for user in users:
             if user.socket is not None:
                 await user.socket.close()
@@ -367,7 +382,8 @@ def report(results: dict[str, Any], config: Config) -> str:
         f"- system: {target}",
         f"- config: {results['clients']} WebSocket clients, one group of {results['group_size']} members, the rest "
         f"in groups of {config.small_group} and direct pairs; target {config.rate:g} msgs/s for "
-        f"{config.duration_s:g} s ({config.group_rate:g} msgs/s to the big group among them)",
+        f"{config.duration_s:g} s ({config.group_rate:g} msgs/s to the big group among them), as `send` frames on "
+        "each sender's WebSocket",
         f"- connected: every client, after {results['connect_retries']} retries of a 1013 (try again shortly)",
         f"- sent: {results['sent']} messages at {results['achieved_rate']:.1f} msgs/s achieved, "
         f"{results['send_errors']} send errors",

@@ -3,13 +3,10 @@ that a client cannot steer (its trace context is linked, not continued) or read 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from opentelemetry import trace as otel_trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -18,21 +15,9 @@ from tidings.bff import server
 from tidings.bff.biz.usecase import Sync
 from tidings.bff.service import web
 from tidings.bff.service.http import router
-from tidings.pkg import trace
 
 CALLER_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{CALLER_TRACE_ID}-00f067aa0ba902b7-01"
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    provider = otel_trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = trace.configure("tidings-test")
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield exporter
-    exporter.shutdown()
 
 
 def public_app(*, docs: bool = False) -> httpx.AsyncClient:
