@@ -178,6 +178,10 @@ class AuthConf(_Section):
         return self.internal_secret.get_secret_value()
 
     refresh_ttl_s: int = Field(default=30 * 86_400, ge=60)
+    # argon2id's cost for new password hashes (existing hashes carry their own and still verify): the library's
+    # defaults, 3 passes over 64 MiB. Lower only where hashing time matters more than resisting guessing.
+    password_time_cost: int = Field(default=3, ge=1, le=20)
+    password_memory_kib: int = Field(default=64 * 1024, ge=8 * 1024, le=1024 * 1024)
 
 
 class RealtimeConf(_Section):

@@ -43,7 +43,7 @@ async def wire(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Modul
     auth = Auth(
         users,
         SQLRefreshTokenRepo(engine),
-        Argon2Hasher(),
+        Argon2Hasher(time_cost=settings.auth.password_time_cost, memory_kib=settings.auth.password_memory_kib),
         JWTCodec(settings.auth.jwt_secret.get_secret_value()),
         await infra.idgen(),
         clock,
