@@ -78,6 +78,9 @@ class HttpServer:
             # No permessage-deflate: its zlib streams take about 45 KiB per connection, most of an idle
             # connection's memory, to compress frames of a few hundred bytes that gain little from it.
             ws_per_message_deflate=False,
+            # No protocol pings of the server's own: a timer per connection and a ping and pong every 20 s each,
+            # for what the sessions already do (a client pings, and one silent past the idle timeout is closed).
+            ws_ping_interval=None,
             http=self._guard.protocol() if self._guard is not None else "auto",
             timeout_keep_alive=self._keep_alive_s,
         )
