@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import sys
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
@@ -86,11 +85,7 @@ async def _serve(settings: conf.Settings, names: list[ModuleName], service_name:
         raise
     urls = {label: url for module in modules for label, url in module.urls.items()}
 
-    def on_ready() -> None:
-        # What start-up built (modules, generated descriptors, routes, pools) lives as long as the process: out of
-        # the garbage collector's sight, full collections stop walking all of it again while requests wait.
-        gc.collect()
-        gc.freeze()
+    def announce() -> None:
         # People read this; log collectors read stdout, so it goes to stderr.
         width = max(len(label) for label in urls)
         lines = [f"tidings {service_name} {__version__} is up:"]
@@ -105,7 +100,7 @@ async def _serve(settings: conf.Settings, names: list[ModuleName], service_name:
         stop_timeout_s=settings.app.stop_timeout_s,
     )
     try:
-        await process.run(ready=on_ready)
+        await process.run(ready=announce)
     except OSError as exc:
         raise Fatal(str(exc.strerror or exc)) from None
 
