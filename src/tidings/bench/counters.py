@@ -16,9 +16,9 @@ import httpx
 import redis.asyncio as redis
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tidings.pkg import db
 from tidings.pkg.conf import Settings
 
 ROUND_TRIPS = "tidings_middleware_round_trips"
@@ -53,7 +53,7 @@ async def round_trips(metrics_urls: dict[str, str]) -> dict[str, float]:
 async def server_counts(settings: Settings) -> dict[str, float]:
     """The middleware servers' own counters: ``mariadb <name>`` and ``redis <command>`` (absent when unused)."""
     counts: dict[str, float] = {}
-    if make_url(settings.database.url).get_backend_name() == "mysql":
+    if db.backend(settings.database.url) == "mysql":
         engine = create_async_engine(settings.database.url)
         try:
             async with engine.connect() as conn:

@@ -32,12 +32,13 @@ from websockets.exceptions import ConnectionClosed
 
 from tidings.bench.record import append, commit, machine
 from tidings.bench.system import (
+    BENCH_CLIENT,
     ConfigOption,
     OutputOption,
     Shape,
     ShapeOption,
     UrlOption,
-    cpu_seconds,
+    cpu_of,
     describe,
     middleware_pids,
     modules,
@@ -46,7 +47,6 @@ from tidings.bench.system import (
     start,
 )
 
-BENCH_CLIENT = "bench client"  # this process: sender and every WebSocket client, on the cores it measures
 SENDS_IN_FLIGHT = 256
 GROUP_MAX = 1000  # the largest group the bench builds (chat's create limit is 1,000 listed members)
 # Of the users outside the big group, the share seated in small groups (the others in direct pairs).
@@ -301,11 +301,12 @@ async def measure(url: str, pids: dict[str, int], config: Config) -> dict[str, A
         await asyncio.sleep(2)  # let the connections settle (routes written, buffers allocated)
         rss_after = rss_kib(pid) if pid else None
 
-        processes = {**pids, **middleware_pids(), BENCH_CLIENT: os.getpid()}
-        cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
+        servers = middleware_pids()
+        processes = {**pids, **servers, BENCH_CLIENT: os.getpid()}
+        cpu_before = cpu_of(processes)
         send_seconds = await drive(bench, seats, group, others, config)
         await stragglers(bench)
-        cpu = {name: cpu_seconds(p) - cpu_before[name] for name, p in processes.items()}
+        cpu = {name: seconds - cpu_before[name] for name, seconds in cpu_of(processes).items()}
         for user in users:
             if user.socket is not None:
                 await user.socket.close()
@@ -313,10 +314,8 @@ async def measure(url: str, pids: dict[str, int], config: Config) -> dict[str, A
                 await asyncio.gather(user.reader, return_exceptions=True)
 
     results = summarize(bench, users, config, send_seconds, len(seats.group), rss_before, rss_after)
-    results["cpu_s"] = {name: seconds for name, seconds in cpu.items() if name in pids}
-    results["middleware_cpu_s"] = {
-        name: seconds for name, seconds in cpu.items() if name not in pids and name != BENCH_CLIENT
-    }
+    results["cpu_s"] = {name: cpu[name] for name in pids}
+    results["middleware_cpu_s"] = {name: cpu[name] for name in servers}
     results["client_cpu_s"] = cpu[BENCH_CLIENT]
     return results
 

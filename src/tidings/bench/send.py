@@ -40,11 +40,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from tidings.bench import counters, load
 from tidings.bench.record import append, commit, machine
 from tidings.bench.system import (
+    BENCH_CLIENT,
     ConfigOption,
     OutputOption,
     Shape,
     ShapeOption,
     UrlOption,
+    cpu_of,
     cpu_seconds,
     describe,
     middleware_pids,
@@ -55,7 +57,6 @@ from tidings.bench.system import (
 from tidings.pkg import conf
 from tidings.pkg.app import event_loop_factory
 
-BENCH_CLIENT = "bench client"  # this process: it shares the machine's cores with the system it measures
 GROUP_MAX = 1000  # chat's create limit on listed members
 _SEQ = re.compile(rb'"seq":(\d+)')
 _MAX_SEQ = re.compile(rb'"max_seq":(\d+)')
@@ -339,10 +340,6 @@ async def persisted(
     return time.monotonic(), 0
 
 
-def _cpu(pids: dict[str, int]) -> dict[str, float]:
-    return {name: cpu_seconds(pid) for name, pid in pids.items()}
-
-
 async def run(config: Config) -> dict[str, Any]:
     """The whole benchmark; answers the measured numbers."""
     if config.url is not None:
@@ -365,13 +362,13 @@ async def measure(url: str, pids: dict[str, int], metrics: dict[str, str], confi
         servers = middleware_pids()
         processes = {**pids, **servers, BENCH_CLIENT: os.getpid()}
         trips_before, servers_before = await counters.round_trips(metrics), await counters.server_counts(settings)
-        cpu_before = _cpu(processes)
+        cpu_before = cpu_of(processes)
         began = time.monotonic()
         send = sockets.send if sockets is not None else over_http(client, tally)
         send_seconds = await drive(seats, send, config)
         client_cpu = cpu_seconds(os.getpid()) - cpu_before[BENCH_CLIENT]
         persisted_at, behind = await persisted(client, conversations, tally, config.persist_timeout_s)
-        cpu_after = _cpu(processes)
+        cpu_after = cpu_of(processes)
         trips_after, servers_after = await counters.round_trips(metrics), await counters.server_counts(settings)
     finally:
         client.close()

@@ -231,6 +231,15 @@ def middleware_pids() -> dict[str, int]:
     return found
 
 
+# This process in a CPU table: the load client shares the machine's cores with the system it measures.
+BENCH_CLIENT = "bench client"
+
+
+def cpu_of(pids: dict[str, int]) -> dict[str, float]:
+    """``cpu_seconds`` of each named process."""
+    return {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time ``pid`` has used so far (user + system, all its threads), from ``/proc/<pid>/stat``."""
     stat = Path(f"/proc/{pid}/stat").read_text()

@@ -30,7 +30,7 @@ def create_engine(conf: DatabaseConf, *, on_ping: Callable[[], None] | None = No
     """Build the engine for ``conf.url`` with the pool and timeouts each backend needs; ``on_ping`` is called for
     each ping of an idle connection (a round trip)."""
     url = make_url(conf.url)
-    if url.get_backend_name() == "sqlite":
+    if backend(conf.url) == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, echo=conf.echo, connect_args={"timeout": conf.connect_timeout_s})
