@@ -214,6 +214,27 @@ class MessageRepoContract:
         assert (stored.max_seq, stored.last_message_id, stored.updated_at_ms) == (4, newer[1].id, NOW + 104)
         assert [m.seq for m in await repo.after(conversation_id, 0, 10)] == [1, 2, 3, 4]
 
+    async def test_one_batch_advances_each_of_its_conversations_to_its_own_newest(
+        self, repo: SQLMessageRepo, engine: AsyncEngine
+    ) -> None:
+        conversations = SQLConversationRepo(engine)
+        ids = []
+        for _ in range(3):
+            group = conversation(members=1)
+            await conversations.create(group, [Member(group.id, 1, Role.OWNER, 0, NOW)])
+            ids.append(group.id)
+        ahead = message(ids[2], 9, at=NOW + 900)
+        await repo.persist([ahead])
+        batch = [message(cid, seq, at=NOW + 10 * n + seq) for n, cid in enumerate(ids) for seq in (1, 2)]
+        await repo.persist(batch)
+        heads = []
+        for cid in ids:
+            stored = await conversations.get(cid)
+            assert stored is not None
+            heads.append((stored.max_seq, stored.last_message_id, stored.updated_at_ms))
+        # The third conversation was ahead already: the batch's older messages leave it where it was.
+        assert heads == [(2, batch[1].id, NOW + 2), (2, batch[3].id, NOW + 12), (9, ahead.id, NOW + 900)]
+
     async def test_persisting_is_idempotent_on_seq_and_on_message_id(
         self, repo: SQLMessageRepo, conversation_id: int, engine: AsyncEngine
     ) -> None:

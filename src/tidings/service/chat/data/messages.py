@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Update, and_, case, select, update
+from sqlalchemy import Update, and_, bindparam, case, select, update
 
 from tidings.service.chat.biz.model import Message
 from tidings.service.chat.data.sql import SQLRepo, chunks, insert_skipping_duplicates
@@ -15,31 +16,46 @@ from tidings.service.chat.data.tables import conversations, messages
 _HEADS_CHUNK = 200
 
 
-def _advance_heads(newest: Sequence[Message]) -> Update:
-    """Move each conversation's ``last_message_id``, ``max_seq`` and ``updated_at_ms`` forward to its newest
-    message of the batch (never back), all in one statement."""
+@functools.lru_cache(maxsize=_HEADS_CHUNK)
+def _advance_heads(count: int) -> Update:
+    """Move ``count`` conversations' ``last_message_id``, ``max_seq`` and ``updated_at_ms`` forward to their newest
+    message of a batch (never back), all in one statement; parameters ``c<i>``, ``seq<i>``, ``id<i>``, ``at<i>``
+    (``_heads_params``). Built once per count: constructing and keying a statement of hundreds of CASE arms cost
+    the persist job more than running it."""
     c = conversations.c
+    slots = range(count)
 
-    def forward(column: Any, value: Any, newer: Any) -> Any:
-        return case(*((and_(c.id == m.conversation_id, newer(m)), value(m)) for m in newest), else_=column)
+    def param(name: str, i: int, column: Any) -> Any:
+        return bindparam(f"{name}{i}", type_=column.type)
 
-    def ahead(m: Message) -> Any:
-        return c.max_seq < m.seq
+    def forward(column: Any, value: str, newer: Callable[[int], Any]) -> Any:
+        arms = ((and_(c.id == param("c", i, c.id), newer(i)), param(value, i, column)) for i in slots)
+        return case(*arms, else_=column)
+
+    def ahead(i: int) -> Any:
+        return c.max_seq < param("seq", i, c.max_seq)
 
     # Ordered: MySQL evaluates SET left to right with the updated values, SQLite with the old ones; putting
     # max_seq last makes both compare against the old max_seq.
     return (
         update(conversations)
-        .where(c.id.in_([m.conversation_id for m in newest]))
+        .where(c.id.in_([param("c", i, c.id) for i in slots]))
         .ordered_values(
-            (c.last_message_id, forward(c.last_message_id, lambda m: m.id, ahead)),
+            (c.last_message_id, forward(c.last_message_id, "id", ahead)),
             (
                 c.updated_at_ms,
-                forward(c.updated_at_ms, lambda m: m.created_at_ms, lambda m: c.updated_at_ms < m.created_at_ms),
+                forward(c.updated_at_ms, "at", lambda i: c.updated_at_ms < param("at", i, c.updated_at_ms)),
             ),
-            (c.max_seq, forward(c.max_seq, lambda m: m.seq, ahead)),
+            (c.max_seq, forward(c.max_seq, "seq", ahead)),
         )
     )
+
+
+def _heads_params(newest: Sequence[Message]) -> dict[str, int]:
+    params: dict[str, int] = {}
+    for i, m in enumerate(newest):
+        params.update({f"c{i}": m.conversation_id, f"seq{i}": m.seq, f"id{i}": m.id, f"at{i}": m.created_at_ms})
+    return params
 
 
 def message_from_row(row: Any) -> Message:
@@ -136,4 +152,5 @@ class SQLMessageRepo(SQLRepo):
             # One statement per chunk of conversations, whatever their number; its IN list locks their rows in
             # index order, so concurrent batches cannot deadlock.
             for chunk in chunks(sorted(newest), _HEADS_CHUNK):
-                await conn.execute(_advance_heads([newest[conversation_id] for conversation_id in chunk]))
+                heads = [newest[conversation_id] for conversation_id in chunk]
+                await conn.execute(_advance_heads(len(heads)), _heads_params(heads))
