@@ -276,6 +276,16 @@ def _header_carrier(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
     return {name: value.decode(errors="replace") for name, value in headers if name in TRACE_HEADERS}
 
 
+def _unsampled(carrier: Mapping[str, str]) -> bool:
+    """Whether ``carrier`` names a span that was not sampled (W3C ``traceparent`` flags without bit 0): every span
+    continuing it would be a non-recording one, so hot paths pass its context on instead of making spans."""
+    flags = carrier.get("traceparent", "")[53:]
+    return len(flags) == 2 and flags in _UNSAMPLED_FLAGS
+
+
+_UNSAMPLED_FLAGS = frozenset(f"{flags:02x}" for flags in range(0, 256, 2))
+
+
 class Producing:
     """The PRODUCER spans of one ``publish_many``: ``events`` carry them in their headers; ``done`` ends them.
 
@@ -291,8 +301,9 @@ class Producing:
         traced_here = trace.get_current_span().get_span_context().is_valid
         for index, event in enumerate(events):
             carrier = _header_carrier(event.headers)
-            if not carrier and not traced_here:
-                # Published outside any trace (a test, a tool): the record goes as it is, without a root span.
+            if (not carrier and not traced_here) or _unsampled(carrier):
+                # Published outside any trace (a test, a tool): the record goes as it is, without a root span. Or
+                # in a trace that is not sampled: its consumers continue the same trace id from these headers.
                 self.events.append(event)
                 continue
             # Each event continues the trace it was made in (the envelope's traceparent): a batch can join sends
@@ -356,10 +367,15 @@ def consuming(system: str, group: str, records: Sequence[Record]) -> Iterator[Sp
     records being handled; the others link to the one that is current.
     """
     tracer = _tracer()
+    # Sampled contexts only (an unsampled one would make a non-recording span); the first record's context when
+    # none is, so the handler's log lines still name a trace.
     contexts: dict[str, dict[str, str]] = {}
     for record in records:
         carrier = _header_carrier(record.headers)
-        contexts.setdefault(carrier.get("traceparent", ""), carrier)
+        if not _unsampled(carrier):
+            contexts.setdefault(carrier.get("traceparent", ""), carrier)
+    if not contexts and records:
+        contexts[""] = _header_carrier(records[0].headers)
     topics = sorted({record.topic for record in records})
     attributes: dict[str, Any] = {
         "messaging.system": system,

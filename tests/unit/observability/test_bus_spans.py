@@ -56,3 +56,15 @@ def test_an_event_published_outside_any_trace_is_left_as_it_is(spans: InMemorySp
         producing.done([Published(0, 0)])
     assert producing.events == [event]
     assert not [span for span in spans.get_finished_spans() if span.kind == SpanKind.PRODUCER]
+
+
+def test_an_unsampled_trace_crosses_the_bus_without_spans_but_keeps_its_trace_id(spans: InMemorySpanExporter) -> None:
+    trace_id, span_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    unsampled = Event("t", b"k", b"v", (("traceparent", f"00-{trace_id}-{span_id}-00".encode()),))
+    with trace.producing("kafka", [unsampled]) as producing:
+        producing.done([Published(0, 0)])
+    assert producing.events == [unsampled]
+    with trace.consuming("kafka", "persist", [_record(unsampled, 0)]) as consume:
+        assert not consume.is_recording()
+        assert trace.current_span().get_span_context().trace_id == int(trace_id, 16)
+    assert not spans.get_finished_spans()
