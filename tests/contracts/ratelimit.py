@@ -51,3 +51,12 @@ class RateLimiterContract:
         assert not refused.allowed
         await asyncio.sleep(refused.retry_after_s + 0.02)
         assert (await limiter.hit(k, rate)).allowed
+
+    async def test_hits_made_at_once_are_counted_each_against_its_own_key(self, limiter: Limiter) -> None:
+        busy, quiet = key(), key()
+        rates = {busy: Rate(per_s=1, burst=10), quiet: Rate(per_s=1, burst=5)}
+        hits = [busy] * 15 + [quiet] * 3
+        verdicts = await asyncio.gather(*(limiter.hit(k, rates[k]) for k in hits))
+        assert [v.allowed for v in verdicts[:15]] == [True] * 10 + [False] * 5
+        assert [v.remaining for v in verdicts[:10]] == list(range(9, -1, -1))
+        assert [(v.allowed, v.remaining) for v in verdicts[15:]] == [(True, 4), (True, 3), (True, 2)]

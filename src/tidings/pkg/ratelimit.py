@@ -3,8 +3,9 @@
 Each key holds its *theoretical arrival time* (TAT): the moment its bucket would be full again. A hit of ``cost``
 moves the TAT ``cost / rate`` seconds ahead and is allowed while the TAT stays within ``burst / rate`` of now.
 That is a token bucket of ``burst`` tokens refilled at ``rate`` a second, stored as one number, so the Redis
-adapter is one script on one key (one round trip, one cluster slot) and instances share every limit. A hit of
-cost 0 only looks (would one more action be allowed now?) and changes nothing.
+adapter is one script call (one round trip) for every hit waiting, and instances share every limit. The keys of
+one call may lie in different Redis Cluster slots: the script talks to one Redis server (or a cluster proxy), as
+the cache's MGET does. A hit of cost 0 only looks (would one more action be allowed now?) and changes nothing.
 
 Redis keys: ``<prefix>:<key>`` holding the TAT in microseconds of Redis's own clock (``TIME``), so bff instances
 with skewed clocks still agree; each key expires when its bucket is full again.
@@ -83,25 +84,37 @@ class MemoryRateLimiter:
         return verdict
 
 
-# KEYS[1]: the key. ARGV: interval_us, burst, cost. Answers {allowed, remaining, retry_after_us}.
+# KEYS: the keys hit, in order. ARGV: interval_us, burst and cost of each. Answers allowed, remaining and
+# retry_after_us of each, flat. One TIME for all of them; a key hit twice sees its first hit.
 _GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local tolerance = interval * tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval * math.max(cost, 1)
-local allow_at = new_tat - tolerance
-if allow_at > now then
-  return {0, 0, math.ceil(allow_at - now)}
+local answers = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[3 * i - 2])
+  local tolerance = interval * tonumber(ARGV[3 * i - 1])
+  local cost = tonumber(ARGV[3 * i])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval * math.max(cost, 1)
+  local allow_at = new_tat - tolerance
+  if allow_at > now then
+    answers[#answers + 1] = 0
+    answers[#answers + 1] = 0
+    answers[#answers + 1] = math.ceil(allow_at - now)
+  else
+    if cost > 0 then
+      redis.call('SET', key, string.format('%d', math.ceil(new_tat)), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+    end
+    answers[#answers + 1] = 1
+    answers[#answers + 1] = math.floor((tolerance - (new_tat - now)) / interval)
+    answers[#answers + 1] = 0
+  end
 end
-if cost > 0 then
-  redis.call('SET', KEYS[1], string.format('%d', math.ceil(new_tat)), 'PX', math.ceil((new_tat - now) / 1000) + 1)
-end
-return {1, math.floor((tolerance - (new_tat - now)) / interval), 0}
+return answers
 """
+# Keys of one script call at most: a call blocks Redis while it runs.
+_SCRIPT_KEYS = 500
 
 
 class RedisRateLimiter:
@@ -131,21 +144,23 @@ class RedisRateLimiter:
             self._flusher = None
 
     async def _round_trip(self, batch: list[tuple[str, Rate, int, asyncio.Future[Verdict]]]) -> None:
+        calls = [batch[start : start + _SCRIPT_KEYS] for start in range(0, len(batch), _SCRIPT_KEYS)]
         pipe = self._client.pipeline(transaction=False)
-        for key, rate, cost, _ in batch:
-            await self._script(keys=[key], args=[1_000_000 / rate.per_s, rate.burst, cost], client=pipe)
+        for hits in calls:
+            args = [arg for _, rate, cost, _ in hits for arg in (1_000_000 / rate.per_s, rate.burst, cost)]
+            await self._script(keys=[key for key, *_ in hits], args=args, client=pipe)
         try:
-            answers = await pipe.execute(raise_on_error=False)
+            answers: list[object] = await pipe.execute(raise_on_error=False)
         except Exception as exc:
-            for *_, answer in batch:
-                if not answer.done():
-                    answer.set_exception(exc)
-            return
-        for (*_, answer), result in zip(batch, answers, strict=True):
-            if answer.done():
-                continue
-            if isinstance(result, Exception):
-                answer.set_exception(result)
-            else:
-                allowed, remaining, retry_after_us = (int(value) for value in cast(list[int], result))
-                answer.set_result(Verdict(bool(allowed), max(0, remaining), retry_after_us / 1e6))
+            answers = [exc] * len(calls)
+        for hits, answer in zip(calls, answers, strict=True):
+            for index, (*_, waiting) in enumerate(hits):
+                if waiting.done():
+                    continue
+                if isinstance(answer, Exception):
+                    waiting.set_exception(answer)
+                    continue
+                allowed, remaining, retry_after_us = (
+                    int(v) for v in cast(list[int], answer)[3 * index : 3 * index + 3]
+                )
+                waiting.set_result(Verdict(bool(allowed), max(0, remaining), retry_after_us / 1e6))
