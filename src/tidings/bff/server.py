@@ -10,7 +10,7 @@ from starlette.types import ASGIApp
 from tidings import __version__
 from tidings.pkg.health import Check
 from tidings.pkg.middleware import http as http_middleware
-from tidings.pkg.transport.http import ops_router
+from tidings.pkg.transport.http import TELEMETRY, ops_router
 
 
 def http_app(
@@ -25,6 +25,7 @@ def http_app(
         description="The public HTTP API of Tidings. Every id is a decimal string; errors share one body.",
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
+        telemetry=TELEMETRY,
     )
     http_middleware.install(app, request_timeout_s=request_timeout_s)
     app.include_router(ops_router(checks, metrics=False))

@@ -10,6 +10,7 @@ from collections.abc import Generator, Sequence
 import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.types import ASGIApp
 
@@ -131,9 +132,15 @@ def ops_router(checks: Sequence[Check], *, metrics: bool = True) -> APIRouter:
     return router
 
 
+# FastAPI's own telemetry: the SERVER span of each request, without a span for each of its steps (dependencies,
+# endpoint, serialization). Those were three more spans per request, made even when the trace is not sampled, for
+# steps the request's own spans (its gRPC calls) already show.
+TELEMETRY: TelemetryConfig = {"operation_spans": False}
+
+
 def ops_app(title: str, checks: Sequence[Check]) -> FastAPI:
     """The HTTP app of a module that serves nothing but operations endpoints."""
-    app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None, telemetry=TELEMETRY)
     app.include_router(ops_router(checks))
     return app
 
