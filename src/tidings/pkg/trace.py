@@ -217,13 +217,8 @@ def server_span(name: str, carrier: Mapping[str, str], *, trusted: bool = True, 
     Exceptions are the caller's to record: the middleware turns them into statuses, which are not crashes.
     """
     if trusted and _unsampled(carrier):
-        # Every span of an unsampled trace is a non-recording one: run in the caller's context instead of making
-        # one, which keeps the trace id (logs, error bodies) at a fraction of the cost.
-        token = otel_context.attach(propagate.extract(carrier))
-        try:
-            yield trace.get_current_span()
-        finally:
-            otel_context.detach(token)
+        with _continuing(carrier) as span:
+            yield span
         return
     parent = propagate.extract(carrier) if trusted else otel_context.Context()
     caller = None if trusted else caller_link(carrier)
@@ -288,6 +283,18 @@ def fail(span: Span, error: BaseException) -> None:
 
 def _header_carrier(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
     return {name: value.decode(errors="replace") for name, value in headers if name in TRACE_HEADERS}
+
+
+@contextmanager
+def _continuing(carrier: Mapping[str, str]) -> Iterator[Span]:
+    """Run in the context ``carrier`` names, without a span of our own: its trace is not sampled, so every span
+    made in it could only be a non-recording one. The trace id still reaches logs, error bodies and the next hop,
+    at a fraction of a span's cost."""
+    token = otel_context.attach(propagate.extract(carrier))
+    try:
+        yield trace.get_current_span()
+    finally:
+        otel_context.detach(token)
 
 
 def _unsampled(carrier: Mapping[str, str]) -> bool:
@@ -381,15 +388,17 @@ def consuming(system: str, group: str, records: Sequence[Record]) -> Iterator[Sp
     records being handled; the others link to the one that is current.
     """
     tracer = _tracer()
-    # Sampled contexts only (an unsampled one would make a non-recording span); the first record's context when
-    # none is, so the handler's log lines still name a trace.
+    # Sampled contexts only: an unsampled one would make a non-recording span.
     contexts: dict[str, dict[str, str]] = {}
     for record in records:
         carrier = _header_carrier(record.headers)
         if not _unsampled(carrier):
             contexts.setdefault(carrier.get("traceparent", ""), carrier)
     if not contexts and records:
-        contexts[""] = _header_carrier(records[0].headers)
+        # No record's trace is sampled: the handler runs in the first one's, so its log lines still name a trace.
+        with _continuing(_header_carrier(records[0].headers)) as span:
+            yield span
+        return
     topics = sorted({record.topic for record in records})
     attributes: dict[str, Any] = {
         "messaging.system": system,
