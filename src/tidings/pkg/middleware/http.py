@@ -12,8 +12,8 @@
 Recovery also counts each request by method, templated route, status and reason (``tidings.pkg.metrics``) and
 writes one access log line (``event.dataset = <service>.access``) inside the request's span.
 
-The server span comes from FastAPI itself, which opens one per request once a TracerProvider is installed
-(``tidings.pkg.trace.configure``).
+Recovery also opens the request's SERVER span (``tidings.pkg.trace.http_server_span``), named by the route once
+routing chose one.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings.pkg import errors, log, metrics, trace
@@ -130,20 +129,27 @@ class Recovery:
         self._access = log.get("access")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            _annotate_span(scope)
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self._app(scope, receive, send)
             return
-        began = time.perf_counter()
-        status = [500]
-        try:
-            await self._serve(scope, receive, send, status)
-        finally:
-            self._observe(scope, status[0], time.perf_counter() - began)
+        with trace.http_server_span(scope) as span:
+            _annotate_span(scope)
+            if scope["type"] == "websocket":
+                try:
+                    await self._app(scope, receive, send)
+                finally:
+                    trace.http_route(span, scope, _route(scope))
+                return
+            began = time.perf_counter()
+            status = [500]
+            try:
+                await self._serve(scope, receive, send, status)
+            finally:
+                route = _route(scope)
+                trace.http_route(span, scope, None if route == _UNMATCHED else route, status[0])
+                self._observe(scope, route, status[0], time.perf_counter() - began)
 
-    def _observe(self, scope: Scope, status: int, duration_s: float) -> None:
-        route = _route(scope)
+    def _observe(self, scope: Scope, route: str, status: int, duration_s: float) -> None:
         reason = (scope.get("state") or {}).get(_REASON, "")
         if not reason and status >= 400:
             reason = errors.reason_for_code(status).name
@@ -229,15 +235,11 @@ def _recording(send: Send, status: list[int]) -> Send:
 
 def _route(scope: Scope) -> str:
     """The templated path of the route that served the request (bounded, unlike the URL), or ``unmatched``."""
-    selected = getattr(scope.get("fastapi.telemetry"), "route", None)  # FastAPI's own note of it, when tracing
-    if isinstance(selected, str):
-        return selected
-    # Without tracing, FastAPI notes nothing: match the app's own routes (those of included routers stay unnamed).
-    for route in getattr(scope.get("app"), "routes", ()):
-        path = getattr(route, "path", None)
-        if isinstance(path, str) and route.matches(scope)[0] == Match.FULL:
-            return path
-    return "unmatched"
+    path = getattr(scope.get("route"), "path", None)  # where routing leaves the route it chose
+    return path if isinstance(path, str) else _UNMATCHED
+
+
+_UNMATCHED = "unmatched"
 
 
 def _json(error: TidingsError) -> JSONResponse:
