@@ -1,13 +1,16 @@
-"""Redis through redis.asyncio: a pipeline batches many commands into one round trip."""
+"""Redis through redis.asyncio: a pipeline batches many commands into one round trip, scripts included."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as redis
+from redis.asyncio.client import Pipeline
 
 from tests.integration.conftest import REDIS_URL, unique
+from tidings.pkg.scripts import Script
 
 
 @pytest.fixture
@@ -40,4 +43,27 @@ async def test_a_transaction_pipeline_is_atomic_for_keys_of_one_hash_slot(client
         pipe.get(key)
         incremented, expired, value = await pipe.execute()
     assert (incremented, expired, int(value)) == (100, True, 100)
+    await client.delete(key)
+
+
+async def _script_exists_calls(client: redis.Redis) -> int:
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_script|exists", {}).get("calls", 0))
+
+
+async def test_a_pipelined_script_asks_no_script_exists_and_survives_redis_forgetting_it(client: redis.Redis) -> None:
+    key = unique("script") + ":counter"
+    script = Script(client, f"return redis.call('INCR', KEYS[1]) + 0 * {uuid.uuid4().int % 1000}")
+    asked_before = await _script_exists_calls(client)
+
+    def incr_and_read(pipe: Pipeline) -> None:
+        script.call(pipe, [key], [])
+        pipe.get(key)
+
+    # Not loaded yet: the pipeline is refused, the script loaded, and the pipeline run again.
+    assert await script.run(incr_and_read) == [1, b"1"]
+    assert await script.run(incr_and_read) == [2, b"2"]
+    await client.script_flush()
+    assert await script.run(incr_and_read) == [3, b"3"]
+    assert await _script_exists_calls(client) == asked_before
     await client.delete(key)

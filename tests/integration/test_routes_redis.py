@@ -68,7 +68,7 @@ async def test_a_sweep_cut_off_after_claiming_leaves_its_routes_to_the_next_one(
 
     # The sweep claims the expired route, then loses Redis before it removes it.
     with monkeypatch.context() as patched:
-        patched.setattr(table, "_sweep", cut_off)
+        patched.setattr(table._sweep, "run", cut_off)
         with pytest.raises(ConnectionError):
             await table.sweep()
     assert await table.sweep() == []  # still claimed: no one else takes it meanwhile

@@ -21,8 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, cast
 
+from tidings.pkg.scripts import Script
+
 if TYPE_CHECKING:
     import redis.asyncio as redis
+    from redis.asyncio.client import Pipeline
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ class RedisRateLimiter:
     def __init__(self, client: redis.Redis, *, prefix: str = "rl") -> None:
         self._client = client
         self._prefix = prefix
-        self._script = client.register_script(_GCRA)
+        self._script = Script(client, _GCRA)
         self._waiting: list[tuple[str, Rate, int, asyncio.Future[Verdict]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -145,12 +148,14 @@ class RedisRateLimiter:
 
     async def _round_trip(self, batch: list[tuple[str, Rate, int, asyncio.Future[Verdict]]]) -> None:
         calls = [batch[start : start + _SCRIPT_KEYS] for start in range(0, len(batch), _SCRIPT_KEYS)]
-        pipe = self._client.pipeline(transaction=False)
-        for hits in calls:
-            args = [arg for _, rate, cost, _ in hits for arg in (1_000_000 / rate.per_s, rate.burst, cost)]
-            await self._script(keys=[key for key, *_ in hits], args=args, client=pipe)
+
+        def fill(pipe: Pipeline) -> None:
+            for hits in calls:
+                args = [arg for _, rate, cost, _ in hits for arg in (1_000_000 / rate.per_s, rate.burst, cost)]
+                self._script.call(pipe, [key for key, *_ in hits], args)
+
         try:
-            answers: list[object] = await pipe.execute(raise_on_error=False)
+            answers: list[object] = await self._script.run(fill, raise_on_error=False)
         except Exception as exc:
             answers = [exc] * len(calls)
         for hits, answer in zip(calls, answers, strict=True):

@@ -26,10 +26,12 @@ from typing import NamedTuple, cast
 
 import grpc
 import redis.asyncio as redis
+from redis.asyncio.client import Pipeline
 
 from tidings.gateway.v1 import delivery_pb2, delivery_pb2_grpc
 from tidings.pkg.infra import Infra
 from tidings.pkg.middleware.grpc import SECRET_METADATA, client_interceptors
+from tidings.pkg.scripts import Script
 
 # user id -> session id -> instance address
 Routes = dict[int, dict[str, str]]
@@ -168,9 +170,9 @@ class RedisRouteTable:
         self._key_ttl_ms = 2 * self._ttl_ms
         self._prefix = prefix
         self._clock_ms = clock_ms
-        self._touch = client.register_script(_TOUCH)
-        self._remove = client.register_script(_REMOVE)
-        self._sweep = client.register_script(_SWEEP)
+        self._touch = Script(client, _TOUCH)
+        self._remove = Script(client, _REMOVE)
+        self._sweep = Script(client, _SWEEP)
         self._claim = client.register_script(_CLAIM)
         self._settle = client.register_script(_SETTLE)
 
@@ -187,12 +189,14 @@ class RedisRouteTable:
             return []
         now = self._clock_ms()
         expires = now + self._ttl_ms
-        async with self._redis.pipeline(transaction=False) as pipe:
+
+        def fill(pipe: Pipeline) -> None:
             for user_id, session_id, instance in routes:
                 args = (session_id, f"{expires}|{instance}", now, self._key_ttl_ms)
-                await self._touch(keys=[self.user_key(user_id)], args=args, client=pipe)
+                self._touch.call(pipe, [self.user_key(user_id)], args)
             pipe.zadd(self.expiry_key, {f"{user_id}|{session_id}": expires for user_id, session_id, _ in routes})
-            answers = await pipe.execute()
+
+        answers = await self._touch.run(fill)
         return _came_online(routes, [int(was_online) for was_online in answers[: len(routes)]])
 
     async def remove(self, routes: Sequence[RouteLike]) -> list[int]:
@@ -201,11 +205,13 @@ class RedisRouteTable:
         if not routes:
             return []
         now = self._clock_ms()
-        async with self._redis.pipeline(transaction=False) as pipe:
+
+        def fill(pipe: Pipeline) -> None:
             for user_id, session_id, _ in routes:
-                await self._remove(keys=[self.user_key(user_id)], args=(session_id, now), client=pipe)
+                self._remove.call(pipe, [self.user_key(user_id)], (session_id, now))
             pipe.zrem(self.expiry_key, *{f"{user_id}|{session_id}" for user_id, session_id, _ in routes})
-            answers = await pipe.execute()
+
+        answers = await self._remove.run(fill)
         # A user's last removal in the batch saw what is left of them.
         left = {route[0]: int(online) for route, online in zip(routes, answers, strict=False)}
         return sorted(user for user, online in left.items() if not online)
@@ -245,10 +251,12 @@ class RedisRouteTable:
             return []
         members = [_text(member) for member in due]
         pairs = [(int(user), session) for user, _, session in (member.partition("|") for member in members)]
-        async with self._redis.pipeline(transaction=False) as pipe:
+
+        def fill(pipe: Pipeline) -> None:
             for user_id, session in pairs:
-                await self._sweep(keys=[self.user_key(user_id)], args=(session, now), client=pipe)
-            outcomes = [int(outcome) for outcome in await pipe.execute()]
+                self._sweep.call(pipe, [self.user_key(user_id)], (session, now))
+
+        outcomes = [int(outcome) for outcome in await self._sweep.run(fill)]
         # A refreshed route keeps its entry at its new expiry; any other outcome drops the entry.
         settled = [
             value for member, outcome in zip(members, outcomes, strict=True) for value in (member, max(outcome, 0))

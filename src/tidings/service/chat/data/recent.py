@@ -11,7 +11,9 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 import redis.asyncio as redis
+from redis.asyncio.client import Pipeline
 
+from tidings.pkg.scripts import Script
 from tidings.service.chat.biz.model import Message
 from tidings.service.chat.pb import message_to_pb
 
@@ -32,7 +34,7 @@ class RedisHistoryCache:
         self._prefix = prefix
         self._window = window
         self._ttl_ms = ttl_ms
-        self._set_max: Any = client.register_script(_SET_MAX)
+        self._set_max = Script(client, _SET_MAX)
 
     def max_seq_key(self, conversation_id: int) -> str:
         return f"{self._prefix}:{{{conversation_id}}}:max_seq"
@@ -50,17 +52,20 @@ class RedisHistoryCache:
         by_conversation: dict[int, list[Message]] = {}
         for message in batch:
             by_conversation.setdefault(message.conversation_id, []).append(message)
-        async with self._redis.pipeline(transaction=False) as pipe:
+
+        def fill(pipe: Pipeline) -> None:
             for conversation_id in stale:
                 pipe.delete(self.recent_key(conversation_id))
             for conversation_id, stored in by_conversation.items():
                 newest = max(message.seq for message in stored)
-                await self._set_max(keys=[self.max_seq_key(conversation_id)], args=[newest, self._ttl_ms], client=pipe)
+                self._set_max.call(pipe, [self.max_seq_key(conversation_id)], [newest, self._ttl_ms])
                 recent = self.recent_key(conversation_id)
                 pipe.zadd(recent, {message_to_pb(message).SerializeToString(): message.seq for message in stored})
                 pipe.zremrangebyrank(recent, 0, -(self._window + 1))
                 pipe.pexpire(recent, self._ttl_ms)
-            await pipe.execute()
+
+        # Run twice if Redis forgot the script: the same batch written again leaves the same windows.
+        await self._set_max.run(fill)
 
     async def max_seq(self, conversation_id: int) -> int | None:
         value = await self._redis.get(self.max_seq_key(conversation_id))

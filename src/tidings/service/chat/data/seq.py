@@ -17,11 +17,12 @@ from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
-from redis.exceptions import NoScriptError
+from redis.asyncio.client import Pipeline
 from sqlalchemy import select, update
 
 from tidings.pkg import log
 from tidings.pkg.cache.breaker import UNREACHABLE, Breaker
+from tidings.pkg.scripts import Script
 from tidings.service.chat.data.metrics import ChatMetrics
 from tidings.service.chat.data.sql import SQLRepo
 from tidings.service.chat.data.tables import conversations
@@ -167,7 +168,7 @@ class RedisSeqAllocator:
         self._block = block
         self._prefix = prefix
         self._idle_ttl_ms = idle_ttl_ms
-        self._script: Any = client.register_script(_ALLOCATE)
+        self._script = Script(client, _ALLOCATE)
         self._breaker = breaker or Breaker()
         self._timeout_s = timeout_s
         self._max_voided = max_voided
@@ -252,20 +253,14 @@ class RedisSeqAllocator:
         raise RuntimeError(f"no seqs for conversations {sorted(counts)} after {_MAX_ROUNDS} rounds")
 
     async def _take(self, calls: list[tuple[str, list[int]]]) -> list[Any]:
-        """Run the allocation script once per ``(key, args)`` in one pipeline (one round trip). EVALSHA directly:
-        redis-py's pipelined scripts ask SCRIPT EXISTS first, a round trip more. After a flush or a restart
-        forgot the script, it is loaded again and the pipeline rerun (a take that ran twice only leaves a gap)."""
-        for attempt in range(2):
-            try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for key, args in calls:
-                        pipe.evalsha(self._script.sha, 1, key, *args)
-                    return list(await pipe.execute())
-            except NoScriptError:
-                if attempt:
-                    raise
-                await self._redis.script_load(_ALLOCATE)
-        raise AssertionError("unreachable")
+        """Run the allocation script once per ``(key, args)`` in one pipeline (one round trip). If Redis forgot
+        the script, it is loaded and the pipeline run again: a take that ran twice only leaves a gap."""
+
+        def fill(pipe: Pipeline) -> None:
+            for key, args in calls:
+                self._script.call(pipe, [key], args)
+
+        return await self._script.run(fill)
 
     def _remember(self, conversation_id: int, last: int) -> None:
         if self._void_all:
@@ -289,12 +284,13 @@ class RedisSeqAllocator:
             pending = list(self._voided.items())
             for start in range(0, len(pending), _VOID_BATCH):
                 chunk = pending[start : start + _VOID_BATCH]
-                async with self._redis.pipeline(transaction=False) as pipe:
+
+                def fill(pipe: Pipeline, chunk: list[tuple[int, int]] = chunk) -> None:
                     for conversation_id, last in chunk:
                         # Take nothing, after installing the spent block [last + 1, last] unless a newer one is there.
-                        args = [0, self._idle_ttl_ms, last + 1, last]
-                        await self._script(keys=[self.key(conversation_id)], args=args, client=pipe)
-                    await self._call(pipe.execute())
+                        self._script.call(pipe, [self.key(conversation_id)], [0, self._idle_ttl_ms, last + 1, last])
+
+                await self._call(self._script.run(fill))
                 for conversation_id, last in chunk:
                     if self._voided.get(conversation_id) == last:
                         del self._voided[conversation_id]
