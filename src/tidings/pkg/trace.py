@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -45,6 +45,8 @@ from tidings.pkg.conf import TraceConf
 _TRACER = "tidings"
 # W3C trace context headers that travel with calls and records.
 TRACE_HEADERS = ("traceparent", "tracestate")
+# The request headers that carry a caller's trace context (W3C and baggage), as ASGI names them.
+HTTP_TRACE_HEADERS = frozenset(name.encode() for name in (*TRACE_HEADERS, "baggage"))
 
 
 def configure(
@@ -242,11 +244,7 @@ def http_server_span(scope: Mapping[str, Any]) -> Iterator[Span]:
 
     Ours rather than FastAPI's telemetry, which builds every attribute of every request before sampling decides.
     """
-    carrier = {
-        name.decode("latin-1"): value.decode("latin-1")
-        for name, value in scope.get("headers", ())
-        if name in _TRACE_HEADER_NAMES
-    }
+    carrier = http_carrier(scope.get("headers", ()))
     parent = propagate.extract(carrier) if carrier else otel_context.Context()
     websocket = scope["type"] == "websocket"
     method = _span_method(scope)
@@ -283,11 +281,13 @@ def http_route(span: Span, scope: Mapping[str, Any], route: str | None, status: 
             span.set_status(StatusCode.ERROR)
 
 
+def http_carrier(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The trace context headers among an ASGI request's ``headers``."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in headers if name in HTTP_TRACE_HEADERS}
+
+
 def _span_method(scope: Mapping[str, Any]) -> str:
     return "WS" if scope["type"] == "websocket" else str(scope.get("method", "HTTP"))
-
-
-_TRACE_HEADER_NAMES = frozenset(name.encode() for name in (*TRACE_HEADERS, "baggage"))
 
 
 def caller_link(carrier: Mapping[str, str]) -> Link | None:

@@ -63,8 +63,6 @@ def install(
         app.add_exception_handler(handled, _render)
 
 
-# Request headers that carry a caller's trace context (W3C and baggage).
-_TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
 # Where ``UntrustedTraceContext`` leaves the trace context it took off a request, for ``Recovery`` to link.
 _CALLER_TRACE = "tidings.caller_trace"
 # Query parameters whose values never reach a span (``url.query``): credentials.
@@ -82,11 +80,9 @@ class UntrustedTraceContext:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             headers = scope["headers"]
-            taken = {
-                name.decode("latin-1"): value.decode("latin-1") for name, value in headers if name in _TRACE_HEADERS
-            }
+            taken = trace.http_carrier(headers)
             if taken:
-                kept = [(name, value) for name, value in headers if name not in _TRACE_HEADERS]
+                kept = [(name, value) for name, value in headers if name not in trace.HTTP_TRACE_HEADERS]
                 scope = {**scope, "headers": kept, _CALLER_TRACE: taken}
         await self._app(scope, receive, send)
 
