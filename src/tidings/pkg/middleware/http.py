@@ -134,16 +134,15 @@ class Recovery:
                 try:
                     await self._app(scope, receive, send)
                 finally:
-                    trace.http_route(span, scope, _route(scope))
+                    trace.http_route(span, scope, _matched(scope))
                 return
             began = time.perf_counter()
             status = [500]
             try:
                 await self._serve(scope, receive, send, status)
             finally:
-                route = _route(scope)
-                trace.http_route(span, scope, None if route == _UNMATCHED else route, status[0])
-                self._observe(scope, route, status[0], time.perf_counter() - began)
+                trace.http_route(span, scope, _matched(scope), status[0])
+                self._observe(scope, _route(scope), status[0], time.perf_counter() - began)
 
     def _observe(self, scope: Scope, route: str, status: int, duration_s: float) -> None:
         reason = (scope.get("state") or {}).get(_REASON, "")
@@ -229,13 +228,15 @@ def _recording(send: Send, status: list[int]) -> Send:
     return recorded
 
 
-def _route(scope: Scope) -> str:
-    """The templated path of the route that served the request (bounded, unlike the URL), or ``unmatched``."""
+def _matched(scope: Scope) -> str | None:
+    """The templated path of the route that served the request (bounded, unlike the URL), if routing chose one."""
     path = getattr(scope.get("route"), "path", None)  # where routing leaves the route it chose
-    return path if isinstance(path, str) else _UNMATCHED
+    return path if isinstance(path, str) else None
 
 
-_UNMATCHED = "unmatched"
+def _route(scope: Scope) -> str:
+    """The request's route as metrics and access lines name it: its template, or ``unmatched``."""
+    return _matched(scope) or "unmatched"
 
 
 def _json(error: TidingsError) -> JSONResponse:
