@@ -53,7 +53,8 @@ async def _script_exists_calls(client: redis.Redis) -> int:
 
 async def test_a_pipelined_script_asks_no_script_exists_and_survives_redis_forgetting_it(client: redis.Redis) -> None:
     key = unique("script") + ":counter"
-    script = Script(client, f"return redis.call('INCR', KEYS[1]) + 0 * {uuid.uuid4().int % 1000}")
+    # A source of its own (the comment), so Redis has never seen it.
+    script = Script(client, f"-- {uuid.uuid4().hex}\nreturn redis.call('INCR', KEYS[1])")
     asked_before = await _script_exists_calls(client)
 
     def incr_and_read(pipe: Pipeline) -> None:

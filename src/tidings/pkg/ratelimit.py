@@ -122,7 +122,7 @@ _SCRIPT_KEYS = 500
 
 class RedisRateLimiter:
     """Limits shared by every instance. Hits made while a round trip is in flight wait and go together in the
-    next one (one pipeline of script calls), so a busy instance pays one round trip per batch, not per hit."""
+    next one (one script call), so a busy instance pays one round trip per batch, not per hit."""
 
     def __init__(self, client: redis.Redis, *, prefix: str = "rl") -> None:
         self._client = client

@@ -194,6 +194,7 @@ class RedisRouteTable:
             for user_id, session_id, instance in routes:
                 args = (session_id, f"{expires}|{instance}", now, self._key_ttl_ms)
                 self._touch.call(pipe, [self.user_key(user_id)], args)
+            # Safe to run twice (``Script.run``): the same routes written again, the same expiries set again.
             pipe.zadd(self.expiry_key, {f"{user_id}|{session_id}": expires for user_id, session_id, _ in routes})
 
         answers = await self._touch.run(fill)
@@ -209,6 +210,7 @@ class RedisRouteTable:
         def fill(pipe: Pipeline) -> None:
             for user_id, session_id, _ in routes:
                 self._remove.call(pipe, [self.user_key(user_id)], (session_id, now))
+            # Safe to run twice (``Script.run``): removing what is gone changes nothing.
             pipe.zrem(self.expiry_key, *{f"{user_id}|{session_id}" for user_id, session_id, _ in routes})
 
         answers = await self._remove.run(fill)
@@ -252,6 +254,7 @@ class RedisRouteTable:
         members = [_text(member) for member in due]
         pairs = [(int(user), session) for user, _, session in (member.partition("|") for member in members)]
 
+        # Run twice only if Redis forgot the script, which then swept nothing the first time.
         def fill(pipe: Pipeline) -> None:
             for user_id, session in pairs:
                 self._sweep.call(pipe, [self.user_key(user_id)], (session, now))
