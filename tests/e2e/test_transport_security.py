@@ -92,12 +92,16 @@ def forged(session_id: str, conversation_id: str, sender_id: str) -> delivery_pb
 
 async def reflection_status(channel: grpc.aio.Channel) -> grpc.StatusCode:
     """OK if the server lists its services, else the status the reflection call ended with."""
-    call = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(timeout=5)
-    with contextlib.suppress(grpc.aio.AioRpcError, grpc.aio.UsageError):
-        await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
-        await call.read()
-        call.cancel()
-        return grpc.StatusCode.OK
+    # The request goes in as an iterator gRPC writes itself: a write of ours racing the server's refusal could end
+    # the call with a client-side INTERNAL instead of the status the server sent.
+    requests = iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+    call = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(requests, timeout=5)
+    try:
+        async for _ in call:
+            call.cancel()
+            return grpc.StatusCode.OK
+    except grpc.aio.AioRpcError as error:
+        return error.code()
     code: grpc.StatusCode = await call.code()
     return code
 
