@@ -1,6 +1,7 @@
 """What every adapter of the account ports must do; run on SQLite (unit) and MariaDB (integration).
 
-A subclass provides an ``engine`` fixture whose database is migrated and empty.
+A subclass provides an ``engine`` fixture whose database is migrated and empty, and a ``statements`` fixture: the
+autocommit engine on the same database (``Infra.statements_engine``), or ``None`` where one engine serves all.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ def account(user_id: int, username: str, display_name: str = "") -> Account:
 
 
 class AccountReposContract:
-    async def test_users_are_stored_found_and_unique_by_username(self, engine: AsyncEngine) -> None:
-        users = SQLUserRepo(engine)
+    async def test_users_are_stored_found_and_unique_by_username(
+        self, engine: AsyncEngine, statements: AsyncEngine | None
+    ) -> None:
+        users = SQLUserRepo(engine, statements=statements)
         await users.create(account(1, "alice", "Alice Liddell"))
         found = await users.get_by_username("alice")
         assert found is not None
@@ -31,15 +34,19 @@ class AccountReposContract:
             await users.create(account(2, "alice"))
         assert await users.get(2) is None
 
-    async def test_emoji_and_right_to_left_text_survive_a_round_trip(self, engine: AsyncEngine) -> None:
-        users = SQLUserRepo(engine)
+    async def test_emoji_and_right_to_left_text_survive_a_round_trip(
+        self, engine: AsyncEngine, statements: AsyncEngine | None
+    ) -> None:
+        users = SQLUserRepo(engine, statements=statements)
         await users.create(account(1, "alice"))
         updated = await users.update_profile(1, ProfileChange(display_name="سلام 👋🏽", bio="日本語"), 2_000)
         assert updated is not None
         assert (updated.display_name, updated.bio) == ("سلام 👋🏽", "日本語")
 
-    async def test_search_matches_prefixes_and_treats_wildcards_as_text(self, engine: AsyncEngine) -> None:
-        users = SQLUserRepo(engine)
+    async def test_search_matches_prefixes_and_treats_wildcards_as_text(
+        self, engine: AsyncEngine, statements: AsyncEngine | None
+    ) -> None:
+        users = SQLUserRepo(engine, statements=statements)
         await users.create(account(1, "alice", "Alice"))
         await users.create(account(2, "alfred", "100% Alfred"))
         await users.create(account(3, "bob", "Bob"))
@@ -47,8 +54,10 @@ class AccountReposContract:
         assert [u.username for u in await users.search("%", 10)] == ["alfred"]
         assert [u.username for u in await users.search("_", 10)] == []
 
-    async def test_revoking_tokens_moves_the_validity_instant_and_can_ban(self, engine: AsyncEngine) -> None:
-        users = SQLUserRepo(engine)
+    async def test_revoking_tokens_moves_the_validity_instant_and_can_ban(
+        self, engine: AsyncEngine, statements: AsyncEngine | None
+    ) -> None:
+        users = SQLUserRepo(engine, statements=statements)
         await users.create(account(1, "alice"))
         assert await users.revoke_tokens(1, 5_000, ban=False)
         revoked = await users.get(1)
@@ -60,14 +69,18 @@ class AccountReposContract:
         assert banned.banned
         assert not await users.revoke_tokens(99, 6_000, ban=True)
 
-    async def test_a_refresh_token_is_spent_exactly_once_under_a_race(self, engine: AsyncEngine) -> None:
-        tokens = SQLRefreshTokenRepo(engine)
+    async def test_a_refresh_token_is_spent_exactly_once_under_a_race(
+        self, engine: AsyncEngine, statements: AsyncEngine | None
+    ) -> None:
+        tokens = SQLRefreshTokenRepo(engine, statements=statements)
         await tokens.add(RefreshToken(10, 1, 10, "h", 9_999_999))
         results = await asyncio.gather(*(tokens.spend(10, 1_000) for _ in range(8)))
         assert sorted(results) == [False] * 7 + [True]
 
-    async def test_revoking_a_family_hides_its_tokens(self, engine: AsyncEngine) -> None:
-        tokens = SQLRefreshTokenRepo(engine)
+    async def test_revoking_a_family_hides_its_tokens(
+        self, engine: AsyncEngine, statements: AsyncEngine | None
+    ) -> None:
+        tokens = SQLRefreshTokenRepo(engine, statements=statements)
         await tokens.add(RefreshToken(10, 1, 10, "h", 9_999_999))
         await tokens.add(RefreshToken(11, 1, 10, "h", 9_999_999))
         await tokens.add(RefreshToken(12, 1, 12, "h", 9_999_999))
@@ -77,9 +90,9 @@ class AccountReposContract:
         assert await tokens.get(12) is not None
 
     async def test_pruning_deletes_only_tokens_expired_before_the_instant_in_bounded_batches(
-        self, engine: AsyncEngine
+        self, engine: AsyncEngine, statements: AsyncEngine | None
     ) -> None:
-        tokens = SQLRefreshTokenRepo(engine)
+        tokens = SQLRefreshTokenRepo(engine, statements=statements)
         for token_id in range(1, 6):
             await tokens.add(RefreshToken(token_id, 1, 1, "h", token_id * 1_000))
         assert await tokens.prune_expired(4_000, limit=2) == 2
@@ -87,8 +100,10 @@ class AccountReposContract:
         assert await tokens.prune_expired(4_000, limit=2) == 0
         assert [await tokens.get(token_id) is not None for token_id in range(1, 6)] == [False] * 3 + [True] * 2
 
-    async def test_blocks_are_idempotent_and_seen_both_ways(self, engine: AsyncEngine) -> None:
-        blocks = SQLBlockRepo(engine)
+    async def test_blocks_are_idempotent_and_seen_both_ways(
+        self, engine: AsyncEngine, statements: AsyncEngine | None
+    ) -> None:
+        blocks = SQLBlockRepo(engine, statements=statements)
         await blocks.block(1, 2, 1_000)
         await blocks.block(1, 2, 1_001)
         assert await blocks.blocked_either_way(2, 1)

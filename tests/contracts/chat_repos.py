@@ -1,6 +1,7 @@
 """The behaviour every chat repository adapter must have; run against SQLite (unit) and MariaDB (integration).
 
-A subclass provides an ``engine`` fixture whose database is migrated and empty.
+A subclass provides an ``engine`` fixture whose database is migrated and empty, and a ``statements`` fixture: the
+autocommit engine on the same database (``Infra.statements_engine``), or ``None`` where one engine serves all.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ def message(conversation_id: int, seq: int, *, sender: int = 1, text: str = "hi"
 
 class ConversationRepoContract:
     @pytest.fixture
-    def repo(self, engine: AsyncEngine) -> SQLConversationRepo:
-        return SQLConversationRepo(engine)
+    def repo(self, engine: AsyncEngine, statements: AsyncEngine | None) -> SQLConversationRepo:
+        return SQLConversationRepo(engine, statements=statements)
 
     async def group(self, repo: SQLConversationRepo, *users: int, updated_at_ms: int = NOW) -> Conversation:
         group = conversation(owner=users[0], members=len(users), updated_at_ms=updated_at_ms)
@@ -180,8 +181,8 @@ class ConversationRepoContract:
 
 class MessageRepoContract:
     @pytest.fixture
-    def repo(self, engine: AsyncEngine) -> SQLMessageRepo:
-        return SQLMessageRepo(engine)
+    def repo(self, engine: AsyncEngine, statements: AsyncEngine | None) -> SQLMessageRepo:
+        return SQLMessageRepo(engine, statements=statements)
 
     @pytest.fixture
     async def conversation_id(self, engine: AsyncEngine) -> int:
@@ -268,8 +269,8 @@ class MessageRepoContract:
 
 class DedupStoreContract:
     @pytest.fixture
-    def store(self, engine: AsyncEngine) -> SQLDedupStore:
-        return SQLDedupStore(engine)
+    def store(self, engine: AsyncEngine, statements: AsyncEngine | None) -> SQLDedupStore:
+        return SQLDedupStore(engine, statements=statements)
 
     def reservation(self, sender: int, client_msg_id: str, *, lease: int = NOW + 1000) -> Reservation:
         return Reservation(

@@ -62,6 +62,16 @@ async def mysql_engine(mysql_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
+async def statements(mysql_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """The autocommit engine on ``mysql_engine``'s database (``Infra.statements_engine``)."""
+    engine = db.create_engine(
+        DatabaseConf(url=str(mysql_engine.url.render_as_string(hide_password=False))), autocommit=True
+    )
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
 async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
     """A Redis server of this test alone, which it may stop, freeze and start again (never the shared one)."""
     server = RedisServer(tmp_path)

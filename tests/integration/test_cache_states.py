@@ -25,13 +25,13 @@ async def engine(mysql_engine: AsyncEngine) -> AsyncEngine:
 
 class TestCachedConversationRepoOnRedis(ConversationRepoContract):
     @pytest.fixture
-    async def repo(self, engine: AsyncEngine) -> AsyncIterator[SQLConversationRepo]:
+    async def repo(self, engine: AsyncEngine, statements: AsyncEngine) -> AsyncIterator[SQLConversationRepo]:
         client = redis.Redis.from_url(REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
         prefix = unique("it.states")
         store = RedisStore(client)
         kit = CacheKit(
             store, LocalInvalidator(store, delay_s=0.05), CacheMetrics(CollectorRegistry(), "it"), CachePolicy()
         )
-        yield CachedConversationRepo(engine, chat_caches(kit, prefix))
+        yield CachedConversationRepo(engine, chat_caches(kit, prefix), statements=statements)
         await delete_prefix(client, prefix)
         await client.aclose()

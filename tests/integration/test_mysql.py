@@ -63,6 +63,27 @@ async def test_an_idle_connection_the_server_killed_is_replaced_and_a_busy_one_i
         await engine.dispose()
 
 
+async def test_the_statements_engine_sends_no_commit_or_rollback_and_its_writes_commit_by_themselves(
+    mysql_engine: AsyncEngine, statements: AsyncEngine
+) -> None:
+    async def transaction_ends() -> int:
+        """COMMITs and ROLLBACKs the (one, reused) pooled connection has sent so far."""
+        async with statements.connect() as conn:
+            rows = await conn.execute(text("SHOW SESSION STATUS WHERE Variable_name IN ('Com_commit', 'Com_rollback')"))
+            return sum(int(value) for _, value in rows)
+
+    before = await transaction_ends()
+    for _ in range(3):
+        async with statements.connect() as conn:
+            assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+    async with statements.connect() as conn:
+        await conn.execute(worker_leases.insert().values(worker_id=7, owner="b", expires_at_ms=1))
+    assert await transaction_ends() == before
+    # The insert is committed: another engine's transaction sees it.
+    async with mysql_engine.connect() as conn:
+        assert (await conn.execute(select(worker_leases.c.owner))).scalars().all() == ["b"]
+
+
 async def test_a_ping_to_a_closed_port_names_the_database() -> None:
     engine = db.create_engine(DatabaseConf(url="mysql+aiomysql://tidings:tidings@127.0.0.1:1/tidings"))
     try:

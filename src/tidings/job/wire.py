@@ -99,7 +99,7 @@ async def push_worker(
         timeout_s=infra.settings.realtime.io_timeout_s, secret=infra.settings.auth.require_internal_secret()
     )
     job = PushJob(
-        CachedMembership(SQLConversationRepo(await infra.engine())),
+        CachedMembership(SQLConversationRepo(await infra.engine(), statements=await infra.statements_engine())),
         routes or route_table(infra),
         client,
         push_metrics,

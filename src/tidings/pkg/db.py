@@ -26,11 +26,22 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached; the message names where it was looked for."""
 
 
-def create_engine(conf: DatabaseConf, *, on_ping: Callable[[], None] | None = None) -> AsyncEngine:
+def create_engine(
+    conf: DatabaseConf, *, autocommit: bool = False, on_ping: Callable[[], None] | None = None
+) -> AsyncEngine:
     """Build the engine for ``conf.url`` with the pool and timeouts each backend needs; ``on_ping`` is called for
-    each ping of an idle connection (a round trip)."""
+    each ping of an idle connection (a round trip).
+
+    ``autocommit`` (MySQL/MariaDB only) makes every statement commit by itself: the engine for reads and for
+    writes of one statement (``Infra.statements_engine``). A transaction costs a round trip to end it, a COMMIT,
+    or the ROLLBACK that closes a read's snapshot; here each statement is its own transaction, and the driver's
+    rollback on close is skipped (``skip_autocommit_rollback``: nothing is open to roll back). Writes of several
+    statements that must land together use the other engine's ``begin()``.
+    """
     url = make_url(conf.url)
     if backend(conf.url) == "sqlite":
+        if autocommit:
+            raise ValueError("SQLite has one writer: use the one engine for every statement")
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, echo=conf.echo, connect_args={"timeout": conf.connect_timeout_s})
@@ -49,6 +60,7 @@ def create_engine(conf: DatabaseConf, *, on_ping: Callable[[], None] | None = No
         pool_recycle=1800,
         pool_timeout=conf.connect_timeout_s,
         connect_args={"connect_timeout": conf.connect_timeout_s, "charset": "utf8mb4"},
+        **({"isolation_level": "AUTOCOMMIT", "skip_autocommit_rollback": True} if autocommit else {}),
     )
     _ping_when_idle(engine, conf.ping_idle_s, on_ping)
     return engine

@@ -44,6 +44,7 @@ class Infra:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._engine: AsyncEngine | None = None
+        self._statements_engine: AsyncEngine | None = None
         self._migrated = False
         self._idgen: IdGenerator | None = None
         self._bus: EventBus | None = None
@@ -63,12 +64,21 @@ class Infra:
             except BaseException:
                 await engine.dispose()
                 raise
-            # Statement spans and pool gauges (tidings_db_pool_*) for the process's one engine.
-            trace.instrument_engine(engine)
-            metrics.for_registry().track_pool(engine)
-            metrics.for_registry().count_statements(engine)
+            _observe_engine(engine, "transactions")
             self._engine = engine
         return self._engine
+
+    async def statements_engine(self) -> AsyncEngine:
+        """The engine whose statements commit by themselves (``db.create_engine(autocommit=True)``): for reads and
+        one-statement writes, one round trip each. On SQLite, the one engine (one writer, no round trips)."""
+        engine = await self.engine()  # reachable and migrated first
+        if db.backend(self.settings.database.url) == "sqlite":
+            return engine
+        if self._statements_engine is None:
+            pings = metrics.for_registry().round_trips.labels(db.backend(self.settings.database.url))
+            self._statements_engine = db.create_engine(self.settings.database, autocommit=True, on_ping=pings.inc)
+            _observe_engine(self._statements_engine, "statements")
+        return self._statements_engine
 
     def database_check(self) -> Check:
         async def ping() -> None:
@@ -148,9 +158,19 @@ class Infra:
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
+        if self._statements_engine is not None:
+            await self._statements_engine.dispose()
+            self._statements_engine = None
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+
+
+def _observe_engine(engine: AsyncEngine, pool: str) -> None:
+    """Statement spans, pool gauges (tidings_db_pool_*) and round-trip counts for one of the process's engines."""
+    trace.instrument_engine(engine)
+    metrics.for_registry().track_pool(engine, pool)
+    metrics.for_registry().count_statements(engine)
 
 
 async def _observed(dependency: str, probe: Awaitable[object]) -> None:

@@ -68,14 +68,15 @@ class RequestMetrics:
         )
         self.db_pool_in_use = Gauge(
             "tidings_db_pool_connections_in_use",
-            "Database connections checked out of the pool, by backend (mysql, sqlite).",
-            ["backend"],
+            "Database connections checked out of the pool, by backend (mysql, sqlite) and pool (transactions, or"
+            " statements: the autocommit engine).",
+            ["backend", "pool"],
             registry=registry,
         )
         self.db_pool_size = Gauge(
             "tidings_db_pool_size",
-            "Connections the pool keeps (its overflow may add as many), by backend.",
-            ["backend"],
+            "Connections the pool keeps (its overflow may add as many), by backend and pool.",
+            ["backend", "pool"],
             registry=registry,
         )
         self.round_trips = Counter(
@@ -107,7 +108,7 @@ class RequestMetrics:
         counter.labels(service, method, code, reason).inc()
         histogram.labels(service, method).observe(duration_s)
 
-    def track_pool(self, engine: Any) -> None:
+    def track_pool(self, engine: Any, pool_name: str = "transactions") -> None:
         """Report ``engine``'s pool (an ``AsyncEngine`` or a plain one) as ``tidings_db_pool_*``."""
         sync_engine = getattr(engine, "sync_engine", engine)
         backend = sync_engine.dialect.name
@@ -120,8 +121,8 @@ class RequestMetrics:
             pool = sync_engine.pool
             return float(pool.size()) if hasattr(pool, "size") else 0.0
 
-        self.db_pool_in_use.labels(backend).set_function(checked_out)
-        self.db_pool_size.labels(backend).set_function(size)
+        self.db_pool_in_use.labels(backend, pool_name).set_function(checked_out)
+        self.db_pool_size.labels(backend, pool_name).set_function(size)
 
     def count_statements(self, engine: Any) -> None:
         """Count ``engine``'s round trips: every statement, commit and rollback, and pool reset (a ROLLBACK); its
@@ -132,7 +133,9 @@ class RequestMetrics:
         def one(*_: Any, **__: Any) -> None:
             counter.inc()
 
-        for name in ("before_cursor_execute", "commit", "rollback"):
+        # An autocommit engine that skips the driver's rollback still fires the event: nothing is sent then.
+        ends = ("commit",) if sync_engine.dialect.skip_autocommit_rollback else ("commit", "rollback")
+        for name in ("before_cursor_execute", *ends):
             event.listen(sync_engine, name, one)
         event.listen(sync_engine.pool, "reset", one)
 

@@ -38,18 +38,24 @@ async def wire(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Modul
     if settings.auth.jwt_secret is None:
         raise ValueError("auth.jwt_secret must be set for the account service (TIDINGS_AUTH__JWT_SECRET)")
     engine = await infra.engine()
+    statements = await infra.statements_engine()
     clock = WallClock()
-    users = SQLUserRepo(engine)
+    users = SQLUserRepo(engine, statements=statements)
     auth = Auth(
         users,
-        SQLRefreshTokenRepo(engine),
+        SQLRefreshTokenRepo(engine, statements=statements),
         Argon2Hasher(time_cost=settings.auth.password_time_cost, memory_kib=settings.auth.password_memory_kib),
         JWTCodec(settings.auth.jwt_secret.get_secret_value()),
         await infra.idgen(),
         clock,
         AuthPolicy(access_ttl_s=settings.auth.access_ttl_s, refresh_ttl_s=settings.auth.refresh_ttl_s),
     )
-    profiles = Profiles(users, SQLBlockRepo(engine), clock, profile_cache(await cache_kit(infra, registry, "account")))
+    profiles = Profiles(
+        users,
+        SQLBlockRepo(engine, statements=statements),
+        clock,
+        profile_cache(await cache_kit(infra, registry, "account")),
+    )
     servicer = AccountService(auth, profiles)
     service_name = account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name
     return module.grpc_service(

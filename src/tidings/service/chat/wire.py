@@ -44,12 +44,13 @@ async def build(
     """The servicer on real adapters; ``topics`` and ``redis_prefix`` let a test run in its own namespace."""
     topics = topics or events.Topics(infra.settings.bus.namespace)
     engine = await infra.engine()
+    statements = await infra.statements_engine()
     ids = await infra.idgen()
     bus = await infra.bus()
     await bus.ensure_topics(topics.specs(events.CHAT_TOPICS))
     metrics = ChatMetrics(registry)
     clock = SystemClock()
-    messages = SQLMessageRepo(engine)
+    messages = SQLMessageRepo(engine, statements=statements)
     lease = SQLSeqLease(engine)
     kit = await cache_kit(infra, registry, "chat", topics=topics)
     seqs: SeqAllocator
@@ -72,10 +73,14 @@ async def build(
     caches = chat_caches(kit, prefix=redis_prefix)
     # Conversation states come from the cache on Redis, whose heads the persist job invalidates; an in-process
     # store is this process's own, which the persist job cannot reach, so the embedded mode reads them fresh.
-    conversations = CachedConversationRepo(engine, caches) if infra.uses_redis else SQLConversationRepo(engine)
+    conversations = (
+        CachedConversationRepo(engine, caches, statements=statements)
+        if infra.uses_redis
+        else SQLConversationRepo(engine, statements=statements)
+    )
     access = Access(conversations, directory, gates=caches.gates, blocks=caches.blocks)
     publisher = BusEventPublisher(bus, topics)
-    sender = Sender(access, seqs, SQLDedupStore(engine), publisher, ids, clock, SendPolicy())
+    sender = Sender(access, seqs, SQLDedupStore(engine, statements=statements), publisher, ids, clock, SendPolicy())
     return ChatServicer(
         Conversations(conversations, messages, directory, access, ids, clock, caches.members),
         Messages(access, conversations, messages, sender, publisher, history_cache, clock),

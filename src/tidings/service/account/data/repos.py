@@ -6,8 +6,8 @@ from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tidings.pkg.repo import SQLRepo
 from tidings.service.account.biz.ports import RefreshToken, UsernameTaken
 from tidings.service.account.biz.user import Account, ProfileChange, User
 from tidings.service.account.data.tables import blocks, refresh_tokens, users
@@ -37,14 +37,11 @@ def _account(row: Any) -> Account:
     return Account(_user(row), row.password_hash, bool(row.banned), row.tokens_valid_after_ms)
 
 
-class SQLUserRepo:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-
+class SQLUserRepo(SQLRepo):
     async def create(self, account: Account) -> None:
         user = account.user
         try:
-            async with self._engine.begin() as conn:
+            async with self._statement() as conn:
                 await conn.execute(
                     insert(users).values(
                         id=user.id,
@@ -69,14 +66,14 @@ class SQLUserRepo:
         return await self._one(users.c.username == username)
 
     async def _one(self, condition: Any) -> Account | None:
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             row = (await conn.execute(select(users).where(condition))).first()
         return _account(row) if row is not None else None
 
     async def get_many(self, user_ids: list[int]) -> list[User]:
         if not user_ids:
             return []
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             rows = (await conn.execute(select(*_PUBLIC).where(users.c.id.in_(user_ids)))).all()
         return [_user(row) for row in rows]
 
@@ -90,7 +87,7 @@ class SQLUserRepo:
             )
             if value is not None
         }
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(update(users).where(users.c.id == user_id).values(**values, updated_at_ms=now_ms))
             row = (await conn.execute(select(*_PUBLIC).where(users.c.id == user_id))).first()
         return _user(row) if row is not None else None
@@ -101,7 +98,7 @@ class SQLUserRepo:
             users.c.username.like(f"{pattern}%", escape="\\"),
             users.c.display_name.like(f"%{pattern}%", escape="\\"),
         )
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             rows = (
                 await conn.execute(
                     select(*_PUBLIC).where(condition, users.c.banned.is_(False)).order_by(users.c.username).limit(limit)
@@ -113,17 +110,14 @@ class SQLUserRepo:
         values: dict[str, Any] = {"tokens_valid_after_ms": now_ms + 1, "updated_at_ms": now_ms}
         if ban:
             values["banned"] = True
-        async with self._engine.begin() as conn:
+        async with self._statement() as conn:
             result = await conn.execute(update(users).where(users.c.id == user_id).values(**values))
         return result.rowcount == 1
 
 
-class SQLRefreshTokenRepo:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-
+class SQLRefreshTokenRepo(SQLRepo):
     async def add(self, token: RefreshToken) -> None:
-        async with self._engine.begin() as conn:
+        async with self._statement() as conn:
             await conn.execute(
                 insert(refresh_tokens).values(
                     id=token.id,
@@ -135,7 +129,7 @@ class SQLRefreshTokenRepo:
             )
 
     async def get(self, token_id: int) -> RefreshToken | None:
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             row = (
                 await conn.execute(
                     select(refresh_tokens).where(
@@ -149,7 +143,7 @@ class SQLRefreshTokenRepo:
 
     async def spend(self, token_id: int, now_ms: int) -> bool:
         # The conditional update is the lock: of two racing refreshes with one token, exactly one wins.
-        async with self._engine.begin() as conn:
+        async with self._statement() as conn:
             result = await conn.execute(
                 update(refresh_tokens)
                 .where(
@@ -163,7 +157,7 @@ class SQLRefreshTokenRepo:
 
     async def prune_expired(self, before_ms: int, limit: int) -> int:
         """Delete up to ``limit`` tokens that expired before ``before_ms`` (useless: an expired token is refused)."""
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             ids = list(
                 await conn.scalars(
                     select(refresh_tokens.c.id).where(refresh_tokens.c.expires_at_ms < before_ms).limit(limit)
@@ -181,7 +175,7 @@ class SQLRefreshTokenRepo:
         await self._revoke(refresh_tokens.c.user_id == user_id, now_ms)
 
     async def _revoke(self, condition: Any, now_ms: int) -> None:
-        async with self._engine.begin() as conn:
+        async with self._statement() as conn:
             await conn.execute(
                 update(refresh_tokens)
                 .where(condition, refresh_tokens.c.revoked_at_ms.is_(None))
@@ -189,13 +183,10 @@ class SQLRefreshTokenRepo:
             )
 
 
-class SQLBlockRepo:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-
+class SQLBlockRepo(SQLRepo):
     async def block(self, blocker_id: int, blocked_id: int, now_ms: int) -> None:
         try:
-            async with self._engine.begin() as conn:
+            async with self._statement() as conn:
                 await conn.execute(
                     insert(blocks).values(blocker_id=blocker_id, blocked_id=blocked_id, created_at_ms=now_ms)
                 )
@@ -203,7 +194,7 @@ class SQLBlockRepo:
             return  # already blocked: blocking is idempotent
 
     async def unblock(self, blocker_id: int, blocked_id: int) -> None:
-        async with self._engine.begin() as conn:
+        async with self._statement() as conn:
             await conn.execute(
                 blocks.delete().where(blocks.c.blocker_id == blocker_id, blocks.c.blocked_id == blocked_id)
             )
@@ -213,5 +204,5 @@ class SQLBlockRepo:
             and_(blocks.c.blocker_id == user_a, blocks.c.blocked_id == user_b),
             and_(blocks.c.blocker_id == user_b, blocks.c.blocked_id == user_a),
         )
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             return (await conn.execute(select(blocks.c.blocker_id).where(condition).limit(1))).first() is not None

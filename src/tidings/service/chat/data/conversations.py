@@ -15,10 +15,10 @@ from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tidings.pkg.repo import SQLRepo, chunks
 from tidings.service.chat.biz.model import Conversation, ConversationState, Cursor, Kind, Member, Role
 from tidings.service.chat.biz.ports import DirectExists, GroupFull
 from tidings.service.chat.data.caches import ChatCaches, Head
-from tidings.service.chat.data.sql import SQLRepo, chunks
 from tidings.service.chat.data.tables import conversation_members as members
 from tidings.service.chat.data.tables import conversations, direct_pairs
 
@@ -347,8 +347,8 @@ class CachedConversationRepo(SQLConversationRepo):
     mark or a membership invalidates the read marks it touched after it commits (the persist job invalidates
     heads). Unread stays ``max_seq - read_seq``, computed by the reader from the two."""
 
-    def __init__(self, engine: AsyncEngine, caches: ChatCaches) -> None:
-        super().__init__(engine)
+    def __init__(self, engine: AsyncEngine, caches: ChatCaches, *, statements: AsyncEngine | None = None) -> None:
+        super().__init__(engine, statements=statements)
         self._heads = caches.heads
         self._reads = caches.reads
 

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import and_, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from tidings.pkg.repo import SQLRepo, chunks
 from tidings.service.chat.biz.model import Message
 from tidings.service.chat.biz.ports import DedupKey, Reservation
-from tidings.service.chat.data.sql import SQLRepo, chunks
 from tidings.service.chat.data.tables import message_reservations as reservations
 from tidings.service.chat.data.tables import messages
 
@@ -99,7 +99,7 @@ class SQLDedupStore(SQLRepo):
     async def _insert(self, ordered: Sequence[Reservation]) -> bool:
         """Insert all of them in one statement, or none: ``False`` if a key was taken."""
         try:
-            async with self._write() as conn:
+            async with self._statement() as conn:
                 await conn.execute(insert(reservations), [_row(reservation) for reservation in ordered])
         except IntegrityError:
             return False
@@ -112,7 +112,7 @@ class SQLDedupStore(SQLRepo):
     async def _reserve_one(self, reservation: Reservation) -> bool:
         for attempt in range(_LOCK_RETRIES):
             try:
-                async with self._write() as conn:
+                async with self._statement() as conn:
                     await conn.execute(insert(reservations).values(_row(reservation)))
             except IntegrityError:
                 return False
@@ -132,7 +132,7 @@ class SQLDedupStore(SQLRepo):
         await self._update_each(keys, lease_until_ms=0, only_unsent=True)
 
     async def take_over(self, reservation: Reservation, lease_until_ms: int) -> bool:
-        async with self._write() as conn:
+        async with self._statement() as conn:
             # Compare-and-set on the lease: of several retries seeing it expired, one moves it and wins.
             result = await conn.execute(
                 update(reservations)

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import Update, and_, bindparam, case, select, update
 
+from tidings.pkg.repo import SQLRepo, chunks, insert_skipping_duplicates
 from tidings.service.chat.biz.model import Message
-from tidings.service.chat.data.sql import SQLRepo, chunks, insert_skipping_duplicates
 from tidings.service.chat.data.tables import conversations, messages
 
 # Conversations advanced by one UPDATE at most: three CASE arms each, well below every driver's parameter limit.

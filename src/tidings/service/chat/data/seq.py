@@ -22,9 +22,9 @@ from sqlalchemy import select, update
 
 from tidings.pkg import log
 from tidings.pkg.cache.breaker import UNREACHABLE, Breaker
+from tidings.pkg.repo import SQLRepo
 from tidings.pkg.scripts import Script
 from tidings.service.chat.data.metrics import ChatMetrics
-from tidings.service.chat.data.sql import SQLRepo
 from tidings.service.chat.data.tables import conversations
 
 DEFAULT_BLOCK = 100

@@ -1,4 +1,5 @@
-"""What the chat repositories share: bounded transactions, chunked ``IN`` lists, and inserts that skip duplicates."""
+"""What SQL repositories share: bounded transactions, one-round-trip statements, chunked ``IN`` lists, and inserts
+that skip duplicates (SQLite and MySQL/MariaDB alike)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,16 @@ IN_CHUNK = 500
 
 
 class SQLRepo:
-    """A repository on one engine; every statement runs under ``timeout_s`` (I/O is never unbounded)."""
+    """A repository on the process's engines; every block runs under ``timeout_s`` (I/O is never unbounded).
 
-    def __init__(self, engine: AsyncEngine, *, timeout_s: float = 10.0) -> None:
+    ``engine`` runs transactions; ``statements`` (``Infra.statements_engine``, autocommit) runs reads and writes of
+    one statement, one round trip each: no COMMIT after the write, no ROLLBACK to end the read. Without it (SQLite,
+    and tests of one engine) ``engine`` serves both.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, statements: AsyncEngine | None = None, timeout_s: float = 10.0) -> None:
         self._engine = engine
+        self._statements = statements
         self._timeout_s = timeout_s
 
     @asynccontextmanager
@@ -33,8 +40,19 @@ class SQLRepo:
             yield conn
 
     @asynccontextmanager
+    async def _statement(self) -> AsyncIterator[AsyncConnection]:
+        """For a write of exactly one statement, which commits (or fails) by itself: one round trip."""
+        if self._statements is None or self._statements is self._engine:
+            async with self._write() as conn:
+                yield conn
+        else:
+            async with asyncio.timeout(self._timeout_s), self._statements.connect() as conn:
+                yield conn
+
+    @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
-        async with asyncio.timeout(self._timeout_s), self._engine.connect() as conn:
+        """Reads; on the statements engine each statement sees what was committed when it ran."""
+        async with asyncio.timeout(self._timeout_s), (self._statements or self._engine).connect() as conn:
             yield conn
 
 
