@@ -34,6 +34,19 @@ class AccountReposContract:
             await users.create(account(2, "alice"))
         assert await users.get(2) is None
 
+    async def test_accounts_are_read_together_by_id_and_unknown_ids_left_out(
+        self, engine: AsyncEngine, statements: AsyncEngine | None
+    ) -> None:
+        users = SQLUserRepo(engine, statements=statements)
+        await users.create(account(1, "alice"))
+        await users.create(account(2, "bob"))
+        await users.revoke_tokens(2, 5_000, ban=True)
+        found = await users.get_accounts([2, 99, 1, 2])
+        assert sorted(found) == [1, 2]
+        assert (found[1].user.username, found[1].banned) == ("alice", False)
+        assert (found[2].banned, found[2].tokens_valid_after_ms) == (True, 5_001)
+        assert await users.get_accounts([]) == {}
+
     async def test_emoji_and_right_to_left_text_survive_a_round_trip(
         self, engine: AsyncEngine, statements: AsyncEngine | None
     ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import replace
 
 from tidings.pkg.tokens import AccessClaims, TokenExpired, TokenInvalid
@@ -43,6 +44,9 @@ class FakeUsers:
 
     async def get_many(self, user_ids: list[int]) -> list[User]:
         return [self.accounts[i].user for i in user_ids if i in self.accounts]
+
+    async def get_accounts(self, user_ids: Sequence[int]) -> dict[int, Account]:
+        return {i: self.accounts[i] for i in user_ids if i in self.accounts}
 
     async def update_profile(self, user_id: int, change: ProfileChange, now_ms: int) -> User | None:
         account = self.accounts.get(user_id)

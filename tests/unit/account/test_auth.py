@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from tests.unit.account.fakes import (
@@ -12,9 +14,10 @@ from tests.unit.account.fakes import (
     PlainHasher,
 )
 from tidings.pkg import errors
+from tidings.pkg.tokens import AccessClaims
 from tidings.service.account.biz.auth import Auth, AuthPolicy
 from tidings.service.account.biz.profiles import Profiles
-from tidings.service.account.biz.user import ProfileChange
+from tidings.service.account.biz.user import Account, ProfileChange
 
 
 class World:
@@ -123,6 +126,39 @@ async def test_a_ban_revokes_access_and_refresh_tokens_at_once(world: World) -> 
     with pytest.raises(errors.TidingsError) as login:
         await world.auth.login("mallory", "correct horse")
     assert errors.account.is_user_banned(login.value)
+
+
+async def test_tokens_verified_together_are_each_answered_as_alone_with_one_read(world: World) -> None:
+    alice = await world.auth.register("alice", "correct horse", None)
+    world.clock.now += 10
+    mallory = await world.auth.register("mallory", "correct horse", None)
+    world.clock.now += 10
+    await world.auth.revoke_all(mallory.user.id, ban=True)
+    expired = f"{alice.user.id}:0:1"
+    reads: list[list[int]] = []
+    get_accounts = world.users.get_accounts
+
+    async def counted(user_ids: Sequence[int]) -> dict[int, Account]:
+        reads.append(list(user_ids))
+        return await get_accounts(user_ids)
+
+    world.users.get_accounts = counted  # type: ignore[method-assign]
+    verdicts = await world.auth.verify_many(
+        [mallory.access_token, "forged", alice.access_token, expired, f"{424242}:0:{10**15}"]
+    )
+    assert len(reads) == 1
+    banned, forged, valid, late, unknown = verdicts
+    assert isinstance(valid, AccessClaims)
+    assert valid.user_id == alice.user.id
+    assert isinstance(banned, errors.TidingsError)
+    assert errors.account.is_token_revoked(banned)
+    assert isinstance(forged, errors.TidingsError)
+    assert errors.account.is_token_invalid(forged)
+    assert isinstance(late, errors.TidingsError)
+    assert errors.account.is_token_expired(late)
+    # A genuine token of a user who no longer exists counts as revoked.
+    assert isinstance(unknown, errors.TidingsError)
+    assert errors.account.is_token_revoked(unknown)
 
 
 async def test_profiles_update_search_and_batch_get(world: World) -> None:

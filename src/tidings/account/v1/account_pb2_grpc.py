@@ -56,6 +56,11 @@ class AccountServiceStub:
                 request_serializer=tidings_dot_account_dot_v1_dot_account__pb2.VerifyTokenRequest.SerializeToString,
                 response_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.VerifyTokenResponse.FromString,
                 _registered_method=True)
+        self.VerifyTokens = channel.unary_unary(
+                '/tidings.account.v1.AccountService/VerifyTokens',
+                request_serializer=tidings_dot_account_dot_v1_dot_account__pb2.VerifyTokensRequest.SerializeToString,
+                response_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.VerifyTokensResponse.FromString,
+                _registered_method=True)
         self.RevokeTokens = channel.unary_unary(
                 '/tidings.account.v1.AccountService/RevokeTokens',
                 request_serializer=tidings_dot_account_dot_v1_dot_account__pb2.RevokeTokensRequest.SerializeToString,
@@ -127,6 +132,14 @@ class AccountServiceServicer:
 
     def VerifyToken(self, request, context):
         """Checks an access token on every request and stream of the bff: TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_REVOKED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyTokens(self, request, context):
+        """Many tokens in one call (the bff's revocation rechecks, gathered): each answered as VerifyToken would answer
+        it alone, in the request's order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -210,6 +223,11 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.VerifyToken,
                     request_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.VerifyTokenRequest.FromString,
                     response_serializer=tidings_dot_account_dot_v1_dot_account__pb2.VerifyTokenResponse.SerializeToString,
+            ),
+            'VerifyTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyTokens,
+                    request_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.VerifyTokensRequest.FromString,
+                    response_serializer=tidings_dot_account_dot_v1_dot_account__pb2.VerifyTokensResponse.SerializeToString,
             ),
             'RevokeTokens': grpc.unary_unary_rpc_method_handler(
                     servicer.RevokeTokens,
@@ -362,6 +380,33 @@ class AccountService:
             '/tidings.account.v1.AccountService/VerifyToken',
             tidings_dot_account_dot_v1_dot_account__pb2.VerifyTokenRequest.SerializeToString,
             tidings_dot_account_dot_v1_dot_account__pb2.VerifyTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tidings.account.v1.AccountService/VerifyTokens',
+            tidings_dot_account_dot_v1_dot_account__pb2.VerifyTokensRequest.SerializeToString,
+            tidings_dot_account_dot_v1_dot_account__pb2.VerifyTokensResponse.FromString,
             options,
             channel_credentials,
             insecure,

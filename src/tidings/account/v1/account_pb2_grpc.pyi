@@ -45,6 +45,10 @@ class AccountServiceStub:
     """
     VerifyToken: _grpc.UnaryUnaryMultiCallable[_account_pb2.VerifyTokenRequest, _account_pb2.VerifyTokenResponse]
     """Checks an access token on every request and stream of the bff: TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_REVOKED."""
+    VerifyTokens: _grpc.UnaryUnaryMultiCallable[_account_pb2.VerifyTokensRequest, _account_pb2.VerifyTokensResponse]
+    """Many tokens in one call (the bff's revocation rechecks, gathered): each answered as VerifyToken would answer
+    it alone, in the request's order.
+    """
     RevokeTokens: _grpc.UnaryUnaryMultiCallable[_account_pb2.RevokeTokensRequest, _account_pb2.RevokeTokensResponse]
     """Revokes every token of a user issued so far (a ban, "log out everywhere")."""
     GetUser: _grpc.UnaryUnaryMultiCallable[_account_pb2.GetUserRequest, _account_pb2.GetUserResponse]
@@ -79,6 +83,10 @@ class AccountServiceAsyncStub(AccountServiceStub):
     """
     VerifyToken: _aio.UnaryUnaryMultiCallable[_account_pb2.VerifyTokenRequest, _account_pb2.VerifyTokenResponse]  # type: ignore[assignment]
     """Checks an access token on every request and stream of the bff: TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_REVOKED."""
+    VerifyTokens: _aio.UnaryUnaryMultiCallable[_account_pb2.VerifyTokensRequest, _account_pb2.VerifyTokensResponse]  # type: ignore[assignment]
+    """Many tokens in one call (the bff's revocation rechecks, gathered): each answered as VerifyToken would answer
+    it alone, in the request's order.
+    """
     RevokeTokens: _aio.UnaryUnaryMultiCallable[_account_pb2.RevokeTokensRequest, _account_pb2.RevokeTokensResponse]  # type: ignore[assignment]
     """Revokes every token of a user issued so far (a ban, "log out everywhere")."""
     GetUser: _aio.UnaryUnaryMultiCallable[_account_pb2.GetUserRequest, _account_pb2.GetUserResponse]  # type: ignore[assignment]
@@ -134,6 +142,16 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_account_pb2.VerifyTokenResponse, _abc.Awaitable[_account_pb2.VerifyTokenResponse]]:
         """Checks an access token on every request and stream of the bff: TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_REVOKED."""
+
+    @_abc_1.abstractmethod
+    def VerifyTokens(
+        self,
+        request: _account_pb2.VerifyTokensRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.VerifyTokensResponse, _abc.Awaitable[_account_pb2.VerifyTokensResponse]]:
+        """Many tokens in one call (the bff's revocation rechecks, gathered): each answered as VerifyToken would answer
+        it alone, in the request's order.
+        """
 
     @_abc_1.abstractmethod
     def RevokeTokens(

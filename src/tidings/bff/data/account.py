@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Sequence
 
 import grpc
 
@@ -10,6 +12,10 @@ from tidings.account.v1 import account_pb2 as pb
 from tidings.account.v1 import account_pb2_grpc as pb_grpc
 from tidings.bff.biz.auth import TokenVerifier
 from tidings.bff.biz.model import Identity, Session, User
+from tidings.pkg import errors
+from tidings.pkg.batching import CallBatcher
+from tidings.pkg.errors.grpc import error_from_pb
+from tidings.pkg.middleware import deadline
 from tidings.pkg.pbtime import millis
 from tidings.pkg.tokens import TokenDecoder
 
@@ -35,10 +41,12 @@ def _wall_clock_ms() -> int:
 
 class GrpcAccountRepo:
     """With ``tokens`` (the signing secret's decoder) tokens are checked here and account is asked only about
-    revocation, at most every few seconds per user (``TokenVerifier``); without it, account checks every one."""
+    revocation, at most every few seconds per user (``TokenVerifier``); without it, account checks every one.
+    Either way the questions waiting at one moment go in one ``VerifyTokens`` call."""
 
     def __init__(self, channel: grpc.aio.Channel, *, tokens: TokenDecoder | None = None) -> None:
         self._stub = pb_grpc.AccountServiceStub(channel)
+        self._verifications: CallBatcher[str, pb.TokenVerdict] = CallBatcher(self._verify_tokens, callee="account")
         self._verifier = TokenVerifier(tokens, self._ask_account, _wall_clock_ms) if tokens is not None else None
 
     async def register(self, username: str, password: str, display_name: str | None) -> Session:
@@ -60,8 +68,25 @@ class GrpcAccountRepo:
         return await self._ask_account(access_token)
 
     async def _ask_account(self, access_token: str) -> Identity:
-        response = await self._stub.VerifyToken(pb.VerifyTokenRequest(access_token=access_token))
-        return Identity(response.user_id, millis(response.expires_at))
+        left = deadline.remaining()
+        if left is not None and left <= 0:
+            raise errors.common.deadline_exceeded("no time left to verify the token")
+        try:
+            async with asyncio.timeout(left):
+                verdict = await self._verifications.submit(
+                    access_token, None if left is None else time.monotonic() + left
+                )
+        except TimeoutError:
+            raise errors.common.deadline_exceeded("the token could not be verified in time") from None
+        if verdict.HasField("error"):
+            raise error_from_pb(verdict.error)
+        return Identity(verdict.valid.user_id, millis(verdict.valid.expires_at))
+
+    async def _verify_tokens(self, access_tokens: list[str], time_left_s: float | None) -> Sequence[pb.TokenVerdict]:
+        response: pb.VerifyTokensResponse = await self._stub.VerifyTokens(
+            pb.VerifyTokensRequest(access_tokens=access_tokens), timeout=time_left_s
+        )
+        return response.verdicts
 
     async def get(self, user_id: int) -> User:
         return user((await self._stub.GetUser(pb.GetUserRequest(user_id=user_id))).user)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -15,8 +14,8 @@ from tidings.bff.codec import message_from_pb as message
 from tidings.chat.v1 import chat_pb2 as pb
 from tidings.chat.v1 import chat_pb2_grpc as pb_grpc
 from tidings.pkg import errors, trace
-from tidings.pkg.errors import FieldViolation
-from tidings.pkg.errors.grpc import to_grpc_code
+from tidings.pkg.batching import CallBatcher
+from tidings.pkg.errors.grpc import error_from_pb, to_grpc_code
 from tidings.pkg.middleware import deadline
 from tidings.pkg.pbtime import millis
 
@@ -112,41 +111,34 @@ class GrpcChatRepo:
 
 
 class SendBatcher:
-    """Sends gathered into ``SendMessages`` calls: whatever waits when a call starts goes in it (at most
-    ``max_batch``), with up to ``max_calls`` calls in flight. An idle bff sends each message in a call of its own at
-    once; a busy one sends few large calls, so a message costs chat a share of one call instead of a whole one.
+    """Sends gathered into ``SendMessages`` calls (``CallBatcher``): a busy bff sends few large calls, so a message
+    costs chat a share of one call instead of a whole one.
 
-    Each send keeps its own deadline (the request's time left) and trace (its client span travels in the batch);
-    the call itself runs outside any request, under the latest deadline of the sends in it.
+    Each send keeps its own deadline (the request's time left) and trace (its client span travels in the batch).
     """
 
     def __init__(self, stub: pb_grpc.ChatServiceStub, *, max_batch: int = 500, max_calls: int = 4) -> None:
         self._stub = stub
-        self._max_batch = max_batch
-        self._max_calls = max_calls
-        self._waiting: list[_Waiting] = []
-        self._calls = 0
+        self._batcher: CallBatcher[pb.BatchedSend, pb.SendOutcome] = CallBatcher(
+            self._call, callee="chat", max_batch=max_batch, max_calls=max_calls
+        )
 
     async def send(self, request: pb.SendMessageRequest) -> pb.SendMessageResponse:
         span, carrier = trace.start_client_span(_SEND_SPAN, **_SEND_ATTRIBUTES)
         left = deadline.remaining()
-        answer: asyncio.Future[pb.SendOutcome] = asyncio.get_running_loop().create_future()
         try:
             if left is not None and left <= 0:
                 raise errors.common.deadline_exceeded("no time left to send the message")
             due = None if left is None else time.monotonic() + left
-            self._waiting.append(_Waiting(pb.BatchedSend(send=request, trace_context=carrier), answer, due))
-            if self._calls < self._max_calls:
-                self._calls += 1
-                # Outside the request's context: the call serves many requests, each traced on its own.
-                asyncio.get_running_loop().create_task(self._drain(), context=contextvars.Context())
             async with asyncio.timeout(left):
-                outcome = await answer
+                outcome = await self._batcher.submit(pb.BatchedSend(send=request, trace_context=carrier), due)
             if outcome.HasField("error"):
                 raise error_from_pb(outcome.error)
             span.set_attribute("rpc.grpc.status_code", "OK")
             return outcome.sent
         except TimeoutError:
+            # Given up on (the deadline passed): left out of the batch if its call has not started yet. The send
+            # itself may still happen: a retry finds it.
             raise errors.common.deadline_exceeded(
                 "the send was not answered in time; retry it with the same client_msg_id"
             ) from None
@@ -159,56 +151,10 @@ class SendBatcher:
             trace.fail(span, exc)
             raise
         finally:
-            # Given up on (the deadline passed, the client went away): its answer is dropped, and it is left out of
-            # the batch if its call has not started yet. The send itself may still happen: a retry finds it.
-            answer.cancel()
             span.end()
 
-    async def _drain(self) -> None:
-        try:
-            while self._waiting:
-                batch = [w for w in self._waiting[: self._max_batch] if not w.answer.done()]
-                del self._waiting[: self._max_batch]
-                if batch:
-                    await self._call(batch)
-        finally:
-            self._calls -= 1
-
-    async def _call(self, batch: list[_Waiting]) -> None:
-        now = time.monotonic()
-        deadlines = [w.deadline - now for w in batch if w.deadline is not None]
-        timeout = max(deadlines) if len(deadlines) == len(batch) else None
-        try:
-            response = await self._stub.SendMessages(
-                pb.SendMessagesRequest(sends=[w.send for w in batch]), timeout=timeout
-            )
-        except BaseException as exc:
-            failure = exc if isinstance(exc, errors.TidingsError) else errors.common.unavailable("cannot reach chat")
-            for waiting in batch:
-                if not waiting.answer.done():
-                    waiting.answer.set_exception(failure.copy())
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for waiting, outcome in zip(batch, response.outcomes, strict=True):
-            if not waiting.answer.done():
-                waiting.answer.set_result(outcome)
-
-
-@dataclass
-class _Waiting:
-    send: pb.BatchedSend
-    answer: asyncio.Future[pb.SendOutcome]
-    # time.monotonic() by when the request wants its answer; None: no deadline.
-    deadline: float | None
-
-
-def error_from_pb(error: pb.SendError) -> errors.TidingsError:
-    return errors.TidingsError(
-        error.code,
-        error.reason,
-        error.message,
-        dict(error.metadata),
-        domain=error.domain,
-        violations=[FieldViolation(v.field, v.description) for v in error.violations],
-    )
+    async def _call(self, sends: list[pb.BatchedSend], time_left_s: float | None) -> Sequence[pb.SendOutcome]:
+        response: pb.SendMessagesResponse = await self._stub.SendMessages(
+            pb.SendMessagesRequest(sends=sends), timeout=time_left_s
+        )
+        return response.outcomes

@@ -25,11 +25,19 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etidings/errors/v1/errors.proto\x12\x11tidings.errors.v1\x1a google/protobuf/descriptor.proto:3\n\x0c\x64\x65\x66\x61ult_code\x12\x1c.google.protobuf.EnumOptions\x18\xd4\x08 \x01(\x05:0\n\x04\x63ode\x12!.google.protobuf.EnumValueOptions\x18\xd5\x08 \x01(\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etidings/errors/v1/errors.proto\x12\x11tidings.errors.v1\x1a google/protobuf/descriptor.proto\"\xe8\x01\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06\x64omain\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x38\n\x08metadata\x18\x05 \x03(\x0b\x32&.tidings.errors.v1.Error.MetadataEntry\x12\x35\n\nviolations\x18\x06 \x03(\x0b\x32!.tidings.errors.v1.FieldViolation\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t:3\n\x0c\x64\x65\x66\x61ult_code\x12\x1c.google.protobuf.EnumOptions\x18\xd4\x08 \x01(\x05:0\n\x04\x63ode\x12!.google.protobuf.EnumValueOptions\x18\xd5\x08 \x01(\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tidings.errors.v1.errors_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_ERROR_METADATAENTRY']._loaded_options = None
+  _globals['_ERROR_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_ERROR']._serialized_start=88
+  _globals['_ERROR']._serialized_end=320
+  _globals['_ERROR_METADATAENTRY']._serialized_start=273
+  _globals['_ERROR_METADATAENTRY']._serialized_end=320
+  _globals['_FIELDVIOLATION']._serialized_start=322
+  _globals['_FIELDVIOLATION']._serialized_end=374
 # @@protoc_insertion_point(module_scope)

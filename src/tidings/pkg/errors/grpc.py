@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol, TypeVar
+
 import grpc
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
@@ -104,3 +107,52 @@ def _pack(message: Message) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed
+
+
+class ErrorMessage(Protocol):
+    """The fields of ``tidings.errors.v1.Error`` (and of ``tidings.chat.v1.SendError``, its older twin)."""
+
+    code: int
+    reason: str
+    domain: str
+    message: str
+
+    @property
+    def metadata(self) -> Mapping[str, str]: ...
+
+    @property
+    def violations(self) -> Iterable[_Violation]: ...
+
+
+class _Violation(Protocol):
+    field: str
+    description: str
+
+
+M = TypeVar("M", bound=Message)
+
+
+def error_to_pb(error: TidingsError, message_type: type[M]) -> M:
+    """``error`` as one item's outcome in a batched call's answer: a ``tidings.errors.v1.Error`` (or a message
+    with its fields)."""
+    build: Callable[..., M] = message_type  # generated messages take their fields as keywords
+    return build(
+        code=error.code,
+        reason=error.reason,
+        domain=error.domain,
+        message=error.message,
+        metadata=error.metadata,
+        violations=[{"field": v.field, "description": v.description} for v in error.violations],
+    )
+
+
+def error_from_pb(error: ErrorMessage) -> TidingsError:
+    """The ``TidingsError`` one item of a batched call failed with (``error_to_pb``'s inverse)."""
+    return TidingsError(
+        error.code,
+        error.reason,
+        error.message,
+        dict(error.metadata),
+        domain=error.domain,
+        violations=[FieldViolation(v.field, v.description) for v in error.violations],
+    )

@@ -7,7 +7,6 @@ Shared by the servicer (API messages), the event publisher and the persist job (
 from __future__ import annotations
 
 from tidings.chat.v1 import chat_pb2
-from tidings.pkg.errors import TidingsError
 from tidings.pkg.pbtime import millis, timestamp
 from tidings.service.chat.biz.model import Conversation, ConversationState, ConversationView, Kind, Message
 
@@ -66,15 +65,4 @@ def state_to_pb(state: ConversationState) -> chat_pb2.ConversationState:
         read_seq=state.read_seq,
         unread_count=state.unread_count,
         updated_at=timestamp(state.updated_at_ms),
-    )
-
-
-def error_to_pb(error: TidingsError) -> chat_pb2.SendError:
-    return chat_pb2.SendError(
-        code=error.code,
-        reason=error.reason,
-        domain=error.domain,
-        message=error.message,
-        metadata=error.metadata,
-        violations=[chat_pb2.FieldViolation(field=v.field, description=v.description) for v in error.violations],
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tidings.pkg import errors
@@ -117,12 +118,29 @@ class Auth:
 
     async def verify(self, access_token: str) -> AccessClaims:
         """The token's claims if it is genuine, unexpired and not revoked by a ban since it was issued."""
+        (verdict,) = await self.verify_many([access_token])
+        if isinstance(verdict, errors.TidingsError):
+            raise verdict
+        return verdict
+
+    async def verify_many(self, access_tokens: Sequence[str]) -> list[AccessClaims | errors.TidingsError]:
+        """Each token's claims, or the error ``verify`` would raise for it alone, in order; one read of the
+        accounts for all of them."""
         now = self._clock.now_ms()
-        claims = claims_or_401(self._codec, access_token, now)
-        account = await self._users.get(claims.user_id)
-        if account is None or account.banned or claims.issued_at_ms < account.tokens_valid_after_ms:
-            raise errors.account.token_revoked("access token was revoked")
-        return claims
+        verdicts: list[AccessClaims | errors.TidingsError] = []
+        for token in access_tokens:
+            try:
+                verdicts.append(claims_or_401(self._codec, token, now))
+            except errors.TidingsError as error:
+                verdicts.append(error)
+        genuine = [verdict.user_id for verdict in verdicts if isinstance(verdict, AccessClaims)]
+        accounts = await self._users.get_accounts(genuine) if genuine else {}
+        for index, verdict in enumerate(verdicts):
+            if isinstance(verdict, AccessClaims):
+                account = accounts.get(verdict.user_id)
+                if account is None or account.banned or verdict.issued_at_ms < account.tokens_valid_after_ms:
+                    verdicts[index] = errors.account.token_revoked("access token was revoked")
+        return verdicts
 
     async def revoke_all(self, user_id: int, *, ban: bool = False) -> int:
         """End every session of the user at once ("log out everywhere"); ``ban`` also stops new sign-ins.

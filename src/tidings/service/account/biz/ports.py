@@ -5,6 +5,7 @@ The access-token types (claims, expired, invalid) live in ``pkg.tokens``: the bf
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,6 +24,9 @@ class UserRepo(Protocol):
     async def get(self, user_id: int) -> Account | None: ...
 
     async def get_by_username(self, username: str) -> Account | None: ...
+
+    async def get_accounts(self, user_ids: Sequence[int]) -> dict[int, Account]:
+        """The accounts that exist among ``user_ids``, by id (one query however many)."""
 
     async def get_many(self, user_ids: list[int]) -> list[User]:
         """The users that exist among ``user_ids``, in no particular order."""

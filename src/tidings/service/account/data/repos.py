@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tidings.pkg.repo import SQLRepo
+from tidings.pkg.repo import SQLRepo, chunks
 from tidings.service.account.biz.ports import RefreshToken, UsernameTaken
 from tidings.service.account.biz.user import Account, ProfileChange, User
 from tidings.service.account.data.tables import blocks, refresh_tokens, users
@@ -64,6 +65,14 @@ class SQLUserRepo(SQLRepo):
 
     async def get_by_username(self, username: str) -> Account | None:
         return await self._one(users.c.username == username)
+
+    async def get_accounts(self, user_ids: Sequence[int]) -> dict[int, Account]:
+        found: dict[int, Account] = {}
+        async with self._read() as conn:
+            for chunk in chunks(list(dict.fromkeys(user_ids))):
+                rows = await conn.execute(select(users).where(users.c.id.in_(chunk)))
+                found.update((row.id, _account(row)) for row in rows)
+        return found
 
     async def _one(self, condition: Any) -> Account | None:
         async with self._read() as conn:

@@ -8,7 +8,11 @@ import grpc
 
 from tidings.account.v1 import account_pb2 as pb
 from tidings.account.v1 import account_pb2_grpc as pb_grpc
+from tidings.errors.v1 import errors_pb2
+from tidings.pkg.errors import TidingsError
+from tidings.pkg.errors.grpc import error_to_pb
 from tidings.pkg.pbtime import timestamp
+from tidings.pkg.tokens import AccessClaims
 from tidings.service.account.biz.auth import Auth, Session
 from tidings.service.account.biz.profiles import Profiles
 from tidings.service.account.biz.user import ProfileChange, User
@@ -52,8 +56,18 @@ class AccountService(pb_grpc.AccountServiceServicer):
         return pb.RefreshResponse(grant=_grant(await self._auth.refresh(request.refresh_token)))
 
     async def VerifyToken(self, request: pb.VerifyTokenRequest, context: Context) -> pb.VerifyTokenResponse:
-        claims = await self._auth.verify(request.access_token)
-        return pb.VerifyTokenResponse(user_id=claims.user_id, expires_at=timestamp(claims.expires_at_ms))
+        return _verified(await self._auth.verify(request.access_token))
+
+    async def VerifyTokens(self, request: pb.VerifyTokensRequest, context: Context) -> pb.VerifyTokensResponse:
+        verdicts = await self._auth.verify_many(list(request.access_tokens))
+        return pb.VerifyTokensResponse(
+            verdicts=[
+                pb.TokenVerdict(error=error_to_pb(verdict, errors_pb2.Error))
+                if isinstance(verdict, TidingsError)
+                else pb.TokenVerdict(valid=_verified(verdict))
+                for verdict in verdicts
+            ]
+        )
 
     async def RevokeTokens(self, request: pb.RevokeTokensRequest, context: Context) -> pb.RevokeTokensResponse:
         revoked_before = await self._auth.revoke_all(request.user_id)
@@ -89,3 +103,7 @@ class AccountService(pb_grpc.AccountServiceServicer):
     async def CheckBlocked(self, request: pb.CheckBlockedRequest, context: Context) -> pb.CheckBlockedResponse:
         blocked = await self._profiles.blocked_either_way(request.user_id, request.other_user_id)
         return pb.CheckBlockedResponse(blocked=blocked)
+
+
+def _verified(claims: AccessClaims) -> pb.VerifyTokenResponse:
+    return pb.VerifyTokenResponse(user_id=claims.user_id, expires_at=timestamp(claims.expires_at_ms))

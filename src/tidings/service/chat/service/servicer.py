@@ -14,12 +14,12 @@ from typing import Any
 
 from tidings.chat.v1 import chat_pb2, chat_pb2_grpc
 from tidings.pkg import errors, log, trace
-from tidings.pkg.errors.grpc import to_grpc_code
+from tidings.pkg.errors.grpc import error_to_pb, to_grpc_code
 from tidings.pkg.middleware import validation
 from tidings.service.chat.biz.conversations import Conversations
 from tidings.service.chat.biz.messages import Messages
 from tidings.service.chat.biz.model import Cursor
-from tidings.service.chat.pb import conversation_to_pb, error_to_pb, message_to_pb, state_to_pb
+from tidings.service.chat.pb import conversation_to_pb, message_to_pb, state_to_pb
 
 # The span of each send of a SendMessages call (a child of the client request it belongs to).
 _SEND_SPAN = "tidings.chat.v1.ChatService/SendMessages send"
@@ -114,7 +114,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             except errors.TidingsError as error:
                 code, reason = to_grpc_code(error.code).name, error.reason
                 span.set_attribute("tidings.error.reason", reason)
-                outcome = chat_pb2.SendOutcome(error=error_to_pb(error))
+                outcome = chat_pb2.SendOutcome(error=error_to_pb(error, chat_pb2.SendError))
             span.set_attribute("rpc.grpc.status_code", code)
             self._access.info(
                 "grpc call",
