@@ -212,6 +212,11 @@ class RealtimeConf(_Section):
     peers_cache_s: float = Field(default=30.0, ge=0)
     # At most this many peers hear about one user's presence change.
     presence_max_peers: int = Field(default=5000, ge=0)
+    # Presence changes are pushed to the members of direct chats and of groups of at most this many members. In a
+    # bigger group, pushing every member's every connect and disconnect to every other member costs the square of
+    # its size (a 1,000-member group: a million events as its members come online); there ``GET /v1/sync`` says
+    # who is online, as large chat products do.
+    presence_push_max_members: int = Field(default=100, ge=2)
     # Bound on each route-table call and each ``Deliver`` call to another bff instance (typing, presence).
     io_timeout_s: float = Field(default=2.0, gt=0)
 

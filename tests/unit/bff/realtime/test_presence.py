@@ -75,6 +75,30 @@ async def test_presence_reaches_at_most_the_configured_number_of_peers() -> None
     await cluster.close()
 
 
+async def test_presence_is_pushed_in_direct_chats_and_small_groups_only_and_sync_tells_the_rest() -> None:
+    cluster = Cluster(CONF.model_copy(update={"presence_push_max_members": 3}))
+    hub = cluster.hub()
+    alice, alice_token = cluster.user("alice")
+    friend, friend_token = cluster.user("friend")
+    crowd = [cluster.user(f"member{n}") for n in range(3)]
+    await cluster.chats.create_direct(alice, friend)
+    await cluster.chats.create_group(alice, "big", [member for member, _ in crowd])  # 4 members: too many
+    await cluster.chats.create_group(alice, "small", [crowd[0][0]])  # 2 members
+    sessions = {user: await cluster.connect(hub, token) for user, token in (*crowd, (friend, friend_token))}
+    await hub.drain()
+    for session in sessions.values():
+        await events(session)
+    await cluster.connect(hub, alice_token)
+    await hub.drain()
+    online = [PresenceChanged(alice, Presence.ONLINE)]
+    assert await events(sessions[friend]) == online
+    assert await events(sessions[crowd[0][0]]) == online  # they share the small group too
+    assert await events(sessions[crowd[1][0]]) == []
+    assert await events(sessions[crowd[2][0]]) == []
+    assert (await RoutePresenceRepo(cluster.routes).statuses([alice]))[alice] is Presence.ONLINE
+    await cluster.close()
+
+
 async def test_sync_reads_presence_from_the_route_table(cluster: Cluster) -> None:
     hub = cluster.hub()
     alice, token = cluster.user("alice")

@@ -233,12 +233,16 @@ class Hub:
                 await self.deliver_to_users(PresenceChanged(user_id, status), peers)
 
     async def _peers_of(self, user_id: int) -> tuple[int, ...]:
-        """Everyone who shares a conversation with ``user_id`` (capped), cached briefly."""
+        """Everyone who shares a direct chat or a group of at most ``presence_push_max_members`` with ``user_id``
+        (capped), cached briefly: who is told when they come online or go offline."""
+        small = self.conf.presence_push_max_members
 
         async def load(user: int) -> tuple[int, ...]:
             async with self._bounded(self._request_timeout_s):
                 conversations = await self._chats.for_user(user)
-            found = dict.fromkeys(m for conv in conversations for m in conv.member_ids if m != user)
+            found = dict.fromkeys(
+                m for conv in conversations if len(conv.member_ids) <= small for m in conv.member_ids if m != user
+            )
             return tuple(found)[: self.conf.presence_max_peers]
 
         return await self.audiences.peers.get(user_id, load) or ()
