@@ -119,6 +119,6 @@ class AccountReposContract:
         blocks = SQLBlockRepo(engine, statements=statements)
         await blocks.block(1, 2, 1_000)
         await blocks.block(1, 2, 1_001)
-        assert await blocks.blocked_either_way(2, 1)
+        assert await blocks.blocked_pairs([(2, 1)]) == [True]
         await blocks.unblock(1, 2)
-        assert not await blocks.blocked_either_way(1, 2)
+        assert await blocks.blocked_pairs([(1, 2), (3, 4)]) == [False, False]

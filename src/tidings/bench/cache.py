@@ -74,8 +74,8 @@ class NoUsers:
     async def existing(self, user_ids: Sequence[int]) -> set[int]:
         return set(user_ids)
 
-    async def blocked(self, user_a: int, user_b: int) -> bool:
-        return False
+    async def blocked_pairs(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
+        return [False] * len(pairs)
 
 
 async def run(redis_url: str, mysql_url: str, rounds: int, conversations: int) -> dict[str, Any]:  # noqa: PLR0915 (one scenario after another reads best in order)

@@ -108,8 +108,8 @@ class FakeBlocks:
     async def unblock(self, blocker_id: int, blocked_id: int) -> None:
         self.pairs.discard((blocker_id, blocked_id))
 
-    async def blocked_either_way(self, user_a: int, user_b: int) -> bool:
-        return (user_a, user_b) in self.pairs or (user_b, user_a) in self.pairs
+    async def blocked_pairs(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
+        return [(a, b) in self.pairs or (b, a) in self.pairs for a, b in pairs]
 
 
 class PlainHasher:

@@ -265,10 +265,10 @@ class FakeDirectory:
         await _io()
         return {user for user in user_ids if user in self.users}
 
-    async def blocked(self, user_a: int, user_b: int) -> bool:
+    async def blocked_pairs(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
         await _io()
-        self.block_checks += 1
-        return (user_a, user_b) in self.blocks or (user_b, user_a) in self.blocks
+        self.block_checks += len(pairs)
+        return [(a, b) in self.blocks or (b, a) in self.blocks for a, b in pairs]
 
 
 @dataclass

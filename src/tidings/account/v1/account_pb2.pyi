@@ -678,3 +678,45 @@ class CheckBlockedResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CheckBlockedResponse: _TypeAlias = CheckBlockedResponse  # noqa: Y015
+
+@_typing.final
+class CheckBlockedPairsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAIRS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def pairs(self) -> _containers.RepeatedCompositeFieldContainer[Global___CheckBlockedRequest]: ...
+    def __init__(
+        self,
+        *,
+        pairs: _abc.Iterable[Global___CheckBlockedRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pairs", b"pairs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckBlockedPairsRequest: _TypeAlias = CheckBlockedPairsRequest  # noqa: Y015
+
+@_typing.final
+class CheckBlockedPairsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BLOCKED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def blocked(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bool]:
+        """Whether either user of each pair blocked the other, in the request's order."""
+
+    def __init__(
+        self,
+        *,
+        blocked: _abc.Iterable[_builtins.bool] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked", b"blocked"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckBlockedPairsResponse: _TypeAlias = CheckBlockedPairsResponse  # noqa: Y015

@@ -101,6 +101,11 @@ class AccountServiceStub:
                 request_serializer=tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedRequest.SerializeToString,
                 response_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedResponse.FromString,
                 _registered_method=True)
+        self.CheckBlockedPairs = channel.unary_unary(
+                '/tidings.account.v1.AccountService/CheckBlockedPairs',
+                request_serializer=tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedPairsRequest.SerializeToString,
+                response_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedPairsResponse.FromString,
+                _registered_method=True)
 
 
 class AccountServiceServicer:
@@ -201,6 +206,13 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckBlockedPairs(self, request, context):
+        """CheckBlocked for many pairs in one call (chat's block checks of a send batch): one answer per pair, in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -268,6 +280,11 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.CheckBlocked,
                     request_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedRequest.FromString,
                     response_serializer=tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedResponse.SerializeToString,
+            ),
+            'CheckBlockedPairs': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckBlockedPairs,
+                    request_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedPairsRequest.FromString,
+                    response_serializer=tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedPairsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -623,6 +640,33 @@ class AccountService:
             '/tidings.account.v1.AccountService/CheckBlocked',
             tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedRequest.SerializeToString,
             tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckBlockedPairs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tidings.account.v1.AccountService/CheckBlockedPairs',
+            tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedPairsRequest.SerializeToString,
+            tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedPairsResponse.FromString,
             options,
             channel_credentials,
             insecure,

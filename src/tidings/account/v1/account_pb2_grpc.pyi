@@ -65,6 +65,8 @@ class AccountServiceStub:
     """Idempotent."""
     CheckBlocked: _grpc.UnaryUnaryMultiCallable[_account_pb2.CheckBlockedRequest, _account_pb2.CheckBlockedResponse]
     """Whether either user blocked the other: chat refuses direct messages between such a pair."""
+    CheckBlockedPairs: _grpc.UnaryUnaryMultiCallable[_account_pb2.CheckBlockedPairsRequest, _account_pb2.CheckBlockedPairsResponse]
+    """CheckBlocked for many pairs in one call (chat's block checks of a send batch): one answer per pair, in order."""
 
 @_typing.type_check_only
 class AccountServiceAsyncStub(AccountServiceStub):
@@ -103,6 +105,8 @@ class AccountServiceAsyncStub(AccountServiceStub):
     """Idempotent."""
     CheckBlocked: _aio.UnaryUnaryMultiCallable[_account_pb2.CheckBlockedRequest, _account_pb2.CheckBlockedResponse]  # type: ignore[assignment]
     """Whether either user blocked the other: chat refuses direct messages between such a pair."""
+    CheckBlockedPairs: _aio.UnaryUnaryMultiCallable[_account_pb2.CheckBlockedPairsRequest, _account_pb2.CheckBlockedPairsResponse]  # type: ignore[assignment]
+    """CheckBlocked for many pairs in one call (chat's block checks of a send batch): one answer per pair, in order."""
 
 class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
     """Users, credentials, tokens, profiles and blocks. Only the bff (and admin) call it; the bff authenticates the
@@ -216,5 +220,13 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_account_pb2.CheckBlockedResponse, _abc.Awaitable[_account_pb2.CheckBlockedResponse]]:
         """Whether either user blocked the other: chat refuses direct messages between such a pair."""
+
+    @_abc_1.abstractmethod
+    def CheckBlockedPairs(
+        self,
+        request: _account_pb2.CheckBlockedPairsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.CheckBlockedPairsResponse, _abc.Awaitable[_account_pb2.CheckBlockedPairsResponse]]:
+        """CheckBlocked for many pairs in one call (chat's block checks of a send batch): one answer per pair, in order."""
 
 def add_AccountServiceServicer_to_server(servicer: AccountServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

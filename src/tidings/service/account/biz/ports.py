@@ -68,7 +68,8 @@ class BlockRepo(Protocol):
 
     async def unblock(self, blocker_id: int, blocked_id: int) -> None: ...
 
-    async def blocked_either_way(self, user_a: int, user_b: int) -> bool: ...
+    async def blocked_pairs(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
+        """For each pair, in order, whether either user blocked the other (one query however many)."""
 
 
 class PasswordHasher(Protocol):

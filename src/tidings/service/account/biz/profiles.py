@@ -7,7 +7,7 @@ and again after the replica-lag window); it never writes the new value into the 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from tidings.pkg import errors
 from tidings.pkg.cache.ports import ReadThrough
@@ -92,4 +92,8 @@ class Profiles:
         await self._blocks.unblock(blocker_id, blocked_id)
 
     async def blocked_either_way(self, user_a: int, user_b: int) -> bool:
-        return await self._blocks.blocked_either_way(user_a, user_b)
+        (blocked,) = await self._blocks.blocked_pairs([(user_a, user_b)])
+        return blocked
+
+    async def blocked_pairs(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
+        return await self._blocks.blocked_pairs(pairs)

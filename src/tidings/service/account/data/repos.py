@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from tidings.pkg.repo import SQLRepo, chunks
@@ -208,10 +208,13 @@ class SQLBlockRepo(SQLRepo):
                 blocks.delete().where(blocks.c.blocker_id == blocker_id, blocks.c.blocked_id == blocked_id)
             )
 
-    async def blocked_either_way(self, user_a: int, user_b: int) -> bool:
-        condition = or_(
-            and_(blocks.c.blocker_id == user_a, blocks.c.blocked_id == user_b),
-            and_(blocks.c.blocker_id == user_b, blocks.c.blocked_id == user_a),
-        )
+    async def blocked_pairs(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
+        # Both directions of every pair, as a row-value IN on the primary key.
+        wanted = list(dict.fromkeys(edge for a, b in pairs for edge in ((a, b), (b, a))))
+        found: set[tuple[int, int]] = set()
         async with self._read() as conn:
-            return (await conn.execute(select(blocks.c.blocker_id).where(condition).limit(1))).first() is not None
+            for chunk in chunks(wanted):
+                key = tuple_(blocks.c.blocker_id, blocks.c.blocked_id)
+                rows = await conn.execute(select(blocks.c.blocker_id, blocks.c.blocked_id).where(key.in_(list(chunk))))
+                found.update((blocker, blocked) for blocker, blocked in rows)
+        return [(a, b) in found or (b, a) in found for a, b in pairs]

@@ -104,6 +104,12 @@ class AccountService(pb_grpc.AccountServiceServicer):
         blocked = await self._profiles.blocked_either_way(request.user_id, request.other_user_id)
         return pb.CheckBlockedResponse(blocked=blocked)
 
+    async def CheckBlockedPairs(
+        self, request: pb.CheckBlockedPairsRequest, context: Context
+    ) -> pb.CheckBlockedPairsResponse:
+        pairs = [(pair.user_id, pair.other_user_id) for pair in request.pairs]
+        return pb.CheckBlockedPairsResponse(blocked=await self._profiles.blocked_pairs(pairs))
+
 
 def _verified(claims: AccessClaims) -> pb.VerifyTokenResponse:
     return pb.VerifyTokenResponse(user_id=claims.user_id, expires_at=timestamp(claims.expires_at_ms))

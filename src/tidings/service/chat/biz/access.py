@@ -110,7 +110,7 @@ class Access:
     async def blocked(self, user_a: int, user_b: int) -> bool:
         pair = direct_pair(user_a, user_b)
         if self._blocks is None:
-            return await self._directory.blocked(*pair)
+            return await self._load_block(pair)
         return bool(await self._blocks.get(pair, self._load_block))
 
     async def blocked_among(self, user_id: int, others: Sequence[int]) -> list[int]:
@@ -144,11 +144,11 @@ class Access:
         return {key: gate for key, gate in zip(keys, gates, strict=True) if gate is not None}
 
     async def _load_block(self, pair: tuple[int, int]) -> bool:
-        return await self._directory.blocked(*pair)
+        (blocked,) = await self._directory.blocked_pairs([pair])
+        return blocked
 
     async def _load_blocks(self, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], bool]:
-        blocked = await asyncio.gather(*(self._directory.blocked(*pair) for pair in pairs))
-        return dict(zip(pairs, blocked, strict=True))
+        return dict(zip(pairs, await self._directory.blocked_pairs(pairs), strict=True))
 
 
 def _not_found(conversation_id: int) -> errors.TidingsError:

@@ -137,8 +137,8 @@ class UserDirectory(Protocol):
     async def existing(self, user_ids: Sequence[int]) -> set[int]:
         """The ids among ``user_ids`` that belong to existing users."""
 
-    async def blocked(self, user_a: int, user_b: int) -> bool:
-        """Whether either user blocked the other."""
+    async def blocked_pairs(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
+        """For each pair, in order, whether either user blocked the other (one call however many)."""
 
 
 class EventPublisher(Protocol):

@@ -44,8 +44,14 @@ class GrpcUserDirectory:
             raise failed.exceptions[0] from None
         return set().union(*(task.result() for task in tasks))
 
-    async def blocked(self, user_a: int, user_b: int) -> bool:
-        answer = await self._stub.CheckBlocked(
-            account_pb2.CheckBlockedRequest(user_id=user_a, other_user_id=user_b), timeout=self._timeout_s
-        )
-        return bool(answer.blocked)
+    async def blocked_pairs(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
+        blocked: list[bool] = []
+        for start in range(0, len(pairs), _BATCH):
+            request = account_pb2.CheckBlockedPairsRequest(
+                pairs=[
+                    account_pb2.CheckBlockedRequest(user_id=a, other_user_id=b)
+                    for a, b in pairs[start : start + _BATCH]
+                ]
+            )
+            blocked += (await self._stub.CheckBlockedPairs(request, timeout=self._timeout_s)).blocked
+        return blocked
