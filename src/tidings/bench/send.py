@@ -354,7 +354,10 @@ async def measure(url: str, pids: dict[str, int], metrics: dict[str, str], confi
         users, conversations = await set_up(http, config)
     seats = [(member, c) for c in conversations for member in c.members]
     tally = Tally()
-    client = load.Client(url, max_connections=config.concurrency)
+    # No more connections than the bff lets one address hold: sends beyond them wait here for a connection (their
+    # latency still counts from their due time), as behind any client's connection pool.
+    cap = settings.modules.bff.max_connections_per_client
+    client = load.Client(url, max_connections=min(config.concurrency, cap) if cap else config.concurrency)
     sockets = Sockets(url.replace("http://", "ws://", 1) + "/v1/ws", tally) if config.via is Via.ws else None
     try:
         if sockets is not None:
