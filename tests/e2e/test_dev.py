@@ -42,7 +42,12 @@ async def test_dev_serves_health_on_8080_and_stops_cleanly_on_sigterm(tmp_path: 
             assert health.status_code == 200
             assert health.json() == {"status": "ok"}
             for port in (8081, 8082, 8083, 8084, 8085):
+                # Healthy is not yet ready: a module answers 503 until its consumers run (their start may follow
+                # the first health answer by a moment).
                 ready = await client.get(f"http://127.0.0.1:{port}/readyz")
+                while ready.status_code != 200 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.2)
+                    ready = await client.get(f"http://127.0.0.1:{port}/readyz")
                 assert ready.status_code == 200, ready.text
         assert (tmp_path / ".data" / "tidings.db").exists()
         process.send_signal(signal.SIGTERM)

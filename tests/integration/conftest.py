@@ -62,11 +62,9 @@ async def mysql_engine(mysql_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-async def statements(mysql_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
-    """The autocommit engine on ``mysql_engine``'s database (``Infra.statements_engine``)."""
-    engine = db.create_engine(
-        DatabaseConf(url=str(mysql_engine.url.render_as_string(hide_password=False))), autocommit=True
-    )
+async def statements(mysql_url: str, mysql_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """The autocommit engine on ``mysql_engine``'s (migrated) database (``Infra.statements_engine``)."""
+    engine = db.create_engine(DatabaseConf(url=mysql_url), autocommit=True)
     yield engine
     await engine.dispose()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -55,8 +55,7 @@ class Infra:
         """The database engine, reachable and (if configured) migrated, or ``DatabaseUnavailable``."""
         if self._engine is None:
             conf = self.settings.database
-            pings = metrics.for_registry().round_trips.labels(db.backend(conf.url))
-            engine = db.create_engine(conf, on_ping=pings.inc)
+            engine = db.create_engine(conf, on_ping=_pings(conf.url))
             try:
                 await db.ping(engine, conf.connect_timeout_s)
                 if conf.auto_migrate:
@@ -72,11 +71,11 @@ class Infra:
         """The engine whose statements commit by themselves (``db.create_engine(autocommit=True)``): for reads and
         one-statement writes, one round trip each. On SQLite, the one engine (one writer, no round trips)."""
         engine = await self.engine()  # reachable and migrated first
-        if db.backend(self.settings.database.url) == "sqlite":
+        conf = self.settings.database
+        if db.backend(conf.url) == "sqlite":
             return engine
         if self._statements_engine is None:
-            pings = metrics.for_registry().round_trips.labels(db.backend(self.settings.database.url))
-            self._statements_engine = db.create_engine(self.settings.database, autocommit=True, on_ping=pings.inc)
+            self._statements_engine = db.create_engine(conf, autocommit=True, on_ping=_pings(conf.url))
             _observe_engine(self._statements_engine, "statements")
         return self._statements_engine
 
@@ -164,6 +163,11 @@ class Infra:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+
+
+def _pings(url: str) -> Callable[[], None]:
+    """Counts an engine's idle-connection pings as round trips to its database."""
+    return metrics.for_registry().round_trips.labels(db.backend(url)).inc
 
 
 def _observe_engine(engine: AsyncEngine, pool: str) -> None:
