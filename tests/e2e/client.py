@@ -67,6 +67,19 @@ class Client:
             headers=me.headers,
         )
 
+    async def deliver(
+        self, me: Person, conversation_id: str, text: str, client_msg_id: str, attempts: int = 5
+    ) -> httpx.Response:
+        """Send as API.md tells a client to: a 503 (UNAVAILABLE) is retried with the same ``client_msg_id`` after a
+        short pause, a bounded number of times; any other answer is returned as it is."""
+        answer = await self.send(me, conversation_id, text, client_msg_id)
+        for attempt in range(attempts - 1):
+            if answer.status_code != 503:
+                break
+            await asyncio.sleep(float(answer.headers.get("Retry-After", 0.2 * 2**attempt)))
+            answer = await self.send(me, conversation_id, text, client_msg_id)
+        return answer
+
     async def history(self, me: Person, conversation_id: str, **params: int) -> dict[str, Any]:
         answer = await self.http.get(f"/v1/conversations/{conversation_id}/messages", params=params, headers=me.headers)
         assert answer.status_code == 200, answer.text

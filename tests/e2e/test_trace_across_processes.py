@@ -89,9 +89,16 @@ async def test_one_send_is_one_trace_in_bff_chat_and_job_processes(tmp_path: Pat
                         and s["resource"]["attributes"]["service.name"] == "tidings-bff"
                         for s in spans
                     )
+                    # Persist and push consume independently: either may end its span after the other delivered.
+                    groups_now = {
+                        str(s.get("attributes", {}).get("messaging.consumer.group.name")).rsplit(".", 1)[-1]
+                        for s in spans
+                        if s["context"]["trace_id"] == trace_id and s["kind"] == "SpanKind.CONSUMER"
+                    }
                     if (
                         {"tidings-bff", "tidings-chat", "tidings-job"} <= services
                         and {("tidings-job", "SpanKind.CONSUMER"), ("tidings-bff", "SpanKind.SERVER")} <= kinds_now
+                        and {"persist", "push"} <= groups_now
                         and delivered
                     ):
                         break
