@@ -1,10 +1,17 @@
 """Generate Python code from the contracts under ``api/`` into ``src/``.
 
-Two kinds of output, both committed and never edited by hand:
+Everything generated lives in one package, ``tidings.api``, committed and never edited by hand:
 
-- protoc's: messages and gRPC stubs (``tidings.<service>.v1``, and ``buf.validate`` from ``api/third_party``);
-- ours: typed error helpers, one module per service (``tidings.pkg.errors.<service>``), made from the
-  ``ErrorReason`` enum of its ``error_reason.proto`` as protoc compiled it (the descriptor set, not the .proto text).
+- protoc's: messages and gRPC stubs (``tidings.api.<service>.v1``, and ``tidings.api.buf.validate`` from
+  ``api/third_party``);
+- ours: typed error helpers, one module per service (``tidings.api.<service>.v1.errors``), made from the
+  ``ErrorReason`` enum of its ``error_reason.proto`` as protoc compiled it (the descriptor set, not the .proto text),
+  and ``tidings.api.reasons``, every reason of every contract in one table.
+
+protoc names a Python module after its .proto path (``tidings/chat/v1/chat.proto`` -> ``tidings.chat.v1``) and has
+no option to put it below a prefix, so its output is moved under ``tidings/api/`` and its import lines are rewritten
+to match (as protovalidate does for its own ``buf.validate``). The .proto paths and packages, and so the wire, stay
+as they are.
 
 ``--check`` regenerates into a scratch folder and fails, naming the files, when the committed ones differ: a
 contract changed without regenerating.
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import re
 import shutil
 import sys
 import tempfile
@@ -33,6 +41,11 @@ DEFAULT_CODE_OPTION = "tidings.errors.v1.default_code"
 # The source-info path of an enum value's comments: (enum_type, enum index, value, value index).
 ENUM_TYPE_FIELD = descriptor_pb2.FileDescriptorProto.ENUM_TYPE_FIELD_NUMBER
 ENUM_VALUE_FIELD = descriptor_pb2.EnumDescriptorProto.VALUE_FIELD_NUMBER
+# The one package of generated code; protoc's module paths (`tidings.chat.v1`, `buf.validate`) move below it.
+GENERATED = Path("tidings", "api")
+# A module path in an import line, a stub's dotted reference or the module name given to protobuf's builder; never
+# inside a serialized descriptor, where the package name follows a length byte, not a quote, space or line start.
+PROTOC_MODULE = re.compile(r"(?<![\w.])(tidings\.(?!api\.)\w+\.v1|buf\.validate)(?=\.\w+_pb2|\s+import\s)")
 
 
 @dataclass(frozen=True)
@@ -81,43 +94,50 @@ class ReasonEnum:
 
 
 def run_protoc(tree: Tree, out: Path, descriptor_set: Path) -> list[Path]:
-    """Compile every contract into ``out`` and the descriptor set; return the files written."""
+    """Compile every contract into ``out/tidings/api`` and the descriptor set; return the files written."""
     well_known = str(files("grpc_tools").joinpath("_proto"))
     plugins = Path(sys.executable).parent  # mypy-protobuf's plugins live beside this interpreter
-    args = [
-        "protoc",
-        f"--plugin=protoc-gen-mypy={plugins / 'protoc-gen-mypy'}",
-        f"--plugin=protoc-gen-mypy_grpc={plugins / 'protoc-gen-mypy_grpc'}",
-        f"-I{tree.api}",
-        f"-I{tree.third_party}",
-        f"-I{well_known}",
-        f"--python_out={out}",
-        f"--grpc_python_out={out}",
-        f"--mypy_out={out}",
-        f"--mypy_grpc_out={out}",
-        f"--descriptor_set_out={descriptor_set}",
-        "--include_imports",
-        "--include_source_info",
-        *tree.protos(),
-    ]
-    if protoc.main(args) != 0:
-        raise SystemExit("protoc failed")
-    written = [path for path in out.rglob("*") if path.is_file()]
-    # Package markers for every generated folder below the existing ``tidings`` package, unless the folder is
-    # also a package of ours (``tidings/admin`` holds both the admin module and the generated ``admin/v1``).
+    with tempfile.TemporaryDirectory() as scratch:
+        raw = Path(scratch)
+        args = [
+            "protoc",
+            f"--plugin=protoc-gen-mypy={plugins / 'protoc-gen-mypy'}",
+            f"--plugin=protoc-gen-mypy_grpc={plugins / 'protoc-gen-mypy_grpc'}",
+            f"-I{tree.api}",
+            f"-I{tree.third_party}",
+            f"-I{well_known}",
+            f"--python_out={raw}",
+            f"--grpc_python_out={raw}",
+            f"--mypy_out={raw}",
+            f"--mypy_grpc_out={raw}",
+            f"--descriptor_set_out={descriptor_set}",
+            "--include_imports",
+            "--include_source_info",
+            *tree.protos(),
+        ]
+        if protoc.main(args) != 0:
+            raise SystemExit("protoc failed")
+        written = [_move_below_api(path, raw, out) for path in raw.rglob("*") if path.is_file()]
+    # A package marker for every generated folder.
     for leaf in {path.parent for path in written}:
         for folder in [leaf, *leaf.parents]:
-            if folder in (out, out / "tidings"):
+            if folder == out / "tidings":
                 break
             marker = folder / "__init__.py"
-            if not marker.exists() and not _hand_written(tree.src / marker.relative_to(out)):
+            if not marker.exists():
                 marker.write_text(GENERATED_HEADER, encoding="utf-8")
                 written.append(marker)
     return written
 
 
-def _hand_written(path: Path) -> bool:
-    return path.exists() and not path.read_bytes().startswith(GENERATED_HEADER.encode())
+def _move_below_api(path: Path, raw: Path, out: Path) -> Path:
+    """Write protoc's ``raw/<module path>`` to ``out/tidings/api/...``, its module paths rewritten to match."""
+    rel = path.relative_to(raw)
+    moved = out / GENERATED / (rel.relative_to("tidings") if rel.parts[0] == "tidings" else rel)
+    moved.parent.mkdir(parents=True, exist_ok=True)
+    text = PROTOC_MODULE.sub(lambda match: f"tidings.api.{match[1].removeprefix('tidings.')}", path.read_text())
+    moved.write_text(text, encoding="utf-8")
+    return moved
 
 
 def error_reasons(descriptor_set: bytes) -> list[ReasonEnum]:
@@ -174,7 +194,7 @@ def _docstring(text: str, indent: str) -> str:
 
 
 def render_helpers(enum: ReasonEnum) -> str:
-    """The module ``tidings.pkg.errors.<service>``: a ``Reason`` per value, a constructor and a test for each."""
+    """The module ``tidings.api.<service>.v1.errors``: a ``Reason`` per value, a constructor and a test for each."""
     constants = "".join(f'{r.name} = Reason(DOMAIN, "{r.name}", {r.code})\n' for r in enum.reasons)
     listed = "".join(f"    {r.name},\n" for r in enum.reasons)
     functions = ""
@@ -201,29 +221,44 @@ def render_helpers(enum: ReasonEnum) -> str:
     )
 
 
+def render_table(enums: list[ReasonEnum]) -> str:
+    """The module ``tidings.api.reasons``: every reason of every contract, by (domain, name)."""
+    imports = "".join(
+        f"from tidings.api.{enum.service}.v1 import errors as {enum.service}\n"
+        for enum in sorted(enums, key=lambda e: e.service)
+    )
+    modules = ", ".join(sorted(enum.service for enum in enums))
+    return (
+        f"{GENERATED_HEADER}\n"
+        "from __future__ import annotations\n\n"
+        f"{imports}"
+        "from tidings.pkg.errors.base import Reason\n\n"
+        "# Every reason a contract declares, by its proto package and name: how an error from the wire finds its own.\n"
+        "BY_DOMAIN_AND_NAME: dict[tuple[str, str], Reason] = {\n"
+        f"    (reason.domain, reason.name): reason for module in ({modules}) for reason in module.REASONS\n"
+        "}\n"
+    )
+
+
 def generate(tree: Tree, out: Path) -> list[Path]:
     """Write everything generated into ``out`` (laid out like ``src``); return the files, relative to ``out``."""
     with tempfile.TemporaryDirectory() as scratch:
         descriptor_set = Path(scratch) / "contracts.binpb"
         written = run_protoc(tree, out, descriptor_set)
         enums = error_reasons(descriptor_set.read_bytes())
-    helpers = out / "tidings" / "pkg" / "errors"
-    helpers.mkdir(parents=True, exist_ok=True)
     for enum in enums:
-        module = helpers / f"{enum.service}.py"
+        module = out / GENERATED / enum.service / "v1" / "errors.py"
         module.write_text(render_helpers(enum), encoding="utf-8")
         written.append(module)
+    table = out / GENERATED / "reasons.py"
+    table.write_text(render_table(enums), encoding="utf-8")
+    written.append(table)
     return sorted(path.relative_to(out) for path in written)
 
 
-def committed(tree: Tree, packages: set[str]) -> set[Path]:
-    """The generated files now in the ``packages`` of ``src/``, relative to it: protoc's and ours (with the header)."""
-    return {
-        path.relative_to(tree.src)
-        for package in packages
-        for path in (tree.src / package).rglob("*.py*")
-        if path.suffix in (".py", ".pyi") and ("_pb2" in path.name or not _hand_written(path))
-    }
+def committed(tree: Tree) -> set[Path]:
+    """The files now in ``src/tidings/api``, relative to ``src``: everything there is generated."""
+    return {path.relative_to(tree.src) for path in (tree.src / GENERATED).rglob("*") if path.suffix in (".py", ".pyi")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             for rel in generated
             if not (tree.src / rel).exists() or not filecmp.cmp(fresh / rel, tree.src / rel, shallow=False)
         )
-        orphaned = sorted(committed(tree, {rel.parts[0] for rel in generated}) - generated)
+        orphaned = sorted(committed(tree) - generated)
         if args.check:
             if changed or orphaned:
                 names = "\n  ".join(str(rel) for rel in [*changed, *orphaned])

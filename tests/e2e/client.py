@@ -16,7 +16,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from tidings.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from tidings.api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 
 
 @dataclass

@@ -26,7 +26,7 @@ from websockets.exceptions import InvalidStatus
 from tests.e2e.client import Client, Device, Person, StreamDevice
 from tests.e2e.conftest import fresh_database
 from tests.e2e.fleet import ROOT, Fleet, free_port, port_env
-from tidings.gateway.v1 import gateway_pb2 as pb
+from tidings.api.gateway.v1 import gateway_pb2 as pb
 
 LIVE_S = 60  # bound on a live event while nothing is failing (a fresh consumer group may still be joining)
 EXCHANGE_S = 240  # bound on the whole exchange reaching both devices

@@ -24,9 +24,9 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.client import Client, Device
 from tests.e2e.fleet import ROOT, Fleet, free_port, port_env
-from tidings.account.v1 import account_pb2, account_pb2_grpc
-from tidings.chat.v1 import chat_pb2
-from tidings.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2
+from tidings.api.account.v1 import account_pb2, account_pb2_grpc
+from tidings.api.chat.v1 import chat_pb2
+from tidings.api.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2
 
 LIVE_S = 30
 # The bff's read timeouts and per-address cap in these tests (short, so the slow-client test is quick).

@@ -19,6 +19,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.integration.conftest import REDIS_URL, unique
 from tests.unit.bff.fakes import NOW, FakeAccounts, FakeChats
+from tidings.api.chat.v1 import chat_pb2
+from tidings.api.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2, gateway_pb2_grpc
 from tidings.bff import server
 from tidings.bff.biz.realtime.frames import Frames
 from tidings.bff.biz.realtime.hub import Hub
@@ -28,8 +30,6 @@ from tidings.bff.service import ws
 from tidings.bff.service.delivery import DeliveryServicer
 from tidings.bff.service.gateway import GatewayServicer
 from tidings.bff.service.gateway import add_to_server as add_gateway_to_server
-from tidings.chat.v1 import chat_pb2
-from tidings.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2, gateway_pb2_grpc
 from tidings.pkg import trace
 from tidings.pkg.conf import LimitsConf, Listen, RealtimeConf
 from tidings.pkg.middleware.grpc import server_interceptors

@@ -6,7 +6,7 @@ import pytest
 import redis.asyncio as redis
 
 from tests.contracts.cache import CacheStoreContract
-from tidings.common.v1 import events_pb2
+from tidings.api.common.v1 import events_pb2
 from tidings.job.invalidate import InvalidateJob
 from tidings.pkg import events
 from tidings.pkg.bus import Record

@@ -24,7 +24,7 @@ from tests.integration.test_chat_service import (
     send,
     wait_for_history,
 )
-from tidings.chat.v1 import chat_pb2
+from tidings.api.chat.v1 import chat_pb2
 from tidings.job import invalidate
 from tidings.job.invalidate import invalidate_consumer
 from tidings.pkg.bus.consumer import ConsumerOptions

@@ -28,8 +28,8 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from tests.integration.conftest import KAFKA_BOOTSTRAP, REDIS_URL, unique
-from tidings.account.v1 import account_pb2, account_pb2_grpc
-from tidings.chat.v1 import chat_pb2, chat_pb2_grpc
+from tidings.api.account.v1 import account_pb2, account_pb2_grpc
+from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
 from tidings.job.persist import TRANSIENT
 from tidings.job.wire import persist_consumer
 from tidings.pkg import errors, events

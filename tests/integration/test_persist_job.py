@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.conftest import KAFKA_BOOTSTRAP, REDIS_URL, unique
 from tests.integration.test_chat_service import delete_topics
-from tidings.chat.v1 import chat_pb2
+from tidings.api.chat.v1 import chat_pb2
 from tidings.job.persist import TRANSIENT
 from tidings.job.wire import persist_consumer
 from tidings.pkg import events

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from tidings.api.chat.v1 import chat_pb2
+from tidings.api.gateway.v1 import gateway_pb2 as pb
 from tidings.bff.biz.model import Message, Presence
 from tidings.bff.biz.realtime.events import (
     ConversationRead,
@@ -12,8 +14,6 @@ from tidings.bff.biz.realtime.events import (
     PresenceChanged,
     Typing,
 )
-from tidings.chat.v1 import chat_pb2
-from tidings.gateway.v1 import gateway_pb2 as pb
 from tidings.pkg.pbtime import millis, timestamp
 
 _STATUS_TO_PB = {Presence.ONLINE: pb.PRESENCE_STATUS_ONLINE, Presence.OFFLINE: pb.PRESENCE_STATUS_OFFLINE}

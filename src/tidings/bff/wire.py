@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
+from tidings.api.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2
 from tidings.bff import server
 from tidings.bff.biz.quotas import Quotas
 from tidings.bff.biz.realtime.frames import Frames
@@ -20,7 +21,6 @@ from tidings.bff.service.delivery import DeliveryServicer
 from tidings.bff.service.gateway import GatewayServicer
 from tidings.bff.service.gateway import add_to_server as add_gateway_to_server
 from tidings.bff.service.http import router
-from tidings.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2
 from tidings.pkg.app import Module, Server
 from tidings.pkg.cache.factory import cache_kit
 from tidings.pkg.conf import BffConf, RealtimeConf

@@ -22,8 +22,8 @@ import sqlalchemy.exc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from redis.exceptions import RedisError
 
-from tidings.chat.v1 import events_pb2 as chat_events
-from tidings.gateway.v1 import delivery_pb2, gateway_pb2
+from tidings.api.chat.v1 import events_pb2 as chat_events
+from tidings.api.gateway.v1 import delivery_pb2, gateway_pb2
 from tidings.pkg import events, log
 from tidings.pkg.bus import Record
 from tidings.pkg.bus.consumer import UnknownEventVersion

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from tidings.api.common.v1 import errors as common_errors
 from tidings.pkg import errors
 
 T = TypeVar("T")
@@ -79,7 +80,7 @@ class CallBatcher(Generic[T, R]):
             failure = (
                 exc
                 if isinstance(exc, errors.TidingsError)
-                else errors.common.unavailable(f"cannot reach {self._callee}")
+                else common_errors.unavailable(f"cannot reach {self._callee}")
             )
             for waiting in batch:
                 if not waiting.answer.done():

@@ -15,8 +15,8 @@ from typing import Any, Generic, TypeVar
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
-from tidings.chat.v1 import events_pb2 as chat_events
-from tidings.common.v1 import events_pb2 as common_events
+from tidings.api.chat.v1 import events_pb2 as chat_events
+from tidings.api.common.v1 import events_pb2 as common_events
 from tidings.pkg import trace
 from tidings.pkg.bus import Event, Record, TopicSpec
 from tidings.pkg.bus.consumer import UnknownEventVersion

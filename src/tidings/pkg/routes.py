@@ -28,7 +28,7 @@ import grpc
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
 
-from tidings.gateway.v1 import delivery_pb2, delivery_pb2_grpc
+from tidings.api.gateway.v1 import delivery_pb2, delivery_pb2_grpc
 from tidings.pkg.infra import Infra
 from tidings.pkg.middleware.grpc import SECRET_METADATA, client_interceptors
 from tidings.pkg.scripts import Script

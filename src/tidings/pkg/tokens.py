@@ -12,7 +12,7 @@ from typing import Protocol
 
 import jwt
 
-from tidings.pkg import errors
+from tidings.api.account.v1 import errors as account_errors
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,9 @@ def claims_or_401(decoder: TokenDecoder, token: str, now_ms: int) -> AccessClaim
     try:
         return decoder.decode(token, now_ms)
     except TokenExpired:
-        raise errors.account.token_expired("access token expired; refresh it") from None
+        raise account_errors.token_expired("access token expired; refresh it") from None
     except Exception:
-        raise errors.account.token_invalid("access token is not valid") from None
+        raise account_errors.token_invalid("access token is not valid") from None
 
 
 class JWTCodec:

@@ -13,6 +13,8 @@ from tests.unit.account.fakes import (
     FakeUsers,
     PlainHasher,
 )
+from tidings.api.account.v1 import errors as account_errors
+from tidings.api.common.v1 import errors as common_errors
 from tidings.pkg import errors
 from tidings.pkg.tokens import AccessClaims
 from tidings.service.account.biz.auth import Auth, AuthPolicy
@@ -50,7 +52,7 @@ async def test_a_taken_username_is_username_taken(world: World) -> None:
     await world.auth.register("alice", "correct horse", None)
     with pytest.raises(errors.TidingsError) as raised:
         await world.auth.register("ALICE", "another pass", None)
-    assert errors.account.is_username_taken(raised.value)
+    assert account_errors.is_username_taken(raised.value)
     assert raised.value.code == 409
 
 
@@ -83,7 +85,7 @@ async def test_wrong_password_and_unknown_user_look_the_same(world: World) -> No
         unknown.value.reason,
         unknown.value.message,
     )
-    assert errors.account.is_invalid_credentials(wrong.value)
+    assert account_errors.is_invalid_credentials(wrong.value)
 
 
 async def test_refresh_rotates_and_a_reused_token_ends_the_whole_login(world: World) -> None:
@@ -92,7 +94,7 @@ async def test_refresh_rotates_and_a_reused_token_ends_the_whole_login(world: Wo
     assert second.refresh_token != first.refresh_token
     with pytest.raises(errors.TidingsError) as reused:
         await world.auth.refresh(first.refresh_token)
-    assert errors.account.is_token_revoked(reused.value)
+    assert account_errors.is_token_revoked(reused.value)
     # The stolen copy was used: the legitimate successor is revoked too.
     with pytest.raises(errors.TidingsError):
         await world.auth.refresh(second.refresh_token)
@@ -111,7 +113,7 @@ async def test_an_expired_access_token_is_token_expired(world: World) -> None:
     world.clock.now += 901_000
     with pytest.raises(errors.TidingsError) as raised:
         await world.auth.verify(session.access_token)
-    assert errors.account.is_token_expired(raised.value)
+    assert account_errors.is_token_expired(raised.value)
 
 
 async def test_a_ban_revokes_access_and_refresh_tokens_at_once(world: World) -> None:
@@ -120,12 +122,12 @@ async def test_a_ban_revokes_access_and_refresh_tokens_at_once(world: World) -> 
     await world.auth.revoke_all(session.user.id, ban=True)
     with pytest.raises(errors.TidingsError) as access:
         await world.auth.verify(session.access_token)
-    assert errors.account.is_token_revoked(access.value)
+    assert account_errors.is_token_revoked(access.value)
     with pytest.raises(errors.TidingsError):
         await world.auth.refresh(session.refresh_token)
     with pytest.raises(errors.TidingsError) as login:
         await world.auth.login("mallory", "correct horse")
-    assert errors.account.is_user_banned(login.value)
+    assert account_errors.is_user_banned(login.value)
 
 
 async def test_tokens_verified_together_are_each_answered_as_alone_with_one_read(world: World) -> None:
@@ -151,14 +153,14 @@ async def test_tokens_verified_together_are_each_answered_as_alone_with_one_read
     assert isinstance(valid, AccessClaims)
     assert valid.user_id == alice.user.id
     assert isinstance(banned, errors.TidingsError)
-    assert errors.account.is_token_revoked(banned)
+    assert account_errors.is_token_revoked(banned)
     assert isinstance(forged, errors.TidingsError)
-    assert errors.account.is_token_invalid(forged)
+    assert account_errors.is_token_invalid(forged)
     assert isinstance(late, errors.TidingsError)
-    assert errors.account.is_token_expired(late)
+    assert account_errors.is_token_expired(late)
     # A genuine token of a user who no longer exists counts as revoked.
     assert isinstance(unknown, errors.TidingsError)
-    assert errors.account.is_token_revoked(unknown)
+    assert account_errors.is_token_revoked(unknown)
 
 
 async def test_profiles_update_search_and_batch_get(world: World) -> None:
@@ -178,7 +180,7 @@ async def test_a_user_search_without_a_meaningful_query_is_refused_naming_it(wor
     await world.auth.register("alice", "correct horse", None)
     with pytest.raises(errors.TidingsError) as refused:
         await world.profiles.search(query, 10)
-    assert errors.common.is_invalid_argument(refused.value)
+    assert common_errors.is_invalid_argument(refused.value)
     assert refused.value.metadata["field"] == "query"
 
 
@@ -196,7 +198,7 @@ async def test_blocks_apply_both_ways_and_not_to_oneself(world: World) -> None:
     assert not await world.profiles.blocked_either_way(alice.id, bob.id)
     with pytest.raises(errors.TidingsError) as raised:
         await world.profiles.block(alice.id, alice.id)
-    assert errors.account.is_cannot_block_self(raised.value)
+    assert account_errors.is_cannot_block_self(raised.value)
 
 
 async def test_log_out_everywhere_ends_sessions_but_allows_signing_in_again(world: World) -> None:
@@ -205,7 +207,7 @@ async def test_log_out_everywhere_ends_sessions_but_allows_signing_in_again(worl
     await world.auth.revoke_all(session.user.id)
     with pytest.raises(errors.TidingsError) as access:
         await world.auth.verify(session.access_token)
-    assert errors.account.is_token_revoked(access.value)
+    assert account_errors.is_token_revoked(access.value)
     world.clock.now += 10
     fresh = await world.auth.login("alice", "correct horse")
     assert (await world.auth.verify(fresh.access_token)).user_id == session.user.id
@@ -215,7 +217,7 @@ async def test_log_out_everywhere_ends_sessions_but_allows_signing_in_again(worl
 async def test_a_password_of_spaces_or_one_repeated_character_is_refused_as_weak(world: World, password: str) -> None:
     with pytest.raises(errors.TidingsError) as refused:
         await world.auth.register("alice", password, None)
-    assert errors.account.is_weak_password(refused.value)
+    assert account_errors.is_weak_password(refused.value)
     assert (refused.value.code, refused.value.metadata["field"]) == (400, "password")
 
 

@@ -6,8 +6,10 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import replace
 
+from tidings.api.account.v1 import errors as account_errors
+from tidings.api.chat.v1 import errors as chat_errors
+from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.model import Conversation, Identity, Kind, Message, Page, Presence, Session, User
-from tidings.pkg import errors
 
 NOW = 1_800_000_000_000
 # Tokens of the fakes expire long after any test (real-time tests set ``expiry`` to test expiry).
@@ -29,7 +31,7 @@ class FakeAccounts:
 
     async def register(self, username: str, password: str, display_name: str | None) -> Session:
         if any(u.username == username for u in self.users.values()):
-            raise errors.account.username_taken("taken", username=username)
+            raise account_errors.username_taken("taken", username=username)
         user = User(next(self._ids), username, display_name or username, "", "", NOW)
         self.users[user.id] = user
         self.passwords[username] = password
@@ -39,7 +41,7 @@ class FakeAccounts:
         self.login_attempts += 1  # each would hash the password
         user = next((u for u in self.users.values() if u.username == username), None)
         if user is None or self.passwords[username] != password:
-            raise errors.account.invalid_credentials("wrong username or password")
+            raise account_errors.invalid_credentials("wrong username or password")
         return self._session(user)
 
     async def refresh(self, refresh_token: str) -> Session:
@@ -55,12 +57,12 @@ class FakeAccounts:
     async def identify(self, access_token: str) -> Identity:
         self.identified.append(access_token)
         if self.unavailable:
-            raise errors.common.unavailable("account is down")
+            raise common_errors.unavailable("account is down")
         if access_token in self.revoked:
-            raise errors.account.token_revoked("access token was revoked")
+            raise account_errors.token_revoked("access token was revoked")
         user_id = access_token.removeprefix("token-")
         if not user_id.isdigit() or int(user_id) not in self.users:
-            raise errors.account.token_invalid("access token is not valid")
+            raise account_errors.token_invalid("access token is not valid")
         return Identity(int(user_id), self.expiry.get(access_token, FAR_FUTURE_MS))
 
     def add(self, username: str) -> tuple[int, str]:
@@ -71,7 +73,7 @@ class FakeAccounts:
 
     async def get(self, user_id: int) -> User:
         if user_id not in self.users:
-            raise errors.account.user_not_found("no such user")
+            raise account_errors.user_not_found("no such user")
         return self.users[user_id]
 
     async def get_many(self, user_ids: list[int]) -> list[User]:
@@ -94,7 +96,7 @@ class FakeAccounts:
 
     async def block(self, user_id: int, blocked_id: int) -> None:
         if user_id == blocked_id:
-            raise errors.account.cannot_block_self("you cannot block yourself", field="user_id")
+            raise account_errors.cannot_block_self("you cannot block yourself", field="user_id")
         await self.get(blocked_id)
         self.blocks.add((user_id, blocked_id))
 
@@ -113,7 +115,7 @@ class FakeChats:
     def _mine(self, user_id: int, conversation_id: int) -> Conversation:
         conv = self.conversations.get(conversation_id)
         if conv is None or user_id not in conv.member_ids:
-            raise errors.chat.conversation_not_found("no such conversation")
+            raise chat_errors.conversation_not_found("no such conversation")
         return conv
 
     async def create_direct(self, user_id: int, peer_id: int) -> tuple[Conversation, bool]:
@@ -175,7 +177,7 @@ class FakeChats:
         for message in self.messages.get(conversation_id, []):
             if message.id == message_id:
                 return replace(message, recalled=True, text="")
-        raise errors.chat.message_not_found("no such message")
+        raise chat_errors.message_not_found("no such message")
 
 
 class FakePresence:

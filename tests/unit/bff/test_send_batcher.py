@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
+from tidings.api.chat.v1 import chat_pb2 as pb
+from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.data.chat import SendBatcher
-from tidings.chat.v1 import chat_pb2 as pb
 from tidings.pkg import errors
 from tidings.pkg.middleware import deadline
 
@@ -28,7 +29,7 @@ class FakeChat:
         self.calls.append(list(request.sends))
         await asyncio.sleep(self.delay_s)
         if self.down:
-            raise errors.common.unavailable("chat is down")
+            raise common_errors.unavailable("chat is down")
         outcomes = []
         for n, batched in enumerate(request.sends):
             if batched.send.text == "refuse":
@@ -70,7 +71,7 @@ async def test_a_failed_call_fails_each_of_its_sends_with_its_own_error() -> Non
     chat.down = True
     batcher = SendBatcher(chat)  # type: ignore[arg-type]
     outcomes = await asyncio.gather(*(batcher.send(request("x", n)) for n in range(3)), return_exceptions=True)
-    assert all(errors.common.is_unavailable(outcome) for outcome in outcomes)
+    assert all(common_errors.is_unavailable(outcome) for outcome in outcomes)
     assert len({id(outcome) for outcome in outcomes}) == 3
 
 
@@ -78,4 +79,4 @@ async def test_a_send_past_its_deadline_is_answered_deadline_exceeded() -> None:
     batcher = SendBatcher(FakeChat(delay_s=1.0))  # type: ignore[arg-type]
     with deadline.scope(0.05), pytest.raises(errors.TidingsError) as late:
         await batcher.send(request("slow"))
-    assert errors.common.is_deadline_exceeded(late.value)
+    assert common_errors.is_deadline_exceeded(late.value)

@@ -6,9 +6,10 @@ import asyncio
 
 import pytest
 
+from tidings.api.account.v1 import errors as account_errors
+from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.auth import TokenVerifier
 from tidings.bff.biz.model import Identity
-from tidings.pkg import errors
 from tidings.pkg.errors import TidingsError
 from tidings.pkg.tokens import AccessClaims, JWTCodec
 
@@ -33,7 +34,7 @@ class Account:
             await self.gate.wait()
         claims = self._codec.decode(token, self._clock())
         if claims.issued_at_ms < self.valid_after.get(claims.user_id, 0):
-            raise errors.account.token_revoked("access token was revoked")
+            raise account_errors.token_revoked("access token was revoked")
         return Identity(claims.user_id, claims.expires_at_ms)
 
 
@@ -143,7 +144,7 @@ async def test_concurrent_checks_of_one_token_share_one_call_and_its_answer(
 
 async def test_account_unreachable_is_an_error_not_a_pass(codec: JWTCodec, clock: Clock) -> None:
     async def unreachable(_: str) -> Identity:
-        raise errors.common.unavailable("account unavailable")
+        raise common_errors.unavailable("account unavailable")
 
     verifier = TokenVerifier(codec, unreachable, clock)
     with pytest.raises(TidingsError) as raised:

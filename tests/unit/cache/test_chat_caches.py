@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.chat.fakes import World
+from tidings.api.chat.v1 import errors as chat_errors
 from tidings.pkg import errors
 
 
@@ -20,7 +21,7 @@ async def test_a_removed_member_cannot_send_on_the_next_request(world: World) ->
     await world.chats.remove_member(1, cid, 2)
     with pytest.raises(errors.TidingsError) as refused:
         await world.msgs.send(cid, 2, "b", "hi")
-    assert errors.chat.is_not_a_member(refused.value)
+    assert chat_errors.is_not_a_member(refused.value)
     await world.chats.add_members(1, cid, [2])
     assert (await world.msgs.send(cid, 2, "c", "back")).message.seq > 0
 
@@ -31,7 +32,7 @@ async def test_a_non_member_is_remembered_and_refused_without_reloading(world: W
     for n in range(3):
         with pytest.raises(errors.TidingsError) as refused:
             await world.msgs.send(cid, 9, f"x{n}", "hi")
-        assert errors.chat.is_conversation_not_found(refused.value)
+        assert chat_errors.is_conversation_not_found(refused.value)
     assert world.caches.gates.key((cid, 9)) in set(world.cache_store._entries)
     await world.chats.add_members(1, cid, [9])
     assert (await world.msgs.send(cid, 9, "ok", "hi")).message.seq > 0

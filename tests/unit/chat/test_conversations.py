@@ -7,6 +7,8 @@ import asyncio
 import pytest
 
 from tests.unit.chat.fakes import World
+from tidings.api.account.v1 import errors as account_errors
+from tidings.api.chat.v1 import errors as chat_errors
 from tidings.pkg import errors
 from tidings.service.chat.biz.model import MAX_GROUP_MEMBERS, Kind
 
@@ -41,11 +43,11 @@ async def test_a_direct_conversation_needs_another_existing_unblocked_user(world
     assert itself.value.metadata["field"] == "peer_id"
     with pytest.raises(errors.TidingsError) as missing:
         await world.chats.create_direct(1, 999)
-    assert errors.account.is_user_not_found(missing.value)
+    assert account_errors.is_user_not_found(missing.value)
     world.directory.blocks.add((2, 1))
     with pytest.raises(errors.TidingsError) as blocked:
         await world.chats.create_direct(1, 2)
-    assert errors.chat.is_user_blocked(blocked.value)
+    assert chat_errors.is_user_blocked(blocked.value)
     assert world.conversations.conversations == {}
 
 
@@ -62,7 +64,7 @@ async def test_a_group_has_its_creator_as_owner_and_member(world: World) -> None
 async def test_group_members_must_exist(world: World) -> None:
     with pytest.raises(errors.TidingsError) as failed:
         await world.chats.create_group(1, "team", [2, 500, 501])
-    assert errors.account.is_user_not_found(failed.value)
+    assert account_errors.is_user_not_found(failed.value)
     assert failed.value.metadata["user_ids"] == "500,501"
 
 
@@ -70,13 +72,13 @@ async def test_a_group_stops_at_its_member_limit() -> None:
     world = World(users=set(range(1, MAX_GROUP_MEMBERS + 3)))
     with pytest.raises(errors.TidingsError) as too_many:
         await world.chats.create_group(1, "big", list(range(2, MAX_GROUP_MEMBERS + 2)))
-    assert errors.chat.is_group_too_large(too_many.value)
+    assert chat_errors.is_group_too_large(too_many.value)
     assert too_many.value.metadata["limit"] == str(MAX_GROUP_MEMBERS)
     full = await world.chats.create_group(1, "full", list(range(2, MAX_GROUP_MEMBERS + 1)))
     assert len(full.member_ids) == MAX_GROUP_MEMBERS
     with pytest.raises(errors.TidingsError) as one_more:
         await world.chats.add_members(1, full.conversation.id, [MAX_GROUP_MEMBERS + 1])
-    assert errors.chat.is_group_too_large(one_more.value)
+    assert chat_errors.is_group_too_large(one_more.value)
 
 
 async def test_members_add_others_and_existing_members_are_skipped(world: World) -> None:
@@ -86,7 +88,7 @@ async def test_members_add_others_and_existing_members_are_skipped(world: World)
     assert view.conversation.member_count == 4
     with pytest.raises(errors.TidingsError) as stranger:
         await world.chats.add_members(9, group.conversation.id, [5])
-    assert errors.chat.is_conversation_not_found(stranger.value)
+    assert chat_errors.is_conversation_not_found(stranger.value)
 
 
 async def test_members_cannot_be_added_to_or_removed_from_a_direct_conversation(world: World) -> None:
@@ -97,7 +99,7 @@ async def test_members_cannot_be_added_to_or_removed_from_a_direct_conversation(
     ):
         with pytest.raises(errors.TidingsError) as failed:
             await change
-        assert errors.chat.is_not_a_group(failed.value)
+        assert chat_errors.is_not_a_group(failed.value)
 
 
 async def test_nobody_puts_someone_who_blocked_them_into_a_group_by_creating_or_adding(world: World) -> None:
@@ -105,13 +107,13 @@ async def test_nobody_puts_someone_who_blocked_them_into_a_group_by_creating_or_
     world.directory.blocks.add((1, 4))  # 1 blocked 4
     with pytest.raises(errors.TidingsError) as refused:
         await world.chats.create_group(1, "team", [2, 3, 4])
-    assert errors.chat.is_user_blocked(refused.value)
+    assert chat_errors.is_user_blocked(refused.value)
     assert refused.value.metadata["user_ids"] == "3,4"
     assert world.conversations.conversations == {}
     group = await world.chats.create_group(1, "team", [2])
     with pytest.raises(errors.TidingsError) as added:
         await world.chats.add_members(1, group.conversation.id, [3])
-    assert errors.chat.is_user_blocked(added.value)
+    assert chat_errors.is_user_blocked(added.value)
     # Another member whom 3 did not block may add them: the block is between two people.
     assert 3 in (await world.chats.add_members(2, group.conversation.id, [3])).member_ids
 
@@ -121,17 +123,17 @@ async def test_only_the_owner_removes_others_but_anyone_may_leave(world: World) 
     cid = group.conversation.id
     with pytest.raises(errors.TidingsError) as not_owner:
         await world.chats.remove_member(2, cid, 3)
-    assert errors.chat.is_not_group_owner(not_owner.value)
+    assert chat_errors.is_not_group_owner(not_owner.value)
     assert (await world.chats.remove_member(1, cid, 3)).member_ids == (1, 2)
     left = await world.chats.remove_member(2, cid, 2)
     assert left.member_ids == (1,)
     for former in (2, 3):
         with pytest.raises(errors.TidingsError) as gone:
             await world.chats.get(former, cid)
-        assert errors.chat.is_not_a_member(gone.value)
+        assert chat_errors.is_not_a_member(gone.value)
     with pytest.raises(errors.TidingsError) as never:
         await world.chats.get(4, cid)
-    assert errors.chat.is_conversation_not_found(never.value)
+    assert chat_errors.is_conversation_not_found(never.value)
     back = await world.chats.add_members(1, cid, [2])
     assert back.member_ids == (1, 2)
 
@@ -155,7 +157,7 @@ async def test_a_removed_member_can_no_longer_send_through_the_same_instance(wor
     await world.chats.remove_member(1, cid, 2)
     with pytest.raises(errors.TidingsError) as removed:
         await world.msgs.send(cid, 2, "after", "hi")
-    assert errors.chat.is_not_a_member(removed.value)
+    assert chat_errors.is_not_a_member(removed.value)
 
 
 async def test_conversations_are_listed_newest_activity_first_in_pages(world: World) -> None:

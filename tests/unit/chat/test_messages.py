@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.chat.fakes import World
+from tidings.api.chat.v1 import errors as chat_errors
+from tidings.api.common.v1 import errors as common_errors
 from tidings.pkg import errors
 from tidings.service.chat.biz.model import HISTORY_MAX_LIMIT, RECALL_WINDOW_MS
 
@@ -65,11 +67,11 @@ async def test_history_is_for_members_only(world: World) -> None:
     cid = await conversation_with(world, 2)
     with pytest.raises(errors.TidingsError) as stranger:
         await world.msgs.history(9, cid, after_seq=0, before_seq=None, limit=10)
-    assert errors.chat.is_conversation_not_found(stranger.value)
+    assert chat_errors.is_conversation_not_found(stranger.value)
     await world.chats.remove_member(3, cid, 3)
     with pytest.raises(errors.TidingsError) as former:
         await world.msgs.history(3, cid, after_seq=0, before_seq=None, limit=10)
-    assert errors.chat.is_not_a_member(former.value)
+    assert chat_errors.is_not_a_member(former.value)
 
 
 async def test_read_marks_move_forward_only_clamped_to_max_seq(world: World) -> None:
@@ -102,7 +104,7 @@ async def test_a_failed_read_announcement_is_reported_and_announced_on_retry(wor
     world.publisher.failures = 1
     with pytest.raises(errors.TidingsError) as failed:
         await world.msgs.mark_read(2, cid, 2)
-    assert errors.common.is_unavailable(failed.value)
+    assert common_errors.is_unavailable(failed.value)
     assert await world.msgs.mark_read(2, cid, 2) == 2
     assert [event.payload for event in world.publisher.events] == [(cid, 2, 2)]
 
@@ -126,7 +128,7 @@ async def test_recall_after_the_window_is_refused(world: World) -> None:
     world.clock.advance(RECALL_WINDOW_MS + 1)
     with pytest.raises(errors.TidingsError) as late:
         await world.msgs.recall(cid, message.id, message.sender_id, by_operator=False)
-    assert errors.chat.is_recall_window_passed(late.value)
+    assert chat_errors.is_recall_window_passed(late.value)
     assert late.value.metadata["window_s"] == "120"
 
 
@@ -135,7 +137,7 @@ async def test_only_the_sender_recalls_unless_an_operator_does(world: World) -> 
     message = world.publisher.log[0]
     with pytest.raises(errors.TidingsError) as other:
         await world.msgs.recall(cid, message.id, 2, by_operator=False)
-    assert errors.chat.is_not_message_sender(other.value)
+    assert chat_errors.is_not_message_sender(other.value)
     world.clock.advance(RECALL_WINDOW_MS * 10)
     recalled = await world.msgs.recall(cid, message.id, 777, by_operator=True)
     assert recalled.recalled
@@ -145,7 +147,7 @@ async def test_recalling_an_unknown_message_or_twice(world: World) -> None:
     cid = await conversation_with(world, 1)
     with pytest.raises(errors.TidingsError) as unknown:
         await world.msgs.recall(cid, 123, 1, by_operator=False)
-    assert errors.chat.is_message_not_found(unknown.value)
+    assert chat_errors.is_message_not_found(unknown.value)
     message = world.publisher.log[0]
     await world.msgs.recall(cid, message.id, 1, by_operator=False)
     world.clock.advance(RECALL_WINDOW_MS * 2)

@@ -8,6 +8,8 @@ from collections import defaultdict
 import pytest
 
 from tests.unit.chat.fakes import World
+from tidings.api.chat.v1 import errors as chat_errors
+from tidings.api.common.v1 import errors as common_errors
 from tidings.pkg import errors
 from tidings.service.chat.biz.model import MAX_TEXT_LENGTH, Message
 from tidings.service.chat.biz.ports import Reservation
@@ -70,7 +72,7 @@ async def test_a_client_msg_id_reused_in_another_conversation_is_409_and_sends_n
     await world.msgs.send(first_cid, 1, "m-1", "to the first")
     with pytest.raises(errors.TidingsError) as refused:
         await world.msgs.send(second_cid, 1, "m-1", "to the second")
-    assert errors.chat.is_client_msg_id_reused(refused.value)
+    assert chat_errors.is_client_msg_id_reused(refused.value)
     assert refused.value.code == 409
     assert refused.value.metadata["conversation_id"] == str(first_cid)
     assert [m.conversation_id for m in world.publisher.log] == [first_cid]
@@ -84,7 +86,7 @@ async def test_racing_reuses_in_two_conversations_send_one_message_and_refuse_th
     )
     refused = [r for r in results if isinstance(r, BaseException)]
     assert len(refused) == 1
-    assert errors.chat.is_client_msg_id_reused(refused[0])
+    assert chat_errors.is_client_msg_id_reused(refused[0])
     assert len(world.publisher.log) == 1
 
 
@@ -125,7 +127,7 @@ async def test_a_failed_produce_fails_the_send_and_the_retry_commits_the_same_me
     world.publisher.failures = 1
     with pytest.raises(errors.TidingsError) as failed:
         await world.msgs.send(cid, 1, "flaky", "hi")
-    assert errors.common.is_unavailable(failed.value)
+    assert common_errors.is_unavailable(failed.value)
     assert world.publisher.log == []
     [reserved] = world.dedup.rows.values()
     retry = await world.msgs.send(cid, 1, "flaky", "hi")
@@ -157,7 +159,7 @@ async def test_an_unavailable_seq_store_fails_the_send_clearly(world: World) -> 
     world.seqs.fail = True
     with pytest.raises(errors.TidingsError) as failed:
         await world.msgs.send(cid, 1, "x", "hi")
-    assert errors.common.is_unavailable(failed.value)
+    assert common_errors.is_unavailable(failed.value)
     assert "retry" in failed.value.message
     world.seqs.fail = False
     assert (await world.msgs.send(cid, 1, "x", "hi")).message.seq >= 1
@@ -167,10 +169,10 @@ async def test_only_members_send(world: World) -> None:
     cid = await group(world, 1, 2)
     with pytest.raises(errors.TidingsError) as stranger:
         await world.msgs.send(cid, 3, "x", "hi")
-    assert errors.chat.is_conversation_not_found(stranger.value)
+    assert chat_errors.is_conversation_not_found(stranger.value)
     with pytest.raises(errors.TidingsError) as missing:
         await world.msgs.send(424242, 1, "x", "hi")
-    assert errors.chat.is_conversation_not_found(missing.value)
+    assert chat_errors.is_conversation_not_found(missing.value)
 
 
 async def test_a_refused_send_is_answered_alone_and_its_batch_goes_on(world: World) -> None:
@@ -189,8 +191,8 @@ async def test_a_refused_send_is_answered_alone_and_its_batch_goes_on(world: Wor
     outcomes = await asyncio.gather(*sends, return_exceptions=True)
     assert [o.message.seq for o in outcomes if not isinstance(o, BaseException)] == [1, 2]
     refused = [o for o in outcomes if isinstance(o, errors.TidingsError)]
-    assert [errors.chat.is_conversation_not_found(o) for o in refused] == [True, False, True]
-    assert errors.chat.is_user_blocked(refused[1])
+    assert [chat_errors.is_conversation_not_found(o) for o in refused] == [True, False, True]
+    assert chat_errors.is_user_blocked(refused[1])
     assert [m.text for m in world.publisher.log] == ["member", "member too"]
 
 
@@ -203,7 +205,7 @@ async def test_blocked_users_cannot_write_to_each_other(world: World) -> None:
     for sender in (1, 2):
         with pytest.raises(errors.TidingsError) as blocked:
             await world.msgs.send(cid, sender, f"after-{sender}", "hi")
-        assert errors.chat.is_user_blocked(blocked.value)
+        assert chat_errors.is_user_blocked(blocked.value)
 
 
 async def test_block_checks_are_cached_briefly(world: World) -> None:

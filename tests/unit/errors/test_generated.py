@@ -12,7 +12,10 @@ import pytest
 from google.protobuf.descriptor import EnumDescriptor
 
 import tidings
-from tidings.errors.v1 import errors_pb2
+from tidings.api.account.v1 import errors as account_errors
+from tidings.api.chat.v1 import errors as chat_errors
+from tidings.api.common.v1 import errors as common_errors
+from tidings.api.errors.v1 import errors_pb2
 from tidings.pkg import errors
 from tidings.pkg.errors import TidingsError
 
@@ -28,9 +31,8 @@ def reason_enums() -> list[EnumDescriptor]:
 
 
 def helpers_of(enum: EnumDescriptor) -> ModuleType:
-    service = enum.file.package.split(".")[1]
-    module: ModuleType = getattr(errors, service)  # tidings.pkg.errors exposes each service's helpers
-    return module
+    # tidings.chat.v1 -> tidings.api.chat.v1.errors, beside the generated protobuf modules
+    return importlib.import_module(f"tidings.api.{enum.file.package.removeprefix('tidings.')}.errors")
 
 
 def test_every_service_with_reasons_has_helpers() -> None:
@@ -56,10 +58,10 @@ def test_each_reason_has_a_constructor_and_a_test_with_its_code(enum: EnumDescri
 
 
 def test_a_test_helper_tells_reasons_apart() -> None:
-    assert errors.chat.is_conversation_not_found(errors.chat.conversation_not_found("gone"))
-    assert not errors.chat.is_conversation_not_found(errors.chat.message_not_found("gone"))
-    assert not errors.chat.is_conversation_not_found(ValueError("CONVERSATION_NOT_FOUND"))
-    assert not errors.chat.is_conversation_not_found(None)
+    assert chat_errors.is_conversation_not_found(chat_errors.conversation_not_found("gone"))
+    assert not chat_errors.is_conversation_not_found(chat_errors.message_not_found("gone"))
+    assert not chat_errors.is_conversation_not_found(ValueError("CONVERSATION_NOT_FOUND"))
+    assert not chat_errors.is_conversation_not_found(None)
 
 
 def test_reasons_are_unique_across_services() -> None:
@@ -68,9 +70,9 @@ def test_reasons_are_unique_across_services() -> None:
 
 
 def test_a_bare_code_gets_the_shared_reason() -> None:
-    assert errors.reason_for_code(404) is errors.common.NOT_FOUND
-    assert errors.reason_for_code(413) is errors.common.INVALID_ARGUMENT
-    assert errors.reason_for_code(502) is errors.common.INTERNAL
+    assert errors.reason_for_code(404) is common_errors.NOT_FOUND
+    assert errors.reason_for_code(413) is common_errors.INVALID_ARGUMENT
+    assert errors.reason_for_code(502) is common_errors.INTERNAL
 
 
 def test_a_use_case_raises_for_its_bad_fields_only_when_there_are_some() -> None:
@@ -89,7 +91,7 @@ def test_an_error_keeps_what_it_was_raised_from() -> None:
         try:
             raise KeyError("row 42")
         except KeyError as exc:
-            raise errors.account.user_not_found("no such user", user_id="42") from exc
+            raise account_errors.user_not_found("no such user", user_id="42") from exc
 
     with pytest.raises(TidingsError) as caught:
         lookup()

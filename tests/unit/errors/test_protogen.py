@@ -19,7 +19,7 @@ ACCOUNT_REASONS = Path("api/tidings/account/v1/error_reason.proto")
 def tree(tmp_path: Path) -> Path:
     """The contracts and the generated packages, copied."""
     shutil.copytree(ROOT / "api", tmp_path / "api")
-    for package in ("tidings", "buf"):
+    for package in ("tidings",):
         shutil.copytree(
             ROOT / "src" / package, tmp_path / "src" / package, ignore=shutil.ignore_patterns("__pycache__")
         )
@@ -45,11 +45,11 @@ def test_the_stale_check_catches_an_edited_contract_until_it_is_regenerated(tree
 
     stale = protogen(tree, "--check")
     assert stale.returncode == 1
-    assert "tidings/pkg/errors/chat.py" in stale.stderr
-    assert "tidings/chat/v1/error_reason_pb2.py" in stale.stderr
+    assert "tidings/api/chat/v1/errors.py" in stale.stderr
+    assert "tidings/api/chat/v1/error_reason_pb2.py" in stale.stderr
 
     assert protogen(tree).returncode == 0
-    helpers = (tree / "src/tidings/pkg/errors/chat.py").read_text(encoding="utf-8")
+    helpers = (tree / "src/tidings/api/chat/v1/errors.py").read_text(encoding="utf-8")
     assert 'TOO_MANY_PINS = Reason(DOMAIN, "TOO_MANY_PINS", 409)' in helpers
     assert 'def too_many_pins(message: str, /, **metadata: str) -> TidingsError:\n    """Too many pinned' in helpers
     assert "def is_too_many_pins(error: BaseException | None) -> bool:" in helpers
@@ -57,11 +57,11 @@ def test_the_stale_check_catches_an_edited_contract_until_it_is_regenerated(tree
 
 
 def test_a_hand_edited_helper_is_stale(tree: Path) -> None:
-    helpers = tree / "src/tidings/pkg/errors/account.py"
+    helpers = tree / "src/tidings/api/account/v1/errors.py"
     helpers.write_text(helpers.read_text(encoding="utf-8").replace("404", "410"), encoding="utf-8")
     stale = protogen(tree, "--check")
     assert stale.returncode == 1
-    assert "tidings/pkg/errors/account.py" in stale.stderr
+    assert "tidings/api/account/v1/errors.py" in stale.stderr
 
 
 def test_a_value_without_a_code_takes_the_enums_default(tree: Path) -> None:
@@ -74,7 +74,7 @@ def test_a_value_without_a_code_takes_the_enums_default(tree: Path) -> None:
     )
     add_to_enum(path, "NOT_ALLOWED_HERE = 98;")
     assert protogen(tree).returncode == 0
-    helpers = (tree / "src/tidings/pkg/errors/chat.py").read_text(encoding="utf-8")
+    helpers = (tree / "src/tidings/api/chat/v1/errors.py").read_text(encoding="utf-8")
     assert 'NOT_ALLOWED_HERE = Reason(DOMAIN, "NOT_ALLOWED_HERE", 403)' in helpers
     assert 'CONVERSATION_NOT_FOUND = Reason(DOMAIN, "CONVERSATION_NOT_FOUND", 404)' in helpers
 
@@ -96,5 +96,5 @@ def test_a_reason_of_two_services_is_refused(tree: Path) -> None:
 def test_a_removed_contract_takes_its_code_along_and_leaves_ours(tree: Path) -> None:
     (tree / "api/tidings/admin/v1/admin.proto").unlink()
     assert protogen(tree).returncode == 0
-    assert not (tree / "src/tidings/admin/v1/admin_pb2.py").exists()
+    assert not (tree / "src/tidings/api/admin/v1/admin_pb2.py").exists()
     assert (tree / "src/tidings/admin/__init__.py").read_text(encoding="utf-8").startswith('"""The operators')

@@ -9,6 +9,7 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from tidings.api.chat.v1 import errors as chat_errors
 from tidings.pkg import errors
 from tidings.pkg.errors import FieldViolation, TidingsError
 from tidings.pkg.errors.grpc import from_grpc_error, to_grpc_code, to_grpc_status, to_http_code
@@ -84,7 +85,7 @@ def test_an_error_survives_status_and_back_with_its_violations() -> None:
 
 
 def test_the_status_carries_error_info() -> None:
-    status = to_grpc_status(errors.chat.recall_window_passed("too late", window_s="120"))
+    status = to_grpc_status(chat_errors.recall_window_passed("too late", window_s="120"))
     assert (status.code, status.details) == (S.ABORTED, "too late")
     [(key, value)] = status.trailing_metadata
     rich = status_pb2.Status.FromString(value)

@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tidings.chat.v1 import chat_pb2
-from tidings.chat.v1 import events_pb2 as chat_events
-from tidings.gateway.v1 import delivery_pb2
+from tidings.api.chat.v1 import chat_pb2
+from tidings.api.chat.v1 import events_pb2 as chat_events
+from tidings.api.common.v1 import errors as common
+from tidings.api.gateway.v1 import delivery_pb2
 from tidings.job.push import Audience, CachedMembership, InvalidEvent, PushJob, PushMetrics, PushOptions
 from tidings.pkg import events
 from tidings.pkg.bus import Record
 from tidings.pkg.bus.consumer import UnknownEventVersion
-from tidings.pkg.errors import common
 from tidings.pkg.routes import RouteLike
 from tidings.service.chat.biz.model import Kind
 

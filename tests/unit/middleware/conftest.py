@@ -14,14 +14,17 @@ from dataclasses import dataclass, field
 import grpc
 import pytest
 
-from tidings.chat.v1 import chat_pb2, chat_pb2_grpc
-from tidings.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from tidings.api.account.v1 import errors as account_errors
+from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
+from tidings.api.chat.v1 import errors as chat_errors
+from tidings.api.common.v1 import errors as common_errors
+from tidings.api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from tidings.pkg import errors, trace
 from tidings.pkg.errors import Reason
 from tidings.pkg.middleware import deadline
 from tidings.pkg.middleware.grpc import client_interceptors, server_interceptors
 
-REASONS: list[Reason] = [*errors.account.REASONS, *errors.chat.REASONS, *errors.common.REASONS]
+REASONS: list[Reason] = [*account_errors.REASONS, *chat_errors.REASONS, *common_errors.REASONS]
 EXPLODE = 9000
 BARE = 9001
 SECRET = "password=hunter2 on db 10.1.2.3"
@@ -98,7 +101,7 @@ class Gateway(gateway_pb2_grpc.GatewayServicer):
             if frame.HasField("ping"):
                 yield gateway_pb2.ConnectResponse(ref=frame.ref, pong=gateway_pb2.Pong())
             else:
-                raise errors.chat.not_a_member("not a member", conversation_id=str(frame.send.conversation_id))
+                raise chat_errors.not_a_member("not a member", conversation_id=str(frame.send.conversation_id))
 
 
 @dataclass

@@ -15,9 +15,10 @@ from grpc_status import rpc_status
 from opentelemetry import trace as otel
 
 from tests.unit.middleware.conftest import BARE, EXPLODE, REASONS, REQUEST_TIMEOUT_S, SECRET, Stack, raised
-from tidings.chat.v1 import chat_pb2
-from tidings.gateway.v1 import gateway_pb2
-from tidings.pkg import errors, log
+from tidings.api.chat.v1 import chat_pb2
+from tidings.api.chat.v1 import errors as chat_errors
+from tidings.api.gateway.v1 import gateway_pb2
+from tidings.pkg import log
 from tidings.pkg.errors import FieldViolation, Reason, TidingsError
 from tidings.pkg.middleware import deadline
 from tidings.pkg.middleware.grpc import client_interceptors, server_interceptors
@@ -71,13 +72,13 @@ async def test_every_reason_travels_as_its_grpc_code_with_error_info(stack: Stac
 
 
 async def test_an_error_keeps_reason_message_and_metadata_over_two_hops(stack: Stack) -> None:
-    reason = errors.chat.CONVERSATION_NOT_FOUND
+    reason = chat_errors.CONVERSATION_NOT_FOUND
     with pytest.raises(TidingsError) as caught:
         await stack.chat.ListMessages(
             chat_pb2.ListMessagesRequest(user_id=1, conversation_id=REASONS.index(reason) + 1)
         )
     assert_same(caught.value, raised(reason))
-    assert errors.chat.is_conversation_not_found(caught.value)
+    assert chat_errors.is_conversation_not_found(caught.value)
 
 
 async def test_invalid_input_names_every_bad_field(stack: Stack) -> None:

@@ -14,7 +14,7 @@ from grpc_health.v1._async import HealthServicer
 from opentelemetry import trace as otel
 from opentelemetry.sdk.trace import TracerProvider
 
-from tidings.chat.v1 import chat_pb2, chat_pb2_grpc
+from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
 from tidings.pkg import trace
 from tidings.pkg.middleware.grpc import SECRET_METADATA, server_interceptors
 

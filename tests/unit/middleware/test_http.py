@@ -13,8 +13,9 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from tests.unit.middleware.conftest import EXPLODE, REASONS, REQUEST_TIMEOUT_S, Stack, raised
-from tidings.chat.v1 import chat_pb2
-from tidings.pkg import errors, log
+from tidings.api.chat.v1 import chat_pb2
+from tidings.api.chat.v1 import errors as chat_errors
+from tidings.pkg import log
 from tidings.pkg.errors import Reason
 from tidings.pkg.middleware import deadline, http
 
@@ -203,4 +204,4 @@ async def test_a_request_runs_under_the_request_timeout(client: httpx.AsyncClien
 async def test_a_success_is_untouched(client: httpx.AsyncClient) -> None:
     response = await client.post("/v1/conversations/5/messages", json={"client_msg_id": "m-1", "text": "hi"})
     assert (response.status_code, response.json()) == (201, {"text": "hi"})
-    assert errors.chat.CONVERSATION_NOT_FOUND.code == 404
+    assert chat_errors.CONVERSATION_NOT_FOUND.code == 404

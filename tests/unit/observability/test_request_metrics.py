@@ -6,7 +6,8 @@ import httpx
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from tidings.pkg import errors, metrics
+from tidings.api.common.v1 import errors as common_errors
+from tidings.pkg import metrics
 from tidings.pkg.middleware import http as http_middleware
 
 
@@ -18,7 +19,7 @@ async def test_http_requests_are_counted_by_route_template_code_and_reason() -> 
     @app.get("/v1/things/{thing_id}")
     async def thing(thing_id: int) -> dict[str, int]:
         if thing_id == 404:
-            raise errors.common.not_found("no such thing")
+            raise common_errors.not_found("no such thing")
         return {"id": thing_id}
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from tidings.api.account.v1 import errors as account_errors
 from tidings.pkg import errors
 from tidings.pkg.batching import CallBatcher
 
@@ -54,7 +55,7 @@ async def test_an_item_whose_caller_gave_up_before_its_call_is_left_out() -> Non
 
 @pytest.mark.parametrize(
     ("failure", "reason"),
-    [(errors.account.token_revoked("no"), "TOKEN_REVOKED"), (ConnectionError("refused"), "UNAVAILABLE")],
+    [(account_errors.token_revoked("no"), "TOKEN_REVOKED"), (ConnectionError("refused"), "UNAVAILABLE")],
 )
 async def test_a_failed_call_fails_each_of_its_items_with_an_error_of_its_own(
     failure: BaseException, reason: str

@@ -21,8 +21,9 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from tidings.api.account.v1 import errors as account_errors
+from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.model import Identity
-from tidings.pkg import errors
 from tidings.pkg.errors import TidingsError
 from tidings.pkg.tokens import AccessClaims, TokenDecoder, claims_or_401
 
@@ -70,7 +71,7 @@ class TokenVerifier:
         known = self._known.get(claims.user_id)
         if known is not None:
             if known.revoked_through_ms is not None and claims.issued_at_ms <= known.revoked_through_ms:
-                raise errors.account.token_revoked("access token was revoked")
+                raise account_errors.token_revoked("access token was revoked")
             if (
                 known.valid_from_ms is not None
                 and claims.issued_at_ms >= known.valid_from_ms
@@ -92,12 +93,12 @@ class TokenVerifier:
             asked_at = self._clock()
             answer = await self._remote(access_token)
         except Exception as exc:
-            if isinstance(exc, TidingsError) and errors.account.is_token_revoked(exc):
+            if isinstance(exc, TidingsError) and account_errors.is_token_revoked(exc):
                 self._learn_revoked(claims)
             self._fail(future, exc)
             raise
         except BaseException:  # cancelled: the waiters did not ask to be, so they get a retryable error
-            self._fail(future, errors.common.unavailable("cannot verify the token now; retry shortly"))
+            self._fail(future, common_errors.unavailable("cannot verify the token now; retry shortly"))
             raise
         else:
             self._learn_valid(claims, asked_at)

@@ -15,6 +15,8 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from tidings.api.account.v1 import errors as account_errors
+from tidings.api.common.v1 import errors as common_errors
 from tidings.pkg import errors, log
 from tidings.pkg.conf import LimitsConf
 from tidings.pkg.ratelimit import Rate, RateLimiter, Verdict
@@ -50,13 +52,13 @@ class Quotas:
         try:
             return await attempt()
         except errors.TidingsError as error:
-            if errors.account.is_invalid_credentials(error):
+            if account_errors.is_invalid_credentials(error):
                 await self._hit(key, self._login, 1)
             raise
 
     def too_many_connections(self) -> errors.TidingsError:
         limit = str(self._conf.connections_per_user)
-        return errors.common.rate_limited(
+        return common_errors.rate_limited(
             f"at most {limit} open connections per user; close one", retry_after_s="5", limit=limit
         )
 
@@ -64,7 +66,7 @@ class Quotas:
         verdict = await self._hit(key, rate, cost)
         if not verdict.allowed:
             wait = max(1, math.ceil(verdict.retry_after_s))
-            raise errors.common.rate_limited(message, retry_after_s=str(wait), limit=str(rate.burst))
+            raise common_errors.rate_limited(message, retry_after_s=str(wait), limit=str(rate.burst))
 
     async def _hit(self, key: str, rate: Rate, cost: int) -> Verdict:
         if not self._conf.enabled:

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 
 import grpc
 
-from tidings.account.v1 import account_pb2 as pb
-from tidings.account.v1 import account_pb2_grpc as pb_grpc
+from tidings.api.account.v1 import account_pb2 as pb
+from tidings.api.account.v1 import account_pb2_grpc as pb_grpc
+from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.auth import TokenVerifier
 from tidings.bff.biz.model import Identity, Session, User
-from tidings.pkg import errors
 from tidings.pkg.batching import CallBatcher
 from tidings.pkg.errors.grpc import error_from_pb
 from tidings.pkg.middleware import deadline
@@ -70,14 +70,14 @@ class GrpcAccountRepo:
     async def _ask_account(self, access_token: str) -> Identity:
         left = deadline.remaining()
         if left is not None and left <= 0:
-            raise errors.common.deadline_exceeded("no time left to verify the token")
+            raise common_errors.deadline_exceeded("no time left to verify the token")
         try:
             async with asyncio.timeout(left):
                 verdict = await self._verifications.submit(
                     access_token, None if left is None else time.monotonic() + left
                 )
         except TimeoutError:
-            raise errors.common.deadline_exceeded("the token could not be verified in time") from None
+            raise common_errors.deadline_exceeded("the token could not be verified in time") from None
         if verdict.HasField("error"):
             raise error_from_pb(verdict.error)
         return Identity(verdict.valid.user_id, millis(verdict.valid.expires_at))

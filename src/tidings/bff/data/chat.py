@@ -9,10 +9,11 @@ from typing import Any
 
 import grpc
 
+from tidings.api.chat.v1 import chat_pb2 as pb
+from tidings.api.chat.v1 import chat_pb2_grpc as pb_grpc
+from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.model import Conversation, Kind, Message, Page
 from tidings.bff.codec import message_from_pb as message
-from tidings.chat.v1 import chat_pb2 as pb
-from tidings.chat.v1 import chat_pb2_grpc as pb_grpc
 from tidings.pkg import errors, trace
 from tidings.pkg.batching import CallBatcher
 from tidings.pkg.errors.grpc import error_from_pb, to_grpc_code
@@ -128,7 +129,7 @@ class SendBatcher:
         left = deadline.remaining()
         try:
             if left is not None and left <= 0:
-                raise errors.common.deadline_exceeded("no time left to send the message")
+                raise common_errors.deadline_exceeded("no time left to send the message")
             due = None if left is None else time.monotonic() + left
             async with asyncio.timeout(left):
                 outcome = await self._batcher.submit(pb.BatchedSend(send=request, trace_context=carrier), due)
@@ -139,7 +140,7 @@ class SendBatcher:
         except TimeoutError:
             # Given up on (the deadline passed): left out of the batch if its call has not started yet. The send
             # itself may still happen: a retry finds it.
-            raise errors.common.deadline_exceeded(
+            raise common_errors.deadline_exceeded(
                 "the send was not answered in time; retry it with the same client_msg_id"
             ) from None
         except errors.TidingsError as error:

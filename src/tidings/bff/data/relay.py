@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tidings.api.gateway.v1 import delivery_pb2
 from tidings.bff.biz.realtime.events import Event
 from tidings.bff.codec import event_to_pb
-from tidings.gateway.v1 import delivery_pb2
 from tidings.pkg.routes import DeliveryClient
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 
+from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.model import Identity
 from tidings.bff.biz.ports import AccountRepo
 from tidings.bff.biz.realtime.events import Failure, Inbound, Ref
 from tidings.bff.biz.realtime.frames import Frames
 from tidings.bff.biz.realtime.session import Session
-from tidings.pkg import errors, log, trace
+from tidings.pkg import log, trace
 from tidings.pkg.errors import TidingsError
 from tidings.pkg.middleware import deadline
 
@@ -24,13 +25,13 @@ async def authenticate(accounts: AccountRepo, token: str, *, timeout_s: float) -
     """The identity behind ``token`` (401 for a missing, forged, expired or revoked one), under ``timeout_s``."""
     token = token.strip()
     if not token or len(token) > 4096:
-        raise errors.common.unauthenticated("send a valid access token")
+        raise common_errors.unauthenticated("send a valid access token")
     with deadline.scope(timeout_s):
         try:
             async with asyncio.timeout(timeout_s):
                 return await accounts.identify(token)
         except TimeoutError:
-            raise errors.common.unavailable("cannot verify the token now; retry shortly") from None
+            raise common_errors.unavailable("cannot verify the token now; retry shortly") from None
 
 
 async def answer(frames: Frames, session: Session, frame: Inbound, *, transport: str, timeout_s: float) -> None:
@@ -43,11 +44,11 @@ async def answer(frames: Frames, session: Session, frame: Inbound, *, transport:
         except TidingsError as error:
             reply = Failure(frame.ref, error, trace.current_trace_id())
         except TimeoutError:
-            late = errors.common.deadline_exceeded("the frame was not served in time")
+            late = common_errors.deadline_exceeded("the frame was not served in time")
             reply = Failure(frame.ref, late, trace.current_trace_id())
         except Exception:
             _log.error("unhandled error serving a frame", exc_info=True, frame=type(frame).__name__)
-            reply = Failure(frame.ref, errors.common.internal("internal error"), trace.current_trace_id())
+            reply = Failure(frame.ref, common_errors.internal("internal error"), trace.current_trace_id())
     if reply is not None:
         session.offer(reply)
 

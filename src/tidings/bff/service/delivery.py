@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import grpc
 
+from tidings.api.gateway.v1 import delivery_pb2 as pb
+from tidings.api.gateway.v1 import delivery_pb2_grpc as pb_grpc
+from tidings.api.gateway.v1 import gateway_pb2
 from tidings.bff.biz.realtime.events import Envelope
 from tidings.bff.biz.realtime.hub import Hub
 from tidings.bff.codec import event_from_pb
 from tidings.bff.service import gateway
-from tidings.gateway.v1 import delivery_pb2 as pb
-from tidings.gateway.v1 import delivery_pb2_grpc as pb_grpc
-from tidings.gateway.v1 import gateway_pb2
 from tidings.pkg import errors
 from tidings.pkg.errors import FieldViolation
 

@@ -21,6 +21,8 @@ from typing import Any, assert_never
 import grpc
 from google.protobuf.message import DecodeError
 
+from tidings.api.common.v1 import errors as common_errors
+from tidings.api.gateway.v1 import gateway_pb2 as pb
 from tidings.bff.biz.ports import AccountRepo, RealtimeMetrics
 from tidings.bff.biz.realtime.events import (
     Envelope,
@@ -45,7 +47,6 @@ from tidings.bff.codec import event_to_pb, message_to_pb
 from tidings.bff.service.connection import answer, authenticate, refuse
 from tidings.bff.service.schema import rfc3339
 from tidings.bff.service.ws_codec import BadFrame
-from tidings.gateway.v1 import gateway_pb2 as pb
 from tidings.pkg import errors, log
 from tidings.pkg.errors import FieldViolation, TidingsError
 from tidings.pkg.middleware import validation
@@ -64,15 +65,15 @@ def close_error(reason: CloseReason) -> TidingsError | None:
         case CloseReason.CLIENT_CLOSED:
             return None
         case CloseReason.GOING_AWAY:
-            return errors.common.unavailable("the server is stopping; reconnect")
+            return common_errors.unavailable("the server is stopping; reconnect")
         case CloseReason.UNROUTABLE:
-            return errors.common.unavailable("cannot register the connection now; retry shortly")
+            return common_errors.unavailable("cannot register the connection now; retry shortly")
         case CloseReason.UNAUTHENTICATED:
-            return errors.common.unauthenticated("the access token expired or was revoked; reconnect with a new one")
+            return common_errors.unauthenticated("the access token expired or was revoked; reconnect with a new one")
         case CloseReason.SLOW_CONSUMER:
-            return errors.common.rate_limited("too many events waiting for this stream; reconnect and sync")
+            return common_errors.rate_limited("too many events waiting for this stream; reconnect and sync")
         case CloseReason.IDLE:
-            return errors.common.deadline_exceeded("nothing received within the idle timeout; ping every 30 s")
+            return common_errors.deadline_exceeded("nothing received within the idle timeout; ping every 30 s")
         case _:
             assert_never(reason)
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
+from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz import usecase
 from tidings.bff.biz.ports import AccountRepo, ChatRepo
 from tidings.bff.biz.quotas import Quotas
@@ -60,7 +61,7 @@ def router(
     async def caller(authorization: Annotated[str | None, Header(max_length=8192)] = None) -> int:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise errors.common.unauthenticated("send Authorization: Bearer <access_token>")
+            raise common_errors.unauthenticated("send Authorization: Bearer <access_token>")
         return await accounts.verify(token.strip())
 
     Caller = Annotated[int, Depends(caller)]  # noqa: N806 (a type alias, named like one)
@@ -178,6 +179,6 @@ def router(
 
     @api.get("/search/messages", tags=["search"])
     async def search_messages(_: Caller, query: Annotated[str, Query(min_length=1, max_length=256)]) -> None:
-        raise errors.common.not_implemented("message search is not available yet")
+        raise common_errors.not_implemented("message search is not available yet")
 
     return api

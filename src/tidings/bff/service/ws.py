@@ -17,13 +17,14 @@ import contextlib
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
 
+from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.ports import AccountRepo, RealtimeMetrics
 from tidings.bff.biz.realtime.frames import Frames
 from tidings.bff.biz.realtime.hub import Hub
 from tidings.bff.biz.realtime.session import CloseReason, Session
 from tidings.bff.service import ws_codec
 from tidings.bff.service.connection import answer, authenticate, refuse
-from tidings.pkg import errors, log, trace
+from tidings.pkg import log, trace
 from tidings.pkg.errors import TidingsError
 from tidings.pkg.errors.http import retry_after, to_http_body
 
@@ -89,7 +90,7 @@ class Endpoint:
             return
         except Exception:
             _log.error("websocket authentication failed", exc_info=True)
-            await _deny(websocket, errors.common.internal("internal error"))
+            await _deny(websocket, common_errors.internal("internal error"))
             return
         await websocket.accept()
         try:

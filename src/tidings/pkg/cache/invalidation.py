@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from tidings.common.v1 import events_pb2
+from tidings.api.common.v1 import events_pb2
 from tidings.pkg import events
 from tidings.pkg.bus import Publisher
 from tidings.pkg.cache.ports import CacheStore

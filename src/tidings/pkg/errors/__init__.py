@@ -1,54 +1,53 @@
-"""One error type across HTTP and gRPC (the Kratos model): ``TidingsError`` and the typed helpers per service.
+"""One error type across HTTP and gRPC (the Kratos model): ``TidingsError``, its ``Reason`` and input checks.
 
-    from tidings.pkg import errors
+Each contract's reasons come as typed helpers generated from its ``error_reason.proto``:
 
-    raise errors.chat.conversation_not_found("no such conversation", conversation_id="42")
-    if errors.chat.is_conversation_not_found(error): ...
 
-The helper modules (``account``, ``chat``, ``common``) are generated from the ``error_reason.proto`` files.
+    raise chat_errors.conversation_not_found("no such conversation", conversation_id="42")
+    if chat_errors.is_conversation_not_found(error): ...
+
 Nothing here imports a framework, so ``biz`` code may use it; ``tidings.pkg.errors.grpc`` and ``.http`` put
 errors on the wire.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
-from tidings.pkg.errors import account, chat, common
+# The framework's own reasons (INVALID_ARGUMENT, INTERNAL, ...). Their module imports ``errors.base``, which runs
+# this package first: read them when called, never while importing.
+from tidings.api.common.v1 import errors as common
 from tidings.pkg.errors.base import FieldViolation, Reason, TidingsError
 
 __all__ = [
     "FieldViolation",
     "Reason",
     "TidingsError",
-    "account",
-    "chat",
-    "common",
-    "find",
     "invalid_fields",
     "raise_for_fields",
     "reason_for_code",
 ]
 
-_REASONS = {(reason.domain, reason.name): reason for module in (account, chat, common) for reason in module.REASONS}
-_GENERIC = {reason.code: reason for reason in common.REASONS}
 
-
-def find(domain: str, name: str) -> Reason | None:
-    """The reason ``name`` of the proto package ``domain`` (``tidings.chat.v1``), if it has one by that name."""
-    return _REASONS.get((domain, name))
+@functools.cache
+def _generic_by_code() -> dict[int, Reason]:
+    return {reason.code: reason for reason in common.REASONS}
 
 
 def reason_for_code(code: int) -> Reason:
     """The shared reason of a bare code, for errors that arrive without one (a gRPC status, an HTTP 404 route)."""
-    if code in _GENERIC:
-        return _GENERIC[code]
+    generic = _generic_by_code()
+    if code in generic:
+        return generic[code]
     return common.INVALID_ARGUMENT if 400 <= code < 500 else common.INTERNAL
 
 
-def invalid_fields(violations: Sequence[FieldViolation], reason: Reason = common.INVALID_ARGUMENT) -> TidingsError:
-    """Invalid input: ``metadata.field`` lists the bad fields' dotted paths (comma-separated, in order) and the
-    message says what is wrong with each; ``violations`` keeps them apart for google.rpc.BadRequest."""
+def invalid_fields(violations: Sequence[FieldViolation], reason: Reason | None = None) -> TidingsError:
+    """Invalid input (INVALID_ARGUMENT unless ``reason`` says otherwise): ``metadata.field`` lists the bad fields'
+    dotted paths (comma-separated, in order) and the message says what is wrong with each; ``violations`` keeps them
+    apart for google.rpc.BadRequest."""
+    reason = reason or common.INVALID_ARGUMENT
     fields = dict.fromkeys(violation.field for violation in violations if violation.field)
     message = "; ".join(f"{v.field}: {v.description}" if v.field else v.description for v in violations)
     metadata = {"field": ",".join(fields)} if fields else {}

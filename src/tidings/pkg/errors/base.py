@@ -2,7 +2,7 @@
 
 An error has an HTTP-like ``code``, a ``reason`` (an UPPER_SNAKE value of a service's ``ErrorReason`` enum, the
 string clients match on), a ``message`` for humans and string ``metadata``. The generated modules beside this one
-(``tidings.pkg.errors.chat`` ...) build them; ``tidings.pkg.errors.grpc`` and ``.http`` carry them over the wire.
+(``tidings.api.chat.v1.errors`` ...) build them; ``tidings.pkg.errors.grpc`` and ``.http`` carry them over the wire.
 """
 
 from __future__ import annotations

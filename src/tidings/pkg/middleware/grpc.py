@@ -22,7 +22,8 @@ from typing import Any
 import grpc
 from opentelemetry.trace import Span, StatusCode
 
-from tidings.pkg import errors, log, metrics, trace
+from tidings.api.common.v1 import errors as common_errors
+from tidings.pkg import log, metrics, trace
 from tidings.pkg.errors import TidingsError
 from tidings.pkg.errors.grpc import from_grpc_error, to_grpc_status
 from tidings.pkg.middleware import deadline, validation
@@ -107,7 +108,7 @@ class Recovery(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 except Exception:
                     self._log.error("unhandled error in gRPC handler", exc_info=True, rpc_method=method)
                     trace_id = trace.current_trace_id()
-                    internal = errors.common.internal("internal error", trace_id=trace_id)
+                    internal = common_errors.internal("internal error", trace_id=trace_id)
                     await self._abort(context, span, internal, outcome)
                 except BaseException:  # cancelled: the caller went away or its deadline passed
                     outcome.code = "CANCELLED"
@@ -184,7 +185,7 @@ class SharedSecret(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         given = next((value for key, value in context.invocation_metadata() or () if key == SECRET_METADATA), "")
         given_bytes = given.encode() if isinstance(given, str) else bytes(given)
         if not hmac.compare_digest(given_bytes, self._secret):
-            raise errors.common.unauthenticated("this listener serves Tidings processes only")
+            raise common_errors.unauthenticated("this listener serves Tidings processes only")
         yield
 
 
@@ -258,7 +259,7 @@ def _outgoing(details: grpc.aio.ClientCallDetails, carrier: dict[str, str] | Non
     if left is not None:
         if left <= 0:
             method = details.method.decode() if isinstance(details.method, bytes) else details.method
-            raise errors.common.deadline_exceeded(f"no time left to call {method}")
+            raise common_errors.deadline_exceeded(f"no time left to call {method}")
         timeout = left if timeout is None else min(timeout, left)
     if carrier is None:
         carrier = {}

@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tidings.api.common.v1 import errors as common_errors
 from tidings.pkg import errors, log, metrics, trace
 from tidings.pkg.errors import FieldViolation, TidingsError
 from tidings.pkg.errors.http import retry_after, to_http_body
@@ -199,7 +200,7 @@ class Recovery:
                 )
                 if started:
                     raise  # too late for an error body: let the server cut the response short
-                error = _noted(scope, errors.common.internal("internal error"))
+                error = _noted(scope, common_errors.internal("internal error"))
                 await _json(error)(scope, receive, _recording(send, status))
 
     def _too_large(self) -> TidingsError:
@@ -267,7 +268,7 @@ def _from_http_exception(request: Request, exc: HTTPException) -> TidingsError:
         return exc.__cause__  # raised while FastAPI read the body (it wraps such errors in a 400)
     if exc.status_code in (404, 405) and exc.detail == http.HTTPStatus(exc.status_code).phrase:
         # No route has this method and path (Kratos answers both as 404 too).
-        return errors.common.not_found(f"no route for {request.method} {request.url.path}")
+        return common_errors.not_found(f"no route for {request.method} {request.url.path}")
     return errors.reason_for_code(exc.status_code).error(str(exc.detail))
 
 

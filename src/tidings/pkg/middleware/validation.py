@@ -10,6 +10,8 @@ from __future__ import annotations
 import protovalidate
 from google.protobuf.message import Message
 
+from tidings.api.common.v1 import errors as common_errors
+from tidings.api.reasons import BY_DOMAIN_AND_NAME
 from tidings.pkg import errors
 from tidings.pkg.errors import FieldViolation
 
@@ -20,8 +22,8 @@ def check(request: Message) -> None:
     if not violations:
         return
     domain = request.DESCRIPTOR.file.package
-    named = (errors.find(domain, violation.rule_id) for violation in violations)
-    reason = next((reason for reason in named if reason is not None), errors.common.INVALID_ARGUMENT)
+    named = (BY_DOMAIN_AND_NAME.get((domain, violation.rule_id)) for violation in violations)
+    reason = next((reason for reason in named if reason is not None), common_errors.INVALID_ARGUMENT)
     raise errors.invalid_fields(
         [FieldViolation(_path(violation.field), violation.message) for violation in violations], reason
     )

@@ -6,7 +6,7 @@ import time
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from tidings.account.v1 import account_pb2, account_pb2_grpc
+from tidings.api.account.v1 import account_pb2, account_pb2_grpc
 from tidings.pkg import module
 from tidings.pkg.app import Module
 from tidings.pkg.cache import Cache, dataclass_codec

@@ -6,7 +6,7 @@ Shared by the servicer (API messages), the event publisher and the persist job (
 
 from __future__ import annotations
 
-from tidings.chat.v1 import chat_pb2
+from tidings.api.chat.v1 import chat_pb2
 from tidings.pkg.pbtime import millis, timestamp
 from tidings.service.chat.biz.model import Conversation, ConversationState, ConversationView, Kind, Message
 

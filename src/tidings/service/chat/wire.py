@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from tidings.chat.v1 import chat_pb2, chat_pb2_grpc
+from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
 from tidings.pkg import events, module
 from tidings.pkg.app import Module
 from tidings.pkg.cache.factory import cache_kit

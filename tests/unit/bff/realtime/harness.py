@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from prometheus_client import CollectorRegistry
 
 from tests.unit.bff.fakes import FakeAccounts, FakeChats
+from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.model import Identity
 from tidings.bff.biz.quotas import Quotas
 from tidings.bff.biz.realtime.events import Envelope, Event, Outbound
@@ -16,7 +17,6 @@ from tidings.bff.biz.realtime.hub import Hub
 from tidings.bff.biz.realtime.membership import Audiences
 from tidings.bff.biz.realtime.session import Session
 from tidings.bff.data.metrics import PrometheusRealtimeMetrics
-from tidings.pkg import errors
 from tidings.pkg.conf import LimitsConf, RealtimeConf
 from tidings.pkg.ratelimit import MemoryRateLimiter, Rate
 from tidings.pkg.routes import MemoryRouteTable
@@ -51,7 +51,7 @@ class FakeRelay:
     async def deliver(self, instance: str, deliveries: Sequence[tuple[Sequence[str], Event]]) -> list[str]:
         self.calls.append((instance, [(list(ids), event) for ids, event in deliveries]))
         if instance in self.down or instance not in self.hubs:
-            raise errors.common.unavailable(f"{instance} is down")
+            raise common_errors.unavailable(f"{instance} is down")
         return [gone for ids, event in deliveries for gone in self.hubs[instance].deliver(ids, Envelope(event))]
 
     async def close(self) -> None:

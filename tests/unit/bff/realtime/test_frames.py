@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.unit.bff.realtime.harness import Cluster, cluster_of, events, waiting
+from tidings.api.chat.v1 import errors as chat_errors
+from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.realtime.events import Failure, Marked, MarkRead, Ping, Pong, SendText, Sent, StartTyping, Typing
 from tidings.bff.biz.usecase import Members
 from tidings.bff.service.connection import answer, refuse
@@ -51,7 +53,7 @@ async def test_typing_in_a_conversation_the_user_is_not_in_is_refused(cluster: C
     outsider = await cluster.connect(hub, carol_token)
     with pytest.raises(errors.TidingsError) as refused:
         await cluster.frames(hub).answer(outsider, StartTyping(direct.id))
-    assert errors.chat.is_conversation_not_found(refused.value)
+    assert chat_errors.is_conversation_not_found(refused.value)
 
 
 async def test_typing_is_rate_limited_per_user_however_many_connections_they_open(cluster: Cluster) -> None:
@@ -96,7 +98,7 @@ async def test_a_failing_frame_is_answered_with_an_error_frame_and_the_connectio
     await waiting(session)
     frames = cluster.frames(hub)
     await answer(frames, session, SendText(424242, "c-1", "hi", ref=3), transport="ws", timeout_s=5)
-    refuse(session, 4, errors.common.invalid_argument("bad", field="type"), transport="ws")
+    refuse(session, 4, common_errors.invalid_argument("bad", field="type"), transport="ws")
     await answer(frames, session, Ping(ref=5), transport="ws", timeout_s=5)
     failure, refusal, pong = await waiting(session)
     assert isinstance(failure, Failure)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from tidings.api.gateway.v1 import gateway_pb2 as pb
 from tidings.bff.biz.realtime.events import Ping, SendText
 from tidings.bff.service import gateway
 from tidings.bff.service.ws_codec import BadFrame
-from tidings.gateway.v1 import gateway_pb2 as pb
 
 MAX_BYTES = 1024
 

@@ -8,6 +8,7 @@ import pytest
 
 from tests.unit.bff.fakes import NOW
 from tests.unit.bff.realtime.harness import Cluster, cluster_of, events, waiting
+from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.model import Message
 from tidings.bff.biz.realtime.events import Envelope, MessageNew, Ready, Typing
 from tidings.bff.biz.realtime.session import CloseReason
@@ -103,7 +104,7 @@ async def test_a_connection_whose_route_cannot_be_written_is_refused(cluster: Cl
     cluster.routes.touch = broken  # type: ignore[method-assign]
     with pytest.raises(errors.TidingsError) as refused:
         await cluster.connect(hub, token)
-    assert errors.common.is_unavailable(refused.value)
+    assert common_errors.is_unavailable(refused.value)
     assert hub.sessions() == []
     assert cluster.connections() == 0
     assert cluster.closes("unroutable") == 1

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.unit.bff.fakes import NOW
+from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.model import Message, Presence
 from tidings.bff.biz.realtime.events import (
     ConversationRead,
@@ -24,7 +25,6 @@ from tidings.bff.biz.realtime.events import (
     Typing,
 )
 from tidings.bff.service import ws_codec
-from tidings.pkg import errors
 
 BIG = 2**62 + 1
 MESSAGE = Message(BIG, BIG - 1, 3, BIG - 2, "c-1", "hello", NOW, False)
@@ -112,7 +112,7 @@ def test_answers_echo_the_ref_and_errors_carry_the_error_object() -> None:
     assert json.loads(ws_codec.encode(Ready("s-1"))) == {"type": "ready", "session_id": "s-1"}
     sent = json.loads(ws_codec.encode(Sent("r1", MESSAGE, True)))
     assert (sent["type"], sent["ref"], sent["duplicate"], sent["message"]["id"]) == ("sent", "r1", True, str(BIG))
-    failure = Failure(7, errors.common.invalid_argument("bad", field="type"), "ab" * 16)
+    failure = Failure(7, common_errors.invalid_argument("bad", field="type"), "ab" * 16)
     assert json.loads(ws_codec.encode(failure)) == {
         "type": "error",
         "ref": 7,

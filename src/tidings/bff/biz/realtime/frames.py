@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import assert_never
 
+from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.ports import AccountRepo, ChatRepo
 from tidings.bff.biz.realtime.events import (
     Inbound,
@@ -28,7 +29,6 @@ from tidings.bff.biz.realtime.events import (
 )
 from tidings.bff.biz.realtime.hub import Hub
 from tidings.bff.biz.realtime.session import CloseReason, Session
-from tidings.pkg import errors
 from tidings.pkg.errors import TidingsError
 
 
@@ -71,7 +71,7 @@ class Frames:
             raise
         if identity.user_id != session.user_id:
             session.close(CloseReason.UNAUTHENTICATED)
-            raise errors.common.unauthenticated("the access token no longer names this connection's user")
+            raise common_errors.unauthenticated("the access token no longer names this connection's user")
 
     async def typing(self, session: Session, conversation_id: int) -> None:
         """Relay "typing" to the conversation's other members who are online, on any instance."""

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequen
 from contextlib import asynccontextmanager
 from typing import Any
 
+from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.model import Identity, Presence
 from tidings.bff.biz.ports import AccountRepo, ChatRepo, RealtimeMetrics, Relay, RouteTable
 from tidings.bff.biz.quotas import Quotas
@@ -138,7 +139,7 @@ class Hub:
         except Exception as exc:
             session.close(CloseReason.UNROUTABLE)
             self._log.warning("route not written; connection refused", error=repr(exc))
-            raise errors.common.unavailable("cannot register the connection now; retry shortly") from exc
+            raise common_errors.unavailable("cannot register the connection now; retry shortly") from exc
         if session.closed:
             # Closed while its route was written (the hub is stopping): its removal may have run first.
             self._spawn(self._unroute([route]))

@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tidings.api.account.v1 import errors as account_errors
 from tidings.pkg import errors
 from tidings.pkg.tokens import AccessClaims, claims_or_401
 from tidings.service.account.biz import user as rules
@@ -70,7 +71,7 @@ class Auth:
             problems |= rules.profile_problems(rules.ProfileChange(display_name=display_name))
         errors.raise_for_fields({field: why for field, why in problems.items() if why})
         if (weakness := rules.password_weakness(password)) is not None:
-            raise errors.account.weak_password(f"password: {weakness}", field="password")
+            raise account_errors.weak_password(f"password: {weakness}", field="password")
         now = self._clock.now_ms()
         user = User(
             id=self._ids.next_id(),
@@ -84,7 +85,7 @@ class Auth:
         try:
             await self._users.create(account)
         except UsernameTaken:
-            raise errors.account.username_taken("that username is taken", username=username) from None
+            raise account_errors.username_taken("that username is taken", username=username) from None
         return await self._start_session(user, family_id=None)
 
     async def login(self, username: str, password: str) -> Session:
@@ -92,11 +93,11 @@ class Auth:
         if account is None:
             # Spend the same time as a wrong password, so timing does not tell which usernames exist.
             await self._hasher.verify(await self._dummy(), password)
-            raise errors.account.invalid_credentials("wrong username or password")
+            raise account_errors.invalid_credentials("wrong username or password")
         if not await self._hasher.verify(account.password_hash, password):
-            raise errors.account.invalid_credentials("wrong username or password")
+            raise account_errors.invalid_credentials("wrong username or password")
         if account.banned:
-            raise errors.account.user_banned("this account is suspended")
+            raise account_errors.user_banned("this account is suspended")
         return await self._start_session(account.user, family_id=None)
 
     async def refresh(self, refresh_token: str) -> Session:
@@ -104,16 +105,16 @@ class Auth:
         now = self._clock.now_ms()
         stored = await self._refresh.get(token_id) if token_id is not None else None
         if stored is None or not hmac.compare_digest(stored.secret_hash, _digest(secret)):
-            raise errors.account.token_invalid("refresh token is not valid")
+            raise account_errors.token_invalid("refresh token is not valid")
         if stored.expires_at_ms <= now:
-            raise errors.account.token_expired("refresh token expired; sign in again")
+            raise account_errors.token_expired("refresh token expired; sign in again")
         if not await self._refresh.spend(stored.id, now):
             # A spent token came back: someone holds a copy. End every session of this login.
             await self._refresh.revoke_family(stored.family_id, now)
-            raise errors.account.token_revoked("refresh token was already used; sign in again")
+            raise account_errors.token_revoked("refresh token was already used; sign in again")
         account = await self._users.get(stored.user_id)
         if account is None or account.banned:
-            raise errors.account.token_revoked("this account can no longer sign in")
+            raise account_errors.token_revoked("this account can no longer sign in")
         return await self._start_session(account.user, family_id=stored.family_id)
 
     async def verify(self, access_token: str) -> AccessClaims:
@@ -139,7 +140,7 @@ class Auth:
             if isinstance(verdict, AccessClaims):
                 account = accounts.get(verdict.user_id)
                 if account is None or account.banned or verdict.issued_at_ms < account.tokens_valid_after_ms:
-                    verdicts[index] = errors.account.token_revoked("access token was revoked")
+                    verdicts[index] = account_errors.token_revoked("access token was revoked")
         return verdicts
 
     async def revoke_all(self, user_id: int, *, ban: bool = False) -> int:
@@ -147,7 +148,7 @@ class Auth:
         Returns the instant before which tokens no longer count."""
         now = self._clock.now_ms()
         if not await self._users.revoke_tokens(user_id, now, ban=ban):
-            raise errors.account.user_not_found("no such user", user_id=str(user_id))
+            raise account_errors.user_not_found("no such user", user_id=str(user_id))
         await self._refresh.revoke_user(user_id, now)
         return now + 1
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping, Sequence
 
+from tidings.api.account.v1 import errors as account_errors
 from tidings.pkg import errors
 from tidings.pkg.cache.ports import ReadThrough
 from tidings.service.account.biz import user as rules
@@ -47,7 +48,7 @@ class Profiles:
     async def get(self, user_id: int) -> User:
         user = await (self._cache.get(user_id, self._load) if self._cache is not None else self._load(user_id))
         if user is None:
-            raise errors.account.user_not_found("no such user", user_id=str(user_id))
+            raise account_errors.user_not_found("no such user", user_id=str(user_id))
         return user
 
     async def get_many(self, user_ids: list[int]) -> list[User]:
@@ -68,7 +69,7 @@ class Profiles:
         if self._cache is not None:  # committed: now drop the cached profile (never write the new one in)
             await self._cache.invalidate([user_id], entity_id=user_id)
         if updated is None:
-            raise errors.account.user_not_found("no such user", user_id=str(user_id))
+            raise account_errors.user_not_found("no such user", user_id=str(user_id))
         return updated
 
     async def _load(self, user_id: int) -> User | None:
@@ -84,7 +85,7 @@ class Profiles:
 
     async def block(self, blocker_id: int, blocked_id: int) -> None:
         if blocker_id == blocked_id:
-            raise errors.account.cannot_block_self("you cannot block yourself", field="user_id")
+            raise account_errors.cannot_block_self("you cannot block yourself", field="user_id")
         await self.get(blocked_id)
         await self._blocks.block(blocker_id, blocked_id, self._clock.now_ms())
 

@@ -6,9 +6,9 @@ from typing import TypeAlias
 
 import grpc
 
-from tidings.account.v1 import account_pb2 as pb
-from tidings.account.v1 import account_pb2_grpc as pb_grpc
-from tidings.errors.v1 import errors_pb2
+from tidings.api.account.v1 import account_pb2 as pb
+from tidings.api.account.v1 import account_pb2_grpc as pb_grpc
+from tidings.api.errors.v1 import errors_pb2
 from tidings.pkg.errors import TidingsError
 from tidings.pkg.errors.grpc import error_to_pb
 from tidings.pkg.pbtime import timestamp

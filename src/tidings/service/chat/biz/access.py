@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tidings.api.chat.v1 import errors as chat_errors
 from tidings.pkg import errors
 from tidings.pkg.cache.ports import ReadThrough
 from tidings.service.chat.biz.model import Conversation, Kind, Member, direct_pair
@@ -97,7 +98,7 @@ class Access:
             elif not gate.active:
                 answers.append(_not_a_member(conversation_id))
             elif gate.peer_id is not None and blocked.get(direct_pair(user_id, gate.peer_id)):
-                answers.append(errors.chat.user_blocked("you cannot write to this user", user_id=str(gate.peer_id)))
+                answers.append(chat_errors.user_blocked("you cannot write to this user", user_id=str(gate.peer_id)))
             else:
                 answers.append(None)
         return answers
@@ -152,10 +153,10 @@ class Access:
 
 
 def _not_found(conversation_id: int) -> errors.TidingsError:
-    return errors.chat.conversation_not_found("no such conversation", conversation_id=str(conversation_id))
+    return chat_errors.conversation_not_found("no such conversation", conversation_id=str(conversation_id))
 
 
 def _not_a_member(conversation_id: int) -> errors.TidingsError:
-    return errors.chat.not_a_member(
+    return chat_errors.not_a_member(
         "you are no longer a member of this conversation", conversation_id=str(conversation_id)
     )

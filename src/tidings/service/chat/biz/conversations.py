@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from tidings.api.account.v1 import errors as account_errors
+from tidings.api.chat.v1 import errors as chat_errors
 from tidings.pkg import errors
 from tidings.pkg.cache.ports import ReadThrough
 from tidings.service.chat.biz.access import Access
@@ -66,7 +68,7 @@ class Conversations:
             return await self.get(user_id, existing), False
         await self._require_users([peer_id])
         if await self._access.blocked(user_id, peer_id):
-            raise errors.chat.user_blocked("you cannot start a conversation with this user", user_id=str(peer_id))
+            raise chat_errors.user_blocked("you cannot start a conversation with this user", user_id=str(peer_id))
         now = self._clock.now_ms()
         conversation = Conversation(
             id=self._ids.next_id(),
@@ -134,7 +136,7 @@ class Conversations:
         members are skipped, former ones come back."""
         conversation, _ = await self._access.require_member(conversation_id, user_id)
         if conversation.kind is not Kind.GROUP:
-            raise errors.chat.not_a_group("members can be added to groups only", conversation_id=str(conversation_id))
+            raise chat_errors.not_a_group("members can be added to groups only", conversation_id=str(conversation_id))
         wanted = list(dict.fromkeys(member_ids))
         if not wanted:
             errors.raise_for_fields({"member_ids": "must name at least one user"})
@@ -156,9 +158,9 @@ class Conversations:
         """A member leaves (``member_id`` is the caller), or the owner removes someone."""
         conversation, caller = await self._access.require_member(conversation_id, user_id)
         if conversation.kind is not Kind.GROUP:
-            raise errors.chat.not_a_group("members can leave groups only", conversation_id=str(conversation_id))
+            raise chat_errors.not_a_group("members can leave groups only", conversation_id=str(conversation_id))
         if member_id != user_id and caller.role is not Role.OWNER:
-            raise errors.chat.not_group_owner("only the owner may remove other members")
+            raise chat_errors.not_group_owner("only the owner may remove other members")
         await self._conversations.remove_member(conversation_id, member_id, self._clock.now_ms())
         await self._membership_changed(conversation_id, [member_id])
         fresh = await self._conversations.get(conversation_id)
@@ -207,7 +209,7 @@ class Conversations:
         who blocked them, or whom they blocked, into a group."""
         blocked = await self._access.blocked_among(user_id, others)
         if blocked:
-            raise errors.chat.user_blocked(
+            raise chat_errors.user_blocked(
                 "you cannot add someone who blocked you or whom you blocked",
                 user_ids=",".join(str(user) for user in blocked[:20]),
             )
@@ -218,11 +220,11 @@ class Conversations:
         found = await self._directory.existing(user_ids)
         missing = [user for user in user_ids if user not in found]
         if missing:
-            raise errors.account.user_not_found(
+            raise account_errors.user_not_found(
                 "no such user" if len(missing) == 1 else "no such users",
                 user_ids=",".join(str(user) for user in missing[:20]),
             )
 
 
 def _too_large() -> errors.TidingsError:
-    return errors.chat.group_too_large(f"a group has at most {MAX_GROUP_MEMBERS} members", limit=str(MAX_GROUP_MEMBERS))
+    return chat_errors.group_too_large(f"a group has at most {MAX_GROUP_MEMBERS} members", limit=str(MAX_GROUP_MEMBERS))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tidings.api.chat.v1 import errors as chat_errors
+from tidings.api.common.v1 import errors as common_errors
 from tidings.pkg import errors, log
 from tidings.service.chat.biz.access import Access
 from tidings.service.chat.biz.model import (
@@ -41,7 +43,7 @@ class Messages:
     async def send(self, conversation_id: int, sender_id: int, client_msg_id: str, text: str) -> Sent:
         """Commit a message to the bus and answer its id and seq; a retry answers the original message."""
         if len(text) > MAX_TEXT_LENGTH:
-            raise errors.chat.message_too_long(f"at most {MAX_TEXT_LENGTH} characters", field="text")
+            raise chat_errors.message_too_long(f"at most {MAX_TEXT_LENGTH} characters", field="text")
         problems = {"text": text_problem(text), "client_msg_id": client_msg_id_problem(client_msg_id)}
         errors.raise_for_fields({field: why for field, why in problems.items() if why})
         # Membership and blocks are checked by the sender, for a whole batch of sends at once.
@@ -84,30 +86,30 @@ class Messages:
             try:
                 await self._publisher.conversation_read(conversation_id, user_id, target, self._clock.now_ms())
             except Exception as exc:
-                raise errors.common.unavailable("the read mark is saved but could not be announced; retry") from exc
+                raise common_errors.unavailable("the read mark is saved but could not be announced; retry") from exc
         return read_seq
 
     async def recall(self, conversation_id: int, message_id: int, user_id: int, *, by_operator: bool) -> Message:
         """The sender within the recall window, or an operator (no checks), recalls a message; idempotent."""
         if by_operator:
             if await self._conversations.get(conversation_id) is None:
-                raise errors.chat.conversation_not_found("no such conversation", conversation_id=str(conversation_id))
+                raise chat_errors.conversation_not_found("no such conversation", conversation_id=str(conversation_id))
         else:
             await self._access.require_member(conversation_id, user_id)
         message = await self._messages.get(conversation_id, message_id)
         if message is None:
-            raise errors.chat.message_not_found("no such message", message_id=str(message_id))
+            raise chat_errors.message_not_found("no such message", message_id=str(message_id))
         now = self._clock.now_ms()
         if not by_operator and message.sender_id != user_id:
-            raise errors.chat.not_message_sender("only the sender may recall a message")
+            raise chat_errors.not_message_sender("only the sender may recall a message")
         # A recall that already happened is answered again (a retry), whatever the time.
         if not by_operator and not message.recalled and now - message.created_at_ms > RECALL_WINDOW_MS:
-            raise errors.chat.recall_window_passed(
+            raise chat_errors.recall_window_passed(
                 "the recall window has passed", window_s=str(RECALL_WINDOW_MS // 1000)
             )
         recalled = await self._messages.recall(conversation_id, message_id)
         if recalled is None:
-            raise errors.chat.message_not_found("no such message", message_id=str(message_id))
+            raise chat_errors.message_not_found("no such message", message_id=str(message_id))
         if self._history_cache is not None:
             try:
                 await self._history_cache.forget(conversation_id)
@@ -116,5 +118,5 @@ class Messages:
         try:
             await self._publisher.message_recalled(recalled, user_id, now)
         except Exception as exc:
-            raise errors.common.unavailable("the message is recalled but could not be announced; retry") from exc
+            raise common_errors.unavailable("the message is recalled but could not be announced; retry") from exc
         return recalled

@@ -37,7 +37,9 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, TypeVar
 
-from tidings.pkg import errors, log
+from tidings.api.chat.v1 import errors as chat_errors
+from tidings.api.common.v1 import errors as common_errors
+from tidings.pkg import log
 from tidings.pkg.errors import TidingsError
 from tidings.service.chat.biz.access import Access
 from tidings.service.chat.biz.model import Message, Sent
@@ -103,7 +105,7 @@ def _same_conversation(message: Message, conversation_id: int) -> Message:
     """``message`` if it belongs to ``conversation_id``; a client_msg_id names one message of its sender, so its
     reuse in another conversation is refused (409) rather than answered with a message from elsewhere."""
     if message.conversation_id != conversation_id:
-        raise errors.chat.client_msg_id_reused(
+        raise chat_errors.client_msg_id_reused(
             "this client_msg_id was used for a message in another conversation; use a new one",
             conversation_id=str(message.conversation_id),
         )
@@ -111,7 +113,7 @@ def _same_conversation(message: Message, conversation_id: int) -> Message:
 
 
 def _unavailable(what: str) -> TidingsError:
-    return errors.common.unavailable(f"{what}; retry with the same client_msg_id")
+    return common_errors.unavailable(f"{what}; retry with the same client_msg_id")
 
 
 class Sender:
@@ -213,7 +215,7 @@ class Sender:
                 self._log.error("send pipeline failed", exc_info=exc, batch=len(batch))
             for pending in batch:
                 # One error object per waiter: each raises it in its own task, with its own traceback.
-                pending.settle(exc.copy() if isinstance(exc, TidingsError) else errors.common.internal("send failed"))
+                pending.settle(exc.copy() if isinstance(exc, TidingsError) else common_errors.internal("send failed"))
             if not isinstance(exc, Exception):
                 raise
             return None
@@ -312,7 +314,7 @@ class Sender:
                 raise _unavailable("cannot look up the earlier send (database unavailable)") from exc
             if reservation is None:
                 # Reservations are not deleted while a retry can still come; treat it as a lost race and report it.
-                raise errors.common.conflict("the earlier send of this client_msg_id vanished; retry")
+                raise common_errors.conflict("the earlier send of this client_msg_id vanished; retry")
             _same_conversation(reservation.message, conversation_id)
             if reservation.sent:
                 return Sent(reservation.message, duplicate=True)

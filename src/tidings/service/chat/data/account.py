@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from tidings.account.v1 import account_pb2, account_pb2_grpc
+from tidings.api.account.v1 import account_pb2, account_pb2_grpc
 
 # BatchGetUsers takes at most this many ids (its contract), and a wide check runs a few of them at once.
 _BATCH = 500

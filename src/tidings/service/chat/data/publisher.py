@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Sequence
 
-from tidings.chat.v1 import events_pb2
+from tidings.api.chat.v1 import events_pb2
 from tidings.pkg import events
 from tidings.pkg.bus import Publisher
 from tidings.pkg.pbtime import timestamp

@@ -12,7 +12,7 @@ import binascii
 import time
 from typing import Any
 
-from tidings.chat.v1 import chat_pb2, chat_pb2_grpc
+from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
 from tidings.pkg import errors, log, trace
 from tidings.pkg.errors.grpc import error_to_pb, to_grpc_code
 from tidings.pkg.middleware import validation

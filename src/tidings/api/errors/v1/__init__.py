@@ -1,0 +1,1 @@
+"""Generated from api/ by scripts/protogen.py. Do not edit."""
