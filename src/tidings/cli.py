@@ -15,15 +15,20 @@ from tidings import __version__
 from tidings.admin import wire as admin_wire
 from tidings.bench import bench_app
 from tidings.bff import wire as bff_wire
+from tidings.bootstrap import Infra
 from tidings.job import wire as job_wire
-from tidings.pkg import conf, db, events, log, trace
+from tidings.pkg import conf, db, log, trace
 from tidings.pkg.app import App, Module, event_loop_factory
-from tidings.pkg.bus import BusError
+from tidings.pkg.bus import BusError, events
 from tidings.pkg.bus.factory import create_bus
-from tidings.pkg.infra import Infra
+from tidings.pkg.cache.invalidation import CACHE_INVALIDATE
 from tidings.service.account import wire as account_wire
+from tidings.service.chat import topics as chat_topics
 from tidings.service.chat import wire as chat_wire
 from tidings.task import wire as task_wire
+
+# Every topic Tidings uses; ``tidings migrate`` creates them with their partition counts.
+TOPICS = (*chat_topics.ALL, CACHE_INVALIDATE)
 
 Wire = Callable[[Infra], Awaitable[Module]]
 
@@ -169,7 +174,7 @@ async def _migrate(settings: conf.Settings, revision: str) -> None:
     bus = create_bus(settings.bus, client_id=settings.app.name)
     try:
         await bus.start()
-        await bus.ensure_topics(events.Topics(settings.bus.namespace).specs(events.ALL_TOPICS))
+        await bus.ensure_topics(events.Topics(settings.bus.namespace).specs(TOPICS))
     except BusError as exc:
         raise Fatal(str(exc)) from None
     finally:

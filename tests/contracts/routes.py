@@ -10,7 +10,7 @@ from typing import Protocol
 
 import pytest
 
-from tidings.pkg.routes import Route, RouteLike, Routes
+from tidings.realtime.routes import Route, RouteLike, Routes
 
 TTL_S = 30
 

@@ -34,9 +34,10 @@ from tidings.pkg import trace
 from tidings.pkg.conf import LimitsConf, Listen, RealtimeConf
 from tidings.pkg.middleware.grpc import server_interceptors
 from tidings.pkg.pbtime import timestamp
-from tidings.pkg.routes import DeliveryClient, RedisRouteTable
 from tidings.pkg.transport.grpc import GrpcServer
 from tidings.pkg.transport.http import HttpServer
+from tidings.realtime.delivery import DeliveryClient
+from tidings.realtime.routes import RedisRouteTable
 
 BIG = 2**62 + 5
 SECRET = "integration-internal-secret-0123456789abc"

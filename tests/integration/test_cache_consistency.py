@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.integration.conftest import delete_prefix, unique
 from tests.integration.redis_server import RedisServer
 from tidings.pkg.cache import CacheMetrics, CachePolicy, LocalInvalidator, RedisStore
-from tidings.pkg.cache.factory import CacheKit
+from tidings.pkg.cache.kit import CacheKit
 from tidings.service.account.biz.profiles import Profiles
 from tidings.service.account.biz.user import Account, ProfileChange, User
 from tidings.service.account.data.repos import SQLBlockRepo, SQLUserRepo

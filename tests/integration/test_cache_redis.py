@@ -8,8 +8,7 @@ import redis.asyncio as redis
 from tests.contracts.cache import CacheStoreContract
 from tidings.api.common.v1 import events_pb2
 from tidings.job.invalidate import InvalidateJob
-from tidings.pkg import events
-from tidings.pkg.bus import Record
+from tidings.pkg.bus import Record, events
 from tidings.pkg.cache import CACHE_INVALIDATE, CacheStore, RedisStore
 from tidings.pkg.pbtime import timestamp
 

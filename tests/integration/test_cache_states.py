@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.contracts.chat_repos import ConversationRepoContract
 from tests.integration.conftest import REDIS_URL, delete_prefix, unique
 from tidings.pkg.cache import CacheMetrics, CachePolicy, LocalInvalidator, RedisStore
-from tidings.pkg.cache.factory import CacheKit
+from tidings.pkg.cache.kit import CacheKit
 from tidings.service.chat.data.caches import chat_caches
 from tidings.service.chat.data.conversations import CachedConversationRepo, SQLConversationRepo
 

@@ -30,14 +30,15 @@ from sqlalchemy import func, select
 from tests.integration.conftest import KAFKA_BOOTSTRAP, REDIS_URL, unique
 from tidings.api.account.v1 import account_pb2, account_pb2_grpc
 from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
+from tidings.bootstrap import Infra
 from tidings.job.persist import TRANSIENT
 from tidings.job.wire import persist_consumer
-from tidings.pkg import errors, events
+from tidings.pkg import errors
 from tidings.pkg.app import Module
+from tidings.pkg.bus import events
 from tidings.pkg.bus.consumer import ConsumerOptions, OrderedConsumer
 from tidings.pkg.bus.metrics import ConsumerMetrics
 from tidings.pkg.conf import AuthConf, BusConf, CacheConf, DatabaseConf, Listen, ModuleConf, Modules, Settings
-from tidings.pkg.infra import Infra
 from tidings.pkg.middleware.grpc import client_interceptors, server_interceptors
 from tidings.service.account import wire as account_wire
 from tidings.service.chat import wire as chat_wire

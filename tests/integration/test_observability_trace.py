@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from tests.e2e.client import Device, Person
 from tidings.bff import wire as bff_wire
+from tidings.bootstrap import Infra
 from tidings.job import wire as job_wire
 from tidings.pkg.app import App
 from tidings.pkg.conf import (
@@ -38,7 +39,6 @@ from tidings.pkg.conf import (
     SearchConf,
     Settings,
 )
-from tidings.pkg.infra import Infra
 from tidings.service.account import wire as account_wire
 from tidings.service.chat import wire as chat_wire
 

@@ -18,14 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.integration.conftest import KAFKA_BOOTSTRAP, REDIS_URL, unique
 from tests.integration.test_chat_service import delete_topics
 from tidings.api.chat.v1 import chat_pb2
+from tidings.bootstrap import Infra
 from tidings.job.persist import TRANSIENT
 from tidings.job.wire import persist_consumer
-from tidings.pkg import events
+from tidings.pkg.bus import events
 from tidings.pkg.bus.consumer import ConsumerOptions
 from tidings.pkg.bus.kafka import KafkaEventBus
 from tidings.pkg.bus.metrics import ConsumerMetrics
 from tidings.pkg.conf import BusConf, CacheConf, DatabaseConf, Settings
-from tidings.pkg.infra import Infra
+from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.biz.model import Conversation, Kind, Message
 from tidings.service.chat.data.conversations import SQLConversationRepo
 from tidings.service.chat.data.messages import SQLMessageRepo
@@ -40,11 +41,11 @@ import asyncio, sys
 from prometheus_client import CollectorRegistry
 from tidings.job.persist import TRANSIENT
 from tidings.job.wire import persist_consumer
-from tidings.pkg import events
+from tidings.pkg.bus import events
 from tidings.pkg.bus.consumer import ConsumerOptions
 from tidings.pkg.bus.metrics import ConsumerMetrics
 from tidings.pkg.conf import BusConf, CacheConf, DatabaseConf, Settings
-from tidings.pkg.infra import Infra
+from tidings.bootstrap import Infra
 from tidings.service.chat.data.metrics import PersistMetrics
 
 async def main(mysql_url, kafka, redis_url, prefix):
@@ -72,7 +73,7 @@ def prefix() -> str:
 async def bus(prefix: str) -> AsyncIterator[KafkaEventBus]:
     bus = KafkaEventBus(KAFKA_BOOTSTRAP, timeout_s=10)
     await bus.start()
-    await bus.ensure_topics(events.Topics(prefix).specs())
+    await bus.ensure_topics(events.Topics(prefix).specs(chat_topics.ALL))
     yield bus
     await bus.close()
     await delete_topics(prefix)

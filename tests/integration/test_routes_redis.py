@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as redis
 
 from tests.contracts.routes import TTL_S, Clock, RouteTableContract
-from tidings.pkg.routes import RedisRouteTable, Route
+from tidings.realtime.routes import RedisRouteTable, Route
 
 
 class TestRedisRouteTable(RouteTableContract):

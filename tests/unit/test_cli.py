@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tidings.pkg import events
+from tidings import cli
 from tidings.pkg.bus.embedded import EmbeddedLog
 
 TIDINGS = [sys.executable, "-m", "tidings"]
@@ -71,7 +71,7 @@ async def test_migrate_applies_the_schema_and_creates_every_topic_with_its_parti
     log = EmbeddedLog(str(tmp_path / ".data" / "events.db"), timeout_s=5)
     await log.start()
     try:
-        for topic in events.ALL_TOPICS:
+        for topic in cli.TOPICS:
             assert await log.partition_count(topic.name) == topic.partitions
     finally:
         await log.close()

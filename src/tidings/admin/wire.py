@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from tidings.bootstrap import Infra
 from tidings.pkg import module
 from tidings.pkg.app import Module
-from tidings.pkg.infra import Infra
 
 
 async def wire(infra: Infra) -> Module:

@@ -35,7 +35,7 @@ from tidings.bench import system
 from tidings.bench.record import append, commit, machine
 from tidings.pkg import conf, db
 from tidings.pkg.cache import CacheMetrics, CachePolicy, LocalInvalidator, RedisStore
-from tidings.pkg.cache.factory import CacheKit
+from tidings.pkg.cache.kit import CacheKit
 from tidings.pkg.conf import DatabaseConf
 from tidings.service.account.biz.profiles import Profiles
 from tidings.service.account.biz.user import Account, User

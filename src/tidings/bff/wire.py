@@ -21,17 +21,16 @@ from tidings.bff.service.delivery import DeliveryServicer
 from tidings.bff.service.gateway import GatewayServicer
 from tidings.bff.service.gateway import add_to_server as add_gateway_to_server
 from tidings.bff.service.http import router
+from tidings.bootstrap import Infra
 from tidings.pkg.app import Module, Server
-from tidings.pkg.cache.factory import cache_kit
 from tidings.pkg.conf import BffConf, RealtimeConf
-from tidings.pkg.infra import Infra
 from tidings.pkg.middleware.grpc import server_interceptors
 from tidings.pkg.ratelimit import MemoryRateLimiter, Rate, RateLimiter, RedisRateLimiter
-from tidings.pkg.routes import DeliveryClient, route_table
 from tidings.pkg.tokens import JWTCodec
 from tidings.pkg.transport.grpc import GrpcServer
 from tidings.pkg.transport.guard import ConnectionGuard
 from tidings.pkg.transport.http import HttpServer, ops_server
+from tidings.realtime.delivery import DeliveryClient
 
 # A public gRPC connection with no call in flight for this long is closed (clients' channels reconnect on use).
 PUBLIC_GRPC_IDLE_MS = 5 * 60 * 1000
@@ -60,9 +59,9 @@ async def wire(infra: Infra) -> Module:
         infra.channel("account"), tokens=JWTCodec(secret.get_secret_value()) if secret is not None else None
     )
     chats = GrpcChatRepo(infra.channel("chat"))
-    routes = route_table(infra)
+    routes = infra.route_table()
     metrics = PrometheusRealtimeMetrics(REGISTRY)
-    fan_out = audiences(await cache_kit(infra, REGISTRY, "bff"), realtime)
+    fan_out = audiences(await infra.cache_kit(REGISTRY, "bff"), realtime)
     limiter: RateLimiter = (
         RedisRateLimiter(infra.redis(), prefix=f"{realtime.route_prefix}:rl")
         if infra.uses_redis

@@ -16,14 +16,14 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
-from tidings.pkg import events, log
-from tidings.pkg.bus import Record
+from tidings.bootstrap import Infra
+from tidings.pkg import log
+from tidings.pkg.bus import Record, events
 from tidings.pkg.bus.consumer import ConsumerOptions, OrderedConsumer
 from tidings.pkg.bus.metrics import ConsumerMetrics
 from tidings.pkg.cache.invalidation import CACHE_INVALIDATE
 from tidings.pkg.cache.ports import CacheStore
 from tidings.pkg.cache.redis_store import RedisStore
-from tidings.pkg.infra import Infra
 from tidings.pkg.pbtime import millis
 
 GROUP = "invalidate"

@@ -20,10 +20,11 @@ from collections.abc import Callable
 import sqlalchemy.exc
 from redis.exceptions import RedisError
 
-from tidings.pkg import events, log
-from tidings.pkg.bus import Record
+from tidings.pkg import log
+from tidings.pkg.bus import Record, events
 from tidings.pkg.cache.ports import ReadThrough
 from tidings.pkg.db import DatabaseUnavailable
+from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.biz.model import Message
 from tidings.service.chat.data.messages import SQLMessageRepo
 from tidings.service.chat.data.metrics import PersistMetrics
@@ -89,7 +90,7 @@ class PersistJob:
 
     @staticmethod
     def _decode(record: Record) -> Message:
-        sent = events.decode(events.MESSAGE_SENT, record)
+        sent = events.decode(chat_topics.MESSAGE_SENT, record)
         message = sent.message
         if not sent.HasField("message") or min(message.id, message.conversation_id, message.seq) <= 0:
             raise InvalidEvent(f"offset {record.offset}: MessageSent without a message id, conversation or seq")

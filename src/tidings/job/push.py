@@ -24,16 +24,17 @@ from redis.exceptions import RedisError
 
 from tidings.api.chat.v1 import events_pb2 as chat_events
 from tidings.api.gateway.v1 import delivery_pb2, gateway_pb2
-from tidings.pkg import events, log
-from tidings.pkg.bus import Record
+from tidings.pkg import log
+from tidings.pkg.bus import Record, events
 from tidings.pkg.bus.consumer import UnknownEventVersion
 from tidings.pkg.db import DatabaseUnavailable
 from tidings.pkg.errors import TidingsError
-from tidings.pkg.routes import RouteLike
+from tidings.realtime.routes import RouteLike
+from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.biz.model import Kind
 
 GROUP = "push"
-TOPICS = (events.MESSAGE_SENT, events.MESSAGE_RECALLED, events.CONVERSATION_READ)
+TOPICS = (chat_topics.MESSAGE_SENT, chat_topics.MESSAGE_RECALLED, chat_topics.CONVERSATION_READ)
 
 # The world is down (database, Redis), not the record bad: retried without end, never dead-lettered; delivering
 # late beats not delivering, and the consumer pauses fetching meanwhile. A failing bff never raises (see _send).
@@ -238,9 +239,9 @@ class PushJob:
         self._log = log.get("job.push")
         self._down_until: dict[str, float] = {}
         self._decoders: dict[str, Callable[[Record], _Push]] = {
-            self._topics.name(events.MESSAGE_SENT): _message_new,
-            self._topics.name(events.MESSAGE_RECALLED): _message_recalled,
-            self._topics.name(events.CONVERSATION_READ): _conversation_read,
+            self._topics.name(chat_topics.MESSAGE_SENT): _message_new,
+            self._topics.name(chat_topics.MESSAGE_RECALLED): _message_recalled,
+            self._topics.name(chat_topics.CONVERSATION_READ): _conversation_read,
         }
 
     @property
@@ -361,14 +362,14 @@ def _session_events(deliveries: Iterable[delivery_pb2.Delivery]) -> int:
 
 
 def _message_new(record: Record) -> _Push:
-    message = events.decode(events.MESSAGE_SENT, record).message
+    message = events.decode(chat_topics.MESSAGE_SENT, record).message
     # The sender's other devices show it too (and the sending one drops it by message id).
     event = gateway_pb2.Event(message_new=gateway_pb2.MessageNew(message=message))
     return _Push(message.conversation_id, event, also=message.sender_id)
 
 
 def _message_recalled(record: Record) -> _Push:
-    recalled: chat_events.MessageRecalled = events.decode(events.MESSAGE_RECALLED, record)
+    recalled: chat_events.MessageRecalled = events.decode(chat_topics.MESSAGE_RECALLED, record)
     event = gateway_pb2.MessageRecalled(
         conversation_id=recalled.conversation_id, message_id=recalled.message_id, seq=recalled.seq
     )
@@ -376,7 +377,7 @@ def _message_recalled(record: Record) -> _Push:
 
 
 def _conversation_read(record: Record) -> _Push:
-    read: chat_events.ConversationRead = events.decode(events.CONVERSATION_READ, record)
+    read: chat_events.ConversationRead = events.decode(chat_topics.CONVERSATION_READ, record)
     event = gateway_pb2.ConversationRead(conversation_id=read.conversation_id, user_id=read.user_id, seq=read.seq)
     return _Push(read.conversation_id, gateway_pb2.Event(conversation_read=event), reader=read.user_id)
 

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from tidings.bootstrap import Infra
 from tidings.job import persist, push
 from tidings.job.invalidate import invalidate_consumer
 from tidings.job.persist import PersistJob
 from tidings.job.push import CachedMembership, PushJob, PushMetrics, PushOptions
-from tidings.pkg import events, module
+from tidings.pkg import module
 from tidings.pkg.app import Module, Server
+from tidings.pkg.bus import events
 from tidings.pkg.bus.consumer import ConsumerOptions, OrderedConsumer
 from tidings.pkg.bus.metrics import ConsumerMetrics
-from tidings.pkg.cache.factory import cache_kit
 from tidings.pkg.health import Check
-from tidings.pkg.infra import Infra
-from tidings.pkg.routes import DeliveryClient, RouteTable, route_table
+from tidings.realtime.delivery import DeliveryClient
+from tidings.realtime.routes import RouteTable
+from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.data.caches import chat_caches
 from tidings.service.chat.data.conversations import SQLConversationRepo
 from tidings.service.chat.data.messages import SQLMessageRepo
@@ -36,11 +38,11 @@ async def persist_consumer(
     """The ``persist`` group on ``chat.message.sent``; ``topics``/``redis_prefix`` let a test use its own names."""
     topics = topics or events.Topics(infra.settings.bus.namespace)
     bus = await infra.bus()
-    await bus.ensure_topics(topics.specs(events.CHAT_TOPICS))
+    await bus.ensure_topics(topics.specs(chat_topics.ALL))
     cache = RedisHistoryCache(infra.redis(), prefix=redis_prefix) if infra.uses_redis else None
     # Chat reads heads cache-aside from Redis only (an in-process store is chat's own: nothing to invalidate here).
     heads = (
-        chat_caches(await cache_kit(infra, registry, "job", topics=topics), prefix=redis_prefix).heads
+        chat_caches(await infra.cache_kit(registry, "job", topics=topics), prefix=redis_prefix).heads
         if infra.uses_redis
         else None
     )
@@ -48,7 +50,7 @@ async def persist_consumer(
     return OrderedConsumer(
         bus,
         group=f"{topics.prefix}{persist.GROUP}",
-        topics=[topics.name(events.MESSAGE_SENT)],
+        topics=[topics.name(chat_topics.MESSAGE_SENT)],
         handler=job.handle,
         metrics=consumer_metrics,
         # Two workers, fetches and batches that wait a little for more: a batch costs one transaction (three round
@@ -94,13 +96,13 @@ async def push_worker(
     """The ``push`` group on chat's three topics; ``topics``/``routes`` let a test use its own names."""
     topics = topics or events.Topics(infra.settings.bus.namespace)
     bus = await infra.bus()
-    await bus.ensure_topics(topics.specs(events.CHAT_TOPICS))
+    await bus.ensure_topics(topics.specs(chat_topics.ALL))
     client = DeliveryClient(
         timeout_s=infra.settings.realtime.io_timeout_s, secret=infra.settings.auth.require_internal_secret()
     )
     job = PushJob(
         CachedMembership(SQLConversationRepo(await infra.engine(), statements=await infra.statements_engine())),
-        routes or route_table(infra),
+        routes or infra.route_table(),
         client,
         push_metrics,
         topics=topics,

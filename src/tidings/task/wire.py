@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
+from tidings.bootstrap import Infra
 from tidings.pkg import module
 from tidings.pkg.app import Module
-from tidings.pkg.infra import Infra
 from tidings.service.account.data.repos import SQLRefreshTokenRepo
 from tidings.task.leadership import leadership_for
 from tidings.task.retention import refresh_token_retention

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from prometheus_client import CollectorRegistry
 
 from tidings.pkg.cache import CacheMetrics, CachePolicy, LocalInvalidator, MemoryStore
-from tidings.pkg.cache.factory import CacheKit
+from tidings.pkg.cache.kit import CacheKit
 from tidings.service.chat.biz.access import Access
 from tidings.service.chat.biz.conversations import Conversations
 from tidings.service.chat.biz.messages import Messages

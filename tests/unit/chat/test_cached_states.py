@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.contracts.chat_repos import NOW, ConversationRepoContract, message, new_id
 from tidings.pkg.cache import CacheMetrics, CachePolicy, LocalInvalidator, MemoryStore
-from tidings.pkg.cache.factory import CacheKit
+from tidings.pkg.cache.kit import CacheKit
 from tidings.service.chat.biz.model import Conversation, Kind, Member, Role
 from tidings.service.chat.data.caches import ChatCaches, chat_caches
 from tidings.service.chat.data.conversations import CachedConversationRepo, SQLConversationRepo

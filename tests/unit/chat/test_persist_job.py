@@ -14,13 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.contracts.bus import eventually, read
 from tidings.job.persist import GROUP, TRANSIENT, PersistJob
-from tidings.pkg import db, events
-from tidings.pkg.bus import Event
+from tidings.pkg import db
+from tidings.pkg.bus import Event, events
 from tidings.pkg.bus.consumer import ConsumerOptions, OrderedConsumer
 from tidings.pkg.bus.deadletter import dead_letter_topic
 from tidings.pkg.bus.embedded import EmbeddedLog
 from tidings.pkg.bus.metrics import ConsumerMetrics
 from tidings.pkg.conf import DatabaseConf
+from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.biz.model import Conversation, Kind, Message
 from tidings.service.chat.data.conversations import SQLConversationRepo
 from tidings.service.chat.data.messages import SQLMessageRepo
@@ -28,7 +29,7 @@ from tidings.service.chat.data.metrics import PersistMetrics
 from tidings.service.chat.data.publisher import BusEventPublisher
 
 TOPICS = events.Topics()
-SENT = TOPICS.name(events.MESSAGE_SENT)
+SENT = TOPICS.name(chat_topics.MESSAGE_SENT)
 
 
 class FlakyStore(SQLMessageRepo):
@@ -90,7 +91,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     engine = db.create_engine(DatabaseConf(url=url))
     log = EmbeddedLog(tmp_path / "events.db", timeout_s=5)
     await log.start()
-    await log.ensure_topics(TOPICS.specs())
+    await log.ensure_topics(TOPICS.specs(chat_topics.ALL))
     registry = CollectorRegistry()
     harness = Harness(engine, log, registry, ConsumerMetrics(registry), [])
     yield harness
@@ -163,7 +164,7 @@ async def test_an_unknown_event_version_is_dead_lettered_and_the_rest_stored(har
     cid = await harness.conversation()
     sent = messages(cid, range(1, 4))
     await harness.publish(sent[:1])
-    good = events.encode(TOPICS, events.MESSAGE_SENT, events.id_key(cid), events.MESSAGE_SENT.message())
+    good = events.encode(TOPICS, chat_topics.MESSAGE_SENT, events.id_key(cid), chat_topics.MESSAGE_SENT.message())
     future = Event(
         good.topic, good.key, b"\x00", (("event-type", b"tidings.chat.v1.MessageSent"), ("event-version", b"2"))
     )
@@ -190,7 +191,7 @@ async def test_an_unknown_event_version_is_dead_lettered_and_the_rest_stored(har
 
 async def test_a_message_sent_without_a_message_is_a_poison_record(harness: Harness) -> None:
     cid = await harness.conversation()
-    empty = events.encode(TOPICS, events.MESSAGE_SENT, events.id_key(cid), events.MESSAGE_SENT.message())
+    empty = events.encode(TOPICS, chat_topics.MESSAGE_SENT, events.id_key(cid), chat_topics.MESSAGE_SENT.message())
     await harness.log.publish_many([empty])
     sent = messages(cid, range(1, 3))
     await harness.publish(sent)

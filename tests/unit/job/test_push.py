@@ -13,10 +13,10 @@ from tidings.api.chat.v1 import events_pb2 as chat_events
 from tidings.api.common.v1 import errors as common
 from tidings.api.gateway.v1 import delivery_pb2
 from tidings.job.push import Audience, CachedMembership, InvalidEvent, PushJob, PushMetrics, PushOptions
-from tidings.pkg import events
-from tidings.pkg.bus import Record
+from tidings.pkg.bus import Record, events
 from tidings.pkg.bus.consumer import UnknownEventVersion
-from tidings.pkg.routes import RouteLike
+from tidings.realtime.routes import RouteLike
+from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.biz.model import Kind
 
 TOPICS = events.Topics()
@@ -32,18 +32,18 @@ def record(topic: events.EventTopic[events.M], key: int, payload: events.M, offs
 def sent(conversation_id: int, seq: int, sender: int) -> Record:
     message = chat_pb2.Message(id=conversation_id * 1000 + seq, conversation_id=conversation_id, seq=seq)
     message.sender_id = sender
-    return record(events.MESSAGE_SENT, conversation_id, chat_events.MessageSent(message=message), seq)
+    return record(chat_topics.MESSAGE_SENT, conversation_id, chat_events.MessageSent(message=message), seq)
 
 
 def read(conversation_id: int, user: int, seq: int) -> Record:
     payload = chat_events.ConversationRead(conversation_id=conversation_id, user_id=user, seq=seq)
-    return record(events.CONVERSATION_READ, conversation_id, payload)
+    return record(chat_topics.CONVERSATION_READ, conversation_id, payload)
 
 
 def recalled(conversation_id: int, seq: int) -> Record:
     payload = chat_events.MessageRecalled(conversation_id=conversation_id, message_id=conversation_id * 1000 + seq)
     payload.seq = seq
-    return record(events.MESSAGE_RECALLED, conversation_id, payload)
+    return record(chat_topics.MESSAGE_RECALLED, conversation_id, payload)
 
 
 class FakeMembership:

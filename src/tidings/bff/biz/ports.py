@@ -62,7 +62,7 @@ class PresenceRepo(Protocol):
 
 
 class RouteTable(Protocol):
-    """user -> session -> bff instance, with a TTL per route (``tidings.pkg.routes`` has Redis and in-process)."""
+    """user -> session -> bff instance, with a TTL per route (``tidings.realtime.routes`` has Redis and in-process)."""
 
     async def touch(self, routes: Sequence[Route]) -> list[int]:
         """Write or refresh the routes; the users who had no live route before (they came online)."""

@@ -8,7 +8,7 @@ from dataclasses import replace
 from tidings.bff.biz.realtime.membership import Audiences, LocalReadThrough
 from tidings.pkg.cache import JsonCodec
 from tidings.pkg.cache.aside import CachePolicy
-from tidings.pkg.cache.factory import CacheKit
+from tidings.pkg.cache.kit import CacheKit
 from tidings.pkg.cache.ports import ReadThrough
 from tidings.pkg.conf import RealtimeConf
 

@@ -1,5 +1,5 @@
 """Presence from the route table that live connections keep alive: a user is online while one of their devices
-is. One source of truth: the same table the push job reads (``tidings.pkg.routes``), looked up in one batch."""
+is. One source of truth: the same table the push job reads (``tidings.realtime.routes``), looked up in one batch."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from tidings.api.gateway.v1 import delivery_pb2
 from tidings.bff.biz.realtime.events import Event
 from tidings.bff.codec import event_to_pb
-from tidings.pkg.routes import DeliveryClient
+from tidings.realtime.delivery import DeliveryClient
 
 
 class GrpcRelay:

@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from tidings.api.common.v1 import events_pb2
-from tidings.pkg import events
-from tidings.pkg.bus import Publisher
+from tidings.pkg.bus import Publisher, events
 from tidings.pkg.cache.ports import CacheStore
 from tidings.pkg.pbtime import timestamp
 
-CACHE_INVALIDATE = events.CACHE_INVALIDATE
+# Keyed by the id of the entity whose cache keys a write touched (a user, a conversation).
+CACHE_INVALIDATE = events.EventTopic("cache.invalidate", 12, events_pb2.CacheInvalidate)
 
 # Keys per event: a 10,000-member group's change is ten events, not one huge record.
 MAX_KEYS_PER_EVENT = 1000

@@ -7,11 +7,11 @@ import time
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from tidings.api.account.v1 import account_pb2, account_pb2_grpc
+from tidings.bootstrap import Infra
 from tidings.pkg import module
 from tidings.pkg.app import Module
 from tidings.pkg.cache import Cache, dataclass_codec
-from tidings.pkg.cache.factory import CacheKit, cache_kit
-from tidings.pkg.infra import Infra
+from tidings.pkg.cache.kit import CacheKit
 from tidings.pkg.tokens import JWTCodec
 from tidings.service.account.biz.auth import Auth, AuthPolicy
 from tidings.service.account.biz.profiles import Profiles
@@ -54,7 +54,7 @@ async def wire(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Modul
         users,
         SQLBlockRepo(engine, statements=statements),
         clock,
-        profile_cache(await cache_kit(infra, registry, "account")),
+        profile_cache(await infra.cache_kit(registry, "account")),
     )
     servicer = AccountService(auth, profiles)
     service_name = account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name

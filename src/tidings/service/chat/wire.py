@@ -9,11 +9,12 @@ from __future__ import annotations
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
-from tidings.pkg import events, module
+from tidings.bootstrap import Infra
+from tidings.pkg import module
 from tidings.pkg.app import Module
-from tidings.pkg.cache.factory import cache_kit
+from tidings.pkg.bus import events
 from tidings.pkg.health import Check
-from tidings.pkg.infra import Infra
+from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.biz.access import Access
 from tidings.service.chat.biz.conversations import Conversations
 from tidings.service.chat.biz.messages import Messages
@@ -47,12 +48,12 @@ async def build(
     statements = await infra.statements_engine()
     ids = await infra.idgen()
     bus = await infra.bus()
-    await bus.ensure_topics(topics.specs(events.CHAT_TOPICS))
+    await bus.ensure_topics(topics.specs(chat_topics.ALL))
     metrics = ChatMetrics(registry)
     clock = SystemClock()
     messages = SQLMessageRepo(engine, statements=statements)
     lease = SQLSeqLease(engine)
-    kit = await cache_kit(infra, registry, "chat", topics=topics)
+    kit = await infra.cache_kit(registry, "chat", topics=topics)
     seqs: SeqAllocator
     history_cache: HistoryCache | None
     if infra.uses_redis:

@@ -19,7 +19,7 @@ from tidings.bff.biz.realtime.session import Session
 from tidings.bff.data.metrics import PrometheusRealtimeMetrics
 from tidings.pkg.conf import LimitsConf, RealtimeConf
 from tidings.pkg.ratelimit import MemoryRateLimiter, Rate
-from tidings.pkg.routes import MemoryRouteTable
+from tidings.realtime.routes import MemoryRouteTable
 
 START_WALL_MS = 1_900_000_000_000
 CONF = RealtimeConf(queue_size=8, idle_timeout_s=75, route_ttl_s=90, reverify_interval_s=60)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.contracts.routes import TTL_S, Clock, RouteTableContract
-from tidings.pkg.routes import MemoryRouteTable
+from tidings.realtime.routes import MemoryRouteTable
 
 
 class TestMemoryRouteTable(RouteTableContract):

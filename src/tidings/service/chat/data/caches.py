@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from tidings.pkg.cache import Cache, JsonCodec
-from tidings.pkg.cache.factory import CacheKit
+from tidings.pkg.cache.kit import CacheKit
 from tidings.service.chat.biz.access import Gate
 from tidings.service.chat.biz.model import Kind
 

@@ -6,9 +6,9 @@ import contextvars
 from collections.abc import Sequence
 
 from tidings.api.chat.v1 import events_pb2
-from tidings.pkg import events
-from tidings.pkg.bus import Publisher
+from tidings.pkg.bus import Publisher, events
 from tidings.pkg.pbtime import timestamp
+from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.biz.model import Message
 from tidings.service.chat.pb import message_to_pb
 
@@ -24,7 +24,7 @@ class BusEventPublisher:
             context.run(
                 events.encode,
                 self._topics,
-                events.MESSAGE_SENT,
+                chat_topics.MESSAGE_SENT,
                 events.id_key(message.conversation_id),
                 events_pb2.MessageSent(message=message_to_pb(message)),
             )
@@ -41,11 +41,11 @@ class BusEventPublisher:
             recalled_at=timestamp(at_ms),
         )
         key = events.id_key(message.conversation_id)
-        await self._bus.publish_many([events.encode(self._topics, events.MESSAGE_RECALLED, key, payload)])
+        await self._bus.publish_many([events.encode(self._topics, chat_topics.MESSAGE_RECALLED, key, payload)])
 
     async def conversation_read(self, conversation_id: int, user_id: int, seq: int, at_ms: int) -> None:
         payload = events_pb2.ConversationRead(
             conversation_id=conversation_id, user_id=user_id, seq=seq, read_at=timestamp(at_ms)
         )
         key = events.id_key(conversation_id)
-        await self._bus.publish_many([events.encode(self._topics, events.CONVERSATION_READ, key, payload)])
+        await self._bus.publish_many([events.encode(self._topics, chat_topics.CONVERSATION_READ, key, payload)])

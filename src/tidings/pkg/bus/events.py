@@ -1,9 +1,9 @@
-"""The events on the bus: which topics exist (declared once, here) and the envelope every event travels in.
+"""The envelope every event travels in, and how a topic is declared (its owner declares it, once).
 
 An event is a protobuf message from ``api/tidings/<service>/v1/events.proto``. Its record carries the event type
 (the message's full protobuf name), the schema version and the W3C trace context in headers, and is keyed by the
-id whose events must stay in order. Producers (chat) and consumers (the jobs) both go through this module, so a
-topic's name, partition count and payload type cannot drift apart between them.
+id whose events must stay in order. Producers and consumers both go through one ``EventTopic`` declared by the
+topic's owner (``tidings.service.chat.topics``), so its name, partition count and payload type cannot drift apart.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from typing import Any, Generic, TypeVar
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
-from tidings.api.chat.v1 import events_pb2 as chat_events
-from tidings.api.common.v1 import events_pb2 as common_events
 from tidings.pkg import trace
 from tidings.pkg.bus import Event, Record, TopicSpec
 from tidings.pkg.bus.consumer import UnknownEventVersion
@@ -44,21 +42,6 @@ class EventTopic(Generic[M]):
         return str(self.message.DESCRIPTOR.full_name)
 
 
-# Keyed by conversation id: a conversation's events stay in one partition, in order. 12 partitions let up to 12
-# consumer instances share a group; the count never changes once created (keys would move).
-MESSAGE_SENT = EventTopic("chat.message.sent", 12, chat_events.MessageSent)
-MESSAGE_RECALLED = EventTopic("chat.message.recalled", 12, chat_events.MessageRecalled)
-CONVERSATION_READ = EventTopic("chat.conversation.read", 12, chat_events.ConversationRead)
-
-CHAT_TOPICS: tuple[EventTopic[Any], ...] = (MESSAGE_SENT, MESSAGE_RECALLED, CONVERSATION_READ)
-
-# Keyed by the id of the entity whose cache keys a write touched (a user, a conversation).
-CACHE_INVALIDATE = EventTopic("cache.invalidate", 12, common_events.CacheInvalidate)
-
-# Every topic Tidings uses; ``tidings migrate`` creates them with these partition counts.
-ALL_TOPICS: tuple[EventTopic[Any], ...] = (*CHAT_TOPICS, CACHE_INVALIDATE)
-
-
 class Topics:
     """Topic names in one namespace: empty in deployments; a test run gets its own prefix on a shared broker."""
 
@@ -68,7 +51,7 @@ class Topics:
     def name(self, topic: EventTopic[M]) -> str:
         return f"{self.prefix}{topic.name}"
 
-    def specs(self, topics: Iterable[EventTopic[Any]] = CHAT_TOPICS) -> list[TopicSpec]:
+    def specs(self, topics: Iterable[EventTopic[Any]]) -> list[TopicSpec]:
         """What ``EventBus.ensure_topics`` needs to create ``topics`` here."""
         return [TopicSpec(self.name(topic), topic.partitions) for topic in topics]
 

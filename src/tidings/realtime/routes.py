@@ -2,7 +2,7 @@
 
 The bff writes it (a route on connect, refreshed by heartbeat, removed on disconnect); the push job reads it with
 ``routes_for`` (one pipelined round trip for many users), groups the sessions by instance and calls ``Deliver``
-once per instance through ``DeliveryClient``. A user is online while they have at least one live route.
+once per instance (``tidings.realtime.delivery``). A user is online while they have at least one live route.
 
 Redis layout (one key per user, so each change to a user's routes is one atomic script on one cluster slot):
 
@@ -19,18 +19,12 @@ Redis layout (one key per user, so each change to a user's routes is one atomic 
 from __future__ import annotations
 
 import time
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple, cast
 
-import grpc
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
 
-from tidings.api.gateway.v1 import delivery_pb2, delivery_pb2_grpc
-from tidings.pkg.infra import Infra
-from tidings.pkg.middleware.grpc import SECRET_METADATA, client_interceptors
 from tidings.pkg.scripts import Script
 
 # user id -> session id -> instance address
@@ -339,57 +333,3 @@ class MemoryRouteTable:
 
 
 RouteTable = RedisRouteTable | MemoryRouteTable
-
-# One table per process's Infra: in ``tidings dev`` the push job must see the routes the bff writes in memory.
-_TABLES: weakref.WeakKeyDictionary[Infra, RouteTable] = weakref.WeakKeyDictionary()
-
-
-def route_table(infra: Infra) -> RouteTable:
-    """The process's route table: Redis when ``cache.url`` is Redis, else one in-process table per ``Infra``."""
-    table = _TABLES.get(infra)
-    if table is None:
-        conf = infra.settings.realtime
-        table = (
-            RedisRouteTable(infra.redis(), ttl_s=conf.route_ttl_s, prefix=conf.route_prefix)
-            if infra.uses_redis
-            else MemoryRouteTable(ttl_s=conf.route_ttl_s)
-        )
-        _TABLES[infra] = table
-    return table
-
-
-class DeliveryClient:
-    """``DeliveryService/Deliver`` on bff instances' internal listeners by address: one channel per instance,
-    opened on first use, the least recently used closed beyond ``max_channels``; every call bounded by
-    ``timeout_s`` and carrying the internal listeners' shared ``secret``."""
-
-    def __init__(self, *, timeout_s: float, secret: str, max_channels: int = 256) -> None:
-        self._timeout_s = timeout_s
-        self._metadata = ((SECRET_METADATA, secret),)
-        self._max_channels = max_channels
-        self._stubs: OrderedDict[str, tuple[grpc.aio.Channel, delivery_pb2_grpc.DeliveryServiceStub]] = OrderedDict()
-
-    async def deliver(self, instance: str, request: delivery_pb2.DeliverRequest) -> delivery_pb2.DeliverResponse:
-        """Hand ``request`` to ``instance``; a failure raises ``TidingsError`` (UNAVAILABLE when it is down)."""
-        stub = await self._stub(instance)
-        response: delivery_pb2.DeliverResponse = await stub.Deliver(
-            request, timeout=self._timeout_s, metadata=self._metadata
-        )
-        return response
-
-    async def _stub(self, instance: str) -> delivery_pb2_grpc.DeliveryServiceStub:
-        if instance in self._stubs:
-            self._stubs.move_to_end(instance)
-            return self._stubs[instance][1]
-        channel = grpc.aio.insecure_channel(instance, interceptors=client_interceptors())
-        stub = delivery_pb2_grpc.DeliveryServiceStub(channel)
-        self._stubs[instance] = (channel, stub)
-        while len(self._stubs) > self._max_channels:
-            _, (old, _) = self._stubs.popitem(last=False)
-            await old.close(grace=1.0)
-        return stub
-
-    async def close(self) -> None:
-        stubs, self._stubs = self._stubs, OrderedDict()
-        for channel, _ in stubs.values():
-            await channel.close()

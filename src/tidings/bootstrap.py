@@ -1,7 +1,10 @@
-"""Connections one process opens once and shares between the modules it runs, closed when it stops.
+"""The one place where adapters are chosen (cosmicpython's ``bootstrap``): embedded or the real middleware, by
+configuration. ``Infra`` opens each connection once per process, shares it between the modules the process runs
+and closes it when the process stops.
 
-``tidings dev`` runs every module in one process: they share one engine (one SQLite writer) instead of
-each opening its own. A module asks for what it needs; nothing is opened that no module asked for.
+``tidings dev`` runs every module in one process: they share one engine (one SQLite writer) and one in-process
+route table instead of each opening its own. A module asks for what it needs; nothing is opened that no module
+asked for.
 """
 
 from __future__ import annotations
@@ -13,16 +16,25 @@ from typing import Any
 
 import grpc
 import redis.asyncio as redis
+from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tidings.pkg import db, metrics, trace
 from tidings.pkg.app import Server
-from tidings.pkg.bus import EventBus
+from tidings.pkg.bus import EventBus, events
 from tidings.pkg.bus.factory import create_bus
+from tidings.pkg.cache.breaker import Breaker
+from tidings.pkg.cache.invalidation import CACHE_INVALIDATE, BusInvalidator, Invalidator, LocalInvalidator
+from tidings.pkg.cache.kit import CacheKit, policy_of
+from tidings.pkg.cache.memory import MemoryStore
+from tidings.pkg.cache.metrics import CacheMetrics
+from tidings.pkg.cache.ports import CacheStore
+from tidings.pkg.cache.redis_store import RedisStore
 from tidings.pkg.conf import Settings
 from tidings.pkg.health import Check
 from tidings.pkg.idgen import IdGenerator, SQLWorkerLease
 from tidings.pkg.middleware.grpc import client_interceptors
+from tidings.realtime.routes import MemoryRouteTable, RedisRouteTable, RouteTable
 
 
 class CountedConnection(redis.Connection):
@@ -50,6 +62,7 @@ class Infra:
         self._bus: EventBus | None = None
         self._redis: redis.Redis | None = None
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._route_table: RouteTable | None = None
 
     async def engine(self) -> AsyncEngine:
         """The database engine, reachable and (if configured) migrated, or ``DatabaseUnavailable``."""
@@ -131,6 +144,37 @@ class Infra:
             await _observed("redis", self.redis().ping())
 
         return Check("redis", probe)
+
+    async def cache_kit(
+        self, registry: CollectorRegistry, module: str, *, topics: events.Topics | None = None
+    ) -> CacheKit:
+        """Redis and ``cache.invalidate`` on the bus for ``redis://``; an in-process store and a timer otherwise."""
+        conf = self.settings.cache
+        store: CacheStore
+        invalidator: Invalidator
+        if self.uses_redis:
+            store = RedisStore(self.redis(), batch_size=conf.batch_size, timeout_s=conf.timeout_s)
+            topics = topics or events.Topics(self.settings.bus.namespace)
+            bus = await self.bus()
+            await bus.ensure_topics(topics.specs([CACHE_INVALIDATE]))
+            invalidator = BusInvalidator(bus, topics, origin=module, delay_s=conf.invalidate_delay_s)
+        else:
+            store = MemoryStore(conf.memory_max_entries)
+            invalidator = LocalInvalidator(store, delay_s=conf.invalidate_delay_s)
+        metrics = CacheMetrics(registry, module)
+        return CacheKit(store, invalidator, metrics, policy_of(conf), breaker=Breaker(conf.retry_after_s))
+
+    def route_table(self) -> RouteTable:
+        """The route table: Redis when ``cache.url`` is Redis, else one in-process table shared by the modules of
+        this process (in ``tidings dev`` the push job must see the routes the bff writes)."""
+        if self._route_table is None:
+            conf = self.settings.realtime
+            self._route_table = (
+                RedisRouteTable(self.redis(), ttl_s=conf.route_ttl_s, prefix=conf.route_prefix)
+                if self.uses_redis
+                else MemoryRouteTable(ttl_s=conf.route_ttl_s)
+            )
+        return self._route_table
 
     def channel(self, module: str) -> grpc.aio.Channel:
         """One shared gRPC channel to ``module`` (``account``, ``chat``, ``bff``): errors come back as
