@@ -26,11 +26,11 @@ from tidings.pkg.app import Module, Server
 from tidings.pkg.conf import BffConf, RealtimeConf
 from tidings.pkg.middleware.grpc import server_interceptors
 from tidings.pkg.ratelimit import MemoryRateLimiter, Rate, RateLimiter, RedisRateLimiter
-from tidings.pkg.tokens import JWTCodec
 from tidings.pkg.transport.grpc import GrpcServer
 from tidings.pkg.transport.guard import ConnectionGuard
 from tidings.pkg.transport.http import HttpServer, ops_server
 from tidings.realtime.delivery import DeliveryClient
+from tidings.service.account.token_codec import JWTCodec
 
 # A public gRPC connection with no call in flight for this long is closed (clients' channels reconnect on use).
 PUBLIC_GRPC_IDLE_MS = 5 * 60 * 1000

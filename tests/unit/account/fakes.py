@@ -6,9 +6,9 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 
-from tidings.pkg.tokens import AccessClaims, TokenExpired, TokenInvalid
 from tidings.service.account.biz.ports import RefreshToken, UsernameTaken
 from tidings.service.account.biz.user import Account, ProfileChange, User
+from tidings.service.account.tokens import AccessClaims, TokenExpired, TokenInvalid
 
 
 class FakeClock:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from prometheus_client import CollectorRegistry
 
+from tidings.pkg import log
 from tidings.pkg.cache import CacheMetrics, CachePolicy, LocalInvalidator, MemoryStore
 from tidings.pkg.cache.kit import CacheKit
 from tidings.service.chat.biz.access import Access
@@ -356,12 +357,21 @@ class World:
             self.conversations, self.messages, self.directory, self.access, self.ids, self.clock, self.caches.members
         )
         self.msgs = Messages(
-            self.access, self.conversations, self.messages, self.sender, self.publisher, self.history_cache, self.clock
+            self.access,
+            self.conversations,
+            self.messages,
+            self.sender,
+            self.publisher,
+            self.history_cache,
+            self.clock,
+            log.get("chat.messages"),
         )
 
     def new_sender(self) -> Sender:
         """Another chat instance's sender: its own pipelines, the same stores and bus."""
-        return Sender(self.access, self.seqs, self.dedup, self.publisher, self.ids, self.clock, self.policy)
+        return Sender(
+            self.access, self.seqs, self.dedup, self.publisher, self.ids, self.clock, self.policy, log.get("chat.send")
+        )
 
     def persist(self) -> None:
         """What the persist job does with the bus log: store each message once, advance max_seq."""

@@ -17,7 +17,7 @@ from tidings.pkg.batching import CallBatcher
 from tidings.pkg.errors.grpc import error_from_pb
 from tidings.pkg.middleware import deadline
 from tidings.pkg.pbtime import millis
-from tidings.pkg.tokens import TokenDecoder
+from tidings.service.account.tokens import TokenDecoder
 
 
 def user(message: pb.User) -> User:

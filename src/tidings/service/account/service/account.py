@@ -12,10 +12,10 @@ from tidings.api.errors.v1 import errors_pb2
 from tidings.pkg.errors import TidingsError
 from tidings.pkg.errors.grpc import error_to_pb
 from tidings.pkg.pbtime import timestamp
-from tidings.pkg.tokens import AccessClaims
 from tidings.service.account.biz.auth import Auth, Session
 from tidings.service.account.biz.profiles import Profiles
 from tidings.service.account.biz.user import ProfileChange, User
+from tidings.service.account.tokens import AccessClaims
 
 Context: TypeAlias = grpc.aio.ServicerContext
 
