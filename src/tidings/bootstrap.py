@@ -19,6 +19,7 @@ import redis.asyncio as redis
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tidings import migrations
 from tidings.pkg import db, metrics, trace
 from tidings.pkg.app import Server
 from tidings.pkg.bus import EventBus, events
@@ -72,7 +73,7 @@ class Infra:
             try:
                 await db.ping(engine, conf.connect_timeout_s)
                 if conf.auto_migrate:
-                    await db.upgrade(conf.url)
+                    await migrations.upgrade(conf.url)
             except BaseException:
                 await engine.dispose()
                 raise

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.integration.redis_server import RedisServer
+from tidings import migrations
 from tidings.pkg import db
 from tidings.pkg.conf import DatabaseConf
 
@@ -55,7 +56,7 @@ async def mysql_url() -> AsyncIterator[str]:
 @pytest.fixture
 async def mysql_engine(mysql_url: str) -> AsyncIterator[AsyncEngine]:
     """An engine on a fresh database with every migration applied."""
-    await db.upgrade(mysql_url)
+    await migrations.upgrade(mysql_url)
     engine = db.create_engine(DatabaseConf(url=mysql_url))
     yield engine
     await engine.dispose()

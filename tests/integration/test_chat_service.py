@@ -43,7 +43,7 @@ from tidings.pkg.middleware.grpc import client_interceptors, server_interceptors
 from tidings.service.account import wire as account_wire
 from tidings.service.chat import wire as chat_wire
 from tidings.service.chat.data.metrics import PersistMetrics
-from tidings.service.chat.data.tables import messages
+from tidings.service.chat.tables import messages
 
 ROOT = Path(__file__).resolve().parents[2]
 

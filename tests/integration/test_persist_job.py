@@ -33,7 +33,7 @@ from tidings.service.chat.data.messages import SQLMessageRepo
 from tidings.service.chat.data.metrics import PersistMetrics
 from tidings.service.chat.data.publisher import BusEventPublisher
 from tidings.service.chat.data.recent import RedisHistoryCache
-from tidings.service.chat.data.tables import messages
+from tidings.service.chat.tables import messages
 
 # A persist job process on the test's database, topics and Redis namespace; it runs until it is killed.
 JOB = """

@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tidings import migrations
 from tidings.bench import system
 from tidings.bench.record import append, commit, machine
 from tidings.pkg import conf, db
@@ -90,7 +91,7 @@ async def run(redis_url: str, mysql_url: str, rounds: int, conversations: int) -
     results: dict[str, Any] = {"load_before": os.getloadavg()[0]}
     engine = None
     try:
-        await db.upgrade(url)
+        await migrations.upgrade(url)
         engine = db.create_engine(DatabaseConf(url=url, pool_size=20))
         store = RedisStore(client, batch_size=256, timeout_s=5)
         kit = CacheKit(

@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.contracts.bus import eventually, read
+from tidings import migrations
 from tidings.job.persist import GROUP, TRANSIENT, PersistJob
 from tidings.pkg import db
 from tidings.pkg.bus import Event, events
@@ -87,7 +88,7 @@ class Harness:
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"
-    await db.upgrade(url)
+    await migrations.upgrade(url)
     engine = db.create_engine(DatabaseConf(url=url))
     log = EmbeddedLog(tmp_path / "events.db", timeout_s=5)
     await log.start()

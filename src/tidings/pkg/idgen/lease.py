@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tidings.pkg.clock import wall_ms
 from tidings.pkg.idgen.snowflake import MAX_WORKER_ID
-from tidings.pkg.schema import worker_leases
+from tidings.pkg.idgen.tables import worker_leases
 
 
 class LeaseLost(RuntimeError):

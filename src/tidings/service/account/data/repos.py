@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from tidings.pkg.repo import SQLRepo, chunks
 from tidings.service.account.biz.ports import RefreshToken, UsernameTaken
 from tidings.service.account.biz.user import Account, ProfileChange, User
-from tidings.service.account.data.tables import blocks, refresh_tokens, users
+from tidings.service.account.tables import blocks, refresh_tokens, users
 
 _PUBLIC = (
     users.c.id,

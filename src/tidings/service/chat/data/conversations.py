@@ -19,8 +19,8 @@ from tidings.pkg.repo import SQLRepo, chunks
 from tidings.service.chat.biz.model import Conversation, ConversationState, Cursor, Kind, Member, Role
 from tidings.service.chat.biz.ports import DirectExists, GroupFull
 from tidings.service.chat.data.caches import ChatCaches, Head
-from tidings.service.chat.data.tables import conversation_members as members
-from tidings.service.chat.data.tables import conversations, direct_pairs
+from tidings.service.chat.tables import conversation_members as members
+from tidings.service.chat.tables import conversations, direct_pairs
 
 # Member rows are inserted this many at a time (a 10,000-member group is 10 statements).
 _INSERT_CHUNK = 1000

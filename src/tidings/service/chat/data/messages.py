@@ -10,7 +10,7 @@ from sqlalchemy import Update, and_, bindparam, case, select, update
 
 from tidings.pkg.repo import SQLRepo, chunks, insert_skipping_duplicates
 from tidings.service.chat.biz.model import Message
-from tidings.service.chat.data.tables import conversations, messages
+from tidings.service.chat.tables import conversations, messages
 
 # Conversations advanced by one UPDATE at most: three CASE arms each, well below every driver's parameter limit.
 _HEADS_CHUNK = 200
