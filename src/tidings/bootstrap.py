@@ -35,7 +35,8 @@ from tidings.pkg.conf import Settings
 from tidings.pkg.health import Check
 from tidings.pkg.idgen import IdGenerator, SQLWorkerLease
 from tidings.pkg.middleware.grpc import client_interceptors
-from tidings.realtime.routes import MemoryRouteTable, RedisRouteTable, RouteTable
+from tidings.realtime.model import RouteTable
+from tidings.realtime.routes import MemoryRouteTable, RedisRouteTable
 
 
 class CountedConnection(redis.Connection):

@@ -29,7 +29,7 @@ from tidings.pkg.bus import Record, events
 from tidings.pkg.bus.consumer import UnknownEventVersion
 from tidings.pkg.db import DatabaseUnavailable
 from tidings.pkg.errors import TidingsError
-from tidings.realtime.routes import RouteLike
+from tidings.realtime.model import Route, RouteTable
 from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.biz.model import Kind
 
@@ -72,12 +72,6 @@ class Membership(Protocol):
     async def audiences(self, conversation_ids: Sequence[int]) -> dict[int, Audience]:
         """The audience of each conversation that exists; unknown ids are left out."""
         ...
-
-
-class RouteLookup(Protocol):
-    async def routes_for(self, user_ids: Iterable[int]) -> dict[int, dict[str, str]]: ...
-
-    async def remove(self, routes: Sequence[RouteLike]) -> list[int]: ...
 
 
 class Deliverer(Protocol):
@@ -219,7 +213,7 @@ class PushJob:
     def __init__(
         self,
         membership: Membership,
-        routes: RouteLookup,
+        routes: RouteTable,
         deliverer: Deliverer,
         metrics: PushMetrics,
         *,
@@ -268,7 +262,7 @@ class PushJob:
             raise InvalidEvent(f"{record.topic} offset {record.offset}: no conversation id")
         return push
 
-    async def _fan_out(self, outboxes: dict[str, _Outbox]) -> list[RouteLike]:
+    async def _fan_out(self, outboxes: dict[str, _Outbox]) -> list[Route]:
         """Every instance's outbox at once (bounded by ``fanout`` and ``deadline_s``); the gone sessions."""
         answers: dict[str, list[str]] = {}
         limit = asyncio.Semaphore(self._options.fanout)
@@ -287,7 +281,7 @@ class PushJob:
                 self._metrics.deliveries.labels("failed").inc(_session_events(outboxes[instance].deliveries))
             self._log.warning("push fan-out ran out of time; left to sync", instances=late)
         return [
-            (outboxes[instance].owners[session], session, instance)
+            Route(outboxes[instance].owners[session], session, instance)
             for instance, sessions in answers.items()
             for session in sessions
             if session in outboxes[instance].owners
@@ -342,7 +336,7 @@ class PushJob:
             pause_s=self._options.down_s,
         )
 
-    async def _prune(self, gone: Sequence[RouteLike]) -> None:
+    async def _prune(self, gone: Sequence[Route]) -> None:
         """Drop routes of sessions their instance no longer holds; best effort (they also expire by TTL)."""
         if not gone:
             return

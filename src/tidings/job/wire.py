@@ -16,7 +16,7 @@ from tidings.pkg.bus.consumer import ConsumerOptions, OrderedConsumer
 from tidings.pkg.bus.metrics import ConsumerMetrics
 from tidings.pkg.health import Check
 from tidings.realtime.delivery import DeliveryClient
-from tidings.realtime.routes import RouteTable
+from tidings.realtime.model import RouteTable
 from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.data.caches import chat_caches
 from tidings.service.chat.data.conversations import SQLConversationRepo

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.unit.bff.fakes import FakeAccounts, FakeChats, FakePresence
+from tests.unit.bff.fakes import FakeAccounts, FakeChats, FakePresence, local_quotas
 from tidings.bff import server
 from tidings.bff.biz.usecase import Sync
 from tidings.bff.service.http import router
@@ -21,7 +21,7 @@ class Api:
         app = server.http_app(
             [],
             request_timeout_s=5,
-            routers=[router(self.accounts, self.chats, Sync(self.accounts, self.chats, self.presence))],
+            routers=[router(self.accounts, self.chats, Sync(self.accounts, self.chats, self.presence), local_quotas())],
         )
         self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bff")
 
