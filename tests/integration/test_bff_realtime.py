@@ -32,7 +32,7 @@ from tidings.bff.service.delivery import DeliveryServicer
 from tidings.bff.service.gateway import GatewayServicer
 from tidings.bff.service.gateway import add_to_server as add_gateway_to_server
 from tidings.bff.wire import quotas, realtime_options
-from tidings.pkg import trace
+from tidings.pkg import log, trace
 from tidings.pkg.conf import LimitsConf, Listen, RealtimeConf
 from tidings.pkg.middleware.grpc import server_interceptors
 from tidings.pkg.pbtime import timestamp
@@ -78,6 +78,7 @@ class Bff:
             metrics=metrics,
             quotas=quotas(MemoryRateLimiter(), LimitsConf(), conf),
             request_timeout_s=5,
+            logger=log.get("realtime"),
         )
         frames = Frames(self.hub, self.chats, self.accounts)
         connections = Connections(

@@ -6,14 +6,13 @@ from prometheus_client import REGISTRY
 
 from tidings.api.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2
 from tidings.bff import server
-from tidings.bff.biz.quotas import QuotaOptions, Quotas, Rate
+from tidings.bff.biz.quotas import QuotaOptions, Quotas
 from tidings.bff.biz.realtime.frames import Frames
 from tidings.bff.biz.realtime.hub import Hub, RealtimeOptions
 from tidings.bff.biz.usecase import Members, Sync
 from tidings.bff.data.account import GrpcAccountRepo
 from tidings.bff.data.audiences import audiences
 from tidings.bff.data.chat import GrpcChatRepo
-from tidings.bff.data.limiter import GcraRateLimiter
 from tidings.bff.data.metrics import PrometheusRealtimeMetrics
 from tidings.bff.data.presence import RoutePresenceRepo
 from tidings.bff.data.relay import GrpcRelay
@@ -24,10 +23,12 @@ from tidings.bff.service.gateway import GatewayServicer
 from tidings.bff.service.gateway import add_to_server as add_gateway_to_server
 from tidings.bff.service.http import router
 from tidings.bootstrap import Infra
+from tidings.pkg import log
 from tidings.pkg.app import Module, Server
 from tidings.pkg.conf import BffConf, LimitsConf, RealtimeConf
 from tidings.pkg.middleware.grpc import server_interceptors
-from tidings.pkg.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from tidings.pkg.ratelimit import MemoryRateLimiter, Rate, RateLimiter
+from tidings.pkg.ratelimit.redis import RedisRateLimiter
 from tidings.pkg.transport.grpc import GrpcServer
 from tidings.pkg.transport.guard import ConnectionGuard
 from tidings.pkg.transport.http import HttpServer, ops_server
@@ -73,7 +74,7 @@ def quotas(limiter: RateLimiter, limits: LimitsConf, realtime: RealtimeConf) -> 
         connections_per_user=limits.connections_per_user,
         enabled=limits.enabled,
     )
-    return Quotas(GcraRateLimiter(limiter), options)
+    return Quotas(limiter, options, log.get("bff.limits"))
 
 
 async def wire(infra: Infra) -> Module:
@@ -106,6 +107,7 @@ async def wire(infra: Infra) -> Module:
         metrics=metrics,
         quotas=limits,
         request_timeout_s=conf.request_timeout_s,
+        logger=log.get("realtime"),
         audiences=fan_out,
     )
     frames = Frames(hub, chats, accounts)
@@ -123,7 +125,13 @@ async def wire(infra: Infra) -> Module:
         request_timeout_s=conf.request_timeout_s,
         docs=conf.docs,
         routers=[
-            router(accounts, chats, Sync(accounts, chats, RoutePresenceRepo(routes)), limits, Members(chats, fan_out)),
+            router(
+                accounts,
+                chats,
+                Sync(accounts, chats, RoutePresenceRepo(routes), log.get("bff.sync")),
+                limits,
+                Members(chats, fan_out),
+            ),
             ws.router(connections),
         ],
     )

@@ -14,7 +14,7 @@ from tidings.bff import server
 from tidings.bff.biz.usecase import Sync
 from tidings.bff.service.http import router
 from tidings.bff.wire import quotas
-from tidings.pkg import errors
+from tidings.pkg import errors, log
 from tidings.pkg.conf import LimitsConf, RealtimeConf
 from tidings.pkg.ratelimit import MemoryRateLimiter, Rate, RateLimiter, Verdict
 
@@ -26,7 +26,7 @@ class Api:
         self.accounts = FakeAccounts()
         self.chats = FakeChats()
         limits = quotas(limiter or MemoryRateLimiter(), LIMITS, RealtimeConf())
-        sync = Sync(self.accounts, self.chats, FakePresence())
+        sync = Sync(self.accounts, self.chats, FakePresence(), log.get("bff.sync"))
         app = server.http_app([], request_timeout_s=5, routers=[router(self.accounts, self.chats, sync, limits)])
         self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bff")
 

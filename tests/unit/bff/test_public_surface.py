@@ -15,6 +15,7 @@ from tidings.bff import server
 from tidings.bff.biz.usecase import Sync
 from tidings.bff.service import web
 from tidings.bff.service.http import router
+from tidings.pkg import log
 
 CALLER_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{CALLER_TRACE_ID}-00f067aa0ba902b7-01"
@@ -26,7 +27,7 @@ def public_app(*, docs: bool = False) -> httpx.AsyncClient:
         [],
         request_timeout_s=5,
         docs=docs,
-        routers=[router(accounts, chats, Sync(accounts, chats, FakePresence()), local_quotas())],
+        routers=[router(accounts, chats, Sync(accounts, chats, FakePresence(), log.get("bff.sync")), local_quotas())],
     )
     web.install(app)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=server.public(app)), base_url="http://bff")

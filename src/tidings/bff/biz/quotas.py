@@ -1,5 +1,5 @@
 """Rate limits per user (sends, typing, open connections) and per username (failed logins), over a shared
-``RateLimiter`` (Redis in production, in-process under ``tidings dev``; ``data/limiter.py`` adapts them).
+``RateLimiter`` (``tidings.pkg.ratelimit``: Redis in production, in-process under ``tidings dev``).
 
 A limited action raises 429 RATE_LIMITED with ``metadata.retry_after_s``; the HTTP layer turns it into a
 ``Retry-After`` header, the sockets into an error frame. Logins are limited on *failures* of a username,
@@ -14,40 +14,15 @@ import hashlib
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from tidings.api.account.v1 import errors as account_errors
 from tidings.api.common.v1 import errors as common_errors
-from tidings.pkg import errors, log
+from tidings.pkg import errors
+from tidings.pkg.logger import Logger
+from tidings.pkg.ratelimit import Rate, RateLimiter, Verdict
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Rate:
-    """``per_s`` actions a second on average, ``burst`` at once."""
-
-    per_s: float
-    burst: int
-
-    def __post_init__(self) -> None:
-        if self.per_s <= 0 or self.burst < 1:
-            raise ValueError("a rate needs per_s > 0 and burst >= 1")
-
-
-@dataclass(frozen=True)
-class Verdict:
-    allowed: bool
-    # Actions left in the burst after this one.
-    remaining: int
-    # Seconds until one more action would be allowed (0 when allowed now).
-    retry_after_s: float
-
-
-class RateLimiter(Protocol):
-    """Counts ``cost`` actions of ``key`` against ``rate`` (a cost of 0 only looks), shared by the fleet or not."""
-
-    async def hit(self, key: str, rate: Rate, cost: int = 1) -> Verdict: ...
 
 
 @dataclass(frozen=True)
@@ -63,10 +38,10 @@ class QuotaOptions:
 
 
 class Quotas:
-    def __init__(self, limiter: RateLimiter, options: QuotaOptions) -> None:
+    def __init__(self, limiter: RateLimiter, options: QuotaOptions, logger: Logger) -> None:
         self._limiter = limiter
         self._options = options
-        self._log = log.get("bff.limits")
+        self._log = logger
 
     @property
     def connections_per_user(self) -> int | None:

@@ -17,6 +17,7 @@ from tidings.bff.biz.realtime.membership import Audiences
 from tidings.bff.biz.realtime.session import Session
 from tidings.bff.data.metrics import PrometheusRealtimeMetrics
 from tidings.bff.wire import quotas, realtime_options
+from tidings.pkg import log
 from tidings.pkg.clock import FakeClock
 from tidings.pkg.conf import LimitsConf, RealtimeConf
 from tidings.pkg.ratelimit import MemoryRateLimiter
@@ -72,6 +73,7 @@ class Cluster:
             metrics=self.metrics,
             quotas=self.quotas,
             request_timeout_s=5,
+            logger=log.get("realtime"),
             clock=self.clock,
             new_id=self._new_id,
             audiences=self.audiences,

@@ -24,8 +24,9 @@ from tidings.bff.biz.quotas import Quotas
 from tidings.bff.biz.realtime.events import Envelope, Event, PresenceChanged, Ready
 from tidings.bff.biz.realtime.membership import Audiences
 from tidings.bff.biz.realtime.session import CloseReason, Session
-from tidings.pkg import errors, log
+from tidings.pkg import errors
 from tidings.pkg.clock import Clock, SystemClock
+from tidings.pkg.logger import Logger
 from tidings.pkg.middleware import deadline
 from tidings.realtime.model import Route, Routes, RouteTable
 
@@ -68,6 +69,7 @@ class Hub:
         metrics: RealtimeMetrics,
         quotas: Quotas,
         request_timeout_s: float,
+        logger: Logger,
         clock: Clock | None = None,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         audiences: Audiences | None = None,
@@ -97,7 +99,7 @@ class Hub:
         now = self.clock.monotonic()
         self._refresh_at = now + self._heartbeat_s
         self._sweep_at = now + self._heartbeat_s
-        self._log = log.get("realtime")
+        self._log = logger
 
     @property
     def _heartbeat_s(self) -> float:
