@@ -1,4 +1,5 @@
-"""In-memory fakes of the account ports, for fast use-case tests."""
+"""In-memory fakes of the account ports, for fast use-case tests; the stores keep the contract the SQL ones keep
+(test_repos.py runs it on both)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """In-memory fakes of the chat ports, for fast use-case tests. Each awaits once, so that concurrent calls
-interleave as they would on real I/O and races are exercised, not hidden."""
+interleave as they would on real I/O and races are exercised, not hidden. The stores keep the contracts the SQL
+and Redis adapters keep (test_stores.py runs them on both)."""
 
 from __future__ import annotations
 
