@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tidings import migrations
+from tidings.conf import Settings
 from tidings.pkg import db, metrics, trace
 from tidings.pkg.app import Server
 from tidings.pkg.bus import EventBus, events
@@ -31,7 +32,6 @@ from tidings.pkg.cache.memory import MemoryStore
 from tidings.pkg.cache.metrics import CacheMetrics
 from tidings.pkg.cache.ports import CacheStore
 from tidings.pkg.cache.redis_store import RedisStore
-from tidings.pkg.conf import Settings
 from tidings.pkg.health import Check
 from tidings.pkg.idgen import IdGenerator, SQLWorkerLease
 from tidings.pkg.middleware.grpc import client_interceptors

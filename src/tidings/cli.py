@@ -11,17 +11,18 @@ from typing import Annotated
 
 import typer
 
-from tidings import __version__, migrations
+from tidings import __version__, conf, migrations
 from tidings.admin import wire as admin_wire
 from tidings.bench import bench_app
 from tidings.bff import wire as bff_wire
 from tidings.bootstrap import Infra
 from tidings.job import wire as job_wire
-from tidings.pkg import conf, db, log, trace
+from tidings.pkg import db, log, trace
 from tidings.pkg.app import App, Module, event_loop_factory
 from tidings.pkg.bus import BusError, events
 from tidings.pkg.bus.factory import create_bus
 from tidings.pkg.cache.invalidation import CACHE_INVALIDATE
+from tidings.pkg.conf import ConfigError
 from tidings.service.account import wire as account_wire
 from tidings.service.chat import topics as chat_topics
 from tidings.service.chat import wire as chat_wire
@@ -74,7 +75,7 @@ class Fatal(Exception):
 def _settings(path: Path | None) -> conf.Settings:
     try:
         return conf.load(path)
-    except conf.ConfigError as exc:
+    except ConfigError as exc:
         raise Fatal(str(exc)) from None
 
 
@@ -82,7 +83,7 @@ async def _serve(settings: conf.Settings, names: list[ModuleName], service_name:
     infra = Infra(settings)
     try:
         modules = [await WIRES[name](infra) for name in names]
-    except (db.DatabaseUnavailable, conf.ConfigError) as exc:
+    except (db.DatabaseUnavailable, ConfigError) as exc:
         await infra.close()
         raise Fatal(str(exc)) from None
     except BaseException:

@@ -12,7 +12,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.e2e.client import Client
 from tests.e2e.fleet import Fleet
-from tidings.pkg.conf import LimitsConf
+from tidings.conf import LimitsConf
 
 DEFAULTS = LimitsConf()
 

@@ -32,8 +32,9 @@ from tidings.bff.service.delivery import DeliveryServicer
 from tidings.bff.service.gateway import GatewayServicer
 from tidings.bff.service.gateway import add_to_server as add_gateway_to_server
 from tidings.bff.wire import quotas, realtime_options
+from tidings.conf import LimitsConf, RealtimeConf
 from tidings.pkg import log, trace
-from tidings.pkg.conf import LimitsConf, Listen, RealtimeConf
+from tidings.pkg.conf import Listen
 from tidings.pkg.middleware.grpc import server_interceptors
 from tidings.pkg.pbtime import timestamp
 from tidings.pkg.ratelimit import MemoryRateLimiter

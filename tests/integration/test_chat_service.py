@@ -31,6 +31,7 @@ from tests.integration.conftest import KAFKA_BOOTSTRAP, REDIS_URL, unique
 from tidings.api.account.v1 import account_pb2, account_pb2_grpc
 from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
 from tidings.bootstrap import Infra
+from tidings.conf import AuthConf, Modules, Settings
 from tidings.job.persist import TRANSIENT
 from tidings.job.wire import persist_consumer
 from tidings.pkg import errors
@@ -38,7 +39,7 @@ from tidings.pkg.app import Module
 from tidings.pkg.bus import events
 from tidings.pkg.bus.consumer import ConsumerOptions, OrderedConsumer
 from tidings.pkg.bus.metrics import ConsumerMetrics
-from tidings.pkg.conf import AuthConf, BusConf, CacheConf, DatabaseConf, Listen, ModuleConf, Modules, Settings
+from tidings.pkg.conf import BusConf, CacheConf, DatabaseConf, Listen, ModuleConf
 from tidings.pkg.middleware.grpc import client_interceptors, server_interceptors
 from tidings.service.account import wire as account_wire
 from tidings.service.chat import wire as chat_wire

@@ -25,20 +25,10 @@ from pydantic import SecretStr
 from tests.e2e.client import Device, Person
 from tidings.bff import wire as bff_wire
 from tidings.bootstrap import Infra
+from tidings.conf import AuthConf, BffConf, Modules, Settings
 from tidings.job import wire as job_wire
 from tidings.pkg.app import App
-from tidings.pkg.conf import (
-    AuthConf,
-    BffConf,
-    BusConf,
-    CacheConf,
-    DatabaseConf,
-    Listen,
-    ModuleConf,
-    Modules,
-    SearchConf,
-    Settings,
-)
+from tidings.pkg.conf import BusConf, CacheConf, DatabaseConf, Listen, ModuleConf, SearchConf
 from tidings.service.account import wire as account_wire
 from tidings.service.chat import wire as chat_wire
 

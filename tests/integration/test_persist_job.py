@@ -19,13 +19,14 @@ from tests.integration.conftest import KAFKA_BOOTSTRAP, REDIS_URL, unique
 from tests.integration.test_chat_service import delete_topics
 from tidings.api.chat.v1 import chat_pb2
 from tidings.bootstrap import Infra
+from tidings.conf import Settings
 from tidings.job.persist import TRANSIENT
 from tidings.job.wire import persist_consumer
 from tidings.pkg.bus import events
 from tidings.pkg.bus.consumer import ConsumerOptions
 from tidings.pkg.bus.kafka import KafkaEventBus
 from tidings.pkg.bus.metrics import ConsumerMetrics
-from tidings.pkg.conf import BusConf, CacheConf, DatabaseConf, Settings
+from tidings.pkg.conf import BusConf, CacheConf, DatabaseConf
 from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.biz.model import Conversation, Kind, Message
 from tidings.service.chat.data.conversations import SQLConversationRepo
@@ -44,7 +45,8 @@ from tidings.job.wire import persist_consumer
 from tidings.pkg.bus import events
 from tidings.pkg.bus.consumer import ConsumerOptions
 from tidings.pkg.bus.metrics import ConsumerMetrics
-from tidings.pkg.conf import BusConf, CacheConf, DatabaseConf, Settings
+from tidings.pkg.conf import BusConf, CacheConf, DatabaseConf
+from tidings.conf import Settings
 from tidings.bootstrap import Infra
 from tidings.service.chat.data.metrics import PersistMetrics
 

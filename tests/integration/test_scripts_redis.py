@@ -14,7 +14,8 @@ from redis.asyncio.client import Pipeline
 
 from tests.integration.conftest import REDIS_URL
 from tidings.bootstrap import Infra
-from tidings.pkg.conf import CacheConf, Settings
+from tidings.conf import Settings
+from tidings.pkg.conf import CacheConf
 from tidings.pkg.scripts import Script
 
 

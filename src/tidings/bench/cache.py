@@ -31,10 +31,10 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tidings import migrations
+from tidings import conf, migrations
 from tidings.bench import system
 from tidings.bench.record import append, commit, machine
-from tidings.pkg import conf, db
+from tidings.pkg import db
 from tidings.pkg.cache import CacheMetrics, CachePolicy, LocalInvalidator, RedisStore
 from tidings.pkg.cache.kit import CacheKit
 from tidings.pkg.clock import SystemClock

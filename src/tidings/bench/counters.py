@@ -18,8 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tidings.conf import Settings
 from tidings.pkg import db
-from tidings.pkg.conf import Settings
 
 ROUND_TRIPS = "tidings_middleware_round_trips"
 # The MariaDB status counters a report shows, with the names it shows them under.

@@ -37,6 +37,7 @@ import orjson
 import typer
 from websockets.asyncio.client import ClientConnection, connect
 
+from tidings import conf
 from tidings.bench import counters, load
 from tidings.bench.record import append, commit, machine
 from tidings.bench.system import (
@@ -54,7 +55,6 @@ from tidings.bench.system import (
     percentile,
     start,
 )
-from tidings.pkg import conf
 from tidings.pkg.app import event_loop_factory
 
 GROUP_MAX = 1000  # chat's create limit on listed members

@@ -24,7 +24,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from tidings.pkg import conf
+from tidings import conf
 
 MODULES = ("bff", "account", "chat", "job", "task", "admin")
 GRPC_MODULES = ("bff", "account", "chat")

@@ -23,9 +23,9 @@ from tidings.bff.service.gateway import GatewayServicer
 from tidings.bff.service.gateway import add_to_server as add_gateway_to_server
 from tidings.bff.service.http import router
 from tidings.bootstrap import Infra
+from tidings.conf import BffConf, LimitsConf, RealtimeConf
 from tidings.pkg import log
 from tidings.pkg.app import Module, Server
-from tidings.pkg.conf import BffConf, LimitsConf, RealtimeConf
 from tidings.pkg.middleware.grpc import server_interceptors
 from tidings.pkg.ratelimit import MemoryRateLimiter, Rate, RateLimiter
 from tidings.pkg.ratelimit.redis import RedisRateLimiter

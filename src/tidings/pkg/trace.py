@@ -38,7 +38,6 @@ from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, Sam
 from opentelemetry.trace import Link, Span, SpanKind, StatusCode
 
 from tidings import __version__
-from tidings.pkg import conf as config
 from tidings.pkg.bus.records import Event, Published, Record
 from tidings.pkg.conf import TraceConf
 
@@ -54,10 +53,10 @@ def configure(
 ) -> TracerProvider:
     """Install the process's TracerProvider with the exporter and sampling of ``conf`` (once per process).
 
-    Without ``conf``, the ``trace`` section comes from the ``TIDINGS_TRACE__*`` environment alone (defaults: spans
-    are recorded, so every request has a trace id for its logs and error bodies, but exported nowhere).
+    Without ``conf``, the defaults: spans are recorded, so every request has a trace id for its logs and error
+    bodies, but exported nowhere.
     """
-    conf = conf or _from_environment()
+    conf = conf or TraceConf()
     attributes: dict[str, Any] = {
         SERVICE_NAME: service_name,
         "service.namespace": "tidings",
@@ -101,13 +100,6 @@ class AtMostPerSecond(Sampler):
 
     def get_description(self) -> str:
         return f"AtMostPerSecond({self._sampler.get_description()}, {self._per_s:g}/s)"
-
-
-def _from_environment() -> TraceConf:
-    try:
-        return config.load(None).trace
-    except config.ConfigError:
-        return TraceConf()
 
 
 def span_processor(conf: TraceConf) -> SpanProcessor | None:

@@ -12,7 +12,7 @@ from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.model import Conversation, Identity, Kind, Message, Page, Presence, Session, User
 from tidings.bff.biz.quotas import Quotas
 from tidings.bff.wire import quotas
-from tidings.pkg.conf import LimitsConf, RealtimeConf
+from tidings.conf import LimitsConf, RealtimeConf
 from tidings.pkg.ratelimit import MemoryRateLimiter
 
 NOW = 1_800_000_000_000

@@ -14,8 +14,8 @@ from tidings.bff import server
 from tidings.bff.biz.usecase import Sync
 from tidings.bff.service.http import router
 from tidings.bff.wire import quotas
+from tidings.conf import LimitsConf, RealtimeConf
 from tidings.pkg import errors, log
-from tidings.pkg.conf import LimitsConf, RealtimeConf
 from tidings.pkg.ratelimit import MemoryRateLimiter, Rate, RateLimiter, Verdict
 
 LIMITS = LimitsConf(send_per_s=1, send_burst=3, login_failures=3, login_backoff_s=60, connections_per_user=2)

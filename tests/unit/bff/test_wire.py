@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tidings.bff.wire import instance_address
-from tidings.pkg.conf import BffConf, ConfigError, Listen, RealtimeConf, Settings
+from tidings.conf import BffConf, RealtimeConf, Settings
+from tidings.pkg.conf import ConfigError, Listen
 
 LOCAL = BffConf(http=Listen(port=8080), grpc=Listen(port=9080), internal_grpc=Listen(port=9180))
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tidings.bff.biz.realtime.membership import Audiences, LocalReadThrough
+from tidings.conf import RealtimeConf
 from tidings.pkg.cache import JsonCodec
 from tidings.pkg.cache.aside import CachePolicy
 from tidings.pkg.cache.kit import CacheKit
 from tidings.pkg.cache.ports import ReadThrough
-from tidings.pkg.conf import RealtimeConf
 
 IDS_SCHEMA = 1
 IDS_CODEC: JsonCodec[tuple[int, ...]] = JsonCodec(IDS_SCHEMA, list, lambda data: tuple(int(v) for v in data))

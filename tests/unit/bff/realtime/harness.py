@@ -17,9 +17,9 @@ from tidings.bff.biz.realtime.membership import Audiences
 from tidings.bff.biz.realtime.session import Session
 from tidings.bff.data.metrics import PrometheusRealtimeMetrics
 from tidings.bff.wire import quotas, realtime_options
+from tidings.conf import LimitsConf, RealtimeConf
 from tidings.pkg import log
 from tidings.pkg.clock import FakeClock
-from tidings.pkg.conf import LimitsConf, RealtimeConf
 from tidings.pkg.ratelimit import MemoryRateLimiter
 from tidings.realtime.routes import MemoryRouteTable
 

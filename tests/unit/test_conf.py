@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from tidings.pkg import conf
+from tidings import conf
+from tidings.pkg.conf import ConfigError
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", ["dev.yaml", "stack.yaml", "production.example.yaml"])
@@ -37,27 +38,27 @@ def test_defaults_are_the_embedded_adapters() -> None:
 def test_an_unknown_key_is_named(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("database:\n  urll: x\n")
-    with pytest.raises(conf.ConfigError, match=r"database\.urll: unknown key"):
+    with pytest.raises(ConfigError, match=r"database\.urll: unknown key"):
         conf.load(path)
 
 
 def test_a_wrong_type_is_named(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("modules:\n  bff:\n    http:\n      port: eighty\n")
-    with pytest.raises(conf.ConfigError, match=r"modules\.bff\.http\.port"):
+    with pytest.raises(ConfigError, match=r"modules\.bff\.http\.port"):
         conf.load(path)
 
 
 def test_a_wrong_type_from_the_environment_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TIDINGS_APP__STOP_TIMEOUT_S", "soon")
-    with pytest.raises(conf.ConfigError, match=r"app\.stop_timeout_s"):
+    with pytest.raises(ConfigError, match=r"app\.stop_timeout_s"):
         conf.load(None)
 
 
 def test_a_missing_file_and_bad_yaml_are_one_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(conf.ConfigError, match="No such file"):
+    with pytest.raises(ConfigError, match="No such file"):
         conf.load(tmp_path / "absent.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("database: [unclosed\n")
-    with pytest.raises(conf.ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="not valid YAML"):
         conf.load(broken)
