@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tidings.pkg.schema import metadata
-from tidings.service.account.data import tables as _account_tables  # noqa: F401  (registers its tables)
+from tidings.service.account import tables as _account_tables  # noqa: F401  (registers its tables)
 from tidings.service.chat.data import tables as _chat_tables  # noqa: F401  (registers its tables)
 
 
