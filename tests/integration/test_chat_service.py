@@ -31,7 +31,8 @@ from tests.integration.conftest import KAFKA_BOOTSTRAP, REDIS_URL, unique
 from tidings.api.account.v1 import account_pb2, account_pb2_grpc
 from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
 from tidings.bootstrap import Infra
-from tidings.job.persist import TRANSIENT
+from tidings.job.data.telemetry import PersistTelemetry
+from tidings.job.service.persist import TRANSIENT
 from tidings.job.wire import persist_consumer
 from tidings.pkg import errors
 from tidings.pkg.app import Module
@@ -42,8 +43,7 @@ from tidings.pkg.conf import AuthConf, BusConf, CacheConf, DatabaseConf, Listen,
 from tidings.pkg.middleware.grpc import client_interceptors, server_interceptors
 from tidings.service.account import wire as account_wire
 from tidings.service.chat import wire as chat_wire
-from tidings.service.chat.data.metrics import PersistMetrics
-from tidings.service.chat.data.tables import messages
+from tidings.service.chat.tables import messages
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,7 +112,7 @@ class Stack:
         consumer = await persist_consumer(
             self.infra,
             ConsumerMetrics(registry),
-            PersistMetrics(registry),
+            PersistTelemetry(registry),
             topics=self.topics,
             redis_prefix=self.prefix,
             options=ConsumerOptions(transient=TRANSIENT, commit_interval_s=0.2, backoff_max_s=0.5),

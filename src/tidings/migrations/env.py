@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tidings.pkg.schema import metadata
 from tidings.service.account import tables as _account_tables  # noqa: F401  (registers its tables)
-from tidings.service.chat.data import tables as _chat_tables  # noqa: F401  (registers its tables)
+from tidings.service.chat import tables as _chat_tables  # noqa: F401  (registers its tables)
 
 
 def _run(connection: Connection) -> None:

@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from tidings.pkg.repo import SQLRepo, chunks
 from tidings.service.chat.biz.model import Message
 from tidings.service.chat.biz.ports import DedupKey, Reservation
-from tidings.service.chat.data.tables import message_reservations as reservations
-from tidings.service.chat.data.tables import messages
+from tidings.service.chat.tables import message_reservations as reservations
+from tidings.service.chat.tables import messages
 
 # Attempts of one reservation that keeps losing lock conflicts (each a few ms apart).
 _LOCK_RETRIES = 5

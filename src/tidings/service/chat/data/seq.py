@@ -25,7 +25,7 @@ from tidings.pkg.cache.breaker import UNREACHABLE, Breaker
 from tidings.pkg.repo import SQLRepo
 from tidings.pkg.scripts import Script
 from tidings.service.chat.data.metrics import ChatMetrics
-from tidings.service.chat.data.tables import conversations
+from tidings.service.chat.tables import conversations
 
 DEFAULT_BLOCK = 100
 # Allocation rounds (take, lease, install) before giving up; only a storm of racing leases needs more than two.
