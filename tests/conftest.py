@@ -9,7 +9,6 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tidings.pkg import trace
 
@@ -24,10 +23,3 @@ def spans() -> Iterator[InMemorySpanExporter]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     yield exporter
     exporter.shutdown()
-
-
-@pytest.fixture
-def statements() -> AsyncEngine | None:
-    """The autocommit engine repositories run reads and one-statement writes on: none where one engine serves all
-    (SQLite); the MariaDB suites give theirs."""
-    return None

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tidings import migrations
 from tidings.pkg import db, metrics, trace
 from tidings.pkg.app import Server
 from tidings.pkg.bus import EventBus, events
@@ -35,7 +36,8 @@ from tidings.pkg.conf import Settings
 from tidings.pkg.health import Check
 from tidings.pkg.idgen import IdGenerator, SQLWorkerLease
 from tidings.pkg.middleware.grpc import client_interceptors
-from tidings.realtime.routes import MemoryRouteTable, RedisRouteTable, RouteTable
+from tidings.realtime.model import RouteTable
+from tidings.realtime.routes import MemoryRouteTable, RedisRouteTable
 
 T = TypeVar("T")
 
@@ -75,7 +77,7 @@ class Infra:
             try:
                 await db.ping(engine, conf.connect_timeout_s)
                 if conf.auto_migrate:
-                    await db.upgrade(conf.url)
+                    await migrations.upgrade(conf.url)
             except BaseException:
                 await engine.dispose()
                 raise

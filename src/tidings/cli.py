@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from tidings import __version__
+from tidings import __version__, migrations
 from tidings.admin import wire as admin_wire
 from tidings.bench import bench_app
 from tidings.bff import wire as bff_wire
@@ -147,7 +147,9 @@ def serve(
 @app.command()
 def migrate(
     config: ConfigOption = None,
-    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+    revision: Annotated[
+        str, typer.Option(help="Target revision: every branch's head, or one branch's (chat@head) or revision.")
+    ] = "heads",
 ) -> None:
     """Apply database migrations up to REVISION."""
     try:
@@ -170,7 +172,7 @@ async def _migrate(settings: conf.Settings, revision: str) -> None:
         raise Fatal(str(exc)) from None
     finally:
         await engine.dispose()
-    await db.upgrade(settings.database.url, revision)
+    await migrations.upgrade(settings.database.url, revision)
     bus = create_bus(settings.bus, client_id=settings.app.name)
     try:
         await bus.start()

@@ -1,19 +1,45 @@
-"""What every adapter of the account ports must do; run on SQLite (unit) and MariaDB (integration).
+"""What every adapter of the account stores must do; run on the in-memory fakes and SQLite (unit) and on MariaDB
+(integration).
 
-A subclass provides an ``engine`` fixture whose database is migrated and empty, and a ``statements`` fixture: the
-autocommit engine on the same database (``Infra.statements_engine``), or ``None`` where one engine serves all.
+A test module provides a ``repos`` fixture: the stores of one empty database (``AccountRepos``); ``sql_repos``
+builds the SQL ones.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from typing import Protocol
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tidings.service.account.biz.ports import RefreshToken, UsernameTaken
+from tidings.service.account.biz.ports import BlockRepo, RefreshToken, RefreshTokenRepo, UsernameTaken, UserRepo
 from tidings.service.account.biz.user import Account, ProfileChange, User
 from tidings.service.account.data.repos import SQLBlockRepo, SQLRefreshTokenRepo, SQLUserRepo
+from tidings.task.biz.retention import ExpiredTokens
+
+
+class TokenStore(RefreshTokenRepo, ExpiredTokens, Protocol):
+    """The refresh tokens as account keeps them, and as the retention task prunes them."""
+
+
+@dataclass(frozen=True)
+class AccountRepos:
+    """Account's stores on one database."""
+
+    users: UserRepo
+    tokens: TokenStore
+    blocks: BlockRepo
+
+
+def sql_repos(engine: AsyncEngine, statements: AsyncEngine | None = None) -> AccountRepos:
+    """The SQL stores on ``engine`` (migrated), with the autocommit engine where there is one (MariaDB)."""
+    return AccountRepos(
+        SQLUserRepo(engine, statements=statements),
+        SQLRefreshTokenRepo(engine, statements=statements),
+        SQLBlockRepo(engine, statements=statements),
+    )
 
 
 def account(user_id: int, username: str, display_name: str = "") -> Account:
@@ -22,10 +48,8 @@ def account(user_id: int, username: str, display_name: str = "") -> Account:
 
 
 class AccountReposContract:
-    async def test_users_are_stored_found_and_unique_by_username(
-        self, engine: AsyncEngine, statements: AsyncEngine | None
-    ) -> None:
-        users = SQLUserRepo(engine, statements=statements)
+    async def test_users_are_stored_found_and_unique_by_username(self, repos: AccountRepos) -> None:
+        users = repos.users
         await users.create(account(1, "alice", "Alice Liddell"))
         found = await users.get_by_username("alice")
         assert found is not None
@@ -34,10 +58,8 @@ class AccountReposContract:
             await users.create(account(2, "alice"))
         assert await users.get(2) is None
 
-    async def test_accounts_are_read_together_by_id_and_unknown_ids_left_out(
-        self, engine: AsyncEngine, statements: AsyncEngine | None
-    ) -> None:
-        users = SQLUserRepo(engine, statements=statements)
+    async def test_accounts_are_read_together_by_id_and_unknown_ids_left_out(self, repos: AccountRepos) -> None:
+        users = repos.users
         await users.create(account(1, "alice"))
         await users.create(account(2, "bob"))
         await users.revoke_tokens(2, 5_000, ban=True)
@@ -47,19 +69,15 @@ class AccountReposContract:
         assert (found[2].banned, found[2].tokens_valid_after_ms) == (True, 5_001)
         assert await users.get_accounts([]) == {}
 
-    async def test_emoji_and_right_to_left_text_survive_a_round_trip(
-        self, engine: AsyncEngine, statements: AsyncEngine | None
-    ) -> None:
-        users = SQLUserRepo(engine, statements=statements)
+    async def test_emoji_and_right_to_left_text_survive_a_round_trip(self, repos: AccountRepos) -> None:
+        users = repos.users
         await users.create(account(1, "alice"))
         updated = await users.update_profile(1, ProfileChange(display_name="سلام 👋🏽", bio="日本語"), 2_000)
         assert updated is not None
         assert (updated.display_name, updated.bio) == ("سلام 👋🏽", "日本語")
 
-    async def test_search_matches_prefixes_and_treats_wildcards_as_text(
-        self, engine: AsyncEngine, statements: AsyncEngine | None
-    ) -> None:
-        users = SQLUserRepo(engine, statements=statements)
+    async def test_search_matches_prefixes_and_treats_wildcards_as_text(self, repos: AccountRepos) -> None:
+        users = repos.users
         await users.create(account(1, "alice", "Alice"))
         await users.create(account(2, "alfred", "100% Alfred"))
         await users.create(account(3, "bob", "Bob"))
@@ -67,10 +85,8 @@ class AccountReposContract:
         assert [u.username for u in await users.search("%", 10)] == ["alfred"]
         assert [u.username for u in await users.search("_", 10)] == []
 
-    async def test_revoking_tokens_moves_the_validity_instant_and_can_ban(
-        self, engine: AsyncEngine, statements: AsyncEngine | None
-    ) -> None:
-        users = SQLUserRepo(engine, statements=statements)
+    async def test_revoking_tokens_moves_the_validity_instant_and_can_ban(self, repos: AccountRepos) -> None:
+        users = repos.users
         await users.create(account(1, "alice"))
         assert await users.revoke_tokens(1, 5_000, ban=False)
         revoked = await users.get(1)
@@ -82,18 +98,14 @@ class AccountReposContract:
         assert banned.banned
         assert not await users.revoke_tokens(99, 6_000, ban=True)
 
-    async def test_a_refresh_token_is_spent_exactly_once_under_a_race(
-        self, engine: AsyncEngine, statements: AsyncEngine | None
-    ) -> None:
-        tokens = SQLRefreshTokenRepo(engine, statements=statements)
+    async def test_a_refresh_token_is_spent_exactly_once_under_a_race(self, repos: AccountRepos) -> None:
+        tokens = repos.tokens
         await tokens.add(RefreshToken(10, 1, 10, "h", 9_999_999))
         results = await asyncio.gather(*(tokens.spend(10, 1_000) for _ in range(8)))
         assert sorted(results) == [False] * 7 + [True]
 
-    async def test_revoking_a_family_hides_its_tokens(
-        self, engine: AsyncEngine, statements: AsyncEngine | None
-    ) -> None:
-        tokens = SQLRefreshTokenRepo(engine, statements=statements)
+    async def test_revoking_a_family_hides_its_tokens(self, repos: AccountRepos) -> None:
+        tokens = repos.tokens
         await tokens.add(RefreshToken(10, 1, 10, "h", 9_999_999))
         await tokens.add(RefreshToken(11, 1, 10, "h", 9_999_999))
         await tokens.add(RefreshToken(12, 1, 12, "h", 9_999_999))
@@ -103,9 +115,9 @@ class AccountReposContract:
         assert await tokens.get(12) is not None
 
     async def test_pruning_deletes_only_tokens_expired_before_the_instant_in_bounded_batches(
-        self, engine: AsyncEngine, statements: AsyncEngine | None
+        self, repos: AccountRepos
     ) -> None:
-        tokens = SQLRefreshTokenRepo(engine, statements=statements)
+        tokens = repos.tokens
         for token_id in range(1, 6):
             await tokens.add(RefreshToken(token_id, 1, 1, "h", token_id * 1_000))
         assert await tokens.prune_expired(4_000, limit=2) == 2
@@ -113,10 +125,8 @@ class AccountReposContract:
         assert await tokens.prune_expired(4_000, limit=2) == 0
         assert [await tokens.get(token_id) is not None for token_id in range(1, 6)] == [False] * 3 + [True] * 2
 
-    async def test_blocks_are_idempotent_and_seen_both_ways(
-        self, engine: AsyncEngine, statements: AsyncEngine | None
-    ) -> None:
-        blocks = SQLBlockRepo(engine, statements=statements)
+    async def test_blocks_are_idempotent_and_seen_both_ways(self, repos: AccountRepos) -> None:
+        blocks = repos.blocks
         await blocks.block(1, 2, 1_000)
         await blocks.block(1, 2, 1_001)
         assert await blocks.blocked_pairs([(2, 1)]) == [True]

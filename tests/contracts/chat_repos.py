@@ -1,19 +1,30 @@
-"""The behaviour every chat repository adapter must have; run against SQLite (unit) and MariaDB (integration).
+"""The behaviour every chat store must have; run on the in-memory fakes and SQLite (unit) and on MariaDB
+(integration).
 
-A subclass provides an ``engine`` fixture whose database is migrated and empty, and a ``statements`` fixture: the
-autocommit engine on the same database (``Infra.statements_engine``), or ``None`` where one engine serves all.
+A test module provides a ``stores`` fixture: the three stores of one empty database (``ChatStores``), so what a
+test writes through one the others see. ``sql_stores`` builds the SQL ones.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tidings.service.chat.biz.model import Conversation, Cursor, Kind, Member, Message, Role
-from tidings.service.chat.biz.ports import DirectExists, GroupFull, Reservation
+from tidings.service.chat.biz.ports import (
+    ConversationRepo,
+    DedupStore,
+    DirectExists,
+    GroupFull,
+    MessageRepo,
+    Reservation,
+)
 from tidings.service.chat.data.conversations import SQLConversationRepo
 from tidings.service.chat.data.dedup import SQLDedupStore
 from tidings.service.chat.data.messages import SQLMessageRepo
@@ -36,18 +47,51 @@ def message(conversation_id: int, seq: int, *, sender: int = 1, text: str = "hi"
     return Message(new_id(), conversation_id, seq, sender, f"c-{conversation_id}-{seq}-{new_id()}", text, at)
 
 
+class ConversationStore(ConversationRepo, Protocol):
+    """The conversations as chat keeps them, and as the push job reads who hears a conversation."""
+
+    async def kinds_and_members(self, conversation_ids: Sequence[int]) -> Mapping[int, tuple[Kind, Sequence[int]]]:
+        """Each existing conversation's kind and current member ids, ascending."""
+
+
+class MessageStore(MessageRepo, Protocol):
+    """The history as chat reads it, and as the persist job writes it."""
+
+    async def persist(self, batch: Sequence[Message]) -> None:
+        """Store ``batch`` (idempotent on ``(conversation_id, seq)`` and on message id) and move each conversation's
+        ``max_seq``, ``last_message_id`` and ``updated_at_ms`` forward to its newest message, never back."""
+
+
+@dataclass(frozen=True)
+class ChatStores:
+    """Chat's stores on one database."""
+
+    conversations: ConversationStore
+    messages: MessageStore
+    dedup: DedupStore
+
+
+def sql_stores(engine: AsyncEngine, statements: AsyncEngine | None = None) -> ChatStores:
+    """The SQL stores on ``engine`` (migrated), with the autocommit engine where there is one (MariaDB)."""
+    return ChatStores(
+        SQLConversationRepo(engine, statements=statements),
+        SQLMessageRepo(engine, statements=statements),
+        SQLDedupStore(engine, statements=statements),
+    )
+
+
 class ConversationRepoContract:
     @pytest.fixture
-    def repo(self, engine: AsyncEngine, statements: AsyncEngine | None) -> SQLConversationRepo:
-        return SQLConversationRepo(engine, statements=statements)
+    def repo(self, stores: ChatStores) -> ConversationStore:
+        return stores.conversations
 
-    async def group(self, repo: SQLConversationRepo, *users: int, updated_at_ms: int = NOW) -> Conversation:
+    async def group(self, repo: ConversationRepo, *users: int, updated_at_ms: int = NOW) -> Conversation:
         group = conversation(owner=users[0], members=len(users), updated_at_ms=updated_at_ms)
         roles = [Role.OWNER] + [Role.MEMBER] * (len(users) - 1)
         await repo.create(group, [Member(group.id, u, role, 0, NOW) for u, role in zip(users, roles, strict=True)])
         return group
 
-    async def test_a_created_conversation_reads_back_with_its_members(self, repo: SQLConversationRepo) -> None:
+    async def test_a_created_conversation_reads_back_with_its_members(self, repo: ConversationStore) -> None:
         group = await self.group(repo, 1, 2, 3)
         assert await repo.get(group.id) == group
         assert await repo.get(new_id()) is None
@@ -59,7 +103,7 @@ class ConversationRepoContract:
         assert await repo.get_many([group.id, other.id, new_id()]) == {group.id: group, other.id: other}
 
     async def test_a_pair_has_one_direct_conversation_even_when_created_concurrently(
-        self, repo: SQLConversationRepo
+        self, repo: ConversationStore
     ) -> None:
         pair = (new_id(), new_id())
         candidates = [conversation(Kind.DIRECT, owner=0, members=2) for _ in range(6)]
@@ -77,9 +121,7 @@ class ConversationRepoContract:
         losers = [c.id for c in candidates if c.id != winners[0]]
         assert await repo.get_many(losers) == {}
 
-    async def test_adding_members_skips_current_ones_and_brings_former_ones_back(
-        self, repo: SQLConversationRepo
-    ) -> None:
+    async def test_adding_members_skips_current_ones_and_brings_former_ones_back(self, repo: ConversationStore) -> None:
         group = await self.group(repo, 1, 2)
         await repo.mark_read(group.id, 2, 0)
         assert await repo.remove_member(group.id, 2, NOW + 1)
@@ -94,7 +136,7 @@ class ConversationRepoContract:
         assert fresh.member_count == 3
 
     async def test_kinds_and_members_name_each_existing_conversations_active_members_in_one_read(
-        self, repo: SQLConversationRepo
+        self, repo: ConversationStore
     ) -> None:
         group = await self.group(repo, 3, 1, 2)
         assert await repo.remove_member(group.id, 2, NOW + 1)
@@ -106,7 +148,7 @@ class ConversationRepoContract:
         assert found == {group.id: (Kind.GROUP, [1, 3]), emptied.id: (Kind.GROUP, []), direct.id: (Kind.DIRECT, [4, 5])}
 
     async def test_an_owner_leaving_hands_the_group_to_its_longest_standing_member(
-        self, repo: SQLConversationRepo
+        self, repo: ConversationStore
     ) -> None:
         group = await self.group(repo, 1, 2)
         await repo.add_members(group.id, [3], Role.MEMBER, NOW - 10, 10)  # joined before 2 (timestamps say so)
@@ -123,7 +165,7 @@ class ConversationRepoContract:
         assert after is not None
         assert after.owner_id == 3
 
-    async def test_a_full_group_takes_nobody_even_under_concurrent_adds(self, repo: SQLConversationRepo) -> None:
+    async def test_a_full_group_takes_nobody_even_under_concurrent_adds(self, repo: ConversationStore) -> None:
         group = await self.group(repo, 1)
         with pytest.raises(GroupFull):
             await repo.add_members(group.id, [2, 3, 4, 5, 6], Role.MEMBER, NOW, 5)
@@ -144,7 +186,7 @@ class ConversationRepoContract:
         assert fresh is not None
         assert fresh.member_count == 5
 
-    async def test_a_users_conversations_come_newest_first_in_pages(self, repo: SQLConversationRepo) -> None:
+    async def test_a_users_conversations_come_newest_first_in_pages(self, repo: ConversationStore) -> None:
         user = new_id()
         made = [await self.group(repo, user, updated_at_ms=NOW + n // 2) for n in range(5)]
         left = await self.group(repo, user, 9)
@@ -156,7 +198,7 @@ class ConversationRepoContract:
         assert [c.id for c, _ in first + second] == [c.id for c in expected]
         assert all(member.user_id == user and member.active for _, member in first + second)
 
-    async def test_states_in_one_call_for_many_conversations(self, repo: SQLConversationRepo) -> None:
+    async def test_states_in_one_call_for_many_conversations(self, repo: ConversationStore) -> None:
         user = new_id()
         mine = [await self.group(repo, user) for _ in range(3)]
         theirs = await self.group(repo, 7)
@@ -167,9 +209,7 @@ class ConversationRepoContract:
         assert [s.conversation_id for s in states] == [mine[2].id, mine[0].id]
         assert {s.conversation_id for s in await repo.states(user, None)} == {c.id for c in mine}
 
-    async def test_read_marks_only_move_forward_under_concurrent_marks(
-        self, repo: SQLConversationRepo, engine: AsyncEngine
-    ) -> None:
+    async def test_read_marks_only_move_forward_under_concurrent_marks(self, repo: ConversationStore) -> None:
         group = await self.group(repo, 1, 2)
         results = await asyncio.gather(*(repo.mark_read(group.id, 2, seq) for seq in (5, 3, 9, 1, 7)))
         assert max(results) == 9
@@ -181,16 +221,20 @@ class ConversationRepoContract:
 
 class MessageRepoContract:
     @pytest.fixture
-    def repo(self, engine: AsyncEngine, statements: AsyncEngine | None) -> SQLMessageRepo:
-        return SQLMessageRepo(engine, statements=statements)
+    def repo(self, stores: ChatStores) -> MessageStore:
+        return stores.messages
 
     @pytest.fixture
-    async def conversation_id(self, engine: AsyncEngine) -> int:
+    def conversations(self, stores: ChatStores) -> ConversationStore:
+        return stores.conversations
+
+    @pytest.fixture
+    async def conversation_id(self, conversations: ConversationStore) -> int:
         group = conversation(members=1)
-        await SQLConversationRepo(engine).create(group, [Member(group.id, 1, Role.OWNER, 0, NOW)])
+        await conversations.create(group, [Member(group.id, 1, Role.OWNER, 0, NOW)])
         return group.id
 
-    async def test_persisted_messages_page_both_ways(self, repo: SQLMessageRepo, conversation_id: int) -> None:
+    async def test_persisted_messages_page_both_ways(self, repo: MessageStore, conversation_id: int) -> None:
         batch = [message(conversation_id, seq, text=f"m{seq}", at=NOW + seq) for seq in (1, 2, 4, 5, 7)]
         await repo.persist(batch)
         assert [m.seq for m in await repo.after(conversation_id, 0, 3)] == [1, 2, 4]
@@ -203,9 +247,8 @@ class MessageRepoContract:
         assert await repo.get_many([batch[0].id, new_id()]) == {batch[0].id: batch[0]}
 
     async def test_persisting_advances_the_conversation_forward_only(
-        self, repo: SQLMessageRepo, conversation_id: int, engine: AsyncEngine
+        self, repo: MessageStore, conversation_id: int, conversations: ConversationStore
     ) -> None:
-        conversations = SQLConversationRepo(engine)
         newer = [message(conversation_id, seq, at=NOW + 100 + seq) for seq in (3, 4)]
         older = [message(conversation_id, seq, at=NOW + seq) for seq in (1, 2)]
         await repo.persist(newer)
@@ -216,9 +259,8 @@ class MessageRepoContract:
         assert [m.seq for m in await repo.after(conversation_id, 0, 10)] == [1, 2, 3, 4]
 
     async def test_one_batch_advances_each_of_its_conversations_to_its_own_newest(
-        self, repo: SQLMessageRepo, engine: AsyncEngine
+        self, repo: MessageStore, conversations: ConversationStore
     ) -> None:
-        conversations = SQLConversationRepo(engine)
         ids = []
         for _ in range(3):
             group = conversation(members=1)
@@ -237,7 +279,7 @@ class MessageRepoContract:
         assert heads == [(2, batch[1].id, NOW + 2), (2, batch[3].id, NOW + 12), (9, ahead.id, NOW + 900)]
 
     async def test_persisting_is_idempotent_on_seq_and_on_message_id(
-        self, repo: SQLMessageRepo, conversation_id: int, engine: AsyncEngine
+        self, repo: MessageStore, conversation_id: int, conversations: ConversationStore
     ) -> None:
         batch = [message(conversation_id, seq) for seq in (1, 2, 3)]
         await repo.persist(batch)
@@ -245,11 +287,11 @@ class MessageRepoContract:
         await repo.persist([*batch[1:], message(conversation_id, 4)])  # overlapping
         assert [m.seq for m in await repo.after(conversation_id, 0, 10)] == [1, 2, 3, 4]
         assert (await repo.after(conversation_id, 0, 3)) == batch
-        stored = await SQLConversationRepo(engine).get(conversation_id)
+        stored = await conversations.get(conversation_id)
         assert stored is not None
         assert stored.max_seq == 4
 
-    async def test_recall_erases_the_text_idempotently(self, repo: SQLMessageRepo, conversation_id: int) -> None:
+    async def test_recall_erases_the_text_idempotently(self, repo: MessageStore, conversation_id: int) -> None:
         original = message(conversation_id, 1, text="secret")
         await repo.persist([original])
         for _ in range(2):
@@ -261,7 +303,7 @@ class MessageRepoContract:
         await repo.persist([original])
         assert (await repo.after(conversation_id, 0, 1))[0].text == ""
 
-    async def test_text_keeps_every_code_point(self, repo: SQLMessageRepo, conversation_id: int) -> None:
+    async def test_text_keeps_every_code_point(self, repo: MessageStore, conversation_id: int) -> None:
         text = "\U0001f600é中" * 1333 + "x"
         await repo.persist([message(conversation_id, 1, text=text)])
         assert (await repo.after(conversation_id, 0, 1))[0].text == text
@@ -269,15 +311,15 @@ class MessageRepoContract:
 
 class DedupStoreContract:
     @pytest.fixture
-    def store(self, engine: AsyncEngine, statements: AsyncEngine | None) -> SQLDedupStore:
-        return SQLDedupStore(engine, statements=statements)
+    def store(self, stores: ChatStores) -> DedupStore:
+        return stores.dedup
 
     def reservation(self, sender: int, client_msg_id: str, *, lease: int = NOW + 1000) -> Reservation:
         return Reservation(
             Message(new_id(), 5, new_id(), sender, client_msg_id, "hello", NOW), sent=False, lease_until_ms=lease
         )
 
-    async def test_a_reservation_reads_back_and_a_taken_key_stays_as_it_was(self, store: SQLDedupStore) -> None:
+    async def test_a_reservation_reads_back_and_a_taken_key_stays_as_it_was(self, store: DedupStore) -> None:
         sender = new_id()
         first = self.reservation(sender, "a")
         assert await store.reserve([first]) == {first.key}
@@ -287,23 +329,23 @@ class DedupStoreContract:
         assert found == {first.key: first, other.key: other}
 
     async def test_a_reservation_whose_message_is_stored_counts_as_sent(
-        self, store: SQLDedupStore, engine: AsyncEngine
+        self, store: DedupStore, stores: ChatStores
     ) -> None:
         sender = new_id()
         stored, pending = self.reservation(sender, "stored"), self.reservation(sender, "pending")
         await store.reserve([stored, pending])
-        await SQLMessageRepo(engine).persist([stored.message])
+        await stores.messages.persist([stored.message])
         found = await store.get_many([stored.key, pending.key])
         assert found[stored.key].sent
         assert found[stored.key].message == stored.message
         assert not found[pending.key].sent
 
-    async def test_client_message_ids_differ_by_case(self, store: SQLDedupStore) -> None:
+    async def test_client_message_ids_differ_by_case(self, store: DedupStore) -> None:
         sender = new_id()
         lower, upper = self.reservation(sender, "abc"), self.reservation(sender, "ABC")
         assert await store.reserve([lower, upper]) == {lower.key, upper.key}
 
-    async def test_of_racing_reservations_exactly_one_wins(self, store: SQLDedupStore) -> None:
+    async def test_of_racing_reservations_exactly_one_wins(self, store: DedupStore) -> None:
         sender = new_id()
         rivals = [self.reservation(sender, "race") for _ in range(8)]
         won = await asyncio.gather(*(store.reserve([rival]) for rival in rivals))
@@ -311,7 +353,7 @@ class DedupStoreContract:
         [winner] = [rival for rival, keys in zip(rivals, won, strict=True) if keys]
         assert (await store.get_many([winner.key]))[winner.key] == winner
 
-    async def test_complete_release_and_one_take_over(self, store: SQLDedupStore) -> None:
+    async def test_complete_release_and_one_take_over(self, store: DedupStore) -> None:
         sender = new_id()
         sent, failed = self.reservation(sender, "sent"), self.reservation(sender, "failed")
         await store.reserve([sent, failed])

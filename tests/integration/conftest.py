@@ -6,18 +6,23 @@ with ``TIDINGS_TEST_*`` variables. Each test gets its own database, topic or ind
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as redis
+from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.integration.redis_server import RedisServer
+from tidings import migrations
 from tidings.pkg import db
+from tidings.pkg.bus.kafka import KafkaEventBus
 from tidings.pkg.conf import DatabaseConf
 
 MYSQL_URL = os.environ.get("TIDINGS_TEST_MYSQL_URL", "mysql+aiomysql://tidings:tidings@127.0.0.1:3306")
@@ -55,7 +60,7 @@ async def mysql_url() -> AsyncIterator[str]:
 @pytest.fixture
 async def mysql_engine(mysql_url: str) -> AsyncIterator[AsyncEngine]:
     """An engine on a fresh database with every migration applied."""
-    await db.upgrade(mysql_url)
+    await migrations.upgrade(mysql_url)
     engine = db.create_engine(DatabaseConf(url=mysql_url))
     yield engine
     await engine.dispose()
@@ -79,9 +84,17 @@ async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
 
 
 @pytest.fixture
+async def private_redis(redis_server: RedisServer) -> AsyncIterator[redis.Redis]:
+    """A client of ``redis_server``, the test's own Redis, which it may flush."""
+    client = redis_server.client()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
 async def redis_client() -> AsyncIterator[redis.Redis]:
     """A client of the stack's Redis."""
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
     yield client
     await client.aclose()
 
@@ -94,8 +107,49 @@ async def redis_prefix(redis_client: redis.Redis) -> AsyncIterator[str]:
     await delete_prefix(redis_client, prefix)
 
 
-async def delete_prefix(client: redis.Redis, prefix: str) -> None:
-    """Delete every key under ``prefix``."""
+async def delete_prefix(client: redis.Redis, prefix: str) -> int:
+    """Delete every key under ``prefix``; how many there were."""
     keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-    if keys:
-        await client.delete(*keys)
+    return int(await client.delete(*keys)) if keys else 0
+
+
+@pytest.fixture
+async def kafka_prefix() -> AsyncIterator[str]:
+    """A topic name prefix of the test's own; every topic under it is deleted afterwards."""
+    prefix = unique("it")
+    yield prefix
+    await delete_topics(prefix)
+
+
+async def delete_topics(prefix: str) -> None:
+    """Delete every topic whose name starts with ``prefix``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP, request_timeout_ms=10_000)
+    async with asyncio.timeout(30):
+        await admin.start()
+        try:
+            ours = [topic for topic in await admin.list_topics() if topic.startswith(prefix)]
+            if ours:
+                await admin.delete_topics(ours)
+        finally:
+            await admin.close()
+
+
+KafkaBusFactory = Callable[..., Awaitable[KafkaEventBus]]
+
+
+@pytest.fixture
+async def kafka_bus() -> AsyncIterator[KafkaBusFactory]:
+    """Opens started buses on the stack's Kafka (keyword arguments: ``KafkaEventBus`` options), closed after the
+    test. Short heartbeats by default, so that a group member joining or leaving is noticed in about a second."""
+    opened: list[KafkaEventBus] = []
+
+    async def open_bus(**options: Any) -> KafkaEventBus:
+        options = {"timeout_s": 10, "session_timeout_ms": 6_000, "heartbeat_interval_ms": 300, **options}
+        bus = KafkaEventBus(KAFKA_BOOTSTRAP, **options)
+        await bus.start()
+        opened.append(bus)
+        return bus
+
+    yield open_bus
+    for bus in opened:
+        await bus.close()

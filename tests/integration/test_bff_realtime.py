@@ -27,13 +27,16 @@ from tidings.bff.biz.realtime.hub import Hub
 from tidings.bff.data.metrics import PrometheusRealtimeMetrics
 from tidings.bff.data.relay import GrpcRelay
 from tidings.bff.service import ws
+from tidings.bff.service.connection import Connections
 from tidings.bff.service.delivery import DeliveryServicer
 from tidings.bff.service.gateway import GatewayServicer
 from tidings.bff.service.gateway import add_to_server as add_gateway_to_server
-from tidings.pkg import trace
+from tidings.bff.wire import quotas, realtime_options
+from tidings.pkg import log, trace
 from tidings.pkg.conf import LimitsConf, Listen, RealtimeConf
 from tidings.pkg.middleware.grpc import server_interceptors
 from tidings.pkg.pbtime import timestamp
+from tidings.pkg.ratelimit import MemoryRateLimiter
 from tidings.pkg.transport.grpc import GrpcServer
 from tidings.pkg.transport.http import HttpServer
 from tidings.realtime.delivery import DeliveryClient
@@ -67,20 +70,23 @@ class Bff:
         metrics = PrometheusRealtimeMetrics(self.registry)
         self.hub = Hub(
             instance=self.address,
-            conf=conf,
+            options=realtime_options(conf),
             routes=self.routes,
             relay=GrpcRelay(DeliveryClient(timeout_s=2, secret=SECRET)),
             accounts=self.accounts,
             chats=self.chats,
             metrics=metrics,
+            quotas=quotas(MemoryRateLimiter(), LimitsConf(), conf),
             request_timeout_s=5,
+            logger=log.get("realtime"),
         )
         frames = Frames(self.hub, self.chats, self.accounts)
-        app = server.http_app(
-            [], request_timeout_s=5, routers=[ws.router(self.accounts, self.hub, frames, metrics, request_timeout_s=5)]
+        connections = Connections(
+            self.accounts, self.hub, frames, metrics, request_timeout_s=5, max_frame_bytes=conf.max_frame_bytes
         )
+        app = server.http_app([], request_timeout_s=5, routers=[ws.router(connections)])
         self.http = HttpServer("bff", app, Listen(port=http_port))
-        gateway = GatewayServicer(self.accounts, self.hub, frames, metrics, request_timeout_s=5)
+        gateway = GatewayServicer(connections)
         delivery = DeliveryServicer(self.hub)
 
         self.grpc = GrpcServer(

@@ -5,7 +5,7 @@ the database, and the blocks Redis held from before are never handed out afterwa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -13,81 +13,79 @@ import redis.asyncio as redis
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.contracts.chat_seq import SeqAllocatorContract, SharedOrderContract
-from tests.integration.conftest import REDIS_URL, unique
+from tests.contracts.chat_seq import (
+    BlockLeaseContract,
+    SeqAdapter,
+    SeqAllocatorContract,
+    SharedOrderContract,
+    conversations_in,
+)
+from tests.integration.conftest import delete_prefix
 from tests.integration.redis_server import RedisServer
 from tidings.pkg.cache.breaker import Breaker
 from tidings.service.chat.biz.ports import SeqAllocator
+from tidings.service.chat.data.conversations import SQLConversationRepo
 from tidings.service.chat.data.metrics import ChatMetrics
 from tidings.service.chat.data.seq import RedisSeqAllocator, SQLSeqLease
 
 
-async def delete_keys(client: redis.Redis, prefix: str) -> int:
-    """Every key of one test's namespace. The allocator's state is exactly these keys, so this is what
-    FLUSHALL does to it, without wiping what other tests keep on the shared Redis."""
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=500)]
-    return int(await client.delete(*keys)) if keys else 0
-
-
 @pytest.fixture
-async def engine(mysql_engine: AsyncEngine) -> AsyncEngine:
-    return mysql_engine
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
 
 
-@pytest.fixture
-async def redis_client() -> AsyncIterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
-    yield client
-    await client.aclose()
+def redis_seqs(
+    client: redis.Redis,
+    engine: AsyncEngine,
+    registry: CollectorRegistry,
+    lose_cache: Callable[[list[SeqAllocator]], Awaitable[list[SeqAllocator]]],
+    **options: Any,
+) -> SeqAdapter:
+    lease, metrics = SQLSeqLease(engine), ChatMetrics(registry)
+    return SeqAdapter(
+        lambda: RedisSeqAllocator(client, lease, metrics, **options),
+        conversations_in(SQLConversationRepo(engine)),
+        lose_cache,
+    )
 
 
-class TestRedisSeqAllocator(SharedOrderContract):
-    @pytest.fixture(autouse=True)
-    async def _stores(self, lease: SQLSeqLease, metrics: ChatMetrics, redis_client: redis.Redis) -> AsyncIterator[None]:
-        self._lease, self._metrics, self._redis = lease, metrics, redis_client
-        self._prefix = unique("it.seq")
-        yield
-        await delete_keys(redis_client, self._prefix)
+class TestRedisSeqAllocator(SeqAllocatorContract, SharedOrderContract, BlockLeaseContract):
+    @pytest.fixture
+    def adapter(
+        self, redis_client: redis.Redis, redis_prefix: str, mysql_engine: AsyncEngine, registry: CollectorRegistry
+    ) -> SeqAdapter:
+        async def lose_cache(allocators: list[SeqAllocator]) -> list[SeqAllocator]:
+            # The allocator's state is exactly the keys under its prefix: deleting them is what FLUSHALL does to
+            # it, without wiping what other tests keep on the shared Redis.
+            assert await delete_prefix(redis_client, redis_prefix) > 0
+            return allocators
 
-    def allocator(self) -> SeqAllocator:
-        return RedisSeqAllocator(self._redis, self._lease, self._metrics, prefix=self._prefix)
+        return redis_seqs(redis_client, mysql_engine, registry, lose_cache, prefix=redis_prefix)
 
-    async def lose_cache(self, allocators: list[SeqAllocator]) -> list[SeqAllocator]:
-        assert await delete_keys(self._redis, self._prefix) > 0
-        return allocators
-
-    async def test_a_block_from_before_a_redis_restart_is_never_used_again(self, engine: AsyncEngine) -> None:
+    async def test_a_block_from_before_a_redis_restart_is_never_used_again(
+        self, adapter: SeqAdapter, redis_client: redis.Redis, redis_prefix: str
+    ) -> None:
         """A restart that reloads an old snapshot brings back a rolled-back cursor; the run id voids it."""
-        cid = await self.conversation(engine)
-        allocator = self.allocator()
+        cid = await adapter.conversation()
+        allocator = adapter.allocator()
         handed = await allocator.allocate(cid, 10)
-        key = f"{self._prefix}:{{{cid}}}:seq"
+        key = f"{redis_prefix}:{{{cid}}}:seq"
         # What an older snapshot would hold: the same block with its cursor back at the start, from another run.
-        await self._redis.hset(key, mapping={"next": handed[0], "run": "0" * 40})
+        await redis_client.hset(key, mapping={"next": handed[0], "run": "0" * 40})
         after = await allocator.allocate(cid, 3)
         assert min(after) > max(handed)
 
 
-@pytest.fixture
-async def private_redis(redis_server: RedisServer) -> AsyncIterator[redis.Redis]:
-    client = redis_server.client()
-    yield client
-    await client.aclose()
-
-
-class TestRedisSeqAllocatorAcrossFlushall(SharedOrderContract):
+class TestRedisSeqAllocatorAcrossFlushall(SeqAllocatorContract, SharedOrderContract, BlockLeaseContract):
     """The same contract where losing the cache is a real FLUSHALL (of a private server)."""
 
-    @pytest.fixture(autouse=True)
-    def _stores(self, lease: SQLSeqLease, metrics: ChatMetrics, private_redis: redis.Redis) -> None:
-        self._lease, self._metrics, self._redis = lease, metrics, private_redis
+    @pytest.fixture
+    def adapter(self, private_redis: redis.Redis, mysql_engine: AsyncEngine, registry: CollectorRegistry) -> SeqAdapter:
+        async def lose_cache(allocators: list[SeqAllocator]) -> list[SeqAllocator]:
+            await private_redis.flushall()
+            return allocators
 
-    def allocator(self) -> SeqAllocator:
-        return RedisSeqAllocator(self._redis, self._lease, self._metrics)
-
-    async def lose_cache(self, allocators: list[SeqAllocator]) -> list[SeqAllocator]:
-        await self._redis.flushall()
-        return allocators
+        return redis_seqs(private_redis, mysql_engine, registry, lose_cache)
 
 
 class FakeClock:
@@ -116,7 +114,7 @@ class TestRedisUnreachable:
         return self.registry.get_sample_value("tidings_chat_seq_block_leases_total", {"allocator": "database"}) or 0
 
     async def conversation(self) -> int:
-        return await SeqAllocatorContract.conversation(SeqAllocatorContract(), self.engine)
+        return await conversations_in(SQLConversationRepo(self.engine))()
 
     async def test_a_frozen_redis_gives_way_to_the_database_and_its_old_block_is_never_used_again(self) -> None:
         cid = await self.conversation()

@@ -10,23 +10,27 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.contracts.worker_lease import WorkerLeaseContract
+from tidings import migrations
 from tidings.pkg import db
 from tidings.pkg.conf import DatabaseConf
-from tidings.pkg.schema import worker_leases
+from tidings.pkg.idgen.tables import worker_leases
 
 
 async def test_migrations_apply_revert_and_reapply_on_mariadb(mysql_url: str) -> None:
-    await db.upgrade(mysql_url)
+    await migrations.upgrade(mysql_url)
     engine = db.create_engine(DatabaseConf(url=mysql_url))
     try:
         async with engine.connect() as conn:
             assert "worker_leases" in await conn.run_sync(lambda sync: inspect(sync).get_table_names())
-            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-        assert version == ScriptDirectory.from_config(db.alembic_config(mysql_url)).get_current_head()
-        await db.downgrade(mysql_url, "base")
+            versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+        # One head per owner's branch (framework, account, chat).
+        heads = ScriptDirectory.from_config(migrations.alembic_config(mysql_url)).get_heads()
+        assert sorted(versions) == sorted(heads)
+        assert len(heads) == len(migrations.BRANCHES)
+        await migrations.downgrade(mysql_url, "base")
         async with engine.connect() as conn:
             assert "worker_leases" not in await conn.run_sync(lambda sync: inspect(sync).get_table_names())
-        await db.upgrade(mysql_url)
+        await migrations.upgrade(mysql_url)
         async with engine.begin() as conn:
             await conn.execute(worker_leases.insert().values(worker_id=1, owner="a", expires_at_ms=1))
             rows = (await conn.execute(select(worker_leases.c.owner))).scalars().all()

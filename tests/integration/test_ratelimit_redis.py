@@ -8,7 +8,8 @@ import pytest
 import redis.asyncio as redis
 
 from tests.contracts.ratelimit import RateLimiterContract
-from tidings.pkg.ratelimit import Rate, RedisRateLimiter
+from tidings.pkg.ratelimit import Rate
+from tidings.pkg.ratelimit.redis import RedisRateLimiter
 
 
 class TestRedisRateLimiter(RateLimiterContract):

@@ -7,23 +7,25 @@ import asyncio
 import pytest
 import redis.asyncio as redis
 
-from tests.contracts.routes import TTL_S, Clock, RouteTableContract
-from tidings.realtime.routes import RedisRouteTable, Route
+from tests.contracts.routes import TTL_S, RouteTableContract
+from tidings.pkg.clock import FakeClock
+from tidings.realtime.model import Route
+from tidings.realtime.routes import RedisRouteTable
 
 
 class TestRedisRouteTable(RouteTableContract):
     @pytest.fixture
-    def table(self, redis_client: redis.Redis, redis_prefix: str, clock: Clock) -> RedisRouteTable:
-        return RedisRouteTable(redis_client, ttl_s=TTL_S, prefix=redis_prefix, clock_ms=clock)
+    def table(self, redis_client: redis.Redis, redis_prefix: str, clock: FakeClock) -> RedisRouteTable:
+        return RedisRouteTable(redis_client, ttl_s=TTL_S, prefix=redis_prefix, clock=clock)
 
 
 async def test_the_key_layout_is_one_hash_per_user_and_one_expiry_index(
     redis_client: redis.Redis, redis_prefix: str
 ) -> None:
-    clock = Clock()
-    table = RedisRouteTable(redis_client, ttl_s=TTL_S, prefix=redis_prefix, clock_ms=clock)
+    clock = FakeClock()
+    table = RedisRouteTable(redis_client, ttl_s=TTL_S, prefix=redis_prefix, clock=clock)
     await table.touch([Route(42, "s1", "10.0.0.7:9080")])
-    expires = clock.now_ms + TTL_S * 1000
+    expires = clock.now_ms() + TTL_S * 1000
     assert await redis_client.hgetall(f"{redis_prefix}:user:42") == {b"s1": f"{expires}|10.0.0.7:9080".encode()}
     # The key outlives its routes (two TTLs), so the sweep finds a route that expired.
     assert TTL_S * 1000 < await redis_client.pttl(f"{redis_prefix}:user:42") <= 2 * TTL_S * 1000
@@ -35,10 +37,10 @@ async def test_the_key_layout_is_one_hash_per_user_and_one_expiry_index(
 async def test_two_tables_racing_the_sweep_claim_each_expired_route_once(
     redis_client: redis.Redis, redis_prefix: str
 ) -> None:
-    clock = Clock()
-    tables = [RedisRouteTable(redis_client, ttl_s=TTL_S, prefix=redis_prefix, clock_ms=clock) for _ in range(2)]
+    clock = FakeClock()
+    tables = [RedisRouteTable(redis_client, ttl_s=TTL_S, prefix=redis_prefix, clock=clock) for _ in range(2)]
     await tables[0].touch([Route(user, "s", "dead:1") for user in range(1, 51)])
-    clock.advance(TTL_S + 1)
+    clock.advance(s=TTL_S + 1)
     first, second = await asyncio.gather(tables[0].sweep(limit=50), tables[1].sweep(limit=50))
     assert sorted(first + second) == list(range(1, 51))
 
@@ -58,10 +60,10 @@ async def test_a_route_that_expired_in_real_time_is_still_there_for_the_sweep(
 async def test_a_sweep_cut_off_after_claiming_leaves_its_routes_to_the_next_one(
     redis_client: redis.Redis, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = Clock()
-    table = RedisRouteTable(redis_client, ttl_s=TTL_S, prefix=redis_prefix, clock_ms=clock)
+    clock = FakeClock()
+    table = RedisRouteTable(redis_client, ttl_s=TTL_S, prefix=redis_prefix, clock=clock)
     await table.touch([Route(42, "s1", "dead:1")])
-    clock.advance(TTL_S + 1)
+    clock.advance(s=TTL_S + 1)
 
     async def cut_off(*_: object, **__: object) -> None:
         raise ConnectionError("Redis went away mid-sweep")
@@ -72,6 +74,6 @@ async def test_a_sweep_cut_off_after_claiming_leaves_its_routes_to_the_next_one(
         with pytest.raises(ConnectionError):
             await table.sweep()
     assert await table.sweep() == []  # still claimed: no one else takes it meanwhile
-    clock.advance(TTL_S + 1)  # the claim lapses
+    clock.advance(s=TTL_S + 1)  # the claim lapses
     assert await table.sweep() == [42]
     assert await table.sweep() == []

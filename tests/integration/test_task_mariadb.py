@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tidings import migrations
 from tidings.pkg import db
 from tidings.pkg.conf import DatabaseConf
 from tidings.task.server.leadership import MySQLLeadership, lock_name
@@ -25,7 +26,7 @@ async def test_one_runner_at_a_time_and_the_role_passes_on_release(mysql_engine:
 
 
 async def test_a_runner_whose_connection_dies_loses_the_role_to_the_next(mysql_url: str) -> None:
-    await db.upgrade(mysql_url)
+    await migrations.upgrade(mysql_url)
     # Two processes: two engines (pools) on the same database.
     engines = [db.create_engine(DatabaseConf(url=mysql_url)) for _ in range(2)]
     first, second = MySQLLeadership(engines[0]), MySQLLeadership(engines[1])

@@ -31,21 +31,22 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tidings import migrations
 from tidings.bench import system
 from tidings.bench.record import append, commit, machine
 from tidings.pkg import conf, db
 from tidings.pkg.cache import CacheMetrics, CachePolicy, LocalInvalidator, RedisStore
 from tidings.pkg.cache.kit import CacheKit
+from tidings.pkg.clock import SystemClock
 from tidings.pkg.conf import DatabaseConf
 from tidings.service.account.biz.profiles import Profiles
 from tidings.service.account.biz.user import Account, User
 from tidings.service.account.data.repos import SQLBlockRepo, SQLUserRepo
-from tidings.service.account.wire import WallClock, profile_cache
+from tidings.service.account.wire import profile_cache
 from tidings.service.chat.biz.access import Access
 from tidings.service.chat.biz.conversations import Conversations
 from tidings.service.chat.biz.model import Conversation, Kind, Member, Role
 from tidings.service.chat.data.caches import chat_caches
-from tidings.service.chat.data.clock import SystemClock
 from tidings.service.chat.data.conversations import CachedConversationRepo, SQLConversationRepo
 from tidings.service.chat.data.messages import SQLMessageRepo
 
@@ -90,7 +91,7 @@ async def run(redis_url: str, mysql_url: str, rounds: int, conversations: int) -
     results: dict[str, Any] = {"load_before": os.getloadavg()[0]}
     engine = None
     try:
-        await db.upgrade(url)
+        await migrations.upgrade(url)
         engine = db.create_engine(DatabaseConf(url=url, pool_size=20))
         store = RedisStore(client, batch_size=256, timeout_s=5)
         kit = CacheKit(
@@ -123,8 +124,8 @@ async def run(redis_url: str, mysql_url: str, rounds: int, conversations: int) -
         users = SQLUserRepo(engine)
         user_id = _id(10**12, 10**15)
         await users.create(Account(User(user_id, f"u{user_id}", "Bench", "", "", 1), "x", False, 0))
-        cached = Profiles(users, SQLBlockRepo(engine), WallClock(), profile_cache(kit, prefix))
-        direct = Profiles(users, SQLBlockRepo(engine), WallClock())
+        cached = Profiles(users, SQLBlockRepo(engine), SystemClock(), profile_cache(kit, prefix))
+        direct = Profiles(users, SQLBlockRepo(engine), SystemClock())
         results["profile_hit_ms"] = await median_s(lambda: cached.get(user_id), rounds * 5) * 1000
         results["profile_mariadb_ms"] = await median_s(lambda: direct.get(user_id), rounds * 5) * 1000
 
@@ -139,7 +140,7 @@ async def run(redis_url: str, mysql_url: str, rounds: int, conversations: int) -
 
         cold_id = _id(10**12, 10**15)
         await users.create(Account(User(cold_id, f"u{cold_id}", "Cold", "", "", 1), "x", False, 0))
-        herd = Profiles(CountingUsers(engine), SQLBlockRepo(engine), WallClock(), profile_cache(kit, prefix))
+        herd = Profiles(CountingUsers(engine), SQLBlockRepo(engine), SystemClock(), profile_cache(kit, prefix))
         started = time.perf_counter()
         await asyncio.gather(*(herd.get(cold_id) for _ in range(1000)))
         results["herd_ms"] = (time.perf_counter() - started) * 1000
@@ -149,7 +150,7 @@ async def run(redis_url: str, mysql_url: str, rounds: int, conversations: int) -
         caches = chat_caches(kit, prefix)
         repo = CachedConversationRepo(engine, caches)
         me = _id(10**12, 10**15)
-        now = WallClock().now_ms()
+        now = SystemClock().now_ms()
         ids = []
         for n in range(conversations):
             cid = _id(10**15, 10**17)

@@ -1,11 +1,12 @@
 """The bff's domain types to and from the protobuf contracts, shared by ``service`` (the gRPC stream, the
-``Deliver`` servicer) and ``data`` (chat replies, ``Deliver`` calls to other instances): one mapping each way."""
+``Deliver`` servicer) and ``data`` (chat replies, ``Deliver`` calls to other instances): one mapping each way,
+named ``<type>_from_pb`` / ``<type>_to_pb`` (the JSON side is ``service/schema.py`` and ``service/ws_codec.py``)."""
 
 from __future__ import annotations
 
 from tidings.api.chat.v1 import chat_pb2
 from tidings.api.gateway.v1 import gateway_pb2 as pb
-from tidings.bff.biz.model import Message, Presence
+from tidings.bff.biz.model import Conversation, Kind, Message, Presence
 from tidings.bff.biz.realtime.events import (
     ConversationRead,
     Event,
@@ -18,6 +19,7 @@ from tidings.pkg.pbtime import millis, timestamp
 
 _STATUS_TO_PB = {Presence.ONLINE: pb.PRESENCE_STATUS_ONLINE, Presence.OFFLINE: pb.PRESENCE_STATUS_OFFLINE}
 _STATUS_FROM_PB = {value: key for key, value in _STATUS_TO_PB.items()}
+_KINDS = {chat_pb2.CONVERSATION_KIND_DIRECT: Kind.DIRECT, chat_pb2.CONVERSATION_KIND_GROUP: Kind.GROUP}
 
 
 def message_from_pb(m: chat_pb2.Message) -> Message:
@@ -43,6 +45,20 @@ def message_to_pb(m: Message) -> chat_pb2.Message:
         text=m.text,
         created_at=timestamp(m.created_at_ms),
         recalled=m.recalled,
+    )
+
+
+def conversation_from_pb(c: chat_pb2.Conversation) -> Conversation:
+    return Conversation(
+        id=c.id,
+        kind=_KINDS[c.kind],
+        title=c.title,
+        member_ids=tuple(c.member_ids),
+        max_seq=c.max_seq,
+        read_seq=c.read_seq,
+        unread_count=c.unread_count,
+        last_message=message_from_pb(c.last_message) if c.HasField("last_message") else None,
+        updated_at_ms=millis(c.updated_at),
     )
 
 

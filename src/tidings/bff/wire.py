@@ -6,9 +6,9 @@ from prometheus_client import REGISTRY
 
 from tidings.api.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2
 from tidings.bff import server
-from tidings.bff.biz.quotas import Quotas
+from tidings.bff.biz.quotas import QuotaOptions, Quotas
 from tidings.bff.biz.realtime.frames import Frames
-from tidings.bff.biz.realtime.hub import Hub
+from tidings.bff.biz.realtime.hub import Hub, RealtimeOptions
 from tidings.bff.biz.usecase import Members, Sync
 from tidings.bff.data.account import GrpcAccountRepo
 from tidings.bff.data.audiences import audiences
@@ -17,20 +17,23 @@ from tidings.bff.data.metrics import PrometheusRealtimeMetrics
 from tidings.bff.data.presence import RoutePresenceRepo
 from tidings.bff.data.relay import GrpcRelay
 from tidings.bff.service import web, ws
+from tidings.bff.service.connection import Connections
 from tidings.bff.service.delivery import DeliveryServicer
 from tidings.bff.service.gateway import GatewayServicer
 from tidings.bff.service.gateway import add_to_server as add_gateway_to_server
 from tidings.bff.service.http import router
 from tidings.bootstrap import Infra
+from tidings.pkg import log
 from tidings.pkg.app import Module, Server
-from tidings.pkg.conf import BffConf, RealtimeConf
+from tidings.pkg.conf import BffConf, LimitsConf, RealtimeConf
 from tidings.pkg.middleware.grpc import server_interceptors
-from tidings.pkg.ratelimit import MemoryRateLimiter, Rate, RateLimiter, RedisRateLimiter
-from tidings.pkg.tokens import JWTCodec
+from tidings.pkg.ratelimit import MemoryRateLimiter, Rate, RateLimiter
+from tidings.pkg.ratelimit.redis import RedisRateLimiter
 from tidings.pkg.transport.grpc import GrpcServer
 from tidings.pkg.transport.guard import ConnectionGuard
 from tidings.pkg.transport.http import HttpServer, ops_server
 from tidings.realtime.delivery import DeliveryClient
+from tidings.service.account.token_codec import JWTCodec
 
 # A public gRPC connection with no call in flight for this long is closed (clients' channels reconnect on use).
 PUBLIC_GRPC_IDLE_MS = 5 * 60 * 1000
@@ -46,6 +49,32 @@ def instance_address(conf: BffConf, realtime: RealtimeConf) -> str:
     if host in _UNROUTABLE_HOSTS:
         raise ValueError(f"realtime.advertise must be set: {address!r} is not an address other processes can dial")
     return address
+
+
+def realtime_options(conf: RealtimeConf) -> RealtimeOptions:
+    return RealtimeOptions(
+        queue_size=conf.queue_size,
+        idle_timeout_s=conf.idle_timeout_s,
+        route_ttl_s=conf.route_ttl_s,
+        reverify_interval_s=conf.reverify_interval_s,
+        members_cache_s=conf.members_cache_s,
+        peers_cache_s=conf.peers_cache_s,
+        presence_max_peers=conf.presence_max_peers,
+        presence_push_max_members=conf.presence_push_max_members,
+        io_timeout_s=conf.io_timeout_s,
+    )
+
+
+def quotas(limiter: RateLimiter, limits: LimitsConf, realtime: RealtimeConf) -> Quotas:
+    """The per-user limits of the ``limits`` settings (and ``realtime``'s for typing) on ``limiter``."""
+    options = QuotaOptions(
+        send=Rate(limits.send_per_s, limits.send_burst),
+        typing=Rate(realtime.typing_rate_per_s, realtime.typing_burst),
+        login=Rate(1 / limits.login_backoff_s, limits.login_failures),
+        connections_per_user=limits.connections_per_user,
+        enabled=limits.enabled,
+    )
+    return Quotas(limiter, options, log.get("bff.limits"))
 
 
 async def wire(infra: Infra) -> Module:
@@ -67,28 +96,43 @@ async def wire(infra: Infra) -> Module:
         if infra.uses_redis
         else MemoryRateLimiter()
     )
-    quotas = Quotas(limiter, infra.settings.limits, typing=Rate(realtime.typing_rate_per_s, realtime.typing_burst))
+    limits = quotas(limiter, infra.settings.limits, realtime)
     hub = Hub(
         instance=instance_address(conf, realtime),
-        conf=realtime,
+        options=realtime_options(realtime),
         routes=routes,
         relay=GrpcRelay(DeliveryClient(timeout_s=realtime.io_timeout_s, secret=internal_secret)),
         accounts=accounts,
         chats=chats,
         metrics=metrics,
+        quotas=limits,
         request_timeout_s=conf.request_timeout_s,
+        logger=log.get("realtime"),
         audiences=fan_out,
-        quotas=quotas,
     )
     frames = Frames(hub, chats, accounts)
+    connections = Connections(
+        accounts,
+        hub,
+        frames,
+        metrics,
+        request_timeout_s=conf.request_timeout_s,
+        max_frame_bytes=realtime.max_frame_bytes,
+    )
     checks = [infra.redis_check()] if infra.uses_redis else []
     app = server.http_app(
         checks,
         request_timeout_s=conf.request_timeout_s,
         docs=conf.docs,
         routers=[
-            router(accounts, chats, Sync(accounts, chats, RoutePresenceRepo(routes)), Members(chats, fan_out), quotas),
-            ws.router(accounts, hub, frames, metrics, request_timeout_s=conf.request_timeout_s),
+            router(
+                accounts,
+                chats,
+                Sync(accounts, chats, RoutePresenceRepo(routes), log.get("bff.sync")),
+                limits,
+                Members(chats, fan_out),
+            ),
+            ws.router(connections),
         ],
     )
     web.install(app)
@@ -108,7 +152,7 @@ async def wire(infra: Infra) -> Module:
         keep_alive_s=conf.keep_alive_s,
     )
     ops = ops_server("bff metrics", conf.metrics, checks)
-    gateway = GatewayServicer(accounts, hub, frames, metrics, request_timeout_s=conf.request_timeout_s)
+    gateway = GatewayServicer(connections)
     delivery = DeliveryServicer(hub)
 
     # Public: native clients' streams only; their trace context is linked, not continued.

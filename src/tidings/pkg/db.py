@@ -1,6 +1,6 @@
 """The relational store: one async SQLAlchemy engine per process, on SQLite (embedded) or MySQL/MariaDB.
 
-Schema changes are Alembic migrations under ``tidings/migrations``; ``upgrade`` applies them on either engine.
+Schema changes are each owner's Alembic migrations; ``tidings.migrations`` applies them on either engine.
 """
 
 from __future__ import annotations
@@ -11,15 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tidings.pkg.conf import DatabaseConf
-
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 class DatabaseUnavailable(Exception):
@@ -136,20 +132,3 @@ async def ping(engine: AsyncEngine, timeout_s: float) -> None:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-def alembic_config(url: str) -> AlembicConfig:
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    # ConfigParser interpolation would read a percent-encoded password as a placeholder.
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return cfg
-
-
-async def upgrade(url: str, revision: str = "head") -> None:
-    """Apply migrations up to ``revision``. Alembic's env runs its own event loop, so it gets a thread."""
-    await asyncio.to_thread(command.upgrade, alembic_config(url), revision)
-
-
-async def downgrade(url: str, revision: str) -> None:
-    await asyncio.to_thread(command.downgrade, alembic_config(url), revision)

@@ -1,8 +1,9 @@
 """The route table: which bff instance holds each live connection (session) of each user, and how to reach it.
 
-The bff writes it (a route on connect, refreshed by heartbeat, removed on disconnect); the push job reads it with
-``routes_for`` (one pipelined round trip for many users), groups the sessions by instance and calls ``Deliver``
-once per instance (``tidings.realtime.delivery``). A user is online while they have at least one live route.
+The two adapters of ``tidings.realtime.model.RouteTable``. The bff writes it (a route on connect, refreshed by
+heartbeat, removed on disconnect); the push job reads it with ``routes_for`` (one pipelined round trip for many
+users), groups the sessions by instance and calls ``Deliver`` once per instance (``tidings.realtime.delivery``).
+A user is online while they have at least one live route.
 
 Redis layout (one key per user, so each change to a user's routes is one atomic script on one cluster slot):
 
@@ -18,34 +19,15 @@ Redis layout (one key per user, so each change to a user's routes is one atomic 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import NamedTuple, cast
+from collections.abc import Iterable, Sequence
+from typing import cast
 
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
 
+from tidings.pkg.clock import Clock, SystemClock
 from tidings.pkg.scripts import Script
-
-# user id -> session id -> instance address
-Routes = dict[int, dict[str, str]]
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-class Route(NamedTuple):
-    """One live connection: the user's session (a device) is served by the bff at ``instance``. The adapters
-    take any ``(user_id, session_id, instance)`` tuple, so callers may bring their own named tuple."""
-
-    user_id: int
-    session_id: str
-    instance: str
-
-
-RouteLike = tuple[int, str, str]
-
+from tidings.realtime.model import Route, Routes
 
 # Each script touches one key (the user's hash), as Redis Cluster requires. Expiry times are the caller's clock.
 _EXPIRES = "tonumber(string.match(entries[i + 1], '^%d+'))"
@@ -155,7 +137,7 @@ class RedisRouteTable:
         *,
         ttl_s: float = 90.0,
         prefix: str = "rt",
-        clock_ms: Callable[[], int] = wall_ms,
+        clock: Clock | None = None,
     ) -> None:
         self._redis = client
         self._ttl_ms = int(ttl_s * 1000)
@@ -163,7 +145,7 @@ class RedisRouteTable:
         # and a crashed instance's users would never be reported offline.
         self._key_ttl_ms = 2 * self._ttl_ms
         self._prefix = prefix
-        self._clock_ms = clock_ms
+        self._clock = clock or SystemClock()
         self._touch = Script(client, _TOUCH)
         self._remove = Script(client, _REMOVE)
         self._sweep = Script(client, _SWEEP)
@@ -177,11 +159,11 @@ class RedisRouteTable:
     def expiry_key(self) -> str:
         return f"{self._prefix}:expiry"
 
-    async def touch(self, routes: Sequence[RouteLike]) -> list[int]:
+    async def touch(self, routes: Sequence[Route]) -> list[int]:
         """Write (or refresh) each route for one TTL; answer the users who had no live route before (came online)."""
         if not routes:
             return []
-        now = self._clock_ms()
+        now = self._clock.now_ms()
         expires = now + self._ttl_ms
 
         def fill(pipe: Pipeline) -> None:
@@ -194,12 +176,12 @@ class RedisRouteTable:
         answers = await self._touch.run(fill)
         return _came_online(routes, [int(was_online) for was_online in answers[: len(routes)]])
 
-    async def remove(self, routes: Sequence[RouteLike]) -> list[int]:
+    async def remove(self, routes: Sequence[Route]) -> list[int]:
         """Delete the routes; answer the users left with no live route (went offline). The push job ignores the
         answer when it prunes the sessions ``Deliver`` reported gone: the bff that held them announces."""
         if not routes:
             return []
-        now = self._clock_ms()
+        now = self._clock.now_ms()
 
         def fill(pipe: Pipeline) -> None:
             for user_id, session_id, _ in routes:
@@ -217,7 +199,7 @@ class RedisRouteTable:
         ids = list(dict.fromkeys(user_ids))
         if not ids:
             return {}
-        now = self._clock_ms()
+        now = self._clock.now_ms()
         async with self._redis.pipeline(transaction=False) as pipe:
             for user_id in ids:
                 pipe.hgetall(self.user_key(user_id))
@@ -240,7 +222,7 @@ class RedisRouteTable:
     async def sweep(self, limit: int = 500) -> list[int]:
         """Remove up to ``limit`` routes that expired without a disconnect (a crashed or stalled bff) and answer
         the users who are offline because of it. Safe to run on every instance: each route is claimed once."""
-        now = self._clock_ms()
+        now = self._clock.now_ms()
         lease = now + self._ttl_ms
         due = cast(list[bytes], await self._claim(keys=[self.expiry_key], args=(now, lease, limit)))
         if not due:
@@ -262,7 +244,7 @@ class RedisRouteTable:
         return sorted({user for (user, _), outcome in zip(pairs, outcomes, strict=True) if outcome == 0})
 
 
-def _came_online(routes: Sequence[RouteLike], was_online: Sequence[int]) -> list[int]:
+def _came_online(routes: Sequence[Route], was_online: Sequence[int]) -> list[int]:
     """Users whose first route in the batch found them offline (a later one of theirs finds the first)."""
     first: dict[int, int] = {}
     for route, before in zip(routes, was_online, strict=True):
@@ -273,17 +255,17 @@ def _came_online(routes: Sequence[RouteLike], was_online: Sequence[int]) -> list
 class MemoryRouteTable:
     """The route table of ``tidings dev`` (every module in one process): the same behaviour as Redis, in a dict."""
 
-    def __init__(self, *, ttl_s: float = 90.0, clock_ms: Callable[[], int] = wall_ms) -> None:
+    def __init__(self, *, ttl_s: float = 90.0, clock: Clock | None = None) -> None:
         self._ttl_ms = int(ttl_s * 1000)
-        self._clock_ms = clock_ms
+        self._clock = clock or SystemClock()
         # user id -> session id -> (expires_at_ms, instance)
         self._users: dict[int, dict[str, tuple[int, str]]] = {}
 
     def _live(self, user_id: int, now: int) -> dict[str, tuple[int, str]]:
         return {s: entry for s, entry in self._users.get(user_id, {}).items() if entry[0] > now}
 
-    async def touch(self, routes: Sequence[RouteLike]) -> list[int]:
-        now = self._clock_ms()
+    async def touch(self, routes: Sequence[Route]) -> list[int]:
+        now = self._clock.now_ms()
         came_online: set[int] = set()
         for user_id, session_id, instance in routes:
             live = self._live(user_id, now)
@@ -293,8 +275,8 @@ class MemoryRouteTable:
             self._users[user_id] = live
         return sorted(came_online)
 
-    async def remove(self, routes: Sequence[RouteLike]) -> list[int]:
-        now = self._clock_ms()
+    async def remove(self, routes: Sequence[Route]) -> list[int]:
+        now = self._clock.now_ms()
         for user_id, session_id, _ in routes:
             self._users.get(user_id, {}).pop(session_id, None)
         offline = sorted({user_id for user_id, _, _ in routes if not self._live(user_id, now)})
@@ -303,7 +285,7 @@ class MemoryRouteTable:
         return offline
 
     async def routes_for(self, user_ids: Iterable[int]) -> Routes:
-        now = self._clock_ms()
+        now = self._clock.now_ms()
         found: Routes = {}
         for user_id in dict.fromkeys(user_ids):
             live = {session: instance for session, (_, instance) in self._live(user_id, now).items()}
@@ -315,7 +297,7 @@ class MemoryRouteTable:
         return set(await self.routes_for(user_ids))
 
     async def sweep(self, limit: int = 500) -> list[int]:
-        now = self._clock_ms()
+        now = self._clock.now_ms()
         offline: set[int] = set()
         swept = 0
         for user_id in list(self._users):
@@ -330,6 +312,3 @@ class MemoryRouteTable:
             if swept >= limit:
                 break
         return sorted(offline)
-
-
-RouteTable = RedisRouteTable | MemoryRouteTable

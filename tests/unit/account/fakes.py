@@ -1,4 +1,5 @@
-"""In-memory fakes of the account ports, for fast use-case tests."""
+"""In-memory fakes of the account ports, for fast use-case tests; the stores keep the contract the SQL ones keep
+(test_repos.py runs it on both)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 
-from tidings.pkg.tokens import AccessClaims, TokenExpired, TokenInvalid
 from tidings.service.account.biz.ports import RefreshToken, UsernameTaken
 from tidings.service.account.biz.user import Account, ProfileChange, User
+from tidings.service.account.tokens import AccessClaims, TokenExpired, TokenInvalid
 
 
 class FakeClock:
@@ -96,6 +97,12 @@ class FakeRefreshTokens:
 
     async def revoke_user(self, user_id: int, now_ms: int) -> None:
         self.revoked |= {t.id for t in self.tokens.values() if t.user_id == user_id}
+
+    async def prune_expired(self, before_ms: int, limit: int) -> int:
+        doomed = [t.id for t in self.tokens.values() if t.expires_at_ms < before_ms][:limit]
+        for token_id in doomed:
+            del self.tokens[token_id]
+        return len(doomed)
 
 
 class FakeBlocks:

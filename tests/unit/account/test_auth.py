@@ -16,10 +16,10 @@ from tests.unit.account.fakes import (
 from tidings.api.account.v1 import errors as account_errors
 from tidings.api.common.v1 import errors as common_errors
 from tidings.pkg import errors
-from tidings.pkg.tokens import AccessClaims
 from tidings.service.account.biz.auth import Auth, AuthPolicy
 from tidings.service.account.biz.profiles import Profiles
 from tidings.service.account.biz.user import Account, ProfileChange
+from tidings.service.account.tokens import AccessClaims
 
 
 class World:

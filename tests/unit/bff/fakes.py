@@ -10,6 +10,10 @@ from tidings.api.account.v1 import errors as account_errors
 from tidings.api.chat.v1 import errors as chat_errors
 from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.model import Conversation, Identity, Kind, Message, Page, Presence, Session, User
+from tidings.bff.biz.quotas import Quotas
+from tidings.bff.wire import quotas
+from tidings.pkg.conf import LimitsConf, RealtimeConf
+from tidings.pkg.ratelimit import MemoryRateLimiter
 
 NOW = 1_800_000_000_000
 # Tokens of the fakes expire long after any test (real-time tests set ``expiry`` to test expiry).
@@ -189,3 +193,8 @@ class FakePresence:
         ids = list(user_ids)
         self.asked.append(ids)
         return {i: Presence.ONLINE if i in self.online else Presence.OFFLINE for i in ids}
+
+
+def local_quotas() -> Quotas:
+    """The default limits on this process's own limiter."""
+    return quotas(MemoryRateLimiter(), LimitsConf(), RealtimeConf())

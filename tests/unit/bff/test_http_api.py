@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.unit.bff.fakes import FakeAccounts, FakeChats, FakePresence
+from tests.unit.bff.fakes import FakeAccounts, FakeChats, FakePresence, local_quotas
 from tidings.bff import server
 from tidings.bff.biz.usecase import Sync
 from tidings.bff.service.http import router
+from tidings.pkg import log
 
 
 class Api:
@@ -21,7 +22,14 @@ class Api:
         app = server.http_app(
             [],
             request_timeout_s=5,
-            routers=[router(self.accounts, self.chats, Sync(self.accounts, self.chats, self.presence))],
+            routers=[
+                router(
+                    self.accounts,
+                    self.chats,
+                    Sync(self.accounts, self.chats, self.presence, log.get("bff.sync")),
+                    local_quotas(),
+                )
+            ],
         )
         self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bff")
 

@@ -11,11 +11,11 @@ import pytest
 from tests.unit.bff.fakes import FakeAccounts, FakeChats, FakePresence
 from tests.unit.bff.realtime.harness import Cluster, cluster_of
 from tidings.bff import server
-from tidings.bff.biz.quotas import Quotas
 from tidings.bff.biz.usecase import Sync
 from tidings.bff.service.http import router
-from tidings.pkg import errors
-from tidings.pkg.conf import LimitsConf
+from tidings.bff.wire import quotas
+from tidings.pkg import errors, log
+from tidings.pkg.conf import LimitsConf, RealtimeConf
 from tidings.pkg.ratelimit import MemoryRateLimiter, Rate, RateLimiter, Verdict
 
 LIMITS = LimitsConf(send_per_s=1, send_burst=3, login_failures=3, login_backoff_s=60, connections_per_user=2)
@@ -25,9 +25,9 @@ class Api:
     def __init__(self, limiter: RateLimiter | None = None) -> None:
         self.accounts = FakeAccounts()
         self.chats = FakeChats()
-        quotas = Quotas(limiter or MemoryRateLimiter(), LIMITS, typing=Rate(1, 5))
-        sync = Sync(self.accounts, self.chats, FakePresence())
-        app = server.http_app([], request_timeout_s=5, routers=[router(self.accounts, self.chats, sync, quotas=quotas)])
+        limits = quotas(limiter or MemoryRateLimiter(), LIMITS, RealtimeConf())
+        sync = Sync(self.accounts, self.chats, FakePresence(), log.get("bff.sync"))
+        app = server.http_app([], request_timeout_s=5, routers=[router(self.accounts, self.chats, sync, limits)])
         self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bff")
 
     async def user(self, name: str) -> dict[str, str]:

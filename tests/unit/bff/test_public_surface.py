@@ -10,11 +10,12 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from tests.unit.bff.fakes import FakeAccounts, FakeChats, FakePresence
+from tests.unit.bff.fakes import FakeAccounts, FakeChats, FakePresence, local_quotas
 from tidings.bff import server
 from tidings.bff.biz.usecase import Sync
 from tidings.bff.service import web
 from tidings.bff.service.http import router
+from tidings.pkg import log
 
 CALLER_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{CALLER_TRACE_ID}-00f067aa0ba902b7-01"
@@ -23,7 +24,10 @@ TRACEPARENT = f"00-{CALLER_TRACE_ID}-00f067aa0ba902b7-01"
 def public_app(*, docs: bool = False) -> httpx.AsyncClient:
     accounts, chats = FakeAccounts(), FakeChats()
     app = server.http_app(
-        [], request_timeout_s=5, docs=docs, routers=[router(accounts, chats, Sync(accounts, chats, FakePresence()))]
+        [],
+        request_timeout_s=5,
+        docs=docs,
+        routers=[router(accounts, chats, Sync(accounts, chats, FakePresence(), log.get("bff.sync")), local_quotas())],
     )
     web.install(app)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=server.public(app)), base_url="http://bff")

@@ -11,7 +11,8 @@ from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.auth import TokenVerifier
 from tidings.bff.biz.model import Identity
 from tidings.pkg.errors import TidingsError
-from tidings.pkg.tokens import AccessClaims, JWTCodec
+from tidings.service.account.token_codec import JWTCodec
+from tidings.service.account.tokens import AccessClaims
 
 SECRET = "a signing secret of at least thirty-two characters"
 START_MS = 1_800_000_000_000

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tidings import migrations
 from tidings.pkg import db
 from tidings.pkg.conf import DatabaseConf
 
@@ -15,7 +16,7 @@ from tidings.pkg.conf import DatabaseConf
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"
-    await db.upgrade(url)
+    await migrations.upgrade(url)
     engine = db.create_engine(DatabaseConf(url=url))
     yield engine
     await engine.dispose()

@@ -1,5 +1,6 @@
 """In-memory fakes of the chat ports, for fast use-case tests. Each awaits once, so that concurrent calls
-interleave as they would on real I/O and races are exercised, not hidden."""
+interleave as they would on real I/O and races are exercised, not hidden. The stores keep the contracts the SQL
+and Redis adapters keep (test_stores.py runs them on both)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from dataclasses import dataclass, field, replace
 
 from prometheus_client import CollectorRegistry
 
+from tidings.pkg import log
 from tidings.pkg.cache import CacheMetrics, CachePolicy, LocalInvalidator, MemoryStore
 from tidings.pkg.cache.kit import CacheKit
 from tidings.service.chat.biz.access import Access
 from tidings.service.chat.biz.conversations import Conversations
 from tidings.service.chat.biz.messages import Messages
-from tidings.service.chat.biz.model import Conversation, ConversationState, Cursor, Member, Message, Role
+from tidings.service.chat.biz.model import Conversation, ConversationState, Cursor, Kind, Member, Message, Role
 from tidings.service.chat.biz.ports import DedupKey, DirectExists, GroupFull, Reservation
 from tidings.service.chat.biz.sending import Sender, SendPolicy
 from tidings.service.chat.data.caches import chat_caches
@@ -91,6 +93,10 @@ class FakeConversations:
             for cid in conversation_ids
         }
 
+    async def kinds_and_members(self, conversation_ids: Sequence[int]) -> dict[int, tuple[Kind, list[int]]]:
+        current = await self.member_ids([cid for cid in conversation_ids if cid in self.conversations])
+        return {cid: (self.conversations[cid].kind, members) for cid, members in current.items()}
+
     async def list_for_user(self, user_id: int, limit: int, after: Cursor | None) -> list[tuple[Conversation, Member]]:
         await _io()
         rows = [
@@ -158,8 +164,32 @@ class FakeConversations:
 
 
 class FakeMessages:
-    def __init__(self) -> None:
+    """The history; ``persist`` moves the conversations' heads in ``conversations`` as the SQL store does."""
+
+    def __init__(self, conversations: FakeConversations) -> None:
         self.stored: dict[tuple[int, int], Message] = {}
+        self._conversations = conversations
+
+    def has(self, message_id: int) -> bool:
+        return any(message.id == message_id for message in self.stored.values())
+
+    async def persist(self, batch: Sequence[Message]) -> None:
+        await _io()
+        newest: dict[int, Message] = {}
+        for message in batch:
+            if (message.conversation_id, message.seq) not in self.stored and not self.has(message.id):
+                self.stored[(message.conversation_id, message.seq)] = message
+            if message.conversation_id not in newest or message.seq > newest[message.conversation_id].seq:
+                newest[message.conversation_id] = message
+        heads = self._conversations.conversations
+        for cid, message in newest.items():
+            if (conversation := heads.get(cid)) is None:
+                continue
+            if message.seq > conversation.max_seq:
+                conversation = replace(conversation, max_seq=message.seq, last_message_id=message.id)
+            if message.created_at_ms > conversation.updated_at_ms:
+                conversation = replace(conversation, updated_at_ms=message.created_at_ms)
+            heads[cid] = conversation
 
     async def after(self, conversation_id: int, seq: int, limit: int) -> list[Message]:
         await _io()
@@ -197,16 +227,20 @@ def _seq(message: Message) -> int:
 
 
 class FakeSeqs:
-    """Strictly increasing per conversation, shared by every Sender given the same instance (one allocator)."""
+    """Strictly increasing per conversation of ``conversations``, shared by every Sender given the same instance
+    (one allocator)."""
 
-    def __init__(self) -> None:
+    def __init__(self, conversations: FakeConversations) -> None:
         self.last: dict[int, int] = {}
         self.fail = False
+        self._conversations = conversations
 
     async def allocate(self, conversation_id: int, count: int) -> list[int]:
         await _io()
         if self.fail:
             raise ConnectionError("seq store down")
+        if conversation_id not in self._conversations.conversations:
+            raise LookupError(f"conversation {conversation_id} does not exist")
         first = self.last.get(conversation_id, 0) + 1
         self.last[conversation_id] = first + count - 1
         return list(range(first, first + count))
@@ -329,14 +363,16 @@ class World:
     clock: FakeClock = field(default_factory=FakeClock)
     ids: FakeIds = field(default_factory=FakeIds)
     conversations: FakeConversations = field(default_factory=FakeConversations)
-    messages: FakeMessages = field(default_factory=FakeMessages)
-    seqs: FakeSeqs = field(default_factory=FakeSeqs)
+    messages: FakeMessages = field(init=False)
+    seqs: FakeSeqs = field(init=False)
     dedup: FakeDedup = field(default_factory=FakeDedup)
     publisher: FakePublisher = field(default_factory=FakePublisher)
     history_cache: FakeHistoryCache = field(default_factory=FakeHistoryCache)
     policy: SendPolicy = field(default_factory=lambda: SendPolicy(poll_interval_s=0.001))
 
     def __post_init__(self) -> None:
+        self.messages = FakeMessages(self.conversations)
+        self.seqs = FakeSeqs(self.conversations)
         # What the bus has, the persist job stores: a reservation counts as sent once its message is on the bus.
         self.dedup.stored = lambda message_id: any(message.id == message_id for message in self.publisher.log)
         self.directory = FakeDirectory(self.users)
@@ -356,23 +392,22 @@ class World:
             self.conversations, self.messages, self.directory, self.access, self.ids, self.clock, self.caches.members
         )
         self.msgs = Messages(
-            self.access, self.conversations, self.messages, self.sender, self.publisher, self.history_cache, self.clock
+            self.access,
+            self.conversations,
+            self.messages,
+            self.sender,
+            self.publisher,
+            self.history_cache,
+            self.clock,
+            log.get("chat.messages"),
         )
 
     def new_sender(self) -> Sender:
         """Another chat instance's sender: its own pipelines, the same stores and bus."""
-        return Sender(self.access, self.seqs, self.dedup, self.publisher, self.ids, self.clock, self.policy)
+        return Sender(
+            self.access, self.seqs, self.dedup, self.publisher, self.ids, self.clock, self.policy, log.get("chat.send")
+        )
 
-    def persist(self) -> None:
-        """What the persist job does with the bus log: store each message once, advance max_seq."""
-        for message in self.publisher.log:
-            self.messages.stored.setdefault((message.conversation_id, message.seq), message)
-            conversation = self.conversations.conversations[message.conversation_id]
-            if message.seq > conversation.max_seq:
-                conversation = replace(
-                    conversation,
-                    max_seq=message.seq,
-                    last_message_id=message.id,
-                    updated_at_ms=max(conversation.updated_at_ms, message.created_at_ms),
-                )
-                self.conversations.conversations[message.conversation_id] = conversation
+    async def persist(self) -> None:
+        """What the persist job does with the bus log."""
+        await self.messages.persist(self.publisher.log)

@@ -168,7 +168,7 @@ async def test_conversations_are_listed_newest_activity_first_in_pages(world: Wo
         world.clock.advance(10)
     # A message makes the oldest conversation the newest.
     await world.msgs.send(ids[0], 1, "m1", "hello")
-    world.persist()
+    await world.persist()
     pages, cursor = [], None
     while True:
         page = await world.chats.list_page(1, 4, cursor)
@@ -188,7 +188,7 @@ async def test_states_cover_the_asked_conversations_the_caller_is_in(world: Worl
     other = await world.chats.create_group(5, "not mine", [6])
     for n in range(3):
         await world.msgs.send(b.conversation.id, 3, f"m{n}", "x")
-    world.persist()
+    await world.persist()
     await world.msgs.mark_read(1, b.conversation.id, 1)
     states = await world.chats.states(1, [b.conversation.id, other.conversation.id, a.conversation.id])
     assert [(s.conversation_id, s.max_seq, s.read_seq, s.unread_count) for s in states] == [

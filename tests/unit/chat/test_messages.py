@@ -21,7 +21,7 @@ async def conversation_with(world: World, count: int) -> int:
     cid = view.conversation.id
     for n in range(count):
         await world.msgs.send(cid, 1 + n % 2, f"m{n}", f"text {n + 1}")
-    world.persist()
+    await world.persist()
     return cid
 
 
@@ -85,7 +85,7 @@ async def test_read_marks_move_forward_only_clamped_to_max_seq(world: World) -> 
     # A message sent but not yet persisted is not in max_seq: the mark cannot pass it.
     await world.msgs.send(cid, 1, "late", "x")
     assert await world.msgs.mark_read(2, cid, 6) == 5
-    world.persist()
+    await world.persist()
     assert (await world.chats.get(2, cid)).unread_count == 1
     # Other devices hear of each mark (a repeat of the current mark is announced again: retries must be).
     announced = [event.payload for event in world.publisher.events if event.kind == "read"]

@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tests.contracts.bus import eventually, read
+from tidings import migrations
 from tidings.job.biz.persist import Persister
 from tidings.job.data.heads import NoHeads
 from tidings.job.data.history import NoHistoryWindow
@@ -96,7 +97,7 @@ class Harness:
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"
-    await db.upgrade(url)
+    await migrations.upgrade(url)
     engine = db.create_engine(DatabaseConf(url=url))
     log = EmbeddedLog(tmp_path / "events.db", timeout_s=5)
     await log.start()

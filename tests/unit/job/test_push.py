@@ -19,7 +19,7 @@ from tidings.job.data.telemetry import PushTelemetry
 from tidings.job.service.push import PushHandler
 from tidings.pkg.bus import Record, events
 from tidings.pkg.bus.consumer import UnknownEventVersion
-from tidings.realtime.routes import RouteLike
+from tidings.realtime.model import Route
 from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.biz.model import Kind
 
@@ -67,14 +67,14 @@ class FakeMembership:
 class FakeRoutes:
     routes: dict[int, dict[str, str]] = field(default_factory=dict)
     lookups: list[list[int]] = field(default_factory=list)
-    removed: list[RouteLike] = field(default_factory=list)
+    removed: list[Route] = field(default_factory=list)
 
     async def routes_for(self, user_ids: Iterable[int]) -> dict[int, dict[str, str]]:
         ids = list(user_ids)
         self.lookups.append(ids)
         return {user: dict(self.routes[user]) for user in ids if user in self.routes}
 
-    async def remove(self, routes: Sequence[RouteLike]) -> list[int]:
+    async def remove(self, routes: Sequence[Route]) -> list[int]:
         self.removed.extend(routes)
         return []
 

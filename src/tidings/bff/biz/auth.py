@@ -25,7 +25,7 @@ from tidings.api.account.v1 import errors as account_errors
 from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.model import Identity
 from tidings.pkg.errors import TidingsError
-from tidings.pkg.tokens import AccessClaims, TokenDecoder, claims_or_401
+from tidings.service.account.tokens import AccessClaims, TokenDecoder, claims_or_401
 
 # How long account's "this user's tokens from this instant on are valid" is trusted: the bound on how late a
 # revocation or a ban takes effect in this bff.

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from tidings.bff.biz.model import Conversation, Identity, Message, Page, Presence, Session, User
-from tidings.bff.biz.realtime.events import Event, Route, Routes
+from tidings.bff.biz.realtime.events import Event
 
 
 class AccountRepo(Protocol):
@@ -59,24 +59,6 @@ class ChatRepo(Protocol):
 class PresenceRepo(Protocol):
     async def statuses(self, user_ids: Iterable[int]) -> dict[int, Presence]:
         """Online or offline for each user, looked up in one batch."""
-
-
-class RouteTable(Protocol):
-    """user -> session -> bff instance, with a TTL per route (``tidings.realtime.routes`` has Redis and in-process)."""
-
-    async def touch(self, routes: Sequence[Route]) -> list[int]:
-        """Write or refresh the routes; the users who had no live route before (they came online)."""
-
-    async def remove(self, routes: Sequence[Route]) -> list[int]:
-        """Delete the routes; the users left with no live route (they went offline)."""
-
-    async def routes_for(self, user_ids: Iterable[int]) -> Routes:
-        """Live routes of many users in one round trip; users with none are left out."""
-
-    async def online(self, user_ids: Iterable[int]) -> set[int]: ...
-
-    async def sweep(self, limit: int = ...) -> list[int]:
-        """Drop routes that expired without a disconnect (a crashed bff); the users now offline, each reported once."""
 
 
 class Relay(Protocol):

@@ -1,5 +1,5 @@
 """Rate limits per user (sends, typing, open connections) and per username (failed logins), over a shared
-``RateLimiter`` (Redis in production, in-process under ``tidings dev``).
+``RateLimiter`` (``tidings.pkg.ratelimit``: Redis in production, in-process under ``tidings dev``).
 
 A limited action raises 429 RATE_LIMITED with ``metadata.retry_after_s``; the HTTP layer turns it into a
 ``Retry-After`` header, the sockets into an error frame. Logins are limited on *failures* of a username,
@@ -13,51 +13,61 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from tidings.api.account.v1 import errors as account_errors
 from tidings.api.common.v1 import errors as common_errors
-from tidings.pkg import errors, log
-from tidings.pkg.conf import LimitsConf
+from tidings.pkg import errors
+from tidings.pkg.logger import Logger
 from tidings.pkg.ratelimit import Rate, RateLimiter, Verdict
 
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class QuotaOptions:
+    """The limits (settings ``limits``, and ``realtime`` for typing); ``enabled=False`` counts nothing."""
+
+    send: Rate
+    typing: Rate
+    # Failed logins of one username: ``burst`` in a row, then one every ``1 / per_s`` seconds.
+    login: Rate
+    connections_per_user: int
+    enabled: bool = True
+
+
 class Quotas:
-    def __init__(self, limiter: RateLimiter, conf: LimitsConf, *, typing: Rate) -> None:
+    def __init__(self, limiter: RateLimiter, options: QuotaOptions, logger: Logger) -> None:
         self._limiter = limiter
-        self._conf = conf
-        self._send = Rate(conf.send_per_s, conf.send_burst)
-        self._typing = typing
-        self._login = Rate(1 / conf.login_backoff_s, conf.login_failures)
-        self._log = log.get("bff.limits")
+        self._options = options
+        self._log = logger
 
     @property
     def connections_per_user(self) -> int | None:
-        return self._conf.connections_per_user if self._conf.enabled else None
+        return self._options.connections_per_user if self._options.enabled else None
 
     async def send(self, user_id: int) -> None:
         """Count one message of ``user_id``; 429 if they send faster than the limit."""
-        await self._require(f"send:{user_id}", self._send, 1, "too many messages; slow down")
+        await self._require(f"send:{user_id}", self._options.send, 1, "too many messages; slow down")
 
     async def typing(self, user_id: int) -> None:
         """Count one typing frame of ``user_id``, whichever of their connections it came on."""
-        await self._require(f"typing:{user_id}", self._typing, 1, "typing frames come too often")
+        await self._require(f"typing:{user_id}", self._options.typing, 1, "typing frames come too often")
 
     async def login(self, username: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run ``attempt`` unless ``username`` failed too often lately; a wrong password counts one failure."""
         key = f"login:{hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]}"
-        await self._require(key, self._login, 0, "too many failed logins for this username; wait")
+        await self._require(key, self._options.login, 0, "too many failed logins for this username; wait")
         try:
             return await attempt()
         except errors.TidingsError as error:
             if account_errors.is_invalid_credentials(error):
-                await self._hit(key, self._login, 1)
+                await self._hit(key, self._options.login, 1)
             raise
 
     def too_many_connections(self) -> errors.TidingsError:
-        limit = str(self._conf.connections_per_user)
+        limit = str(self._options.connections_per_user)
         return common_errors.rate_limited(
             f"at most {limit} open connections per user; close one", retry_after_s="5", limit=limit
         )
@@ -69,7 +79,7 @@ class Quotas:
             raise common_errors.rate_limited(message, retry_after_s=str(wait), limit=str(rate.burst))
 
     async def _hit(self, key: str, rate: Rate, cost: int) -> Verdict:
-        if not self._conf.enabled:
+        if not self._options.enabled:
             return Verdict(True, rate.burst, 0.0)
         try:
             return await self._limiter.hit(key, rate, cost)

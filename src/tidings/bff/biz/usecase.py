@@ -7,7 +7,8 @@ import asyncio
 from tidings.bff.biz.model import Conversation, Page, Snapshot
 from tidings.bff.biz.ports import AccountRepo, ChatRepo, PresenceRepo
 from tidings.bff.biz.realtime.membership import Audiences
-from tidings.pkg import errors, log
+from tidings.pkg import errors
+from tidings.pkg.logger import Logger
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
@@ -16,11 +17,11 @@ MAX_PAGE = 200
 class Sync:
     """``GET /v1/sync``: profile, conversations with unread counts and peers' presence, fetched concurrently."""
 
-    def __init__(self, accounts: AccountRepo, chats: ChatRepo, presence: PresenceRepo) -> None:
+    def __init__(self, accounts: AccountRepo, chats: ChatRepo, presence: PresenceRepo, logger: Logger) -> None:
         self._accounts = accounts
         self._chats = chats
         self._presence = presence
-        self._log = log.get("bff.sync")
+        self._log = logger
 
     async def snapshot(self, user_id: int) -> Snapshot:
         # Like errgroup.WithCancel: the first failure cancels the sibling calls; the request deadline bounds all.

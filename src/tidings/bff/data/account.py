@@ -17,10 +17,10 @@ from tidings.pkg.batching import CallBatcher
 from tidings.pkg.errors.grpc import error_from_pb
 from tidings.pkg.middleware import deadline
 from tidings.pkg.pbtime import millis
-from tidings.pkg.tokens import TokenDecoder
+from tidings.service.account.tokens import TokenDecoder
 
 
-def user(message: pb.User) -> User:
+def user_from_pb(message: pb.User) -> User:
     return User(
         id=message.id,
         username=message.username,
@@ -31,8 +31,8 @@ def user(message: pb.User) -> User:
     )
 
 
-def _session(grant: pb.AuthGrant) -> Session:
-    return Session(user(grant.user), grant.access_token, grant.refresh_token, grant.expires_in)
+def _session_from_pb(grant: pb.AuthGrant) -> Session:
+    return Session(user_from_pb(grant.user), grant.access_token, grant.refresh_token, grant.expires_in)
 
 
 def _wall_clock_ms() -> int:
@@ -51,13 +51,13 @@ class GrpcAccountRepo:
 
     async def register(self, username: str, password: str, display_name: str | None) -> Session:
         request = pb.RegisterRequest(username=username, password=password, display_name=display_name or "")
-        return _session((await self._stub.Register(request)).grant)
+        return _session_from_pb((await self._stub.Register(request)).grant)
 
     async def login(self, username: str, password: str) -> Session:
-        return _session((await self._stub.Login(pb.LoginRequest(username=username, password=password))).grant)
+        return _session_from_pb((await self._stub.Login(pb.LoginRequest(username=username, password=password))).grant)
 
     async def refresh(self, refresh_token: str) -> Session:
-        return _session((await self._stub.Refresh(pb.RefreshRequest(refresh_token=refresh_token))).grant)
+        return _session_from_pb((await self._stub.Refresh(pb.RefreshRequest(refresh_token=refresh_token))).grant)
 
     async def verify(self, access_token: str) -> int:
         return (await self.identify(access_token)).user_id
@@ -89,21 +89,21 @@ class GrpcAccountRepo:
         return response.verdicts
 
     async def get(self, user_id: int) -> User:
-        return user((await self._stub.GetUser(pb.GetUserRequest(user_id=user_id))).user)
+        return user_from_pb((await self._stub.GetUser(pb.GetUserRequest(user_id=user_id))).user)
 
     async def get_many(self, user_ids: list[int]) -> list[User]:
         response = await self._stub.BatchGetUsers(pb.BatchGetUsersRequest(user_ids=user_ids))
-        return [user(message) for message in response.users]
+        return [user_from_pb(message) for message in response.users]
 
     async def update_profile(
         self, user_id: int, display_name: str | None, bio: str | None, avatar_url: str | None
     ) -> User:
         request = pb.UpdateProfileRequest(user_id=user_id, display_name=display_name, bio=bio, avatar_url=avatar_url)
-        return user((await self._stub.UpdateProfile(request)).user)
+        return user_from_pb((await self._stub.UpdateProfile(request)).user)
 
     async def search(self, query: str, limit: int) -> list[User]:
         response = await self._stub.SearchUsers(pb.SearchUsersRequest(query=query, limit=limit))
-        return [user(message) for message in response.users]
+        return [user_from_pb(message) for message in response.users]
 
     async def block(self, user_id: int, blocked_id: int) -> None:
         await self._stub.BlockUser(pb.BlockUserRequest(user_id=user_id, blocked_user_id=blocked_id))

@@ -12,13 +12,12 @@ import grpc
 from tidings.api.chat.v1 import chat_pb2 as pb
 from tidings.api.chat.v1 import chat_pb2_grpc as pb_grpc
 from tidings.api.common.v1 import errors as common_errors
-from tidings.bff.biz.model import Conversation, Kind, Message, Page
-from tidings.bff.codec import message_from_pb as message
+from tidings.bff.biz.model import Conversation, Message, Page
+from tidings.bff.codec import conversation_from_pb, message_from_pb
 from tidings.pkg import errors, trace
 from tidings.pkg.batching import CallBatcher
 from tidings.pkg.errors.grpc import error_from_pb, to_grpc_code
 from tidings.pkg.middleware import deadline
-from tidings.pkg.pbtime import millis
 
 # The client span of each send in a SendMessages call (chat's span of that send is its child).
 _SEND_SPAN = "tidings.chat.v1.ChatService/SendMessages send"
@@ -27,21 +26,6 @@ _SEND_ATTRIBUTES: dict[str, Any] = {
     "rpc.service": "tidings.chat.v1.ChatService",
     "rpc.method": "SendMessages",
 }
-_KINDS = {pb.CONVERSATION_KIND_DIRECT: Kind.DIRECT, pb.CONVERSATION_KIND_GROUP: Kind.GROUP}
-
-
-def conversation(c: pb.Conversation) -> Conversation:
-    return Conversation(
-        id=c.id,
-        kind=_KINDS[c.kind],
-        title=c.title,
-        member_ids=tuple(c.member_ids),
-        max_seq=c.max_seq,
-        read_seq=c.read_seq,
-        unread_count=c.unread_count,
-        last_message=message(c.last_message) if c.HasField("last_message") else None,
-        updated_at_ms=millis(c.updated_at),
-    )
 
 
 class GrpcChatRepo:
@@ -54,15 +38,15 @@ class GrpcChatRepo:
 
     async def create_direct(self, user_id: int, peer_id: int) -> tuple[Conversation, bool]:
         response = await self._stub.CreateDirect(pb.CreateDirectRequest(user_id=user_id, peer_id=peer_id))
-        return conversation(response.conversation), response.created
+        return conversation_from_pb(response.conversation), response.created
 
     async def create_group(self, user_id: int, title: str, member_ids: list[int]) -> Conversation:
         request = pb.CreateGroupRequest(user_id=user_id, title=title, member_ids=member_ids)
-        return conversation((await self._stub.CreateGroup(request)).conversation)
+        return conversation_from_pb((await self._stub.CreateGroup(request)).conversation)
 
     async def get(self, user_id: int, conversation_id: int) -> Conversation:
         request = pb.GetConversationRequest(user_id=user_id, conversation_id=conversation_id)
-        return conversation((await self._stub.GetConversation(request)).conversation)
+        return conversation_from_pb((await self._stub.GetConversation(request)).conversation)
 
     async def for_user(self, user_id: int) -> list[Conversation]:
         found: list[Conversation] = []
@@ -70,25 +54,25 @@ class GrpcChatRepo:
         while True:
             request = pb.ListConversationsRequest(user_id=user_id, limit=self.LIST_PAGE, page_token=token)
             response = await self._stub.ListConversations(request)
-            found.extend(conversation(c) for c in response.conversations)
+            found.extend(conversation_from_pb(c) for c in response.conversations)
             token = response.next_page_token
             if not token:
                 return found
 
     async def add_members(self, user_id: int, conversation_id: int, member_ids: list[int]) -> Conversation:
         request = pb.AddMembersRequest(user_id=user_id, conversation_id=conversation_id, member_ids=member_ids)
-        return conversation((await self._stub.AddMembers(request)).conversation)
+        return conversation_from_pb((await self._stub.AddMembers(request)).conversation)
 
     async def remove_member(self, user_id: int, conversation_id: int, member_id: int) -> Conversation:
         request = pb.RemoveMemberRequest(user_id=user_id, conversation_id=conversation_id, member_id=member_id)
-        return conversation((await self._stub.RemoveMember(request)).conversation)
+        return conversation_from_pb((await self._stub.RemoveMember(request)).conversation)
 
     async def send(self, user_id: int, conversation_id: int, client_msg_id: str, text: str) -> tuple[Message, bool]:
         request = pb.SendMessageRequest(
             conversation_id=conversation_id, sender_id=user_id, client_msg_id=client_msg_id, text=text
         )
         response = await self._sends.send(request)
-        return message(response.message), response.duplicate
+        return message_from_pb(response.message), response.duplicate
 
     async def history(
         self, user_id: int, conversation_id: int, *, after_seq: int | None, before_seq: int | None, limit: int
@@ -99,7 +83,7 @@ class GrpcChatRepo:
         if before_seq is not None:
             request.before_seq = before_seq
         response = await self._stub.ListMessages(request)
-        return Page([message(m) for m in response.messages], response.has_more)
+        return Page([message_from_pb(m) for m in response.messages], response.has_more)
 
     async def mark_read(self, user_id: int, conversation_id: int, seq: int) -> int:
         request = pb.MarkReadRequest(user_id=user_id, conversation_id=conversation_id, seq=seq)
@@ -108,7 +92,7 @@ class GrpcChatRepo:
 
     async def recall(self, user_id: int, conversation_id: int, message_id: int) -> Message:
         request = pb.RecallMessageRequest(user_id=user_id, conversation_id=conversation_id, message_id=message_id)
-        return message((await self._stub.RecallMessage(request)).message)
+        return message_from_pb((await self._stub.RecallMessage(request)).message)
 
 
 class SendBatcher:

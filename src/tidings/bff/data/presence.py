@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tidings.bff.biz.model import Presence
-from tidings.bff.biz.ports import RouteTable
+from tidings.realtime.model import RouteTable
 
 
 class RoutePresenceRepo:

@@ -13,11 +13,9 @@ import grpc
 
 from tidings.api.gateway.v1 import delivery_pb2 as pb
 from tidings.api.gateway.v1 import delivery_pb2_grpc as pb_grpc
-from tidings.api.gateway.v1 import gateway_pb2
-from tidings.bff.biz.realtime.events import Envelope
 from tidings.bff.biz.realtime.hub import Hub
 from tidings.bff.codec import event_from_pb
-from tidings.bff.service import gateway
+from tidings.bff.service import gateway_codec
 from tidings.pkg import errors
 from tidings.pkg.errors import FieldViolation
 
@@ -35,7 +33,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
                 violation = FieldViolation(f"deliveries.{index}.event", str(exc))
                 raise errors.invalid_fields([violation]) from None
             # gRPC streams send the event as it came: no re-encoding per session.
-            envelopes.append(Envelope(event, **{gateway.TRANSPORT: gateway_pb2.ConnectResponse(event=delivery.event)}))
+            envelopes.append(gateway_codec.envelope(event, delivery.event))
         gone: dict[str, None] = {}
         for delivery, envelope in zip(request.deliveries, envelopes, strict=True):
             gone.update(dict.fromkeys(self._hub.deliver(delivery.session_ids, envelope)))

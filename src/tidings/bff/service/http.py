@@ -34,27 +34,20 @@ from tidings.bff.service.schema import (
     UsersOut,
 )
 from tidings.pkg import errors
-from tidings.pkg.conf import LimitsConf
 from tidings.pkg.errors.http import ErrorBody
-from tidings.pkg.ratelimit import MemoryRateLimiter, Rate
 
 PathId = Annotated[int, Path(gt=0, le=MAX_ID)]
-
-
-def _local_quotas() -> Quotas:
-    """The default limits on this process's own limiter (tests, and a bff wired without a shared one)."""
-    return Quotas(MemoryRateLimiter(), LimitsConf(), typing=Rate(1, 5))
 
 
 def router(
     accounts: AccountRepo,
     chats: ChatRepo,
     sync: usecase.Sync,
+    limits: Quotas,
     members: usecase.Members | None = None,
-    quotas: Quotas | None = None,
 ) -> APIRouter:
     """Every route of the public API, bound to the repos and use cases the composition root built."""
-    members, limits = members or usecase.Members(chats), quotas or _local_quotas()
+    members = members or usecase.Members(chats)
     failure = {"model": ErrorBody, "description": "The error body of API.md; the status is `error.code`."}
     api = APIRouter(prefix="/v1", responses={"4XX": failure, "5XX": failure})
 

@@ -13,22 +13,19 @@ No ``from __future__ import annotations``: FastAPI reads the endpoint's signatur
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
 
 from tidings.api.common.v1 import errors as common_errors
-from tidings.bff.biz.ports import AccountRepo, RealtimeMetrics
-from tidings.bff.biz.realtime.frames import Frames
-from tidings.bff.biz.realtime.hub import Hub
 from tidings.bff.biz.realtime.session import CloseReason, Session
 from tidings.bff.service import ws_codec
-from tidings.bff.service.connection import answer, authenticate, refuse
+from tidings.bff.service.connection import Connections
 from tidings.pkg import log, trace
 from tidings.pkg.errors import TidingsError
 from tidings.pkg.errors.http import retry_after, to_http_body
 
-TRANSPORT = "ws"
 CLOSE_CODES = {
     CloseReason.CLIENT_CLOSED: (1000, "closed"),
     CloseReason.GOING_AWAY: (1001, "server stopping; reconnect"),
@@ -44,108 +41,66 @@ _CLOSE_TIMEOUT_S = 1.0
 _log = log.get("realtime")
 
 
-def router(
-    accounts: AccountRepo,
-    hub: Hub,
-    frames: Frames,
-    metrics: RealtimeMetrics,
-    *,
-    request_timeout_s: float,
-) -> APIRouter:
-    """The WebSocket route, bound to the hub and use cases the composition root built."""
-    endpoint = Endpoint(accounts, hub, frames, metrics, request_timeout_s=request_timeout_s)
+def router(connections: Connections) -> APIRouter:
+    """The WebSocket route, serving its connections with the hub and use cases the composition root built."""
     api = APIRouter()
 
     @api.websocket("/v1/ws")
     async def connect(websocket: WebSocket, token: str = "") -> None:
-        await endpoint.connect(websocket, token)
+        await serve(connections, websocket, token)
 
     return api
 
 
-class Endpoint:
-    """One WebSocket's life: authenticate, register, then read and write beside each other until it closes."""
-
-    def __init__(
-        self,
-        accounts: AccountRepo,
-        hub: Hub,
-        frames: Frames,
-        metrics: RealtimeMetrics,
-        *,
-        request_timeout_s: float,
-    ) -> None:
-        self._accounts = accounts
-        self._hub = hub
-        self._frames = frames
-        self._metrics = metrics
-        self._request_timeout_s = request_timeout_s
-
-    async def connect(self, websocket: WebSocket, token: str) -> None:
-        try:
-            identity = await authenticate(self._accounts, token, timeout_s=self._request_timeout_s)
-            await self._hub.admit(identity.user_id)
-        except TidingsError as error:
-            await _deny(websocket, error)
-            return
-        except Exception:
-            _log.error("websocket authentication failed", exc_info=True)
-            await _deny(websocket, common_errors.internal("internal error"))
-            return
-        await websocket.accept()
-        try:
-            session = await self._hub.connect(identity, token, TRANSPORT)
-        except TidingsError:
-            await websocket.close(RETRY_LATER, "try again shortly")
-            return
-        try:
-            await self._serve(websocket, session)
-        finally:
-            self._hub.disconnect(session)
-
-    async def _serve(self, websocket: WebSocket, session: Session) -> None:
-        reader = asyncio.create_task(self._read(websocket, session))
-        writer = asyncio.create_task(self._write(websocket, session))
-        try:
-            reason = await session.wait_closed()
-        finally:
-            for task in (reader, writer):
-                task.cancel()
-            await asyncio.gather(reader, writer, return_exceptions=True)
+async def serve(connections: Connections, websocket: WebSocket, token: str) -> None:
+    """One WebSocket's life: authenticated before the upgrade, then read and written beside each other until it
+    closes, with the close code that says why."""
+    try:
+        identity = await connections.admit(token)
+    except TidingsError as error:
+        await _deny(websocket, error)
+        return
+    except Exception:
+        _log.error("websocket authentication failed", exc_info=True)
+        await _deny(websocket, common_errors.internal("internal error"))
+        return
+    await websocket.accept()
+    try:
+        session = await connections.open(identity, token, ws_codec.TRANSPORT)
+    except TidingsError:
+        await websocket.close(RETRY_LATER, "try again shortly")
+        return
+    try:
+        async with connections.serving(session, _received(websocket), ws_codec.CODEC) as outgoing:
+            writer = asyncio.create_task(_write(websocket, session, outgoing))
+            try:
+                reason = await session.wait_closed()
+            finally:
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
         if reason is not CloseReason.CLIENT_CLOSED:
             code, text = CLOSE_CODES[reason]
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(_CLOSE_TIMEOUT_S):
                     await websocket.close(code, text)
+    finally:
+        connections.close(session)
 
-    async def _read(self, websocket: WebSocket, session: Session) -> None:
-        max_bytes = self._hub.conf.max_frame_bytes
-        try:
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                session.seen(self._hub.clock.monotonic())
-                raw = message.get("text")
-                raw = message.get("bytes", b"") if raw is None else raw
-                try:
-                    frame = ws_codec.decode(raw, max_bytes=max_bytes)
-                except ws_codec.BadFrame as bad:
-                    self._metrics.bad_frame(TRANSPORT)
-                    refuse(session, bad.ref, bad.error, transport=TRANSPORT)
-                    continue
-                await answer(self._frames, session, frame, transport=TRANSPORT, timeout_s=self._request_timeout_s)
-        except Exception:
-            _log.warning("websocket read failed", exc_info=True)
+
+async def _received(websocket: WebSocket) -> AsyncIterator[str | bytes]:
+    """The client's frames, text or binary, until it disconnects."""
+    while (message := await websocket.receive())["type"] != "websocket.disconnect":
+        text = message.get("text")
+        yield message.get("bytes", b"") if text is None else text
+
+
+async def _write(websocket: WebSocket, session: Session, outgoing: AsyncIterator[str]) -> None:
+    try:
+        async for text in outgoing:
+            await websocket.send_text(text)
+    except Exception:
+        # The client went away mid-write; its reader sees the disconnect too.
         session.close(CloseReason.CLIENT_CLOSED)
-
-    async def _write(self, websocket: WebSocket, session: Session) -> None:
-        try:
-            while (frame := await session.next()) is not None:
-                await websocket.send_text(ws_codec.encode(frame))
-        except Exception:
-            # The client went away mid-write; its reader sees the disconnect too.
-            session.close(CloseReason.CLIENT_CLOSED)
 
 
 async def _deny(websocket: WebSocket, error: TidingsError) -> None:

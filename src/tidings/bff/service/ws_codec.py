@@ -35,21 +35,14 @@ from tidings.bff.biz.realtime.events import (
     StartTyping,
     Typing,
 )
+from tidings.bff.service.connection import BadFrame, Codec
 from tidings.bff.service.schema import MAX_ID, Body, Id, MessageOut
 from tidings.pkg import errors
 from tidings.pkg.errors import FieldViolation, TidingsError
 from tidings.pkg.errors.http import to_http_body
 
+TRANSPORT = "ws"
 MAX_REF = (1 << 64) - 1
-
-
-class BadFrame(Exception):
-    """A client frame that cannot be read; ``error`` is the 400 to answer with, ``ref`` the frame's if it had one."""
-
-    def __init__(self, error: TidingsError, ref: Ref = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.ref = ref
 
 
 class _Frame(Body):
@@ -81,7 +74,7 @@ class _Read(_Frame):
 _KINDS: dict[str, type[_Frame]] = {"ping": _Ping, "typing": _Typing, "send": _Send, "read": _Read}
 
 
-def decode(raw: str | bytes, *, max_bytes: int) -> Inbound:
+def decode(raw: str | bytes, max_bytes: int) -> Inbound:
     """The client frame in ``raw``; ``BadFrame`` (400, ``metadata.field`` naming what is wrong) otherwise."""
     size = len(raw.encode()) if isinstance(raw, str) and len(raw) * 4 > max_bytes else len(raw)
     if size > max_bytes:
@@ -136,13 +129,13 @@ def encode(frame: Outbound) -> str:
     """The JSON text of a server frame; an event is encoded once however many connections it goes to."""
     match frame:
         case Envelope():
-            return frame.encoded("json", _event_text)
+            return frame.encoded(TRANSPORT, _event_text)
         case Ready(session_id):
             return _text({"type": "ready", "session_id": session_id})
         case Pong(ref):
             return _text(_with_ref({"type": "pong"}, ref))
         case Sent(ref, message, duplicate):
-            return _text(_with_ref({"type": "sent", "message": _message(message), "duplicate": duplicate}, ref))
+            return _text(_with_ref({"type": "sent", "message": message_to_json(message), "duplicate": duplicate}, ref))
         case Marked(ref, conversation_id, read_seq):
             marked = {"type": "marked", "conversation_id": str(conversation_id), "read_seq": read_seq}
             return _text(_with_ref(marked, ref))
@@ -152,11 +145,11 @@ def encode(frame: Outbound) -> str:
             assert_never(frame)
 
 
-def event_json(event: Event) -> dict[str, Any]:
+def event_to_json(event: Event) -> dict[str, Any]:
     """An event as API.md's WebSocket section shows it."""
     match event:
         case MessageNew(message):
-            return {"type": "message.new", "message": _message(message)}
+            return {"type": "message.new", "message": message_to_json(message)}
         case MessageRecalled(conversation_id, message_id, seq):
             return {
                 "type": "message.recalled",
@@ -180,10 +173,10 @@ def event_json(event: Event) -> dict[str, Any]:
 
 
 def _event_text(event: Event) -> str:
-    return _text(event_json(event))
+    return _text(event_to_json(event))
 
 
-def _message(message: Message) -> dict[str, Any]:
+def message_to_json(message: Message) -> dict[str, Any]:
     return MessageOut.of(message).model_dump()
 
 
@@ -195,3 +188,6 @@ def _with_ref(frame: dict[str, Any], ref: Ref) -> dict[str, Any]:
 
 def _text(frame: dict[str, Any]) -> str:
     return orjson.dumps(frame).decode()
+
+
+CODEC: Codec[str | bytes, str] = Codec(TRANSPORT, decode, encode)

@@ -21,15 +21,13 @@ from typing import Generic, Protocol, TypeVar
 
 from tidings.job.biz.errors import Unavailable
 from tidings.pkg.errors import TidingsError
+from tidings.realtime.model import Route
 
 E = TypeVar("E")
 
 # The ``Deliver`` contract's bounds (delivery.proto): larger batches are split, in order.
 MAX_DELIVERIES = 1000
 MAX_SESSIONS = 10_000
-
-# (user id, session id, bff instance): one entry of the route table.
-Route = tuple[int, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +171,7 @@ class Pusher(Generic[E]):
                 self._probe.delivered("failed", _session_events(outboxes[instance].deliveries))
             self._probe.fan_out_late(late)
         return [
-            (outboxes[instance].owners[session], session, instance)
+            Route(outboxes[instance].owners[session], session, instance)
             for instance, sessions in answers.items()
             for session in sessions
             if session in outboxes[instance].owners

@@ -1,13 +1,12 @@
-"""The route table (``tidings.realtime.routes``) as push reads and prunes it."""
+"""The route table (``tidings.realtime.model``) as push reads and prunes it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
 from tidings.job.biz.errors import Unavailable
-from tidings.job.biz.push import Route
 from tidings.job.data.errors import REDIS_DOWN
-from tidings.realtime.routes import RouteTable
+from tidings.realtime.model import Route, RouteTable
 
 
 class RouteTableLookup:

@@ -9,13 +9,13 @@ in-process store, a timer.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from tidings.api.common.v1 import events_pb2
 from tidings.pkg.bus import Publisher, events
 from tidings.pkg.cache.ports import CacheStore
+from tidings.pkg.clock import wall_ms
 from tidings.pkg.pbtime import timestamp
 
 # Keyed by the id of the entity whose cache keys a write touched (a user, a conversation).
@@ -38,7 +38,7 @@ class BusInvalidator:
         *,
         origin: str,
         delay_s: float,
-        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        wall_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self._bus = bus
         self._topics = topics

@@ -6,7 +6,6 @@ expires, and gives it back on a clean stop. A crashed process's id comes free af
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -14,8 +13,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tidings.pkg.clock import wall_ms
 from tidings.pkg.idgen.snowflake import MAX_WORKER_ID
-from tidings.pkg.schema import worker_leases
+from tidings.pkg.idgen.tables import worker_leases
 
 
 class LeaseLost(RuntimeError):
@@ -41,7 +41,7 @@ class SQLWorkerLease:
         owner: str,
         ttl_s: float,
         *,
-        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self._engine = engine
         self._owner = owner

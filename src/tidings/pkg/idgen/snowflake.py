@@ -7,8 +7,9 @@ ordered by their millisecond, so sorting ids sorts by creation time to within cl
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+
+from tidings.pkg.clock import wall_ms
 
 EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 WORKER_BITS = 10
@@ -34,7 +35,7 @@ class Snowflake:
         worker_id: int,
         *,
         max_drift_ms: int = 2_000,
-        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         if not 0 <= worker_id <= MAX_WORKER_ID:
             raise ValueError(f"worker_id must be in 0..{MAX_WORKER_ID}, got {worker_id}")

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Boolean, Column, Index, String, Table
 
-from tidings.pkg.schema import metadata
+from tidings.pkg.schema import new_metadata
+
+metadata = new_metadata()
 
 users = Table(
     "users",

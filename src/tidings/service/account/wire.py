@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from tidings.api.account.v1 import account_pb2, account_pb2_grpc
@@ -12,13 +10,14 @@ from tidings.pkg import module
 from tidings.pkg.app import Module
 from tidings.pkg.cache import Cache, dataclass_codec
 from tidings.pkg.cache.kit import CacheKit
-from tidings.pkg.tokens import JWTCodec
+from tidings.pkg.clock import SystemClock
 from tidings.service.account.biz.auth import Auth, AuthPolicy
 from tidings.service.account.biz.profiles import Profiles
 from tidings.service.account.biz.user import User
 from tidings.service.account.data.repos import SQLBlockRepo, SQLRefreshTokenRepo, SQLUserRepo
 from tidings.service.account.data.security import Argon2Hasher
 from tidings.service.account.service.account import AccountService
+from tidings.service.account.token_codec import JWTCodec
 
 # Bump when ``User`` changes shape: values of the old shape then read as misses (docs/CACHE.md).
 PROFILE_SCHEMA = 1
@@ -28,18 +27,13 @@ def profile_cache(kit: CacheKit, prefix: str = "account") -> Cache[int, User]:
     return kit.cache("profile", dataclass_codec(User, PROFILE_SCHEMA), lambda user_id: f"{prefix}:profile:{user_id}")
 
 
-class WallClock:
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
-
-
 async def wire(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Module:
     settings = infra.settings
     if settings.auth.jwt_secret is None:
         raise ValueError("auth.jwt_secret must be set for the account service (TIDINGS_AUTH__JWT_SECRET)")
     engine = await infra.engine()
     statements = await infra.statements_engine()
-    clock = WallClock()
+    clock = SystemClock()
     users = SQLUserRepo(engine, statements=statements)
     auth = Auth(
         users,

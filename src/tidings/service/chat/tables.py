@@ -21,7 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 
-from tidings.pkg.schema import metadata
+from tidings.pkg.schema import new_metadata
+
+metadata = new_metadata()
 
 # Client message ids are compared byte for byte ("Ab" and "ab" are two ids); MySQL's default collation would fold
 # case, so on MySQL they are ASCII with a binary collation (SQLite compares bytes anyway).

@@ -10,9 +10,10 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
 from tidings.bootstrap import Infra
-from tidings.pkg import module
+from tidings.pkg import log, module
 from tidings.pkg.app import Module
 from tidings.pkg.bus import events
+from tidings.pkg.clock import SystemClock
 from tidings.pkg.health import Check
 from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.biz.access import Access
@@ -22,7 +23,6 @@ from tidings.service.chat.biz.ports import HistoryCache, SeqAllocator
 from tidings.service.chat.biz.sending import Sender, SendPolicy
 from tidings.service.chat.data.account import GrpcUserDirectory
 from tidings.service.chat.data.caches import chat_caches
-from tidings.service.chat.data.clock import SystemClock
 from tidings.service.chat.data.conversations import CachedConversationRepo, SQLConversationRepo
 from tidings.service.chat.data.dedup import SQLDedupStore
 from tidings.service.chat.data.messages import SQLMessageRepo
@@ -81,10 +81,11 @@ async def build(
     )
     access = Access(conversations, directory, gates=caches.gates, blocks=caches.blocks)
     publisher = BusEventPublisher(bus, topics)
-    sender = Sender(access, seqs, SQLDedupStore(engine, statements=statements), publisher, ids, clock, SendPolicy())
+    dedup = SQLDedupStore(engine, statements=statements)
+    sender = Sender(access, seqs, dedup, publisher, ids, clock, SendPolicy(), log.get("chat.send"))
     return ChatServicer(
         Conversations(conversations, messages, directory, access, ids, clock, caches.members),
-        Messages(access, conversations, messages, sender, publisher, history_cache, clock),
+        Messages(access, conversations, messages, sender, publisher, history_cache, clock, log.get("chat.messages")),
     )
 
 

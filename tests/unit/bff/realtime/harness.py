@@ -10,35 +10,21 @@ from prometheus_client import CollectorRegistry
 from tests.unit.bff.fakes import FakeAccounts, FakeChats
 from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.model import Identity
-from tidings.bff.biz.quotas import Quotas
 from tidings.bff.biz.realtime.events import Envelope, Event, Outbound
 from tidings.bff.biz.realtime.frames import Frames
 from tidings.bff.biz.realtime.hub import Hub
 from tidings.bff.biz.realtime.membership import Audiences
 from tidings.bff.biz.realtime.session import Session
 from tidings.bff.data.metrics import PrometheusRealtimeMetrics
+from tidings.bff.wire import quotas, realtime_options
+from tidings.pkg import log
+from tidings.pkg.clock import FakeClock
 from tidings.pkg.conf import LimitsConf, RealtimeConf
-from tidings.pkg.ratelimit import MemoryRateLimiter, Rate
+from tidings.pkg.ratelimit import MemoryRateLimiter
 from tidings.realtime.routes import MemoryRouteTable
 
 START_WALL_MS = 1_900_000_000_000
 CONF = RealtimeConf(queue_size=8, idle_timeout_s=75, route_ttl_s=90, reverify_interval_s=60)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.wall = START_WALL_MS
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall_ms(self) -> int:
-        return self.wall
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        self.wall += int(seconds * 1000)
 
 
 class FakeRelay:
@@ -61,10 +47,10 @@ class FakeRelay:
 class Cluster:
     def __init__(self, conf: RealtimeConf = CONF) -> None:
         self.conf = conf
-        self.clock = FakeClock()
+        self.clock = FakeClock(now_ms=START_WALL_MS, monotonic=1000.0)
         self.accounts = FakeAccounts()
         self.chats = FakeChats()
-        self.routes = MemoryRouteTable(ttl_s=conf.route_ttl_s, clock_ms=self.clock.wall_ms)
+        self.routes = MemoryRouteTable(ttl_s=conf.route_ttl_s, clock=self.clock)
         self.relay = FakeRelay()
         self.registry = CollectorRegistry()
         self.metrics = PrometheusRealtimeMetrics(self.registry)
@@ -72,26 +58,25 @@ class Cluster:
         self._hubs: list[Hub] = []
         # Shared by the hubs as the fleet's Redis is: one invalidation reaches every instance.
         self.audiences = Audiences.local(conf.members_cache_s, conf.peers_cache_s, self.clock.monotonic)
-        self.quotas = Quotas(
-            MemoryRateLimiter(clock_us=lambda: int(self.clock.monotonic() * 1_000_000)),
-            LimitsConf(),
-            typing=Rate(conf.typing_rate_per_s, conf.typing_burst),
+        self.quotas = quotas(
+            MemoryRateLimiter(clock_us=lambda: int(self.clock.monotonic() * 1_000_000)), LimitsConf(), conf
         )
 
     def hub(self, instance: str = "10.0.0.1:9080") -> Hub:
         hub = Hub(
             instance=instance,
-            conf=self.conf,
+            options=realtime_options(self.conf),
             routes=self.routes,
             relay=self.relay,
             accounts=self.accounts,
             chats=self.chats,
             metrics=self.metrics,
+            quotas=self.quotas,
             request_timeout_s=5,
+            logger=log.get("realtime"),
             clock=self.clock,
             new_id=self._new_id,
             audiences=self.audiences,
-            quotas=self.quotas,
         )
         self.relay.hubs[instance] = hub
         self._hubs.append(hub)

@@ -70,7 +70,7 @@ async def test_typing_is_rate_limited_per_user_however_many_connections_they_ope
         await frames.answer(session, StartTyping(direct.id))
     assert limited.value.code == 429
     assert "retry_after_s" in limited.value.metadata
-    cluster.clock.advance(1 / cluster.conf.typing_rate_per_s)
+    cluster.clock.advance(s=1 / cluster.conf.typing_rate_per_s)
     await frames.answer(session, StartTyping(direct.id))
 
 

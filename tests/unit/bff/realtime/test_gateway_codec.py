@@ -7,8 +7,8 @@ import pytest
 
 from tidings.api.gateway.v1 import gateway_pb2 as pb
 from tidings.bff.biz.realtime.events import Ping, SendText
-from tidings.bff.service import gateway
-from tidings.bff.service.ws_codec import BadFrame
+from tidings.bff.service import gateway_codec as codec
+from tidings.bff.service.connection import BadFrame
 
 MAX_BYTES = 1024
 
@@ -30,15 +30,15 @@ def frame(**fields: object) -> bytes:
 )
 def test_a_bad_frame_is_a_400_naming_the_field(raw: bytes, field: str, ref: int | None) -> None:
     with pytest.raises(BadFrame) as bad:
-        gateway.decode(raw, max_bytes=MAX_BYTES)
+        codec.decode(raw, max_bytes=MAX_BYTES)
     assert bad.value.error.code == 400
     assert bad.value.error.metadata["field"] == field
     assert bad.value.ref == ref
 
 
 def test_good_frames_decode_to_what_they_carry() -> None:
-    send = gateway.decode(
+    send = codec.decode(
         frame(ref=9, send=pb.SendFrame(conversation_id=5, client_msg_id="c", text="hi")), max_bytes=MAX_BYTES
     )
-    assert gateway.inbound(send) == SendText(5, "c", "hi", 9)
-    assert gateway.inbound(gateway.decode(frame(ref=1, ping=pb.PingFrame()), max_bytes=MAX_BYTES)) == Ping(1)
+    assert codec.inbound(send) == SendText(5, "c", "hi", 9)
+    assert codec.inbound(codec.decode(frame(ref=1, ping=pb.PingFrame()), max_bytes=MAX_BYTES)) == Ping(1)

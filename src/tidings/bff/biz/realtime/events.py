@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple, TypeVar, cast
+from typing import TypeVar, cast
 
 from tidings.bff.biz.model import Message, Presence
 from tidings.pkg.errors import TidingsError
@@ -17,18 +17,6 @@ T = TypeVar("T")
 
 # The client's tag for a frame, echoed in the answer: an integer on gRPC; an integer or short string on WebSocket.
 Ref = int | str | None
-
-
-class Route(NamedTuple):
-    """One live connection in the route table: the user's session (a device) is held by the bff at ``instance``."""
-
-    user_id: int
-    session_id: str
-    instance: str
-
-
-# user id -> session id -> instance address, as the route table answers lookups.
-Routes = dict[int, dict[str, str]]
 
 
 @dataclass(frozen=True, slots=True)

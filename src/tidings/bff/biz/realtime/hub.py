@@ -14,24 +14,42 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.model import Identity, Presence
-from tidings.bff.biz.ports import AccountRepo, ChatRepo, RealtimeMetrics, Relay, RouteTable
+from tidings.bff.biz.ports import AccountRepo, ChatRepo, RealtimeMetrics, Relay
 from tidings.bff.biz.quotas import Quotas
-from tidings.bff.biz.realtime.events import Envelope, Event, PresenceChanged, Ready, Route, Routes
+from tidings.bff.biz.realtime.events import Envelope, Event, PresenceChanged, Ready
 from tidings.bff.biz.realtime.membership import Audiences
-from tidings.bff.biz.realtime.session import Clock, CloseReason, Session, SystemClock
-from tidings.pkg import errors, log
-from tidings.pkg.conf import LimitsConf, RealtimeConf
+from tidings.bff.biz.realtime.session import CloseReason, Session
+from tidings.pkg import errors
+from tidings.pkg.clock import Clock, SystemClock
+from tidings.pkg.logger import Logger
 from tidings.pkg.middleware import deadline
-from tidings.pkg.ratelimit import MemoryRateLimiter, Rate
+from tidings.realtime.model import Route, Routes, RouteTable
 
 # Routes written or refreshed per round trip; presence fan-outs and token checks running at once.
 _BATCH = 500
 _CONCURRENCY = 16
 _SWEEP_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class RealtimeOptions:
+    """What the hub needs of the ``realtime`` settings: ``wire`` builds it from ``RealtimeConf``, which says what
+    each one means."""
+
+    queue_size: int
+    idle_timeout_s: float
+    route_ttl_s: float
+    reverify_interval_s: float
+    members_cache_s: float
+    peers_cache_s: float
+    presence_max_peers: int
+    presence_push_max_members: int
+    io_timeout_s: float
 
 
 class Hub:
@@ -43,20 +61,21 @@ class Hub:
         self,
         *,
         instance: str,
-        conf: RealtimeConf,
+        options: RealtimeOptions,
         routes: RouteTable,
         relay: Relay,
         accounts: AccountRepo,
         chats: ChatRepo,
         metrics: RealtimeMetrics,
+        quotas: Quotas,
         request_timeout_s: float,
+        logger: Logger,
         clock: Clock | None = None,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         audiences: Audiences | None = None,
-        quotas: Quotas | None = None,
     ) -> None:
         self.instance = instance
-        self.conf = conf
+        self.options = options
         self._routes = routes
         self._relay = relay
         self._accounts = accounts
@@ -67,13 +86,11 @@ class Hub:
         self._new_id = new_id
         self._sessions: dict[str, Session] = {}
         # Members (typing) and peers (presence): shared by the fleet's instances when given (Redis), else local.
-        self.audiences = audiences or Audiences.local(conf.members_cache_s, conf.peers_cache_s, self.clock.monotonic)
-        # Rate limits per user (typing, sends, connections): the fleet's when given (Redis), else this process's.
-        self.quotas = quotas or Quotas(
-            MemoryRateLimiter(clock_us=lambda: int(self.clock.monotonic() * 1_000_000)),
-            LimitsConf(),
-            typing=Rate(conf.typing_rate_per_s, conf.typing_burst),
+        self.audiences = audiences or Audiences.local(
+            options.members_cache_s, options.peers_cache_s, self.clock.monotonic
         )
+        # Rate limits per user (typing, sends, connections), shared by the fleet's instances in production.
+        self.quotas = quotas
         self._slots = asyncio.Semaphore(_CONCURRENCY)
         self._tasks: set[asyncio.Task[None]] = set()
         # While stopping, closed sessions' routes are collected and removed in batches rather than one by one.
@@ -82,11 +99,11 @@ class Hub:
         now = self.clock.monotonic()
         self._refresh_at = now + self._heartbeat_s
         self._sweep_at = now + self._heartbeat_s
-        self._log = log.get("realtime")
+        self._log = logger
 
     @property
     def _heartbeat_s(self) -> float:
-        return self.conf.route_ttl_s / 3
+        return self.options.route_ttl_s / 3
 
     def sessions(self) -> list[Session]:
         return list(self._sessions.values())
@@ -103,7 +120,7 @@ class Hub:
         if limit is None:
             return
         try:
-            async with self._bounded(self.conf.io_timeout_s):
+            async with self._bounded(self.options.io_timeout_s):
                 live = (await self._routes.routes_for([user_id])).get(user_id, {})
         except Exception as exc:
             self._log.warning("route table unavailable; connection admitted", error=repr(exc))
@@ -123,18 +140,18 @@ class Hub:
             transport=transport,
             token=token,
             expires_at_ms=identity.expires_at_ms,
-            queue_size=self.conf.queue_size,
+            queue_size=self.options.queue_size,
             now=now,
             on_close=self._closed,
         )
         # Spread token checks over the interval, so a burst of connections does not re-verify in one burst.
-        session.verify_at = now + self.conf.reverify_interval_s * random.uniform(0.5, 1.0)  # noqa: S311
+        session.verify_at = now + self.options.reverify_interval_s * random.uniform(0.5, 1.0)  # noqa: S311
         session.offer(Ready(session.id))
         self._sessions[session.id] = session
         self._metrics.connected(transport)
         route = Route(session.user_id, session.id, self.instance)
         try:
-            async with self._bounded(self.conf.io_timeout_s):
+            async with self._bounded(self.options.io_timeout_s):
                 came_online = await self._routes.touch([route])
         except Exception as exc:
             session.close(CloseReason.UNROUTABLE)
@@ -163,7 +180,7 @@ class Hub:
 
     async def _unroute(self, routes: Sequence[Route]) -> None:
         for start in range(0, len(routes), _BATCH):
-            async with self._bounded(self.conf.io_timeout_s):
+            async with self._bounded(self.options.io_timeout_s):
                 went_offline = await self._routes.remove(routes[start : start + _BATCH])
             self._announce(went_offline, Presence.OFFLINE)
 
@@ -203,12 +220,12 @@ class Hub:
             gone += [session_id for call in calls for session_id in call.result()]
         if gone:
             with contextlib.suppress(Exception):
-                async with self._bounded(self.conf.io_timeout_s):
+                async with self._bounded(self.options.io_timeout_s):
                     await self._routes.remove([Route(owner[s], s, "") for s in gone if s in owner])
 
     async def _relay_to(self, instance: str, deliveries: Sequence[tuple[Sequence[str], Event]]) -> list[str]:
         try:
-            async with self._bounded(self.conf.io_timeout_s):
+            async with self._bounded(self.options.io_timeout_s):
                 return await self._relay.deliver(instance, deliveries)
         except Exception as exc:
             self._metrics.relay_failed()
@@ -217,7 +234,7 @@ class Hub:
 
     async def deliver_to_users(self, event: Event, user_ids: Iterable[int]) -> None:
         """``fan_out`` to every live session of ``user_ids``, wherever they are connected."""
-        async with self._bounded(self.conf.io_timeout_s):
+        async with self._bounded(self.options.io_timeout_s):
             routes = await self._routes.routes_for(user_ids)
         await self.fan_out(event, routes)
 
@@ -236,7 +253,7 @@ class Hub:
     async def _peers_of(self, user_id: int) -> tuple[int, ...]:
         """Everyone who shares a direct chat or a group of at most ``presence_push_max_members`` with ``user_id``
         (capped), cached briefly: who is told when they come online or go offline."""
-        small = self.conf.presence_push_max_members
+        small = self.options.presence_push_max_members
 
         async def load(user: int) -> tuple[int, ...]:
             async with self._bounded(self._request_timeout_s):
@@ -244,7 +261,7 @@ class Hub:
             found = dict.fromkeys(
                 m for conv in conversations if len(conv.member_ids) <= small for m in conv.member_ids if m != user
             )
-            return tuple(found)[: self.conf.presence_max_peers]
+            return tuple(found)[: self.options.presence_max_peers]
 
         return await self.audiences.peers.get(user_id, load) or ()
 
@@ -254,11 +271,11 @@ class Hub:
         """One round of upkeep: close idle and expired sessions, refresh routes and sweep expired ones when due,
         re-verify the tokens that are due. The loop runs it every second; tests call it with a fake clock."""
         now = self.clock.monotonic()
-        wall_ms = self.clock.wall_ms()
+        now_ms = self.clock.now_ms()
         for session in self.sessions():
-            if session.last_seen + self.conf.idle_timeout_s <= now:
+            if session.last_seen + self.options.idle_timeout_s <= now:
                 session.close(CloseReason.IDLE)
-            elif session.expires_at_ms <= wall_ms:
+            elif session.expires_at_ms <= now_ms:
                 session.close(CloseReason.UNAUTHENTICATED)
         if now >= self._refresh_at:
             self._refresh_at = now + self._heartbeat_s
@@ -275,30 +292,30 @@ class Hub:
     async def _refresh(self) -> None:
         live = [Route(s.user_id, s.id, self.instance) for s in self.sessions()]
         for start in range(0, len(live), _BATCH):
-            async with self._bounded(self.conf.io_timeout_s):
+            async with self._bounded(self.options.io_timeout_s):
                 # A route that expired meanwhile (a stall) comes back, and its user is online again.
                 self._announce(await self._routes.touch(live[start : start + _BATCH]), Presence.ONLINE)
 
     async def _sweep(self) -> None:
-        async with self._bounded(self.conf.io_timeout_s):
+        async with self._bounded(self.options.io_timeout_s):
             self._announce(await self._routes.sweep(_SWEEP_LIMIT), Presence.OFFLINE)
 
     async def _reverify(self, session: Session, now: float) -> None:
         """Check the token again (revocation); a refused one closes the session, an unreachable account retries."""
-        session.verify_at = now + self.conf.reverify_interval_s
+        session.verify_at = now + self.options.reverify_interval_s
         async with self._slots:
             try:
-                async with self._bounded(self.conf.io_timeout_s):
+                async with self._bounded(self.options.io_timeout_s):
                     identity = await self._accounts.identify(session.token)
             except errors.TidingsError as error:
                 if error.code in (401, 403):  # expired, revoked, or the user banned
                     session.close(CloseReason.UNAUTHENTICATED)
                     return
-                session.verify_at = now + self.conf.reverify_interval_s / 4
+                session.verify_at = now + self.options.reverify_interval_s / 4
                 self._log.warning("token re-verification failed; retrying", error=repr(error))
                 return
             except Exception as exc:  # the account service unreachable, too slow, or failing
-                session.verify_at = now + self.conf.reverify_interval_s / 4
+                session.verify_at = now + self.options.reverify_interval_s / 4
                 self._log.warning("token re-verification failed; retrying", error=repr(exc))
                 return
         if identity.user_id != session.user_id:
@@ -312,7 +329,7 @@ class Hub:
         self._loop = asyncio.create_task(self._run(), name="bff realtime upkeep")
 
     async def _run(self) -> None:
-        period = min(1.0, self.conf.idle_timeout_s / 4)
+        period = min(1.0, self.options.idle_timeout_s / 4)
         while True:
             await asyncio.sleep(period)
             await self._guarded("upkeep", self.tick())
@@ -336,7 +353,7 @@ class Hub:
     async def drain(self) -> None:
         """Wait for background work (route removals, presence fan-out), at most twice the I/O bound."""
         if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=2 * self.conf.io_timeout_s)
+            _, pending = await asyncio.wait(set(self._tasks), timeout=2 * self.options.io_timeout_s)
             for task in pending:
                 task.cancel()
 

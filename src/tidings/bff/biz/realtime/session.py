@@ -8,11 +8,10 @@ frames keep their order. The outbox never grows past its bound: a connection tha
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from enum import StrEnum
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 from tidings.bff.biz.realtime.events import Outbound
 
@@ -27,20 +26,6 @@ class CloseReason(StrEnum):
     IDLE = "idle"
     # The route could not be written when it connected: nobody could deliver to it.
     UNROUTABLE = "unroutable"
-
-
-class Clock(Protocol):
-    def monotonic(self) -> float: ...
-
-    def wall_ms(self) -> int: ...
-
-
-class SystemClock:
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def wall_ms(self) -> int:
-        return time.time_ns() // 1_000_000
 
 
 class Session:

@@ -12,7 +12,6 @@ Records are kept for good (no retention): a development log stays small.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -38,11 +37,8 @@ from tidings.pkg.bus.records import (
     TopicSpec,
     UnknownTopic,
 )
+from tidings.pkg.clock import wall_ms
 from tidings.pkg.conf import DatabaseConf
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class EmbeddedLog(TracedPublisher):
@@ -57,7 +53,7 @@ class EmbeddedLog(TracedPublisher):
         *,
         timeout_s: float = 10.0,
         poll_interval_s: float = 0.2,
-        clock_ms: Callable[[], int] = _now_ms,
+        clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self._path = Path(path)
         self._timeout_s = timeout_s

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 
 from tidings.api.account.v1 import errors as account_errors
 from tidings.pkg import errors
-from tidings.pkg.tokens import AccessClaims, claims_or_401
+from tidings.pkg.clock import Clock
 from tidings.service.account.biz import user as rules
 from tidings.service.account.biz.ports import (
-    Clock,
     IdGen,
     PasswordHasher,
     RefreshToken,
@@ -23,6 +22,7 @@ from tidings.service.account.biz.ports import (
     UserRepo,
 )
 from tidings.service.account.biz.user import Account, User
+from tidings.service.account.tokens import AccessClaims, claims_or_401
 
 
 @dataclass(frozen=True)

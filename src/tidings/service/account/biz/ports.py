@@ -1,6 +1,6 @@
 """What the account use cases need from the outside world; ``data/`` implements each.
 
-The access-token types (claims, expired, invalid) live in ``pkg.tokens``: the bff checks tokens too.
+The access-token types (claims, expired, invalid) live in ``tidings.service.account.tokens``: the bff checks tokens too.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from tidings.pkg.tokens import AccessClaims
 from tidings.service.account.biz.user import Account, ProfileChange, User
+from tidings.service.account.tokens import AccessClaims
 
 
 class UsernameTaken(Exception):
@@ -85,10 +85,6 @@ class TokenCodec(Protocol):
 
     def decode(self, token: str, now_ms: int) -> AccessClaims:
         """The claims, or ``TokenExpired`` / ``TokenInvalid``."""
-
-
-class Clock(Protocol):
-    def now_ms(self) -> int: ...
 
 
 class IdGen(Protocol):

@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from tidings.api.account.v1 import errors as account_errors
 from tidings.pkg import errors
 from tidings.pkg.cache.ports import ReadThrough
+from tidings.pkg.clock import Clock
 from tidings.service.account.biz import user as rules
-from tidings.service.account.biz.ports import BlockRepo, Clock, UserRepo
+from tidings.service.account.biz.ports import BlockRepo, UserRepo
 from tidings.service.account.biz.user import ProfileChange, User
 
 MAX_BATCH = 500

@@ -24,7 +24,7 @@ _PUBLIC = (
 )
 
 
-def _user(row: Any) -> User:
+def _user_from_row(row: Any) -> User:
     return User(
         id=row.id,
         username=row.username,
@@ -36,7 +36,7 @@ def _user(row: Any) -> User:
 
 
 def _account(row: Any) -> Account:
-    return Account(_user(row), row.password_hash, bool(row.banned), row.tokens_valid_after_ms)
+    return Account(_user_from_row(row), row.password_hash, bool(row.banned), row.tokens_valid_after_ms)
 
 
 class SQLUserRepo(SQLRepo):
@@ -85,7 +85,7 @@ class SQLUserRepo(SQLRepo):
             return []
         async with self._read() as conn:
             rows = (await conn.execute(select(*_PUBLIC).where(users.c.id.in_(user_ids)))).all()
-        return [_user(row) for row in rows]
+        return [_user_from_row(row) for row in rows]
 
     async def update_profile(self, user_id: int, change: ProfileChange, now_ms: int) -> User | None:
         values = {
@@ -100,7 +100,7 @@ class SQLUserRepo(SQLRepo):
         async with self._write() as conn:
             await conn.execute(update(users).where(users.c.id == user_id).values(**values, updated_at_ms=now_ms))
             row = (await conn.execute(select(*_PUBLIC).where(users.c.id == user_id))).first()
-        return _user(row) if row is not None else None
+        return _user_from_row(row) if row is not None else None
 
     async def search(self, query: str, limit: int) -> list[User]:
         pattern = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -114,7 +114,7 @@ class SQLUserRepo(SQLRepo):
                     select(*_PUBLIC).where(condition, users.c.banned.is_(False)).order_by(users.c.username).limit(limit)
                 )
             ).all()
-        return [_user(row) for row in rows]
+        return [_user_from_row(row) for row in rows]
 
     async def revoke_tokens(self, user_id: int, now_ms: int, *, ban: bool) -> bool:
         values: dict[str, Any] = {"tokens_valid_after_ms": now_ms + 1, "updated_at_ms": now_ms}

@@ -1,4 +1,4 @@
-"""Password hashing (argon2id, off the event loop); access tokens are ``pkg.tokens.JWTCodec``."""
+"""Password hashing (argon2id, off the event loop); access tokens are ``tidings.service.account.token_codec``."""
 
 from __future__ import annotations
 

@@ -12,15 +12,15 @@ from tidings.api.errors.v1 import errors_pb2
 from tidings.pkg.errors import TidingsError
 from tidings.pkg.errors.grpc import error_to_pb
 from tidings.pkg.pbtime import timestamp
-from tidings.pkg.tokens import AccessClaims
 from tidings.service.account.biz.auth import Auth, Session
 from tidings.service.account.biz.profiles import Profiles
 from tidings.service.account.biz.user import ProfileChange, User
+from tidings.service.account.tokens import AccessClaims
 
 Context: TypeAlias = grpc.aio.ServicerContext
 
 
-def user_pb(user: User) -> pb.User:
+def user_to_pb(user: User) -> pb.User:
     return pb.User(
         id=user.id,
         username=user.username,
@@ -33,7 +33,7 @@ def user_pb(user: User) -> pb.User:
 
 def _grant(session: Session) -> pb.AuthGrant:
     return pb.AuthGrant(
-        user=user_pb(session.user),
+        user=user_to_pb(session.user),
         access_token=session.access_token,
         refresh_token=session.refresh_token,
         expires_in=session.expires_in_s,
@@ -74,11 +74,11 @@ class AccountService(pb_grpc.AccountServiceServicer):
         return pb.RevokeTokensResponse(revoked_before=timestamp(revoked_before))
 
     async def GetUser(self, request: pb.GetUserRequest, context: Context) -> pb.GetUserResponse:
-        return pb.GetUserResponse(user=user_pb(await self._profiles.get(request.user_id)))
+        return pb.GetUserResponse(user=user_to_pb(await self._profiles.get(request.user_id)))
 
     async def BatchGetUsers(self, request: pb.BatchGetUsersRequest, context: Context) -> pb.BatchGetUsersResponse:
         users = await self._profiles.get_many(list(request.user_ids))
-        return pb.BatchGetUsersResponse(users=[user_pb(user) for user in users])
+        return pb.BatchGetUsersResponse(users=[user_to_pb(user) for user in users])
 
     async def UpdateProfile(self, request: pb.UpdateProfileRequest, context: Context) -> pb.UpdateProfileResponse:
         change = ProfileChange(
@@ -86,11 +86,11 @@ class AccountService(pb_grpc.AccountServiceServicer):
             bio=request.bio if request.HasField("bio") else None,
             avatar_url=request.avatar_url if request.HasField("avatar_url") else None,
         )
-        return pb.UpdateProfileResponse(user=user_pb(await self._profiles.update(request.user_id, change)))
+        return pb.UpdateProfileResponse(user=user_to_pb(await self._profiles.update(request.user_id, change)))
 
     async def SearchUsers(self, request: pb.SearchUsersRequest, context: Context) -> pb.SearchUsersResponse:
         users = await self._profiles.search(request.query, request.limit or 20)
-        return pb.SearchUsersResponse(users=[user_pb(user) for user in users])
+        return pb.SearchUsersResponse(users=[user_to_pb(user) for user in users])
 
     async def BlockUser(self, request: pb.BlockUserRequest, context: Context) -> pb.BlockUserResponse:
         await self._profiles.block(request.user_id, request.blocked_user_id)

@@ -13,6 +13,7 @@ from tidings.api.account.v1 import errors as account_errors
 from tidings.api.chat.v1 import errors as chat_errors
 from tidings.pkg import errors
 from tidings.pkg.cache.ports import ReadThrough
+from tidings.pkg.clock import Clock
 from tidings.service.chat.biz.access import Access
 from tidings.service.chat.biz.model import (
     MAX_GROUP_MEMBERS,
@@ -29,7 +30,6 @@ from tidings.service.chat.biz.model import (
     list_limit,
 )
 from tidings.service.chat.biz.ports import (
-    Clock,
     ConversationRepo,
     DirectExists,
     GroupFull,

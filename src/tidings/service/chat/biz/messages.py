@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from tidings.api.chat.v1 import errors as chat_errors
 from tidings.api.common.v1 import errors as common_errors
-from tidings.pkg import errors, log
+from tidings.pkg import errors
+from tidings.pkg.clock import Clock
+from tidings.pkg.logger import Logger
 from tidings.service.chat.biz.access import Access
 from tidings.service.chat.biz.model import (
     MAX_TEXT_LENGTH,
@@ -16,7 +18,7 @@ from tidings.service.chat.biz.model import (
     history_limit,
     text_problem,
 )
-from tidings.service.chat.biz.ports import Clock, ConversationRepo, EventPublisher, HistoryCache, MessageRepo
+from tidings.service.chat.biz.ports import ConversationRepo, EventPublisher, HistoryCache, MessageRepo
 from tidings.service.chat.biz.sending import Sender
 
 
@@ -30,6 +32,7 @@ class Messages:
         publisher: EventPublisher,
         history_cache: HistoryCache | None,
         clock: Clock,
+        logger: Logger,
     ) -> None:
         self._access = access
         self._conversations = conversations
@@ -38,7 +41,7 @@ class Messages:
         self._publisher = publisher
         self._history_cache = history_cache
         self._clock = clock
-        self._log = log.get("chat.messages")
+        self._log = logger
 
     async def send(self, conversation_id: int, sender_id: int, client_msg_id: str, text: str) -> Sent:
         """Commit a message to the bus and answer its id and seq; a retry answers the original message."""

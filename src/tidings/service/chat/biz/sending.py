@@ -39,12 +39,12 @@ from typing import Final, TypeVar
 
 from tidings.api.chat.v1 import errors as chat_errors
 from tidings.api.common.v1 import errors as common_errors
-from tidings.pkg import log
+from tidings.pkg.clock import Clock
 from tidings.pkg.errors import TidingsError
+from tidings.pkg.logger import Logger
 from tidings.service.chat.biz.access import Access
 from tidings.service.chat.biz.model import Message, Sent
 from tidings.service.chat.biz.ports import (
-    Clock,
     DedupKey,
     DedupStore,
     EventPublisher,
@@ -126,6 +126,7 @@ class Sender:
         ids: IdGen,
         clock: Clock,
         policy: SendPolicy,
+        logger: Logger,
     ) -> None:
         self._access = access
         self._seqs = seqs
@@ -134,7 +135,7 @@ class Sender:
         self._ids = ids
         self._clock = clock
         self._policy = policy
-        self._log = log.get("chat.send")
+        self._log = logger
         self._queue: list[_Pending] = []
         self._pipeline: asyncio.Task[None] | None = None
         # Sends in progress here, by key: a retry racing the original in this instance waits for it directly.

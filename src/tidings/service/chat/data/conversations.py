@@ -51,7 +51,7 @@ def conversation_from_row(row: Any) -> Conversation:
     )
 
 
-def _member(row: Any) -> Member:
+def _member_from_row(row: Any) -> Member:
     return Member(
         conversation_id=row.conversation_id,
         user_id=row.user_id,
@@ -62,7 +62,7 @@ def _member(row: Any) -> Member:
     )
 
 
-def _member_row(member: Member) -> dict[str, Any]:
+def _member_to_row(member: Member) -> dict[str, Any]:
     return {
         "conversation_id": member.conversation_id,
         "user_id": member.user_id,
@@ -101,7 +101,7 @@ class SQLConversationRepo(SQLRepo):
                     )
                 )
                 for chunk in chunks(new_members, _INSERT_CHUNK):
-                    await conn.execute(insert(members), [_member_row(member) for member in chunk])
+                    await conn.execute(insert(members), [_member_to_row(member) for member in chunk])
         except IntegrityError:
             if pair is None:
                 raise
@@ -141,7 +141,7 @@ class SQLConversationRepo(SQLRepo):
                     )
                 )
             ).first()
-        return _member(row) if row is not None else None
+        return _member_from_row(row) if row is not None else None
 
     async def member_ids(self, conversation_ids: Sequence[int]) -> dict[int, list[int]]:
         found: dict[int, list[int]] = {conversation_id: [] for conversation_id in conversation_ids}
@@ -244,7 +244,7 @@ class SQLConversationRepo(SQLRepo):
                 )
             fresh = [Member(conversation_id, user, role, 0, now_ms) for user in joining if user not in known]
             for rows_chunk in chunks(fresh, _INSERT_CHUNK):
-                await conn.execute(insert(members), [_member_row(member) for member in rows_chunk])
+                await conn.execute(insert(members), [_member_to_row(member) for member in rows_chunk])
         return len(joining)
 
     async def remove_member(self, conversation_id: int, user_id: int, now_ms: int) -> bool:

@@ -19,7 +19,7 @@ from tidings.service.chat.tables import messages
 _LOCK_RETRIES = 5
 
 
-def _reservation(row: Any, stored: bool = False) -> Reservation:
+def _reservation_from_row(row: Any, stored: bool = False) -> Reservation:
     message = Message(
         id=row.message_id,
         conversation_id=row.conversation_id,
@@ -32,7 +32,7 @@ def _reservation(row: Any, stored: bool = False) -> Reservation:
     return Reservation(message, sent=bool(row.sent) or stored, lease_until_ms=row.lease_until_ms)
 
 
-def _row(reservation: Reservation) -> dict[str, Any]:
+def _reservation_to_row(reservation: Reservation) -> dict[str, Any]:
     message = reservation.message
     return {
         "sender_id": message.sender_id,
@@ -73,7 +73,8 @@ class SQLDedupStore(SQLRepo):
             for chunk in chunks(list(set(keys))):
                 rows = await conn.execute(select(reservations, stored).select_from(joined).where(_key_in(chunk)))
                 found.update(
-                    (reservation.key, reservation) for reservation in (_reservation(row, row.stored) for row in rows)
+                    (reservation.key, reservation)
+                    for reservation in (_reservation_from_row(row, row.stored) for row in rows)
                 )
         return found
 
@@ -100,7 +101,7 @@ class SQLDedupStore(SQLRepo):
         """Insert all of them in one statement, or none: ``False`` if a key was taken."""
         try:
             async with self._statement() as conn:
-                await conn.execute(insert(reservations), [_row(reservation) for reservation in ordered])
+                await conn.execute(insert(reservations), [_reservation_to_row(reservation) for reservation in ordered])
         except IntegrityError:
             return False
         except OperationalError as exc:
@@ -113,7 +114,7 @@ class SQLDedupStore(SQLRepo):
         for attempt in range(_LOCK_RETRIES):
             try:
                 async with self._statement() as conn:
-                    await conn.execute(insert(reservations).values(_row(reservation)))
+                    await conn.execute(insert(reservations).values(_reservation_to_row(reservation)))
             except IntegrityError:
                 return False
             except OperationalError as exc:

@@ -1,7 +1,7 @@
 """Chat service: conversations, members, direct pairs, messages, send reservations (dedup).
 
 Revision ID: 0003
-Revises: 0002
+Revises:
 Create Date: 2026-11-27
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision: str = "0003"
-down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = ("chat",)
 depends_on: str | Sequence[str] | None = None
 
 

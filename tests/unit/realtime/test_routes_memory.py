@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.contracts.routes import TTL_S, Clock, RouteTableContract
+from tests.contracts.routes import TTL_S, RouteTableContract
+from tidings.pkg.clock import FakeClock
 from tidings.realtime.routes import MemoryRouteTable
 
 
 class TestMemoryRouteTable(RouteTableContract):
     @pytest.fixture
-    def table(self, clock: Clock) -> MemoryRouteTable:
-        return MemoryRouteTable(ttl_s=TTL_S, clock_ms=clock)
+    def table(self, clock: FakeClock) -> MemoryRouteTable:
+        return MemoryRouteTable(ttl_s=TTL_S, clock=clock)

@@ -1,7 +1,7 @@
 """Account service: users, refresh tokens, blocks.
 
 Revision ID: 0002
-Revises: 0001
+Revises:
 Create Date: 2026-11-27
 """
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0002"
-down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = ("account",)
 depends_on: str | Sequence[str] | None = None
 
 

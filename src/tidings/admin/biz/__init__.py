@@ -1,1 +1,0 @@
-"""Back-office use cases: every operator action is audited."""

@@ -1,1 +1,0 @@
-"""The back office's adapters: gRPC stubs of account and chat, the search client."""

@@ -1,0 +1,1 @@
+"""Account's schema: the ``account`` branch of the migrations, one revision per change."""

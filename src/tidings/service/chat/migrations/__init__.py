@@ -1,0 +1,1 @@
+"""Chat's schema: the ``chat`` branch of the migrations, one revision per change."""
