@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import redis.asyncio as redis
 from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tidings import migrations
@@ -37,6 +38,8 @@ from tidings.pkg.idgen import IdGenerator, SQLWorkerLease
 from tidings.pkg.middleware.grpc import client_interceptors
 from tidings.realtime.model import RouteTable
 from tidings.realtime.routes import MemoryRouteTable, RedisRouteTable
+
+T = TypeVar("T")
 
 
 class CountedConnection(redis.Connection):
@@ -140,6 +143,13 @@ class Infra:
             )
             trace.instrument_redis(self._redis)
         return self._redis
+
+    async def on_redis(self, build: Callable[[Redis], Awaitable[T]], embedded: T) -> T:
+        """What ``build`` makes of the Redis client when ``cache.url`` is Redis, else ``embedded``: the embedded
+        mode's stand-in for something only shared Redis state needs (a null object, or nothing to run)."""
+        if not self.uses_redis:
+            return embedded
+        return await build(self.redis())
 
     def redis_check(self) -> Check:
         async def probe() -> None:

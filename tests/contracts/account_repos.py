@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tidings.service.account.biz.ports import BlockRepo, RefreshToken, RefreshTokenRepo, UsernameTaken, UserRepo
 from tidings.service.account.biz.user import Account, ProfileChange, User
 from tidings.service.account.data.repos import SQLBlockRepo, SQLRefreshTokenRepo, SQLUserRepo
-from tidings.task.retention import ExpiredTokens
+from tidings.task.biz.retention import ExpiredTokens
 
 
 class TokenStore(RefreshTokenRepo, ExpiredTokens, Protocol):

@@ -25,8 +25,8 @@ from tests.integration.test_chat_service import (
     wait_for_history,
 )
 from tidings.api.chat.v1 import chat_pb2
-from tidings.job import invalidate
-from tidings.job.invalidate import invalidate_consumer
+from tidings.job.service import invalidate
+from tidings.job.wire import invalidate_consumer
 from tidings.pkg.bus.consumer import ConsumerOptions
 from tidings.pkg.bus.metrics import ConsumerMetrics
 from tidings.pkg.conf import CacheConf

@@ -32,7 +32,8 @@ from tidings.api.account.v1 import account_pb2, account_pb2_grpc
 from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
 from tidings.bootstrap import Infra
 from tidings.conf import AuthConf, Modules, Settings
-from tidings.job.persist import TRANSIENT
+from tidings.job.data.telemetry import PersistTelemetry
+from tidings.job.service.persist import TRANSIENT
 from tidings.job.wire import persist_consumer
 from tidings.pkg import errors
 from tidings.pkg.app import Module
@@ -43,7 +44,6 @@ from tidings.pkg.conf import BusConf, CacheConf, DatabaseConf, Listen, ModuleCon
 from tidings.pkg.middleware.grpc import client_interceptors, server_interceptors
 from tidings.service.account import wire as account_wire
 from tidings.service.chat import wire as chat_wire
-from tidings.service.chat.data.metrics import PersistMetrics
 from tidings.service.chat.tables import messages
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,7 +113,7 @@ class Stack:
         consumer = await persist_consumer(
             self.infra,
             ConsumerMetrics(registry),
-            PersistMetrics(registry),
+            PersistTelemetry(registry),
             topics=self.topics,
             redis_prefix=self.prefix,
             options=ConsumerOptions(transient=TRANSIENT, commit_interval_s=0.2, backoff_max_s=0.5),

@@ -6,7 +6,10 @@ import pytest
 import redis.asyncio as redis
 
 from tidings.api.common.v1 import events_pb2
-from tidings.job.invalidate import InvalidateJob
+from tidings.job.biz.invalidate import DelayedDelete
+from tidings.job.data.keys import RedisKeys
+from tidings.job.data.telemetry import InvalidateTelemetry
+from tidings.job.service.invalidate import InvalidateHandler
 from tidings.pkg.bus import Record, events
 from tidings.pkg.cache import CACHE_INVALIDATE, RedisStore
 from tidings.pkg.pbtime import timestamp
@@ -25,7 +28,7 @@ async def test_the_invalidate_job_deletes_after_not_before(redis_client: redis.R
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    job = InvalidateJob(store, wall_ms=lambda: now, sleep=sleep)
+    job = InvalidateHandler(DelayedDelete(RedisKeys(store), InvalidateTelemetry(), wall_ms=lambda: now, sleep=sleep))
     keys = [f"{redis_prefix}:a", f"{redis_prefix}:b"]
     await store.set_many([(key, b"stale", 60) for key in keys])
     await job.handle([_record(events_pb2.CacheInvalidate(keys=keys, not_before=timestamp(now + 800), origin="t"))])

@@ -20,7 +20,8 @@ from tests.integration.test_chat_service import delete_topics
 from tidings.api.chat.v1 import chat_pb2
 from tidings.bootstrap import Infra
 from tidings.conf import Settings
-from tidings.job.persist import TRANSIENT
+from tidings.job.data.telemetry import PersistTelemetry
+from tidings.job.service.persist import TRANSIENT
 from tidings.job.wire import persist_consumer
 from tidings.pkg.bus import events
 from tidings.pkg.bus.consumer import ConsumerOptions
@@ -31,16 +32,16 @@ from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.biz.model import Conversation, Kind, Message
 from tidings.service.chat.data.conversations import SQLConversationRepo
 from tidings.service.chat.data.messages import SQLMessageRepo
-from tidings.service.chat.data.metrics import PersistMetrics
 from tidings.service.chat.data.publisher import BusEventPublisher
-from tidings.service.chat.data.recent import RedisHistoryCache
+from tidings.service.chat.store.history import RedisHistoryCache
 from tidings.service.chat.tables import messages
 
 # A persist job process on the test's database, topics and Redis namespace; it runs until it is killed.
 JOB = """
 import asyncio, sys
 from prometheus_client import CollectorRegistry
-from tidings.job.persist import TRANSIENT
+from tidings.job.data.telemetry import PersistTelemetry
+from tidings.job.service.persist import TRANSIENT
 from tidings.job.wire import persist_consumer
 from tidings.pkg.bus import events
 from tidings.pkg.bus.consumer import ConsumerOptions
@@ -48,7 +49,6 @@ from tidings.pkg.bus.metrics import ConsumerMetrics
 from tidings.pkg.conf import BusConf, CacheConf, DatabaseConf
 from tidings.conf import Settings
 from tidings.bootstrap import Infra
-from tidings.service.chat.data.metrics import PersistMetrics
 
 async def main(mysql_url, kafka, redis_url, prefix):
     settings = Settings(database=DatabaseConf(url=mysql_url), cache=CacheConf(url=redis_url),
@@ -56,7 +56,7 @@ async def main(mysql_url, kafka, redis_url, prefix):
     infra = Infra(settings)
     registry = CollectorRegistry()
     options = ConsumerOptions(transient=TRANSIENT, commit_interval_s=0.5, batch_size=50)
-    consumer = await persist_consumer(infra, ConsumerMetrics(registry), PersistMetrics(registry),
+    consumer = await persist_consumer(infra, ConsumerMetrics(registry), PersistTelemetry(registry),
                                       topics=events.Topics(prefix), redis_prefix=prefix, options=options)
     await consumer.start()
     print("started", file=sys.stderr, flush=True)
@@ -177,7 +177,7 @@ async def test_redis_gets_the_persisted_max_seq_and_a_recent_window(
     consumer = await persist_consumer(
         infra,
         ConsumerMetrics(registry),
-        PersistMetrics(registry),
+        PersistTelemetry(registry),
         topics=events.Topics(prefix),
         redis_prefix=prefix,
         options=ConsumerOptions(transient=TRANSIENT, commit_interval_s=0.2),

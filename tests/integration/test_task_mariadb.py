@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tidings import migrations
 from tidings.pkg import db
 from tidings.pkg.conf import DatabaseConf
-from tidings.task.leadership import MySQLLeadership, lock_name
+from tidings.task.server.leadership import MySQLLeadership, lock_name
 
 
 async def test_one_runner_at_a_time_and_the_role_passes_on_release(mysql_engine: AsyncEngine) -> None:

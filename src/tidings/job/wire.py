@@ -1,139 +1,157 @@
-"""Composition root of the job module: one consumer group per concern (persist and push now; index later)."""
+"""Composition root of the job module: one consumer group per concern (persist, push, and with Redis invalidate).
+
+``persist_consumer``, ``push_worker`` and ``invalidate_consumer`` take ``topics``/``redis_prefix``/``options`` so a
+test can run a group in its own namespace.
+"""
 
 from __future__ import annotations
 
+import redis.asyncio as redis
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from tidings.bootstrap import Infra
-from tidings.job import persist, push
-from tidings.job.invalidate import invalidate_consumer
-from tidings.job.persist import PersistJob
-from tidings.job.push import CachedMembership, PushJob, PushMetrics, PushOptions
+from tidings.job import server
+from tidings.job.biz.invalidate import DelayedDelete
+from tidings.job.biz.persist import Heads, HistoryWindow, Persister, PersistProbe
+from tidings.job.biz.push import Pusher, PushOptions, PushProbe
+from tidings.job.data.delivery import GrpcDeliverer
+from tidings.job.data.heads import CachedHeads, NoHeads
+from tidings.job.data.history import NoHistoryWindow, RedisHistoryWindow
+from tidings.job.data.keys import RedisKeys
+from tidings.job.data.membership import CachedMembership, SQLConversationSource
+from tidings.job.data.messages import SQLMessageStore
+from tidings.job.data.routes import RouteTableLookup
+from tidings.job.data.telemetry import InvalidateTelemetry, PersistTelemetry, PushTelemetry
+from tidings.job.service import invalidate, persist, push
+from tidings.job.service.invalidate import InvalidateHandler
+from tidings.job.service.persist import PersistHandler
+from tidings.job.service.push import PushHandler
 from tidings.pkg import module
 from tidings.pkg.app import Module, Server
 from tidings.pkg.bus import events
 from tidings.pkg.bus.consumer import ConsumerOptions, OrderedConsumer
 from tidings.pkg.bus.metrics import ConsumerMetrics
+from tidings.pkg.cache.invalidation import CACHE_INVALIDATE
+from tidings.pkg.cache.redis_store import RedisStore
 from tidings.pkg.health import Check
 from tidings.realtime.delivery import DeliveryClient
-from tidings.realtime.model import RouteTable
 from tidings.service.chat import topics as chat_topics
-from tidings.service.chat.data.caches import chat_caches
-from tidings.service.chat.data.conversations import SQLConversationRepo
-from tidings.service.chat.data.messages import SQLMessageRepo
-from tidings.service.chat.data.metrics import PersistMetrics
-from tidings.service.chat.data.recent import RedisHistoryCache
+from tidings.service.chat.store.heads import heads_cache
+from tidings.service.chat.store.history import RedisHistoryCache
 
 
 async def persist_consumer(
     infra: Infra,
     consumer_metrics: ConsumerMetrics,
-    persist_metrics: PersistMetrics,
+    probe: PersistProbe,
     *,
     topics: events.Topics | None = None,
     redis_prefix: str = "chat",
     options: ConsumerOptions | None = None,
     registry: CollectorRegistry = REGISTRY,
 ) -> OrderedConsumer:
-    """The ``persist`` group on ``chat.message.sent``; ``topics``/``redis_prefix`` let a test use its own names."""
+    """The ``persist`` group on ``chat.message.sent``."""
     topics = topics or events.Topics(infra.settings.bus.namespace)
     bus = await infra.bus()
     await bus.ensure_topics(topics.specs(chat_topics.ALL))
-    cache = RedisHistoryCache(infra.redis(), prefix=redis_prefix) if infra.uses_redis else None
-    # Chat reads heads cache-aside from Redis only (an in-process store is chat's own: nothing to invalidate here).
-    heads = (
-        chat_caches(await infra.cache_kit(registry, "job", topics=topics), prefix=redis_prefix).heads
-        if infra.uses_redis
-        else None
+
+    async def window(client: redis.Redis) -> HistoryWindow:
+        return RedisHistoryWindow(RedisHistoryCache(client, prefix=redis_prefix))
+
+    async def heads(_: redis.Redis) -> Heads:
+        return CachedHeads(heads_cache(await infra.cache_kit(registry, "job", topics=topics), prefix=redis_prefix))
+
+    persister = Persister(
+        SQLMessageStore(await infra.engine()),
+        await infra.on_redis(window, NoHistoryWindow()),
+        await infra.on_redis(heads, NoHeads()),
+        probe,
     )
-    job = PersistJob(SQLMessageRepo(await infra.engine()), cache, persist_metrics, heads=heads)
-    return OrderedConsumer(
+    handler = PersistHandler(persister)
+    return server.consumer(
         bus,
-        group=f"{topics.prefix}{persist.GROUP}",
-        topics=[topics.name(chat_topics.MESSAGE_SENT)],
-        handler=job.handle,
-        metrics=consumer_metrics,
-        # Two workers, fetches and batches that wait a little for more: a batch costs one transaction (three round
-        # trips) however many it holds, and a message is still persisted well within the second clients may wait.
-        options=options
-        or ConsumerOptions(
-            workers=2, batch_size=1000, batch_linger_s=0.05, fetch_wait_s=0.02, transient=persist.TRANSIENT
-        ),
+        topics,
+        persist.GROUP,
+        [topics.name(persist.TOPIC)],
+        handler.handle,
+        consumer_metrics,
+        options or server.PERSIST_OPTIONS,
     )
-
-
-class PushWorker:
-    """The ``push`` consumer and the Deliver channels it owns: stopping it drains the consumer, then closes them."""
-
-    def __init__(self, consumer: OrderedConsumer, client: DeliveryClient) -> None:
-        self.consumer = consumer
-        self._client = client
-
-    @property
-    def name(self) -> str:
-        return self.consumer.name
-
-    async def start(self) -> None:
-        await self.consumer.start()
-
-    async def stop(self) -> None:
-        try:
-            await self.consumer.stop()
-        finally:
-            await self._client.close()
 
 
 async def push_worker(
     infra: Infra,
     consumer_metrics: ConsumerMetrics,
-    push_metrics: PushMetrics,
+    probe: PushProbe,
     *,
     topics: events.Topics | None = None,
-    routes: RouteTable | None = None,
     options: ConsumerOptions | None = None,
     push_options: PushOptions | None = None,
-) -> PushWorker:
-    """The ``push`` group on chat's three topics; ``topics``/``routes`` let a test use its own names."""
+) -> server.ClosingConsumer:
+    """The ``push`` group on chat's three topics; it owns the Deliver channels to the bff instances."""
     topics = topics or events.Topics(infra.settings.bus.namespace)
     bus = await infra.bus()
     await bus.ensure_topics(topics.specs(chat_topics.ALL))
-    client = DeliveryClient(
-        timeout_s=infra.settings.realtime.io_timeout_s, secret=infra.settings.auth.require_internal_secret()
+    conf = infra.settings
+    deliverer = GrpcDeliverer(
+        DeliveryClient(timeout_s=conf.realtime.io_timeout_s, secret=conf.auth.require_internal_secret())
     )
-    job = PushJob(
-        CachedMembership(SQLConversationRepo(await infra.engine(), statements=await infra.statements_engine())),
-        routes or infra.route_table(),
-        client,
-        push_metrics,
-        topics=topics,
+    conversations = SQLConversationSource(await infra.engine(), statements=await infra.statements_engine())
+    pusher = Pusher(
+        CachedMembership(conversations),
+        RouteTableLookup(infra.route_table()),
+        deliverer,
+        probe,
         options=push_options,
     )
-    consumer = OrderedConsumer(
-        bus,
-        group=f"{topics.prefix}{push.GROUP}",
-        topics=job.topic_names,
-        handler=job.handle,
-        metrics=consumer_metrics,
-        # Latency first: batches gathered briefly, as many as came meanwhile; enough workers that one slow bff stalls
-        # few conversations, few enough that a busy topic makes batches of many (one route lookup, one Deliver each).
-        options=options or ConsumerOptions(workers=8, batch_size=200, batch_linger_s=0.002, transient=push.TRANSIENT),
+    handler = PushHandler(pusher, topics=topics)
+    consumer = server.consumer(
+        bus, topics, push.GROUP, handler.topic_names, handler.handle, consumer_metrics, options or server.PUSH_OPTIONS
     )
-    return PushWorker(consumer, client)
+    return server.ClosingConsumer(consumer, deliverer.close)
+
+
+async def invalidate_consumer(
+    infra: Infra,
+    consumer_metrics: ConsumerMetrics,
+    *,
+    topics: events.Topics | None = None,
+    options: ConsumerOptions | None = None,
+) -> OrderedConsumer:
+    """The ``invalidate`` group on ``cache.invalidate`` (Redis only: the in-process cache deletes on a timer)."""
+    topics = topics or events.Topics(infra.settings.bus.namespace)
+    bus = await infra.bus()
+    await bus.ensure_topics(topics.specs([CACHE_INVALIDATE]))
+    conf = infra.settings.cache
+    keys = RedisKeys(RedisStore(infra.redis(), batch_size=conf.batch_size, timeout_s=conf.timeout_s))
+    handler = InvalidateHandler(DelayedDelete(keys, InvalidateTelemetry()))
+    return server.consumer(
+        bus,
+        topics,
+        invalidate.GROUP,
+        [topics.name(invalidate.TOPIC)],
+        handler.handle,
+        consumer_metrics,
+        options or server.INVALIDATE_OPTIONS,
+    )
 
 
 async def wire(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Module:
     consumer_metrics = ConsumerMetrics(registry)
-    persister = await persist_consumer(infra, consumer_metrics, PersistMetrics(registry), registry=registry)
-    pusher = await push_worker(infra, consumer_metrics, PushMetrics(registry))
+    persister = await persist_consumer(infra, consumer_metrics, PersistTelemetry(registry), registry=registry)
+    pusher = await push_worker(infra, consumer_metrics, PushTelemetry(registry))
+
+    async def invalidation(_: redis.Redis) -> tuple[list[Server], list[Check]]:
+        # The second, delayed delete of cache keys; the in-process cache of ``tidings dev`` does it on a timer.
+        invalidator = await invalidate_consumer(infra, consumer_metrics)
+        return [invalidator], [infra.redis_check(), Check(invalidator.name, invalidator.probe)]
+
+    nothing: tuple[list[Server], list[Check]] = ([], [])
+    more_workers, more_checks = await infra.on_redis(invalidation, nothing)
     checks = [
         infra.database_check(),
         Check(persister.name, persister.probe),
-        Check(pusher.name, pusher.consumer.probe),
+        Check(pusher.name, pusher.probe),
+        *more_checks,
     ]
-    workers: list[Server] = [persister, pusher]
-    if infra.uses_redis:
-        # The second, delayed delete of cache keys; the in-process cache of ``tidings dev`` does it on a timer.
-        invalidator = await invalidate_consumer(infra, consumer_metrics)
-        workers.append(invalidator)
-        checks += [infra.redis_check(), Check(invalidator.name, invalidator.probe)]
-    return module.worker("job", infra.settings.modules.job, checks, workers=workers)
+    return module.worker("job", infra.settings.modules.job, checks, workers=[persister, pusher, *more_workers])

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import time
-
 from tidings.bootstrap import Infra
 from tidings.pkg import module
 from tidings.pkg.app import Module
-from tidings.service.account.data.repos import SQLRefreshTokenRepo
-from tidings.task.leadership import leadership_for
-from tidings.task.retention import refresh_token_retention
-from tidings.task.scheduler import Scheduler, TaskMetrics
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
+from tidings.task.biz.retention import RefreshTokenRetention
+from tidings.task.data.clock import wall_ms
+from tidings.task.data.tokens import SQLExpiredTokens
+from tidings.task.server.leadership import leadership_for
+from tidings.task.server.scheduler import Scheduler, TaskMetrics
+from tidings.task.service.retention import refresh_token_retention
 
 
 async def wire(infra: Infra) -> Module:
     conf = infra.settings.task
     engine = await infra.engine()
-    jobs = [
-        refresh_token_retention(
-            SQLRefreshTokenRepo(engine), _now_ms, grace_s=conf.refresh_token_grace_s, every_s=conf.retention_every_s
-        ),
-    ]
+    retention = RefreshTokenRetention(SQLExpiredTokens(engine), wall_ms, grace_s=conf.refresh_token_grace_s)
+    jobs = [refresh_token_retention(retention, every_s=conf.retention_every_s)]
     scheduler = Scheduler(jobs, leadership_for(engine), TaskMetrics(), tick_s=conf.tick_s)
     return module.worker("task", infra.settings.modules.task, [infra.database_check()], [scheduler])

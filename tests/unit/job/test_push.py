@@ -11,8 +11,12 @@ from prometheus_client import CollectorRegistry
 from tidings.api.chat.v1 import chat_pb2
 from tidings.api.chat.v1 import events_pb2 as chat_events
 from tidings.api.common.v1 import errors as common
-from tidings.api.gateway.v1 import delivery_pb2
-from tidings.job.push import Audience, CachedMembership, InvalidEvent, PushJob, PushMetrics, PushOptions
+from tidings.api.gateway.v1 import gateway_pb2
+from tidings.job.biz.errors import InvalidEvent
+from tidings.job.biz.push import Audience, Delivery, Pusher, PushOptions
+from tidings.job.data.membership import CachedMembership
+from tidings.job.data.telemetry import PushTelemetry
+from tidings.job.service.push import PushHandler
 from tidings.pkg.bus import Record, events
 from tidings.pkg.bus.consumer import UnknownEventVersion
 from tidings.realtime.model import Route
@@ -79,25 +83,25 @@ class FakeRoutes:
 class FakeDeliverer:
     """Records every call; ``failures[instance]`` calls fail first; ``gone[instance]`` sessions are reported gone."""
 
-    calls: list[tuple[str, delivery_pb2.DeliverRequest]] = field(default_factory=list)
+    calls: list[tuple[str, Sequence[Delivery[gateway_pb2.Event]]]] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)
     gone: dict[str, set[str]] = field(default_factory=dict)
     error: Exception = field(default_factory=lambda: common.unavailable("bff down"))
 
-    async def deliver(self, instance: str, request: delivery_pb2.DeliverRequest) -> delivery_pb2.DeliverResponse:
-        self.calls.append((instance, request))
+    async def deliver(self, instance: str, deliveries: Sequence[Delivery[gateway_pb2.Event]]) -> list[str]:
+        self.calls.append((instance, deliveries))
         if self.failures.get(instance, 0) > 0:
             self.failures[instance] -= 1
             raise self.error
-        named = {session for d in request.deliveries for session in d.session_ids}
-        return delivery_pb2.DeliverResponse(gone_session_ids=sorted(named & self.gone.get(instance, set())))
+        named = {session for d in deliveries for session in d.session_ids}
+        return sorted(named & self.gone.get(instance, set()))
 
     def seen(self, instance: str) -> list[tuple[str, list[str]]]:
         """(event kind and seq, sessions) of every delivery to ``instance``, in call and request order."""
         out = []
-        for to, request in self.calls:
+        for to, deliveries in self.calls:
             if to == instance:
-                for d in request.deliveries:
+                for d in deliveries:
                     kind = d.event.WhichOneof("kind")
                     seq = getattr(d.event, str(kind)).seq if kind != "message_new" else d.event.message_new.message.seq
                     out.append((f"{kind}:{seq}", sorted(d.session_ids)))
@@ -124,16 +128,16 @@ class Harness:
             self.slept.append(seconds)
             self.now += seconds
 
-        self.job = PushJob(
+        pusher = Pusher(
             self.membership,
             self.routes,
             self.deliverer,
-            PushMetrics(self.registry),
-            topics=TOPICS,
+            PushTelemetry(self.registry),
             options=options,
             clock=lambda: self.now,
             sleep=sleep,
         )
+        self.job = PushHandler(pusher, topics=TOPICS)
 
     def count(self, outcome: str) -> float:
         return self.registry.get_sample_value("tidings_push_deliveries_total", {"outcome": outcome}) or 0.0

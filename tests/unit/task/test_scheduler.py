@@ -7,8 +7,10 @@ import asyncio
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tidings.task.retention import refresh_token_retention
-from tidings.task.scheduler import Job, Scheduler, TaskMetrics
+from tidings.task.biz.retention import RefreshTokenRetention
+from tidings.task.server.scheduler import Scheduler, TaskMetrics
+from tidings.task.service.jobs import Job
+from tidings.task.service.retention import refresh_token_retention
 
 
 class FakeLeadership:
@@ -143,7 +145,8 @@ class FakeTokens:
 @pytest.mark.parametrize(("max_batches", "left"), [(10, 1), (2, 2)])
 async def test_retention_keeps_the_grace_and_prunes_in_bounded_batches(max_batches: int, left: int) -> None:
     tokens = FakeTokens([1_000, 2_000, 3_000, 4_000, 5_000, 10_000])
-    job = refresh_token_retention(tokens, lambda: 11_000, grace_s=5, every_s=60, batch=2, max_batches=max_batches)
+    retention = RefreshTokenRetention(tokens, lambda: 11_000, grace_s=5, batch=2, max_batches=max_batches)
+    job = refresh_token_retention(retention, every_s=60)
     pruned = await job.run()
     assert all(before == 6_000 for before, _ in tokens.calls)
     assert pruned == 6 - left

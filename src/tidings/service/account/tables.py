@@ -1,4 +1,7 @@
-"""The account service's tables (SQLAlchemy Core). Times are Unix milliseconds, ids are snowflakes."""
+"""The account service's tables (SQLAlchemy Core). Times are Unix milliseconds, ids are snowflakes.
+
+Published: the task module prunes ``refresh_tokens`` through ``tidings.service.account.store``.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""Protobuf forms of the chat domain types (``tidings.chat.v1``), one function each way.
+"""Protobuf forms of the chat domain types (``tidings.chat.v1``) for the servicer and the event publisher.
 
-Shared by the servicer (API messages), the event publisher and the persist job (``MessageSent`` carries a
-``Message``), and the recent-messages window in Redis, so a message has one wire form everywhere.
+A message's wire form is ``store.records.message_to_pb``, the one the recent window and chat's jobs use too.
 """
 
 from __future__ import annotations
@@ -9,21 +8,9 @@ from __future__ import annotations
 from tidings.api.chat.v1 import chat_pb2
 from tidings.pkg.pbtime import millis, timestamp
 from tidings.service.chat.biz.model import Conversation, ConversationState, ConversationView, Kind, Message
+from tidings.service.chat.store.records import message_to_pb
 
 _KINDS = {Kind.DIRECT: chat_pb2.CONVERSATION_KIND_DIRECT, Kind.GROUP: chat_pb2.CONVERSATION_KIND_GROUP}
-
-
-def message_to_pb(message: Message) -> chat_pb2.Message:
-    return chat_pb2.Message(
-        id=message.id,
-        conversation_id=message.conversation_id,
-        seq=message.seq,
-        sender_id=message.sender_id,
-        client_msg_id=message.client_msg_id,
-        text=message.text,
-        created_at=timestamp(message.created_at_ms),
-        recalled=message.recalled,
-    )
 
 
 def message_from_pb(message: chat_pb2.Message) -> Message:

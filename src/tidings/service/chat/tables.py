@@ -1,7 +1,7 @@
 """The chat service's tables (SQLAlchemy Core). Times are Unix milliseconds, ids are snowflakes.
 
-The persist job writes ``messages`` and advances ``conversations.max_seq`` through this module too, so the
-two never disagree on a column.
+Published: chat's jobs read and write them too (through ``tidings.service.chat.store``), so the two never disagree
+on a column.
 """
 
 from __future__ import annotations
@@ -29,11 +29,15 @@ metadata = new_metadata()
 # case, so on MySQL they are ASCII with a binary collation (SQLite compares bytes anyway).
 CLIENT_MSG_ID = String(64).with_variant(mysql.VARCHAR(64, charset="ascii", collation="ascii_bin"), "mysql", "mariadb")
 
+# The values of ``conversations.kind``.
+KIND_DIRECT = 1
+KIND_GROUP = 2
+
 conversations = Table(
     "conversations",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=False),
-    # 1 direct, 2 group (biz.model.Kind).
+    # KIND_DIRECT or KIND_GROUP (chat's biz.model.Kind).
     Column("kind", SmallInteger, nullable=False),
     Column("title", String(128), nullable=False, default=""),
     Column("owner_id", BigInteger, nullable=False, default=0),

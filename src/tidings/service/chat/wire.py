@@ -28,9 +28,9 @@ from tidings.service.chat.data.dedup import SQLDedupStore
 from tidings.service.chat.data.messages import SQLMessageRepo
 from tidings.service.chat.data.metrics import ChatMetrics
 from tidings.service.chat.data.publisher import BusEventPublisher
-from tidings.service.chat.data.recent import RedisHistoryCache
 from tidings.service.chat.data.seq import MemorySeqAllocator, RedisSeqAllocator, SQLSeqLease
 from tidings.service.chat.service.servicer import ChatServicer
+from tidings.service.chat.store.history import RedisHistoryCache
 
 SERVICE_NAME = chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name
 

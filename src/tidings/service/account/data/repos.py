@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, tuple_, update
+from sqlalchemy import insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from tidings.pkg.repo import SQLRepo, chunks
 from tidings.service.account.biz.ports import RefreshToken, UsernameTaken
 from tidings.service.account.biz.user import Account, ProfileChange, User
+from tidings.service.account.store.tokens import prune_expired_tokens
 from tidings.service.account.tables import blocks, refresh_tokens, users
 
 _PUBLIC = (
@@ -165,17 +166,9 @@ class SQLRefreshTokenRepo(SQLRepo):
         return result.rowcount == 1
 
     async def prune_expired(self, before_ms: int, limit: int) -> int:
-        """Delete up to ``limit`` tokens that expired before ``before_ms`` (useless: an expired token is refused)."""
+        """Delete up to ``limit`` tokens that expired before ``before_ms`` (``store.tokens``, as the task does)."""
         async with self._write() as conn:
-            ids = list(
-                await conn.scalars(
-                    select(refresh_tokens.c.id).where(refresh_tokens.c.expires_at_ms < before_ms).limit(limit)
-                )
-            )
-            if not ids:
-                return 0
-            result = await conn.execute(delete(refresh_tokens).where(refresh_tokens.c.id.in_(ids)))
-        return int(result.rowcount)
+            return await prune_expired_tokens(conn, before_ms, limit)
 
     async def revoke_family(self, family_id: int, now_ms: int) -> None:
         await self._revoke(refresh_tokens.c.family_id == family_id, now_ms)

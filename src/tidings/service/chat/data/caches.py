@@ -12,15 +12,12 @@ from tidings.pkg.cache import Cache, JsonCodec
 from tidings.pkg.cache.kit import CacheKit
 from tidings.service.chat.biz.access import Gate
 from tidings.service.chat.biz.model import Kind
+from tidings.service.chat.store.heads import Head, heads_cache
 
 GATE_SCHEMA = 1
 MEMBERS_SCHEMA = 1
 BLOCK_SCHEMA = 1
-HEAD_SCHEMA = 1
 READ_SCHEMA = 1
-
-# A conversation's newest state: (max_seq, updated_at_ms), both moved forward by the persist job.
-Head = tuple[int, int]
 
 # Blocks are the account service's: chat gets no invalidation for them, so they live briefly.
 BLOCK_TTL_S = 5.0
@@ -32,7 +29,6 @@ GATE_CODEC: JsonCodec[Gate] = JsonCodec(
 )
 MEMBERS_CODEC: JsonCodec[tuple[int, ...]] = JsonCodec(MEMBERS_SCHEMA, list, lambda data: tuple(int(v) for v in data))
 BLOCK_CODEC: JsonCodec[bool] = JsonCodec(BLOCK_SCHEMA, bool, bool)
-HEAD_CODEC: JsonCodec[Head] = JsonCodec(HEAD_SCHEMA, list, lambda data: (int(data[0]), int(data[1])))
 READ_CODEC: JsonCodec[int] = JsonCodec(READ_SCHEMA, int, int)
 
 
@@ -41,7 +37,7 @@ class ChatCaches:
     gates: Cache[tuple[int, int], Gate]
     members: Cache[int, tuple[int, ...]]
     blocks: Cache[tuple[int, int], bool]
-    # Per conversation, invalidated by the persist job after each batch it stores.
+    # Per conversation, invalidated by the persist job after each batch it stores (``store.heads``).
     heads: Cache[int, Head]
     # Per (conversation, user): a current member's read seq; "no such row" for anyone else.
     reads: Cache[tuple[int, int], int]
@@ -57,6 +53,6 @@ def chat_caches(kit: CacheKit, prefix: str = "chat") -> ChatCaches:
             lambda pair: f"{prefix}:blocked:{pair[0]}:{pair[1]}",
             policy=replace(kit.policy, ttl_s=BLOCK_TTL_S, null_ttl_s=BLOCK_TTL_S),
         ),
-        heads=kit.cache("head", HEAD_CODEC, lambda conversation_id: f"{prefix}:{{{conversation_id}}}:head"),
+        heads=heads_cache(kit, prefix),
         reads=kit.cache("read", READ_CODEC, lambda key: f"{prefix}:{{{key[0]}}}:read:{key[1]}"),
     )

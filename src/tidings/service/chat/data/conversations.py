@@ -18,7 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tidings.pkg.repo import SQLRepo, chunks
 from tidings.service.chat.biz.model import Conversation, ConversationState, Cursor, Kind, Member, Role
 from tidings.service.chat.biz.ports import DirectExists, GroupFull
-from tidings.service.chat.data.caches import ChatCaches, Head
+from tidings.service.chat.data.caches import ChatCaches
+from tidings.service.chat.store.heads import Head
+from tidings.service.chat.store.members import kinds_and_members
 from tidings.service.chat.tables import conversation_members as members
 from tidings.service.chat.tables import conversations, direct_pairs
 
@@ -156,22 +158,10 @@ class SQLConversationRepo(SQLRepo):
 
     async def kinds_and_members(self, conversation_ids: Sequence[int]) -> dict[int, tuple[Kind, list[int]]]:
         """Each existing conversation's kind and active member ids (ascending), one query per chunk: the push
-        job's read of who hears a conversation."""
-        found: dict[int, tuple[Kind, list[int]]] = {}
-        active = and_(members.c.conversation_id == conversations.c.id, members.c.left_at_ms.is_(None))
+        job's read of who hears a conversation (``store.members``)."""
         async with self._read() as conn:
-            for chunk in chunks(list(conversation_ids)):
-                rows = await conn.execute(
-                    select(conversations.c.id, conversations.c.kind, members.c.user_id)
-                    .select_from(conversations.outerjoin(members, active))
-                    .where(conversations.c.id.in_(chunk))
-                    .order_by(conversations.c.id, members.c.user_id)
-                )
-                for conversation_id, kind, user_id in rows:
-                    entry = found.setdefault(conversation_id, (Kind(kind), []))
-                    if user_id is not None:
-                        entry[1].append(user_id)
-        return found
+            found = await kinds_and_members(conn, conversation_ids)
+        return {conversation_id: (Kind(kind), ids) for conversation_id, (kind, ids) in found.items()}
 
     async def list_for_user(self, user_id: int, limit: int, after: Cursor | None) -> list[tuple[Conversation, Member]]:
         query = (

@@ -10,7 +10,7 @@ from tidings.pkg.bus import Publisher, events
 from tidings.pkg.pbtime import timestamp
 from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.biz.model import Message
-from tidings.service.chat.pb import message_to_pb
+from tidings.service.chat.store.records import message_to_pb
 
 
 class BusEventPublisher:

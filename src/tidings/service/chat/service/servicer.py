@@ -19,7 +19,8 @@ from tidings.pkg.middleware import validation
 from tidings.service.chat.biz.conversations import Conversations
 from tidings.service.chat.biz.messages import Messages
 from tidings.service.chat.biz.model import Cursor
-from tidings.service.chat.pb import conversation_to_pb, message_to_pb, state_to_pb
+from tidings.service.chat.pb import conversation_to_pb, state_to_pb
+from tidings.service.chat.store.records import message_to_pb
 
 # The span of each send of a SendMessages call (a child of the client request it belongs to).
 _SEND_SPAN = "tidings.chat.v1.ChatService/SendMessages send"

@@ -1,8 +1,8 @@
 """``RedisHistoryCache``: each conversation's persisted max seq and a short window of its newest messages.
 
-Written by the persist job after its database commit, in one pipeline per batch; readers (push, the bff, the
-cache layer) may use them instead of the database for the newest page. Losing them loses nothing: the database
-is the source of truth and the next batch writes them again.
+Written by the persist job after its database commit, in one pipeline per batch, and dropped by chat when a
+message in a window changes; readers may use them instead of the database for the newest page. Losing them loses
+nothing: the database is the source of truth and the next batch writes them again.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
 
 from tidings.pkg.scripts import Script
-from tidings.service.chat.biz.model import Message
-from tidings.service.chat.pb import message_to_pb
+from tidings.service.chat.store.records import MessageRecord, message_to_pb
 
 # Moves a number forward only: a redelivered, older batch cannot lower the persisted max seq.
 _SET_MAX = """
@@ -43,13 +42,13 @@ class RedisHistoryCache:
         """A sorted set of serialized ``tidings.chat.v1.Message`` scored by seq."""
         return f"{self._prefix}:{{{conversation_id}}}:recent"
 
-    async def record(self, batch: Sequence[Message], *, stale: Collection[int] = ()) -> None:
+    async def record(self, batch: Sequence[MessageRecord], *, stale: Collection[int] = ()) -> None:
         """Add a persisted batch: one round trip, however many conversations it spans.
 
         ``stale`` names conversations whose windows missed messages (Redis was unreachable when they were
         persisted): those windows are dropped first, so that a window never silently lacks a stored message.
         """
-        by_conversation: dict[int, list[Message]] = {}
+        by_conversation: dict[int, list[MessageRecord]] = {}
         for message in batch:
             by_conversation.setdefault(message.conversation_id, []).append(message)
 

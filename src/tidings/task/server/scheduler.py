@@ -12,12 +12,13 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import structlog
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from tidings.task.service.jobs import Job
 
 log = structlog.get_logger("tidings.task")
 
@@ -30,16 +31,6 @@ class Leadership(Protocol):
         ...
 
     async def release(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Job:
-    """A periodic piece of work; ``run`` returns how many items it handled (rows pruned, keys repaired)."""
-
-    name: str
-    every_s: float
-    run: Callable[[], Awaitable[int]]
-    timeout_s: float = 60.0
 
 
 class TaskMetrics:

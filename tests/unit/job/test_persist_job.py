@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tests.contracts.bus import eventually, read
 from tidings import migrations
-from tidings.job.persist import GROUP, TRANSIENT, PersistJob
+from tidings.job.biz.persist import Persister
+from tidings.job.data.heads import NoHeads
+from tidings.job.data.history import NoHistoryWindow
+from tidings.job.data.messages import SQLMessageStore
+from tidings.job.data.telemetry import PersistTelemetry
+from tidings.job.service.persist import GROUP, TRANSIENT, PersistHandler
 from tidings.pkg import db
 from tidings.pkg.bus import Event, events
 from tidings.pkg.bus.consumer import ConsumerOptions, OrderedConsumer
@@ -26,25 +32,26 @@ from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.biz.model import Conversation, Kind, Message
 from tidings.service.chat.data.conversations import SQLConversationRepo
 from tidings.service.chat.data.messages import SQLMessageRepo
-from tidings.service.chat.data.metrics import PersistMetrics
 from tidings.service.chat.data.publisher import BusEventPublisher
 
 TOPICS = events.Topics()
 SENT = TOPICS.name(chat_topics.MESSAGE_SENT)
 
 
-class FlakyStore(SQLMessageRepo):
+class FlakyStore(SQLMessageStore):
     """The real store, failing its first ``outages`` writes the way a database that is down fails."""
 
     def __init__(self, engine: AsyncEngine, outages: int) -> None:
         super().__init__(engine)
         self.outages = outages
 
-    async def persist(self, batch: Sequence[Message]) -> None:
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
         if self.outages:
             self.outages -= 1
             raise OperationalError("INSERT", {}, ConnectionRefusedError("database restarting"))
-        await super().persist(batch)
+        async with super()._write() as conn:
+            yield conn
 
 
 @dataclass
@@ -62,13 +69,15 @@ class Harness:
     async def publish(self, messages: list[Message]) -> None:
         await BusEventPublisher(self.log, TOPICS).message_sent([(m, contextvars.copy_context()) for m in messages])
 
-    async def start(self, store: SQLMessageRepo | None = None) -> OrderedConsumer:
-        job = PersistJob(store or SQLMessageRepo(self.engine), None, PersistMetrics(CollectorRegistry()))
+    async def start(self, store: SQLMessageStore | None = None) -> OrderedConsumer:
+        persister = Persister(
+            store or SQLMessageStore(self.engine), NoHistoryWindow(), NoHeads(), PersistTelemetry(CollectorRegistry())
+        )
         consumer = OrderedConsumer(
             self.log,
             group=GROUP,
             topics=[SENT],
-            handler=job.handle,
+            handler=PersistHandler(persister).handle,
             metrics=self.metrics,
             options=ConsumerOptions(
                 transient=TRANSIENT, commit_interval_s=0.02, backoff_initial_s=0.001, backoff_max_s=0.01

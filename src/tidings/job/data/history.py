@@ -1,0 +1,28 @@
+"""The recent windows: chat's Redis layout (``chat.store.history``), or nothing where no Redis is shared."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from tidings.job.biz.errors import Unavailable
+from tidings.job.biz.persist import Message
+from tidings.job.data.errors import REDIS_DOWN
+from tidings.service.chat.store.history import RedisHistoryCache
+
+
+class RedisHistoryWindow:
+    def __init__(self, cache: RedisHistoryCache) -> None:
+        self._cache = cache
+
+    async def record(self, batch: Sequence[Message], *, stale: Collection[int] = ()) -> None:
+        try:
+            await self._cache.record(batch, stale=stale)
+        except REDIS_DOWN as exc:
+            raise Unavailable(f"redis: {exc!r}") from exc
+
+
+class NoHistoryWindow:
+    """The embedded mode keeps no windows: chat reads history from the database."""
+
+    async def record(self, batch: Sequence[Message], *, stale: Collection[int] = ()) -> None:
+        return None

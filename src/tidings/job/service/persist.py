@@ -1,0 +1,51 @@
+"""Consumer group ``persist`` on ``chat.message.sent``: each batch (one worker queue, a conversation's messages
+in log order) is stored in one transaction. The consumer commits offsets up to the low watermark of handled records,
+so an offset moves only after its transaction committed."""
+
+from __future__ import annotations
+
+from tidings.api.chat.v1 import chat_pb2
+from tidings.job.biz.errors import InvalidEvent, Unavailable
+from tidings.job.biz.persist import Message, Persister
+from tidings.pkg.bus import Record, events
+from tidings.pkg.pbtime import millis
+from tidings.service.chat import topics as chat_topics
+
+GROUP = "persist"
+TOPIC = chat_topics.MESSAGE_SENT
+
+# The database down or restarting, or a batch that ran out of time: retried without end and never dead-lettered,
+# because the records are fine (the consumer pauses fetching meanwhile).
+TRANSIENT: tuple[type[Exception], ...] = (Unavailable, ConnectionError, TimeoutError)
+
+
+class PersistHandler:
+    def __init__(self, persister: Persister) -> None:
+        self._persister = persister
+
+    async def handle(self, records: list[Record]) -> None:
+        """The ``OrderedConsumer`` handler: decode all (a bad record fails the batch), then persist them."""
+        await self._persister.persist([_decode(record) for record in records])
+
+
+def _decode(record: Record) -> Message:
+    sent = events.decode(TOPIC, record)
+    message = sent.message
+    if not sent.HasField("message") or min(message.id, message.conversation_id, message.seq) <= 0:
+        raise InvalidEvent(f"offset {record.offset}: MessageSent without a message id, conversation or seq")
+    if str(message.conversation_id).encode() != record.key:
+        raise InvalidEvent(f"offset {record.offset}: key {record.key!r} is not the message's conversation")
+    return _message(message)
+
+
+def _message(message: chat_pb2.Message) -> Message:
+    return Message(
+        id=message.id,
+        conversation_id=message.conversation_id,
+        seq=message.seq,
+        sender_id=message.sender_id,
+        client_msg_id=message.client_msg_id,
+        text=message.text,
+        created_at_ms=millis(message.created_at),
+        recalled=message.recalled,
+    )

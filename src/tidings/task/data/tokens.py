@@ -1,0 +1,26 @@
+"""``SQLExpiredTokens``: refresh tokens pruned through account's one retention delete (``account.store.tokens``)."""
+
+from __future__ import annotations
+
+import sqlalchemy.exc
+
+from tidings.pkg.db import DatabaseUnavailable
+from tidings.pkg.repo import SQLRepo
+from tidings.service.account.store.tokens import prune_expired_tokens
+from tidings.task.biz.errors import Unavailable
+
+_DATABASE_DOWN: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    DatabaseUnavailable,
+)
+
+
+class SQLExpiredTokens(SQLRepo):
+    async def prune_expired(self, before_ms: int, limit: int) -> int:
+        try:
+            async with self._write() as conn:
+                return await prune_expired_tokens(conn, before_ms, limit)
+        except _DATABASE_DOWN as exc:
+            raise Unavailable(f"database: {exc!r}") from exc
