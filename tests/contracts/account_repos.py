@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tidings.service.account.biz.ports import BlockRepo, RefreshToken, RefreshTokenRepo, UsernameTaken, UserRepo
-from tidings.service.account.biz.user import Account, ProfileChange, User
+from tidings.service.account.biz.user import Account, ProfileChange
 from tidings.service.account.data.repos import SQLBlockRepo, SQLRefreshTokenRepo, SQLUserRepo
+from tidings.service.account.user import User
 from tidings.task.biz.retention import ExpiredTokens
 
 

@@ -16,7 +16,7 @@ from typing import Protocol
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tidings.service.chat.biz.model import Conversation, Cursor, Kind, Member, Message, Role
+from tidings.service.chat.biz.model import Conversation, Cursor, Kind, Member, Role
 from tidings.service.chat.biz.ports import (
     ConversationRepo,
     DedupStore,
@@ -28,6 +28,7 @@ from tidings.service.chat.biz.ports import (
 from tidings.service.chat.data.conversations import SQLConversationRepo
 from tidings.service.chat.data.dedup import SQLDedupStore
 from tidings.service.chat.data.messages import SQLMessageRepo
+from tidings.service.chat.message import Message
 
 NOW = 1_800_000_000_000
 _ids = itertools.count(1_000_000)

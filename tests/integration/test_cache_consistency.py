@@ -17,14 +17,16 @@ from tests.integration.redis_server import RedisServer
 from tidings.pkg.cache import CacheMetrics, CachePolicy, LocalInvalidator, RedisStore
 from tidings.pkg.cache.kit import CacheKit
 from tidings.service.account.biz.profiles import Profiles
-from tidings.service.account.biz.user import Account, ProfileChange, User
+from tidings.service.account.biz.user import Account, ProfileChange
 from tidings.service.account.data.repos import SQLBlockRepo, SQLUserRepo
+from tidings.service.account.user import User
 from tidings.service.account.wire import profile_cache
 from tidings.service.chat.biz.access import Access
-from tidings.service.chat.biz.model import Conversation, Kind, Member, Message, Role
+from tidings.service.chat.biz.model import Conversation, Kind, Member, Role
 from tidings.service.chat.data.caches import chat_caches
 from tidings.service.chat.data.conversations import CachedConversationRepo, SQLConversationRepo
 from tidings.service.chat.data.messages import SQLMessageRepo
+from tidings.service.chat.message import Message
 
 # The second delete runs this long after a write; a reader may see an older value for at most this long.
 DELAY_S = 0.3

@@ -40,8 +40,9 @@ from tidings.pkg.cache.kit import CacheKit
 from tidings.pkg.clock import SystemClock
 from tidings.pkg.conf import DatabaseConf
 from tidings.service.account.biz.profiles import Profiles
-from tidings.service.account.biz.user import Account, User
+from tidings.service.account.biz.user import Account
 from tidings.service.account.data.repos import SQLBlockRepo, SQLUserRepo
+from tidings.service.account.user import User
 from tidings.service.account.wire import profile_cache
 from tidings.service.chat.biz.access import Access
 from tidings.service.chat.biz.conversations import Conversations

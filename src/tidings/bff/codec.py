@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tidings.api.chat.v1 import chat_pb2
 from tidings.api.gateway.v1 import gateway_pb2 as pb
-from tidings.bff.biz.model import Conversation, Kind, Message, Presence
+from tidings.bff.biz.model import Conversation, Kind, Presence
 from tidings.bff.biz.realtime.events import (
     ConversationRead,
     Event,
@@ -15,37 +15,12 @@ from tidings.bff.biz.realtime.events import (
     PresenceChanged,
     Typing,
 )
-from tidings.pkg.pbtime import millis, timestamp
+from tidings.pkg.pbtime import millis
+from tidings.service.chat.store.records import message_from_pb, message_to_pb
 
 _STATUS_TO_PB = {Presence.ONLINE: pb.PRESENCE_STATUS_ONLINE, Presence.OFFLINE: pb.PRESENCE_STATUS_OFFLINE}
 _STATUS_FROM_PB = {value: key for key, value in _STATUS_TO_PB.items()}
 _KINDS = {chat_pb2.CONVERSATION_KIND_DIRECT: Kind.DIRECT, chat_pb2.CONVERSATION_KIND_GROUP: Kind.GROUP}
-
-
-def message_from_pb(m: chat_pb2.Message) -> Message:
-    return Message(
-        id=m.id,
-        conversation_id=m.conversation_id,
-        seq=m.seq,
-        sender_id=m.sender_id,
-        client_msg_id=m.client_msg_id,
-        text=m.text,
-        created_at_ms=millis(m.created_at),
-        recalled=m.recalled,
-    )
-
-
-def message_to_pb(m: Message) -> chat_pb2.Message:
-    return chat_pb2.Message(
-        id=m.id,
-        conversation_id=m.conversation_id,
-        seq=m.seq,
-        sender_id=m.sender_id,
-        client_msg_id=m.client_msg_id,
-        text=m.text,
-        created_at=timestamp(m.created_at_ms),
-        recalled=m.recalled,
-    )
 
 
 def conversation_from_pb(c: chat_pb2.Conversation) -> Conversation:

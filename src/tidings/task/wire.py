@@ -5,8 +5,8 @@ from __future__ import annotations
 from tidings.bootstrap import Infra
 from tidings.pkg import module
 from tidings.pkg.app import Module
+from tidings.pkg.clock import wall_ms
 from tidings.task.biz.retention import RefreshTokenRetention
-from tidings.task.data.clock import wall_ms
 from tidings.task.data.tokens import SQLExpiredTokens
 from tidings.task.server.leadership import leadership_for
 from tidings.task.server.scheduler import Scheduler, TaskMetrics

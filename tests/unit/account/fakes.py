@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from tidings.service.account.biz.ports import RefreshToken, UsernameTaken
-from tidings.service.account.biz.user import Account, ProfileChange, User
+from tidings.service.account.biz.user import Account, ProfileChange
 from tidings.service.account.tokens import AccessClaims, TokenExpired, TokenInvalid
+from tidings.service.account.user import User
 
 
 class FakeClock:

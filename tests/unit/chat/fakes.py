@@ -18,10 +18,11 @@ from tidings.pkg.cache.kit import CacheKit
 from tidings.service.chat.biz.access import Access
 from tidings.service.chat.biz.conversations import Conversations
 from tidings.service.chat.biz.messages import Messages
-from tidings.service.chat.biz.model import Conversation, ConversationState, Cursor, Kind, Member, Message, Role
+from tidings.service.chat.biz.model import Conversation, ConversationState, Cursor, Kind, Member, Role
 from tidings.service.chat.biz.ports import DedupKey, DirectExists, GroupFull, Reservation
 from tidings.service.chat.biz.sending import Sender, SendPolicy
 from tidings.service.chat.data.caches import chat_caches
+from tidings.service.chat.message import Message
 
 
 async def _io() -> None:

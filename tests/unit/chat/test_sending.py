@@ -11,8 +11,9 @@ from tests.unit.chat.fakes import World
 from tidings.api.chat.v1 import errors as chat_errors
 from tidings.api.common.v1 import errors as common_errors
 from tidings.pkg import errors
-from tidings.service.chat.biz.model import MAX_TEXT_LENGTH, Message
+from tidings.service.chat.biz.model import MAX_TEXT_LENGTH
 from tidings.service.chat.biz.ports import Reservation
+from tidings.service.chat.message import Message
 
 
 @pytest.fixture

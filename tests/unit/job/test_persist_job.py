@@ -29,10 +29,11 @@ from tidings.pkg.bus.embedded import EmbeddedLog
 from tidings.pkg.bus.metrics import ConsumerMetrics
 from tidings.pkg.conf import DatabaseConf
 from tidings.service.chat import topics as chat_topics
-from tidings.service.chat.biz.model import Conversation, Kind, Message
+from tidings.service.chat.biz.model import Conversation, Kind
 from tidings.service.chat.data.conversations import SQLConversationRepo
 from tidings.service.chat.data.messages import SQLMessageRepo
 from tidings.service.chat.data.publisher import BusEventPublisher
+from tidings.service.chat.message import Message
 
 TOPICS = events.Topics()
 SENT = TOPICS.name(chat_topics.MESSAGE_SENT)

@@ -5,15 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-
-@dataclass(frozen=True)
-class User:
-    id: int
-    username: str
-    display_name: str
-    bio: str
-    avatar_url: str
-    created_at_ms: int
+from tidings.service.account.user import User
+from tidings.service.chat.message import Message
 
 
 @dataclass(frozen=True)
@@ -30,18 +23,6 @@ class Identity:
 
     user_id: int
     expires_at_ms: int
-
-
-@dataclass(frozen=True)
-class Message:
-    id: int
-    conversation_id: int
-    seq: int
-    sender_id: int
-    client_msg_id: str
-    text: str
-    created_at_ms: int
-    recalled: bool
 
 
 class Kind(StrEnum):

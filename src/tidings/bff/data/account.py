@@ -12,12 +12,14 @@ from tidings.api.account.v1 import account_pb2 as pb
 from tidings.api.account.v1 import account_pb2_grpc as pb_grpc
 from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.auth import TokenVerifier
-from tidings.bff.biz.model import Identity, Session, User
+from tidings.bff.biz.model import Identity, Session
 from tidings.pkg.batching import CallBatcher
+from tidings.pkg.clock import wall_ms
 from tidings.pkg.errors.grpc import error_from_pb
 from tidings.pkg.middleware import deadline
 from tidings.pkg.pbtime import millis
 from tidings.service.account.tokens import TokenDecoder
+from tidings.service.account.user import User
 
 
 def user_from_pb(message: pb.User) -> User:
@@ -35,10 +37,6 @@ def _session_from_pb(grant: pb.AuthGrant) -> Session:
     return Session(user_from_pb(grant.user), grant.access_token, grant.refresh_token, grant.expires_in)
 
 
-def _wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class GrpcAccountRepo:
     """With ``tokens`` (the signing secret's decoder) tokens are checked here and account is asked only about
     revocation, at most every few seconds per user (``TokenVerifier``); without it, account checks every one.
@@ -47,7 +45,7 @@ class GrpcAccountRepo:
     def __init__(self, channel: grpc.aio.Channel, *, tokens: TokenDecoder | None = None) -> None:
         self._stub = pb_grpc.AccountServiceStub(channel)
         self._verifications: CallBatcher[str, pb.TokenVerdict] = CallBatcher(self._verify_tokens, callee="account")
-        self._verifier = TokenVerifier(tokens, self._ask_account, _wall_clock_ms) if tokens is not None else None
+        self._verifier = TokenVerifier(tokens, self._ask_account, wall_ms) if tokens is not None else None
 
     async def register(self, username: str, password: str, display_name: str | None) -> Session:
         request = pb.RegisterRequest(username=username, password=password, display_name=display_name or "")

@@ -12,12 +12,14 @@ import grpc
 from tidings.api.chat.v1 import chat_pb2 as pb
 from tidings.api.chat.v1 import chat_pb2_grpc as pb_grpc
 from tidings.api.common.v1 import errors as common_errors
-from tidings.bff.biz.model import Conversation, Message, Page
-from tidings.bff.codec import conversation_from_pb, message_from_pb
+from tidings.bff.biz.model import Conversation, Page
+from tidings.bff.codec import conversation_from_pb
 from tidings.pkg import errors, trace
 from tidings.pkg.batching import CallBatcher
 from tidings.pkg.errors.grpc import error_from_pb, to_grpc_code
 from tidings.pkg.middleware import deadline
+from tidings.service.chat.message import Message
+from tidings.service.chat.store.records import message_from_pb
 
 # The client span of each send in a SendMessages call (chat's span of that send is its child).
 _SEND_SPAN = "tidings.chat.v1.ChatService/SendMessages send"

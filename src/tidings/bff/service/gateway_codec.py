@@ -26,11 +26,12 @@ from tidings.bff.biz.realtime.events import (
     Sent,
     StartTyping,
 )
-from tidings.bff.codec import event_to_pb, message_to_pb
+from tidings.bff.codec import event_to_pb
 from tidings.bff.service.connection import BadFrame, Codec
 from tidings.pkg import errors
 from tidings.pkg.errors import FieldViolation, TidingsError
 from tidings.pkg.middleware import validation
+from tidings.service.chat.store.records import message_to_pb
 
 TRANSPORT = "grpc"
 

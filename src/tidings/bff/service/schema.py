@@ -13,6 +13,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from pydantic.config import JsonDict
 
 from tidings.bff.biz import model
+from tidings.service.account.user import User
+from tidings.service.chat.message import Message
 
 MAX_ID = (1 << 63) - 1
 # Integers a schema-driven client may send where the server takes up to 2**63 - 1: JSON numbers past 2**53 are not
@@ -154,7 +156,7 @@ class UserOut(BaseModel):
     created_at: str
 
     @classmethod
-    def of(cls, user: model.User) -> UserOut:
+    def of(cls, user: User) -> UserOut:
         return cls(
             id=str(user.id),
             username=user.username,
@@ -196,7 +198,7 @@ class MessageOut(BaseModel):
     recalled: bool
 
     @classmethod
-    def of(cls, message: model.Message) -> MessageOut:
+    def of(cls, message: Message) -> MessageOut:
         return cls(
             id=str(message.id),
             conversation_id=str(message.conversation_id),

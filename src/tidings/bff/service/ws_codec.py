@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal, assert_never
 import orjson
 from pydantic import Field, ValidationError
 
-from tidings.bff.biz.model import Message
 from tidings.bff.biz.realtime.events import (
     ConversationRead,
     Envelope,
@@ -40,6 +39,7 @@ from tidings.bff.service.schema import MAX_ID, Body, Id, MessageOut
 from tidings.pkg import errors
 from tidings.pkg.errors import FieldViolation, TidingsError
 from tidings.pkg.errors.http import to_http_body
+from tidings.service.chat.message import Message
 
 TRANSPORT = "ws"
 MAX_REF = (1 << 64) - 1

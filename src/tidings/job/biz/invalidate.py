@@ -11,10 +11,11 @@ window.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from tidings.pkg.clock import wall_ms
 
 # A not_before further ahead than this is a clock problem of the writer: delete now rather than hold the queue.
 MAX_WAIT_S = 60.0
@@ -34,10 +35,6 @@ class Keys(Protocol):
 
 class InvalidateProbe(Protocol):
     def far_future(self, wait_s: float) -> None: ...
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class DelayedDelete:

@@ -12,24 +12,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from tidings.job.biz.errors import Unavailable
-
-
-@dataclass(frozen=True)
-class Message:
-    """A sent message as chat published it: what the job stores."""
-
-    id: int
-    conversation_id: int
-    seq: int
-    sender_id: int
-    client_msg_id: str
-    text: str
-    created_at_ms: int
-    recalled: bool = False
+from tidings.service.chat.message import Message
 
 
 class MessageStore(Protocol):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from tidings.job.biz.errors import Unavailable
-from tidings.job.biz.persist import Message
 from tidings.job.data.errors import REDIS_DOWN
+from tidings.service.chat.message import Message
 from tidings.service.chat.store.history import RedisHistoryCache
 
 

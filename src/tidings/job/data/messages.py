@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tidings.job.biz.errors import Unavailable
-from tidings.job.biz.persist import Message
 from tidings.job.data.errors import DATABASE_DOWN
 from tidings.pkg.repo import SQLRepo
+from tidings.service.chat.message import Message
 from tidings.service.chat.store.messages import write_messages
 
 

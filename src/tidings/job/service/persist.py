@@ -4,12 +4,12 @@ so an offset moves only after its transaction committed."""
 
 from __future__ import annotations
 
-from tidings.api.chat.v1 import chat_pb2
 from tidings.job.biz.errors import InvalidEvent, Unavailable
-from tidings.job.biz.persist import Message, Persister
+from tidings.job.biz.persist import Persister
 from tidings.pkg.bus import Record, events
-from tidings.pkg.pbtime import millis
 from tidings.service.chat import topics as chat_topics
+from tidings.service.chat.message import Message
+from tidings.service.chat.store.records import message_from_pb
 
 GROUP = "persist"
 TOPIC = chat_topics.MESSAGE_SENT
@@ -35,17 +35,4 @@ def _decode(record: Record) -> Message:
         raise InvalidEvent(f"offset {record.offset}: MessageSent without a message id, conversation or seq")
     if str(message.conversation_id).encode() != record.key:
         raise InvalidEvent(f"offset {record.offset}: key {record.key!r} is not the message's conversation")
-    return _message(message)
-
-
-def _message(message: chat_pb2.Message) -> Message:
-    return Message(
-        id=message.id,
-        conversation_id=message.conversation_id,
-        seq=message.seq,
-        sender_id=message.sender_id,
-        client_msg_id=message.client_msg_id,
-        text=message.text,
-        created_at_ms=millis(message.created_at),
-        recalled=message.recalled,
-    )
+    return message_from_pb(message)

@@ -13,11 +13,11 @@ from tidings.pkg.cache.kit import CacheKit
 from tidings.pkg.clock import SystemClock
 from tidings.service.account.biz.auth import Auth, AuthPolicy
 from tidings.service.account.biz.profiles import Profiles
-from tidings.service.account.biz.user import User
 from tidings.service.account.data.repos import SQLBlockRepo, SQLRefreshTokenRepo, SQLUserRepo
 from tidings.service.account.data.security import Argon2Hasher
 from tidings.service.account.service.account import AccountService
 from tidings.service.account.token_codec import JWTCodec
+from tidings.service.account.user import User
 
 # Bump when ``User`` changes shape: values of the old shape then read as misses (docs/CACHE.md).
 PROFILE_SCHEMA = 1

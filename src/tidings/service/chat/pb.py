@@ -6,24 +6,11 @@ A message's wire form is ``store.records.message_to_pb``, the one the recent win
 from __future__ import annotations
 
 from tidings.api.chat.v1 import chat_pb2
-from tidings.pkg.pbtime import millis, timestamp
-from tidings.service.chat.biz.model import Conversation, ConversationState, ConversationView, Kind, Message
+from tidings.pkg.pbtime import timestamp
+from tidings.service.chat.biz.model import Conversation, ConversationState, ConversationView, Kind
 from tidings.service.chat.store.records import message_to_pb
 
 _KINDS = {Kind.DIRECT: chat_pb2.CONVERSATION_KIND_DIRECT, Kind.GROUP: chat_pb2.CONVERSATION_KIND_GROUP}
-
-
-def message_from_pb(message: chat_pb2.Message) -> Message:
-    return Message(
-        id=message.id,
-        conversation_id=message.conversation_id,
-        seq=message.seq,
-        sender_id=message.sender_id,
-        client_msg_id=message.client_msg_id,
-        text=message.text,
-        created_at_ms=millis(message.created_at),
-        recalled=message.recalled,
-    )
 
 
 def conversation_to_pb(view: ConversationView) -> chat_pb2.Conversation:

@@ -9,10 +9,10 @@ import pytest
 from tests.unit.bff.fakes import NOW
 from tests.unit.bff.realtime.harness import Cluster, cluster_of, events, waiting
 from tidings.api.common.v1 import errors as common_errors
-from tidings.bff.biz.model import Message
 from tidings.bff.biz.realtime.events import Envelope, MessageNew, Ready, Typing
 from tidings.bff.biz.realtime.session import CloseReason
 from tidings.pkg import errors
+from tidings.service.chat.message import Message
 
 MESSAGE = Message(7, 3, 1, 1, "c1", "hello", NOW, False)
 

@@ -8,7 +8,7 @@ import pytest
 
 from tests.unit.bff.fakes import NOW
 from tidings.api.common.v1 import errors as common_errors
-from tidings.bff.biz.model import Message, Presence
+from tidings.bff.biz.model import Presence
 from tidings.bff.biz.realtime.events import (
     ConversationRead,
     Envelope,
@@ -25,6 +25,7 @@ from tidings.bff.biz.realtime.events import (
     Typing,
 )
 from tidings.bff.service import ws_codec
+from tidings.service.chat.message import Message
 
 BIG = 2**62 + 1
 MESSAGE = Message(BIG, BIG - 1, 3, BIG - 2, "c-1", "hello", NOW, False)

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
-from tidings.bff.biz.model import Message, Presence
+from tidings.bff.biz.model import Presence
 from tidings.pkg.errors import TidingsError
+from tidings.service.chat.message import Message
 
 T = TypeVar("T")
 

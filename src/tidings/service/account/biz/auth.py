@@ -21,8 +21,9 @@ from tidings.service.account.biz.ports import (
     UsernameTaken,
     UserRepo,
 )
-from tidings.service.account.biz.user import Account, User
+from tidings.service.account.biz.user import Account
 from tidings.service.account.tokens import AccessClaims, claims_or_401
+from tidings.service.account.user import User
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from tidings.service.account.biz.user import Account, ProfileChange, User
+from tidings.service.account.biz.user import Account, ProfileChange
 from tidings.service.account.tokens import AccessClaims
+from tidings.service.account.user import User
 
 
 class UsernameTaken(Exception):

@@ -15,7 +15,8 @@ from tidings.pkg.cache.ports import ReadThrough
 from tidings.pkg.clock import Clock
 from tidings.service.account.biz import user as rules
 from tidings.service.account.biz.ports import BlockRepo, UserRepo
-from tidings.service.account.biz.user import ProfileChange, User
+from tidings.service.account.biz.user import ProfileChange
+from tidings.service.account.user import User
 
 MAX_BATCH = 500
 MAX_SEARCH = 50

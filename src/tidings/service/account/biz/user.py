@@ -5,21 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from tidings.service.account.user import User
+
 USERNAME = re.compile(r"[a-z][a-z0-9_]{2,31}")
 PASSWORD_LENGTH = range(8, 129)
 DISPLAY_NAME_LENGTH = range(1, 65)
 BIO_MAX = 280
 AVATAR_URL_MAX = 512
-
-
-@dataclass(frozen=True)
-class User:
-    id: int
-    username: str
-    display_name: str
-    bio: str
-    avatar_url: str
-    created_at_ms: int
 
 
 @dataclass(frozen=True)

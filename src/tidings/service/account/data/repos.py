@@ -10,9 +10,10 @@ from sqlalchemy.exc import IntegrityError
 
 from tidings.pkg.repo import SQLRepo, chunks
 from tidings.service.account.biz.ports import RefreshToken, UsernameTaken
-from tidings.service.account.biz.user import Account, ProfileChange, User
+from tidings.service.account.biz.user import Account, ProfileChange
 from tidings.service.account.store.tokens import prune_expired_tokens
 from tidings.service.account.tables import blocks, refresh_tokens, users
+from tidings.service.account.user import User
 
 _PUBLIC = (
     users.c.id,

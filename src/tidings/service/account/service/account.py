@@ -14,8 +14,9 @@ from tidings.pkg.errors.grpc import error_to_pb
 from tidings.pkg.pbtime import timestamp
 from tidings.service.account.biz.auth import Auth, Session
 from tidings.service.account.biz.profiles import Profiles
-from tidings.service.account.biz.user import ProfileChange, User
+from tidings.service.account.biz.user import ProfileChange
 from tidings.service.account.tokens import AccessClaims
+from tidings.service.account.user import User
 
 Context: TypeAlias = grpc.aio.ServicerContext
 

@@ -12,7 +12,6 @@ from tidings.service.chat.biz.model import (
     MAX_TEXT_LENGTH,
     RECALL_WINDOW_MS,
     HistoryPage,
-    Message,
     Sent,
     client_msg_id_problem,
     history_limit,
@@ -20,6 +19,7 @@ from tidings.service.chat.biz.model import (
 )
 from tidings.service.chat.biz.ports import ConversationRepo, EventPublisher, HistoryCache, MessageRepo
 from tidings.service.chat.biz.sending import Sender
+from tidings.service.chat.message import Message
 
 
 class Messages:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from tidings.service.chat.message import Message
+
 MAX_TEXT_LENGTH = 4000
 MAX_CLIENT_MSG_ID_LENGTH = 64
 MAX_TITLE_LENGTH = 128
@@ -52,19 +54,6 @@ class Member:
     joined_at_ms: int
     # False for a former member: they see NOT_A_MEMBER rather than CONVERSATION_NOT_FOUND.
     active: bool = True
-
-
-@dataclass(frozen=True)
-class Message:
-    id: int
-    conversation_id: int
-    seq: int
-    sender_id: int
-    client_msg_id: str
-    # Empty once recalled.
-    text: str
-    created_at_ms: int
-    recalled: bool = False
 
 
 @dataclass(frozen=True)

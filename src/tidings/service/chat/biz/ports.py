@@ -7,14 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from tidings.service.chat.biz.model import (
-    Conversation,
-    ConversationState,
-    Cursor,
-    Member,
-    Message,
-    Role,
-)
+from tidings.service.chat.biz.model import Conversation, ConversationState, Cursor, Member, Role
+from tidings.service.chat.message import Message
 
 # Dedup is per sender: (sender_id, client_msg_id).
 DedupKey = tuple[int, str]

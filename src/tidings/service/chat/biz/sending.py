@@ -43,7 +43,7 @@ from tidings.pkg.clock import Clock
 from tidings.pkg.errors import TidingsError
 from tidings.pkg.logger import Logger
 from tidings.service.chat.biz.access import Access
-from tidings.service.chat.biz.model import Message, Sent
+from tidings.service.chat.biz.model import Sent
 from tidings.service.chat.biz.ports import (
     DedupKey,
     DedupStore,
@@ -52,6 +52,7 @@ from tidings.service.chat.biz.ports import (
     Reservation,
     SeqAllocator,
 )
+from tidings.service.chat.message import Message
 
 T = TypeVar("T")
 

@@ -10,8 +10,8 @@ from sqlalchemy import and_, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tidings.pkg.repo import SQLRepo, chunks
-from tidings.service.chat.biz.model import Message
 from tidings.service.chat.biz.ports import DedupKey, Reservation
+from tidings.service.chat.message import Message
 from tidings.service.chat.tables import message_reservations as reservations
 from tidings.service.chat.tables import messages
 

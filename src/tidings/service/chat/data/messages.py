@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from tidings.pkg.repo import SQLRepo, chunks
-from tidings.service.chat.biz.model import Message
+from tidings.service.chat.message import Message
 from tidings.service.chat.store.messages import write_messages
 from tidings.service.chat.tables import messages
 

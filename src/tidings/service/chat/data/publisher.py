@@ -9,7 +9,7 @@ from tidings.api.chat.v1 import events_pb2
 from tidings.pkg.bus import Publisher, events
 from tidings.pkg.pbtime import timestamp
 from tidings.service.chat import topics as chat_topics
-from tidings.service.chat.biz.model import Message
+from tidings.service.chat.message import Message
 from tidings.service.chat.store.records import message_to_pb
 
 

@@ -14,7 +14,8 @@ import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
 
 from tidings.pkg.scripts import Script
-from tidings.service.chat.store.records import MessageRecord, message_to_pb
+from tidings.service.chat.message import Message
+from tidings.service.chat.store.records import message_to_pb
 
 # Moves a number forward only: a redelivered, older batch cannot lower the persisted max seq.
 _SET_MAX = """
@@ -42,13 +43,13 @@ class RedisHistoryCache:
         """A sorted set of serialized ``tidings.chat.v1.Message`` scored by seq."""
         return f"{self._prefix}:{{{conversation_id}}}:recent"
 
-    async def record(self, batch: Sequence[MessageRecord], *, stale: Collection[int] = ()) -> None:
+    async def record(self, batch: Sequence[Message], *, stale: Collection[int] = ()) -> None:
         """Add a persisted batch: one round trip, however many conversations it spans.
 
         ``stale`` names conversations whose windows missed messages (Redis was unreachable when they were
         persisted): those windows are dropped first, so that a window never silently lacks a stored message.
         """
-        by_conversation: dict[int, list[MessageRecord]] = {}
+        by_conversation: dict[int, list[Message]] = {}
         for message in batch:
             by_conversation.setdefault(message.conversation_id, []).append(message)
 

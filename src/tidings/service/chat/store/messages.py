@@ -11,7 +11,7 @@ from sqlalchemy import Update, and_, bindparam, case, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.pkg.repo import chunks, insert_skipping_duplicates
-from tidings.service.chat.store.records import MessageRecord
+from tidings.service.chat.message import Message
 from tidings.service.chat.tables import conversations, messages
 
 # Conversations advanced by one UPDATE at most: three CASE arms each, well below every driver's parameter limit.
@@ -53,20 +53,20 @@ def _advance_heads(count: int) -> Update:
     )
 
 
-def _heads_params(newest: Sequence[MessageRecord]) -> dict[str, int]:
+def _heads_params(newest: Sequence[Message]) -> dict[str, int]:
     params: dict[str, int] = {}
     for i, m in enumerate(newest):
         params.update({f"c{i}": m.conversation_id, f"seq{i}": m.seq, f"id{i}": m.id, f"at{i}": m.created_at_ms})
     return params
 
 
-async def write_messages(conn: AsyncConnection, batch: Sequence[MessageRecord]) -> None:
+async def write_messages(conn: AsyncConnection, batch: Sequence[Message]) -> None:
     """Store ``batch`` and advance each conversation's ``max_seq``, ``last_message_id`` and ``updated_at_ms`` on
     ``conn`` (one transaction). Idempotent: a message already stored (same ``(conversation_id, seq)`` or
     ``message_id``) is left as it is, and the conversation only ever moves forward."""
     if not batch:
         return
-    newest: dict[int, MessageRecord] = {}
+    newest: dict[int, Message] = {}
     for message in batch:
         if message.conversation_id not in newest or message.seq > newest[message.conversation_id].seq:
             newest[message.conversation_id] = message

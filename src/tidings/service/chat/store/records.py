@@ -1,44 +1,14 @@
-"""A message as the store takes it, and its one wire form (``tidings.chat.v1.Message``).
-
-Chat's ``Message`` and its jobs' own message type both fit ``MessageRecord``; the API, the ``MessageSent`` event
-and the recent window all carry ``message_to_pb``'s form.
-"""
+"""A message's one wire form (``tidings.chat.v1.Message``), both ways: the API, the ``MessageSent`` event and the
+recent window all carry it; chat, its jobs and the bff all read it back with ``message_from_pb``."""
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from tidings.api.chat.v1 import chat_pb2
-from tidings.pkg.pbtime import timestamp
+from tidings.pkg.pbtime import millis, timestamp
+from tidings.service.chat.message import Message
 
 
-class MessageRecord(Protocol):
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def conversation_id(self) -> int: ...
-
-    @property
-    def seq(self) -> int: ...
-
-    @property
-    def sender_id(self) -> int: ...
-
-    @property
-    def client_msg_id(self) -> str: ...
-
-    @property
-    def text(self) -> str: ...
-
-    @property
-    def created_at_ms(self) -> int: ...
-
-    @property
-    def recalled(self) -> bool: ...
-
-
-def message_to_pb(message: MessageRecord) -> chat_pb2.Message:
+def message_to_pb(message: Message) -> chat_pb2.Message:
     return chat_pb2.Message(
         id=message.id,
         conversation_id=message.conversation_id,
@@ -47,5 +17,18 @@ def message_to_pb(message: MessageRecord) -> chat_pb2.Message:
         client_msg_id=message.client_msg_id,
         text=message.text,
         created_at=timestamp(message.created_at_ms),
+        recalled=message.recalled,
+    )
+
+
+def message_from_pb(message: chat_pb2.Message) -> Message:
+    return Message(
+        id=message.id,
+        conversation_id=message.conversation_id,
+        seq=message.seq,
+        sender_id=message.sender_id,
+        client_msg_id=message.client_msg_id,
+        text=message.text,
+        created_at_ms=millis(message.created_at),
         recalled=message.recalled,
     )
