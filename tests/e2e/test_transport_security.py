@@ -91,11 +91,13 @@ def forged(session_id: str, conversation_id: str, sender_id: str) -> delivery_pb
 
 
 async def reflection_status(channel: grpc.aio.Channel) -> grpc.StatusCode:
-    """OK if the server lists its services, else the status the reflection call ended with."""
-    # The request goes in as an iterator gRPC writes itself: a write of ours racing the server's refusal could end
-    # the call with a client-side INTERNAL instead of the status the server sent.
-    requests = iter([reflection_pb2.ServerReflectionRequest(list_services="")])
-    call = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(requests, timeout=5)
+    """The status a reflection call ends with: OK where the service runs, UNIMPLEMENTED where it does not.
+
+    The call sends no request, only its headers and the end of its stream: the server decides on the method at
+    the call's start, and a request written while it refuses could end the call with a client-side INTERNAL
+    instead of the status the server sent."""
+    requests: list[reflection_pb2.ServerReflectionRequest] = []
+    call = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(iter(requests), timeout=5)
     try:
         async for _ in call:
             call.cancel()
@@ -131,6 +133,9 @@ async def test_deliver_is_internal_only_and_needs_the_shared_secret(dev: Dev) ->
             assert refused.value.code() is grpc.StatusCode.UNIMPLEMENTED
             # Reflection is off on the public port: nothing lists the services there.
             assert await reflection_status(public) is grpc.StatusCode.UNIMPLEMENTED
+        async with grpc.aio.insecure_channel(dev.account_grpc) as account:
+            # ... while an internal module answers the same call.
+            assert await reflection_status(account) is grpc.StatusCode.OK
 
         async with grpc.aio.insecure_channel(dev.internal_grpc) as internal:
             stub = delivery_pb2_grpc.DeliveryServiceStub(internal)
