@@ -36,6 +36,8 @@ from tidings.pkg.cache.redis_store import RedisStore
 from tidings.pkg.health import Check
 from tidings.pkg.idgen import IdGenerator, SQLWorkerLease
 from tidings.pkg.middleware.grpc import client_interceptors
+from tidings.pkg.ratelimit import MemoryRateLimiter, RateLimiter
+from tidings.pkg.ratelimit.redis import RedisRateLimiter
 from tidings.realtime.model import RouteTable
 from tidings.realtime.routes import MemoryRouteTable, RedisRouteTable
 
@@ -150,6 +152,16 @@ class Infra:
         if not self.uses_redis:
             return embedded
         return await build(self.redis())
+
+    def rate_limiter(self, prefix: str) -> RateLimiter:
+        """GCRA limits that every instance shares through Redis, or this process's own in the embedded mode."""
+        if self.uses_redis:
+            return RedisRateLimiter(self.redis(), prefix=prefix)
+        return MemoryRateLimiter()
+
+    def redis_checks(self) -> list[Check]:
+        """Redis's readiness check where Redis is configured; none in the embedded mode."""
+        return [self.redis_check()] if self.uses_redis else []
 
     def redis_check(self) -> Check:
         async def probe() -> None:

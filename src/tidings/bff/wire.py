@@ -27,8 +27,7 @@ from tidings.conf import BffConf, LimitsConf, RealtimeConf
 from tidings.pkg import log
 from tidings.pkg.app import Module, Server
 from tidings.pkg.middleware.grpc import server_interceptors
-from tidings.pkg.ratelimit import MemoryRateLimiter, Rate, RateLimiter
-from tidings.pkg.ratelimit.redis import RedisRateLimiter
+from tidings.pkg.ratelimit import Rate, RateLimiter
 from tidings.pkg.transport.grpc import GrpcServer
 from tidings.pkg.transport.guard import ConnectionGuard
 from tidings.pkg.transport.http import HttpServer, ops_server
@@ -91,12 +90,7 @@ async def wire(infra: Infra) -> Module:
     routes = infra.route_table()
     metrics = PrometheusRealtimeMetrics(REGISTRY)
     fan_out = audiences(await infra.cache_kit(REGISTRY, "bff"), realtime)
-    limiter: RateLimiter = (
-        RedisRateLimiter(infra.redis(), prefix=f"{realtime.route_prefix}:rl")
-        if infra.uses_redis
-        else MemoryRateLimiter()
-    )
-    limits = quotas(limiter, infra.settings.limits, realtime)
+    limits = quotas(infra.rate_limiter(f"{realtime.route_prefix}:rl"), infra.settings.limits, realtime)
     hub = Hub(
         instance=instance_address(conf, realtime),
         options=realtime_options(realtime),
@@ -119,7 +113,7 @@ async def wire(infra: Infra) -> Module:
         request_timeout_s=conf.request_timeout_s,
         max_frame_bytes=realtime.max_frame_bytes,
     )
-    checks = [infra.redis_check()] if infra.uses_redis else []
+    checks = infra.redis_checks()
     app = server.http_app(
         checks,
         request_timeout_s=conf.request_timeout_s,

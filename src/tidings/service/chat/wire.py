@@ -1,11 +1,12 @@
 """Composition root of the chat service: builds data -> biz -> service -> server.
 
-The seq allocator follows ``cache.url``: Redis (every instance shares one sequence per conversation) or, for the
-embedded mode, this process's memory. Both lease their blocks from the database.
+The seq allocator follows ``cache.url`` (``Infra.on_redis``): Redis (every instance shares one sequence per
+conversation) or, for the embedded mode, this process's memory. Both lease their blocks from the database.
 """
 
 from __future__ import annotations
 
+import redis.asyncio as redis
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
@@ -19,12 +20,13 @@ from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.biz.access import Access
 from tidings.service.chat.biz.conversations import Conversations
 from tidings.service.chat.biz.messages import Messages
-from tidings.service.chat.biz.ports import HistoryCache, SeqAllocator
+from tidings.service.chat.biz.ports import ConversationRepo, HistoryCache, SeqAllocator
 from tidings.service.chat.biz.sending import Sender, SendPolicy
 from tidings.service.chat.data.account import GrpcUserDirectory
 from tidings.service.chat.data.caches import chat_caches
 from tidings.service.chat.data.conversations import CachedConversationRepo, SQLConversationRepo
 from tidings.service.chat.data.dedup import SQLDedupStore
+from tidings.service.chat.data.history import NoHistoryCache
 from tidings.service.chat.data.messages import SQLMessageRepo
 from tidings.service.chat.data.metrics import ChatMetrics
 from tidings.service.chat.data.publisher import BusEventPublisher
@@ -54,31 +56,26 @@ async def build(
     messages = SQLMessageRepo(engine, statements=statements)
     lease = SQLSeqLease(engine)
     kit = await infra.cache_kit(registry, "chat", topics=topics)
-    seqs: SeqAllocator
-    history_cache: HistoryCache | None
-    if infra.uses_redis:
-        # Shares the caches' breaker: once Redis fails, seqs come from the database and reads skip the cache.
-        seqs = RedisSeqAllocator(
-            infra.redis(),
-            lease,
-            metrics,
-            prefix=redis_prefix,
-            breaker=kit.breaker,
-            timeout_s=infra.settings.cache.timeout_s,
-        )
-        history_cache = RedisHistoryCache(infra.redis(), prefix=redis_prefix)
-    else:
-        seqs = MemorySeqAllocator(lease, metrics)
-        history_cache = None
     directory = GrpcUserDirectory(infra.channel("account"))
     caches = chat_caches(kit, prefix=redis_prefix)
-    # Conversation states come from the cache on Redis, whose heads the persist job invalidates; an in-process
-    # store is this process's own, which the persist job cannot reach, so the embedded mode reads them fresh.
-    conversations = (
-        CachedConversationRepo(engine, caches, statements=statements)
-        if infra.uses_redis
-        else SQLConversationRepo(engine, statements=statements)
+
+    async def shared(client: redis.Redis) -> tuple[SeqAllocator, HistoryCache, ConversationRepo]:
+        # Shares the caches' breaker: once Redis fails, seqs come from the database and reads skip the cache.
+        seqs = RedisSeqAllocator(
+            client, lease, metrics, prefix=redis_prefix, breaker=kit.breaker, timeout_s=infra.settings.cache.timeout_s
+        )
+        # Conversation states come from the cache, whose heads the persist job invalidates.
+        conversations = CachedConversationRepo(engine, caches, statements=statements)
+        return seqs, RedisHistoryCache(client, prefix=redis_prefix), conversations
+
+    # Embedded: this process's seq blocks, no recent window, and states read fresh (an in-process cache is this
+    # process's own, which the persist job cannot reach to invalidate).
+    embedded: tuple[SeqAllocator, HistoryCache, ConversationRepo] = (
+        MemorySeqAllocator(lease, metrics),
+        NoHistoryCache(),
+        SQLConversationRepo(engine, statements=statements),
     )
+    seqs, history_cache, conversations = await infra.on_redis(shared, embedded)
     access = Access(conversations, directory, gates=caches.gates, blocks=caches.blocks)
     publisher = BusEventPublisher(bus, topics)
     dedup = SQLDedupStore(engine, statements=statements)

@@ -30,7 +30,7 @@ class Messages:
         messages: MessageRepo,
         sender: Sender,
         publisher: EventPublisher,
-        history_cache: HistoryCache | None,
+        history_cache: HistoryCache,
         clock: Clock,
         logger: Logger,
     ) -> None:
@@ -113,11 +113,10 @@ class Messages:
         recalled = await self._messages.recall(conversation_id, message_id)
         if recalled is None:
             raise chat_errors.message_not_found("no such message", message_id=str(message_id))
-        if self._history_cache is not None:
-            try:
-                await self._history_cache.forget(conversation_id)
-            except Exception as exc:  # the window expires by itself; a stale text there is bounded by its TTL
-                self._log.warning("dropping the recent window failed", error=repr(exc))
+        try:
+            await self._history_cache.forget(conversation_id)
+        except Exception as exc:  # the window expires by itself; a stale text there is bounded by its TTL
+            self._log.warning("dropping the recent window failed", error=repr(exc))
         try:
             await self._publisher.message_recalled(recalled, user_id, now)
         except Exception as exc:
