@@ -25,7 +25,7 @@ from tests.integration.test_chat_service import (
     wait_for_history,
 )
 from tidings.api.chat.v1 import chat_pb2
-from tidings.job.service import invalidate
+from tidings.job.biz.errors import TRANSIENT
 from tidings.job.wire import invalidate_consumer
 from tidings.pkg.bus.consumer import ConsumerOptions
 from tidings.pkg.bus.metrics import ConsumerMetrics
@@ -44,7 +44,7 @@ async def stack(mysql_url: str, redis_server: RedisServer) -> AsyncIterator[Stac
             stack.infra,
             ConsumerMetrics(CollectorRegistry()),
             topics=stack.topics,
-            options=ConsumerOptions(workers=4, transient=invalidate.TRANSIENT, backoff_max_s=0.5),
+            options=ConsumerOptions(workers=4, transient=TRANSIENT, backoff_max_s=0.5),
         )
         await invalidator.start()
         try:

@@ -32,8 +32,8 @@ from tidings.api.account.v1 import account_pb2, account_pb2_grpc
 from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
 from tidings.bootstrap import Infra
 from tidings.conf import AuthConf, Modules, Settings
+from tidings.job.biz.errors import TRANSIENT
 from tidings.job.data.telemetry import PersistTelemetry
-from tidings.job.service.persist import TRANSIENT
 from tidings.job.wire import persist_consumer
 from tidings.pkg import errors
 from tidings.pkg.app import Module

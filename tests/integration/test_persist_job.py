@@ -20,8 +20,8 @@ from tests.integration.test_chat_service import delete_topics
 from tidings.api.chat.v1 import chat_pb2
 from tidings.bootstrap import Infra
 from tidings.conf import Settings
+from tidings.job.biz.errors import TRANSIENT
 from tidings.job.data.telemetry import PersistTelemetry
-from tidings.job.service.persist import TRANSIENT
 from tidings.job.wire import persist_consumer
 from tidings.pkg.bus import events
 from tidings.pkg.bus.consumer import ConsumerOptions
@@ -42,7 +42,7 @@ JOB = """
 import asyncio, sys
 from prometheus_client import CollectorRegistry
 from tidings.job.data.telemetry import PersistTelemetry
-from tidings.job.service.persist import TRANSIENT
+from tidings.job.biz.errors import TRANSIENT
 from tidings.job.wire import persist_consumer
 from tidings.pkg.bus import events
 from tidings.pkg.bus.consumer import ConsumerOptions

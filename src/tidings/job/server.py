@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from tidings.job.service import invalidate, persist, push
+from tidings.job.biz.errors import TRANSIENT
 from tidings.pkg.bus import EventBus, events
 from tidings.pkg.bus.consumer import ConsumerOptions, Handler, OrderedConsumer
 from tidings.pkg.bus.metrics import ConsumerMetrics
@@ -12,14 +12,14 @@ from tidings.pkg.bus.metrics import ConsumerMetrics
 # Two workers, fetches and batches that wait a little for more: a batch costs one transaction (three round trips)
 # however many it holds, and a message is still persisted well within the second clients may wait.
 PERSIST_OPTIONS = ConsumerOptions(
-    workers=2, batch_size=1000, batch_linger_s=0.05, fetch_wait_s=0.02, transient=persist.TRANSIENT
+    workers=2, batch_size=1000, batch_linger_s=0.05, fetch_wait_s=0.02, transient=TRANSIENT
 )
 # Latency first: batches gathered briefly, as many as came meanwhile; enough workers that one slow bff stalls few
 # conversations, few enough that a busy topic makes batches of many (one route lookup, one Deliver each).
-PUSH_OPTIONS = ConsumerOptions(workers=8, batch_size=200, batch_linger_s=0.002, transient=push.TRANSIENT)
+PUSH_OPTIONS = ConsumerOptions(workers=8, batch_size=200, batch_linger_s=0.002, transient=TRANSIENT)
 # Waiting for not_before holds a worker; many workers keep entities' waits from queuing behind each other. The
 # deletes are late by design: fetches may wait for more of them.
-INVALIDATE_OPTIONS = ConsumerOptions(workers=16, batch_size=500, fetch_wait_s=0.05, transient=invalidate.TRANSIENT)
+INVALIDATE_OPTIONS = ConsumerOptions(workers=16, batch_size=500, fetch_wait_s=0.05, transient=TRANSIENT)
 
 
 def consumer(

@@ -15,12 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tests.contracts.bus import eventually, read
 from tidings import migrations
+from tidings.job.biz.errors import TRANSIENT
 from tidings.job.biz.persist import Persister
 from tidings.job.data.heads import NoHeads
 from tidings.job.data.history import NoHistoryWindow
 from tidings.job.data.messages import SQLMessageStore
 from tidings.job.data.telemetry import PersistTelemetry
-from tidings.job.service.persist import GROUP, TRANSIENT, PersistHandler
+from tidings.job.service.persist import GROUP, PersistHandler
 from tidings.pkg import db
 from tidings.pkg.bus import Event, events
 from tidings.pkg.bus.consumer import ConsumerOptions, OrderedConsumer

@@ -10,3 +10,9 @@ class Unavailable(Exception):
 
 class InvalidEvent(ValueError):
     """A record that lacks what handling it needs: a poison record (dead letter)."""
+
+
+# What a consumer retries without end instead of dead-lettering: the adapters turn their drivers' failures into
+# ``Unavailable``; a connection or timeout error raised on the way counts the same. The consumer pauses fetching
+# meanwhile, and the records are handled once the world is back.
+TRANSIENT: tuple[type[Exception], ...] = (Unavailable, ConnectionError, TimeoutError)

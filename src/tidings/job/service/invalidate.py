@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from tidings.job.biz.errors import Unavailable
 from tidings.job.biz.invalidate import DelayedDelete, Invalidation
 from tidings.pkg.bus import Record, events
 from tidings.pkg.cache.invalidation import CACHE_INVALIDATE
@@ -11,9 +10,6 @@ from tidings.pkg.pbtime import millis
 
 GROUP = "invalidate"
 TOPIC = CACHE_INVALIDATE
-
-# Redis down: retried until it is back, so the keys are deleted then.
-TRANSIENT: tuple[type[Exception], ...] = (Unavailable, ConnectionError, TimeoutError, OSError)
 
 
 class InvalidateHandler:

@@ -4,7 +4,7 @@ so an offset moves only after its transaction committed."""
 
 from __future__ import annotations
 
-from tidings.job.biz.errors import InvalidEvent, Unavailable
+from tidings.job.biz.errors import InvalidEvent
 from tidings.job.biz.persist import Persister
 from tidings.pkg.bus import Record, events
 from tidings.service.chat import topics as chat_topics
@@ -13,10 +13,6 @@ from tidings.service.chat.store.records import message_from_pb
 
 GROUP = "persist"
 TOPIC = chat_topics.MESSAGE_SENT
-
-# The database down or restarting, or a batch that ran out of time: retried without end and never dead-lettered,
-# because the records are fine (the consumer pauses fetching meanwhile).
-TRANSIENT: tuple[type[Exception], ...] = (Unavailable, ConnectionError, TimeoutError)
 
 
 class PersistHandler:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from tidings.api.chat.v1 import events_pb2 as chat_events
 from tidings.api.gateway.v1 import gateway_pb2
-from tidings.job.biz.errors import InvalidEvent, Unavailable
+from tidings.job.biz.errors import InvalidEvent
 from tidings.job.biz.push import Push, Pusher
 from tidings.pkg.bus import Record, events
 from tidings.pkg.bus.consumer import UnknownEventVersion
@@ -15,10 +15,6 @@ from tidings.service.chat import topics as chat_topics
 
 GROUP = "push"
 TOPICS = (chat_topics.MESSAGE_SENT, chat_topics.MESSAGE_RECALLED, chat_topics.CONVERSATION_READ)
-
-# The world is down (database, route table), not the record bad: retried without end, never dead-lettered;
-# delivering late beats not delivering, and the consumer pauses fetching meanwhile. A failing bff never raises.
-TRANSIENT: tuple[type[Exception], ...] = (Unavailable, ConnectionError, TimeoutError)
 
 GatewayPush = Push[gateway_pb2.Event]
 
