@@ -9,12 +9,12 @@ from dataclasses import replace
 from tidings.api.account.v1 import errors as account_errors
 from tidings.api.chat.v1 import errors as chat_errors
 from tidings.api.common.v1 import errors as common_errors
-from tidings.bff.biz.model import Conversation, Identity, Kind, Page, Presence, Session
+from tidings.bff.biz.model import Conversation, Identity, Kind, Page, Presence
 from tidings.bff.biz.quotas import Quotas
 from tidings.bff.wire import quotas
 from tidings.conf import LimitsConf, RealtimeConf
 from tidings.pkg.ratelimit import MemoryRateLimiter
-from tidings.service.account.user import User
+from tidings.service.account.user import Session, User
 from tidings.service.chat.message import Message
 
 NOW = 1_800_000_000_000

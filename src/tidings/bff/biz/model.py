@@ -10,14 +10,6 @@ from tidings.service.chat.message import Message
 
 
 @dataclass(frozen=True)
-class Session:
-    user: User
-    access_token: str
-    refresh_token: str
-    expires_in_s: int
-
-
-@dataclass(frozen=True)
 class Identity:
     """Who an access token speaks for, and until when (a live connection is closed at ``expires_at_ms``)."""
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from tidings.bff.biz.model import Conversation, Identity, Page, Presence, Session
+from tidings.bff.biz.model import Conversation, Identity, Page, Presence
 from tidings.bff.biz.realtime.events import Event
-from tidings.service.account.user import User
+from tidings.service.account.user import Session, User
 from tidings.service.chat.message import Message
 
 

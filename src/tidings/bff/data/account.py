@@ -12,14 +12,14 @@ from tidings.api.account.v1 import account_pb2 as pb
 from tidings.api.account.v1 import account_pb2_grpc as pb_grpc
 from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.auth import TokenVerifier
-from tidings.bff.biz.model import Identity, Session
+from tidings.bff.biz.model import Identity
 from tidings.pkg.batching import CallBatcher
 from tidings.pkg.clock import wall_ms
 from tidings.pkg.errors.grpc import error_from_pb
 from tidings.pkg.middleware import deadline
 from tidings.pkg.pbtime import millis
 from tidings.service.account.tokens import TokenDecoder
-from tidings.service.account.user import User
+from tidings.service.account.user import Session, User
 
 
 def user_from_pb(message: pb.User) -> User:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from pydantic.config import JsonDict
 
 from tidings.bff.biz import model
-from tidings.service.account.user import User
+from tidings.service.account.user import Session, User
 from tidings.service.chat.message import Message
 
 MAX_ID = (1 << 63) - 1
@@ -174,7 +174,7 @@ class SessionOut(BaseModel):
     expires_in: int
 
     @classmethod
-    def of(cls, session: model.Session) -> SessionOut:
+    def of(cls, session: Session) -> SessionOut:
         return cls(
             user=UserOut.of(session.user),
             access_token=session.access_token,

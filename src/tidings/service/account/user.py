@@ -1,4 +1,4 @@
-"""A user as account defines them, published for those who show users: account's use cases and the bff."""
+"""A user, and what signing in hands them, as account defines them: published for account's use cases and the bff."""
 
 from __future__ import annotations
 
@@ -13,3 +13,13 @@ class User:
     bio: str
     avatar_url: str
     created_at_ms: int
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a successful sign-in hands the client."""
+
+    user: User
+    access_token: str
+    refresh_token: str
+    expires_in_s: int

@@ -23,17 +23,7 @@ from tidings.service.account.biz.ports import (
 )
 from tidings.service.account.biz.user import Account
 from tidings.service.account.tokens import AccessClaims, claims_or_401
-from tidings.service.account.user import User
-
-
-@dataclass(frozen=True)
-class Session:
-    """What a successful sign-in hands the client."""
-
-    user: User
-    access_token: str
-    refresh_token: str
-    expires_in_s: int
+from tidings.service.account.user import Session, User
 
 
 @dataclass(frozen=True)

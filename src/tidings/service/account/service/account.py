@@ -12,11 +12,11 @@ from tidings.api.errors.v1 import errors_pb2
 from tidings.pkg.errors import TidingsError
 from tidings.pkg.errors.grpc import error_to_pb
 from tidings.pkg.pbtime import timestamp
-from tidings.service.account.biz.auth import Auth, Session
+from tidings.service.account.biz.auth import Auth
 from tidings.service.account.biz.profiles import Profiles
 from tidings.service.account.biz.user import ProfileChange
 from tidings.service.account.tokens import AccessClaims
-from tidings.service.account.user import User
+from tidings.service.account.user import Session, User
 
 Context: TypeAlias = grpc.aio.ServicerContext
 
