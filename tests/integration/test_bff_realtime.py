@@ -17,7 +17,6 @@ from prometheus_client import CollectorRegistry
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.integration.conftest import REDIS_URL, unique
 from tests.unit.bff.fakes import NOW, FakeAccounts, FakeChats
 from tidings.api.chat.v1 import chat_pb2
 from tidings.api.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2, gateway_pb2_grpc
@@ -132,17 +131,11 @@ def tracing() -> None:
 
 
 @pytest.fixture
-async def bff() -> AsyncIterator[Bff]:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    prefix = unique("rt")
-    bff = Bff(client, prefix)
+async def bff(redis_client: redis.Redis, redis_prefix: str) -> AsyncIterator[Bff]:
+    bff = Bff(redis_client, redis_prefix)
     await bff.start()
     yield bff
     await bff.stop()
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 async def receive(websocket: ClientConnection) -> dict[str, Any]:

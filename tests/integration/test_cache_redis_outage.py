@@ -37,9 +37,10 @@ SETTLE_S = 60
 
 
 @pytest.fixture
-async def stack(mysql_url: str, redis_server: RedisServer) -> AsyncIterator[Stack]:
+async def stack(mysql_url: str, kafka_prefix: str, redis_server: RedisServer) -> AsyncIterator[Stack]:
     cache = CacheConf(url=redis_server.url, timeout_s=0.5, retry_after_s=0.5, invalidate_delay_s=0.3)
-    async with open_stack(mysql_url, cache) as stack:
+    # The Redis server is the test's alone: its keys need no namespace of their own.
+    async with open_stack(mysql_url, cache, kafka_prefix, redis_prefix="chat") as stack:
         invalidator = await invalidate_consumer(
             stack.infra,
             ConsumerMetrics(CollectorRegistry()),

@@ -3,15 +3,12 @@ cache in front (keys under a unique prefix, deleted afterwards)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import redis.asyncio as redis
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.contracts.chat_repos import ConversationRepoContract
-from tests.integration.conftest import REDIS_URL, delete_prefix, unique
 from tidings.pkg.cache import CacheMetrics, CachePolicy, LocalInvalidator, RedisStore
 from tidings.pkg.cache.kit import CacheKit
 from tidings.service.chat.data.caches import chat_caches
@@ -25,13 +22,11 @@ async def engine(mysql_engine: AsyncEngine) -> AsyncEngine:
 
 class TestCachedConversationRepoOnRedis(ConversationRepoContract):
     @pytest.fixture
-    async def repo(self, engine: AsyncEngine, statements: AsyncEngine) -> AsyncIterator[SQLConversationRepo]:
-        client = redis.Redis.from_url(REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
-        prefix = unique("it.states")
-        store = RedisStore(client)
+    def repo(
+        self, engine: AsyncEngine, statements: AsyncEngine, redis_client: redis.Redis, redis_prefix: str
+    ) -> SQLConversationRepo:
+        store = RedisStore(redis_client)
         kit = CacheKit(
             store, LocalInvalidator(store, delay_s=0.05), CacheMetrics(CollectorRegistry(), "it"), CachePolicy()
         )
-        yield CachedConversationRepo(engine, chat_caches(kit, prefix), statements=statements)
-        await delete_prefix(client, prefix)
-        await client.aclose()
+        return CachedConversationRepo(engine, chat_caches(kit, redis_prefix), statements=statements)

@@ -22,12 +22,11 @@ from typing import Any
 
 import grpc
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from tests.integration.conftest import KAFKA_BOOTSTRAP, REDIS_URL, unique
+from tests.integration.conftest import KAFKA_BOOTSTRAP, REDIS_URL
 from tidings.api.account.v1 import account_pb2, account_pb2_grpc
 from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
 from tidings.bootstrap import Infra
@@ -56,18 +55,6 @@ def free_port() -> int:
         return port
 
 
-async def delete_topics(prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP, request_timeout_ms=10_000)
-    async with asyncio.timeout(30):
-        await admin.start()
-        try:
-            ours = [topic for topic in await admin.list_topics() if topic.startswith(prefix)]
-            if ours:
-                await admin.delete_topics(ours)
-        finally:
-            await admin.close()
-
-
 @dataclass
 class ChatNode:
     """One chat instance: its own process-like Infra (id lease, pools, producer) and gRPC server."""
@@ -81,23 +68,20 @@ class ChatNode:
 @dataclass
 class Stack:
     settings: Settings
-    prefix: str
+    topics: events.Topics
+    redis_prefix: str
     infra: Infra
     account_module: Module
     account: Any
     nodes: list[ChatNode] = field(default_factory=list)
     consumer: OrderedConsumer | None = None
 
-    @property
-    def topics(self) -> events.Topics:
-        return events.Topics(self.prefix)
-
     async def add_chat_node(self) -> ChatNode:
         infra = Infra(self.settings)
         idgen = await infra.idgen()
         await idgen.start()
         servicer = await chat_wire.build(
-            infra, registry=CollectorRegistry(), topics=self.topics, redis_prefix=self.prefix
+            infra, registry=CollectorRegistry(), topics=self.topics, redis_prefix=self.redis_prefix
         )
         server = grpc.aio.server(interceptors=server_interceptors(request_timeout_s=10))
         chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, server)
@@ -115,7 +99,7 @@ class Stack:
             ConsumerMetrics(registry),
             PersistTelemetry(registry),
             topics=self.topics,
-            redis_prefix=self.prefix,
+            redis_prefix=self.redis_prefix,
             options=ConsumerOptions(transient=TRANSIENT, commit_interval_s=0.2, backoff_max_s=0.5),
         )
         await consumer.start()
@@ -155,16 +139,15 @@ class Stack:
 
 
 @pytest.fixture
-async def stack(mysql_url: str) -> AsyncIterator[Stack]:
-    async with open_stack(mysql_url, CacheConf(url=REDIS_URL, timeout_s=2)) as stack:
+async def stack(mysql_url: str, kafka_prefix: str, redis_prefix: str) -> AsyncIterator[Stack]:
+    async with open_stack(mysql_url, CacheConf(url=REDIS_URL, timeout_s=2), kafka_prefix, redis_prefix) as stack:
         yield stack
 
 
 @asynccontextmanager
-async def open_stack(mysql_url: str, cache: CacheConf) -> AsyncIterator[Stack]:
-    """Account in-process on its gRPC port, on a topic and key namespace of this test; chat nodes and the
-    persist job are added by the test."""
-    prefix = unique("it.chat") + "."
+async def open_stack(mysql_url: str, cache: CacheConf, topic_prefix: str, redis_prefix: str) -> AsyncIterator[Stack]:
+    """Account in-process on its gRPC port, on the test's topic and key namespaces (``kafka_prefix``,
+    ``redis_prefix``: their fixtures delete them afterwards); chat nodes and the persist job are added by the test."""
     account_port = free_port()
     settings = Settings(
         database=DatabaseConf(url=mysql_url, pool_size=20),
@@ -179,7 +162,14 @@ async def open_stack(mysql_url: str, cache: CacheConf) -> AsyncIterator[Stack]:
     account_module = await account_wire.wire(infra)
     await account_module.servers[0].start()  # its gRPC server; the ops HTTP port is not needed here
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{account_port}", interceptors=client_interceptors())
-    stack = Stack(settings, prefix, infra, account_module, account_pb2_grpc.AccountServiceStub(channel))
+    stack = Stack(
+        settings,
+        events.Topics(f"{topic_prefix}."),
+        redis_prefix,
+        infra,
+        account_module,
+        account_pb2_grpc.AccountServiceStub(channel),
+    )
     try:
         yield stack
     finally:
@@ -193,12 +183,7 @@ async def open_stack(mysql_url: str, cache: CacheConf) -> AsyncIterator[Stack]:
         await channel.close()
         await account_module.servers[0].stop()
         await idgen.stop()
-        redis = infra.redis()
-        keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=500)]
-        if keys:
-            await redis.delete(*keys)
         await infra.close()
-        await delete_topics(prefix)
 
 
 @dataclass

@@ -7,7 +7,6 @@ import asyncio
 import contextvars
 import signal
 import sys
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as redis
@@ -15,8 +14,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.integration.conftest import KAFKA_BOOTSTRAP, REDIS_URL, unique
-from tests.integration.test_chat_service import delete_topics
+from tests.integration.conftest import KAFKA_BOOTSTRAP, REDIS_URL, KafkaBusFactory
 from tidings.api.chat.v1 import chat_pb2
 from tidings.bootstrap import Infra
 from tidings.conf import Settings
@@ -51,14 +49,15 @@ from tidings.pkg.conf import BusConf, CacheConf, DatabaseConf
 from tidings.conf import Settings
 from tidings.bootstrap import Infra
 
-async def main(mysql_url, kafka, redis_url, prefix):
+async def main(mysql_url, kafka, redis_url, topic_prefix, redis_prefix):
     settings = Settings(database=DatabaseConf(url=mysql_url), cache=CacheConf(url=redis_url),
                         bus=BusConf(kind="kafka", bootstrap_servers=kafka))
     infra = Infra(settings)
     registry = CollectorRegistry()
     options = ConsumerOptions(transient=TRANSIENT, commit_interval_s=0.5, batch_size=50)
     consumer = await persist_consumer(infra, ConsumerMetrics(registry), PersistTelemetry(registry),
-                                      topics=events.Topics(prefix), redis_prefix=prefix, options=options)
+                                      topics=events.Topics(topic_prefix), redis_prefix=redis_prefix,
+                                      options=options)
     await consumer.start()
     print("started", file=sys.stderr, flush=True)
     await asyncio.Event().wait()
@@ -68,28 +67,17 @@ asyncio.run(main(*sys.argv[1:]))
 
 
 @pytest.fixture
-def prefix() -> str:
-    return unique("it.persist") + "."
+def topics(kafka_prefix: str) -> events.Topics:
+    """Chat's topics in the test's namespace (``kafka_prefix`` deletes them afterwards)."""
+    return events.Topics(f"{kafka_prefix}.")
 
 
 @pytest.fixture
-async def bus(prefix: str) -> AsyncIterator[KafkaEventBus]:
-    bus = KafkaEventBus(KAFKA_BOOTSTRAP, timeout_s=10)
-    await bus.start()
-    await bus.ensure_topics(events.Topics(prefix).specs(chat_topics.ALL))
-    yield bus
-    await bus.close()
-    await delete_topics(prefix)
-
-
-@pytest.fixture
-async def redis_client(prefix: str) -> AsyncIterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    yield client
-    keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+async def bus(topics: events.Topics, kafka_bus: KafkaBusFactory) -> KafkaEventBus:
+    """A producer on the test's chat topics, created up front."""
+    bus = await kafka_bus(timeout_s=10)
+    await bus.ensure_topics(topics.specs(chat_topics.ALL))
+    return bus
 
 
 async def conversations(engine: AsyncEngine, count: int) -> list[int]:
@@ -108,7 +96,7 @@ async def stored(engine: AsyncEngine) -> int:
         return int(await conn.scalar(select(func.count()).select_from(messages)) or 0)
 
 
-async def start_job(mysql_url: str, prefix: str) -> asyncio.subprocess.Process:
+async def start_job(mysql_url: str, topics: events.Topics, redis_prefix: str) -> asyncio.subprocess.Process:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -116,7 +104,8 @@ async def start_job(mysql_url: str, prefix: str) -> asyncio.subprocess.Process:
         mysql_url,
         KAFKA_BOOTSTRAP,
         REDIS_URL,
-        prefix,
+        topics.prefix,
+        redis_prefix,
         # Logs go to stdout; the process says "started" (or why it could not) on stderr.
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -128,13 +117,13 @@ async def start_job(mysql_url: str, prefix: str) -> asyncio.subprocess.Process:
 
 
 async def test_a_job_killed_mid_stream_loses_and_doubles_nothing(
-    mysql_url: str, mysql_engine: AsyncEngine, bus: KafkaEventBus, prefix: str
+    mysql_url: str, mysql_engine: AsyncEngine, bus: KafkaEventBus, topics: events.Topics, redis_prefix: str
 ) -> None:
     ids = await conversations(mysql_engine, 6)
-    publisher = BusEventPublisher(bus, events.Topics(prefix))
+    publisher = BusEventPublisher(bus, topics)
     per_conversation = 300
     sent = [message(cid, seq) for seq in range(1, per_conversation + 1) for cid in ids]
-    first = await start_job(mysql_url, prefix)
+    first = await start_job(mysql_url, topics, redis_prefix)
     replacement: asyncio.subprocess.Process | None = None
     try:
         for start in range(0, len(sent), 100):
@@ -145,7 +134,7 @@ async def test_a_job_killed_mid_stream_loses_and_doubles_nothing(
                 await asyncio.sleep(0.05)
         first.send_signal(signal.SIGKILL)
         await first.wait()
-        replacement = await start_job(mysql_url, prefix)
+        replacement = await start_job(mysql_url, topics, redis_prefix)
         async with asyncio.timeout(120):
             while await stored(mysql_engine) < len(sent):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
@@ -166,7 +155,12 @@ async def test_a_job_killed_mid_stream_loses_and_doubles_nothing(
 
 
 async def test_redis_gets_the_persisted_max_seq_and_a_recent_window(
-    mysql_url: str, mysql_engine: AsyncEngine, bus: KafkaEventBus, prefix: str, redis_client: redis.Redis
+    mysql_url: str,
+    mysql_engine: AsyncEngine,
+    bus: KafkaEventBus,
+    topics: events.Topics,
+    redis_client: redis.Redis,
+    redis_prefix: str,
 ) -> None:
     settings = Settings(
         database=DatabaseConf(url=mysql_url),
@@ -179,18 +173,16 @@ async def test_redis_gets_the_persisted_max_seq_and_a_recent_window(
         infra,
         ConsumerMetrics(registry),
         PersistTelemetry(registry),
-        topics=events.Topics(prefix),
-        redis_prefix=prefix,
+        topics=topics,
+        redis_prefix=redis_prefix,
         options=ConsumerOptions(transient=TRANSIENT, commit_interval_s=0.2),
     )
     await consumer.start()
     try:
         [cid] = await conversations(mysql_engine, 1)
         sent = [message(cid, seq) for seq in range(1, 81)]
-        await BusEventPublisher(bus, events.Topics(prefix)).message_sent(
-            [(m, contextvars.copy_context()) for m in sent]
-        )
-        cache = RedisHistoryCache(redis_client, prefix=prefix, window=50)
+        await BusEventPublisher(bus, topics).message_sent([(m, contextvars.copy_context()) for m in sent])
+        cache = RedisHistoryCache(redis_client, prefix=redis_prefix, window=50)
         async with asyncio.timeout(60):
             while await cache.max_seq(cid) != 80:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.unit.job.fakes import FakeConversations
 from tidings.api.chat.v1 import chat_pb2
 from tidings.api.chat.v1 import events_pb2 as chat_events
 from tidings.api.common.v1 import errors as common
@@ -242,23 +243,12 @@ async def test_unknown_event_versions_and_bad_events_are_refused() -> None:
         await h.job.handle([sent(0, 1, sender=1)])
 
 
-class FakeConversations:
-    def __init__(self) -> None:
-        self.conversations = {
-            1: (Kind.DIRECT, [1, 2]),
-            2: (Kind.GROUP, list(range(1, 51))),
-            3: (Kind.GROUP, list(range(1, 41))),
-        }
-        self.reads = 0
-
-    async def kinds_and_members(self, conversation_ids: Sequence[int]) -> dict[int, tuple[Kind, list[int]]]:
-        self.reads += 1
-        return {cid: self.conversations[cid] for cid in conversation_ids if cid in self.conversations}
-
-
 async def test_membership_is_cached_briefly_and_bounded_in_members() -> None:
     now = [0.0]
     source = FakeConversations()
+    source.seed(1, Kind.DIRECT, [1, 2])
+    source.seed(2, Kind.GROUP, list(range(1, 51)))
+    source.seed(3, Kind.GROUP, list(range(1, 41)))
     cache = CachedMembership(source, ttl_s=2, max_members=60, clock=lambda: now[0])
     first = await cache.audiences([1, 2, 404])
     assert first == {1: Audience(True, frozenset({1, 2})), 2: Audience(False, frozenset(range(1, 51)))}

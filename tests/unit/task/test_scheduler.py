@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.unit.task.fakes import FakeTokens
 from tidings.task.biz.retention import RefreshTokenRetention
 from tidings.task.server.scheduler import Scheduler, TaskMetrics
 from tidings.task.service.jobs import Job
@@ -127,19 +128,6 @@ async def test_stop_ends_the_loop_and_gives_up_the_role() -> None:
     await runner.stop()
     assert calls == ["a"]
     assert leadership.released == 1
-
-
-class FakeTokens:
-    def __init__(self, expiries: list[int]) -> None:
-        self.expiries = expiries
-        self.calls: list[tuple[int, int]] = []
-
-    async def prune_expired(self, before_ms: int, limit: int) -> int:
-        self.calls.append((before_ms, limit))
-        doomed = [expiry for expiry in self.expiries if expiry < before_ms][:limit]
-        for expiry in doomed:
-            self.expiries.remove(expiry)
-        return len(doomed)
 
 
 @pytest.mark.parametrize(("max_batches", "left"), [(10, 1), (2, 2)])

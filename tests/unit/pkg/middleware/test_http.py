@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from tests.unit.middleware.conftest import EXPLODE, REASONS, REQUEST_TIMEOUT_S, Stack, raised
+from tests.unit.pkg.middleware.conftest import EXPLODE, REASONS, REQUEST_TIMEOUT_S, Stack, raised
 from tidings.api.chat.v1 import chat_pb2
 from tidings.api.chat.v1 import errors as chat_errors
 from tidings.pkg import log

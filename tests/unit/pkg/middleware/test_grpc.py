@@ -14,7 +14,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_status import rpc_status
 from opentelemetry import trace as otel
 
-from tests.unit.middleware.conftest import BARE, EXPLODE, REASONS, REQUEST_TIMEOUT_S, SECRET, Stack, raised
+from tests.unit.pkg.middleware.conftest import BARE, EXPLODE, REASONS, REQUEST_TIMEOUT_S, SECRET, Stack, raised
 from tidings.api.chat.v1 import chat_pb2
 from tidings.api.chat.v1 import errors as chat_errors
 from tidings.api.gateway.v1 import gateway_pb2

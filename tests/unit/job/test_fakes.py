@@ -1,0 +1,19 @@
+"""The fakes the job's tests run on, held to the contracts of the stores they stand for."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.contracts.chat_repos import ChatStores, ConversationRepoContract
+from tests.unit.chat.fakes import FakeDedup, FakeMessages
+from tests.unit.job.fakes import FakeConversations
+
+
+@pytest.fixture
+def stores() -> ChatStores:
+    conversations = FakeConversations()
+    return ChatStores(conversations, FakeMessages(conversations), FakeDedup())
+
+
+class TestConversationsAsThePushJobReadsThem(ConversationRepoContract):
+    pass
