@@ -8,10 +8,11 @@ types are errors, reported as one line that names the key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError
+from croniter import croniter
+from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tidings.pkg.conf import (
@@ -141,14 +142,25 @@ class LimitsConf(Section):
     connections_per_user: int = Field(default=20, ge=1)
 
 
+def _cron(schedule: str) -> str:
+    if not croniter.is_valid(schedule):
+        raise ValueError("not a cron expression (minute hour day-of-month month day-of-week)")
+    return schedule
+
+
+CronExpression = Annotated[str, AfterValidator(_cron)]
+
+
 class TaskConf(Section):
     """Scheduled work (the ``task`` module), run by one task process of the fleet at a time."""
 
-    # How often the scheduler checks which jobs are due (and that this process still runs them).
+    # How often the scheduler checks which tasks are due (and that this process still runs them).
     tick_s: float = Field(default=1.0, gt=0, le=60)
+    # When each task runs, as a cron expression in UTC, by task name; a task not named here keeps its own default
+    # (refresh-token-retention: hourly at :17). An unknown name stops the task module at start.
+    schedules: dict[str, CronExpression] = Field(default_factory=dict)
     # Refresh tokens are deleted this long after they expire (until then a client is told TOKEN_EXPIRED).
     refresh_token_grace_s: float = Field(default=7 * 86_400, ge=0)
-    retention_every_s: float = Field(default=3600.0, gt=0)
 
 
 class Settings(BaseSettings):

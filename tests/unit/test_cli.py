@@ -49,6 +49,22 @@ def test_a_wrong_type_in_the_environment_is_named() -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_bad_cron_expression_or_an_unknown_task_stops_the_task_module_with_one_line_naming_the_key(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "tasks.yaml"
+    config.write_text('task:\n  schedules:\n    refresh-token-retention: "every hour"\n')
+    bad_cron = run("serve", "task", "--config", str(config), cwd=tmp_path)
+    assert bad_cron.returncode != 0
+    [line] = bad_cron.stderr.strip().splitlines()
+    assert line.startswith("tidings: invalid config: task.schedules.refresh-token-retention: ")
+    assert "not a cron expression" in line
+    config.write_text('task:\n  schedules:\n    stats: "0 * * * *"\n')
+    unknown = run("serve", "task", "--config", str(config), cwd=tmp_path)
+    assert unknown.returncode != 0
+    assert unknown.stderr.strip() == "tidings: task.schedules.stats: unknown task (known: refresh-token-retention)"
+
+
 def test_an_unreachable_database_is_named_without_a_traceback() -> None:
     result = run(
         "serve",

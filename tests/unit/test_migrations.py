@@ -29,11 +29,11 @@ async def test_migrations_apply_and_revert_on_sqlite(tmp_path: Path) -> None:
     await migrations.upgrade(url)
     await migrations.upgrade(url)  # a second run is a no-op
     tables, versions = await _tables_and_versions(url)
-    assert {"worker_leases", "users", "messages"} <= tables
-    assert versions == {"0001", "0002", "0003"}  # each branch at its head
+    assert {"worker_leases", "users", "messages", "task_runs"} <= tables
+    assert versions == {"0001", "0002", "0003", "0004"}  # each branch at its head
     await migrations.downgrade(url, "base")
     tables, versions = await _tables_and_versions(url)
-    assert not {"worker_leases", "users", "messages"} & tables
+    assert not {"worker_leases", "users", "messages", "task_runs"} & tables
     assert versions == set()
 
 
@@ -42,17 +42,19 @@ async def test_a_branch_applies_alone(tmp_path: Path) -> None:
     await migrations.upgrade(url, "chat@head")
     tables, versions = await _tables_and_versions(url)
     assert "messages" in tables
-    assert not {"users", "worker_leases"} & tables
+    assert not {"users", "worker_leases", "task_runs"} & tables
     assert versions == {"0003"}
     await migrations.upgrade(url)
     tables, versions = await _tables_and_versions(url)
-    assert {"worker_leases", "users", "messages"} <= tables
-    assert versions == {"0001", "0002", "0003"}
+    assert {"worker_leases", "users", "messages", "task_runs"} <= tables
+    assert versions == {"0001", "0002", "0003", "0004"}
 
 
 async def test_a_database_migrated_when_the_revisions_were_one_line_is_taken_up_by_the_branches(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
-    await migrations.upgrade(url)
+    # The schema of those days: the revisions of the single line, and no task module's table yet.
+    for branch in ("framework", "account", "chat"):
+        await migrations.upgrade(url, f"{branch}@head")
     engine = db.create_engine(DatabaseConf(url=url))
     try:
         async with engine.begin() as conn:
@@ -61,6 +63,7 @@ async def test_a_database_migrated_when_the_revisions_were_one_line_is_taken_up_
             await conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0003')"))
     finally:
         await engine.dispose()
-    await migrations.upgrade(url)  # nothing to create again: every branch is known to be at its head
-    _, versions = await _tables_and_versions(url)
-    assert versions == {"0001", "0002", "0003"}
+    await migrations.upgrade(url)  # nothing created again: the line's branches are known at their heads
+    tables, versions = await _tables_and_versions(url)
+    assert versions == {"0001", "0002", "0003", "0004"}
+    assert "task_runs" in tables

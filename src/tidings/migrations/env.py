@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tidings.pkg.idgen import tables as framework_tables
 from tidings.service.account import tables as account_tables
 from tidings.service.chat import tables as chat_tables
+from tidings.task import tables as task_tables
 
 # Before each owner had a branch of its own, the revisions formed one line, and a database migrated then records
 # only the last one it reached. Each revision of that line, with a table it created.
@@ -39,7 +40,12 @@ def _run(connection: Connection) -> None:
     _record_each_branch(connection)
     context.configure(
         connection=connection,
-        target_metadata=[framework_tables.metadata, account_tables.metadata, chat_tables.metadata],
+        target_metadata=[
+            framework_tables.metadata,
+            account_tables.metadata,
+            chat_tables.metadata,
+            task_tables.metadata,
+        ],
         # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,

@@ -22,6 +22,16 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached; the message names where it was looked for."""
 
 
+# The driver failures that mean "the database is down, restarting or too slow", not "this statement is wrong":
+# what an adapter turns into its domain's Unavailable.
+UNREACHABLE: tuple[type[Exception], ...] = (
+    exc.OperationalError,
+    exc.InterfaceError,
+    exc.TimeoutError,
+    DatabaseUnavailable,
+)
+
+
 def create_engine(
     conf: DatabaseConf, *, autocommit: bool = False, on_ping: Callable[[], None] | None = None
 ) -> AsyncEngine:

@@ -1,4 +1,4 @@
-"""Composition root of the task module: the scheduler and its jobs, run by one task process at a time."""
+"""Composition root of the task module: the scheduler and its tasks, run by one task process at a time."""
 
 from __future__ import annotations
 
@@ -6,17 +6,33 @@ from tidings.bootstrap import Infra
 from tidings.pkg import module
 from tidings.pkg.app import Module
 from tidings.pkg.clock import wall_ms
+from tidings.pkg.conf import ConfigError
 from tidings.task.biz.retention import RefreshTokenRetention
+from tidings.task.data.runs import SQLRunLog
 from tidings.task.data.tokens import SQLExpiredTokens
 from tidings.task.server.leadership import leadership_for
 from tidings.task.server.scheduler import Scheduler, TaskMetrics
-from tidings.task.service.retention import refresh_token_retention
+from tidings.task.service.jobs import Job
+from tidings.task.service.retention import REFRESH_TOKEN_RETENTION, refresh_token_retention
+
+# Each task's schedule unless ``task.schedules`` names another (cron, UTC).
+DEFAULT_SCHEDULES = {REFRESH_TOKEN_RETENTION: "17 * * * *"}
+
+
+def schedules(configured: dict[str, str]) -> dict[str, str]:
+    """Every task's schedule: the configured ones over the defaults; a ``ConfigError`` naming an unknown task."""
+    for name in configured:
+        if name not in DEFAULT_SCHEDULES:
+            known = ", ".join(sorted(DEFAULT_SCHEDULES))
+            raise ConfigError(f"task.schedules.{name}: unknown task (known: {known})")
+    return {**DEFAULT_SCHEDULES, **configured}
 
 
 async def wire(infra: Infra) -> Module:
     conf = infra.settings.task
+    when = schedules(conf.schedules)
     engine = await infra.engine()
     retention = RefreshTokenRetention(SQLExpiredTokens(engine), wall_ms, grace_s=conf.refresh_token_grace_s)
-    jobs = [refresh_token_retention(retention, every_s=conf.retention_every_s)]
-    scheduler = Scheduler(jobs, leadership_for(engine), TaskMetrics(), tick_s=conf.tick_s)
+    jobs: list[Job] = [refresh_token_retention(retention, schedule=when[REFRESH_TOKEN_RETENTION])]
+    scheduler = Scheduler(jobs, leadership_for(engine), SQLRunLog(engine), TaskMetrics(), tick_s=conf.tick_s)
     return module.worker("task", infra.settings.modules.task, [infra.database_check()], [scheduler])

@@ -35,3 +35,52 @@ def test_dashboard_queries_metrics_that_exist() -> None:
     for name in used:
         base = re.sub(r"_(total|bucket|count|sum)$", "", name)
         assert f'"{base}"' in source, f"the dashboard queries {name}, which no code exports"
+
+
+def test_a_task_that_has_not_succeeded_for_two_periods_alerts_and_one_on_time_does_not(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (scripts/stack installs Debian's prometheus package)")
+    # Two hourly tasks seen for 3 hours: one last succeeded at 0 s (due again at 3600 s, overdue after 7200 s), the
+    # other succeeds every hour.
+    cases = {
+        "rule_files": [str(path) for path in RULES],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": 'tidings_task_period_seconds{task="stale"}', "values": "3600+0x180"},
+                    {"series": 'tidings_task_last_success_timestamp_seconds{task="stale"}', "values": "0+0x180"},
+                    {"series": 'tidings_task_period_seconds{task="fine"}', "values": "3600+0x180"},
+                    {
+                        "series": 'tidings_task_last_success_timestamp_seconds{task="fine"}',
+                        "values": "0+0x59 3600+0x59 7200+0x60",
+                    },
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "100m", "alertname": "TidingsTaskNotSucceeding", "exp_alerts": []},
+                    {
+                        "eval_time": "150m",
+                        "alertname": "TidingsTaskNotSucceeding",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {"task": "stale", "severity": "warning"},
+                                "exp_annotations": {
+                                    "summary": "Task stale has not succeeded for two of its periods",
+                                    "description": "Check the task module's logs and "
+                                    '`tidings_task_runs_total{task="stale"}` by outcome.',
+                                },
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    spec = tmp_path / "tasks_test.yml"
+    spec.write_text(json.dumps(cases))  # JSON is YAML
+    result = subprocess.run(
+        [promtool, "test", "rules", str(spec)], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from tests.unit.account.fakes import FakeRefreshTokens
 from tidings.service.account.biz.ports import RefreshToken
+from tidings.task.biz.errors import Unavailable
+from tidings.task.biz.runs import Run
 
 
 class FakeTokens(FakeRefreshTokens):
@@ -26,3 +28,23 @@ class FakeTokens(FakeRefreshTokens):
     async def prune_expired(self, before_ms: int, limit: int) -> int:
         self.calls.append((before_ms, limit))
         return await super().prune_expired(before_ms, limit)
+
+
+class FakeRunLog:
+    """The task runs' shared log in memory; ``down`` makes it unreachable."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, Run] = {}
+        self.down = False
+
+    async def last_runs(self, names: Sequence[str]) -> dict[str, Run]:
+        self._check()
+        return {name: self.runs[name] for name in names if name in self.runs}
+
+    async def record(self, run: Run) -> None:
+        self._check()
+        self.runs[run.name] = run
+
+    def _check(self) -> None:
+        if self.down:
+            raise Unavailable("run log unreachable")

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import sqlalchemy.exc
 from redis.exceptions import RedisError
 
-from tidings.pkg.db import DatabaseUnavailable
+from tidings.pkg import db
 
-DATABASE_DOWN: tuple[type[Exception], ...] = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,
-    DatabaseUnavailable,
-)
+DATABASE_DOWN = db.UNREACHABLE
 
 REDIS_DOWN: tuple[type[Exception], ...] = (RedisError, OSError)

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import sqlalchemy.exc
-
-from tidings.pkg.db import DatabaseUnavailable
+from tidings.pkg import db
 from tidings.pkg.repo import SQLRepo
 from tidings.service.account.store.tokens import prune_expired_tokens
 from tidings.task.biz.errors import Unavailable
-
-_DATABASE_DOWN: tuple[type[Exception], ...] = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,
-    DatabaseUnavailable,
-)
 
 
 class SQLExpiredTokens(SQLRepo):
@@ -22,5 +13,5 @@ class SQLExpiredTokens(SQLRepo):
         try:
             async with self._write() as conn:
                 return await prune_expired_tokens(conn, before_ms, limit)
-        except _DATABASE_DOWN as exc:
+        except db.UNREACHABLE as exc:
             raise Unavailable(f"database: {exc!r}") from exc

@@ -1,26 +1,45 @@
-"""The scheduler of the task module: periodic jobs, run by one process of the fleet at a time.
+"""The scheduler of the task module: tasks on cron schedules, run once per scheduled time by one process of the fleet.
 
 Every ``task`` process runs the same loop; on each tick it asks its ``Leadership`` whether it is the runner. Only the
-runner runs the jobs that are due, each under its own deadline, so two processes never prune or reconcile at once
-and a crashed runner is replaced by the next one that takes the lock. A job's failure is logged and counted and the
-job is tried again at its next turn; it never stops the loop or the other jobs.
+runner runs the tasks that are due, each under its own deadline, so two processes never prune or reconcile at once.
+A task is due when its schedule named a time (UTC) after its last recorded start: the ``RunLog`` keeps each task's
+last run in the database, so a restart or a new runner neither runs a task twice for one scheduled time nor skips
+one it missed (a missed time runs at once, once). A run that never finished within its timeout (its process died)
+counts as failed and runs again. A task's failure is logged, recorded and counted, and the task is tried again at
+its next scheduled time; it never stops the loop or the other tasks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import structlog
+from croniter import croniter
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from tidings.pkg.clock import Clock, SystemClock
+from tidings.task.biz.runs import Run, RunLog
 from tidings.task.service.jobs import Job
 
 log = structlog.get_logger("tidings.task")
+
+
+def last_scheduled_ms(schedule: str, now_ms: int) -> int:
+    """The latest time at or before ``now_ms`` that the cron ``schedule`` names (UTC), in Unix milliseconds."""
+    after_now = datetime.fromtimestamp(now_ms / 1000, UTC) + timedelta(milliseconds=1)
+    return int(croniter(schedule, after_now).get_prev(float) * 1000)
+
+
+def period_s(schedule: str) -> float:
+    """Seconds between two scheduled times (the first two after a fixed instant: schedules here are regular)."""
+    times = croniter(schedule, datetime(2000, 1, 1, tzinfo=UTC))
+    first = times.get_next(float)
+    return float(times.get_next(float) - first)
 
 
 class Leadership(Protocol):
@@ -34,50 +53,60 @@ class Leadership(Protocol):
 
 
 class TaskMetrics:
+    """Per task (label ``task``: a ``job`` label would clash with the scrape target's own)."""
+
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.runs = Counter(
             "tidings_task_runs",
-            "Job runs, by job and outcome (ok, error, timeout).",
-            ["job", "outcome"],
+            "Task runs, by task and outcome (ok, error, timeout).",
+            ["task", "outcome"],
             registry=registry,
         )
         self.items = Counter(
-            "tidings_task_items", "Items a job handled (rows pruned, ...), by job.", ["job"], registry=registry
+            "tidings_task_items", "Items a task handled (rows pruned, ...), by task.", ["task"], registry=registry
         )
         self.duration = Histogram(
-            "tidings_task_run_duration_seconds", "Time of one job run, by job.", ["job"], registry=registry
+            "tidings_task_run_duration_seconds", "Time of one task run, by task.", ["task"], registry=registry
         )
         self.leader = Gauge("tidings_task_leader", "1 when this process runs the scheduled jobs.", registry=registry)
         self.last_success = Gauge(
             "tidings_task_last_success_timestamp_seconds",
-            "When a job last ran without error.",
-            ["job"],
+            "When a task last ran without error.",
+            ["task"],
+            registry=registry,
+        )
+        self.period = Gauge(
+            "tidings_task_period_seconds",
+            "Seconds between two scheduled runs of a task (its alert fires after two periods without a success).",
+            ["task"],
             registry=registry,
         )
 
 
 class Scheduler:
-    """Runs ``jobs`` on their intervals while ``leadership`` says this process is the runner."""
+    """Runs ``jobs`` at their scheduled times while ``leadership`` says this process is the runner."""
 
     def __init__(
         self,
         jobs: Sequence[Job],
         leadership: Leadership,
+        runs: RunLog,
         metrics: TaskMetrics,
         *,
         tick_s: float = 1.0,
-        jitter: float = 0.1,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ) -> None:
         self._jobs = list(jobs)
         self._leadership = leadership
+        self._runs = runs
         self._metrics = metrics
         self._tick_s = tick_s
-        self._jitter = jitter
-        self._clock = clock
-        # A new runner runs every job at once: the previous one may have died just before their turn.
-        self._due = {job.name: 0.0 for job in self._jobs}
+        self._clock = clock or SystemClock()
+        # The last runs, read when this process becomes the runner and kept up to date while it stays one.
+        self._last: dict[str, Run] | None = None
         self._loop: asyncio.Task[None] | None = None
+        for job in self._jobs:
+            metrics.period.labels(job.name).set(period_s(job.schedule))
 
     @property
     def name(self) -> str:
@@ -104,34 +133,51 @@ class Scheduler:
             leader = False
         self._metrics.leader.set(1 if leader else 0)
         if not leader:
-            for name in self._due:
-                self._due[name] = 0.0
+            self._last = None  # another runner may run jobs meanwhile: read their runs again on taking over
             return []
+        if self._last is None:
+            try:
+                self._last = await self._runs.last_runs([job.name for job in self._jobs])
+            except Exception as exc:  # not knowing what ran, run nothing rather than twice
+                log.warning("task runs unknown", error=str(exc))
+                return []
         ran: list[str] = []
         for job in self._jobs:
-            if self._clock() >= self._due[job.name]:
-                await self._run_job(job)
-                spread = job.every_s * self._jitter * random.random()  # noqa: S311 - spreading, not security
-                self._due[job.name] = self._clock() + job.every_s + spread
+            if self._due(job, self._last.get(job.name)) and await self._run_job(job, self._last):
                 ran.append(job.name)
         return ran
+
+    def _due(self, job: Job, last: Run | None) -> bool:
+        now = self._clock.now_ms()
+        if last is None or last.started_at_ms < last_scheduled_ms(job.schedule, now):
+            return True
+        # Started for this scheduled time but never finished within its timeout: its process died during it.
+        return last.finished_at_ms is None and now > last.started_at_ms + job.timeout_s * 1000
 
     async def _run(self) -> None:
         while True:
             await self.tick()
             await asyncio.sleep(self._tick_s)
 
-    async def _run_job(self, job: Job) -> None:
+    async def _run_job(self, job: Job, last: dict[str, Run]) -> bool:
+        """Run ``job`` once, recording its start first; False if its start could not be recorded (not run)."""
+        start = Run(job.name, self._clock.now_ms(), None, "running")
+        try:
+            await self._runs.record(start)
+        except Exception as exc:  # unrecorded, a run could happen twice for one scheduled time: try next tick
+            log.warning("task run not recorded; not run", job=job.name, error=str(exc))
+            return False
+        last[job.name] = start
         started = time.perf_counter()
-        outcome = "ok"
+        outcome, items, error = "ok", 0, ""
         try:
             async with asyncio.timeout(job.timeout_s):
                 items = await job.run()
         except TimeoutError:
-            outcome = "timeout"
+            outcome, error = "timeout", f"did not finish within {job.timeout_s:g} s"
             log.warning("task job timed out", job=job.name, timeout_s=job.timeout_s)
-        except Exception as exc:  # a failed run is retried at the job's next turn
-            outcome = "error"
+        except Exception as exc:  # a failed run is retried at the job's next scheduled time
+            outcome, error = "error", repr(exc)
             log.error("task job failed", job=job.name, error=str(exc), exc_info=exc)
         else:
             self._metrics.items.labels(job.name).inc(items)
@@ -141,3 +187,10 @@ class Scheduler:
         finally:
             self._metrics.runs.labels(job.name, outcome).inc()
             self._metrics.duration.labels(job.name).observe(time.perf_counter() - started)
+        finished = Run(job.name, start.started_at_ms, self._clock.now_ms(), outcome, items, error)
+        last[job.name] = finished
+        try:
+            await self._runs.record(finished)
+        except Exception as exc:  # the start is recorded: the run counts for its scheduled time either way
+            log.warning("task run outcome not recorded", job=job.name, error=str(exc))
+        return True

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Job:
-    """A periodic piece of work; ``run`` returns how many items it handled (rows pruned, keys repaired)."""
+    """A piece of work on a cron ``schedule`` (UTC); ``run`` returns how many items it handled (rows pruned, keys
+    repaired)."""
 
     name: str
-    every_s: float
+    schedule: str
     run: Callable[[], Awaitable[int]]
     timeout_s: float = 60.0

@@ -1,4 +1,4 @@
-"""Fixtures of the chat unit tests: a migrated, empty SQLite database per test."""
+"""Fixtures of the unit tests: a migrated, empty SQLite database per test (the embedded mode's store)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tidings.pkg.conf import DatabaseConf
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"
+    url = f"sqlite+aiosqlite:///{tmp_path / 'tidings.db'}"
     await migrations.upgrade(url)
     engine = db.create_engine(DatabaseConf(url=url))
     yield engine

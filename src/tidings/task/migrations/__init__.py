@@ -1,0 +1,1 @@
+"""The task module's schema: the ``task`` branch of the migrations."""
