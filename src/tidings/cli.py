@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
+from prometheus_client import CollectorRegistry
 
 from tidings import __version__, conf, migrations
 from tidings.admin import wire as admin_wire
@@ -27,6 +29,8 @@ from tidings.service.account import wire as account_wire
 from tidings.service.chat import topics as chat_topics
 from tidings.service.chat import wire as chat_wire
 from tidings.task import wire as task_wire
+from tidings.task.biz.errors import Unavailable as TaskUnavailable
+from tidings.task.server.scheduler import NotTheRunner, Scheduler
 
 # Every topic Tidings uses; ``tidings migrate`` creates them with their partition counts.
 TOPICS = (*chat_topics.ALL, CACHE_INVALIDATE)
@@ -66,6 +70,9 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="YAML config file; TIDINGS_* environment variables override it."),
 ]
+
+
+T = TypeVar("T")
 
 
 class Fatal(Exception):
@@ -182,6 +189,87 @@ async def _migrate(settings: conf.Settings, revision: str) -> None:
         raise Fatal(str(exc)) from None
     finally:
         await bus.close()
+
+
+task_app = typer.Typer(help="The task module's schedule: what runs when, and a task run now.", no_args_is_help=True)
+app.add_typer(task_app, name="task")
+
+
+def _with_scheduler(path: Path | None, use: Callable[[Scheduler], Awaitable[T]]) -> T:
+    """``use`` the task module's scheduler on the configured database, or exit with one line saying why not."""
+
+    async def run() -> T:
+        infra = Infra(_settings(path))
+        try:
+            return await use(await task_wire.build(infra, registry=CollectorRegistry()))
+        except (db.DatabaseUnavailable, ConfigError, TaskUnavailable) as exc:
+            raise Fatal(str(exc)) from None
+        finally:
+            await infra.close()
+
+    try:
+        return asyncio.run(run())
+    except Fatal as exc:
+        typer.echo(f"tidings: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@task_app.command("list")
+def task_list(config: ConfigOption = None) -> None:
+    """Each task: its schedule (cron, UTC), its last run and how it ended, and when it runs next."""
+    tasks = _with_scheduler(config, lambda scheduler: scheduler.status())
+    rows = [("TASK", "SCHEDULE", "LAST RUN (UTC)", "OUTCOME", "ITEMS", "NEXT RUN (UTC)")]
+    for task in tasks:
+        last = task.last
+        rows.append(
+            (
+                task.name,
+                task.schedule,
+                _utc(last.started_at_ms) if last else "never",
+                last.outcome if last else "",
+                str(last.items) if last else "",
+                "due now" if task.due else _utc(task.next_at_ms),
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+@task_app.command("run")
+def task_run(
+    name: Annotated[str, typer.Argument(help="The task, as `tidings task list` names it.")],
+    config: ConfigOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say how many items a run would handle; change nothing.")
+    ] = False,
+) -> None:
+    """Run one task now, recorded like a scheduled run (on the runner's lock: not while a task process holds it)."""
+
+    async def run(scheduler: Scheduler) -> str:
+        try:
+            if dry_run:
+                return (
+                    f"{name}: a run now would handle {await scheduler.preview(name)} items (dry run: nothing changed)"
+                )
+            done = await scheduler.run_now(name)
+        except KeyError:
+            raise Fatal(f"no task named {name!r} (known: {', '.join(scheduler.names)})") from None
+        except ValueError as exc:
+            raise Fatal(str(exc)) from None
+        except NotTheRunner:
+            raise Fatal(
+                f"another task process holds the schedule; {name} runs there (or stop it and run again)"
+            ) from None
+        took_s = ((done.finished_at_ms or done.started_at_ms) - done.started_at_ms) / 1000
+        detail = f" ({done.error})" if done.error else ""
+        return f"{name}: {done.outcome}, {done.items} items in {took_s:.1f} s{detail}"
+
+    typer.echo(_with_scheduler(config, run))
 
 
 @app.command()

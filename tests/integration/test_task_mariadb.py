@@ -16,7 +16,7 @@ from tidings.pkg.conf import DatabaseConf
 from tidings.task.biz.runs import RunLog
 from tidings.task.data.runs import SQLRunLog
 from tidings.task.server.leadership import MySQLLeadership, lock_name
-from tidings.task.server.scheduler import Scheduler, TaskMetrics
+from tidings.task.server.scheduler import NotTheRunner, Scheduler, TaskMetrics
 from tidings.task.service.jobs import Job
 
 
@@ -95,6 +95,8 @@ async def test_two_task_processes_run_a_task_once_per_scheduled_time_across_a_ha
     try:
         assert await first.tick() == ["retention"]
         assert await second.tick() == []  # not the runner
+        with pytest.raises(NotTheRunner):  # nor may an operator's one-off run go beside the runner
+            await second.run_now("retention")
         await first.stop()  # the runner goes away within the hour
         assert await second.tick() == []  # takes over, and the log says this hour's run is done
         clock.advance(ms=57 * 60_000)  # 16:00

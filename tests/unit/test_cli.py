@@ -91,3 +91,23 @@ async def test_migrate_applies_the_schema_and_creates_every_topic_with_its_parti
             assert await log.partition_count(topic.name) == topic.partitions
     finally:
         await log.close()
+
+
+def test_task_list_run_and_dry_run_on_the_embedded_database(tmp_path: Path) -> None:
+    config = str(CONFIGS / "dev.yaml")
+    listed = run("task", "list", "--config", config, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    header, row = listed.stdout.strip().splitlines()
+    assert header.split() == ["TASK", "SCHEDULE", "LAST", "RUN", "(UTC)", "OUTCOME", "ITEMS", "NEXT", "RUN", "(UTC)"]
+    assert row.split() == ["refresh-token-retention", "17", "*", "*", "*", "*", "never", "due", "now"]
+    dry = run("task", "run", "refresh-token-retention", "--dry-run", "--config", config, cwd=tmp_path)
+    assert dry.stdout.strip() == "refresh-token-retention: a run now would handle 0 items (dry run: nothing changed)"
+    assert "never" in run("task", "list", "--config", config, cwd=tmp_path).stdout  # a dry run is not a run
+    done = run("task", "run", "refresh-token-retention", "--config", config, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("refresh-token-retention: ok, 0 items in ")
+    [_, row] = run("task", "list", "--config", config, cwd=tmp_path).stdout.strip().splitlines()
+    assert row.split()[6:9][2] == "ok"  # the last run's date, time and outcome
+    unknown = run("task", "run", "stats", "--config", config, cwd=tmp_path)
+    assert unknown.returncode != 0
+    assert unknown.stderr.strip() == "tidings: no task named 'stats' (known: refresh-token-retention)"

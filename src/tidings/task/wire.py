@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from prometheus_client import REGISTRY, CollectorRegistry
+
 from tidings.bootstrap import Infra
 from tidings.pkg import module
 from tidings.pkg.app import Module
@@ -28,11 +30,16 @@ def schedules(configured: dict[str, str]) -> dict[str, str]:
     return {**DEFAULT_SCHEDULES, **configured}
 
 
-async def wire(infra: Infra) -> Module:
+async def build(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Scheduler:
+    """The scheduler and its tasks (``tidings task`` uses it too)."""
     conf = infra.settings.task
     when = schedules(conf.schedules)
     engine = await infra.engine()
     retention = RefreshTokenRetention(SQLExpiredTokens(engine), wall_ms, grace_s=conf.refresh_token_grace_s)
     jobs: list[Job] = [refresh_token_retention(retention, schedule=when[REFRESH_TOKEN_RETENTION])]
-    scheduler = Scheduler(jobs, leadership_for(engine), SQLRunLog(engine), TaskMetrics(), tick_s=conf.tick_s)
+    return Scheduler(jobs, leadership_for(engine), SQLRunLog(engine), TaskMetrics(registry), tick_s=conf.tick_s)
+
+
+async def wire(infra: Infra) -> Module:
+    scheduler = await build(infra)
     return module.worker("task", infra.settings.modules.task, [infra.database_check()], [scheduler])

@@ -29,6 +29,9 @@ class FakeTokens(FakeRefreshTokens):
         self.calls.append((before_ms, limit))
         return await super().prune_expired(before_ms, limit)
 
+    async def count_expired(self, before_ms: int) -> int:
+        return sum(1 for token in self.tokens.values() if token.expires_at_ms < before_ms)
+
 
 class FakeRunLog:
     """The task runs' shared log in memory; ``down`` makes it unreachable."""

@@ -12,7 +12,7 @@ from tests.unit.task.fakes import FakeRunLog, FakeTokens
 from tidings.pkg.clock import FakeClock
 from tidings.task.biz.retention import RefreshTokenRetention
 from tidings.task.biz.runs import Run
-from tidings.task.server.scheduler import Scheduler, TaskMetrics
+from tidings.task.server.scheduler import NotTheRunner, Scheduler, TaskMetrics
 from tidings.task.service.jobs import Job
 from tidings.task.service.retention import refresh_token_retention
 
@@ -202,3 +202,33 @@ async def test_retention_keeps_the_grace_and_prunes_in_bounded_batches(max_batch
     assert all(before == 6_000 for before, _ in tokens.calls)
     assert pruned == 6 - left
     assert len(tokens.expiries) == left
+
+
+async def test_a_task_run_now_is_recorded_like_a_scheduled_one_and_refused_while_another_process_runs_them() -> None:
+    calls: list[str] = []
+    clock, runs = FakeClock(START_MS), FakeRunLog()
+    leadership = FakeLeadership()
+    runner, _ = scheduler([counting("a", "0 * * * *", calls, result=4)], leadership, clock, runs)
+    done = await runner.run_now("a")
+    assert (done.outcome, done.items, done.started_at_ms) == ("ok", 4, START_MS)
+    assert runs.runs["a"] == done
+    assert leadership.released == 1  # a one-off run gives the role back
+    assert await runner.tick() == []  # this hour's run is done
+    leadership.leader = False
+    with pytest.raises(NotTheRunner):
+        await runner.run_now("a")
+    with pytest.raises(KeyError):
+        await runner.run_now("b")
+    assert calls == ["a"]
+
+
+async def test_a_dry_run_counts_what_a_run_would_delete_and_deletes_nothing() -> None:
+    tokens = FakeTokens([1_000, 2_000, 3_000, 10_000])
+    retention = RefreshTokenRetention(tokens, lambda: 11_000, grace_s=5)
+    runner, _ = scheduler(
+        [refresh_token_retention(retention, schedule="17 * * * *")], FakeLeadership(), FakeClock(START_MS)
+    )
+    assert await runner.preview("refresh-token-retention") == 3
+    assert len(tokens.expiries) == 4
+    with pytest.raises(ValueError, match="no dry run"):
+        await scheduler([counting("a", "0 * * * *", [])], FakeLeadership(), FakeClock(START_MS))[0].preview("a")

@@ -11,6 +11,10 @@ class ExpiredTokens(Protocol):
         """Delete up to ``limit`` refresh tokens that expired before ``before_ms``; how many were deleted."""
         ...
 
+    async def count_expired(self, before_ms: int) -> int:
+        """How many refresh tokens expired before ``before_ms`` (nothing is deleted)."""
+        ...
+
 
 class RefreshTokenRetention:
     """Delete refresh tokens expired more than ``grace_s`` ago.
@@ -34,6 +38,10 @@ class RefreshTokenRetention:
         self._grace_ms = int(grace_s * 1000)
         self._batch = batch
         self._max_batches = max_batches
+
+    async def preview(self) -> int:
+        """How many tokens a run now would delete (all of them, however many turns that takes); deletes nothing."""
+        return await self._tokens.count_expired(self._now_ms() - self._grace_ms)
 
     async def run(self) -> int:
         """One turn; how many tokens were deleted."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tidings.pkg import db
 from tidings.pkg.repo import SQLRepo
-from tidings.service.account.store.tokens import prune_expired_tokens
+from tidings.service.account.store.tokens import count_expired_tokens, prune_expired_tokens
 from tidings.task.biz.errors import Unavailable
 
 
@@ -13,5 +13,12 @@ class SQLExpiredTokens(SQLRepo):
         try:
             async with self._write() as conn:
                 return await prune_expired_tokens(conn, before_ms, limit)
+        except db.UNREACHABLE as exc:
+            raise Unavailable(f"database: {exc!r}") from exc
+
+    async def count_expired(self, before_ms: int) -> int:
+        try:
+            async with self._read() as conn:
+                return await count_expired_tokens(conn, before_ms)
         except db.UNREACHABLE as exc:
             raise Unavailable(f"database: {exc!r}") from exc

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -35,11 +36,32 @@ def last_scheduled_ms(schedule: str, now_ms: int) -> int:
     return int(croniter(schedule, after_now).get_prev(float) * 1000)
 
 
+def next_scheduled_ms(schedule: str, now_ms: int) -> int:
+    """The first time after ``now_ms`` that the cron ``schedule`` names (UTC), in Unix milliseconds."""
+    return int(croniter(schedule, datetime.fromtimestamp(now_ms / 1000, UTC)).get_next(float) * 1000)
+
+
 def period_s(schedule: str) -> float:
     """Seconds between two scheduled times (the first two after a fixed instant: schedules here are regular)."""
     times = croniter(schedule, datetime(2000, 1, 1, tzinfo=UTC))
     first = times.get_next(float)
     return float(times.get_next(float) - first)
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """A task as ``tidings task list`` shows it: its schedule, its last run, and when it runs next (``due``: at the
+    runner's next tick)."""
+
+    name: str
+    schedule: str
+    last: Run | None
+    next_at_ms: int
+    due: bool
+
+
+class NotTheRunner(Exception):
+    """Another task process holds the schedule: a task runs there, not here."""
 
 
 class Leadership(Protocol):
@@ -146,6 +168,55 @@ class Scheduler:
             if self._due(job, self._last.get(job.name)) and await self._run_job(job, self._last):
                 ran.append(job.name)
         return ran
+
+    async def status(self) -> list[TaskStatus]:
+        """Every task's schedule, last run and next run, from the shared log."""
+        last = await self._runs.last_runs([job.name for job in self._jobs])
+        now = self._clock.now_ms()
+        answer = []
+        for job in self._jobs:
+            due = self._due(job, last.get(job.name))
+            answer.append(
+                TaskStatus(
+                    job.name,
+                    job.schedule,
+                    last.get(job.name),
+                    now if due else next_scheduled_ms(job.schedule, now),
+                    due,
+                )
+            )
+        return answer
+
+    @property
+    def names(self) -> list[str]:
+        return [job.name for job in self._jobs]
+
+    async def preview(self, name: str) -> int:
+        """How many items a run of ``name`` now would handle, changing nothing; ``KeyError`` for an unknown task."""
+        job = self._job(name)
+        if job.preview is None:
+            raise ValueError(f"{name} cannot say what a run would do: it has no dry run")
+        return await job.preview()
+
+    def _job(self, name: str) -> Job:
+        job = next((job for job in self._jobs if job.name == name), None)
+        if job is None:
+            raise KeyError(name)
+        return job
+
+    async def run_now(self, name: str) -> Run:
+        """Run the task ``name`` once, now, as the runner (recorded like a scheduled run); ``NotTheRunner`` while
+        another process holds the schedule, ``KeyError`` for an unknown task."""
+        job = self._job(name)
+        if not await self._leadership.hold():
+            raise NotTheRunner(name)
+        try:
+            last = await self._runs.last_runs([name])
+            if not await self._run_job(job, last):
+                raise NotTheRunner(name)  # the run could not be recorded: not run
+            return last[name]
+        finally:
+            await self._leadership.release()
 
     def _due(self, job: Job, last: Run | None) -> bool:
         now = self._clock.now_ms()

@@ -14,4 +14,6 @@ class Job:
     name: str
     schedule: str
     run: Callable[[], Awaitable[int]]
+    # How many items a run now would handle, changing nothing (``tidings task run --dry-run``).
+    preview: Callable[[], Awaitable[int]] | None = None
     timeout_s: float = 60.0

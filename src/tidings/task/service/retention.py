@@ -9,4 +9,4 @@ REFRESH_TOKEN_RETENTION = "refresh-token-retention"  # noqa: S105 (a task name, 
 
 
 def refresh_token_retention(retention: RefreshTokenRetention, *, schedule: str) -> Job:
-    return Job(REFRESH_TOKEN_RETENTION, schedule=schedule, run=retention.run)
+    return Job(REFRESH_TOKEN_RETENTION, schedule=schedule, run=retention.run, preview=retention.preview)

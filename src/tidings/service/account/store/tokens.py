@@ -3,7 +3,7 @@ module's retention job both run it, so there is one such delete."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.service.account.tables import refresh_tokens
@@ -19,3 +19,11 @@ async def prune_expired_tokens(conn: AsyncConnection, before_ms: int, limit: int
         return 0
     result = await conn.execute(delete(refresh_tokens).where(refresh_tokens.c.id.in_(ids)))
     return int(result.rowcount)
+
+
+async def count_expired_tokens(conn: AsyncConnection, before_ms: int) -> int:
+    """How many tokens expired before ``before_ms``: what ``prune_expired_tokens`` would delete, in all batches."""
+    found = await conn.scalar(
+        select(func.count()).select_from(refresh_tokens).where(refresh_tokens.c.expires_at_ms < before_ms)
+    )
+    return int(found or 0)
