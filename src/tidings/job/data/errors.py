@@ -1,11 +1,8 @@
-"""The driver failures that mean "down, restarting or too slow", not "this record is wrong"."""
+"""The Redis failures that mean "down, restarting or too slow", not "this record is wrong" (the database's are
+``tidings.pkg.db.UNREACHABLE``)."""
 
 from __future__ import annotations
 
 from redis.exceptions import RedisError
-
-from tidings.pkg import db
-
-DATABASE_DOWN = db.UNREACHABLE
 
 REDIS_DOWN: tuple[type[Exception], ...] = (RedisError, OSError)

@@ -6,6 +6,7 @@ from collections.abc import Collection, Sequence
 
 from tidings.job.biz.errors import Unavailable
 from tidings.job.data.errors import REDIS_DOWN
+from tidings.pkg.errors import translated
 from tidings.service.chat.message import Message
 from tidings.service.chat.store.history import RedisHistoryCache
 
@@ -15,10 +16,8 @@ class RedisHistoryWindow:
         self._cache = cache
 
     async def record(self, batch: Sequence[Message], *, stale: Collection[int] = ()) -> None:
-        try:
+        with translated(REDIS_DOWN, Unavailable, "redis"):
             await self._cache.record(batch, stale=stale)
-        except REDIS_DOWN as exc:
-            raise Unavailable(f"redis: {exc!r}") from exc
 
 
 class NoHistoryWindow:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from tidings.job.biz.errors import Unavailable
 from tidings.job.data.errors import REDIS_DOWN
 from tidings.pkg.cache.ports import CacheStore
+from tidings.pkg.errors import translated
 
 
 class RedisKeys:
@@ -14,7 +15,5 @@ class RedisKeys:
         self._store = store
 
     async def delete_many(self, keys: Sequence[str]) -> None:
-        try:
+        with translated(REDIS_DOWN, Unavailable, "redis"):
             await self._store.delete_many(keys)
-        except REDIS_DOWN as exc:
-            raise Unavailable(f"redis: {exc!r}") from exc

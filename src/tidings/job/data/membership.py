@@ -9,7 +9,8 @@ from typing import Protocol
 
 from tidings.job.biz.errors import Unavailable
 from tidings.job.biz.push import Audience
-from tidings.job.data.errors import DATABASE_DOWN
+from tidings.pkg import db
+from tidings.pkg.errors import translated
 from tidings.pkg.repo import SQLRepo
 from tidings.service.chat.store.members import kinds_and_members
 from tidings.service.chat.tables import KIND_DIRECT
@@ -23,11 +24,9 @@ class ConversationSource(Protocol):
 
 class SQLConversationSource(SQLRepo):
     async def kinds_and_members(self, conversation_ids: Sequence[int]) -> Mapping[int, tuple[int, Sequence[int]]]:
-        try:
+        with translated(db.UNREACHABLE, Unavailable, "database"):
             async with self._read() as conn:
                 return await kinds_and_members(conn, conversation_ids)
-        except DATABASE_DOWN as exc:
-            raise Unavailable(f"database: {exc!r}") from exc
 
 
 class CachedMembership:

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 
 from tidings.job.biz.errors import Unavailable
 from tidings.job.data.errors import REDIS_DOWN
+from tidings.pkg.errors import translated
 from tidings.realtime.model import Route, RouteTable
 
 
@@ -14,13 +15,9 @@ class RouteTableLookup:
         self._table = table
 
     async def routes_for(self, user_ids: Iterable[int]) -> dict[int, dict[str, str]]:
-        try:
+        with translated(REDIS_DOWN, Unavailable, "route table"):
             return await self._table.routes_for(user_ids)
-        except REDIS_DOWN as exc:
-            raise Unavailable(f"route table: {exc!r}") from exc
 
     async def remove(self, routes: Sequence[Route]) -> list[int]:
-        try:
+        with translated(REDIS_DOWN, Unavailable, "route table"):
             return await self._table.remove(routes)
-        except REDIS_DOWN as exc:
-            raise Unavailable(f"route table: {exc!r}") from exc

@@ -13,7 +13,8 @@ errors on the wire.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 # The framework's own reasons (INVALID_ARGUMENT, INTERNAL, ...). Their module imports ``errors.base``, which runs
 # this package first: read them when called, never while importing.
@@ -27,6 +28,7 @@ __all__ = [
     "invalid_fields",
     "raise_for_fields",
     "reason_for_code",
+    "translated",
 ]
 
 
@@ -58,3 +60,13 @@ def raise_for_fields(problems: Mapping[str, str]) -> None:
     """Raise INVALID_ARGUMENT for ``{field: what is wrong}`` if there is any problem; a use case's input check."""
     if problems:
         raise invalid_fields([FieldViolation(field, description) for field, description in problems.items()])
+
+
+@contextmanager
+def translated(caught: tuple[type[Exception], ...], into: Callable[[str], Exception], what: str) -> Iterator[None]:
+    """An adapter's boundary: a driver failure of ``caught`` raised inside becomes the domain's ``into`` (such as
+    a job's ``Unavailable``), saying ``what`` failed; anything else passes through as it is."""
+    try:
+        yield
+    except caught as exc:
+        raise into(f"{what}: {exc!r}") from exc

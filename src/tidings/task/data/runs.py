@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from tidings.pkg import db
+from tidings.pkg.errors import translated
 from tidings.pkg.repo import SQLRepo
 from tidings.task.biz.errors import Unavailable
 from tidings.task.biz.runs import Run
@@ -16,12 +17,10 @@ from tidings.task.tables import task_runs
 
 class SQLRunLog(SQLRepo):
     async def last_runs(self, names: Sequence[str]) -> dict[str, Run]:
-        try:
+        with translated(db.UNREACHABLE, Unavailable, "database"):
             async with self._read() as conn:
                 rows = await conn.execute(select(task_runs).where(task_runs.c.name.in_(list(names))))
                 return {row.name: _run_from_row(row) for row in rows}
-        except db.UNREACHABLE as exc:
-            raise Unavailable(f"database: {exc!r}") from exc
 
     async def record(self, run: Run) -> None:
         values = {
@@ -31,14 +30,12 @@ class SQLRunLog(SQLRepo):
             "items": run.items,
             "error": run.error[:512],
         }
-        try:
+        with translated(db.UNREACHABLE, Unavailable, "database"):
             async with self._write() as conn:
                 # One runner at a time writes a task's row (the scheduler's leadership): update, else insert.
                 updated = await conn.execute(task_runs.update().where(task_runs.c.name == run.name).values(values))
                 if updated.rowcount == 0:
                     await conn.execute(task_runs.insert().values(name=run.name, **values))
-        except db.UNREACHABLE as exc:
-            raise Unavailable(f"database: {exc!r}") from exc
 
 
 def _run_from_row(row: Any) -> Run:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tidings.pkg import db
+from tidings.pkg.errors import translated
 from tidings.pkg.repo import SQLRepo
 from tidings.service.account.store.tokens import count_expired_tokens, prune_expired_tokens
 from tidings.task.biz.errors import Unavailable
@@ -10,15 +11,11 @@ from tidings.task.biz.errors import Unavailable
 
 class SQLExpiredTokens(SQLRepo):
     async def prune_expired(self, before_ms: int, limit: int) -> int:
-        try:
+        with translated(db.UNREACHABLE, Unavailable, "database"):
             async with self._write() as conn:
                 return await prune_expired_tokens(conn, before_ms, limit)
-        except db.UNREACHABLE as exc:
-            raise Unavailable(f"database: {exc!r}") from exc
 
     async def count_expired(self, before_ms: int) -> int:
-        try:
+        with translated(db.UNREACHABLE, Unavailable, "database"):
             async with self._read() as conn:
                 return await count_expired_tokens(conn, before_ms)
-        except db.UNREACHABLE as exc:
-            raise Unavailable(f"database: {exc!r}") from exc

@@ -205,8 +205,9 @@ class Scheduler:
         return job
 
     async def run_now(self, name: str) -> Run:
-        """Run the task ``name`` once, now, as the runner (recorded like a scheduled run); ``NotTheRunner`` while
-        another process holds the schedule, ``KeyError`` for an unknown task."""
+        """Run the task ``name`` once, now, as the runner (recorded like a scheduled run), then give the role back:
+        for a process that does not run the loop (``tidings task run``). ``NotTheRunner`` while another process
+        holds the schedule, ``KeyError`` for an unknown task."""
         job = self._job(name)
         if not await self._leadership.hold():
             raise NotTheRunner(name)
