@@ -30,7 +30,7 @@ from tidings.service.chat import topics as chat_topics
 from tidings.service.chat import wire as chat_wire
 from tidings.task import wire as task_wire
 from tidings.task.biz.errors import Unavailable as TaskUnavailable
-from tidings.task.server.scheduler import NotTheRunner, Scheduler
+from tidings.task.server.scheduler import RunningElsewhere, Scheduler
 
 # Every topic Tidings uses; ``tidings migrate`` creates them with their partition counts.
 TOPICS = (*chat_topics.ALL, CACHE_INVALIDATE)
@@ -248,7 +248,7 @@ def task_run(
         bool, typer.Option("--dry-run", help="Say how many items a run would handle; change nothing.")
     ] = False,
 ) -> None:
-    """Run one task now, recorded like a scheduled run (on the runner's lock: not while a task process holds it)."""
+    """Run one task now under its lease, recorded like a scheduled run (not while another process runs it)."""
 
     async def run(scheduler: Scheduler) -> str:
         try:
@@ -261,10 +261,8 @@ def task_run(
             raise Fatal(f"no task named {name!r} (known: {', '.join(scheduler.names)})") from None
         except ValueError as exc:
             raise Fatal(str(exc)) from None
-        except NotTheRunner:
-            raise Fatal(
-                f"another task process holds the schedule; {name} runs there (or stop it and run again)"
-            ) from None
+        except RunningElsewhere:
+            raise Fatal(f"{name} is running in another task process now; try again when it is done") from None
         took_s = ((done.finished_at_ms or done.started_at_ms) - done.started_at_ms) / 1000
         detail = f" ({done.error})" if done.error else ""
         return f"{name}: {done.outcome}, {done.items} items in {took_s:.1f} s{detail}"

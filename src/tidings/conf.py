@@ -152,10 +152,17 @@ CronExpression = Annotated[str, AfterValidator(_cron)]
 
 
 class TaskConf(Section):
-    """Scheduled work (the ``task`` module), run by one task process of the fleet at a time."""
+    """Scheduled work (the ``task`` module): each task run by one task process of the fleet at a time."""
 
-    # How often the scheduler checks which tasks are due (and that this process still runs them).
+    # How often the scheduler checks which tasks are due.
     tick_s: float = Field(default=1.0, gt=0, le=60)
+    # How long a task's lease holds without renewal: a runner that dies or is paused gives its task to another
+    # process this long after its last renewal (renewed every third of it while the task runs).
+    lease_ttl_s: float = Field(default=30.0, ge=1, le=3600)
+    # Rows a task writes in one transaction (deletes, upserts): short transactions hold their locks briefly.
+    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # A pause between two batches of a task, to spread a large backlog's load on the database over time.
+    batch_pause_s: float = Field(default=0.0, ge=0, le=60)
     # When each task runs, as a cron expression in UTC, by task name; a task not named here keeps its own default
     # (refresh-token-retention: hourly at :17). An unknown name stops the task module at start.
     schedules: dict[str, CronExpression] = Field(default_factory=dict)

@@ -1,30 +1,98 @@
-"""The contract of the task runs' log (``RunLog``): each task's last run, replaced by the next one.
+"""The contract of the task module's runs: each task's lease (one holder at a time, a new fencing token at each
+take-over, writes of a lost lease refused) and its last run, which only the lease holder records.
 
-A subclass provides a ``runs`` fixture: an empty log.
+A subclass provides ``table``: an empty store of task runs on the contract's ``clock`` with a lease time to live
+of ``TTL_S``, as ``(leases, runs)``: ``leases(holder)`` gives one process's leases, ``runs`` the log they share.
 """
 
 from __future__ import annotations
 
-from tidings.task.biz.runs import Run, RunLog
+from collections.abc import Callable
+
+import pytest
+
+from tidings.pkg.clock import FakeClock
+from tidings.task.biz.errors import LeaseLost
+from tidings.task.biz.runs import Lease, Run, RunLog
+
+TTL_S = 30
+START_MS = 1_796_569_380_000
+
+Leases = Callable[[str], Callable[[str], Lease]]
+Table = tuple[Leases, RunLog]
 
 
-class RunLogContract:
-    async def test_a_task_that_never_ran_has_no_run(self, runs: RunLog) -> None:
+class TaskRunsContract:
+    @pytest.fixture
+    def clock(self) -> FakeClock:
+        return FakeClock(START_MS)
+
+    async def test_one_holder_at_a_time_and_release_hands_the_lease_over_at_once(self, table: Table) -> None:
+        leases, _ = table
+        first, second = leases("a")("retention"), leases("b")("retention")
+        assert await first.acquire()
+        assert not await second.acquire()
+        assert await first.acquire()  # asking again renews it
+        await first.release()
+        assert await second.acquire()
+        assert not await first.acquire()
+        assert not await first.renew()
+
+    async def test_an_expired_lease_is_taken_over_and_the_old_holder_can_neither_renew_nor_record(
+        self, table: Table, clock: FakeClock
+    ) -> None:
+        leases, runs = table
+        first, second = leases("a")("retention"), leases("b")("retention")
+        assert await first.acquire()
+        await first.record(Run("retention", START_MS, None, "running"))
+        clock.advance(s=TTL_S - 1)
+        assert not await second.acquire()  # still held
+        assert await first.renew()
+        clock.advance(s=TTL_S - 1)
+        assert not await second.acquire()  # renewed: held again for the whole time to live
+        clock.advance(s=2)
+        assert await second.acquire()  # expired: taken over
+        with pytest.raises(LeaseLost):
+            await first.record(Run("retention", START_MS, clock.now_ms(), "ok", 5))
+        assert not await first.renew()
+        assert await runs.last_runs(["retention"]) == {"retention": Run("retention", START_MS, None, "running")}
+        await second.record(Run("retention", clock.now_ms(), clock.now_ms(), "ok", 2))
+        assert (await runs.last_runs(["retention"]))["retention"].items == 2
+
+    async def test_the_holder_renews_its_own_expired_lease_when_nobody_took_it(
+        self, table: Table, clock: FakeClock
+    ) -> None:
+        leases, _ = table
+        lease = leases("a")("retention")
+        assert await lease.acquire()
+        clock.advance(s=TTL_S * 2)
+        assert await lease.renew()
+        await lease.record(Run("retention", START_MS, clock.now_ms(), "ok"))
+
+    async def test_leases_are_per_task(self, table: Table) -> None:
+        leases, _ = table
+        assert await leases("a")("retention").acquire()
+        assert await leases("b")("stats").acquire()
+
+    async def test_a_task_that_never_ran_has_no_run_even_once_leased(self, table: Table) -> None:
+        leases, runs = table
+        assert await runs.last_runs(["retention", "stats"]) == {}
+        assert await leases("a")("retention").acquire()
         assert await runs.last_runs(["retention", "stats"]) == {}
 
-    async def test_a_run_is_kept_and_the_next_one_replaces_it(self, runs: RunLog) -> None:
+    async def test_a_run_is_kept_and_the_next_one_replaces_it(self, table: Table) -> None:
+        leases, runs = table
+        retention, stats = leases("a")("retention"), leases("a")("stats")
+        assert await retention.acquire()
+        assert await stats.acquire()
         started = Run("retention", 1_000, None, "running")
-        await runs.record(started)
-        await runs.record(Run("stats", 1_500, 1_600, "ok", 7))
+        await retention.record(started)
+        await stats.record(Run("stats", 1_500, 1_600, "ok", 7))
         assert await runs.last_runs(["retention", "stats", "other"]) == {
             "retention": started,
             "stats": Run("stats", 1_500, 1_600, "ok", 7),
         }
         finished = Run("retention", 1_000, 2_000, "error", 3, "RuntimeError('boom')")
-        await runs.record(finished)
+        await retention.record(finished)
         assert await runs.last_runs(["retention"]) == {"retention": finished}
-
-    async def test_only_the_names_asked_for_are_answered(self, runs: RunLog) -> None:
-        await runs.record(Run("retention", 1_000, 1_100, "ok"))
-        await runs.record(Run("stats", 1_000, 1_100, "timeout", 0, "did not finish within 60 s"))
         assert set(await runs.last_runs(["stats"])) == {"stats"}

@@ -129,6 +129,18 @@ class Fleet:
         """SIGTERM: a graceful stop; returns the exit status."""
         return await self._signal(name, signal.SIGTERM)
 
+    def pause(self, name: str) -> None:
+        """SIGSTOP: the process freezes with its connections open, as in a long GC pause or a frozen VM."""
+        self._send(name, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        self._send(name, signal.SIGCONT)
+
+    def _send(self, name: str, sig: signal.Signals) -> None:
+        handle = self.processes[name].handle
+        assert handle is not None
+        handle.send_signal(sig)
+
     async def _signal(self, name: str, sig: signal.Signals) -> int:
         handle = self.processes[name].handle
         assert handle is not None
@@ -148,6 +160,8 @@ class Fleet:
     async def close(self) -> None:
         for name, process in self.processes.items():
             if process.handle is not None and process.handle.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.handle.send_signal(signal.SIGCONT)  # a paused process could not hear the SIGTERM
                 with contextlib.suppress(ProcessLookupError, TimeoutError):
                     await self._signal(name, signal.SIGTERM)
             if process.handle is not None and process.handle.returncode is None:

@@ -1,107 +1,136 @@
-"""One task runner per database on MariaDB: the named lock is exclusive, handed over on release and on a crash, and
-the runs' log keeps a task to one run per scheduled time across the hand-over."""
+"""Task leases on MariaDB: the runs' contract, a fenced write refused (and rolled back) once the lease passed to
+another process, even while that write was in flight, and two processes running a task once per scheduled time
+across a hand-over."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from prometheus_client import CollectorRegistry
-from sqlalchemy import text
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.contracts.task_runs import RunLogContract
+from tests.contracts.task_runs import TTL_S, Table, TaskRunsContract
 from tidings import migrations
 from tidings.pkg import db
 from tidings.pkg.clock import FakeClock
 from tidings.pkg.conf import DatabaseConf
-from tidings.task.biz.runs import RunLog
+from tidings.service.account.tables import refresh_tokens
+from tidings.task.biz.errors import LeaseLost
+from tidings.task.data.leases import SQLLeases
 from tidings.task.data.runs import SQLRunLog
-from tidings.task.server.leadership import MySQLLeadership, lock_name
-from tidings.task.server.scheduler import NotTheRunner, Scheduler, TaskMetrics
+from tidings.task.data.tokens import SQLExpiredTokens
+from tidings.task.server.scheduler import RunningElsewhere, Scheduler, TaskMetrics
 from tidings.task.service.jobs import Job
 
 
-async def test_one_runner_at_a_time_and_the_role_passes_on_release(mysql_engine: AsyncEngine) -> None:
-    first, second = MySQLLeadership(mysql_engine), MySQLLeadership(mysql_engine)
-    try:
-        assert await first.hold()
-        assert not await second.hold()
-        assert await first.hold()  # asking again keeps the role (the lock is not taken twice)
-        await first.release()
-        assert await second.hold()
-        assert not await first.hold()
-    finally:
-        await first.release()
-        await second.release()
+@pytest.fixture
+def table(mysql_engine: AsyncEngine, clock: FakeClock) -> Table:
+    return (lambda holder: SQLLeases(mysql_engine, ttl_s=TTL_S, clock=clock, holder=holder).lease), SQLRunLog(
+        mysql_engine
+    )
 
 
-async def test_a_runner_whose_connection_dies_loses_the_role_to_the_next(mysql_url: str) -> None:
+class TestTaskRunsOnMariaDB(TaskRunsContract):
+    pass
+
+
+async def _expired_tokens(engine: AsyncEngine, count: int) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(refresh_tokens),
+            [
+                {"id": i, "user_id": 1, "family_id": i, "secret_hash": "h", "expires_at_ms": 1_000}
+                for i in range(1, count + 1)
+            ],
+        )
+
+
+async def _tokens_left(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(refresh_tokens)) or 0)
+
+
+async def test_a_write_of_a_lost_lease_is_refused_and_changes_nothing(mysql_url: str) -> None:
     await migrations.upgrade(mysql_url)
     # Two processes: two engines (pools) on the same database.
     engines = [db.create_engine(DatabaseConf(url=mysql_url)) for _ in range(2)]
-    first, second = MySQLLeadership(engines[0]), MySQLLeadership(engines[1])
+    clock = FakeClock(1_796_569_380_000)
     try:
-        assert await first.hold()
-        async with engines[1].connect() as conn:
-            holder = await conn.scalar(text("SELECT IS_USED_LOCK(:n)"), {"n": lock_name(engines[1].url.database or "")})
-            await conn.execute(text(f"KILL CONNECTION {int(holder)}"))
-        assert await second.hold()
-        # The old runner notices it lost the role (its connection is gone) instead of running beside the new one.
-        try:
-            held = await first.hold()
-        except Exception:  # a dead connection may also surface as an error: not the runner either
-            held = False
-        assert not held
+        await _expired_tokens(engines[0], 10)
+        paused = SQLLeases(engines[0], ttl_s=TTL_S, clock=clock, holder="p1").lease("retention")
+        other = SQLLeases(engines[1], ttl_s=TTL_S, clock=clock, holder="p2").lease("retention")
+        tokens = SQLExpiredTokens(engines[0], paused)
+        assert await paused.acquire()
+        assert await tokens.prune_expired(2_000, 3) == 3  # its lease holds: the batch is written
+        clock.advance(s=TTL_S + 1)  # paused past its lease
+        assert await other.acquire()
+        with pytest.raises(LeaseLost):
+            await tokens.prune_expired(2_000, 3)
+        assert await _tokens_left(engines[0]) == 7
     finally:
-        await first.release()
-        await second.release()
         for engine in engines:
             await engine.dispose()
 
 
-def test_lock_names_are_per_database_and_fit_mysql_limit() -> None:
-    assert lock_name("tidings") == "tidings.task.tidings"
-    long = lock_name("d" * 64)
-    assert len(long) == 64
-    assert long != lock_name("e" * 64)
-
-
-@pytest.fixture
-def runs(mysql_engine: AsyncEngine) -> RunLog:
-    return SQLRunLog(mysql_engine)
-
-
-class TestRunLogOnMariaDB(RunLogContract):
-    pass
+async def test_a_take_over_waits_for_the_write_in_flight_and_the_next_write_is_refused(mysql_url: str) -> None:
+    await migrations.upgrade(mysql_url)
+    engines = [db.create_engine(DatabaseConf(url=mysql_url)) for _ in range(2)]
+    clock = FakeClock(1_796_569_380_000)
+    try:
+        await _expired_tokens(engines[0], 10)
+        paused = SQLLeases(engines[0], ttl_s=TTL_S, clock=clock, holder="p1").lease("retention")
+        other = SQLLeases(engines[1], ttl_s=TTL_S, clock=clock, holder="p2").lease("retention")
+        assert await paused.acquire()
+        clock.advance(s=TTL_S + 1)
+        taken = asyncio.Event()
+        async with engines[0].begin() as conn:
+            await paused.fence(conn)  # the write's check passed: the lease row is share-locked until it commits
+            take_over = asyncio.create_task(other.acquire())
+            take_over.add_done_callback(lambda _: taken.set())
+            await asyncio.sleep(0.3)
+            assert not taken.is_set()  # the take-over waits for the write in flight...
+            await conn.execute(refresh_tokens.delete().where(refresh_tokens.c.id == 1))
+        assert await take_over  # ...and goes through once it committed
+        tokens = SQLExpiredTokens(engines[0], paused)
+        with pytest.raises(LeaseLost):
+            await tokens.prune_expired(2_000, 3)
+        assert await _tokens_left(engines[0]) == 9
+    finally:
+        for engine in engines:
+            await engine.dispose()
 
 
 async def test_two_task_processes_run_a_task_once_per_scheduled_time_across_a_hand_over(mysql_url: str) -> None:
     await migrations.upgrade(mysql_url)
-    # Two processes: two engines (pools), each with its lock connection and run log, on the same database.
     engines = [db.create_engine(DatabaseConf(url=mysql_url)) for _ in range(2)]
     clock = FakeClock(1_796_569_380_000)  # 15:03 UTC; the task runs at minute 0 of every hour
     calls: list[str] = []
 
     async def count() -> int:
         calls.append("retention")
+        await asyncio.sleep(0.2)
         return 1
 
-    def process(engine: AsyncEngine) -> Scheduler:
+    def process(engine: AsyncEngine, holder: str) -> Scheduler:
         jobs = [Job("retention", schedule="0 * * * *", run=count)]
-        return Scheduler(
-            jobs, MySQLLeadership(engine), SQLRunLog(engine), TaskMetrics(CollectorRegistry()), clock=clock
-        )
+        leases = SQLLeases(engine, ttl_s=TTL_S, clock=clock, holder=holder)
+        return Scheduler(jobs, leases, SQLRunLog(engine), TaskMetrics(CollectorRegistry()), clock=clock)
 
-    first, second = process(engines[0]), process(engines[1])
+    first, second = process(engines[0], "p1"), process(engines[1], "p2")
     try:
-        assert await first.tick() == ["retention"]
-        assert await second.tick() == []  # not the runner
-        with pytest.raises(NotTheRunner):  # nor may an operator's one-off run go beside the runner
-            await second.run_now("retention")
-        await first.stop()  # the runner goes away within the hour
-        assert await second.tick() == []  # takes over, and the log says this hour's run is done
+        # Started together: one runs it, the other finds it running there, then done.
+        ran = await asyncio.gather(first.tick(), second.tick())
+        assert sorted(ran) == [[], ["retention"]]
+        assert await first.tick() == []
+        assert await second.tick() == []
+        # Nor may two one-off runs of an operator's go side by side.
+        both = await asyncio.gather(first.run_now("retention"), second.run_now("retention"), return_exceptions=True)
+        assert sorted(type(outcome).__name__ for outcome in both) == ["Run", RunningElsewhere.__name__]
         clock.advance(ms=57 * 60_000)  # 16:00
         assert await second.tick() == ["retention"]
-        assert calls == ["retention", "retention"]
+        assert await first.tick() == []
         [run] = (await SQLRunLog(engines[1]).last_runs(["retention"])).values()
         assert (run.outcome, run.items, run.started_at_ms) == ("ok", 1, clock.now_ms())
     finally:

@@ -30,7 +30,7 @@ async def test_migrations_apply_and_revert_on_sqlite(tmp_path: Path) -> None:
     await migrations.upgrade(url)  # a second run is a no-op
     tables, versions = await _tables_and_versions(url)
     assert {"worker_leases", "users", "messages", "task_runs"} <= tables
-    assert versions == {"0001", "0002", "0003", "0004"}  # each branch at its head
+    assert versions == {"0001", "0002", "0003", "0005"}  # each branch at its head
     await migrations.downgrade(url, "base")
     tables, versions = await _tables_and_versions(url)
     assert not {"worker_leases", "users", "messages", "task_runs"} & tables
@@ -47,7 +47,7 @@ async def test_a_branch_applies_alone(tmp_path: Path) -> None:
     await migrations.upgrade(url)
     tables, versions = await _tables_and_versions(url)
     assert {"worker_leases", "users", "messages", "task_runs"} <= tables
-    assert versions == {"0001", "0002", "0003", "0004"}
+    assert versions == {"0001", "0002", "0003", "0005"}
 
 
 async def test_a_database_migrated_when_the_revisions_were_one_line_is_taken_up_by_the_branches(tmp_path: Path) -> None:
@@ -65,5 +65,5 @@ async def test_a_database_migrated_when_the_revisions_were_one_line_is_taken_up_
         await engine.dispose()
     await migrations.upgrade(url)  # nothing created again: the line's branches are known at their heads
     tables, versions = await _tables_and_versions(url)
-    assert versions == {"0001", "0002", "0003", "0004"}
+    assert versions == {"0001", "0002", "0003", "0005"}
     assert "task_runs" in tables

@@ -7,12 +7,12 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from tidings.bootstrap import Infra
 from tidings.pkg import module
 from tidings.pkg.app import Module
-from tidings.pkg.clock import wall_ms
+from tidings.pkg.clock import SystemClock
 from tidings.pkg.conf import ConfigError
 from tidings.task.biz.retention import RefreshTokenRetention
+from tidings.task.data.leases import SQLLeases
 from tidings.task.data.runs import SQLRunLog
 from tidings.task.data.tokens import SQLExpiredTokens
-from tidings.task.server.leadership import leadership_for
 from tidings.task.server.scheduler import Scheduler, TaskMetrics
 from tidings.task.service.jobs import Job
 from tidings.task.service.retention import REFRESH_TOKEN_RETENTION, refresh_token_retention
@@ -35,9 +35,25 @@ async def build(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Sche
     conf = infra.settings.task
     when = schedules(conf.schedules)
     engine = await infra.engine()
-    retention = RefreshTokenRetention(SQLExpiredTokens(engine), wall_ms, grace_s=conf.refresh_token_grace_s)
+    clock = SystemClock()
+    leases = SQLLeases(engine, ttl_s=conf.lease_ttl_s, clock=clock)
+    retention = RefreshTokenRetention(
+        SQLExpiredTokens(engine, leases.lease(REFRESH_TOKEN_RETENTION)),
+        clock.now_ms,
+        grace_s=conf.refresh_token_grace_s,
+        batch=conf.batch_size,
+        pause_s=conf.batch_pause_s,
+    )
     jobs: list[Job] = [refresh_token_retention(retention, schedule=when[REFRESH_TOKEN_RETENTION])]
-    return Scheduler(jobs, leadership_for(engine), SQLRunLog(engine), TaskMetrics(registry), tick_s=conf.tick_s)
+    return Scheduler(
+        jobs,
+        leases,
+        SQLRunLog(engine),
+        TaskMetrics(registry),
+        tick_s=conf.tick_s,
+        renew_s=conf.lease_ttl_s / 3,
+        clock=clock,
+    )
 
 
 async def wire(infra: Infra) -> Module:

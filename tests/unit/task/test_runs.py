@@ -1,26 +1,26 @@
-"""The task runs' log contract on the fake the scheduler's tests run on, and on SQLite (the embedded mode)."""
+"""The task runs' contract (leases and the log) on the fake the scheduler's tests run on, and on SQLite (the
+embedded mode)."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.contracts.task_runs import RunLogContract
-from tests.unit.task.fakes import FakeRunLog
-from tidings.task.biz.runs import RunLog
+from tests.contracts.task_runs import TTL_S, Table, TaskRunsContract
+from tests.unit.task.fakes import FakeTaskRuns
+from tidings.pkg.clock import FakeClock
+from tidings.task.data.leases import SQLLeases
 from tidings.task.data.runs import SQLRunLog
 
 
 # ``engine``: a migrated SQLite database (tests/unit/conftest.py).
 @pytest.fixture(params=["fake", "sqlite"])
-async def runs(request: pytest.FixtureRequest, engine: AsyncEngine) -> AsyncIterator[RunLog]:
+def table(request: pytest.FixtureRequest, engine: AsyncEngine, clock: FakeClock) -> Table:
     if request.param == "fake":
-        yield FakeRunLog()
-        return
-    yield SQLRunLog(engine)
+        fake = FakeTaskRuns(clock, ttl_s=TTL_S)
+        return (lambda holder: fake.leases(holder).lease), fake.runs
+    return (lambda holder: SQLLeases(engine, ttl_s=TTL_S, clock=clock, holder=holder).lease), SQLRunLog(engine)
 
 
-class TestRunLog(RunLogContract):
+class TestTaskRuns(TaskRunsContract):
     pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
@@ -32,12 +33,14 @@ class RefreshTokenRetention:
         grace_s: float,
         batch: int = 1000,
         max_batches: int = 100,
+        pause_s: float = 0.0,
     ) -> None:
         self._tokens = tokens
         self._now_ms = now_ms
         self._grace_ms = int(grace_s * 1000)
         self._batch = batch
         self._max_batches = max_batches
+        self._pause_s = pause_s
 
     async def preview(self) -> int:
         """How many tokens a run now would delete (all of them, however many turns that takes); deletes nothing."""
@@ -47,7 +50,9 @@ class RefreshTokenRetention:
         """One turn; how many tokens were deleted."""
         before = self._now_ms() - self._grace_ms
         pruned = 0
-        for _ in range(self._max_batches):
+        for turn in range(self._max_batches):
+            if turn and self._pause_s:
+                await asyncio.sleep(self._pause_s)
             deleted = await self._tokens.prune_expired(before, self._batch)
             pruned += deleted
             if deleted < self._batch:

@@ -1,4 +1,4 @@
-"""A task's run as the schedule records it, and the port of the log that keeps each task's last one."""
+"""A task's run as the schedule records it, the lease that makes one process its runner, and the log of last runs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class Run:
-    """A task's run as recorded: ``finished_at_ms`` is ``None`` while it runs (or if its process died)."""
+    """A task's run as recorded: ``finished_at_ms`` is ``None`` while it runs (or if its runner died or lost its
+    lease during it)."""
 
     name: str
     started_at_ms: int
@@ -25,5 +26,30 @@ class RunLog(Protocol):
 
     async def last_runs(self, names: Sequence[str]) -> dict[str, Run]: ...
 
+
+class Lease(Protocol):
+    """The right to run one task, held by one process of the fleet at a time for ``ttl`` and renewed while it runs.
+
+    Each take-over hands out a new fencing token, and every write of the task's run (its record, and each batch of
+    its work) checks it in the same transaction: a runner that was paused or cut off past its lease, and lost it to
+    another, has its writes refused (``LeaseLost``) instead of running beside the new one.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    async def acquire(self) -> bool:
+        """Take the lease if it is free or expired (with a new token), or renew it if it is still ours."""
+        ...
+
+    async def renew(self) -> bool:
+        """Extend the lease we hold; ``False`` once another process has taken it (or we never held it)."""
+        ...
+
+    async def release(self) -> None:
+        """Give the lease up at once (if still ours), so the next process need not wait for it to expire."""
+        ...
+
     async def record(self, run: Run) -> None:
-        """Keep ``run`` as its task's last run (replacing the one before)."""
+        """Keep ``run`` as the task's last run, fenced: ``LeaseLost`` if the lease is no longer ours."""
+        ...

@@ -1,4 +1,4 @@
-"""``SQLRunLog``: each task's last run in the ``task_runs`` table."""
+"""``SQLRunLog``: each task's last run, read from the ``task_runs`` table (its lease writes it: ``data/leases.py``)."""
 
 from __future__ import annotations
 
@@ -19,23 +19,10 @@ class SQLRunLog(SQLRepo):
     async def last_runs(self, names: Sequence[str]) -> dict[str, Run]:
         with translated(db.UNREACHABLE, Unavailable, "database"):
             async with self._read() as conn:
-                rows = await conn.execute(select(task_runs).where(task_runs.c.name.in_(list(names))))
+                rows = await conn.execute(
+                    select(task_runs).where(task_runs.c.name.in_(list(names)), task_runs.c.outcome != "")
+                )
                 return {row.name: _run_from_row(row) for row in rows}
-
-    async def record(self, run: Run) -> None:
-        values = {
-            "started_at_ms": run.started_at_ms,
-            "finished_at_ms": run.finished_at_ms,
-            "outcome": run.outcome,
-            "items": run.items,
-            "error": run.error[:512],
-        }
-        with translated(db.UNREACHABLE, Unavailable, "database"):
-            async with self._write() as conn:
-                # One runner at a time writes a task's row (the scheduler's leadership): update, else insert.
-                updated = await conn.execute(task_runs.update().where(task_runs.c.name == run.name).values(values))
-                if updated.rowcount == 0:
-                    await conn.execute(task_runs.insert().values(name=run.name, **values))
 
 
 def _run_from_row(row: Any) -> Run:

@@ -1,12 +1,14 @@
-"""The scheduler of the task module: tasks on cron schedules, run once per scheduled time by one process of the fleet.
+"""The scheduler of the task module: tasks on cron schedules, each run once per scheduled time by one process.
 
-Every ``task`` process runs the same loop; on each tick it asks its ``Leadership`` whether it is the runner. Only the
-runner runs the tasks that are due, each under its own deadline, so two processes never prune or reconcile at once.
-A task is due when its schedule named a time (UTC) after its last recorded start: the ``RunLog`` keeps each task's
-last run in the database, so a restart or a new runner neither runs a task twice for one scheduled time nor skips
-one it missed (a missed time runs at once, once). A run that never finished within its timeout (its process died)
-counts as failed and runs again. A task's failure is logged, recorded and counted, and the task is tried again at
-its next scheduled time; it never stops the loop or the other tasks.
+Every ``task`` process runs the same loop. On each tick, for each task that is due, it tries to take the task's
+``Lease``; the process that holds it runs the task, renewing the lease meanwhile, then records the run and gives
+the lease back. A task is due when its schedule named a time (UTC) after its last recorded start, which is read
+again under the lease: the run log is shared, so a restart or another process neither runs a task twice for one
+scheduled time nor skips one it missed (a missed time runs at once, once). A run left unfinished by a process that
+lost its lease (it died, or was paused past the lease) runs again as soon as another process takes the lease; the
+tasks are idempotent, so it picks up where the last one stopped. Each write of a run is fenced by the lease's token:
+a runner that wakes up after losing its lease cannot write. A task's failure is logged, recorded and counted, and
+tried again at its next scheduled time; it never stops the loop or the other tasks.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from croniter import croniter
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from tidings.pkg.clock import Clock, SystemClock
-from tidings.task.biz.runs import Run, RunLog
+from tidings.task.biz.errors import LeaseLost
+from tidings.task.biz.runs import Lease, Run, RunLog
 from tidings.task.service.jobs import Job
 
 log = structlog.get_logger("tidings.task")
@@ -60,18 +63,14 @@ class TaskStatus:
     due: bool
 
 
-class NotTheRunner(Exception):
-    """Another task process holds the schedule: a task runs there, not here."""
+class RunningElsewhere(Exception):
+    """Another task process holds the task's lease: the task is running there now."""
 
 
-class Leadership(Protocol):
-    """Who of the task processes runs the jobs now."""
-
-    async def hold(self) -> bool:
-        """Whether this process is the runner, taking the role when it is free."""
+class Leases(Protocol):
+    def lease(self, name: str) -> Lease:
+        """The lease of task ``name`` (the same object on each call)."""
         ...
-
-    async def release(self) -> None: ...
 
 
 class TaskMetrics:
@@ -90,7 +89,15 @@ class TaskMetrics:
         self.duration = Histogram(
             "tidings_task_run_duration_seconds", "Time of one task run, by task.", ["task"], registry=registry
         )
-        self.leader = Gauge("tidings_task_leader", "1 when this process runs the scheduled jobs.", registry=registry)
+        self.running = Gauge(
+            "tidings_task_running", "1 while this process runs the task (holds its lease).", ["task"], registry=registry
+        )
+        self.lease_lost = Counter(
+            "tidings_task_lease_lost",
+            "Runs that lost their task's lease to another process and had a write refused, by task.",
+            ["task"],
+            registry=registry,
+        )
         self.last_success = Gauge(
             "tidings_task_last_success_timestamp_seconds",
             "When a task last ran without error.",
@@ -106,25 +113,29 @@ class TaskMetrics:
 
 
 class Scheduler:
-    """Runs ``jobs`` at their scheduled times while ``leadership`` says this process is the runner."""
+    """Runs ``jobs`` at their scheduled times, each under its lease from ``leases``, renewed every ``renew_s``
+    while it runs (well within the lease's time to live)."""
 
     def __init__(
         self,
         jobs: Sequence[Job],
-        leadership: Leadership,
+        leases: Leases,
         runs: RunLog,
         metrics: TaskMetrics,
         *,
         tick_s: float = 1.0,
+        renew_s: float = 10.0,
         clock: Clock | None = None,
     ) -> None:
         self._jobs = list(jobs)
-        self._leadership = leadership
+        self._leases = {job.name: leases.lease(job.name) for job in self._jobs}
         self._runs = runs
         self._metrics = metrics
         self._tick_s = tick_s
+        self._renew_s = renew_s
         self._clock = clock or SystemClock()
-        # The last runs, read when this process becomes the runner and kept up to date while it stays one.
+        # The last runs as this process last saw them: a task that was not due then is not due until its next
+        # scheduled time; one that looked due is read again under its lease.
         self._last: dict[str, Run] | None = None
         self._loop: asyncio.Task[None] | None = None
         for job in self._jobs:
@@ -143,20 +154,9 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop
             self._loop = None
-        self._metrics.leader.set(0)
-        await self._leadership.release()
 
     async def tick(self) -> list[str]:
-        """One turn of the loop: the names of the jobs run (none when this process is not the runner)."""
-        try:
-            leader = await self._leadership.hold()
-        except Exception as exc:  # the lock's store is down: not the runner until it answers again
-            log.warning("task leadership unknown", error=str(exc))
-            leader = False
-        self._metrics.leader.set(1 if leader else 0)
-        if not leader:
-            self._last = None  # another runner may run jobs meanwhile: read their runs again on taking over
-            return []
+        """One turn of the loop: the names of the jobs this process ran."""
         if self._last is None:
             try:
                 self._last = await self._runs.last_runs([job.name for job in self._jobs])
@@ -165,7 +165,7 @@ class Scheduler:
                 return []
         ran: list[str] = []
         for job in self._jobs:
-            if self._due(job, self._last.get(job.name)) and await self._run_job(job, self._last):
+            if self._due(job, self._last.get(job.name)) and await self._run_leased(job, self._last) is not None:
                 ran.append(job.name)
         return ran
 
@@ -205,49 +205,73 @@ class Scheduler:
         return job
 
     async def run_now(self, name: str) -> Run:
-        """Run the task ``name`` once, now, as the runner (recorded like a scheduled run), then give the role back:
-        for a process that does not run the loop (``tidings task run``). ``NotTheRunner`` while another process
-        holds the schedule, ``KeyError`` for an unknown task."""
-        job = self._job(name)
-        if not await self._leadership.hold():
-            raise NotTheRunner(name)
-        try:
-            last = await self._runs.last_runs([name])
-            if not await self._run_job(job, last):
-                raise NotTheRunner(name)  # the run could not be recorded: not run
-            return last[name]
-        finally:
-            await self._leadership.release()
+        """Run the task ``name`` once, now, under its lease (recorded like a scheduled run): for a process that does
+        not run the loop (``tidings task run``). ``RunningElsewhere`` while another process runs it, ``KeyError``
+        for an unknown task."""
+        run = await self._run_leased(self._job(name), {}, due_only=False)
+        if run is None:
+            raise RunningElsewhere(name)
+        return run
 
     def _due(self, job: Job, last: Run | None) -> bool:
-        now = self._clock.now_ms()
-        if last is None or last.started_at_ms < last_scheduled_ms(job.schedule, now):
+        """Whether ``job`` should run now, given its ``last`` run: never ran, or not since its last scheduled time,
+        or left unfinished (whether its runner still runs it, only its lease can tell)."""
+        if last is None or last.finished_at_ms is None:
             return True
-        # Started for this scheduled time but never finished within its timeout: its process died during it.
-        return last.finished_at_ms is None and now > last.started_at_ms + job.timeout_s * 1000
+        return last.started_at_ms < last_scheduled_ms(job.schedule, self._clock.now_ms())
 
     async def _run(self) -> None:
         while True:
             await self.tick()
             await asyncio.sleep(self._tick_s)
 
-    async def _run_job(self, job: Job, last: dict[str, Run]) -> bool:
-        """Run ``job`` once, recording its start first; False if its start could not be recorded (not run)."""
+    async def _run_leased(self, job: Job, last: dict[str, Run], *, due_only: bool = True) -> Run | None:
+        """Run ``job`` if this process gets its lease (and, with ``due_only``, if the shared log still says it is
+        due); the run, or ``None`` if it did not run here. The lease is given back at the end."""
+        lease = self._leases[job.name]
+        try:
+            if not await lease.acquire():
+                return None
+        except Exception as exc:  # the lease's store is down: not run here until it answers
+            log.warning("task lease unknown", job=job.name, error=str(exc))
+            return None
+        try:
+            if due_only:
+                # Under the lease, the shared log is the truth: another process may have run it meanwhile.
+                last.update(await self._runs.last_runs([job.name]))
+                if not self._due(job, last.get(job.name)):
+                    return None
+            return await self._run_job(job, lease, last)
+        except Exception as exc:  # the log could not be read: run nothing rather than twice
+            log.warning("task runs unknown", job=job.name, error=str(exc))
+            return None
+        finally:
+            with contextlib.suppress(Exception):  # an unreleased lease expires by itself
+                await lease.release()
+
+    async def _run_job(self, job: Job, lease: Lease, last: dict[str, Run]) -> Run | None:
+        """Run ``job`` under ``lease``, recording its start first; ``None`` if the start could not be recorded."""
         start = Run(job.name, self._clock.now_ms(), None, "running")
         try:
-            await self._runs.record(start)
+            await lease.record(start)
         except Exception as exc:  # unrecorded, a run could happen twice for one scheduled time: try next tick
             log.warning("task run not recorded; not run", job=job.name, error=str(exc))
-            return False
+            return None
         last[job.name] = start
+        self._metrics.running.labels(job.name).set(1)
         started = time.perf_counter()
         outcome, items, error = "ok", 0, ""
+        renewing = asyncio.create_task(self._renew(lease), name=f"renew {job.name}")
         try:
             async with asyncio.timeout(job.timeout_s):
                 items = await job.run()
         except TimeoutError:
             outcome, error = "timeout", f"did not finish within {job.timeout_s:g} s"
             log.warning("task job timed out", job=job.name, timeout_s=job.timeout_s)
+        except LeaseLost:
+            outcome, error = "lease_lost", "another task process took the lease; a write here was refused"
+            self._metrics.lease_lost.labels(job.name).inc()
+            log.warning("task lease lost; run stopped", job=job.name)
         except Exception as exc:  # a failed run is retried at the job's next scheduled time
             outcome, error = "error", repr(exc)
             log.error("task job failed", job=job.name, error=str(exc), exc_info=exc)
@@ -257,12 +281,27 @@ class Scheduler:
             if items:
                 log.info("task job ran", job=job.name, items=items)
         finally:
+            renewing.cancel()
+            self._metrics.running.labels(job.name).set(0)
             self._metrics.runs.labels(job.name, outcome).inc()
             self._metrics.duration.labels(job.name).observe(time.perf_counter() - started)
         finished = Run(job.name, start.started_at_ms, self._clock.now_ms(), outcome, items, error)
+        if outcome == "lease_lost":
+            return finished  # the new holder owns the record now
         last[job.name] = finished
         try:
-            await self._runs.record(finished)
+            await lease.record(finished)
         except Exception as exc:  # the start is recorded: the run counts for its scheduled time either way
             log.warning("task run outcome not recorded", job=job.name, error=str(exc))
-        return True
+        return finished
+
+    async def _renew(self, lease: Lease) -> None:
+        """Keep the lease while the run lasts. A renewal refused means another process took it: the run's next
+        write is refused by the fence, which ends it; a store that does not answer is asked again."""
+        while True:
+            await asyncio.sleep(self._renew_s)
+            try:
+                if not await lease.renew():
+                    return
+            except Exception as exc:
+                log.warning("task lease not renewed", job=lease.name, error=str(exc))
