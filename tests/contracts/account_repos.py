@@ -18,11 +18,12 @@ from tidings.service.account.biz.ports import BlockRepo, RefreshToken, RefreshTo
 from tidings.service.account.biz.user import Account, ProfileChange
 from tidings.service.account.data.repos import SQLBlockRepo, SQLRefreshTokenRepo, SQLUserRepo
 from tidings.service.account.user import User
-from tidings.task.biz.retention import ExpiredTokens
 
 
-class TokenStore(RefreshTokenRepo, ExpiredTokens, Protocol):
+class TokenStore(RefreshTokenRepo, Protocol):
     """The refresh tokens as account keeps them, and as the retention task prunes them."""
+
+    async def prune_expired(self, before_ms: int, limit: int) -> int: ...
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,6 +29,7 @@ from tidings.service.chat.data.conversations import SQLConversationRepo
 from tidings.service.chat.data.dedup import SQLDedupStore
 from tidings.service.chat.data.messages import SQLMessageRepo
 from tidings.service.chat.message import Message
+from tidings.service.chat.store.reservations import prune_reservations
 
 NOW = 1_800_000_000_000
 _ids = itertools.count(1_000_000)
@@ -70,14 +71,22 @@ class ChatStores:
     conversations: ConversationStore
     messages: MessageStore
     dedup: DedupStore
+    # The task module's pruning of reservations (``chat.store.reservations``): (before_ms, limit) -> pruned.
+    prune_reservations: Callable[[int, int], Awaitable[int]]
 
 
 def sql_stores(engine: AsyncEngine, statements: AsyncEngine | None = None) -> ChatStores:
     """The SQL stores on ``engine`` (migrated), with the autocommit engine where there is one (MariaDB)."""
+
+    async def prune(before_ms: int, limit: int) -> int:
+        async with engine.begin() as conn:
+            return await prune_reservations(conn, before_ms, limit)
+
     return ChatStores(
         SQLConversationRepo(engine, statements=statements),
         SQLMessageRepo(engine, statements=statements),
         SQLDedupStore(engine, statements=statements),
+        prune,
     )
 
 
@@ -340,6 +349,26 @@ class DedupStoreContract:
         assert found[stored.key].sent
         assert found[stored.key].message == stored.message
         assert not found[pending.key].sent
+
+    async def test_a_late_retry_after_pruning_gets_the_stored_message_not_a_new_reservation(
+        self, store: DedupStore, stores: ChatStores
+    ) -> None:
+        sender = new_id()
+        stored, pending = self.reservation(sender, "stored"), self.reservation(sender, "pending")
+        await store.reserve([stored, pending])
+        await stores.messages.persist([stored.message])
+        # Only reservations of stored messages, created before the cut-off, go.
+        assert await stores.prune_reservations(NOW, 100) == 0
+        assert await stores.prune_reservations(NOW + 1, 100) == 1
+        found = await store.get_many([stored.key, pending.key])
+        assert found[stored.key].message == stored.message
+        assert found[stored.key].sent
+        assert not found[pending.key].sent
+        # The retry's new draft is not reserved (alone, or beside a fresh key), so it resolves to the original.
+        retry, fresh = self.reservation(sender, "stored"), self.reservation(sender, "fresh")
+        assert await store.reserve([retry]) == set()
+        assert await store.reserve([retry, fresh]) == {fresh.key}
+        assert (await store.get_many([retry.key]))[retry.key].message == stored.message
 
     async def test_client_message_ids_differ_by_case(self, store: DedupStore) -> None:
         sender = new_id()

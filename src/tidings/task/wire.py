@@ -9,16 +9,18 @@ from tidings.pkg import module
 from tidings.pkg.app import Module
 from tidings.pkg.clock import SystemClock
 from tidings.pkg.conf import ConfigError
-from tidings.task.biz.retention import RefreshTokenRetention
+from tidings.service.account.store.tokens import count_expired_tokens, prune_expired_tokens
+from tidings.service.chat.store.reservations import count_prunable_reservations, prune_reservations
+from tidings.task.biz.pruning import Pruning
 from tidings.task.data.leases import SQLLeases
+from tidings.task.data.pruning import Count, Prune, SQLAgedRows
 from tidings.task.data.runs import SQLRunLog
-from tidings.task.data.tokens import SQLExpiredTokens
 from tidings.task.server.scheduler import Scheduler, TaskMetrics
 from tidings.task.service.jobs import Job
-from tidings.task.service.retention import REFRESH_TOKEN_RETENTION, refresh_token_retention
+from tidings.task.service.pruning import REFRESH_TOKEN_RETENTION, RESERVATIONS, pruning_job
 
 # Each task's schedule unless ``task.schedules`` names another (cron, UTC).
-DEFAULT_SCHEDULES = {REFRESH_TOKEN_RETENTION: "17 * * * *"}
+DEFAULT_SCHEDULES = {REFRESH_TOKEN_RETENTION: "17 * * * *", RESERVATIONS: "23 * * * *"}
 
 
 def schedules(configured: dict[str, str]) -> dict[str, str]:
@@ -37,14 +39,16 @@ async def build(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Sche
     engine = await infra.engine()
     clock = SystemClock()
     leases = SQLLeases(engine, ttl_s=conf.lease_ttl_s, clock=clock)
-    retention = RefreshTokenRetention(
-        SQLExpiredTokens(engine, leases.lease(REFRESH_TOKEN_RETENTION)),
-        clock.now_ms,
-        grace_s=conf.refresh_token_grace_s,
-        batch=conf.batch_size,
-        pause_s=conf.batch_pause_s,
-    )
-    jobs: list[Job] = [refresh_token_retention(retention, schedule=when[REFRESH_TOKEN_RETENTION])]
+
+    def pruning(name: str, prune: Prune, count: Count, keep_s: float) -> Job:
+        rows = SQLAgedRows(engine, leases.lease(name), prune=prune, count=count)
+        batches = Pruning(rows, clock.now_ms, keep_s=keep_s, batch=conf.batch_size, pause_s=conf.batch_pause_s)
+        return pruning_job(name, batches, schedule=when[name])
+
+    jobs = [
+        pruning(REFRESH_TOKEN_RETENTION, prune_expired_tokens, count_expired_tokens, conf.refresh_token_grace_s),
+        pruning(RESERVATIONS, prune_reservations, count_prunable_reservations, conf.reservation_retry_window_s),
+    ]
     return Scheduler(
         jobs,
         leases,

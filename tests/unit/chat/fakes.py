@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from prometheus_client import CollectorRegistry
@@ -253,22 +253,42 @@ class FakeSeqs:
 class FakeDedup:
     def __init__(self) -> None:
         self.rows: dict[DedupKey, Reservation] = {}
-        # Whether a message id is stored (the persist job's side); the World points it at its bus log.
-        self.stored: Callable[[int], bool] = lambda _: False
+        # The stored messages (the persist job's side); the World points it at its bus log.
+        self.stored: Callable[[], Iterable[Message]] = lambda: ()
+
+    def _stored_by_key(self) -> dict[DedupKey, Message]:
+        return {(m.sender_id, m.client_msg_id): m for m in self.stored()}
 
     async def get_many(self, keys: Sequence[DedupKey]) -> dict[DedupKey, Reservation]:
         await _io()
-        found = {key: self.rows[key] for key in keys if key in self.rows}
-        return {key: replace(row, sent=True) if self.stored(row.message.id) else row for key, row in found.items()}
+        stored = self._stored_by_key()
+        stored_ids = {m.id for m in stored.values()}
+        found: dict[DedupKey, Reservation] = {}
+        for key in keys:
+            if key in self.rows:
+                row = self.rows[key]
+                found[key] = replace(row, sent=True) if row.message.id in stored_ids else row
+            elif key in stored:  # pruned: the stored message answers
+                found[key] = Reservation(stored[key], sent=True, lease_until_ms=0)
+        return found
 
     async def reserve(self, reservations: Sequence[Reservation]) -> set[DedupKey]:
         await _io()
+        stored = self._stored_by_key()
         ours = set()
         for reservation in reservations:
-            if reservation.key not in self.rows:
+            if reservation.key not in self.rows and reservation.key not in stored:
                 self.rows[reservation.key] = reservation
                 ours.add(reservation.key)
         return ours
+
+    async def prune(self, before_ms: int, limit: int) -> int:
+        """What ``chat.store.reservations.prune_reservations`` does to the SQL table."""
+        stored_ids = {m.id for m in self.stored()}
+        keys = [k for k, r in self.rows.items() if r.message.created_at_ms < before_ms and r.message.id in stored_ids]
+        for key in keys[:limit]:
+            del self.rows[key]
+        return len(keys[:limit])
 
     async def complete(self, keys: Sequence[DedupKey]) -> None:
         await _io()
@@ -375,7 +395,7 @@ class World:
         self.messages = FakeMessages(self.conversations)
         self.seqs = FakeSeqs(self.conversations)
         # What the bus has, the persist job stores: a reservation counts as sent once its message is on the bus.
-        self.dedup.stored = lambda message_id: any(message.id == message_id for message in self.publisher.log)
+        self.dedup.stored = lambda: self.publisher.log
         self.directory = FakeDirectory(self.users)
         # The real cache-aside helper on an in-process store, on the fake clock: membership changes must be seen.
         self.cache_store = MemoryStore(clock=self.clock.monotonic)

@@ -59,6 +59,18 @@ async def test_a_retry_answers_the_original_message(world: World) -> None:
     assert len(world.publisher.log) == 2
 
 
+async def test_a_late_retry_after_its_reservation_was_pruned_answers_the_original_message(world: World) -> None:
+    cid = await group(world, 1, 2)
+    first = await world.msgs.send(cid, 1, "late", "hello")
+    await world.persist()
+    assert await world.dedup.prune(first.message.created_at_ms + 1, 100) == 1
+    assert world.dedup.rows == {}
+    retry = await world.msgs.send(cid, 1, "late", "hello")
+    assert retry.duplicate
+    assert retry.message == first.message
+    assert len(world.publisher.log) == 1
+
+
 async def test_client_message_ids_are_per_sender(world: World) -> None:
     cid = await group(world, 1, 2)
     mine = await world.msgs.send(cid, 1, "same", "a")

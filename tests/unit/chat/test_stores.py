@@ -32,8 +32,8 @@ def fake_stores() -> ChatStores:
     conversations = FakeConversations()
     messages = FakeMessages(conversations)
     dedup = FakeDedup()
-    dedup.stored = messages.has
-    return ChatStores(conversations, messages, dedup)
+    dedup.stored = messages.stored.values
+    return ChatStores(conversations, messages, dedup, dedup.prune)
 
 
 @pytest.fixture(params=["fake", "sqlite"])

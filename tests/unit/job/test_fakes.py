@@ -12,7 +12,9 @@ from tests.unit.job.fakes import FakeConversations
 @pytest.fixture
 def stores() -> ChatStores:
     conversations = FakeConversations()
-    return ChatStores(conversations, FakeMessages(conversations), FakeDedup())
+    messages, dedup = FakeMessages(conversations), FakeDedup()
+    dedup.stored = messages.stored.values
+    return ChatStores(conversations, messages, dedup, dedup.prune)
 
 
 class TestConversationsAsThePushJobReadsThem(ConversationRepoContract):

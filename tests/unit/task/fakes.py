@@ -27,11 +27,11 @@ class FakeTokens(FakeRefreshTokens):
         """The expiry instants of the tokens still stored."""
         return sorted(token.expires_at_ms for token in self.tokens.values())
 
-    async def prune_expired(self, before_ms: int, limit: int) -> int:
+    async def prune(self, before_ms: int, limit: int) -> int:
         self.calls.append((before_ms, limit))
-        return await super().prune_expired(before_ms, limit)
+        return await self.prune_expired(before_ms, limit)
 
-    async def count_expired(self, before_ms: int) -> int:
+    async def count(self, before_ms: int) -> int:
         return sum(1 for token in self.tokens.values() if token.expires_at_ms < before_ms)
 
 

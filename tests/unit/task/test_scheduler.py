@@ -11,11 +11,11 @@ from prometheus_client import CollectorRegistry
 from tests.unit.task.fakes import FakeTaskRuns, FakeTokens
 from tidings.pkg.clock import FakeClock
 from tidings.task.biz.errors import LeaseLost
-from tidings.task.biz.retention import RefreshTokenRetention
+from tidings.task.biz.pruning import Pruning
 from tidings.task.biz.runs import Run
 from tidings.task.server.scheduler import RunningElsewhere, Scheduler, TaskMetrics
 from tidings.task.service.jobs import Job
-from tidings.task.service.retention import refresh_token_retention
+from tidings.task.service.pruning import REFRESH_TOKEN_RETENTION, pruning_job
 
 # 2026-12-06 15:03:00 UTC
 START_MS = 1_796_569_380_000
@@ -225,10 +225,10 @@ async def test_stop_ends_the_loop() -> None:
 
 
 @pytest.mark.parametrize(("max_batches", "left"), [(10, 1), (2, 2)])
-async def test_retention_keeps_the_grace_and_prunes_in_bounded_batches(max_batches: int, left: int) -> None:
+async def test_pruning_keeps_the_grace_and_deletes_in_bounded_batches(max_batches: int, left: int) -> None:
     tokens = FakeTokens([1_000, 2_000, 3_000, 4_000, 5_000, 10_000])
-    retention = RefreshTokenRetention(tokens, lambda: 11_000, grace_s=5, batch=2, max_batches=max_batches)
-    job = refresh_token_retention(retention, schedule="17 * * * *")
+    retention = Pruning(tokens, lambda: 11_000, keep_s=5, batch=2, max_batches=max_batches)
+    job = pruning_job(REFRESH_TOKEN_RETENTION, retention, schedule="17 * * * *")
     pruned = await job.run()
     assert all(before == 6_000 for before, _ in tokens.calls)
     assert pruned == 6 - left
@@ -251,9 +251,9 @@ async def test_a_task_run_now_is_recorded_like_a_scheduled_one() -> None:
 
 async def test_a_dry_run_counts_what_a_run_would_delete_and_deletes_nothing() -> None:
     tokens = FakeTokens([1_000, 2_000, 3_000, 10_000])
-    retention = RefreshTokenRetention(tokens, lambda: 11_000, grace_s=5)
+    retention = Pruning(tokens, lambda: 11_000, keep_s=5)
     table = FakeTaskRuns(FakeClock(START_MS))
-    runner, _ = scheduler([refresh_token_retention(retention, schedule="17 * * * *")], table)
+    runner, _ = scheduler([pruning_job(REFRESH_TOKEN_RETENTION, retention, schedule="17 * * * *")], table)
     assert await runner.preview("refresh-token-retention") == 3
     assert len(tokens.expiries) == 4
     with pytest.raises(ValueError, match="no dry run"):

@@ -109,4 +109,6 @@ message_reservations = Table(
     # Until when the current owner may produce it undisturbed; 0 once released.
     Column("lease_until_ms", BigInteger, nullable=False),
     PrimaryKeyConstraint("sender_id", "client_msg_id"),
+    # The pruning of reservations past their retry window, oldest first.
+    Index("ix_message_reservations_created_at_ms", "created_at_ms"),
 )

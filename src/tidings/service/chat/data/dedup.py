@@ -6,11 +6,12 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, insert, select, tuple_, update
+from sqlalchemy import Insert, and_, exists, insert, literal, select, tuple_, union_all, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tidings.pkg.repo import SQLRepo, chunks
 from tidings.service.chat.biz.ports import DedupKey, Reservation
+from tidings.service.chat.data.messages import message_from_row
 from tidings.service.chat.message import Message
 from tidings.service.chat.tables import message_reservations as reservations
 from tidings.service.chat.tables import messages
@@ -57,15 +58,39 @@ def _is_lock_conflict(exc: OperationalError) -> bool:
     return code in (1205, 1213)
 
 
-def _key_in(keys: Sequence[DedupKey]) -> Any:
-    """``(sender_id, client_msg_id) IN (...)``: a row-value IN on the primary key (SQLite and MySQL alike)."""
-    return tuple_(reservations.c.sender_id, reservations.c.client_msg_id).in_(list(keys))
+def _key_in(keys: Sequence[DedupKey], table: Any = reservations) -> Any:
+    """``(sender_id, client_msg_id) IN (...)``: a row-value IN on the key (SQLite and MySQL alike)."""
+    return tuple_(table.c.sender_id, table.c.client_msg_id).in_(list(keys))
+
+
+def _insert_unless_stored(ordered: Sequence[Reservation]) -> Insert:
+    """One INSERT of the reservations whose keys have no stored message, one round trip:
+
+    ``INSERT INTO message_reservations (...) SELECT <row 1> WHERE NOT EXISTS (<its stored message>) UNION ALL ...``
+
+    A key's reservation is pruned once its message is stored and its retry window has passed (the task module's
+    ``reservations``); a retry that comes later must still get the original message, not a new one. The check
+    costs a lookup on the messages' unique ``(sender_id, client_msg_id)`` index per row, in the same statement.
+    Each row compares its own parameters with the column, as every other query on the key does (the ascii_bin
+    collation decides, not the connection's).
+    """
+    columns = list(reservations.c)
+    rows = []
+    for reservation in ordered:
+        values = _reservation_to_row(reservation)
+        stored = exists().where(
+            messages.c.sender_id == values["sender_id"], messages.c.client_msg_id == values["client_msg_id"]
+        )
+        rows.append(select(*(literal(values[c.name], c.type).label(c.name) for c in columns)).where(~stored))
+    source = rows[0] if len(rows) == 1 else union_all(*rows)
+    return insert(reservations).from_select([c.name for c in columns], source)
 
 
 class SQLDedupStore(SQLRepo):
     async def get_many(self, keys: Sequence[DedupKey]) -> dict[DedupKey, Reservation]:
         """The reservations of ``keys``; one whose message is stored counts as sent, marked or not (the send
-        path does not mark its own sends: the persisted message says it all, one UPDATE less per batch)."""
+        path does not mark its own sends: the persisted message says it all, one UPDATE less per batch). A key
+        whose reservation was pruned answers with its stored message."""
         found: dict[DedupKey, Reservation] = {}
         stored = messages.c.id.is_not(None).label("stored")
         joined = reservations.outerjoin(messages, messages.c.id == reservations.c.message_id)
@@ -76,6 +101,12 @@ class SQLDedupStore(SQLRepo):
                     (reservation.key, reservation)
                     for reservation in (_reservation_from_row(row, row.stored) for row in rows)
                 )
+            pruned = [key for key in set(keys) if key not in found]
+            for chunk in chunks(pruned):
+                rows = await conn.execute(select(messages).where(_key_in(chunk, messages)))
+                for row in rows:
+                    message = message_from_row(row)
+                    found[(message.sender_id, message.client_msg_id)] = Reservation(message, True, 0)
         return found
 
     async def reserve(self, batch: Sequence[Reservation]) -> set[DedupKey]:
@@ -83,38 +114,51 @@ class SQLDedupStore(SQLRepo):
             return set()
         # One key order for every writer: two batches inserting overlapping keys then wait, never deadlock.
         ordered = sorted(batch, key=lambda reservation: reservation.key)
-        if await self._insert(ordered):
-            return {reservation.key for reservation in ordered}
+        ours = await self._insert(ordered)
+        if ours is not None:
+            return ours
         # Some key was taken (a retry of an earlier send, or one racing its original): leave out the keys known
         # now and insert the rest together; only if that races too, one at a time, to learn which.
         known = await self.get_many([reservation.key for reservation in ordered])
         rest = [reservation for reservation in ordered if reservation.key not in known]
-        if not rest or await self._insert(rest):
-            return {reservation.key for reservation in rest}
-        ours: set[DedupKey] = set()
+        if not rest:
+            return set()
+        ours = await self._insert(rest)
+        if ours is not None:
+            return ours
+        ours = set()
         for reservation in rest:
             if await self._reserve_one(reservation):
                 ours.add(reservation.key)
         return ours
 
-    async def _insert(self, ordered: Sequence[Reservation]) -> bool:
-        """Insert all of them in one statement, or none: ``False`` if a key was taken."""
+    async def _insert(self, ordered: Sequence[Reservation]) -> set[DedupKey] | None:
+        """Insert them all in one statement, leaving out keys whose message is stored: the keys now ours, or
+        ``None`` if a key was reserved (nothing inserted then)."""
         try:
             async with self._statement() as conn:
-                await conn.execute(insert(reservations), [_reservation_to_row(reservation) for reservation in ordered])
+                inserted = (await conn.execute(_insert_unless_stored(ordered))).rowcount
         except IntegrityError:
-            return False
+            return None
         except OperationalError as exc:
             if not _is_lock_conflict(exc):
                 raise
-            return False
-        return True
+            return None
+        keys = {reservation.key for reservation in ordered}
+        if inserted == len(keys):
+            return keys
+        # A late retry whose reservation was pruned: its stored message answers it (a second round trip, only then).
+        async with self._read() as conn:
+            rows = await conn.execute(
+                select(messages.c.sender_id, messages.c.client_msg_id).where(_key_in(list(keys), messages))
+            )
+            return keys - {(row.sender_id, row.client_msg_id) for row in rows}
 
     async def _reserve_one(self, reservation: Reservation) -> bool:
         for attempt in range(_LOCK_RETRIES):
             try:
                 async with self._statement() as conn:
-                    await conn.execute(insert(reservations).values(_reservation_to_row(reservation)))
+                    inserted = (await conn.execute(_insert_unless_stored([reservation]))).rowcount
             except IntegrityError:
                 return False
             except OperationalError as exc:
@@ -123,7 +167,7 @@ class SQLDedupStore(SQLRepo):
                     raise
                 await asyncio.sleep(0.005 * (attempt + 1))
             else:
-                return True
+                return inserted == 1
         return False
 
     async def complete(self, keys: Sequence[DedupKey]) -> None:
