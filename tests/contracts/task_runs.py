@@ -96,3 +96,19 @@ class TaskRunsContract:
         await retention.record(finished)
         assert await runs.last_runs(["retention"]) == {"retention": finished}
         assert set(await runs.last_runs(["stats"])) == {"stats"}
+
+    async def test_a_checkpoint_is_kept_for_the_next_holder_and_only_the_holder_writes_it(
+        self, table: Table, clock: FakeClock
+    ) -> None:
+        leases, _ = table
+        first, second = leases("a")("stats"), leases("b")("stats")
+        assert await first.acquire()
+        assert await first.load_checkpoint() == ""
+        await first.save_checkpoint("2026-12-06T15")
+        clock.advance(s=TTL_S + 1)
+        assert await second.acquire()
+        assert await second.load_checkpoint() == "2026-12-06T15"
+        with pytest.raises(LeaseLost):
+            await first.save_checkpoint("2026-12-06T16")
+        await second.save_checkpoint("2026-12-06T17")
+        assert await first.load_checkpoint() == "2026-12-06T17"

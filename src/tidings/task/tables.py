@@ -27,4 +27,7 @@ task_runs = Table(
     Column("outcome", String(16), nullable=False),
     Column("items", BigInteger, nullable=False, default=0),
     Column("error", String(512), nullable=False, default=""),
+    # Where the task goes on from at its next run (its own format: a cursor, a last completed bucket), written by
+    # the lease holder only.
+    Column("checkpoint", String(256), nullable=False, default="", server_default=""),
 )

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry
+from redis.asyncio import Redis
 
 from tidings.bootstrap import Infra
-from tidings.pkg import module
+from tidings.pkg import log, module
 from tidings.pkg.app import Module
 from tidings.pkg.clock import SystemClock
 from tidings.pkg.conf import ConfigError
 from tidings.service.account.store.tokens import count_expired_tokens, prune_expired_tokens
+from tidings.service.chat.store.history import RedisHistoryCache
 from tidings.service.chat.store.reservations import count_prunable_reservations, prune_reservations
 from tidings.task.biz.pruning import Pruning
+from tidings.task.biz.reconcile import CachedStates, Reconcile
 from tidings.task.data.leases import SQLLeases
 from tidings.task.data.pruning import Count, Prune, SQLAgedRows
+from tidings.task.data.reconcile import CachedChatStates, NoCachedStates, ReconcileMetrics, SQLConversations
 from tidings.task.data.runs import SQLRunLog
 from tidings.task.server.scheduler import Scheduler, TaskMetrics
 from tidings.task.service.jobs import Job
 from tidings.task.service.pruning import REFRESH_TOKEN_RETENTION, RESERVATIONS, pruning_job
+from tidings.task.service.reconcile import RECONCILE, reconcile_job
 
 # Each task's schedule unless ``task.schedules`` names another (cron, UTC).
-DEFAULT_SCHEDULES = {REFRESH_TOKEN_RETENTION: "17 * * * *", RESERVATIONS: "23 * * * *"}
+DEFAULT_SCHEDULES = {REFRESH_TOKEN_RETENTION: "17 * * * *", RESERVATIONS: "23 * * * *", RECONCILE: "41 * * * *"}
 
 
 def schedules(configured: dict[str, str]) -> dict[str, str]:
@@ -49,6 +54,20 @@ async def build(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Sche
         pruning(REFRESH_TOKEN_RETENTION, prune_expired_tokens, count_expired_tokens, conf.refresh_token_grace_s),
         pruning(RESERVATIONS, prune_reservations, count_prunable_reservations, conf.reservation_retry_window_s),
     ]
+
+    async def cached_states(client: Redis) -> CachedStates:
+        kit = await infra.cache_kit(registry, "task")
+        return CachedChatStates(kit, RedisHistoryCache(client), ReconcileMetrics(registry))
+
+    reconcile = Reconcile(
+        SQLConversations(engine),
+        await infra.on_redis(cached_states, NoCachedStates()),
+        leases.lease(RECONCILE),
+        log.get("task.reconcile"),
+        batch=conf.reconcile_batch,
+        settle_s=infra.settings.cache.invalidate_delay_s + 1,
+    )
+    jobs.append(reconcile_job(reconcile, schedule=when[RECONCILE]))
     return Scheduler(
         jobs,
         leases,

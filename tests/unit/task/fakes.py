@@ -41,6 +41,7 @@ class _Row:
     token: int = 0
     lease_until_ms: int = 0
     run: Run | None = None
+    checkpoint: str = ""
 
 
 class FakeTaskRuns:
@@ -53,9 +54,13 @@ class FakeTaskRuns:
         self.rows: dict[str, _Row] = {}
         self.down = False
         self.runs = FakeRunLog(self)
+        self._processes: dict[str, FakeLeases] = {}
 
     def leases(self, holder: str) -> FakeLeases:
-        return FakeLeases(self, holder)
+        """The leases of the process ``holder`` (the same ones on each call, as a process keeps its own)."""
+        if holder not in self._processes:
+            self._processes[holder] = FakeLeases(self, holder)
+        return self._processes[holder]
 
     def check(self) -> None:
         if self.down:
@@ -125,6 +130,15 @@ class FakeLease:
     async def record(self, run: Run) -> None:
         self.fence()
         self._table.rows[self._name].run = run
+
+    async def load_checkpoint(self) -> str:
+        self._table.check()
+        row = self._table.rows.get(self._name)
+        return row.checkpoint if row else ""
+
+    async def save_checkpoint(self, checkpoint: str) -> None:
+        self.fence()
+        self._table.rows[self._name].checkpoint = checkpoint
 
     def fence(self) -> None:
         """What a fenced write checks first: ``LeaseLost`` unless the lease is still ours."""

@@ -3,7 +3,7 @@
 See docs/CACHE.md for what is cached, for how long, and the staleness a reader can see.
 """
 
-from tidings.pkg.cache.aside import Cache, CachePolicy
+from tidings.pkg.cache.aside import Cache, Cached, CachePolicy
 from tidings.pkg.cache.codec import Codec, Corrupt, JsonCodec, dataclass_codec
 from tidings.pkg.cache.invalidation import CACHE_INVALIDATE, BusInvalidator, Invalidator, LocalInvalidator
 from tidings.pkg.cache.memory import MemoryStore
@@ -18,6 +18,7 @@ __all__ = [
     "CacheMetrics",
     "CachePolicy",
     "CacheStore",
+    "Cached",
     "Codec",
     "Corrupt",
     "Invalidator",

@@ -71,6 +71,15 @@ class _Batch(Generic[K]):
     flights: list[_Flight] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Cached(Generic[V]):
+    """What the store holds for a key, as ``Cache.peek_many`` found it: a value, the null sentinel (``value`` is
+    ``None``), or bytes that are no value of this cache's schema (``corrupt``)."""
+
+    value: V | None
+    corrupt: bool = False
+
+
 class Cache(Generic[K, V]):
     def __init__(
         self,
@@ -125,6 +134,21 @@ class Cache(Generic[K, V]):
     async def get_many(self, keys: Sequence[K], load_many: Callable[[list[K]], Awaitable[Mapping[K, V]]]) -> dict[K, V]:
         """The rows that exist among ``keys``: one store read for all, one loader call for the misses."""
         return await self._fetch(list(dict.fromkeys(keys)), load_many)
+
+    async def peek_many(self, keys: Sequence[K]) -> dict[K, Cached[V]]:
+        """What the store holds for ``keys``, loading nothing and storing nothing: for checking the cache against its
+        source (the reconcile task). Absent keys are left out; a store that fails raises (nothing to check then)."""
+        unique = list(dict.fromkeys(keys))
+        raws = await self._store.get_many([self._key(key) for key in unique])
+        found: dict[K, Cached[V]] = {}
+        for key, raw in zip(unique, raws, strict=True):
+            if raw is None:
+                continue
+            try:
+                found[key] = Cached(decode(self._codec, raw))
+            except Corrupt:
+                found[key] = Cached(None, corrupt=True)
+        return found
 
     async def invalidate(self, keys: Sequence[K], *, entity_id: int = 0) -> None:
         store_keys = list(dict.fromkeys(self._key(key) for key in keys))

@@ -53,3 +53,11 @@ class Lease(Protocol):
     async def record(self, run: Run) -> None:
         """Keep ``run`` as the task's last run, fenced: ``LeaseLost`` if the lease is no longer ours."""
         ...
+
+    async def load_checkpoint(self) -> str:
+        """Where the task goes on from ("" before its first checkpoint)."""
+        ...
+
+    async def save_checkpoint(self, checkpoint: str) -> None:
+        """Keep the task's checkpoint (at most 256 characters), fenced like ``record``."""
+        ...

@@ -31,6 +31,8 @@ from tidings.task.biz.errors import LeaseLost, Unavailable
 from tidings.task.biz.runs import Run
 from tidings.task.tables import task_runs
 
+MAX_CHECKPOINT = 256
+
 
 def process_holder() -> str:
     """This process's name as a lease holder: host, pid and a random part (pids are reused across restarts)."""
@@ -124,6 +126,21 @@ class SQLLease(SQLRepo):
             async with self._write() as conn:
                 recorded = await conn.execute(update(task_runs).where(self._ours()).values(values))
         if recorded.rowcount != 1:
+            raise LeaseLost(self._name)
+
+    async def load_checkpoint(self) -> str:
+        with translated(db.UNREACHABLE, Unavailable, "database"):
+            async with self._read() as conn:
+                found = await conn.scalar(select(task_runs.c.checkpoint).where(task_runs.c.name == self._name))
+        return found or ""
+
+    async def save_checkpoint(self, checkpoint: str) -> None:
+        if len(checkpoint) > MAX_CHECKPOINT:
+            raise ValueError(f"a checkpoint holds at most {MAX_CHECKPOINT} characters")
+        with translated(db.UNREACHABLE, Unavailable, "database"):
+            async with self._write() as conn:
+                saved = await conn.execute(update(task_runs).where(self._ours()).values(checkpoint=checkpoint))
+        if saved.rowcount != 1:
             raise LeaseLost(self._name)
 
     async def fence(self, conn: AsyncConnection) -> None:

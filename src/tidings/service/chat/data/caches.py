@@ -13,11 +13,10 @@ from tidings.pkg.cache.kit import CacheKit
 from tidings.service.chat.biz.access import Gate
 from tidings.service.chat.biz.model import Kind
 from tidings.service.chat.store.heads import Head, heads_cache
+from tidings.service.chat.store.states import members_cache, reads_cache
 
 GATE_SCHEMA = 1
-MEMBERS_SCHEMA = 1
 BLOCK_SCHEMA = 1
-READ_SCHEMA = 1
 
 # Blocks are the account service's: chat gets no invalidation for them, so they live briefly.
 BLOCK_TTL_S = 5.0
@@ -27,9 +26,7 @@ GATE_CODEC: JsonCodec[Gate] = JsonCodec(
     lambda gate: [int(gate.kind), gate.peer_id, gate.active],
     lambda data: Gate(Kind(data[0]), None if data[1] is None else int(data[1]), bool(data[2])),
 )
-MEMBERS_CODEC: JsonCodec[tuple[int, ...]] = JsonCodec(MEMBERS_SCHEMA, list, lambda data: tuple(int(v) for v in data))
 BLOCK_CODEC: JsonCodec[bool] = JsonCodec(BLOCK_SCHEMA, bool, bool)
-READ_CODEC: JsonCodec[int] = JsonCodec(READ_SCHEMA, int, int)
 
 
 @dataclass(frozen=True)
@@ -46,7 +43,7 @@ class ChatCaches:
 def chat_caches(kit: CacheKit, prefix: str = "chat") -> ChatCaches:
     return ChatCaches(
         gates=kit.cache("gate", GATE_CODEC, lambda key: f"{prefix}:{{{key[0]}}}:gate:{key[1]}"),
-        members=kit.cache("members", MEMBERS_CODEC, lambda conversation_id: f"{prefix}:{{{conversation_id}}}:members"),
+        members=members_cache(kit, prefix),
         blocks=kit.cache(
             "blocked",
             BLOCK_CODEC,
@@ -54,5 +51,5 @@ def chat_caches(kit: CacheKit, prefix: str = "chat") -> ChatCaches:
             policy=replace(kit.policy, ttl_s=BLOCK_TTL_S, null_ttl_s=BLOCK_TTL_S),
         ),
         heads=heads_cache(kit, prefix),
-        reads=kit.cache("read", READ_CODEC, lambda key: f"{prefix}:{{{key[0]}}}:read:{key[1]}"),
+        reads=reads_cache(kit, prefix),
     )

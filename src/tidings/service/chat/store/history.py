@@ -71,6 +71,19 @@ class RedisHistoryCache:
         value = await self._redis.get(self.max_seq_key(conversation_id))
         return int(value) if value is not None else None
 
+    async def max_seqs(self, conversation_ids: Sequence[int]) -> dict[int, int]:
+        """The persisted max seqs held for these conversations (one MGET); absent ones left out, a value that is no
+        number as -1 (never a max seq)."""
+        if not conversation_ids:
+            return {}
+        values = await self._redis.mget([self.max_seq_key(conversation_id) for conversation_id in conversation_ids])
+        return {cid: _number(value) for cid, value in zip(conversation_ids, values, strict=True) if value is not None}
+
+    async def forget_max_seqs(self, conversation_ids: Sequence[int]) -> None:
+        """Drop these max seqs (they disagreed with the database); the next persisted batch writes them again."""
+        if conversation_ids:
+            await self._redis.delete(*(self.max_seq_key(conversation_id) for conversation_id in conversation_ids))
+
     async def recent(self, conversation_id: int) -> list[bytes]:
         members: list[Any] = await self._redis.zrange(self.recent_key(conversation_id), 0, -1)
         return [bytes(member) for member in members]
@@ -78,3 +91,10 @@ class RedisHistoryCache:
     async def forget(self, conversation_id: int) -> None:
         """Drop the window (a message in it changed); the next persisted batch starts a new one."""
         await self._redis.delete(self.recent_key(conversation_id))
+
+
+def _number(value: bytes | str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        return -1
