@@ -26,6 +26,7 @@ from tidings.pkg.bus.factory import create_bus
 from tidings.pkg.cache.invalidation import CACHE_INVALIDATE
 from tidings.pkg.conf import ConfigError
 from tidings.search.model import SearchUnavailable
+from tidings.service.account import topics as account_topics
 from tidings.service.account import wire as account_wire
 from tidings.service.chat import topics as chat_topics
 from tidings.service.chat import wire as chat_wire
@@ -34,7 +35,7 @@ from tidings.task.biz.errors import Unavailable as TaskUnavailable
 from tidings.task.server.scheduler import NotTheRunner, Scheduler
 
 # Every topic Tidings uses; ``tidings migrate`` creates them with their partition counts.
-TOPICS = (*chat_topics.ALL, CACHE_INVALIDATE)
+TOPICS = (*chat_topics.ALL, *account_topics.ALL, CACHE_INVALIDATE)
 
 Wire = Callable[[Infra], Awaitable[Module]]
 
