@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tidings import migrations
 from tidings.conf import Settings
-from tidings.pkg import db, metrics, trace
+from tidings.pkg import db, log, metrics, trace
 from tidings.pkg.app import Server
 from tidings.pkg.bus import EventBus, events
 from tidings.pkg.bus.factory import create_bus
@@ -33,6 +33,7 @@ from tidings.pkg.cache.memory import MemoryStore
 from tidings.pkg.cache.metrics import CacheMetrics
 from tidings.pkg.cache.ports import CacheStore
 from tidings.pkg.cache.redis_store import RedisStore
+from tidings.pkg.conf import SearchConf
 from tidings.pkg.health import Check
 from tidings.pkg.idgen import IdGenerator, SQLWorkerLease
 from tidings.pkg.middleware.grpc import client_interceptors
@@ -40,6 +41,9 @@ from tidings.pkg.ratelimit import MemoryRateLimiter, RateLimiter
 from tidings.pkg.ratelimit.redis import RedisRateLimiter
 from tidings.realtime.model import RouteTable
 from tidings.realtime.routes import MemoryRouteTable, RedisRouteTable
+from tidings.search.fts5 import FTS5Index
+from tidings.search.model import SearchIndex, SearchUnavailable
+from tidings.search.opensearch import OpenSearchIndex
 
 T = TypeVar("T")
 
@@ -70,6 +74,7 @@ class Infra:
         self._redis: redis.Redis | None = None
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._route_table: RouteTable | None = None
+        self._search: SearchIndex | None = None
 
     async def engine(self) -> AsyncEngine:
         """The database engine, reachable and (if configured) migrated, or ``DatabaseUnavailable``."""
@@ -200,6 +205,20 @@ class Infra:
             )
         return self._route_table
 
+    async def search(self) -> SearchIndex:
+        """The process's one search index (OpenSearch, or SQLite FTS5 embedded). With ``database.auto_migrate``
+        its indices or tables are made ready first; if the index is down meanwhile the process starts anyway (sends
+        do not need it) and searches answer SEARCH_UNAVAILABLE until it is back."""
+        if self._search is None:
+            index = search_index(self.settings.search)
+            if self.settings.database.auto_migrate:
+                try:
+                    await index.ensure()
+                except SearchUnavailable as exc:
+                    log.get("bootstrap").warning("search index not ready", error=str(exc))
+            self._search = index
+        return self._search
+
     def channel(self, module: str) -> grpc.aio.Channel:
         """One shared gRPC channel to ``module`` (``account``, ``chat``, ``bff``): errors come back as
         ``TidingsError`` and every call carries the time its caller has left."""
@@ -222,6 +241,9 @@ class Infra:
         if self._bus is not None:
             await self._bus.close()
             self._bus = None
+        if self._search is not None:
+            await self._search.close()
+            self._search = None
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
@@ -231,6 +253,19 @@ class Infra:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+
+
+def search_index(conf: SearchConf) -> SearchIndex:
+    """The search adapter ``search.kind`` names (not yet made ready: ``ensure``)."""
+    if conf.kind == "opensearch":
+        return OpenSearchIndex(
+            conf.url,
+            namespace=conf.namespace,
+            timeout_s=conf.timeout_s,
+            replicas=conf.replicas,
+            task_timeout_s=conf.task_timeout_s,
+        )
+    return FTS5Index(conf.url, namespace=conf.namespace, timeout_s=conf.timeout_s)
 
 
 def _pings(url: str) -> Callable[[], None]:

@@ -17,7 +17,7 @@ from tidings import __version__, conf, migrations
 from tidings.admin import wire as admin_wire
 from tidings.bench import bench_app
 from tidings.bff import wire as bff_wire
-from tidings.bootstrap import Infra
+from tidings.bootstrap import Infra, search_index
 from tidings.job import wire as job_wire
 from tidings.pkg import db, log, trace
 from tidings.pkg.app import App, Module, event_loop_factory
@@ -25,6 +25,8 @@ from tidings.pkg.bus import BusError, events
 from tidings.pkg.bus.factory import create_bus
 from tidings.pkg.cache.invalidation import CACHE_INVALIDATE
 from tidings.pkg.conf import ConfigError
+from tidings.search.model import SearchUnavailable
+from tidings.service.account import topics as account_topics
 from tidings.service.account import wire as account_wire
 from tidings.service.chat import topics as chat_topics
 from tidings.service.chat import wire as chat_wire
@@ -33,7 +35,7 @@ from tidings.task.biz.errors import Unavailable as TaskUnavailable
 from tidings.task.server.scheduler import RunningElsewhere, Scheduler
 
 # Every topic Tidings uses; ``tidings migrate`` creates them with their partition counts.
-TOPICS = (*chat_topics.ALL, CACHE_INVALIDATE)
+TOPICS = (*chat_topics.ALL, *account_topics.ALL, CACHE_INVALIDATE)
 
 Wire = Callable[[Infra], Awaitable[Module]]
 
@@ -167,12 +169,14 @@ def migrate(
         typer.echo(f"tidings: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(
-        f"migrated {db.describe(settings.database.url)} to {revision}; topics ready on the {settings.bus.kind} bus"
+        f"migrated {db.describe(settings.database.url)} to {revision}; topics ready on the {settings.bus.kind} bus;"
+        f" {settings.search.kind} search index ready"
     )
 
 
 async def _migrate(settings: conf.Settings, revision: str) -> None:
-    """Schema first, then the topics with their explicit partition counts (the broker never creates them)."""
+    """Schema first, then the topics with their explicit partition counts (the broker never creates them), then the
+    search index's templates, first indices and aliases (FTS5: its tables)."""
     engine = db.create_engine(settings.database)
     try:
         await db.ping(engine, settings.database.connect_timeout_s)
@@ -189,6 +193,13 @@ async def _migrate(settings: conf.Settings, revision: str) -> None:
         raise Fatal(str(exc)) from None
     finally:
         await bus.close()
+    search = search_index(settings.search)
+    try:
+        await search.ensure()
+    except SearchUnavailable as exc:
+        raise Fatal(str(exc)) from None
+    finally:
+        await search.close()
 
 
 task_app = typer.Typer(help="The task module's schedule: what runs when, and a task run now.", no_args_is_help=True)

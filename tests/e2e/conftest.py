@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -20,6 +21,7 @@ from tests.e2e.client import Client
 from tests.e2e.fleet import ROOT, Fleet
 
 MYSQL_SERVER = "mysql+aiomysql://tidings:tidings@127.0.0.1:3306"
+OPENSEARCH_URL = "http://127.0.0.1:9200"
 
 
 @asynccontextmanager
@@ -65,6 +67,14 @@ async def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             yield fleet
         finally:
             await fleet.close()
+            await drop_search_indices(fleet.namespace)
+
+
+async def drop_search_indices(namespace: str) -> None:
+    """Delete a stack fleet's search indices and index templates from the shared OpenSearch."""
+    async with httpx.AsyncClient(base_url=OPENSEARCH_URL, timeout=30) as client:
+        await client.delete(f"/{namespace}*", params={"expand_wildcards": "all"})
+        await client.delete(f"/_index_template/{namespace}*")
 
 
 @pytest.fixture

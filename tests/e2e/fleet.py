@@ -98,6 +98,8 @@ class Fleet:
                 **os.environ,
                 "TIDINGS_LOG__LEVEL": "INFO",
                 "TIDINGS_BUS__NAMESPACE": self.namespace,
+                # Its own search indices (or tables) too.
+                "TIDINGS_SEARCH__NAMESPACE": self.namespace,
                 # Its own route table too: another fleet's bff never sweeps this one's expired routes.
                 "TIDINGS_REALTIME__ROUTE_PREFIX": f"{self.namespace}rt",
                 **self.env,

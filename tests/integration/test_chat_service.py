@@ -12,6 +12,7 @@ import asyncio
 import os
 import random
 import socket
+import tempfile
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -39,7 +40,7 @@ from tidings.pkg.app import Module
 from tidings.pkg.bus import events
 from tidings.pkg.bus.consumer import ConsumerOptions, OrderedConsumer
 from tidings.pkg.bus.metrics import ConsumerMetrics
-from tidings.pkg.conf import BusConf, CacheConf, DatabaseConf, Listen, ModuleConf
+from tidings.pkg.conf import BusConf, CacheConf, DatabaseConf, Listen, ModuleConf, SearchConf
 from tidings.pkg.middleware.grpc import client_interceptors, server_interceptors
 from tidings.service.account import wire as account_wire
 from tidings.service.chat import wire as chat_wire
@@ -152,7 +153,10 @@ async def open_stack(mysql_url: str, cache: CacheConf, topic_prefix: str, redis_
     settings = Settings(
         database=DatabaseConf(url=mysql_url, pool_size=20),
         cache=cache,
-        bus=BusConf(kind="kafka", bootstrap_servers=KAFKA_BOOTSTRAP),
+        # Account's own topics in the test's namespace too.
+        bus=BusConf(kind="kafka", bootstrap_servers=KAFKA_BOOTSTRAP, namespace=f"{topic_prefix}."),
+        # Searches are not what this suite tests: the embedded index in a file of its own.
+        search=SearchConf(url=str(Path(tempfile.mkdtemp(prefix="tidings-search-")) / "search.db")),
         modules=Modules(account=ModuleConf(http=Listen(port=free_port()), grpc=Listen(port=account_port))),
         auth=AuthConf(jwt_secret=SecretStr("integration-test-secret-of-32-characters!")),
     )

@@ -8,6 +8,7 @@ from tidings.job.biz.errors import TRANSIENT
 from tidings.pkg.bus import EventBus, events
 from tidings.pkg.bus.consumer import ConsumerOptions, Handler, OrderedConsumer
 from tidings.pkg.bus.metrics import ConsumerMetrics
+from tidings.search.model import SearchUnavailable
 
 # Two workers, fetches and batches that wait a little for more: a batch costs one transaction (three round trips)
 # however many it holds, and a message is still persisted well within the second clients may wait.
@@ -20,6 +21,16 @@ PUSH_OPTIONS = ConsumerOptions(workers=8, batch_size=200, batch_linger_s=0.002, 
 # Waiting for not_before holds a worker; many workers keep entities' waits from queuing behind each other. The
 # deletes are late by design: fetches may wait for more of them.
 INVALIDATE_OPTIONS = ConsumerOptions(workers=16, batch_size=500, fetch_wait_s=0.05, transient=TRANSIENT)
+# A bulk request costs about the same for one document as for hundreds: batches wait up to 200 ms for more (the
+# index refreshes once a second anyway). A search index that does not answer is retried without end, the
+# consumer pausing meanwhile, so the index catches up from the log when it returns.
+INDEX_OPTIONS = ConsumerOptions(
+    workers=4,
+    batch_size=500,
+    batch_linger_s=0.2,
+    fetch_wait_s=0.05,
+    transient=(*TRANSIENT, SearchUnavailable),
+)
 
 
 def consumer(

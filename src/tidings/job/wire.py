@@ -1,7 +1,8 @@
-"""Composition root of the job module: one consumer group per concern (persist, push, and with Redis invalidate).
+"""Composition root of the job module: one consumer group per concern (persist, push, index, and with Redis
+invalidate).
 
-``persist_consumer``, ``push_worker`` and ``invalidate_consumer`` take ``topics``/``redis_prefix``/``options`` so a
-test can run a group in its own namespace.
+``persist_consumer``, ``push_worker``, ``index_consumer`` and ``invalidate_consumer`` take
+``topics``/``redis_prefix``/``options`` so a test can run a group in its own namespace.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from tidings.bootstrap import Infra
 from tidings.job import server
+from tidings.job.biz.index import Indexer
 from tidings.job.biz.invalidate import DelayedDelete
 from tidings.job.biz.persist import Heads, HistoryWindow, Persister, PersistProbe
 from tidings.job.biz.push import Pusher, PushOptions, PushProbe
@@ -21,8 +23,10 @@ from tidings.job.data.keys import RedisKeys
 from tidings.job.data.membership import CachedMembership, SQLConversationSource
 from tidings.job.data.messages import SQLMessageStore
 from tidings.job.data.routes import RouteTableLookup
+from tidings.job.data.senders import SQLSenderNames
 from tidings.job.data.telemetry import InvalidateTelemetry, PersistTelemetry, PushTelemetry
-from tidings.job.service import invalidate, persist, push
+from tidings.job.service import index, invalidate, persist, push
+from tidings.job.service.index import IndexHandler
 from tidings.job.service.invalidate import InvalidateHandler
 from tidings.job.service.persist import PersistHandler
 from tidings.job.service.push import PushHandler
@@ -35,6 +39,7 @@ from tidings.pkg.cache.invalidation import CACHE_INVALIDATE
 from tidings.pkg.cache.redis_store import RedisStore
 from tidings.pkg.health import Check
 from tidings.realtime.delivery import DeliveryClient
+from tidings.service.account import topics as account_topics
 from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.store.heads import heads_cache
 from tidings.service.chat.store.history import RedisHistoryCache
@@ -111,6 +116,24 @@ async def push_worker(
     return server.ClosingConsumer(consumer, deliverer.close)
 
 
+async def index_consumer(
+    infra: Infra,
+    consumer_metrics: ConsumerMetrics,
+    *,
+    topics: events.Topics | None = None,
+    options: ConsumerOptions | None = None,
+) -> OrderedConsumer:
+    """The ``index`` group on sent and recalled messages and user updates, writing the search index."""
+    topics = topics or events.Topics(infra.settings.bus.namespace)
+    bus = await infra.bus()
+    await bus.ensure_topics(topics.specs([*chat_topics.ALL, *account_topics.ALL]))
+    senders = SQLSenderNames(await infra.engine(), statements=await infra.statements_engine())
+    handler = IndexHandler(Indexer(await infra.search(), senders), topics=topics)
+    return server.consumer(
+        bus, topics, index.GROUP, handler.topic_names, handler.handle, consumer_metrics, options or server.INDEX_OPTIONS
+    )
+
+
 async def invalidate_consumer(
     infra: Infra,
     consumer_metrics: ConsumerMetrics,
@@ -140,6 +163,7 @@ async def wire(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Modul
     consumer_metrics = ConsumerMetrics(registry)
     persister = await persist_consumer(infra, consumer_metrics, PersistTelemetry(registry), registry=registry)
     pusher = await push_worker(infra, consumer_metrics, PushTelemetry(registry))
+    indexer = await index_consumer(infra, consumer_metrics)
 
     async def invalidation(_: redis.Redis) -> tuple[list[Server], list[Check]]:
         # The second, delayed delete of cache keys; the in-process cache of ``tidings dev`` does it on a timer.
@@ -152,6 +176,8 @@ async def wire(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Modul
         infra.database_check(),
         Check(persister.name, persister.probe),
         Check(pusher.name, pusher.probe),
+        Check(indexer.name, indexer.probe),
         *more_checks,
     ]
-    return module.worker("job", infra.settings.modules.job, checks, workers=[persister, pusher, *more_workers])
+    workers: list[Server] = [persister, pusher, indexer, *more_workers]
+    return module.worker("job", infra.settings.modules.job, checks, workers=workers)

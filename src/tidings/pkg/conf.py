@@ -113,6 +113,14 @@ class SearchConf(Section):
     # fts5: the SQLite file of the index; opensearch: the node URL.
     url: str = ".data/search.db"
     timeout_s: float = Field(default=5.0, gt=0)
+    # Put before every index, alias and template name (fts5: every table): empty in deployments; systems sharing
+    # one cluster (test fleets, benchmarks) each take their own. Lowercase, as OpenSearch's index names are.
+    namespace: str = Field(default="", max_length=64, pattern=r"^[a-z0-9._-]*$")
+    # opensearch: replicas of each index (0 on a one-node cluster).
+    replicas: int = Field(default=1, ge=0, le=5)
+    # opensearch: how long an update or delete by query (a rename, retention) may run in the background before it
+    # is reported failed and run again.
+    task_timeout_s: float = Field(default=300.0, gt=0)
 
 
 class IdGenConf(Section):

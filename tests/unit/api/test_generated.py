@@ -73,6 +73,7 @@ def test_a_bare_code_gets_the_shared_reason() -> None:
     assert errors.reason_for_code(404) is common_errors.NOT_FOUND
     assert errors.reason_for_code(413) is common_errors.INVALID_ARGUMENT
     assert errors.reason_for_code(502) is common_errors.INTERNAL
+    assert errors.reason_for_code(503) is common_errors.UNAVAILABLE  # not SEARCH_UNAVAILABLE, its later namesake
 
 
 def test_a_use_case_raises_for_its_bad_fields_only_when_there_are_some() -> None:

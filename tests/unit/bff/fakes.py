@@ -9,7 +9,7 @@ from dataclasses import replace
 from tidings.api.account.v1 import errors as account_errors
 from tidings.api.chat.v1 import errors as chat_errors
 from tidings.api.common.v1 import errors as common_errors
-from tidings.bff.biz.model import Conversation, Identity, Kind, Page, Presence
+from tidings.bff.biz.model import Conversation, Findings, Found, Identity, Kind, Page, Presence
 from tidings.bff.biz.quotas import Quotas
 from tidings.bff.wire import quotas
 from tidings.conf import LimitsConf, RealtimeConf
@@ -116,6 +116,9 @@ class FakeChats:
         self.messages: dict[int, list[Message]] = {}
         self.sent: dict[tuple[int, str], Message] = {}
         self.history_calls: list[tuple[int | None, int | None, int]] = []
+        self.search_calls: list[tuple[str, int | None, str | None, int]] = []
+        # Searches answer SEARCH_UNAVAILABLE while set (the index is down).
+        self.search_down = False
         self._ids = itertools.count(2 * 10**15)
 
     def _mine(self, user_id: int, conversation_id: int) -> Conversation:
@@ -173,6 +176,34 @@ class FakeChats:
         self.history_calls.append((after_seq, before_seq, limit))
         messages = self.messages.get(conversation_id, [])
         return Page(messages[:limit], len(messages) > limit)
+
+    async def search(
+        self, user_id: int, query: str, *, conversation_id: int | None, cursor: str | None, limit: int
+    ) -> Findings:
+        """Case-folded substrings of every word, newest first; the cursor is the offset of the next page."""
+        self.search_calls.append((query, conversation_id, cursor, limit))
+        if self.search_down:
+            raise common_errors.search_unavailable("message search is unavailable")
+        if cursor is not None and not cursor.isdigit():
+            raise common_errors.invalid_argument("cursor: not a cursor this search returned", field="cursor")
+        mine = [self._mine(user_id, conversation_id)] if conversation_id else await self.for_user(user_id)
+        words = [word.casefold() for word in query.split()]
+        hits = sorted(
+            (
+                m
+                for conv in mine
+                for m in self.messages.get(conv.id, [])
+                if not m.recalled and all(word in m.text.casefold() for word in words)
+            ),
+            key=lambda m: (m.created_at_ms, m.id),
+            reverse=True,
+        )
+        start = int(cursor or 0)
+        page = hits[start : start + limit]
+        found = [
+            Found(m, tuple((i, i + len(w)) for w in words if (i := m.text.casefold().find(w)) >= 0), "") for m in page
+        ]
+        return Findings(found, str(start + limit) if start + limit < len(hits) else None)
 
     async def mark_read(self, user_id: int, conversation_id: int, seq: int) -> int:
         conv = self._mine(user_id, conversation_id)

@@ -13,6 +13,9 @@ from tidings.bff.biz.usecase import Sync
 from tidings.bff.service.http import router
 from tidings.pkg import log
 
+# API.md's ``Message``.
+MESSAGE_FIELDS = {"id", "conversation_id", "seq", "sender_id", "client_msg_id", "text", "created_at", "recalled"}
+
 
 class Api:
     def __init__(self) -> None:
@@ -182,11 +185,69 @@ async def test_read_and_recall_answer_204(api: Api) -> None:
     assert recalled.status_code == 204
 
 
-async def test_search_is_not_implemented_yet_with_the_error_body(api: Api) -> None:
+async def test_a_message_search_answers_messages_with_highlights_and_a_cursor(api: Api) -> None:
     _, alice = await api.user("alice")
+    conv = (await api.client.post("/v1/conversations", json={"kind": "group", "title": "t"}, headers=alice)).json()
+    for n, text in enumerate(["Harbour at noon", "the market", "harbour again"]):
+        body = {"client_msg_id": f"m{n}", "text": text}
+        sent = await api.client.post(f"/v1/conversations/{conv['id']}/messages", json=body, headers=alice)
+        assert sent.status_code == 201
+    first = await api.client.get("/v1/search/messages", params={"query": "  harbour ", "limit": 1}, headers=alice)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert set(body) == {"messages", "next_cursor"}
+    (found,) = body["messages"]
+    assert set(found) == {*MESSAGE_FIELDS, "highlights", "sender_name"}
+    assert found["text"] == "harbour again"
+    assert found["highlights"] == [{"start": 0, "end": 7}]
+    params = {"query": "harbour", "conversation_id": conv["id"], "cursor": body["next_cursor"]}
+    second = (await api.client.get("/v1/search/messages", params=params, headers=alice)).json()
+    assert [m["text"] for m in second["messages"]] == ["Harbour at noon"]
+    # The query went to chat trimmed, the limit defaulted to 20.
+    assert second["next_cursor"] is None
+    assert api.chats.search_calls == [("harbour", None, None, 1), ("harbour", int(conv["id"]), body["next_cursor"], 20)]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"query": ""}, "query"),
+        ({"query": "   "}, "query"),
+        ({"query": "x" * 257}, "query"),
+        ({"query": " " * 100 + "x" * 257}, "query"),
+        ({"query": "x" * 2000}, "query"),
+        ({"query": "hi", "limit": 0}, "limit"),
+        ({"query": "hi", "limit": 51}, "limit"),
+        ({"query": "hi", "conversation_id": "abc"}, "conversation_id"),
+        ({"query": "hi", "cursor": "not-ours"}, "cursor"),
+        ({}, "query"),
+    ],
+)
+async def test_a_bad_message_search_is_400_naming_the_field(api: Api, params: dict[str, str | int], field: str) -> None:
+    _, alice = await api.user("alice")
+    answer = await api.client.get("/v1/search/messages", params=params, headers=alice)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["metadata"]["field"] == field
+
+
+async def test_a_query_of_256_characters_with_spaces_around_is_served(api: Api) -> None:
+    _, alice = await api.user("alice")
+    answer = await api.client.get("/v1/search/messages", params={"query": f"  {'x' * 256}  "}, headers=alice)
+    assert answer.status_code == 200
+    assert answer.json() == {"messages": [], "next_cursor": None}
+
+
+async def test_a_message_search_while_the_index_is_down_is_503_search_unavailable(api: Api) -> None:
+    _, alice = await api.user("alice")
+    api.chats.search_down = True
     answer = await api.client.get("/v1/search/messages", params={"query": "hi"}, headers=alice)
-    assert answer.status_code == 501
-    assert answer.json()["error"]["reason"] == "NOT_IMPLEMENTED"
+    assert answer.status_code == 503
+    assert answer.json()["error"]["reason"] == "SEARCH_UNAVAILABLE"
+
+
+async def test_a_message_search_needs_a_token(api: Api) -> None:
+    answer = await api.client.get("/v1/search/messages", params={"query": "hi"})
+    assert answer.status_code == 401
 
 
 async def test_the_openapi_document_lists_every_route_of_api_md_with_the_error_body(api: Api) -> None:

@@ -41,6 +41,22 @@ class Page:
     has_more: bool
 
 
+@dataclass(frozen=True)
+class Found:
+    """A message a search found: where its text matched (``[start, end)`` code point spans) and who sent it."""
+
+    message: Message
+    highlights: tuple[tuple[int, int], ...]
+    sender_name: str
+
+
+@dataclass(frozen=True)
+class Findings:
+    found: list[Found]
+    # Where the next page starts, or ``None`` after the last page.
+    next_cursor: str | None
+
+
 class Presence(StrEnum):
     ONLINE = "online"
     OFFLINE = "offline"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from tidings.bff.biz.model import Conversation, Identity, Page, Presence
+from tidings.bff.biz.model import Conversation, Findings, Identity, Page, Presence
 from tidings.bff.biz.realtime.events import Event
 from tidings.service.account.user import Session, User
 from tidings.service.chat.message import Message
@@ -55,6 +55,12 @@ class ChatRepo(Protocol):
     ) -> Page: ...
 
     async def mark_read(self, user_id: int, conversation_id: int, seq: int) -> int: ...
+    async def search(
+        self, user_id: int, query: str, *, conversation_id: int | None, cursor: str | None, limit: int
+    ) -> Findings:
+        """Messages of the caller's current conversations (or of one) holding every word of ``query``, newest
+        first."""
+
     async def recall(self, user_id: int, conversation_id: int, message_id: int) -> Message: ...
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tidings.bff.biz.model import Conversation, Page, Snapshot
+from tidings.bff.biz.model import Conversation, Findings, Page, Snapshot
 from tidings.bff.biz.ports import AccountRepo, ChatRepo, PresenceRepo
 from tidings.bff.biz.realtime.membership import Audiences
 from tidings.pkg import errors
@@ -77,6 +77,30 @@ def page_request(
         problems["limit"] = "must be 1 or more"
     errors.raise_for_fields(problems)
     return after_seq, before_seq, min(limit or DEFAULT_PAGE, MAX_PAGE)
+
+
+# API.md: a search query is 1-256 code points once trimmed; 20 results a page unless asked, 50 at most.
+SEARCH_QUERY_LENGTH = range(1, 257)
+SEARCH_PAGE = 20
+MAX_SEARCH_PAGE = 50
+
+
+async def search_messages(
+    chats: ChatRepo, user_id: int, query: str, conversation_id: int | None, cursor: str | None, limit: int | None
+) -> Findings:
+    """Check the search input as API.md states it, then search the caller's conversations (chat filters by them)."""
+    query = query.strip()
+    problems = {}
+    if len(query) not in SEARCH_QUERY_LENGTH:
+        problems["query"] = (
+            f"{SEARCH_QUERY_LENGTH.start}-{SEARCH_QUERY_LENGTH.stop - 1} characters, not counting spaces around them"
+        )
+    if limit is not None and not 1 <= limit <= MAX_SEARCH_PAGE:
+        problems["limit"] = f"1-{MAX_SEARCH_PAGE}"
+    errors.raise_for_fields(problems)
+    return await chats.search(
+        user_id, query, conversation_id=conversation_id, cursor=cursor or None, limit=limit or SEARCH_PAGE
+    )
 
 
 async def history(

@@ -12,7 +12,7 @@ import grpc
 from tidings.api.chat.v1 import chat_pb2 as pb
 from tidings.api.chat.v1 import chat_pb2_grpc as pb_grpc
 from tidings.api.common.v1 import errors as common_errors
-from tidings.bff.biz.model import Conversation, Page
+from tidings.bff.biz.model import Conversation, Findings, Found, Page
 from tidings.bff.codec import conversation_from_pb
 from tidings.pkg import errors, trace
 from tidings.pkg.batching import CallBatcher
@@ -91,6 +91,23 @@ class GrpcChatRepo:
         request = pb.MarkReadRequest(user_id=user_id, conversation_id=conversation_id, seq=seq)
         read_seq: int = (await self._stub.MarkRead(request)).read_seq
         return read_seq
+
+    async def search(
+        self, user_id: int, query: str, *, conversation_id: int | None, cursor: str | None, limit: int
+    ) -> Findings:
+        request = pb.SearchMessagesRequest(user_id=user_id, query=query, cursor=cursor or "", limit=limit)
+        if conversation_id is not None:
+            request.conversation_id = conversation_id
+        response = await self._stub.SearchMessages(request)
+        found = [
+            Found(
+                message_from_pb(hit.message),
+                tuple((span.start, span.end) for span in hit.highlights),
+                hit.sender_name,
+            )
+            for hit in response.hits
+        ]
+        return Findings(found, response.next_cursor or None)
 
     async def recall(self, user_id: int, conversation_id: int, message_id: int) -> Message:
         request = pb.RecallMessageRequest(user_id=user_id, conversation_id=conversation_id, message_id=message_id)

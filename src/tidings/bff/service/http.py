@@ -18,6 +18,7 @@ from tidings.bff.service.schema import (
     ConversationOut,
     ConversationsOut,
     CreateConversationBody,
+    FoundOut,
     LoginBody,
     MembersBody,
     MessageOut,
@@ -26,6 +27,7 @@ from tidings.bff.service.schema import (
     ReadBody,
     RefreshBody,
     RegisterBody,
+    SearchOut,
     SendBody,
     SentOut,
     SessionOut,
@@ -39,7 +41,7 @@ from tidings.pkg.errors.http import ErrorBody
 PathId = Annotated[int, Path(gt=0, le=MAX_ID)]
 
 
-def router(
+def router(  # noqa: PLR0915 (one route after another, each a few lines, reads best as one list)
     accounts: AccountRepo,
     chats: ChatRepo,
     sync: usecase.Sync,
@@ -171,7 +173,15 @@ def router(
         )
 
     @api.get("/search/messages", tags=["search"])
-    async def search_messages(_: Caller, query: Annotated[str, Query(min_length=1, max_length=256)]) -> None:
-        raise common_errors.not_implemented("message search is not available yet")
+    async def search_messages(
+        user_id: Caller,
+        query: Annotated[str, Query(max_length=1024, description="1-256 characters once trimmed; words, not syntax")],
+        conversation_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
+        cursor: Annotated[str | None, Query(max_length=512)] = None,
+        limit: Annotated[int | None, Query(ge=1, le=50, description="1-50, default 20")] = None,
+    ) -> SearchOut:
+        """Messages holding every word of the query, newest first, from the conversations you are a member of."""
+        findings = await usecase.search_messages(chats, user_id, query, conversation_id, cursor, limit)
+        return SearchOut(messages=[FoundOut.found(found) for found in findings.found], next_cursor=findings.next_cursor)
 
     return api

@@ -211,6 +211,35 @@ class MessageOut(BaseModel):
         )
 
 
+class SpanOut(BaseModel):
+    """Where a search matched a message's text: ``text[start:end]`` in Unicode code points."""
+
+    start: int
+    end: int
+
+
+class FoundOut(MessageOut):
+    """A message a search found (its ``client_msg_id`` is empty), with where the query matched its text (sorted,
+    not overlapping; offsets, never markup) and its sender's display name."""
+
+    highlights: list[SpanOut]
+    sender_name: str
+
+    @classmethod
+    def found(cls, found: model.Found) -> FoundOut:
+        return cls(
+            **MessageOut.of(found.message).model_dump(),
+            highlights=[SpanOut(start=start, end=end) for start, end in found.highlights],
+            sender_name=found.sender_name,
+        )
+
+
+class SearchOut(BaseModel):
+    messages: list[FoundOut]
+    # Pass it as ``cursor`` for the next page; ``null`` after the last page.
+    next_cursor: str | None
+
+
 class SentOut(BaseModel):
     message: MessageOut
 

@@ -34,7 +34,11 @@ __all__ = [
 
 @functools.cache
 def _generic_by_code() -> dict[int, Reason]:
-    return {reason.code: reason for reason in common.REASONS}
+    # The first reason of each code: a bare 503 is UNAVAILABLE, not the more specific SEARCH_UNAVAILABLE after it.
+    generic: dict[int, Reason] = {}
+    for reason in common.REASONS:
+        generic.setdefault(reason.code, reason)
+    return generic
 
 
 def reason_for_code(code: int) -> Reason:

@@ -8,11 +8,14 @@ from tidings.api.account.v1 import account_pb2, account_pb2_grpc
 from tidings.bootstrap import Infra
 from tidings.pkg import module
 from tidings.pkg.app import Module
+from tidings.pkg.bus import events
 from tidings.pkg.cache import Cache, dataclass_codec
 from tidings.pkg.cache.kit import CacheKit
 from tidings.pkg.clock import SystemClock
+from tidings.service.account import topics as account_topics
 from tidings.service.account.biz.auth import Auth, AuthPolicy
 from tidings.service.account.biz.profiles import Profiles
+from tidings.service.account.data.publisher import BusUserEvents
 from tidings.service.account.data.repos import SQLBlockRepo, SQLRefreshTokenRepo, SQLUserRepo
 from tidings.service.account.data.security import Argon2Hasher
 from tidings.service.account.service.account import AccountService
@@ -35,6 +38,10 @@ async def wire(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Modul
     statements = await infra.statements_engine()
     clock = SystemClock()
     users = SQLUserRepo(engine, statements=statements)
+    topics = events.Topics(settings.bus.namespace)
+    bus = await infra.bus()
+    await bus.ensure_topics(topics.specs(account_topics.ALL))
+    user_events = BusUserEvents(bus, topics)
     auth = Auth(
         users,
         SQLRefreshTokenRepo(engine, statements=statements),
@@ -43,12 +50,15 @@ async def wire(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Modul
         await infra.idgen(),
         clock,
         AuthPolicy(access_ttl_s=settings.auth.access_ttl_s, refresh_ttl_s=settings.auth.refresh_ttl_s),
+        user_events,
     )
     profiles = Profiles(
         users,
         SQLBlockRepo(engine, statements=statements),
         clock,
         profile_cache(await infra.cache_kit(registry, "account")),
+        events=user_events,
+        search=await infra.search(),
     )
     servicer = AccountService(auth, profiles)
     service_name = account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name

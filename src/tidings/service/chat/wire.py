@@ -21,6 +21,7 @@ from tidings.service.chat.biz.access import Access
 from tidings.service.chat.biz.conversations import Conversations
 from tidings.service.chat.biz.messages import Messages
 from tidings.service.chat.biz.ports import ConversationRepo, HistoryCache, SeqAllocator
+from tidings.service.chat.biz.search import Search
 from tidings.service.chat.biz.sending import Sender, SendPolicy
 from tidings.service.chat.data.account import GrpcUserDirectory
 from tidings.service.chat.data.caches import chat_caches
@@ -83,6 +84,7 @@ async def build(
     return ChatServicer(
         Conversations(conversations, messages, directory, access, ids, clock, caches.members),
         Messages(access, conversations, messages, sender, publisher, history_cache, clock, log.get("chat.messages")),
+        Search(access, conversations, await infra.search()),
     )
 
 

@@ -82,6 +82,11 @@ class ChatServiceStub:
                 request_serializer=tidings_dot_chat_dot_v1_dot_chat__pb2.ListMessagesRequest.SerializeToString,
                 response_deserializer=tidings_dot_chat_dot_v1_dot_chat__pb2.ListMessagesResponse.FromString,
                 _registered_method=True)
+        self.SearchMessages = channel.unary_unary(
+                '/tidings.chat.v1.ChatService/SearchMessages',
+                request_serializer=tidings_dot_chat_dot_v1_dot_chat__pb2.SearchMessagesRequest.SerializeToString,
+                response_deserializer=tidings_dot_chat_dot_v1_dot_chat__pb2.SearchMessagesResponse.FromString,
+                _registered_method=True)
         self.MarkRead = channel.unary_unary(
                 '/tidings.chat.v1.ChatService/MarkRead',
                 request_serializer=tidings_dot_chat_dot_v1_dot_chat__pb2.MarkReadRequest.SerializeToString,
@@ -170,6 +175,16 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchMessages(self, request, context):
+        """Messages holding every word of the query, newest first, from the conversations the caller is a member of now
+        (or from one of them): CONVERSATION_NOT_FOUND or NOT_A_MEMBER for a conversation the caller is not in;
+        INVALID_ARGUMENT naming `cursor` for a cursor this search did not return; SEARCH_UNAVAILABLE while the search
+        index is down.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def MarkRead(self, request, context):
         """Moves the caller's read mark forward (never back), clamped to `max_seq`.
         """
@@ -239,6 +254,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.ListMessages,
                     request_deserializer=tidings_dot_chat_dot_v1_dot_chat__pb2.ListMessagesRequest.FromString,
                     response_serializer=tidings_dot_chat_dot_v1_dot_chat__pb2.ListMessagesResponse.SerializeToString,
+            ),
+            'SearchMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchMessages,
+                    request_deserializer=tidings_dot_chat_dot_v1_dot_chat__pb2.SearchMessagesRequest.FromString,
+                    response_serializer=tidings_dot_chat_dot_v1_dot_chat__pb2.SearchMessagesResponse.SerializeToString,
             ),
             'MarkRead': grpc.unary_unary_rpc_method_handler(
                     servicer.MarkRead,
@@ -502,6 +522,33 @@ class ChatService:
             '/tidings.chat.v1.ChatService/ListMessages',
             tidings_dot_chat_dot_v1_dot_chat__pb2.ListMessagesRequest.SerializeToString,
             tidings_dot_chat_dot_v1_dot_chat__pb2.ListMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tidings.chat.v1.ChatService/SearchMessages',
+            tidings_dot_chat_dot_v1_dot_chat__pb2.SearchMessagesRequest.SerializeToString,
+            tidings_dot_chat_dot_v1_dot_chat__pb2.SearchMessagesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,12 @@ class ChatServiceStub:
     """
     ListMessages: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ListMessagesRequest, _chat_pb2.ListMessagesResponse]
     """A page of history by seq, ascending, in either direction."""
+    SearchMessages: _grpc.UnaryUnaryMultiCallable[_chat_pb2.SearchMessagesRequest, _chat_pb2.SearchMessagesResponse]
+    """Messages holding every word of the query, newest first, from the conversations the caller is a member of now
+    (or from one of them): CONVERSATION_NOT_FOUND or NOT_A_MEMBER for a conversation the caller is not in;
+    INVALID_ARGUMENT naming `cursor` for a cursor this search did not return; SEARCH_UNAVAILABLE while the search
+    index is down.
+    """
     MarkRead: _grpc.UnaryUnaryMultiCallable[_chat_pb2.MarkReadRequest, _chat_pb2.MarkReadResponse]
     """Moves the caller's read mark forward (never back), clamped to `max_seq`."""
     RecallMessage: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RecallMessageRequest, _chat_pb2.RecallMessageResponse]
@@ -99,6 +105,12 @@ class ChatServiceAsyncStub(ChatServiceStub):
     """
     ListMessages: _aio.UnaryUnaryMultiCallable[_chat_pb2.ListMessagesRequest, _chat_pb2.ListMessagesResponse]  # type: ignore[assignment]
     """A page of history by seq, ascending, in either direction."""
+    SearchMessages: _aio.UnaryUnaryMultiCallable[_chat_pb2.SearchMessagesRequest, _chat_pb2.SearchMessagesResponse]  # type: ignore[assignment]
+    """Messages holding every word of the query, newest first, from the conversations the caller is a member of now
+    (or from one of them): CONVERSATION_NOT_FOUND or NOT_A_MEMBER for a conversation the caller is not in;
+    INVALID_ARGUMENT naming `cursor` for a cursor this search did not return; SEARCH_UNAVAILABLE while the search
+    index is down.
+    """
     MarkRead: _aio.UnaryUnaryMultiCallable[_chat_pb2.MarkReadRequest, _chat_pb2.MarkReadResponse]  # type: ignore[assignment]
     """Moves the caller's read mark forward (never back), clamped to `max_seq`."""
     RecallMessage: _aio.UnaryUnaryMultiCallable[_chat_pb2.RecallMessageRequest, _chat_pb2.RecallMessageResponse]  # type: ignore[assignment]
@@ -190,6 +202,18 @@ class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_chat_pb2.ListMessagesResponse, _abc.Awaitable[_chat_pb2.ListMessagesResponse]]:
         """A page of history by seq, ascending, in either direction."""
+
+    @_abc_1.abstractmethod
+    def SearchMessages(
+        self,
+        request: _chat_pb2.SearchMessagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.SearchMessagesResponse, _abc.Awaitable[_chat_pb2.SearchMessagesResponse]]:
+        """Messages holding every word of the query, newest first, from the conversations the caller is a member of now
+        (or from one of them): CONVERSATION_NOT_FOUND or NOT_A_MEMBER for a conversation the caller is not in;
+        INVALID_ARGUMENT naming `cursor` for a cursor this search did not return; SEARCH_UNAVAILABLE while the search
+        index is down.
+        """
 
     @_abc_1.abstractmethod
     def MarkRead(

@@ -45,10 +45,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """A dependency is down or overloaded; retry with backoff."""
     DEADLINE_EXCEEDED: _ErrorReason.ValueType  # 11
     """The request's deadline passed before the work was done."""
+    SEARCH_UNAVAILABLE: _ErrorReason.ValueType  # 12
+    """The search index (message and user search) does not answer; retry with backoff. Sending, history and
+    everything else keep working meanwhile.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Failures any module can report, not owned by one service. Each has one HTTP-like code; an error that arrives
-    over gRPC without a reason gets the reason of its code from this list.
+    over gRPC without a reason gets the reason of its code from this list (the first one with that code).
     """
 
 ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
@@ -74,4 +78,8 @@ UNAVAILABLE: ErrorReason.ValueType  # 10
 """A dependency is down or overloaded; retry with backoff."""
 DEADLINE_EXCEEDED: ErrorReason.ValueType  # 11
 """The request's deadline passed before the work was done."""
+SEARCH_UNAVAILABLE: ErrorReason.ValueType  # 12
+"""The search index (message and user search) does not answer; retry with backoff. Sending, history and
+everything else keep working meanwhile.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -18,6 +18,7 @@ INTERNAL = Reason(DOMAIN, "INTERNAL", 500)
 NOT_IMPLEMENTED = Reason(DOMAIN, "NOT_IMPLEMENTED", 501)
 UNAVAILABLE = Reason(DOMAIN, "UNAVAILABLE", 503)
 DEADLINE_EXCEEDED = Reason(DOMAIN, "DEADLINE_EXCEEDED", 504)
+SEARCH_UNAVAILABLE = Reason(DOMAIN, "SEARCH_UNAVAILABLE", 503)
 
 REASONS = (
     INVALID_ARGUMENT,
@@ -31,6 +32,7 @@ REASONS = (
     NOT_IMPLEMENTED,
     UNAVAILABLE,
     DEADLINE_EXCEEDED,
+    SEARCH_UNAVAILABLE,
 )
 
 
@@ -142,3 +144,15 @@ def deadline_exceeded(message: str, /, **metadata: str) -> TidingsError:
 def is_deadline_exceeded(error: BaseException | None) -> bool:
     """Whether ``error`` is DEADLINE_EXCEEDED."""
     return DEADLINE_EXCEEDED.matches(error)
+
+
+def search_unavailable(message: str, /, **metadata: str) -> TidingsError:
+    """The search index (message and user search) does not answer; retry with backoff. Sending, history and everything
+    else keep working meanwhile. (503)
+    """
+    return SEARCH_UNAVAILABLE.error(message, **metadata)
+
+
+def is_search_unavailable(error: BaseException | None) -> bool:
+    """Whether ``error`` is SEARCH_UNAVAILABLE."""
+    return SEARCH_UNAVAILABLE.matches(error)

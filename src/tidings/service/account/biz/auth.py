@@ -18,6 +18,7 @@ from tidings.service.account.biz.ports import (
     RefreshToken,
     RefreshTokenRepo,
     TokenCodec,
+    UserEvents,
     UsernameTaken,
     UserRepo,
 )
@@ -42,8 +43,10 @@ class Auth:
         ids: IdGen,
         clock: Clock,
         policy: AuthPolicy,
+        events: UserEvents | None = None,
     ) -> None:
         self._users = users
+        self._events = events
         self._refresh = refresh_tokens
         self._hasher = hasher
         self._codec = codec
@@ -77,6 +80,8 @@ class Auth:
             await self._users.create(account)
         except UsernameTaken:
             raise account_errors.username_taken("that username is taken", username=username) from None
+        if self._events is not None:
+            await self._events.user_updated(user, now)
         return await self._start_session(user, family_id=None)
 
     async def login(self, username: str, password: str) -> Session:

@@ -88,5 +88,11 @@ class TokenCodec(Protocol):
         """The claims, or ``TokenExpired`` / ``TokenInvalid``."""
 
 
+class UserEvents(Protocol):
+    async def user_updated(self, user: User, at_ms: int) -> None:
+        """Tell the other modules (the search index) that ``user`` was created or changed at ``at_ms``; called
+        after the change committed."""
+
+
 class IdGen(Protocol):
     def next_id(self) -> int: ...

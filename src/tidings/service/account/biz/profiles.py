@@ -1,5 +1,8 @@
 """Reading and changing profiles, finding people, and blocking them.
 
+People are found in the search index's users (by username and display-name prefix, any language); the index only
+ranks, and the profiles shown are read here, so a banned or deleted user is never listed.
+
 Profiles are read cache-aside (``profile_cache``): an edit commits, then invalidates the user's key (delete now
 and again after the replica-lag window); it never writes the new value into the cache. See docs/CACHE.md.
 """
@@ -10,11 +13,13 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 
 from tidings.api.account.v1 import errors as account_errors
+from tidings.api.common.v1 import errors as common_errors
 from tidings.pkg import errors
 from tidings.pkg.cache.ports import ReadThrough
 from tidings.pkg.clock import Clock
+from tidings.search.model import SearchUnavailable, UserSearch
 from tidings.service.account.biz import user as rules
-from tidings.service.account.biz.ports import BlockRepo, UserRepo
+from tidings.service.account.biz.ports import BlockRepo, UserEvents, UserRepo
 from tidings.service.account.biz.user import ProfileChange
 from tidings.service.account.user import User
 
@@ -41,8 +46,14 @@ class Profiles:
         blocks: BlockRepo,
         clock: Clock,
         profile_cache: ReadThrough[int, User] | None = None,
+        *,
+        events: UserEvents | None = None,
+        search: UserSearch | None = None,
     ) -> None:
         self._users = users
+        self._events = events
+        # Without an index (tests and benchmarks of the profiles alone), the database's LIKE search.
+        self._search = search
         self._blocks = blocks
         self._clock = clock
         self._cache = profile_cache
@@ -67,11 +78,14 @@ class Profiles:
 
     async def update(self, user_id: int, change: ProfileChange) -> User:
         errors.raise_for_fields(rules.profile_problems(change))
-        updated = await self._users.update_profile(user_id, change, self._clock.now_ms())
+        now = self._clock.now_ms()
+        updated = await self._users.update_profile(user_id, change, now)
         if self._cache is not None:  # committed: now drop the cached profile (never write the new one in)
             await self._cache.invalidate([user_id], entity_id=user_id)
         if updated is None:
             raise account_errors.user_not_found("no such user", user_id=str(user_id))
+        if self._events is not None:
+            await self._events.user_updated(updated, now)
         return updated
 
     async def _load(self, user_id: int) -> User | None:
@@ -83,7 +97,15 @@ class Profiles:
 
     async def search(self, query: str, limit: int) -> list[User]:
         errors.raise_for_fields(search_query_problems(query))
-        return await self._users.search(query.strip().lower(), max(1, min(limit, MAX_SEARCH)))
+        limit = max(1, min(limit, MAX_SEARCH))
+        if self._search is None:
+            return await self._users.search(query.strip().lower(), limit)
+        try:
+            found = await self._search.search_users(query.strip(), limit)
+        except SearchUnavailable:
+            raise common_errors.search_unavailable("user search is unavailable; try again shortly") from None
+        accounts = await self._users.get_accounts([doc.id for doc in found])
+        return [accounts[doc.id].user for doc in found if doc.id in accounts and not accounts[doc.id].banned]
 
     async def block(self, blocker_id: int, blocked_id: int) -> None:
         if blocker_id == blocked_id:

@@ -16,9 +16,12 @@ from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
 from tidings.pkg import errors, log, trace
 from tidings.pkg.errors.grpc import error_to_pb, to_grpc_code
 from tidings.pkg.middleware import validation
+from tidings.pkg.pbtime import timestamp
+from tidings.search.model import MessageHit
 from tidings.service.chat.biz.conversations import Conversations
 from tidings.service.chat.biz.messages import Messages
 from tidings.service.chat.biz.model import Cursor
+from tidings.service.chat.biz.search import Search
 from tidings.service.chat.pb import conversation_to_pb, state_to_pb
 from tidings.service.chat.store.records import message_to_pb
 
@@ -50,9 +53,10 @@ def decode_cursor(token: str) -> Cursor | None:
 
 
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
-    def __init__(self, conversations: Conversations, messages: Messages) -> None:
+    def __init__(self, conversations: Conversations, messages: Messages, search: Search) -> None:
         self._conversations = conversations
         self._messages = messages
+        self._search = search
         self._access = log.get("access")
 
     async def CreateDirect(self, request: chat_pb2.CreateDirectRequest, context: Any) -> chat_pb2.CreateDirectResponse:
@@ -141,6 +145,20 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             messages=[message_to_pb(message) for message in page.messages], has_more=page.has_more
         )
 
+    async def SearchMessages(
+        self, request: chat_pb2.SearchMessagesRequest, context: Any
+    ) -> chat_pb2.SearchMessagesResponse:
+        page = await self._search.messages(
+            request.user_id,
+            request.query,
+            conversation_id=request.conversation_id if request.HasField("conversation_id") else None,
+            cursor=request.cursor or None,
+            limit=request.limit,
+        )
+        return chat_pb2.SearchMessagesResponse(
+            hits=[_hit_to_pb(hit) for hit in page.items], next_cursor=page.next_cursor or ""
+        )
+
     async def MarkRead(self, request: chat_pb2.MarkReadRequest, context: Any) -> chat_pb2.MarkReadResponse:
         read_seq = await self._messages.mark_read(request.user_id, request.conversation_id, request.seq)
         return chat_pb2.MarkReadResponse(read_seq=read_seq)
@@ -158,3 +176,17 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     ) -> chat_pb2.GetConversationStatesResponse:
         states = await self._conversations.states(request.user_id, list(request.conversation_ids))
         return chat_pb2.GetConversationStatesResponse(states=[state_to_pb(state) for state in states])
+
+
+def _hit_to_pb(hit: MessageHit) -> chat_pb2.MessageHit:
+    doc = hit.doc
+    message = chat_pb2.Message(
+        id=doc.id,
+        conversation_id=doc.conversation_id,
+        seq=doc.seq,
+        sender_id=doc.sender_id,
+        text=doc.text,
+        created_at=timestamp(doc.created_at_ms),
+    )
+    spans = [chat_pb2.TextSpan(start=start, end=end) for start, end in hit.highlights]
+    return chat_pb2.MessageHit(message=message, highlights=spans, sender_name=doc.sender_name)

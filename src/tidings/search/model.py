@@ -1,0 +1,198 @@
+"""Search as its users see it: the documents, a query and its page of hits, and the ports every adapter implements.
+
+Pure Python (no driver), so the use cases of chat, account and the index job may all depend on it; the adapters are
+``tidings.search.opensearch`` and ``tidings.search.fts5``.
+
+Writes are idempotent and ordered by an external version, the event's time in microseconds-like units (its time in
+ms * 1000): an older or replayed event never overwrites a newer document, so a replayed send never brings a
+recalled message back. The room below the next millisecond is left for the in-place edits (a sender's rename)
+whose store adds one to the version.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from tidings.pkg import errors
+
+T = TypeVar("T")
+
+# The version of a document written for an event that happened at ``at_ms``.
+VERSION_PER_MS = 1000
+
+MAX_LIMIT = 50
+
+
+def version_at(at_ms: int) -> int:
+    """The external version of a document written for an event of ``at_ms`` (see the module's docstring)."""
+    return at_ms * VERSION_PER_MS
+
+
+class SearchUnavailable(Exception):
+    """The index did not answer (down, restarting, timed out, overloaded). Callers report it as their domain's
+    SEARCH_UNAVAILABLE (503) or retry it (the index job)."""
+
+
+class RejectedDocument(Exception):
+    """The index refused documents for what they are (a mapping conflict): retrying them cannot help."""
+
+
+@dataclass(frozen=True)
+class MessageDoc:
+    """A message as the index keeps it; a recalled one keeps no text."""
+
+    id: int
+    conversation_id: int
+    sender_id: int
+    sender_name: str
+    seq: int
+    created_at_ms: int
+    text: str
+    recalled: bool
+    version: int
+
+
+@dataclass(frozen=True)
+class Recall:
+    """A message recalled at ``version``: its document becomes a tombstone (no text, never returned)."""
+
+    message_id: int
+    conversation_id: int
+    seq: int
+    version: int
+
+
+@dataclass(frozen=True)
+class UserDoc:
+    id: int
+    username: str
+    display_name: str
+    version: int
+
+
+@dataclass(frozen=True)
+class MessageHit:
+    """A message found, and where in its text the query matched: ``[start, end)`` offsets in code points, sorted
+    and not overlapping (never markup for a client to inject)."""
+
+    doc: MessageDoc
+    highlights: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    # Where the next page starts (an opaque token), or ``None`` after the last page.
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageQuery:
+    """Messages whose text holds every word of ``text`` (case-insensitive; CJK runs inside longer text too), in
+    ``conversation_ids`` only (the caller's conversations now: the index keeps no membership), newest first."""
+
+    text: str
+    conversation_ids: Sequence[int]
+    cursor: str | None = None
+    limit: int = 20
+    # Set by the constructor: ``text``'s words, for adapters that need them apart.
+    terms: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "terms", tuple(dict.fromkeys(self.text.split())))
+        if not self.terms:
+            errors.raise_for_fields({"query": "must contain a word"})
+        if not 1 <= self.limit <= MAX_LIMIT:
+            errors.raise_for_fields({"limit": f"1-{MAX_LIMIT}"})
+
+
+class MessageSearch(Protocol):
+    """What a query reads; ``SearchUnavailable`` when the index does not answer."""
+
+    async def search_messages(self, query: MessageQuery) -> Page[MessageHit]:
+        """A page of hits, newest first (``created_at_ms``, then ``id``, descending); a bad ``query.cursor`` is
+        INVALID_ARGUMENT naming the field ``cursor``."""
+
+
+class UserSearch(Protocol):
+    async def search_users(self, query: str, limit: int) -> list[UserDoc]:
+        """Users any of whose username or display name words starts with each word of ``query``, best first."""
+
+
+class SearchWriter(Protocol):
+    """What the index job writes. Each call is idempotent and leaves a newer version of a document as it is;
+    ``SearchUnavailable`` when the index does not answer (retry), ``RejectedDocument`` for documents it refused."""
+
+    async def index_messages(self, docs: Sequence[MessageDoc]) -> None: ...
+
+    async def recall_messages(self, recalls: Sequence[Recall]) -> None: ...
+
+    async def index_users(self, docs: Sequence[UserDoc]) -> None: ...
+
+    async def rename_sender(self, sender_id: int, sender_name: str) -> int:
+        """Store ``sender_name`` in every message of ``sender_id``; how many documents changed."""
+
+    async def delete_below(self, conversation_id: int, seq: int) -> int:
+        """Remove a conversation's messages below ``seq`` (retention, moderation); how many were removed."""
+
+
+class SearchIndex(MessageSearch, UserSearch, SearchWriter, Protocol):
+    """An adapter: the ports above, its schema made ready (``ensure``, idempotent) and its connections closed."""
+
+    async def ensure(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def tombstone(recall: Recall) -> MessageDoc:
+    """What a recalled message leaves in the index: no text, never returned, and a version that outranks the send."""
+    return MessageDoc(
+        id=recall.message_id,
+        conversation_id=recall.conversation_id,
+        sender_id=0,
+        sender_name="",
+        seq=recall.seq,
+        created_at_ms=0,
+        text="",
+        recalled=True,
+        version=recall.version,
+    )
+
+
+def encode_cursor(created_at_ms: int, message_id: int) -> str:
+    """The opaque token of a page's last sort values (url-safe, no padding)."""
+    raw = json.dumps([created_at_ms, message_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    """The sort values of ``encode_cursor``; INVALID_ARGUMENT naming ``cursor`` for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+    except (binascii.Error, ValueError):
+        values = None
+    if (
+        not isinstance(values, list)
+        or len(values) != 2
+        or not all(isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63 for value in values)
+    ):
+        errors.raise_for_fields({"cursor": "not a cursor this search returned"})
+        raise AssertionError  # unreachable: raise_for_fields raised
+    return values[0], values[1]
+
+
+def merge_spans(spans: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Spans sorted, with overlapping and touching ones merged."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return tuple(merged)

@@ -1,0 +1,15 @@
+"""The topics account publishes, declared once for account (the producer) and the jobs that consume them.
+
+``account.user.updated`` is keyed by user id: one user's updates stay in one partition, in order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tidings.api.account.v1 import events_pb2
+from tidings.pkg.bus.events import EventTopic
+
+USER_UPDATED = EventTopic("account.user.updated", 12, events_pb2.UserUpdated)
+
+ALL: tuple[EventTopic[Any], ...] = (USER_UPDATED,)
