@@ -161,6 +161,11 @@ class TaskConf(Section):
     schedules: dict[str, CronExpression] = Field(default_factory=dict)
     # Refresh tokens are deleted this long after they expire (until then a client is told TOKEN_EXPIRED).
     refresh_token_grace_s: float = Field(default=7 * 86_400, ge=0)
+    # stats: an hour or day is complete (counted for good, never recomputed) this long after it ended, so the
+    # messages the persist job stores late are in; until then each run recomputes it.
+    stats_settle_s: float = Field(default=300.0, ge=0, le=86_400)
+    # stats: at most this many hours (and as many days) computed per run; a longer backfill goes on at the next runs.
+    stats_max_buckets: int = Field(default=168, ge=1, le=10_000)
 
 
 class Settings(BaseSettings):

@@ -1,9 +1,10 @@
-"""The task module's table: each scheduled task's last run, so whichever instance runs the schedule next knows
-when a task last started (it runs once per scheduled time, across restarts and hand-overs) and how it ended."""
+"""The task module's tables: each scheduled task's last run, so whichever instance runs the schedule next knows
+when a task last started (it runs once per scheduled time, across restarts and hand-overs) and how it ended; and the
+activity rollups of the ``stats`` task (published: ``tidings.task.store.stats`` reads them for the admin module)."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, String, Table
+from sqlalchemy import BigInteger, Boolean, Column, PrimaryKeyConstraint, SmallInteger, String, Table
 
 from tidings.pkg.schema import new_metadata
 
@@ -20,4 +21,41 @@ task_runs = Table(
     Column("outcome", String(16), nullable=False),
     Column("items", BigInteger, nullable=False, default=0),
     Column("error", String(512), nullable=False, default=""),
+)
+
+# One row per bucket: a UTC hour or day (``tidings.task.stats.Grain``) and its counts, replaced whenever the bucket
+# is computed again.
+stats_activity = Table(
+    "stats_activity",
+    metadata,
+    # hour, day
+    Column("grain", String(8), nullable=False),
+    Column("start_ms", BigInteger, nullable=False),
+    Column("messages", BigInteger, nullable=False),
+    Column("active_senders", BigInteger, nullable=False),
+    Column("new_users", BigInteger, nullable=False),
+    Column("new_conversations", BigInteger, nullable=False),
+    # False while the bucket may still change (it is recomputed at every run until then).
+    Column("complete", Boolean, nullable=False),
+    Column("computed_at_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("grain", "start_ms"),
+)
+
+# Each UTC day's busiest conversations, 1 the busiest; replaced with the day's row of ``stats_activity``.
+stats_top_conversations = Table(
+    "stats_top_conversations",
+    metadata,
+    Column("day_ms", BigInteger, nullable=False),
+    Column("place", SmallInteger, nullable=False),
+    Column("conversation_id", BigInteger, nullable=False),
+    Column("messages", BigInteger, nullable=False),
+    PrimaryKeyConstraint("day_ms", "place"),
+)
+
+# Per grain, where the next run starts: every bucket before ``done_until_ms`` is complete and stored.
+stats_checkpoints = Table(
+    "stats_checkpoints",
+    metadata,
+    Column("grain", String(8), primary_key=True),
+    Column("done_until_ms", BigInteger, nullable=False),
 )

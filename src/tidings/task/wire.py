@@ -10,15 +10,24 @@ from tidings.pkg.app import Module
 from tidings.pkg.clock import wall_ms
 from tidings.pkg.conf import ConfigError
 from tidings.task.biz.retention import RefreshTokenRetention
+from tidings.task.biz.stats import StatsRollup
 from tidings.task.data.runs import SQLRunLog
+from tidings.task.data.stats import SQLActivitySource, SQLRollups
 from tidings.task.data.tokens import SQLExpiredTokens
 from tidings.task.server.leadership import leadership_for
 from tidings.task.server.scheduler import Scheduler, TaskMetrics
 from tidings.task.service.jobs import Job
 from tidings.task.service.retention import REFRESH_TOKEN_RETENTION, refresh_token_retention
+from tidings.task.service.stats import STATS, stats
 
 # Each task's schedule unless ``task.schedules`` names another (cron, UTC).
-DEFAULT_SCHEDULES = {REFRESH_TOKEN_RETENTION: "17 * * * *"}
+DEFAULT_SCHEDULES = {
+    REFRESH_TOKEN_RETENTION: "17 * * * *",
+    STATS: "10 * * * *",
+}
+
+# A day's counts scan a day of the messages' creation-time index: more than a request's few seconds.
+STATS_QUERY_TIMEOUT_S = 120.0
 
 
 def schedules(configured: dict[str, str]) -> dict[str, str]:
@@ -37,6 +46,14 @@ async def build(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Sche
     engine = await infra.engine()
     retention = RefreshTokenRetention(SQLExpiredTokens(engine), wall_ms, grace_s=conf.refresh_token_grace_s)
     jobs: list[Job] = [refresh_token_retention(retention, schedule=when[REFRESH_TOKEN_RETENTION])]
+    rollup = StatsRollup(
+        SQLActivitySource(engine, statements=await infra.statements_engine(), timeout_s=STATS_QUERY_TIMEOUT_S),
+        SQLRollups(engine),
+        wall_ms,
+        settle_s=conf.stats_settle_s,
+        max_buckets=conf.stats_max_buckets,
+    )
+    jobs.append(stats(rollup, schedule=when[STATS]))
     return Scheduler(jobs, leadership_for(engine), SQLRunLog(engine), TaskMetrics(registry), tick_s=conf.tick_s)
 
 

@@ -3,12 +3,16 @@ its store contract (test_fakes.py), with what the task's tests observe added."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
+from tests.contracts.task_stats import Seeded
 from tests.unit.account.fakes import FakeRefreshTokens
 from tidings.service.account.biz.ports import RefreshToken
 from tidings.task.biz.errors import Unavailable
 from tidings.task.biz.runs import Run
+from tidings.task.biz.stats import Counts
+from tidings.task.stats import Activity, ConversationVolume, Grain
 
 
 class FakeTokens(FakeRefreshTokens):
@@ -51,3 +55,66 @@ class FakeRunLog:
     def _check(self) -> None:
         if self.down:
             raise Unavailable("run log unreachable")
+
+
+class FakeActivitySource:
+    """The sources of the stats in memory: what was created when (``seeded``); counts how often it is read."""
+
+    def __init__(self) -> None:
+        self.seeded = Seeded()
+        self.reads = 0
+
+    async def seed(self, seeded: Seeded) -> None:
+        self.seeded.messages.extend(seeded.messages)
+        self.seeded.users.extend(seeded.users)
+        self.seeded.conversations.extend(seeded.conversations)
+
+    async def first_activity_ms(self) -> int | None:
+        times = [m.created_at_ms for m in self.seeded.messages] + self.seeded.users + self.seeded.conversations
+        return min(times, default=None)
+
+    async def counts(self, start_ms: int, end_ms: int) -> Counts:
+        self.reads += 1
+        sent = [m for m in self.seeded.messages if start_ms <= m.created_at_ms < end_ms]
+        return Counts(
+            len(sent),
+            len({m.sender_id for m in sent}),
+            sum(1 for created in self.seeded.users if start_ms <= created < end_ms),
+            sum(1 for created in self.seeded.conversations if start_ms <= created < end_ms),
+        )
+
+    async def top_conversations(self, start_ms: int, end_ms: int, limit: int) -> list[ConversationVolume]:
+        volumes = Counter(m.conversation_id for m in self.seeded.messages if start_ms <= m.created_at_ms < end_ms)
+        ranked = sorted(volumes.items(), key=lambda item: (-item[1], item[0]))
+        return [ConversationVolume(conversation, count) for conversation, count in ranked[:limit]]
+
+
+class FakeRollups:
+    """The rollups' tables in memory; ``fail_after`` saves, the next one fails (the run is cut short there)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[Grain, int], Activity] = {}
+        self.tops: dict[int, list[ConversationVolume]] = {}
+        self.checkpoints: dict[Grain, int] = {}
+        self.saves = 0
+        self.fail_after: int | None = None
+
+    async def checkpoint(self, grain: Grain) -> int | None:
+        return self.checkpoints.get(grain)
+
+    async def save(self, activity: Activity, top: Sequence[ConversationVolume] | None, *, computed_at_ms: int) -> None:
+        if self.fail_after is not None and self.saves >= self.fail_after:
+            raise Unavailable("rollups unreachable")
+        self.saves += 1
+        self.rows[(activity.grain, activity.start_ms)] = activity
+        if top is not None:
+            self.tops[activity.start_ms] = list(top)
+        if activity.complete:
+            end = activity.start_ms + activity.grain.ms
+            self.checkpoints[activity.grain] = max(end, self.checkpoints.get(activity.grain, end))
+
+    async def activity(self, grain: Grain, from_ms: int, to_ms: int) -> list[Activity]:
+        return [row for (g, start), row in sorted(self.rows.items()) if g is grain and from_ms <= start < to_ms]
+
+    async def top_conversations(self, day_ms: int) -> list[ConversationVolume]:
+        return list(self.tops.get(day_ms, []))
