@@ -11,7 +11,7 @@ from tidings.pkg import db
 from tidings.pkg.conf import DatabaseConf
 
 # Each branch's head: framework, account, chat, task.
-HEADS = {"0001", "0006", "0005", "0007"}
+HEADS = {"0001", "0006", "0005", "0008"}
 
 
 async def _tables_and_versions(url: str) -> tuple[set[str], set[str]]:

@@ -1,10 +1,11 @@
 """The task module's tables: each scheduled task's last run, so whichever instance runs the schedule next knows
-when a task last started (it runs once per scheduled time, across restarts and hand-overs) and how it ended; and the
-activity rollups of the ``stats`` task (published: ``tidings.task.store.stats`` reads them for the admin module)."""
+when a task last started (it runs once per scheduled time, across restarts and hand-overs) and how it ended; the
+activity rollups of the ``stats`` task (published: ``tidings.task.store.stats`` reads them for the admin module);
+and the dead letters replayed, so none is replayed twice."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, PrimaryKeyConstraint, SmallInteger, String, Table
+from sqlalchemy import BigInteger, Boolean, Column, Integer, PrimaryKeyConstraint, SmallInteger, String, Table
 
 from tidings.pkg.schema import new_metadata
 
@@ -58,4 +59,17 @@ stats_checkpoints = Table(
     metadata,
     Column("grain", String(8), primary_key=True),
     Column("done_until_ms", BigInteger, nullable=False),
+)
+
+# Each dead letter replayed to its source topic, by its place in its dead-letter topic (the records of a topic never
+# move, and Kafka never reuses an offset).
+dead_letter_replays = Table(
+    "dead_letter_replays",
+    metadata,
+    Column("topic", String(249), nullable=False),
+    Column("partition_id", Integer, nullable=False),
+    Column("record_offset", BigInteger, nullable=False),
+    Column("origin_topic", String(249), nullable=False),
+    Column("replayed_at_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("topic", "partition_id", "record_offset"),
 )

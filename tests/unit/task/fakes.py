@@ -4,11 +4,13 @@ its store contract (test_fakes.py), with what the task's tests observe added."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any
 
 from tests.contracts.task_stats import Seeded
 from tests.unit.account.fakes import FakeRefreshTokens
 from tidings.service.account.biz.ports import RefreshToken
+from tidings.task.biz.deadletters import DeadLetter, MissingTopic
 from tidings.task.biz.errors import Unavailable
 from tidings.task.biz.runs import Run
 from tidings.task.biz.stats import Counts
@@ -118,3 +120,86 @@ class FakeRollups:
 
     async def top_conversations(self, day_ms: int) -> list[ConversationVolume]:
         return list(self.tops.get(day_ms, []))
+
+
+class FakeDeadLetterLog:
+    """Dead-letter topics in memory: ``topics`` holds each existing topic's records in offset order (one partition),
+    ``published`` what was republished; ``fail_republish`` makes the next republish fail."""
+
+    def __init__(self, *, batch: int = 3) -> None:
+        self.topics: dict[str, list[DeadLetter]] = {}
+        self.published: list[DeadLetter] = []
+        self.fail_republish = False
+        self._batch = batch
+
+    def dead_letter(
+        self,
+        topic: str,
+        *,
+        reason: str = "handler_error",
+        timestamp_ms: int = 1_000,
+        key: bytes = b"k",
+        value: bytes = b"v",
+        headers: tuple[tuple[str, bytes], ...] = (),
+        group: str = "persist",
+        error: str = "ValueError: bad",
+    ) -> DeadLetter:
+        records = self.topics.setdefault(topic, [])
+        letter = DeadLetter(
+            topic,
+            0,
+            len(records),
+            timestamp_ms,
+            topic.removesuffix(".dlq"),
+            group,
+            reason,
+            error,
+            key,
+            value,
+            headers,
+        )
+        records.append(letter)
+        return letter
+
+    async def read(self, topic: str) -> AsyncGenerator[list[DeadLetter], None]:
+        if topic not in self.topics:
+            raise MissingTopic(topic)
+        records = list(self.topics[topic])
+        for start in range(0, len(records), self._batch):
+            yield records[start : start + self._batch]
+
+    async def republish(self, letters: Sequence[DeadLetter]) -> None:
+        if self.fail_republish:
+            self.fail_republish = False
+            raise Unavailable("event bus unreachable")
+        self.published.extend(letters)
+
+
+class FakeReplayLog:
+    """The replayed dead letters in memory: (topic, partition, offset) -> replayed at."""
+
+    def __init__(self) -> None:
+        self.replays: dict[tuple[str, int, int], int] = {}
+
+    async def replayed(self, topic: str, positions: Sequence[tuple[int, int]]) -> set[tuple[int, int]]:
+        return {position for position in positions if (topic, *position) in self.replays}
+
+    async def record(self, letters: Sequence[DeadLetter], replayed_at_ms: int) -> None:
+        for letter in letters:
+            self.replays.setdefault((letter.topic, letter.partition, letter.offset), replayed_at_ms)
+
+
+class RecordingLogger:
+    """A ``Logger`` keeping each line: (level, event, fields)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, Any]]] = []
+
+    def info(self, event: str, *args: Any, **fields: Any) -> None:
+        self.lines.append(("info", event, fields))
+
+    def warning(self, event: str, *args: Any, **fields: Any) -> None:
+        self.lines.append(("warning", event, fields))
+
+    def error(self, event: str, *args: Any, **fields: Any) -> None:
+        self.lines.append(("error", event, fields))
