@@ -31,8 +31,10 @@ from tidings.service.account import wire as account_wire
 from tidings.service.chat import topics as chat_topics
 from tidings.service.chat import wire as chat_wire
 from tidings.task import wire as task_wire
+from tidings.task.biz.deadletters import BadSelection
 from tidings.task.biz.errors import Unavailable as TaskUnavailable
 from tidings.task.server.scheduler import RunningElsewhere, Scheduler
+from tidings.task.service import deadletters
 
 # Every topic Tidings uses; ``tidings migrate`` creates them with their partition counts.
 TOPICS = (*chat_topics.ALL, *account_topics.ALL, CACHE_INVALIDATE)
@@ -206,14 +208,21 @@ task_app = typer.Typer(help="The task module's schedule: what runs when, and a t
 app.add_typer(task_app, name="task")
 
 
-def _with_scheduler(path: Path | None, use: Callable[[Scheduler], Awaitable[T]]) -> T:
+def _with_scheduler(
+    path: Path | None,
+    use: Callable[[Scheduler], Awaitable[T]],
+    dead_letter_request: deadletters.DeadLetterRequest | None = None,
+) -> T:
     """``use`` the task module's scheduler on the configured database, or exit with one line saying why not."""
 
     async def run() -> T:
         infra = Infra(_settings(path))
         try:
-            return await use(await task_wire.build(infra, registry=CollectorRegistry()))
-        except (db.DatabaseUnavailable, ConfigError, TaskUnavailable) as exc:
+            scheduler = await task_wire.build(
+                infra, registry=CollectorRegistry(), dead_letter_request=dead_letter_request
+            )
+            return await use(scheduler)
+        except (db.DatabaseUnavailable, ConfigError, TaskUnavailable, BadSelection) as exc:
             raise Fatal(str(exc)) from None
         finally:
             await infra.close()
@@ -258,8 +267,41 @@ def task_run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Say how many items a run would handle; change nothing.")
     ] = False,
+    replay: Annotated[
+        bool,
+        typer.Option(
+            "--replay",
+            help="dead-letters: publish the chosen records of --topic again to their source topic (each only once);"
+            " with --dry-run, list them.",
+        ),
+    ] = False,
+    topic: Annotated[
+        str | None,
+        typer.Option("--topic", help="dead-letters --replay: the dead-letter topic, as the report names it."),
+    ] = None,
+    reason: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reason", help="dead-letters --replay: only records dead-lettered for this reason (repeatable)."
+        ),
+    ] = None,
+    offset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--offset",
+            help="dead-letters --replay: only these records: OFFSET, FIRST-LAST, or PARTITION:FIRST-LAST when the"
+            " dead-letter topic has several partitions (repeatable).",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="dead-letters --replay: at most this many records.")
+    ] = None,
 ) -> None:
-    """Run one task now under its lease, recorded like a scheduled run (not while another process runs it)."""
+    """Run one task now under its lease, recorded like a scheduled run (not while another process runs it).
+
+    dead-letters prints its report; with --replay it replays the records chosen instead.
+    """
+    request = _dead_letter_request(name, replay, topic, reason or [], offset or [], limit)
 
     async def run(scheduler: Scheduler) -> str:
         try:
@@ -278,7 +320,35 @@ def task_run(
         detail = f" ({done.error})" if done.error else ""
         return f"{name}: {done.outcome}, {done.items} items in {took_s:.1f} s{detail}"
 
-    typer.echo(_with_scheduler(config, run))
+    typer.echo(_with_scheduler(config, run, request))
+
+
+def _dead_letter_request(
+    name: str, replay: bool, topic: str | None, reasons: list[str], offsets: list[str], limit: int | None
+) -> deadletters.DeadLetterRequest | None:
+    """What ``task run`` asks of dead-letters (its report printed, or a replay); exits naming a misplaced option."""
+
+    def refuse(message: str) -> typer.Exit:
+        typer.echo(f"tidings: {message}", err=True)
+        return typer.Exit(2)
+
+    chosen = [option for option, given in (("--topic", topic), ("--reason", reasons), ("--offset", offsets)) if given]
+    chosen += ["--limit"] if limit is not None else []
+    if name != deadletters.DEAD_LETTERS:
+        if replay or chosen:
+            raise refuse(f"{(['--replay'] if replay else chosen)[0]} is an option of {deadletters.DEAD_LETTERS} only")
+        return None
+    if not replay:
+        if chosen:
+            raise refuse(f"{chosen[0]} chooses records to replay: add --replay")
+        return deadletters.DeadLetterRequest(show=typer.echo)
+    if topic is None:
+        raise refuse("--replay needs --topic: the dead-letter topic to replay from")
+    try:
+        selection = deadletters.selection(topic, reasons, offsets, limit)
+    except BadSelection as exc:
+        raise refuse(str(exc)) from None
+    return deadletters.DeadLetterRequest(show=typer.echo, replay=selection)
 
 
 @app.command()

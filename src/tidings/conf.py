@@ -174,6 +174,11 @@ class TaskConf(Section):
     reservation_retry_window_s: float = Field(default=86_400, ge=60)
     # Conversations the reconcile task checks at once (their heads, member lists and every member's read mark).
     reconcile_batch: int = Field(default=200, ge=1, le=10_000)
+    # stats: an hour or day is complete (counted for good, never recomputed) this long after it ended, so the
+    # messages the persist job stores late are in; until then each run recomputes it.
+    stats_settle_s: float = Field(default=300.0, ge=0, le=86_400)
+    # stats: at most this many hours (and as many days) computed per run; a longer backfill goes on at the next runs.
+    stats_max_buckets: int = Field(default=168, ge=1, le=10_000)
 
 
 class Settings(BaseSettings):

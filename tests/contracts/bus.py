@@ -7,6 +7,7 @@ suite restarts a bus. It closes what it opened and removes the topics named with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -171,3 +172,48 @@ class EventBusContract:
             await bus.partition_count(f"{prefix}.missing")
         with pytest.raises(UnknownTopic):
             await bus.subscribe(f"{prefix}.reader", [f"{prefix}.missing"])
+
+    async def test_read_from_start_reads_every_record_in_batches_and_joins_no_group(
+        self, bus: EventBus, prefix: str
+    ) -> None:
+        topic = await self.topic(bus, prefix, "whole", 3)
+        events = [Event(topic, f"k{n % 7}".encode(), f"{n}".encode(), (("n", f"{n}".encode()),)) for n in range(40)]
+        positions = await bus.publish_many(events)
+        group = f"{prefix}.consumers"
+        subscription = await bus.subscribe(group, [topic])
+        try:
+            seen = await read(subscription, 40)
+            committed = {seen[0].topic_partition: seen[0].offset + 1}
+            await subscription.commit(committed)
+            # Beside the group's member (the embedded log allows it one): the read is no member of any group.
+            batches = [batch async for batch in bus.read_from_start(topic, max_records=6)]
+        finally:
+            await subscription.close()
+        assert all(0 < len(batch) <= 6 for batch in batches)
+        records = [record for batch in batches for record in batch]
+        by_position = {(record.partition, record.offset): record for record in records}
+        assert len(by_position) == len(records) == 40
+        assert [(by_position[p].key, by_position[p].value, by_position[p].headers) for p in positions] == [
+            (event.key, event.value, event.headers) for event in events
+        ]
+        for partition in {position.partition for position in positions}:
+            offsets = [record.offset for record in records if record.partition == partition]
+            assert offsets == sorted(offsets)
+        assert await bus.committed(group, [topic]) == committed
+
+    async def test_read_from_start_stops_at_the_end_the_topic_had_when_it_began(
+        self, bus: EventBus, prefix: str
+    ) -> None:
+        topic = await self.topic(bus, prefix, "growing", 1)
+        await bus.publish_many([Event(topic, b"k", f"{n}".encode()) for n in range(5)])
+        async with contextlib.aclosing(bus.read_from_start(topic, max_records=2)) as reading:
+            values = [record.value for record in await anext(reading)]
+            await bus.publish(topic, b"k", b"later")
+            values += [record.value for batch in [batch async for batch in reading] for record in batch]
+        assert values == [b"0", b"1", b"2", b"3", b"4"]
+
+    async def test_read_from_start_of_an_empty_or_missing_topic(self, bus: EventBus, prefix: str) -> None:
+        topic = await self.topic(bus, prefix, "empty", 2)
+        assert [batch async for batch in bus.read_from_start(topic)] == []
+        with pytest.raises(UnknownTopic):
+            [batch async for batch in bus.read_from_start(f"{prefix}.missing")]

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tidings.pkg.clock import FakeClock
 from tidings.task.biz.errors import LeaseLost
 from tidings.task.biz.runs import Lease, Run, RunLog
+from tidings.task.data.leases import SQLLease, SQLLeases
 
 TTL_S = 30
 START_MS = 1_796_569_380_000
@@ -112,3 +114,11 @@ class TaskRunsContract:
             await first.save_checkpoint("2026-12-06T16")
         await second.save_checkpoint("2026-12-06T17")
         assert await first.load_checkpoint() == "2026-12-06T17"
+
+
+async def held_lease(engine: AsyncEngine, name: str) -> SQLLease:
+    """Task ``name``'s lease, held by a process of its own on ``engine``'s database: for a task's fenced
+    repositories in tests."""
+    lease = SQLLeases(engine, ttl_s=3600, clock=FakeClock(START_MS)).lease(name)
+    assert await lease.acquire()
+    return lease

@@ -1,1 +1,1 @@
-"""Scheduled work with one runner at a time: retention, daily stats, counter reconciliation, reindex."""
+"""Scheduled work, each task run by one process at a time: retention, stats, reconciliation, dead letters, reindex."""

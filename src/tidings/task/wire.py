@@ -8,24 +8,47 @@ from redis.asyncio import Redis
 from tidings.bootstrap import Infra
 from tidings.pkg import log, module
 from tidings.pkg.app import Module
+from tidings.pkg.bus import events
+from tidings.pkg.bus.deadletter import dead_letter_topic
+from tidings.pkg.cache.invalidation import CACHE_INVALIDATE
 from tidings.pkg.clock import SystemClock
 from tidings.pkg.conf import ConfigError
+from tidings.service.account import topics as account_topics
 from tidings.service.account.store.tokens import count_expired_tokens, prune_expired_tokens
+from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.store.history import RedisHistoryCache
 from tidings.service.chat.store.reservations import count_prunable_reservations, prune_reservations
+from tidings.task.biz.deadletters import DeadLetters
 from tidings.task.biz.pruning import Pruning
 from tidings.task.biz.reconcile import CachedStates, Reconcile
+from tidings.task.biz.stats import StatsRollup
+from tidings.task.data.deadletters import BusDeadLetters, SQLReplayLog
 from tidings.task.data.leases import SQLLeases
 from tidings.task.data.pruning import Count, Prune, SQLAgedRows
 from tidings.task.data.reconcile import CachedChatStates, NoCachedStates, ReconcileMetrics, SQLConversations
 from tidings.task.data.runs import SQLRunLog
+from tidings.task.data.stats import SQLActivitySource, SQLRollups
 from tidings.task.server.scheduler import Scheduler, TaskMetrics
+from tidings.task.service.deadletters import DEAD_LETTERS, DeadLetterRequest, DeadLettersEntry, dead_letters
 from tidings.task.service.jobs import Job
 from tidings.task.service.pruning import REFRESH_TOKEN_RETENTION, RESERVATIONS, pruning_job
 from tidings.task.service.reconcile import RECONCILE, reconcile_job
+from tidings.task.service.stats import STATS, stats
 
 # Each task's schedule unless ``task.schedules`` names another (cron, UTC).
-DEFAULT_SCHEDULES = {REFRESH_TOKEN_RETENTION: "17 * * * *", RESERVATIONS: "23 * * * *", RECONCILE: "41 * * * *"}
+DEFAULT_SCHEDULES = {
+    REFRESH_TOKEN_RETENTION: "17 * * * *",
+    STATS: "10 * * * *",
+    RESERVATIONS: "23 * * * *",
+    DEAD_LETTERS: "25 * * * *",
+    RECONCILE: "41 * * * *",
+}
+
+# The topics the job module's consumers read; each has its dead-letter topic, ``<topic>.dlq``.
+CONSUMED_TOPICS = (*chat_topics.ALL, *account_topics.ALL, CACHE_INVALIDATE)
+
+# A day's counts scan a day of the messages' creation-time index: more than a request's few seconds.
+STATS_QUERY_TIMEOUT_S = 120.0
 
 
 def schedules(configured: dict[str, str]) -> dict[str, str]:
@@ -37,8 +60,10 @@ def schedules(configured: dict[str, str]) -> dict[str, str]:
     return {**DEFAULT_SCHEDULES, **configured}
 
 
-async def build(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Scheduler:
-    """The scheduler and its tasks (``tidings task`` uses it too)."""
+async def build(
+    infra: Infra, *, registry: CollectorRegistry = REGISTRY, dead_letter_request: DeadLetterRequest | None = None
+) -> Scheduler:
+    """The scheduler and its tasks (``tidings task`` uses it too, with what an operator asked of dead-letters)."""
     conf = infra.settings.task
     when = schedules(conf.schedules)
     engine = await infra.engine()
@@ -54,6 +79,25 @@ async def build(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Sche
         pruning(REFRESH_TOKEN_RETENTION, prune_expired_tokens, count_expired_tokens, conf.refresh_token_grace_s),
         pruning(RESERVATIONS, prune_reservations, count_prunable_reservations, conf.reservation_retry_window_s),
     ]
+
+    rollup = StatsRollup(
+        SQLActivitySource(engine, statements=await infra.statements_engine(), timeout_s=STATS_QUERY_TIMEOUT_S),
+        SQLRollups(engine, leases.lease(STATS)),
+        clock.now_ms,
+        settle_s=conf.stats_settle_s,
+        max_buckets=conf.stats_max_buckets,
+    )
+    jobs.append(stats(rollup, schedule=when[STATS]))
+
+    topics = events.Topics(infra.settings.bus.namespace)
+    letters = DeadLetters(
+        BusDeadLetters(infra.bus),
+        SQLReplayLog(engine, leases.lease(DEAD_LETTERS)),
+        [dead_letter_topic(topics.name(topic)) for topic in CONSUMED_TOPICS],
+        clock.now_ms,
+    )
+    entry = DeadLettersEntry(letters, log.get("task.dead-letters"), dead_letter_request)
+    jobs.append(dead_letters(entry, schedule=when[DEAD_LETTERS]))
 
     async def cached_states(client: Redis) -> CachedStates:
         kit = await infra.cache_kit(registry, "task")

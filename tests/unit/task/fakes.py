@@ -3,14 +3,20 @@ its store contract (test_fakes.py), with what the task's tests observe added."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from tests.contracts.task_stats import Seeded
 from tests.unit.account.fakes import FakeRefreshTokens
 from tidings.pkg.clock import FakeClock
 from tidings.service.account.biz.ports import RefreshToken
+from tidings.task.biz.deadletters import DeadLetter, MissingTopic
 from tidings.task.biz.errors import LeaseLost, Unavailable
 from tidings.task.biz.runs import Run
+from tidings.task.biz.stats import Counts
+from tidings.task.stats import Activity, ConversationVolume, Grain
 
 
 class FakeTokens(FakeRefreshTokens):
@@ -149,3 +155,149 @@ class FakeLease:
     def _ours(self) -> bool:
         row = self._table.rows.get(self._name)
         return row is not None and self.token is not None and (row.holder, row.token) == (self._holder, self.token)
+
+
+class FakeActivitySource:
+    """The sources of the stats in memory: what was created when (``seeded``); counts how often it is read."""
+
+    def __init__(self) -> None:
+        self.seeded = Seeded()
+        self.reads = 0
+
+    async def seed(self, seeded: Seeded) -> None:
+        self.seeded.messages.extend(seeded.messages)
+        self.seeded.users.extend(seeded.users)
+        self.seeded.conversations.extend(seeded.conversations)
+
+    async def first_activity_ms(self) -> int | None:
+        times = [m.created_at_ms for m in self.seeded.messages] + self.seeded.users + self.seeded.conversations
+        return min(times, default=None)
+
+    async def counts(self, start_ms: int, end_ms: int) -> Counts:
+        self.reads += 1
+        sent = [m for m in self.seeded.messages if start_ms <= m.created_at_ms < end_ms]
+        return Counts(
+            len(sent),
+            len({m.sender_id for m in sent}),
+            sum(1 for created in self.seeded.users if start_ms <= created < end_ms),
+            sum(1 for created in self.seeded.conversations if start_ms <= created < end_ms),
+        )
+
+    async def top_conversations(self, start_ms: int, end_ms: int, limit: int) -> list[ConversationVolume]:
+        volumes = Counter(m.conversation_id for m in self.seeded.messages if start_ms <= m.created_at_ms < end_ms)
+        ranked = sorted(volumes.items(), key=lambda item: (-item[1], item[0]))
+        return [ConversationVolume(conversation, count) for conversation, count in ranked[:limit]]
+
+
+class FakeRollups:
+    """The rollups' tables in memory; ``fail_after`` saves, the next one fails (the run is cut short there)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[Grain, int], Activity] = {}
+        self.tops: dict[int, list[ConversationVolume]] = {}
+        self.checkpoints: dict[Grain, int] = {}
+        self.saves = 0
+        self.fail_after: int | None = None
+
+    async def checkpoint(self, grain: Grain) -> int | None:
+        return self.checkpoints.get(grain)
+
+    async def save(self, activity: Activity, top: Sequence[ConversationVolume] | None, *, computed_at_ms: int) -> None:
+        if self.fail_after is not None and self.saves >= self.fail_after:
+            raise Unavailable("rollups unreachable")
+        self.saves += 1
+        self.rows[(activity.grain, activity.start_ms)] = activity
+        if top is not None:
+            self.tops[activity.start_ms] = list(top)
+        if activity.complete:
+            end = activity.start_ms + activity.grain.ms
+            self.checkpoints[activity.grain] = max(end, self.checkpoints.get(activity.grain, end))
+
+    async def activity(self, grain: Grain, from_ms: int, to_ms: int) -> list[Activity]:
+        return [row for (g, start), row in sorted(self.rows.items()) if g is grain and from_ms <= start < to_ms]
+
+    async def top_conversations(self, day_ms: int) -> list[ConversationVolume]:
+        return list(self.tops.get(day_ms, []))
+
+
+class FakeDeadLetterLog:
+    """Dead-letter topics in memory: ``topics`` holds each existing topic's records in offset order (one partition),
+    ``published`` what was republished; ``fail_republish`` makes the next republish fail."""
+
+    def __init__(self, *, batch: int = 3) -> None:
+        self.topics: dict[str, list[DeadLetter]] = {}
+        self.published: list[DeadLetter] = []
+        self.fail_republish = False
+        self._batch = batch
+
+    def dead_letter(
+        self,
+        topic: str,
+        *,
+        reason: str = "handler_error",
+        timestamp_ms: int = 1_000,
+        key: bytes = b"k",
+        value: bytes = b"v",
+        headers: tuple[tuple[str, bytes], ...] = (),
+        group: str = "persist",
+        error: str = "ValueError: bad",
+    ) -> DeadLetter:
+        records = self.topics.setdefault(topic, [])
+        letter = DeadLetter(
+            topic,
+            0,
+            len(records),
+            timestamp_ms,
+            topic.removesuffix(".dlq"),
+            group,
+            reason,
+            error,
+            key,
+            value,
+            headers,
+        )
+        records.append(letter)
+        return letter
+
+    async def read(self, topic: str) -> AsyncGenerator[list[DeadLetter], None]:
+        if topic not in self.topics:
+            raise MissingTopic(topic)
+        records = list(self.topics[topic])
+        for start in range(0, len(records), self._batch):
+            yield records[start : start + self._batch]
+
+    async def republish(self, letters: Sequence[DeadLetter]) -> None:
+        if self.fail_republish:
+            self.fail_republish = False
+            raise Unavailable("event bus unreachable")
+        self.published.extend(letters)
+
+
+class FakeReplayLog:
+    """The replayed dead letters in memory: (topic, partition, offset) -> replayed at."""
+
+    def __init__(self) -> None:
+        self.replays: dict[tuple[str, int, int], int] = {}
+
+    async def replayed(self, topic: str, positions: Sequence[tuple[int, int]]) -> set[tuple[int, int]]:
+        return {position for position in positions if (topic, *position) in self.replays}
+
+    async def record(self, letters: Sequence[DeadLetter], replayed_at_ms: int) -> None:
+        for letter in letters:
+            self.replays.setdefault((letter.topic, letter.partition, letter.offset), replayed_at_ms)
+
+
+class RecordingLogger:
+    """A ``Logger`` keeping each line: (level, event, fields)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, Any]]] = []
+
+    def info(self, event: str, *args: Any, **fields: Any) -> None:
+        self.lines.append(("info", event, fields))
+
+    def warning(self, event: str, *args: Any, **fields: Any) -> None:
+        self.lines.append(("warning", event, fields))
+
+    def error(self, event: str, *args: Any, **fields: Any) -> None:
+        self.lines.append(("error", event, fields))

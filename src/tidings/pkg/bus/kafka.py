@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
@@ -255,6 +255,47 @@ class KafkaEventBus(TracedPublisher):
             if tp.topic in topics and meta.offset >= 0
         }
 
+    async def read_from_start(self, topic: str, *, max_records: int = 500) -> AsyncGenerator[list[Record], None]:
+        partitions = [KafkaTopicPartition(topic, p) for p in range(await self.partition_count(topic))]
+        # No group: partitions assigned by hand, nothing committed, no member joining anyone's group.
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            request_timeout_ms=self._timeout_ms,
+        )
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await consumer.start()
+                consumer.assign(partitions)
+                ends = await consumer.end_offsets(partitions)
+                await consumer.seek_to_beginning(*partitions)
+                pending = {tp for tp in partitions if await consumer.position(tp) < ends[tp]}
+            while pending:
+                batches = await consumer.getmany(*pending, timeout_ms=self._timeout_ms, max_records=max_records)
+                records = [
+                    _record(message)
+                    for tp, messages in batches.items()
+                    for message in messages
+                    if message.offset < ends[tp]
+                ]
+                async with asyncio.timeout(self._timeout_s):
+                    reached = {tp for tp in pending if await consumer.position(tp) >= ends[tp]}
+                if not records and not reached:
+                    raise BusError(f"reading {topic} from the start got nothing for {self._timeout_s}s before its end")
+                pending -= reached
+                if records:
+                    self._round_trips.inc()
+                    yield records
+        except (KafkaError, TimeoutError) as exc:
+            raise BusError(f"cannot read {topic} on kafka at {self._bootstrap}: {_describe(exc)}") from exc
+        finally:
+            with contextlib.suppress(KafkaError, TimeoutError):
+                async with asyncio.timeout(self._timeout_s):
+                    await consumer.stop()
+
     @property
     def producer(self) -> Any:
         if self._producer is None:
@@ -281,20 +322,7 @@ class KafkaSubscription:
         batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         if batches:  # the records came in fetches made ahead of this poll: count one fetch per poll that got any
             self._round_trips.inc()
-        return [
-            Record(
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                # Records written by other producers may lack a key or a value (tombstones).
-                key=message.key or b"",
-                value=message.value or b"",
-                headers=tuple(message.headers or ()),
-                timestamp_ms=message.timestamp,
-            )
-            for messages in batches.values()
-            for message in messages
-        ]
+        return [_record(message) for messages in batches.values() for message in messages]
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         if not offsets:
@@ -344,6 +372,20 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Iterable[Any]) -> None:
         await self._listener.on_assigned(frozenset(TopicPartition(tp.topic, tp.partition) for tp in assigned))
+
+
+def _record(message: Any) -> Record:
+    """Our record of an aiokafka ``ConsumerRecord``."""
+    return Record(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        # Records written by other producers may lack a key or a value (tombstones).
+        key=message.key or b"",
+        value=message.value or b"",
+        headers=tuple(message.headers or ()),
+        timestamp_ms=message.timestamp,
+    )
 
 
 def _describe(exc: BaseException) -> str:

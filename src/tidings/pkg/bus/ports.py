@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from tidings.pkg.bus.records import Event, Headers, Published, Record, TopicPartition, TopicSpec
@@ -89,4 +89,13 @@ class EventBus(Publisher, Protocol):
 
     async def committed(self, group: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
         """The group's committed next offsets on ``topics``; partitions never committed are absent."""
+        ...
+
+    def read_from_start(self, topic: str, *, max_records: int = 500) -> AsyncGenerator[list[Record], None]:
+        """Every record ``topic`` holds when the read begins, from its earliest offset to its end then, in batches
+        of at most ``max_records`` (each partition in offset order); records published meanwhile are not read.
+
+        For tools that look at a whole topic (the dead letters' report and replay): it joins no consumer group and
+        commits nothing, so the groups reading the topic see nothing of it. Raises ``UnknownTopic`` for a topic that
+        does not exist. Close it (``contextlib.aclosing``) when leaving before the end."""
         ...

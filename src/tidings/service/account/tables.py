@@ -1,6 +1,7 @@
 """The account service's tables (SQLAlchemy Core). Times are Unix milliseconds, ids are snowflakes.
 
-Published: the task module prunes ``refresh_tokens`` through ``tidings.service.account.store``.
+Published: the task module prunes ``refresh_tokens`` through ``tidings.service.account.store``, and counts new
+``users`` for its activity rollups.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ users = Table(
     Column("created_at_ms", BigInteger, nullable=False),
     Column("updated_at_ms", BigInteger, nullable=False),
     Index("ix_users_display_name", "display_name"),
+    # New users per hour and day (the task module's activity rollups).
+    Index("ix_users_created_at_ms", "created_at_ms"),
 )
 
 refresh_tokens = Table(

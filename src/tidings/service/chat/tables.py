@@ -1,7 +1,7 @@
 """The chat service's tables (SQLAlchemy Core). Times are Unix milliseconds, ids are snowflakes.
 
 Published: chat's jobs read and write them too (through ``tidings.service.chat.store``), so the two never disagree
-on a column.
+on a column; the task module counts ``messages`` and ``conversations`` for its activity rollups.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ conversations = Table(
     Column("last_message_id", BigInteger, nullable=True),
     Column("created_at_ms", BigInteger, nullable=False),
     Column("updated_at_ms", BigInteger, nullable=False),
+    # New conversations per hour and day (the task module's activity rollups).
+    Index("ix_conversations_created_at_ms", "created_at_ms"),
 )
 
 conversation_members = Table(
@@ -91,6 +93,9 @@ messages = Table(
     PrimaryKeyConstraint("conversation_id", "seq"),
     UniqueConstraint("id"),
     UniqueConstraint("sender_id", "client_msg_id"),
+    # An hour's or a day's messages, their distinct senders and busiest conversations, from the index alone (the
+    # task module's activity rollups).
+    Index("ix_messages_created_at_ms_sender_id", "created_at_ms", "sender_id"),
 )
 
 # The dedup store: one reservation per (sender, client message id), holding the message it stands for.

@@ -1,2 +1,2 @@
-"""The task's runner: the scheduler and who of the task processes runs it (leadership). They hold no domain; they
-stay here while the task module is their only user."""
+"""The task's runner: the scheduler, which runs each task under its lease. It holds no domain; it stays here
+while the task module is its only user."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from pathlib import Path
 
 from sqlalchemy import insert, select, update
@@ -223,6 +223,22 @@ class EmbeddedLog(TracedPublisher):
                 )
             )
             return {TopicPartition(row.topic, row.partition): row.next_offset for row in rows}
+
+    async def read_from_start(self, topic: str, *, max_records: int = 500) -> AsyncGenerator[list[Record], None]:
+        positions = {TopicPartition(topic, p): 0 for p in range(await self.partition_count(topic))}
+        ends: dict[TopicPartition, int] | None = None
+        while positions:
+            records, now_ends = await self.fetch(positions, max_records)
+            if ends is None:  # the first fetch read the ends before any record: where this read stops
+                ends = {tp: now_ends.get(tp, 0) for tp in positions}
+            records = [record for record in records if record.offset < ends[record.topic_partition]]
+            for record in records:
+                positions[record.topic_partition] = record.offset + 1
+            positions = {tp: offset for tp, offset in positions.items() if offset < ends[tp]}
+            if records:
+                yield records
+            elif positions:  # the log is append-only: below its end every offset has its record
+                raise BusError(f"records of {topic} below its end are missing from {self._path}")
 
     def appended(self) -> asyncio.Event:
         """An event set at the next publish in this process; take it *before* reading to miss none."""

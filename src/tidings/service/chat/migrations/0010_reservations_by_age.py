@@ -1,7 +1,7 @@
 """Chat service: send reservations indexed by age, for pruning those past their retry window.
 
-Revision ID: 0006
-Revises: 0003
+Revision ID: 0010
+Revises: 0005
 Create Date: 2026-12-06
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0003"
+revision: str = "0010"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
