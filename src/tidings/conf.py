@@ -164,14 +164,17 @@ class TaskConf(Section):
     # A pause between two batches of a task, to spread a large backlog's load on the database over time.
     batch_pause_s: float = Field(default=0.0, ge=0, le=60)
     # When each task runs, as a cron expression in UTC, by task name; a task not named here keeps its own default
-    # (refresh-token-retention: hourly at :17; reservations: hourly at :23; reconcile: hourly at :41). An unknown
-    # name stops the task module at start.
+    # (README, "Scheduled tasks"). An unknown name stops the task module at start.
     schedules: dict[str, CronExpression] = Field(default_factory=dict)
     # Refresh tokens are deleted this long after they expire (until then a client is told TOKEN_EXPIRED).
     refresh_token_grace_s: float = Field(default=7 * 86_400, ge=0)
     # A send's reservation (its client_msg_id) is deleted this long after the send once its message is stored; a
     # retry after that still gets the original message, found in the history by (sender, client_msg_id).
     reservation_retry_window_s: float = Field(default=86_400, ge=60)
+    # Messages older than this many days are deleted (with their search documents), per conversation kind; unset:
+    # kept for ever. A conversation loses its oldest messages first, so its history stays contiguous.
+    message_retention_direct_days: float | None = Field(default=None, gt=0)
+    message_retention_group_days: float | None = Field(default=None, gt=0)
     # Conversations the reconcile task checks at once (their heads, member lists and every member's read mark).
     reconcile_batch: int = Field(default=200, ge=1, le=10_000)
     # stats: an hour or day is complete (counted for good, never recomputed) this long after it ended, so the

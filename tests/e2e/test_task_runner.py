@@ -1,6 +1,6 @@
-"""Two real task processes on MariaDB: each scheduled time of a task runs once between them, and one frozen
-(SIGSTOP) past its lease, then thawed, has its next write refused by the fencing token while the other finishes
-the task."""
+"""Real task processes on MariaDB: each scheduled time of a task runs once between two of them; one frozen (SIGSTOP)
+past its lease, then thawed, has its next write refused by the fencing token while the other finishes the task;
+retention killed (SIGKILL) midway leaves every history contiguous, and the next runner finishes it."""
 
 from __future__ import annotations
 
@@ -15,10 +15,16 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from tests.contracts.chat_repos import conversation, new_id
 from tests.e2e.conftest import fresh_database
 from tests.e2e.fleet import ROOT, Fleet, free_port, port_env
 from tidings import migrations
 from tidings.service.account.tables import refresh_tokens
+from tidings.service.chat.biz.model import Kind, Member, Role
+from tidings.service.chat.data.conversations import SQLConversationRepo
+from tidings.service.chat.data.messages import SQLMessageRepo
+from tidings.service.chat.message import Message
+from tidings.service.chat.tables import messages
 from tidings.task.tables import task_runs
 
 TASK = "refresh-token-retention"
@@ -144,3 +150,65 @@ async def _finished(engine: AsyncEngine) -> bool:
 async def _holder(engine: AsyncEngine) -> str:
     async with engine.connect() as conn:
         return str(await conn.scalar(select(task_runs.c.holder).where(task_runs.c.name == TASK)))
+
+
+async def test_retention_killed_midway_leaves_every_history_contiguous_and_the_next_run_finishes(
+    tmp_path: Path, database: str, engine: AsyncEngine
+) -> None:
+    now = int(time.time() * 1000)
+    old, recent = now - 10 * 86_400_000, now - 3_600_000
+    repo, store = SQLConversationRepo(engine), SQLMessageRepo(engine)
+    chats = [conversation(Kind.GROUP, members=1) for _ in range(20)]
+    for chat in chats:
+        await repo.create(chat, [Member(chat.id, 1, Role.OWNER, 0, 0)])
+        await store.persist(
+            [
+                Message(
+                    new_id(),
+                    chat.id,
+                    seq,
+                    1,
+                    f"{chat.id}-{seq}",
+                    "old" if seq <= 30 else "new",
+                    old if seq <= 30 else recent,
+                )
+                for seq in range(1, 36)
+            ]
+        )
+    fleet = task_fleet(
+        tmp_path,
+        database,
+        SCHEDULES=f'{{"{TASK}": "0 0 1 1 *", "retention": "* * * * *"}}',
+        MESSAGE_RETENTION_GROUP_DAYS="3",
+        LEASE_TTL_S="2",
+        BATCH_SIZE="5",
+        BATCH_PAUSE_S="0.05",
+    )
+    try:
+        await start_task_process(fleet, "task-a")
+        await eventually(lambda: _messages_between(engine, 150 + 100, 700 - 50), "retention under way")
+        await fleet.kill("task-a")
+        for chat in chats:
+            left = await _seqs(engine, chat.id)
+            assert left == list(range(left[0], 36)), f"history of {chat.id} has a hole: {left}"
+        await start_task_process(fleet, "task-b")  # takes the task over once the dead runner's lease expires
+        await eventually(lambda: _messages_between(engine, 100, 100), "the next run finished", timeout_s=60)
+        for chat in chats:
+            assert await _seqs(engine, chat.id) == list(range(31, 36))
+    finally:
+        await fleet.close()
+
+
+async def _seqs(engine: AsyncEngine, conversation_id: int) -> list[int]:
+    async with engine.connect() as conn:
+        return list(
+            await conn.scalars(
+                select(messages.c.seq).where(messages.c.conversation_id == conversation_id).order_by(messages.c.seq)
+            )
+        )
+
+
+async def _messages_between(engine: AsyncEngine, low: int, high: int) -> bool:
+    async with engine.connect() as conn:
+        count = int(await conn.scalar(select(func.count()).select_from(messages)) or 0)
+    return low <= count <= high

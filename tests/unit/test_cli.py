@@ -66,7 +66,7 @@ def test_a_bad_cron_expression_or_an_unknown_task_stops_the_task_module_with_one
     assert unknown.returncode != 0
     [line] = unknown.stderr.strip().splitlines()
     assert line.startswith("tidings: task.schedules.no-such-task: unknown task (known: ")
-    assert "refresh-token-retention, reservations, stats" in line
+    assert "refresh-token-retention, reservations, retention, stats" in line
 
 
 def test_an_unreachable_database_is_named_without_a_traceback() -> None:

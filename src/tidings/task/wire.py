@@ -21,11 +21,13 @@ from tidings.service.chat.store.reservations import count_prunable_reservations,
 from tidings.task.biz.deadletters import DeadLetters
 from tidings.task.biz.pruning import Pruning
 from tidings.task.biz.reconcile import CachedStates, Reconcile
+from tidings.task.biz.retention import MessageRetention, RecentWindows
 from tidings.task.biz.stats import StatsRollup
 from tidings.task.data.deadletters import BusDeadLetters, SQLReplayLog
 from tidings.task.data.leases import SQLLeases
 from tidings.task.data.pruning import Count, Prune, SQLAgedRows
 from tidings.task.data.reconcile import CachedChatStates, NoCachedStates, ReconcileMetrics, SQLConversations
+from tidings.task.data.retention import NoWindows, SQLHistory
 from tidings.task.data.runs import SQLRunLog
 from tidings.task.data.stats import SQLActivitySource, SQLRollups
 from tidings.task.server.scheduler import Scheduler, TaskMetrics
@@ -33,6 +35,7 @@ from tidings.task.service.deadletters import DEAD_LETTERS, DeadLetterRequest, De
 from tidings.task.service.jobs import Job
 from tidings.task.service.pruning import REFRESH_TOKEN_RETENTION, RESERVATIONS, pruning_job
 from tidings.task.service.reconcile import RECONCILE, reconcile_job
+from tidings.task.service.retention import RETENTION, retention_job
 from tidings.task.service.stats import STATS, stats
 
 # Each task's schedule unless ``task.schedules`` names another (cron, UTC).
@@ -40,6 +43,7 @@ DEFAULT_SCHEDULES = {
     REFRESH_TOKEN_RETENTION: "17 * * * *",
     STATS: "10 * * * *",
     RESERVATIONS: "23 * * * *",
+    RETENTION: "47 3 * * *",
     DEAD_LETTERS: "25 * * * *",
     RECONCILE: "41 * * * *",
 }
@@ -112,6 +116,22 @@ async def build(
         settle_s=infra.settings.cache.invalidate_delay_s + 1,
     )
     jobs.append(reconcile_job(reconcile, schedule=when[RECONCILE]))
+
+    async def windows(client: Redis) -> RecentWindows:
+        return RedisHistoryCache(client)
+
+    keep_s = {"direct": conf.message_retention_direct_days, "group": conf.message_retention_group_days}
+    retention = MessageRetention(
+        SQLHistory(engine, leases.lease(RETENTION)),
+        await infra.search(),
+        await infra.on_redis(windows, NoWindows()),
+        leases.lease(RETENTION),
+        clock.now_ms,
+        keep_s={kind: days * 86_400 for kind, days in keep_s.items() if days is not None},
+        batch=conf.batch_size,
+        pause_s=conf.batch_pause_s,
+    )
+    jobs.append(retention_job(retention, schedule=when[RETENTION]))
     return Scheduler(
         jobs,
         leases,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tidings.pkg.logger import Logger
+from tidings.task.biz.runs import Checkpoint
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,6 @@ class CachedStates(Protocol):
     async def evict(self, drifts: Sequence[Drift]) -> None:
         """Delete the entries: their next read loads them from the database."""
         ...
-
-
-class Checkpoint(Protocol):
-    async def load_checkpoint(self) -> str: ...
-
-    async def save_checkpoint(self, checkpoint: str) -> None: ...
 
 
 class Reconcile:

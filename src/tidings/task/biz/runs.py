@@ -27,7 +27,19 @@ class RunLog(Protocol):
     async def last_runs(self, names: Sequence[str]) -> dict[str, Run]: ...
 
 
-class Lease(Protocol):
+class Checkpoint(Protocol):
+    """Where a task goes on from at its next run: its own format (a cursor, an id), kept with its lease."""
+
+    async def load_checkpoint(self) -> str:
+        """The checkpoint ("" before the first)."""
+        ...
+
+    async def save_checkpoint(self, checkpoint: str) -> None:
+        """Keep it (at most 256 characters), fenced like the task's other writes."""
+        ...
+
+
+class Lease(Checkpoint, Protocol):
     """The right to run one task, held by one process of the fleet at a time for ``ttl`` and renewed while it runs.
 
     Each take-over hands out a new fencing token, and every write of the task's run (its record, and each batch of
@@ -52,12 +64,4 @@ class Lease(Protocol):
 
     async def record(self, run: Run) -> None:
         """Keep ``run`` as the task's last run, fenced: ``LeaseLost`` if the lease is no longer ours."""
-        ...
-
-    async def load_checkpoint(self) -> str:
-        """Where the task goes on from ("" before its first checkpoint)."""
-        ...
-
-    async def save_checkpoint(self, checkpoint: str) -> None:
-        """Keep the task's checkpoint (at most 256 characters), fenced like ``record``."""
         ...
