@@ -99,6 +99,28 @@ class Person:
     def expect_texts(self, texts: list[str]) -> None:
         expect(self.messages.locator(".text")).to_have_text(texts)
 
+    @property
+    def search_box(self) -> Locator:
+        return self.page.get_by_label("Search messages and people")
+
+    def search(self, query: str) -> None:
+        """Type in the search box and press Enter, as a person searches."""
+        self.search_box.fill(query)
+        self.search_box.press("Enter")
+
+    @property
+    def found(self) -> Locator:
+        """The messages a search found, in the order shown."""
+        return self.page.locator("#found li:not(.empty)")
+
+    @property
+    def people_found(self) -> Locator:
+        return self.page.locator("#people li:not(.empty)")
+
+    def access_token(self) -> str:
+        token: str = self.page.evaluate("JSON.parse(localStorage.getItem('tidings.session')).access_token")
+        return token
+
     def _route_socket(self, page_side: WebSocketRoute) -> None:
         if self.offline:
             page_side.close(code=1006, reason="network down")

@@ -19,6 +19,7 @@ from sqlalchemy.pool import NullPool
 
 from tests.e2e.client import Client
 from tests.e2e.fleet import ROOT, Fleet
+from tests.e2e.opensearch_node import OpenSearchNode
 
 MYSQL_SERVER = "mysql+aiomysql://tidings:tidings@127.0.0.1:3306"
 OPENSEARCH_URL = "http://127.0.0.1:9200"
@@ -40,8 +41,9 @@ async def fresh_database() -> AsyncIterator[str]:
         await server.dispose()
 
 
-async def stack_fleet(tmp_path: Path, database_url: str) -> Fleet:
-    fleet = Fleet(ROOT / "configs" / "stack.yaml", tmp_path, env={"TIDINGS_DATABASE__URL": database_url})
+async def stack_fleet(tmp_path: Path, database_url: str, env: dict[str, str] | None = None) -> Fleet:
+    """The stack shape's account, chat, job and bff on ``database_url``; ``env`` overrides more settings."""
+    fleet = Fleet(ROOT / "configs" / "stack.yaml", tmp_path, env={"TIDINGS_DATABASE__URL": database_url, **(env or {})})
     # One after another: the first applies the migrations, the others find them applied.
     for module in ("account", "chat", "job", "bff"):
         await fleet.start(module)
@@ -75,6 +77,17 @@ async def drop_search_indices(namespace: str) -> None:
     async with httpx.AsyncClient(base_url=OPENSEARCH_URL, timeout=30) as client:
         await client.delete(f"/{namespace}*", params={"expand_wildcards": "all"})
         await client.delete(f"/_index_template/{namespace}*")
+
+
+@pytest.fixture
+async def opensearch_node(tmp_path: Path) -> AsyncIterator[OpenSearchNode]:
+    """A private OpenSearch node, started; always stopped and removed at the end, its log kept in ``tmp_path``."""
+    node = OpenSearchNode(tmp_path)
+    try:
+        await node.start()
+        yield node
+    finally:
+        await node.close()
 
 
 @pytest.fixture

@@ -92,6 +92,30 @@ async def test_a_banned_user_is_not_listed(world: World) -> None:
     assert await world.profiles.search("mallory", 10) == []
 
 
+class BehindIndex:
+    """An index that has not seen the latest sign-ups yet: it knows only the users it was given."""
+
+    def __init__(self, known: list[User]) -> None:
+        self.known = known
+
+    async def search_users(self, query: str, limit: int) -> list[UserDoc]:
+        return [
+            UserDoc(u.id, u.username, u.display_name, 1) for u in self.known if u.username.startswith(query.lower())
+        ][:limit]
+
+
+async def test_a_whole_username_finds_its_user_before_the_index_has_it(world: World) -> None:
+    older = (await world.auth.register("alice_old", "correct horse", "Alice")).user
+    newest = (await world.auth.register("alice", "correct horse", "Alice Liddell")).user
+    profiles = Profiles(world.users, FakeBlocks(), world.clock, search=BehindIndex([older]))
+    # The whole username comes first, then the index's ranking, within the limit; a prefix is the index's alone.
+    assert [user.id for user in await profiles.search(" Alice ", 10)] == [newest.id, older.id]
+    assert [user.id for user in await profiles.search("alice", 1)] == [newest.id]
+    assert [user.id for user in await profiles.search("alic", 10)] == [older.id]
+    await world.users.revoke_tokens(newest.id, world.clock.now_ms(), ban=True)
+    assert [user.id for user in await profiles.search("alice", 10)] == [older.id]
+
+
 class DownIndex:
     async def search_users(self, query: str, limit: int) -> list[UserDoc]:
         raise SearchUnavailable("connection refused")

@@ -6,7 +6,7 @@
 // (or its live copy) replaces it.
 
 import { Api, ApiError } from './api.js';
-import { byId, codePoints, h, numberFormat, randomId, setText, shortTime } from './dom.js';
+import { byId, codePoints, h, highlighted, numberFormat, randomId, setText, shortTime } from './dom.js';
 import { Live } from './live.js';
 import { describe } from './words.js';
 
@@ -18,6 +18,15 @@ const TYPING_SHOWN_MS = 5000;
 const READ_CHECKS = 6;
 const CATCH_UP_RETRY_MS = 2000;
 const FOLLOW_UP_CATCH_UPS_MS = [1500, 5000];
+const SEARCH_PAGE = 10;
+const PEOPLE_PAGE = 10;
+// What GET /v1/users?query= takes (code points once trimmed); message search takes 1-256 and says so itself.
+const PEOPLE_QUERY_MIN = 2;
+const PEOPLE_QUERY_MAX = 64;
+// Code points of a long found message shown in the results, around its first match.
+const SNIPPET = 200;
+// Older pages loaded at most to show a found message in its conversation.
+const REVEAL_PAGES = 20;
 
 const state = {
   me: null,
@@ -29,6 +38,23 @@ const state = {
   peerRead: new Map(), // conversation id -> Map(user id -> seq): read marks of the others, seen live
   current: '',
   connection: 'connecting',
+  target: null, // {conversationId, messageId}: the message a search result opened, marked in its conversation
+};
+
+// The search box: what was asked, and what came back (messages a page at a time, people at once).
+const search = {
+  open: false,
+  query: '',
+  conversationId: '', // the conversation searched in, or '' for all of mine
+  withPeople: false,
+  people: [],
+  messages: [],
+  cursor: null,
+  loading: false,
+  loadingMore: false,
+  failed: { messages: false, people: false },
+  error: '',
+  run: 0, // each search counts up; an answer to an earlier one is dropped
 };
 
 const api = new Api((error) => signedOut(describe(error)));
@@ -127,6 +153,8 @@ function resetState() {
   state.current = '';
   for (const map of [state.conversations, state.users, state.presence, state.threads, state.peerRead]) map.clear();
   state.typing.clear();
+  state.target = null;
+  closeSearch();
   byId('conversations').replaceChildren();
   byId('messages').replaceChildren();
 }
@@ -271,6 +299,10 @@ function recalled(conversationId, messageId) {
   }
   renderList();
   if (conversationId === state.current) renderThread();
+  if (search.messages.some((found) => found.id === messageId)) {
+    search.messages = search.messages.filter((found) => found.id !== messageId);
+    renderSearch();
+  }
 }
 
 function readMark(conversationId, userId, seq) {
@@ -458,6 +490,7 @@ async function loadOlder() {
 
 async function openConversation(id) {
   state.current = id;
+  if (state.target && state.target.conversationId !== id) state.target = null;
   document.body.dataset.view = 'thread';
   renderList();
   renderThread();
@@ -482,6 +515,7 @@ async function openConversation(id) {
 function closeThread() {
   const was = state.current;
   state.current = '';
+  state.target = null;
   document.body.dataset.view = 'list';
   renderList();
   renderThread();
@@ -601,16 +635,21 @@ async function submitDirect(event) {
       setText(errorLine, 'That is you. Type someone else’s username.');
       return;
     }
-    const conversation = await api.post('/v1/conversations', { kind: 'direct', peer_id: user.id });
-    mergeConversation(conversation);
+    await startDirect(user);
     input.value = '';
     byId('new-chat').open = false;
-    openConversation(conversation.id);
-    catchUp(); // the new members' presence
   } catch (error) {
     setText(errorLine, error.reason === 'USER_NOT_FOUND' ? `No user is named “${input.value.trim()}”.` : describe(error));
     input.focus();
   }
+}
+
+/** Open the direct conversation with `user` (made if there is none yet). */
+async function startDirect(user) {
+  const conversation = await api.post('/v1/conversations', { kind: 'direct', peer_id: user.id });
+  mergeConversation(conversation);
+  openConversation(conversation.id);
+  catchUp(); // the new members' presence
 }
 
 async function submitGroup(event) {
@@ -651,6 +690,211 @@ async function submitGroup(event) {
     setText(errorLine, describe(error));
     title.focus();
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Search: messages (newest first, a page at a time, in all my conversations or the open one) and people
+
+/** People search takes what the API takes (2-64 characters, no control characters); other queries skip it. */
+function peopleQuery(query) {
+  const length = codePoints(query);
+  return length >= PEOPLE_QUERY_MIN && length <= PEOPLE_QUERY_MAX && !/\p{Cc}/u.test(query);
+}
+
+async function submitSearch(event) {
+  event.preventDefault();
+  const input = byId('search-query');
+  const query = input.value.trim();
+  input.setAttribute('aria-invalid', 'false');
+  if (!query) {
+    setText(byId('search-error'), 'Type the words to look for.');
+    input.focus();
+    return;
+  }
+  const scoped = byId('search-scope').checked && state.conversations.has(state.current);
+  Object.assign(search, {
+    open: true,
+    query,
+    conversationId: scoped ? state.current : '',
+    // A person is not in a conversation's messages: a search in one conversation looks for messages only.
+    withPeople: !scoped && peopleQuery(query),
+    people: [],
+    messages: [],
+    cursor: null,
+    loadingMore: false,
+  });
+  await runSearch(false);
+}
+
+/** The first page of messages (and the people), or the next page; false if a newer search replaced this one. */
+async function runSearch(more) {
+  search.run += 1;
+  const run = search.run;
+  search.error = '';
+  if (more) search.loadingMore = true;
+  else search.loading = true;
+  renderSearch();
+  const params = new URLSearchParams({ query: search.query, limit: String(SEARCH_PAGE) });
+  if (search.conversationId) params.set('conversation_id', search.conversationId);
+  if (more) params.set('cursor', search.cursor);
+  const asks = [api.get(`/v1/search/messages?${params}`)];
+  if (!more && search.withPeople) {
+    asks.push(api.get(`/v1/users?${new URLSearchParams({ query: search.query, limit: String(PEOPLE_PAGE) })}`));
+  }
+  const [messages, people] = await Promise.allSettled(asks);
+  if (run !== search.run) return false;
+  search.loading = false;
+  search.loadingMore = false;
+  const failures = [];
+  search.failed = { messages: messages.status === 'rejected', people: Boolean(people) && people.status === 'rejected' };
+  if (messages.status === 'fulfilled') {
+    search.messages.push(...messages.value.messages);
+    search.cursor = messages.value.next_cursor;
+  } else {
+    failures.push(messages.reason);
+  }
+  if (people && people.status === 'fulfilled') search.people = people.value.users;
+  else if (people) failures.push(people.reason);
+  // One line says what failed: a bad query is the same answer from both searches, an outage too.
+  search.error = [...new Set(failures.map(describe))].join(' ');
+  if (failures.some((error) => error.field === 'query')) byId('search-query').setAttribute('aria-invalid', 'true');
+  renderSearch();
+  return true;
+}
+
+async function moreResults() {
+  const shown = search.messages.length;
+  if (!(await runSearch(true))) return;
+  const next = byId('found').children[shown];
+  const button = next && next.querySelector('button');
+  (button || byId('search-query')).focus();
+}
+
+function closeSearch({ focus = false } = {}) {
+  search.run += 1; // an answer still on its way is dropped
+  Object.assign(search, { open: false, query: '', people: [], messages: [], cursor: null, loading: false });
+  Object.assign(search, { loadingMore: false, failed: { messages: false, people: false }, error: '' });
+  byId('search-query').value = '';
+  byId('search-query').setAttribute('aria-invalid', 'false');
+  renderSearch();
+  if (focus) byId('search-query').focus();
+}
+
+/** A message result opens its conversation, and the message is shown there, marked. */
+async function openFound(message) {
+  const id = message.conversation_id;
+  if (!state.conversations.has(id)) await catchUp(); // found before the list knew the conversation
+  if (!state.conversations.has(id)) {
+    setText(byId('search-error'), describe(new ApiError(404, 'CONVERSATION_NOT_FOUND', '')));
+    return;
+  }
+  state.target = { conversationId: id, messageId: message.id };
+  await openConversation(id);
+  if (state.current === id) await reveal(id, message.seq, message.id);
+}
+
+/** Load older pages until the message of `seq` is in the thread (a bounded number of them), then scroll to it. */
+async function reveal(id, seq, messageId) {
+  const found = thread(id);
+  try {
+    for (let page = 0; page < REVEAL_PAGES && found.hasOlder && firstSeq(found) > seq; page += 1) {
+      const older = await api.get(`/v1/conversations/${id}/messages?before_seq=${firstSeq(found)}&limit=${PAGE}`);
+      for (const message of older.messages) accept(message);
+      found.hasOlder = older.has_more;
+      if (id !== state.current) return;
+    }
+  } catch (error) {
+    fail(error);
+  }
+  if (id !== state.current) return;
+  renderThread({ keepBottom: false });
+  const item = [...byId('messages').children].find((li) => li.dataset.id === messageId);
+  if (item) item.scrollIntoView({ block: 'center' });
+}
+
+async function chatWith(user) {
+  setText(byId('search-error'), '');
+  try {
+    state.users.set(user.id, user);
+    await startDirect(user);
+  } catch (error) {
+    setText(byId('search-error'), describe(error));
+  }
+}
+
+function renderSearchScope() {
+  const conversation = state.conversations.get(state.current);
+  byId('search-scope-row').hidden = !conversation;
+  if (conversation) setText(byId('search-scope-text'), `Only in “${titleOf(conversation)}”`);
+}
+
+function renderSearch() {
+  byId('sidebar').classList.toggle('searching', search.open);
+  byId('search-results').hidden = !search.open;
+  setText(byId('search-error'), search.error);
+  if (!search.open) {
+    byId('people').replaceChildren();
+    byId('found').replaceChildren();
+    return;
+  }
+  const conversation = state.conversations.get(search.conversationId);
+  setText(
+    byId('search-heading'),
+    search.conversationId ? `Results in “${conversation ? titleOf(conversation) : 'a conversation'}”` : 'Search results',
+  );
+  setText(byId('search-status'), search.loading ? 'Searching…' : '');
+  // Nothing found is said only once the search answered; while it runs, or if it failed, the list stays empty.
+  const none = (kind, words) =>
+    !search.loading && !search.failed[kind] && search[kind].length === 0 ? [h('li', { class: 'empty' }, words)] : [];
+  byId('people-results').hidden = !search.withPeople;
+  byId('people').replaceChildren(...search.people.map(personItem), ...none('people', 'No one found.'));
+  byId('found').replaceChildren(...search.messages.map(foundItem), ...none('messages', 'No messages found.'));
+  const more = byId('search-more');
+  more.hidden = !search.cursor || search.loading;
+  more.disabled = search.loadingMore;
+  setText(more, search.loadingMore ? 'Loading more…' : 'More results');
+}
+
+function personItem(user) {
+  const name = user.display_name || user.username;
+  const me = state.me && user.id === state.me.id;
+  const parts = [
+    h('span', { class: 'avatar', 'aria-hidden': 'true' }, initial(name)),
+    h(
+      'span',
+      { class: 'summary' },
+      h('span', { class: 'title', dir: 'auto' }, name, me ? ' (you)' : ''),
+      h('span', { class: 'preview', dir: 'auto' }, `@${user.username}`),
+    ),
+  ];
+  return h(
+    'li',
+    { dataset: { userId: user.id } },
+    me
+      ? h('div', { class: 'conversation' }, ...parts)
+      : h('button', { type: 'button', class: 'conversation', onclick: () => chatWith(user) }, ...parts),
+  );
+}
+
+function foundItem(message) {
+  const conversation = state.conversations.get(message.conversation_id);
+  const sender = message.sender_id === state.me.id ? 'You' : message.sender_name || nameOf(message.sender_id);
+  return h(
+    'li',
+    { dataset: { id: message.id, conversationId: message.conversation_id } },
+    h(
+      'button',
+      { type: 'button', class: 'result', onclick: () => openFound(message) },
+      h(
+        'span',
+        { class: 'meta' },
+        h('span', { class: 'who', dir: 'auto' }, sender),
+        h('span', { class: 'where', dir: 'auto' }, conversation ? titleOf(conversation) : ''),
+        h('time', { datetime: message.created_at }, shortTime(message.created_at)),
+      ),
+      h('span', { class: 'text', dir: 'auto' }, ...highlighted(message.text, message.highlights, SNIPPET)),
+    ),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -750,6 +994,7 @@ function renderThreadHead() {
 function renderThread({ keepBottom = true } = {}) {
   const conversation = state.conversations.get(state.current);
   const open = Boolean(conversation);
+  renderSearchScope();
   byId('thread-empty').hidden = open;
   byId('thread-head').hidden = !open;
   byId('scroller').hidden = !open;
@@ -802,6 +1047,7 @@ function messageItem(conversation, message, seen) {
   const mine = message.sender_id === state.me.id;
   const classes = ['message', mine ? 'mine' : 'theirs'];
   if (message.recalled) classes.push('recalled');
+  if (state.target && state.target.messageId === message.id) classes.push('target');
   let status = null;
   if (mine && seen.seq === message.seq) {
     status = conversation.kind === 'direct' ? 'Seen' : `Seen by ${seen.by}`;
@@ -963,6 +1209,12 @@ function bind() {
   });
   byId('direct-form').addEventListener('submit', submitDirect);
   byId('group-form').addEventListener('submit', submitGroup);
+  byId('search-form').addEventListener('submit', submitSearch);
+  byId('search-close').addEventListener('click', () => closeSearch({ focus: true }));
+  byId('search-more').addEventListener('click', moreResults);
+  byId('search-query').addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && search.open) closeSearch({ focus: true });
+  });
   byId('back').addEventListener('click', closeThread);
   byId('composer').addEventListener('submit', submitMessage);
   byId('composer-text').addEventListener('keydown', composerKey);

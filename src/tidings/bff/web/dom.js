@@ -40,6 +40,36 @@ export function codePoints(text) {
   return count;
 }
 
+// How much of a long text is shown before its first match, in code points.
+const LEAD_IN = 40;
+
+/**
+ * `text` with the `[start, end)` spans marked, as text nodes and <mark> elements (never markup): the spans are
+ * Unicode code point offsets, as search returns them, so the text is cut by code points, not UTF-16 units. A long
+ * text keeps `max` code points from a little before its first match, with "…" where it was cut; spans out of order,
+ * overlapping or past the end are clamped rather than trusted.
+ */
+export function highlighted(text, spans, max = Infinity) {
+  const chars = Array.from(text);
+  const sorted = [...spans].sort((a, b) => a.start - b.start);
+  const lead = sorted.length ? Math.max(0, sorted[0].start - LEAD_IN) : 0;
+  const from = chars.length > max ? Math.max(0, Math.min(lead, chars.length - max)) : 0;
+  const to = Math.min(chars.length, from + max);
+  const parts = from > 0 ? ['…'] : [];
+  let at = from;
+  for (const span of sorted) {
+    const start = Math.max(at, Math.min(span.start, to));
+    const end = Math.max(start, Math.min(span.end, to));
+    if (!(end > start)) continue; // empty, or not a number
+    if (start > at) parts.push(chars.slice(at, start).join(''));
+    parts.push(h('mark', {}, chars.slice(start, end).join('')));
+    at = end;
+  }
+  if (to > at) parts.push(chars.slice(at, to).join(''));
+  if (to < chars.length) parts.push('…');
+  return parts;
+}
+
 export const numberFormat = new Intl.NumberFormat();
 
 /** "14:05" today, "Mon 14:05" this week, a date otherwise. */

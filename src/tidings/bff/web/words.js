@@ -30,6 +30,7 @@ const REASONS = {
   NOT_A_GROUP: 'That works in groups only.',
   GROUP_TOO_LARGE: 'The group would have too many members.',
   USER_BLOCKED: 'This person does not accept your messages.',
+  SEARCH_UNAVAILABLE: 'Search is unavailable right now; everything else works. Try again shortly.',
 };
 
 /** One sentence for an error from the API (an ApiError) or anything else that was thrown. */

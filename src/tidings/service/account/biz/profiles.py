@@ -104,8 +104,14 @@ class Profiles:
             found = await self._search.search_users(query.strip(), limit)
         except SearchUnavailable:
             raise common_errors.search_unavailable("user search is unavailable; try again shortly") from None
-        accounts = await self._users.get_accounts([doc.id for doc in found])
-        return [accounts[doc.id].user for doc in found if doc.id in accounts and not accounts[doc.id].banned]
+        # The index follows sign-ups within seconds; a whole username is also read from the store, first, so someone
+        # who has just signed up is found by it at once (a client looks a person up by username to write to them).
+        username = rules.normalize_username(query.strip())
+        exact = await self._users.get_by_username(username) if rules.username_problem(username) is None else None
+        ids = [exact.user.id] if exact is not None else []
+        ids += [doc.id for doc in found if doc.id not in ids][: limit - len(ids)]
+        accounts = await self._users.get_accounts(ids)
+        return [accounts[id_].user for id_ in ids if id_ in accounts and not accounts[id_].banned]
 
     async def block(self, blocker_id: int, blocked_id: int) -> None:
         if blocker_id == blocked_id:
