@@ -301,3 +301,17 @@ class RecordingLogger:
 
     def error(self, event: str, *args: Any, **fields: Any) -> None:
         self.lines.append(("error", event, fields))
+
+
+class RecordingProgress:
+    """A ``Progress`` keeping what a run told it: each total it started with, and the items done."""
+
+    def __init__(self) -> None:
+        self.totals: list[int | None] = []
+        self.done = 0
+
+    def start(self, total: int | None) -> None:
+        self.totals.append(total)
+
+    def advance(self, n: int) -> None:
+        self.done += n

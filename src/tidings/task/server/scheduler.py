@@ -27,6 +27,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from tidings.pkg.clock import Clock, SystemClock
 from tidings.task.biz.errors import LeaseLost
+from tidings.task.biz.progress import NO_PROGRESS, Progress
 from tidings.task.biz.runs import Lease, Run, RunLog
 from tidings.task.service.jobs import Job
 
@@ -204,11 +205,11 @@ class Scheduler:
             raise KeyError(name)
         return job
 
-    async def run_now(self, name: str) -> Run:
-        """Run the task ``name`` once, now, under its lease (recorded like a scheduled run): for a process that does
-        not run the loop (``tidings task run``). ``RunningElsewhere`` while another process runs it, ``KeyError``
-        for an unknown task."""
-        run = await self._run_leased(self._job(name), {}, due_only=False)
+    async def run_now(self, name: str, progress: Progress = NO_PROGRESS) -> Run:
+        """Run the task ``name`` once, now, under its lease (recorded like a scheduled run), telling ``progress`` how
+        far it has come: for a process that does not run the loop (``tidings task run``). ``RunningElsewhere`` while
+        another process runs it, ``KeyError`` for an unknown task."""
+        run = await self._run_leased(self._job(name), {}, due_only=False, progress=progress)
         if run is None:
             raise RunningElsewhere(name)
         return run
@@ -225,7 +226,9 @@ class Scheduler:
             await self.tick()
             await asyncio.sleep(self._tick_s)
 
-    async def _run_leased(self, job: Job, last: dict[str, Run], *, due_only: bool = True) -> Run | None:
+    async def _run_leased(
+        self, job: Job, last: dict[str, Run], *, due_only: bool = True, progress: Progress = NO_PROGRESS
+    ) -> Run | None:
         """Run ``job`` if this process gets its lease (and, with ``due_only``, if the shared log still says it is
         due); the run, or ``None`` if it did not run here. The lease is given back at the end."""
         lease = self._leases[job.name]
@@ -241,7 +244,7 @@ class Scheduler:
                 last.update(await self._runs.last_runs([job.name]))
                 if not self._due(job, last.get(job.name)):
                     return None
-            return await self._run_job(job, lease, last)
+            return await self._run_job(job, lease, last, progress)
         except Exception as exc:  # the log could not be read: run nothing rather than twice
             log.warning("task runs unknown", job=job.name, error=str(exc))
             return None
@@ -249,7 +252,7 @@ class Scheduler:
             with contextlib.suppress(Exception):  # an unreleased lease expires by itself
                 await lease.release()
 
-    async def _run_job(self, job: Job, lease: Lease, last: dict[str, Run]) -> Run | None:
+    async def _run_job(self, job: Job, lease: Lease, last: dict[str, Run], progress: Progress) -> Run | None:
         """Run ``job`` under ``lease``, recording its start first; ``None`` if the start could not be recorded."""
         start = Run(job.name, self._clock.now_ms(), None, "running")
         try:
@@ -264,7 +267,7 @@ class Scheduler:
         renewing = asyncio.create_task(self._renew(lease), name=f"renew {job.name}")
         try:
             async with asyncio.timeout(job.timeout_s):
-                items = await job.run()
+                items = await job.run(progress)
         except TimeoutError:
             outcome, error = "timeout", f"did not finish within {job.timeout_s:g} s"
             log.warning("task job timed out", job=job.name, timeout_s=job.timeout_s)
