@@ -241,7 +241,7 @@ def _utc(ms: int) -> str:
 
 @task_app.command("list")
 def task_list(config: ConfigOption = None) -> None:
-    """Each task: its schedule (cron, UTC), its last run and how it ended, and when it runs next."""
+    """Each task: its schedule (cron, UTC, or on demand), its last run and how it ended, and when it runs next."""
     tasks = _with_scheduler(config, lambda scheduler: scheduler.status())
     rows = [("TASK", "SCHEDULE", "LAST RUN (UTC)", "OUTCOME", "ITEMS", "NEXT RUN (UTC)")]
     for task in tasks:
@@ -249,11 +249,11 @@ def task_list(config: ConfigOption = None) -> None:
         rows.append(
             (
                 task.name,
-                task.schedule,
+                task.schedule or "on demand",
                 _utc(last.started_at_ms) if last else "never",
                 last.outcome if last else "",
                 str(last.items) if last else "",
-                "due now" if task.due else _utc(task.next_at_ms),
+                "-" if task.next_at_ms is None else "due now" if task.due else _utc(task.next_at_ms),
             )
         )
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]

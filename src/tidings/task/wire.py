@@ -35,8 +35,9 @@ from tidings.task.service.pruning import REFRESH_TOKEN_RETENTION, RESERVATIONS, 
 from tidings.task.service.reconcile import RECONCILE, reconcile_job
 from tidings.task.service.stats import STATS, stats
 
-# Each task's schedule unless ``task.schedules`` names another (cron, UTC).
-DEFAULT_SCHEDULES = {
+# Each task's schedule unless ``task.schedules`` names another (cron, UTC); ``None``: on demand only (``tidings task
+# run``), unless ``task.schedules`` gives it one.
+DEFAULT_SCHEDULES: dict[str, str | None] = {
     REFRESH_TOKEN_RETENTION: "17 * * * *",
     STATS: "10 * * * *",
     RESERVATIONS: "23 * * * *",
@@ -51,7 +52,7 @@ CONSUMED_TOPICS = (*chat_topics.ALL, *account_topics.ALL, CACHE_INVALIDATE)
 STATS_QUERY_TIMEOUT_S = 120.0
 
 
-def schedules(configured: dict[str, str]) -> dict[str, str]:
+def schedules(configured: dict[str, str]) -> dict[str, str | None]:
     """Every task's schedule: the configured ones over the defaults; a ``ConfigError`` naming an unknown task."""
     for name in configured:
         if name not in DEFAULT_SCHEDULES:

@@ -23,7 +23,7 @@ START_MS = 1_796_569_380_000
 MINUTE_MS = 60_000
 
 
-def counting(name: str, schedule: str, calls: list[str], result: int = 1) -> Job:
+def counting(name: str, schedule: str | None, calls: list[str], result: int = 1) -> Job:
     async def run(_: Progress) -> int:
         calls.append(name)
         return result
@@ -259,3 +259,23 @@ async def test_a_dry_run_counts_what_a_run_would_delete_and_deletes_nothing() ->
     assert len(tokens.expiries) == 4
     with pytest.raises(ValueError, match="no dry run"):
         await scheduler([counting("a", "0 * * * *", [])], table)[0].preview("a")
+
+
+async def test_a_task_on_demand_runs_only_when_asked_not_even_to_finish_a_run_cut_short() -> None:
+    calls: list[str] = []
+    table = FakeTaskRuns(FakeClock(START_MS), ttl_s=30)
+    runner, registry = scheduler([counting("a", None, calls), counting("b", "0 * * * *", calls)], table)
+    assert await runner.tick() == ["b"]
+    [on_demand, scheduled] = await runner.status()
+    assert (on_demand.schedule, on_demand.next_at_ms, on_demand.due) == (None, None, False)
+    assert scheduled.next_at_ms == START_MS + 57 * MINUTE_MS  # 16:00
+    # Its run dies midway (its lease lapses): the scheduler leaves it for an operator to run again.
+    dead = table.leases("p2").lease("a")
+    assert await dead.acquire()
+    await dead.record(Run("a", START_MS, None, "running"))
+    table.clock.advance(s=31)
+    assert await runner.tick() == []
+    assert (await runner.run_now("a")).outcome == "ok"
+    assert calls == ["b", "a"]
+    # No period, so no alert for it.
+    assert registry.get_sample_value("tidings_task_period_seconds", {"task": "a"}) is None

@@ -52,15 +52,22 @@ def period_s(schedule: str) -> float:
     return float(times.get_next(float) - first)
 
 
+def _next_run(schedule: str | None, due: bool, now_ms: int) -> int | None:
+    """When a task runs next: now if it is ``due``, else at its next scheduled time; never on its own on demand."""
+    if schedule is None:
+        return None
+    return now_ms if due else next_scheduled_ms(schedule, now_ms)
+
+
 @dataclass(frozen=True)
 class TaskStatus:
     """A task as ``tidings task list`` shows it: its schedule, its last run, and when it runs next (``due``: at the
-    runner's next tick)."""
+    runner's next tick). A task on demand has no schedule and no next run."""
 
     name: str
-    schedule: str
+    schedule: str | None
     last: Run | None
-    next_at_ms: int
+    next_at_ms: int | None
     due: bool
 
 
@@ -140,7 +147,8 @@ class Scheduler:
         self._last: dict[str, Run] | None = None
         self._loop: asyncio.Task[None] | None = None
         for job in self._jobs:
-            metrics.period.labels(job.name).set(period_s(job.schedule))
+            if job.schedule is not None:  # a task on demand has no period to miss (nor an alert)
+                metrics.period.labels(job.name).set(period_s(job.schedule))
 
     @property
     def name(self) -> str:
@@ -176,16 +184,9 @@ class Scheduler:
         now = self._clock.now_ms()
         answer = []
         for job in self._jobs:
-            due = self._due(job, last.get(job.name))
-            answer.append(
-                TaskStatus(
-                    job.name,
-                    job.schedule,
-                    last.get(job.name),
-                    now if due else next_scheduled_ms(job.schedule, now),
-                    due,
-                )
-            )
+            run = last.get(job.name)
+            due = self._due(job, run)
+            answer.append(TaskStatus(job.name, job.schedule, run, _next_run(job.schedule, due, now), due))
         return answer
 
     @property
@@ -216,7 +217,10 @@ class Scheduler:
 
     def _due(self, job: Job, last: Run | None) -> bool:
         """Whether ``job`` should run now, given its ``last`` run: never ran, or not since its last scheduled time,
-        or left unfinished (whether its runner still runs it, only its lease can tell)."""
+        or left unfinished (whether its runner still runs it, only its lease can tell). A task on demand never is,
+        not even to finish a run cut short: an operator runs it again."""
+        if job.schedule is None:
+            return False
         if last is None or last.finished_at_ms is None:
             return True
         return last.started_at_ms < last_scheduled_ms(job.schedule, self._clock.now_ms())

@@ -87,7 +87,7 @@ class DeadLettersEntry:
                 self._request.show(line)
 
 
-def dead_letters(entry: DeadLettersEntry, *, schedule: str) -> Job:
+def dead_letters(entry: DeadLettersEntry, *, schedule: str | None) -> Job:
     return Job(DEAD_LETTERS, schedule=schedule, run=entry.run, preview=entry.preview, timeout_s=DEAD_LETTERS_TIMEOUT_S)
 
 
