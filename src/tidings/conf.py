@@ -164,8 +164,8 @@ class TaskConf(Section):
     # A pause between two batches of a task, to spread a large backlog's load on the database over time.
     batch_pause_s: float = Field(default=0.0, ge=0, le=60)
     # When each task runs, as a cron expression in UTC, by task name; a task not named here keeps its own default
-    # (refresh-token-retention: hourly at :17; reservations: hourly at :23; reconcile: hourly at :41). An unknown
-    # name stops the task module at start.
+    # (refresh-token-retention: hourly at :17; reservations: hourly at :23; reconcile: hourly at :41; reindex: on
+    # demand only, by tidings task run). An unknown name stops the task module at start.
     schedules: dict[str, CronExpression] = Field(default_factory=dict)
     # Refresh tokens are deleted this long after they expire (until then a client is told TOKEN_EXPIRED).
     refresh_token_grace_s: float = Field(default=7 * 86_400, ge=0)
@@ -179,6 +179,10 @@ class TaskConf(Section):
     stats_settle_s: float = Field(default=300.0, ge=0, le=86_400)
     # stats: at most this many hours (and as many days) computed per run; a longer backfill goes on at the next runs.
     stats_max_buckets: int = Field(default=168, ge=1, le=10_000)
+    # reindex: after its copy, the rebuild copies again what was created (or updated) since it began, less this: a
+    # message the index job indexed before the rebuilt index was written, but the persist job stored only after the
+    # copy had passed its place. More than the persist job ever lags behind the index job.
+    reindex_margin_s: float = Field(default=600.0, ge=0, le=7 * 86_400)
 
 
 class Settings(BaseSettings):

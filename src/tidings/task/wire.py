@@ -21,11 +21,13 @@ from tidings.service.chat.store.reservations import count_prunable_reservations,
 from tidings.task.biz.deadletters import DeadLetters
 from tidings.task.biz.pruning import Pruning
 from tidings.task.biz.reconcile import CachedStates, Reconcile
+from tidings.task.biz.reindex import Reindex
 from tidings.task.biz.stats import StatsRollup
 from tidings.task.data.deadletters import BusDeadLetters, SQLReplayLog
 from tidings.task.data.leases import SQLLeases
 from tidings.task.data.pruning import Count, Prune, SQLAgedRows
 from tidings.task.data.reconcile import CachedChatStates, NoCachedStates, ReconcileMetrics, SQLConversations
+from tidings.task.data.reindex import SQLIndexSource
 from tidings.task.data.runs import SQLRunLog
 from tidings.task.data.stats import SQLActivitySource, SQLRollups
 from tidings.task.server.scheduler import Scheduler, TaskMetrics
@@ -33,6 +35,7 @@ from tidings.task.service.deadletters import DEAD_LETTERS, DeadLetterRequest, De
 from tidings.task.service.jobs import Job
 from tidings.task.service.pruning import REFRESH_TOKEN_RETENTION, RESERVATIONS, pruning_job
 from tidings.task.service.reconcile import RECONCILE, reconcile_job
+from tidings.task.service.reindex import REINDEX, reindex_job
 from tidings.task.service.stats import STATS, stats
 
 # Each task's schedule unless ``task.schedules`` names another (cron, UTC); ``None``: on demand only (``tidings task
@@ -43,6 +46,7 @@ DEFAULT_SCHEDULES: dict[str, str | None] = {
     RESERVATIONS: "23 * * * *",
     DEAD_LETTERS: "25 * * * *",
     RECONCILE: "41 * * * *",
+    REINDEX: None,
 }
 
 # The topics the job module's consumers read; each has its dead-letter topic, ``<topic>.dlq``.
@@ -113,6 +117,20 @@ async def build(
         settle_s=infra.settings.cache.invalidate_delay_s + 1,
     )
     jobs.append(reconcile_job(reconcile, schedule=when[RECONCILE]))
+
+    search = await infra.search()
+    reindex = Reindex(
+        SQLIndexSource(engine, statements=await infra.statements_engine()),
+        search,
+        search,
+        leases.lease(REINDEX),
+        clock.now_ms,
+        log.get("task.reindex"),
+        batch=conf.batch_size,
+        pause_s=conf.batch_pause_s,
+        margin_s=conf.reindex_margin_s,
+    )
+    jobs.append(reindex_job(reindex, schedule=when[REINDEX]))
     return Scheduler(
         jobs,
         leases,

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from tidings.pkg.logger import Logger
 from tidings.task.biz.progress import NO_PROGRESS, Progress
+from tidings.task.biz.runs import Checkpoint
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,6 @@ class CachedStates(Protocol):
     async def evict(self, drifts: Sequence[Drift]) -> None:
         """Delete the entries: their next read loads them from the database."""
         ...
-
-
-class Checkpoint(Protocol):
-    async def load_checkpoint(self) -> str: ...
-
-    async def save_checkpoint(self, checkpoint: str) -> None: ...
 
 
 class Reconcile:

@@ -27,6 +27,14 @@ class RunLog(Protocol):
     async def last_runs(self, names: Sequence[str]) -> dict[str, Run]: ...
 
 
+class Checkpoint(Protocol):
+    """Where a task goes on from (a ``Lease``'s part its use case needs)."""
+
+    async def load_checkpoint(self) -> str: ...
+
+    async def save_checkpoint(self, checkpoint: str) -> None: ...
+
+
 class Lease(Protocol):
     """The right to run one task, held by one process of the fleet at a time for ``ttl`` and renewed while it runs.
 
