@@ -16,7 +16,9 @@ sender but not its real recall (``rebuilt_tombstone_version``). A sender's renam
 read of names and its write is caught by renaming, once more, the senders updated since the rebuild began.
 
 The checkpoint (fenced by the task's lease) holds the versions being built, the phase and the last place copied, so
-a run that is killed or times out goes on into the same versions, from there, at the next ``tidings task run``.
+a run that is killed or times out goes on into the same versions, from there, at the next ``tidings task run``
+(meanwhile every writer keeps writing both versions). A runner that lost its lease has its next checkpoint refused,
+which stops it; the one batch it may have written meanwhile is versioned like any copy, so it changes nothing.
 """
 
 from __future__ import annotations
