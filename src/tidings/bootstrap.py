@@ -264,6 +264,7 @@ def search_index(conf: SearchConf) -> SearchIndex:
             timeout_s=conf.timeout_s,
             replicas=conf.replicas,
             task_timeout_s=conf.task_timeout_s,
+            alias_cache_s=conf.alias_cache_s,
         )
     return FTS5Index(conf.url, namespace=conf.namespace, timeout_s=conf.timeout_s)
 

@@ -33,6 +33,7 @@ from tidings.service.chat import wire as chat_wire
 from tidings.task import wire as task_wire
 from tidings.task.biz.deadletters import BadSelection
 from tidings.task.biz.errors import Unavailable as TaskUnavailable
+from tidings.task.server import progress
 from tidings.task.server.scheduler import RunningElsewhere, Scheduler
 from tidings.task.service import deadletters
 
@@ -240,7 +241,7 @@ def _utc(ms: int) -> str:
 
 @task_app.command("list")
 def task_list(config: ConfigOption = None) -> None:
-    """Each task: its schedule (cron, UTC), its last run and how it ended, and when it runs next."""
+    """Each task: its schedule (cron, UTC, or on demand), its last run and how it ended, and when it runs next."""
     tasks = _with_scheduler(config, lambda scheduler: scheduler.status())
     rows = [("TASK", "SCHEDULE", "LAST RUN (UTC)", "OUTCOME", "ITEMS", "NEXT RUN (UTC)")]
     for task in tasks:
@@ -248,11 +249,11 @@ def task_list(config: ConfigOption = None) -> None:
         rows.append(
             (
                 task.name,
-                task.schedule,
+                task.schedule or "on demand",
                 _utc(last.started_at_ms) if last else "never",
                 last.outcome if last else "",
                 str(last.items) if last else "",
-                "due now" if task.due else _utc(task.next_at_ms),
+                "-" if task.next_at_ms is None else "due now" if task.due else _utc(task.next_at_ms),
             )
         )
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
@@ -304,12 +305,15 @@ def task_run(
     request = _dead_letter_request(name, replay, topic, reason or [], offset or [], limit)
 
     async def run(scheduler: Scheduler) -> str:
+        if name not in scheduler.names:  # before a progress bar is drawn for it
+            raise Fatal(f"no task named {name!r} (known: {', '.join(scheduler.names)})")
         try:
             if dry_run:
                 return (
                     f"{name}: a run now would handle {await scheduler.preview(name)} items (dry run: nothing changed)"
                 )
-            done = await scheduler.run_now(name)
+            with progress.shown(name) as shown:  # a bar on a terminal (stderr), a line now and then elsewhere
+                done = await scheduler.run_now(name, shown)
         except KeyError:
             raise Fatal(f"no task named {name!r} (known: {', '.join(scheduler.names)})") from None
         except ValueError as exc:

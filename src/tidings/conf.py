@@ -182,6 +182,10 @@ class TaskConf(Section):
     stats_settle_s: float = Field(default=300.0, ge=0, le=86_400)
     # stats: at most this many hours (and as many days) computed per run; a longer backfill goes on at the next runs.
     stats_max_buckets: int = Field(default=168, ge=1, le=10_000)
+    # reindex: after its copy, the rebuild copies again what was created (or updated) since it began, less this: a
+    # message the index job indexed before the rebuilt index was written, but the persist job stored only after the
+    # copy had passed its place. More than the persist job ever lags behind the index job.
+    reindex_margin_s: float = Field(default=600.0, ge=0, le=7 * 86_400)
 
 
 class Settings(BaseSettings):

@@ -1,5 +1,6 @@
 """The contract of the search index (``tidings.search.model.SearchIndex``): what a query finds, in which order and
-with which highlights, what a write may and may not overwrite, and the by-query edits.
+with which highlights, what a write may and may not overwrite, and the by-query edits; and of rebuilding it
+(``IndexAdmin``): a version written beside the searched one, swapped in, the old one dropped.
 
 A subclass provides a ``search`` fixture: an empty index, made ready (``ensure``), whose writes are visible to the
 next query.
@@ -7,11 +8,23 @@ next query.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tidings.api.common.v1 import errors as common_errors
 from tidings.pkg.errors import TidingsError
-from tidings.search.model import MessageDoc, MessageQuery, Recall, SearchIndex, UserDoc, version_at
+from tidings.search.model import (
+    KINDS,
+    IndexVersions,
+    MessageDoc,
+    MessageQuery,
+    Recall,
+    SearchIndex,
+    UserDoc,
+    rebuilt_tombstone_version,
+    version_at,
+)
 
 T0 = 1_700_000_000_000
 
@@ -199,3 +212,88 @@ class SearchIndexContract:
         (user,) = await search.search_users("alice", 10)
         assert user.display_name == "Alice Liddell"
         assert await search.search_users("old", 10) == []
+
+
+async def user_ids(search: SearchIndex, query: str) -> set[int]:
+    return {user.id for user in await search.search_users(query, 10)}
+
+
+class IndexAdminContract:
+    async def test_the_first_version_is_searched_and_written(self, search: SearchIndex) -> None:
+        for kind in KINDS:
+            assert await search.versions(kind) == IndexVersions(1, (1,))
+
+    async def test_a_rebuilt_version_is_written_beside_the_searched_one_until_the_swap(
+        self, search: SearchIndex
+    ) -> None:
+        await search.index_messages([message(1, "only the old version has it")])
+        assert await search.create_next("messages") == 2
+        assert await search.versions("messages") == IndexVersions(1, (1, 2))
+        assert await search.versions("users") == IndexVersions(1, (1,))
+        await search.put_messages(2, [message(2, "rebuilt from storage")])
+        await search.index_messages([message(3, "sent during the rebuild")])
+        # Searches still read the old version alone.
+        assert await found(search, "rebuilt") == []
+        assert await found(search, "old") == [1]
+        assert await found(search, "during") == [3]
+        await search.swap("messages", 2)
+        assert await search.versions("messages") == IndexVersions(2, (2,))
+        assert await found(search, "rebuilt") == [2]
+        assert await found(search, "during") == [3]  # written to both
+        assert await found(search, "old") == []
+        await search.swap("messages", 2)  # once is enough
+        assert await search.versions("messages") == IndexVersions(2, (2,))
+        assert await found(search, "rebuilt") == [2]
+        # From now on writes go to the new version alone.
+        await search.index_messages([message(4, "after the swap")])
+        assert await found(search, "swap") == [4]
+
+    async def test_a_put_leaves_a_newer_version_of_a_document_as_it_is(self, search: SearchIndex) -> None:
+        version = await search.create_next("messages")
+        # Recalled while the rebuild read the message from storage before the recall.
+        await search.recall_messages([Recall(1, 10, 1, version_at(T0 + 60_000))])
+        await search.put_messages(version, [message(1, "recalled words")])
+        # A recalled message rebuilt as a tombstone, then its send replayed.
+        tombstone = replace(message(2, "", version=rebuilt_tombstone_version(T0 + 2)), recalled=True)
+        await search.put_messages(version, [tombstone])
+        await search.index_messages([message(2, "replayed words")])
+        await search.swap("messages", version)
+        assert await found(search, "words") == []
+
+    async def test_edits_by_query_reach_every_version_written(self, search: SearchIndex) -> None:
+        docs = [message(i, f"news {i}", sender_id=7) for i in range(1, 4)]
+        await search.index_messages(docs)
+        version = await search.create_next("messages")
+        await search.put_messages(version, docs)
+        assert await search.rename_sender(7, "Ada L.") == 3 * 2
+        assert await search.delete_below(10, 2) == 1 * 2
+        await search.swap("messages", version)
+        hits = (await search.search_messages(MessageQuery("news", (10,)))).items
+        assert {hit.doc.id: hit.doc.sender_name for hit in hits} == {2: "Ada L.", 3: "Ada L."}
+
+    async def test_the_old_version_is_dropped_and_the_searched_one_never(self, search: SearchIndex) -> None:
+        await search.index_messages([message(1, "still found")])
+        version = await search.create_next("messages")
+        await search.put_messages(version, [message(1, "still found")])
+        with pytest.raises(ValueError, match="searched"):
+            await search.drop("messages", 1)
+        await search.swap("messages", version)
+        await search.drop("messages", 1)
+        await search.drop("messages", 1)  # gone already
+        with pytest.raises(ValueError, match="searched"):
+            await search.drop("messages", version)
+        assert await search.versions("messages") == IndexVersions(2, (2,))
+        assert await found(search, "still") == [1]
+        assert await search.create_next("messages") == 3
+
+    async def test_users_are_rebuilt_the_same_way(self, search: SearchIndex) -> None:
+        await search.index_users([UserDoc(1, "alice", "Alice Liddell", version_at(T0))])
+        version = await search.create_next("users")
+        await search.put_users(version, [UserDoc(2, "bob", "Robert Smith", version_at(T0))])
+        await search.index_users([UserDoc(3, "carol", "Carol Danvers", version_at(T0))])
+        assert await user_ids(search, "bob") == set()
+        await search.swap("users", version)
+        await search.drop("users", 1)
+        assert (await user_ids(search, "bob"), await user_ids(search, "alice")) == ({2}, set())
+        assert await user_ids(search, "carol") == {3}
+        assert await search.versions("users") == IndexVersions(version, (version,))

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from opensearchpy import AsyncOpenSearch
 
-from tests.contracts.search import SearchIndexContract, found, message
+from tests.contracts.search import IndexAdminContract, SearchIndexContract, found, message
 from tests.integration.conftest import OPENSEARCH_URL, unique
 from tidings.search.model import SearchUnavailable
 from tidings.search.opensearch import OpenSearchIndex
@@ -41,6 +41,10 @@ async def search(namespace: str) -> AsyncIterator[OpenSearchIndex]:
 
 
 class TestOpenSearchIndex(SearchIndexContract):
+    pass
+
+
+class TestOpenSearchIndexAdmin(IndexAdminContract):
     pass
 
 
@@ -102,3 +106,35 @@ async def test_a_write_before_migrate_is_unavailable_and_creates_no_index(namesp
     finally:
         await client.close()
         await index.close()
+
+
+async def test_a_writer_elsewhere_writes_the_rebuilt_index_once_its_aliases_are_read_again(namespace: str) -> None:
+    rebuilder = OpenSearchIndex(OPENSEARCH_URL, namespace=namespace, replicas=0, refresh=True)
+    # Another process's writer; with no cache it reads the write alias on every write.
+    writer = OpenSearchIndex(OPENSEARCH_URL, namespace=namespace, replicas=0, refresh=True, alias_cache_s=0)
+    client = AsyncOpenSearch(hosts=[OPENSEARCH_URL], timeout=10)
+    try:
+        await rebuilder.ensure()
+        version = await rebuilder.create_next("messages")
+        await writer.index_messages([message(1, "written to both")])
+        for index in (f"{namespace}messages-v1", f"{namespace}messages-v{version}"):
+            assert (await client.count(index=index))["count"] == 1
+        await rebuilder.swap("messages", version)
+        await rebuilder.drop("messages", 1)
+        await writer.index_messages([message(2, "written to the new one")])
+        assert await found(writer, "written") == [2, 1]
+        # No write recreated the dropped index, and a later migrate leaves the aliases where the swap put them.
+        await rebuilder.ensure()
+        aliases = await client.indices.get_alias(index=f"{namespace}*")
+        assert aliases == {
+            f"{namespace}messages-v2": {
+                "aliases": {f"{namespace}messages": {}, f"{namespace}messages-write": {"is_write_index": True}}
+            },
+            f"{namespace}users-v1": {
+                "aliases": {f"{namespace}users": {}, f"{namespace}users-write": {"is_write_index": True}}
+            },
+        }
+    finally:
+        await client.close()
+        await writer.close()
+        await rebuilder.close()

@@ -25,6 +25,7 @@ from tidings.service.chat.data.messages import SQLMessageRepo
 from tidings.service.chat.message import Message
 from tidings.service.chat.store.reservations import count_prunable_reservations, prune_reservations
 from tidings.task.biz.errors import LeaseLost
+from tidings.task.biz.progress import Progress
 from tidings.task.biz.pruning import Pruning
 from tidings.task.data.leases import SQLLease, SQLLeases
 from tidings.task.data.pruning import SQLAgedRows
@@ -120,7 +121,7 @@ async def test_two_task_processes_run_a_task_once_per_scheduled_time_across_a_ha
     clock = FakeClock(1_796_569_380_000)  # 15:03 UTC; the task runs at minute 0 of every hour
     calls: list[str] = []
 
-    async def count() -> int:
+    async def count(_: Progress) -> int:
         calls.append("retention")
         await asyncio.sleep(0.2)
         return 1

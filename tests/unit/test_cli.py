@@ -66,7 +66,9 @@ def test_a_bad_cron_expression_or_an_unknown_task_stops_the_task_module_with_one
     assert unknown.returncode != 0
     [line] = unknown.stderr.strip().splitlines()
     assert line.startswith("tidings: task.schedules.no-such-task: unknown task (known: ")
-    assert "refresh-token-retention, reservations, retention, stats" in line
+    known = line.split("(known: ")[1].rstrip(")").split(", ")
+    assert known == sorted(known)
+    assert {"refresh-token-retention", "reservations", "stats", "reindex", "retention"} <= set(known)
 
 
 def test_an_unreachable_database_is_named_without_a_traceback() -> None:
@@ -105,6 +107,7 @@ def test_task_list_run_and_dry_run_on_the_embedded_database(tmp_path: Path) -> N
     assert header.split() == ["TASK", "SCHEDULE", "LAST", "RUN", "(UTC)", "OUTCOME", "ITEMS", "NEXT", "RUN", "(UTC)"]
     assert ["refresh-token-retention", "17", "*", "*", "*", "*", "never", "due", "now"] in [row.split() for row in rows]
     assert ["stats", "10", "*", "*", "*", "*", "never", "due", "now"] in [row.split() for row in rows]
+    assert ["reindex", "on", "demand", "never", "-"] in [row.split() for row in rows]
     dry = run("task", "run", "refresh-token-retention", "--dry-run", "--config", config, cwd=tmp_path)
     assert dry.stdout.strip() == "refresh-token-retention: a run now would handle 0 items (dry run: nothing changed)"
     assert "never" in run("task", "list", "--config", config, cwd=tmp_path).stdout  # a dry run is not a run
@@ -120,6 +123,9 @@ def test_task_list_run_and_dry_run_on_the_embedded_database(tmp_path: Path) -> N
     # Nothing to count yet: the open hour and day, stored as zeros.
     rolled_up = run("task", "run", "stats", "--config", config, cwd=tmp_path)
     assert rolled_up.stdout.splitlines()[-1].startswith("stats: ok, 2 items in "), rolled_up.stderr
+    # Nothing to copy yet: the empty index rebuilt and swapped in, with no progress lines off a terminal.
+    rebuilt = run("task", "run", "reindex", "--config", config, cwd=tmp_path)
+    assert rebuilt.stdout.splitlines()[-1].startswith("reindex: ok, 0 items in "), rebuilt.stderr
     unknown = run("task", "run", "no-such-task", "--config", config, cwd=tmp_path)
     assert unknown.returncode != 0
     [line] = unknown.stderr.strip().splitlines()

@@ -121,6 +121,10 @@ class SearchConf(Section):
     # opensearch: how long an update or delete by query (a rename, retention) may run in the background before it
     # is reported failed and run again.
     task_timeout_s: float = Field(default=300.0, gt=0)
+    # opensearch: how long a process keeps which indices its writes go to (those behind a write alias) before it
+    # reads them again. A reindex waits this long (plus twice timeout_s) after adding the index it rebuilds before it
+    # copies, so the same value belongs on every process.
+    alias_cache_s: float = Field(default=2.0, ge=0, le=60)
 
 
 class IdGenConf(Section):

@@ -7,6 +7,10 @@ Writes are idempotent and ordered by an external version, the event's time in mi
 ms * 1000): an older or replayed event never overwrites a newer document, so a replayed send never brings a
 recalled message back. The room below the next millisecond is left for the in-place edits (a sender's rename)
 whose store adds one to the version.
+
+Each kind of document (``IndexKind``) lives in numbered versions of its index: one is searched, and writes go to
+every version written, which is the searched one and, while a rebuild runs, the version being rebuilt (``IndexAdmin``,
+which the ``reindex`` task uses to rebuild an index from the database and hand searches over to it).
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 from tidings.pkg import errors
 
 T = TypeVar("T")
+
+IndexKind = Literal["messages", "users"]
+KINDS: tuple[IndexKind, ...] = ("messages", "users")
 
 # The version of a document written for an event that happened at ``at_ms``.
 VERSION_PER_MS = 1000
@@ -31,6 +38,13 @@ MAX_LIMIT = 50
 def version_at(at_ms: int) -> int:
     """The external version of a document written for an event of ``at_ms`` (see the module's docstring)."""
     return at_ms * VERSION_PER_MS
+
+
+def rebuilt_tombstone_version(created_at_ms: int) -> int:
+    """The version of a recalled message's tombstone rebuilt from storage, which keeps no time of the recall: the
+    last one below the next millisecond. Above its send's and any rename of its sender's (a replayed send never brings
+    the message back), and below its real recall's, which came a millisecond or more after the send."""
+    return version_at(created_at_ms + 1) - 1
 
 
 class SearchUnavailable(Exception):
@@ -135,13 +149,61 @@ class SearchWriter(Protocol):
     async def index_users(self, docs: Sequence[UserDoc]) -> None: ...
 
     async def rename_sender(self, sender_id: int, sender_name: str) -> int:
-        """Store ``sender_name`` in every message of ``sender_id``; how many documents changed."""
+        """Store ``sender_name`` in every message of ``sender_id``; how many documents changed (in every version
+        written: twice while a rebuild runs)."""
 
     async def delete_below(self, conversation_id: int, seq: int) -> int:
-        """Remove a conversation's messages below ``seq`` (retention, moderation); how many were removed."""
+        """Remove a conversation's messages below ``seq`` (retention, moderation); how many were removed (in every
+        version written)."""
 
 
-class SearchIndex(MessageSearch, UserSearch, SearchWriter, Protocol):
+@dataclass(frozen=True)
+class IndexVersions:
+    """The versions of one kind's index: the one ``searched``, and the ones ``written`` (the searched one and, while
+    a rebuild runs, the rebuilt one), ascending."""
+
+    searched: int
+    written: tuple[int, ...]
+
+
+class IndexAdmin(Protocol):
+    """Rebuilding an index beside the one searched, then handing searches over to it at once.
+
+    A rebuild takes the ``create_next`` version, which every writer writes too from ``settle_s`` later on, fills it
+    (``put_messages``, ``put_users``: idempotent and versioned like the writes), then ``swap``s it in and ``drop``s
+    the old one. ``SearchUnavailable`` when the index does not answer.
+    """
+
+    @property
+    def settle_s(self) -> float:
+        """How long after a change of the versions written every writer, in every process, writes to the new ones
+        (writers may keep which versions they write for a moment)."""
+        ...
+
+    async def versions(self, kind: IndexKind) -> IndexVersions: ...
+
+    async def create_next(self, kind: IndexKind) -> int:
+        """A new, empty version numbered after every existing one, written from now on (but not searched); its
+        number."""
+        ...
+
+    async def put_messages(self, version: int, docs: Sequence[MessageDoc]) -> None:
+        """Write ``docs`` into that version alone (an existing one), leaving newer versions of them as they are."""
+        ...
+
+    async def put_users(self, version: int, docs: Sequence[UserDoc]) -> None: ...
+
+    async def swap(self, kind: IndexKind, version: int) -> None:
+        """Search and write that version alone from now on, both changed at once (a search never finds no index);
+        idempotent."""
+        ...
+
+    async def drop(self, kind: IndexKind, version: int) -> None:
+        """Delete a version (gone already is fine); ``ValueError`` for the one searched."""
+        ...
+
+
+class SearchIndex(MessageSearch, UserSearch, SearchWriter, IndexAdmin, Protocol):
     """An adapter: the ports above, its schema made ready (``ensure``, idempotent) and its connections closed."""
 
     async def ensure(self) -> None: ...

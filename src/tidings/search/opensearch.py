@@ -5,6 +5,11 @@ Each kind of document lives in a versioned index (``<ns>messages-v1``) that read
 moving the aliases. An index template per kind carries the settings and mappings every version gets; ``ensure``
 (run by ``tidings migrate``) puts the templates and creates the first index with its aliases, idempotently.
 
+Writes go to every index behind the write alias: its write index through the alias, and the others (an index being
+rebuilt, ``IndexAdmin``) by name. Which indices those are is read from the cluster and kept ``alias_cache_s``, so a
+rebuild waits ``settle_s`` after adding its index before it copies, and no write made meanwhile misses it. The swap
+moves both aliases in one ``_aliases`` request: a search finds either index whole, never none.
+
 Message text is analysed for CJK as well as Latin text: the standard tokenizer, ``cjk_width`` (full- and half-width
 forms folded), ``lowercase`` and ``cjk_bigram`` (Chinese, Japanese and Korean runs as overlapping bigrams, since
 they have no spaces between words), plus a ``text.std`` subfield with the standard analyzer, which single CJK
@@ -18,6 +23,8 @@ overwritten by a newer event, which is success. ``update_by_query`` and ``delete
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,6 +36,8 @@ from opensearchpy.helpers import async_bulk
 
 from tidings.pkg import log
 from tidings.search.model import (
+    IndexKind,
+    IndexVersions,
     MessageDoc,
     MessageHit,
     MessageQuery,
@@ -94,7 +103,8 @@ _USERS_MAPPING = {
 
 class OpenSearchIndex:
     """``SearchIndex`` on OpenSearch; ``namespace`` prefixes every index, alias and template name (tests and
-    fleets sharing a cluster). ``refresh`` makes each write visible to searches before it returns (tests)."""
+    fleets sharing a cluster). ``refresh`` makes each write visible to searches before it returns (tests);
+    ``alias_cache_s``: how long the indices behind a write alias are kept before they are read again."""
 
     def __init__(
         self,
@@ -106,6 +116,7 @@ class OpenSearchIndex:
         task_timeout_s: float = 300.0,
         task_attempts: int = 3,
         refresh: bool = False,
+        alias_cache_s: float = 2.0,
     ) -> None:
         self._client = AsyncOpenSearch(hosts=[url], timeout=timeout_s)
         self._namespace = namespace
@@ -114,6 +125,10 @@ class OpenSearchIndex:
         self._task_timeout_s = task_timeout_s
         self._task_attempts = task_attempts
         self._refresh = refresh
+        self._alias_cache_s = alias_cache_s
+        # By kind: until when (monotonic) the indices behind the write alias are taken as known, and the ones
+        # written by name (all but the write index, which the alias reaches).
+        self._written: dict[str, tuple[float, tuple[str, ...]]] = {}
         self._log = log.get("search.opensearch")
 
     def read_alias(self, kind: str) -> str:
@@ -123,7 +138,10 @@ class OpenSearchIndex:
         return f"{self._namespace}{kind}-write"
 
     def first_index(self, kind: str) -> str:
-        return f"{self._namespace}{kind}-v1"
+        return self.index(kind, 1)
+
+    def index(self, kind: str, version: int) -> str:
+        return f"{self._namespace}{kind}-v{version}"
 
     async def ensure(self) -> None:
         """Put both kinds' templates, then create each kind's first index behind its aliases unless the read alias
@@ -170,22 +188,13 @@ class OpenSearchIndex:
     # -- writes ---------------------------------------------------------------------------------------------------
 
     async def index_messages(self, docs: Sequence[MessageDoc]) -> None:
-        await self._bulk(
-            self.write_alias("messages"),
-            [(doc.id, doc.version, _message_source(doc)) for doc in docs],
-        )
+        await self._write("messages", [(doc.id, doc.version, _message_source(doc)) for doc in docs])
 
     async def recall_messages(self, recalls: Sequence[Recall]) -> None:
         await self.index_messages([tombstone(recall) for recall in recalls])
 
     async def index_users(self, docs: Sequence[UserDoc]) -> None:
-        await self._bulk(
-            self.write_alias("users"),
-            [
-                (doc.id, doc.version, {"id": doc.id, "username": doc.username, "display_name": doc.display_name})
-                for doc in docs
-            ],
-        )
+        await self._write("users", [(doc.id, doc.version, _user_source(doc)) for doc in docs])
 
     async def rename_sender(self, sender_id: int, sender_name: str) -> int:
         # Only documents still carrying another name: a run again after a failure touches what is left.
@@ -213,6 +222,73 @@ class OpenSearchIndex:
         return await self._by_query(
             "delete_by_query", body, "deleted", what=f"delete of conversation {conversation_id} below seq {seq}"
         )
+
+    # -- rebuilds (IndexAdmin) ------------------------------------------------------------------------------------
+
+    @property
+    def settle_s(self) -> float:
+        # A writer keeps the indices it writes for alias_cache_s, and a bulk request it made just before may take
+        # as long as its bound (twice the timeout) to land.
+        return self._alias_cache_s + 2 * self._timeout_s
+
+    async def versions(self, kind: IndexKind) -> IndexVersions:
+        async with self._translated():
+            searched = await self._client.indices.get_alias(name=self.read_alias(kind))
+            written = await self._client.indices.get_alias(name=self.write_alias(kind))
+        return IndexVersions(
+            max(self._versions(kind, searched), default=0), tuple(sorted(self._versions(kind, written)))
+        )
+
+    async def create_next(self, kind: IndexKind) -> int:
+        async with self._translated():
+            existing = await self._client.indices.get_alias(
+                index=f"{self._namespace}{kind}-v*", params={"expand_wildcards": "all"}
+            )
+            version = max(self._versions(kind, existing), default=0) + 1
+            # Behind the write alias from its creation on: never an index that writes could miss.
+            await self._client.indices.create(
+                index=self.index(kind, version),
+                body={"aliases": {self.write_alias(kind): {"is_write_index": False}}},
+            )
+        self._written.pop(kind, None)
+        return version
+
+    async def put_messages(self, version: int, docs: Sequence[MessageDoc]) -> None:
+        await self._bulk(
+            self.index("messages", version), [(doc.id, doc.version, _message_source(doc)) for doc in docs], alias=False
+        )
+
+    async def put_users(self, version: int, docs: Sequence[UserDoc]) -> None:
+        await self._bulk(
+            self.index("users", version), [(doc.id, doc.version, _user_source(doc)) for doc in docs], alias=False
+        )
+
+    async def swap(self, kind: IndexKind, version: int) -> None:
+        index, read, write = self.index(kind, version), self.read_alias(kind), self.write_alias(kind)
+        async with self._translated():
+            # What was put into it is searchable from the first search that reaches it.
+            await self._client.indices.refresh(index=index)
+            searched = await self._client.indices.get_alias(name=read)
+            written = await self._client.indices.get_alias(name=write)
+            actions: list[dict[str, Any]] = [
+                *({"remove": {"index": other, "alias": read}} for other in searched if other != index),
+                *({"remove": {"index": other, "alias": write}} for other in written if other != index),
+                {"add": {"index": index, "alias": read}},
+                {"add": {"index": index, "alias": write, "is_write_index": True}},
+            ]
+            await self._client.indices.update_aliases(body={"actions": actions})
+        self._written.pop(kind, None)
+
+    async def drop(self, kind: IndexKind, version: int) -> None:
+        if (await self.versions(kind)).searched == version:
+            raise ValueError(f"{self.index(kind, version)} is searched: swap another version in first")
+        async with self._translated():
+            await self._client.indices.delete(index=self.index(kind, version), params={"ignore": 404})
+
+    def _versions(self, kind: str, indices: Mapping[str, Any]) -> list[int]:
+        """The versions of ``kind`` among the names of ``indices`` (anything else sharing an alias is ignored)."""
+        pattern = re.compile(re.escape(f"{self._namespace}{kind}-v") + r"(\d+)")
+        return [int(found[1]) for name in indices if (found := pattern.fullmatch(name))]
 
     # -- reads ----------------------------------------------------------------------------------------------------
 
@@ -281,10 +357,34 @@ class OpenSearchIndex:
 
     # -- helpers --------------------------------------------------------------------------------------------------
 
-    async def _bulk(self, index: str, docs: Sequence[tuple[int, int, Mapping[str, Any]]]) -> None:
-        """Index ``docs`` (id, external version, source) in one bulk request; a version conflict means a newer
-        version is there already. Items refused for a transient cause raise ``SearchUnavailable``, the rest
-        ``RejectedDocument``."""
+    async def _write(self, kind: str, docs: Sequence[tuple[int, int, Mapping[str, Any]]]) -> None:
+        """Write ``docs`` to every index behind ``kind``'s write alias: its write index through the alias, the
+        others (an index being rebuilt) by name."""
+        if not docs:
+            return
+        others = await self._written_by_name(kind)
+        await self._bulk(self.write_alias(kind), docs, alias=True)
+        for index in others:
+            await self._bulk(index, docs, alias=False)
+
+    async def _written_by_name(self, kind: str) -> tuple[str, ...]:
+        """The indices behind ``kind``'s write alias but its write index, read again after ``alias_cache_s``."""
+        known = self._written.get(kind)
+        if known is not None and time.monotonic() < known[0]:
+            return known[1]
+        async with self._translated():
+            found = await self._client.indices.get_alias(name=self.write_alias(kind))
+        alias = self.write_alias(kind)
+        others = tuple(sorted(name for name, spec in found.items() if not spec["aliases"][alias].get("is_write_index")))
+        # An alias of one index writes to it whether it says so or not.
+        others = others if len(found) > 1 else ()
+        self._written[kind] = (time.monotonic() + self._alias_cache_s, others)
+        return others
+
+    async def _bulk(self, index: str, docs: Sequence[tuple[int, int, Mapping[str, Any]]], *, alias: bool) -> None:
+        """Index ``docs`` (id, external version, source) in one bulk request to ``index``, an ``alias`` or an
+        index's name; a version conflict means a newer version is there already. Items refused for a transient
+        cause raise ``SearchUnavailable``, the rest ``RejectedDocument``."""
         if not docs:
             return
         actions = [
@@ -306,8 +406,9 @@ class OpenSearchIndex:
                 chunk_size=len(actions),
                 max_chunk_bytes=100 * 1024 * 1024,
                 refresh="wait_for" if self._refresh else "false",
-                # Never create an index by writing to a name that is not there yet (before tidings migrate).
-                require_alias="true",
+                # Never create an index by writing to an alias that is not there yet (before tidings migrate). An
+                # index written by name is one create_next made.
+                require_alias="true" if alias else "false",
             )
         assert isinstance(failed, list)
         errors = [item.get("index", item) for item in failed]
@@ -319,14 +420,15 @@ class OpenSearchIndex:
             raise RejectedDocument(f"search index refused {len(errors)} of {len(docs)} documents: {errors[0]}")
 
     async def _by_query(self, operation: str, body: Mapping[str, Any], counted: str, *, what: str) -> int:
-        """Run ``update_by_query`` or ``delete_by_query`` as a background task, wait for it (bounded), and run it
-        again while it reports failures or version conflicts; the total it ``counted``."""
+        """Run ``update_by_query`` or ``delete_by_query`` as a background task over every index written (the one
+        searched, and one being rebuilt), wait for it (bounded), and run it again while it reports failures or
+        version conflicts; the total it ``counted``."""
         run = getattr(self._client, operation)
         total = 0
         for attempt in range(1, self._task_attempts + 1):
             async with self._translated():
                 started = await run(
-                    index=self.read_alias("messages"),
+                    index=self.write_alias("messages"),
                     body=body,
                     params={"wait_for_completion": "false", "conflicts": "proceed", "refresh": "true"},
                 )
@@ -399,6 +501,10 @@ def _message_source(doc: MessageDoc) -> dict[str, Any]:
         "text": "" if doc.recalled else doc.text,
         "recalled": doc.recalled,
     }
+
+
+def _user_source(doc: UserDoc) -> dict[str, Any]:
+    return {"id": doc.id, "username": doc.username, "display_name": doc.display_name}
 
 
 def _hit(hit: Mapping[str, Any]) -> MessageHit:

@@ -21,12 +21,14 @@ from tidings.service.chat.store.reservations import count_prunable_reservations,
 from tidings.task.biz.deadletters import DeadLetters
 from tidings.task.biz.pruning import Pruning
 from tidings.task.biz.reconcile import CachedStates, Reconcile
+from tidings.task.biz.reindex import Reindex
 from tidings.task.biz.retention import MessageRetention, RecentWindows
 from tidings.task.biz.stats import StatsRollup
 from tidings.task.data.deadletters import BusDeadLetters, SQLReplayLog
 from tidings.task.data.leases import SQLLeases
 from tidings.task.data.pruning import Count, Prune, SQLAgedRows
 from tidings.task.data.reconcile import CachedChatStates, NoCachedStates, ReconcileMetrics, SQLConversations
+from tidings.task.data.reindex import SQLIndexSource
 from tidings.task.data.retention import NoWindows, SQLHistory
 from tidings.task.data.runs import SQLRunLog
 from tidings.task.data.stats import SQLActivitySource, SQLRollups
@@ -35,17 +37,20 @@ from tidings.task.service.deadletters import DEAD_LETTERS, DeadLetterRequest, De
 from tidings.task.service.jobs import Job
 from tidings.task.service.pruning import REFRESH_TOKEN_RETENTION, RESERVATIONS, pruning_job
 from tidings.task.service.reconcile import RECONCILE, reconcile_job
+from tidings.task.service.reindex import REINDEX, reindex_job
 from tidings.task.service.retention import RETENTION, retention_job
 from tidings.task.service.stats import STATS, stats
 
-# Each task's schedule unless ``task.schedules`` names another (cron, UTC).
-DEFAULT_SCHEDULES = {
+# Each task's schedule unless ``task.schedules`` names another (cron, UTC); ``None``: on demand only (``tidings task
+# run``), unless ``task.schedules`` gives it one.
+DEFAULT_SCHEDULES: dict[str, str | None] = {
     REFRESH_TOKEN_RETENTION: "17 * * * *",
     STATS: "10 * * * *",
     RESERVATIONS: "23 * * * *",
     RETENTION: "47 3 * * *",
     DEAD_LETTERS: "25 * * * *",
     RECONCILE: "41 * * * *",
+    REINDEX: None,
 }
 
 # The topics the job module's consumers read; each has its dead-letter topic, ``<topic>.dlq``.
@@ -55,7 +60,7 @@ CONSUMED_TOPICS = (*chat_topics.ALL, *account_topics.ALL, CACHE_INVALIDATE)
 STATS_QUERY_TIMEOUT_S = 120.0
 
 
-def schedules(configured: dict[str, str]) -> dict[str, str]:
+def schedules(configured: dict[str, str]) -> dict[str, str | None]:
     """Every task's schedule: the configured ones over the defaults; a ``ConfigError`` naming an unknown task."""
     for name in configured:
         if name not in DEFAULT_SCHEDULES:
@@ -117,13 +122,15 @@ async def build(
     )
     jobs.append(reconcile_job(reconcile, schedule=when[RECONCILE]))
 
+    search = await infra.search()
+
     async def windows(client: Redis) -> RecentWindows:
         return RedisHistoryCache(client)
 
     keep_s = {"direct": conf.message_retention_direct_days, "group": conf.message_retention_group_days}
     retention = MessageRetention(
         SQLHistory(engine, leases.lease(RETENTION)),
-        await infra.search(),
+        search,
         await infra.on_redis(windows, NoWindows()),
         leases.lease(RETENTION),
         clock.now_ms,
@@ -132,6 +139,19 @@ async def build(
         pause_s=conf.batch_pause_s,
     )
     jobs.append(retention_job(retention, schedule=when[RETENTION]))
+
+    reindex = Reindex(
+        SQLIndexSource(engine, statements=await infra.statements_engine()),
+        search,
+        search,
+        leases.lease(REINDEX),
+        clock.now_ms,
+        log.get("task.reindex"),
+        batch=conf.batch_size,
+        pause_s=conf.batch_pause_s,
+        margin_s=conf.reindex_margin_s,
+    )
+    jobs.append(reindex_job(reindex, schedule=when[REINDEX]))
     return Scheduler(
         jobs,
         leases,

@@ -4,7 +4,7 @@ its store contract (test_fakes.py), with what the task's tests observe added."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,8 +12,10 @@ from tests.contracts.task_stats import Seeded
 from tests.unit.account.fakes import FakeRefreshTokens
 from tidings.pkg.clock import FakeClock
 from tidings.service.account.biz.ports import RefreshToken
+from tidings.service.chat.message import Message
 from tidings.task.biz.deadletters import DeadLetter, MissingTopic
 from tidings.task.biz.errors import LeaseLost, Unavailable
+from tidings.task.biz.reindex import StoredUser, recent_key
 from tidings.task.biz.runs import Run
 from tidings.task.biz.stats import Counts
 from tidings.task.stats import Activity, ConversationVolume, Grain
@@ -301,3 +303,63 @@ class RecordingLogger:
 
     def error(self, event: str, *args: Any, **fields: Any) -> None:
         self.lines.append(("error", event, fields))
+
+
+class RecordingProgress:
+    """A ``Progress`` keeping what a run told it: each total it started with, and the items done."""
+
+    def __init__(self) -> None:
+        self.totals: list[int | None] = []
+        self.done = 0
+
+    def start(self, total: int | None) -> None:
+        self.totals.append(total)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+
+
+class FakeIndexSource:
+    """Chat's messages and account's users in memory, as the reindex task reads them; ``on_read`` runs before each
+    read of messages (something happening while the copy goes on), ``fail_after`` reads of messages, the next one
+    fails (the run dies there)."""
+
+    def __init__(self) -> None:
+        self.messages: dict[tuple[int, int], Message] = {}
+        self.users: dict[int, StoredUser] = {}
+        self.on_read: Callable[[], Awaitable[None]] | None = None
+        self.fail_after: int | None = None
+        self.reads = 0
+
+    async def seed(self, messages: Sequence[Message], users: Sequence[StoredUser]) -> None:
+        self.messages.update({(m.conversation_id, m.seq): m for m in messages})
+        self.users.update({u.id: u for u in users})
+
+    async def estimate(self) -> int:
+        return len(self.messages) + len(self.users)
+
+    async def messages_after(self, conversation_id: int, seq: int, limit: int) -> list[Message]:
+        await self._read()
+        return [self.messages[key] for key in sorted(self.messages) if key > (conversation_id, seq)][:limit]
+
+    async def messages_since(self, since_ms: int, after: tuple[int, ...], limit: int) -> list[Message]:
+        await self._read()
+        recent = sorted((m for m in self.messages.values() if m.created_at_ms >= since_ms), key=recent_key)
+        return [m for m in recent if recent_key(m) > after][:limit]
+
+    async def users_after(self, user_id: int, limit: int) -> list[StoredUser]:
+        return [self.users[key] for key in sorted(self.users) if key > user_id][:limit]
+
+    async def users_updated_since(self, since_ms: int, user_id: int, limit: int) -> list[StoredUser]:
+        found = [self.users[key] for key in sorted(self.users) if key > user_id]
+        return [u for u in found if u.updated_at_ms >= since_ms][:limit]
+
+    async def sender_names(self, user_ids: Collection[int]) -> dict[int, str]:
+        return {user_id: self.users[user_id].display_name for user_id in user_ids if user_id in self.users}
+
+    async def _read(self) -> None:
+        if self.fail_after is not None and self.reads >= self.fail_after:
+            raise Unavailable("database unreachable")
+        self.reads += 1
+        if self.on_read is not None:
+            await self.on_read()

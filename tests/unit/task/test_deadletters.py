@@ -25,6 +25,7 @@ from tidings.task.biz.deadletters import (
     TopicReport,
 )
 from tidings.task.biz.errors import Unavailable
+from tidings.task.biz.progress import NO_PROGRESS
 from tidings.task.data.deadletters import BusDeadLetters, SQLReplayLog
 from tidings.task.service.deadletters import (
     DeadLetterRequest,
@@ -260,7 +261,7 @@ async def test_on_its_schedule_the_task_logs_the_report_and_counts_the_records_w
     log = five_letters()
     logger = RecordingLogger()
     job = dead_letters(DeadLettersEntry(task(log), logger), schedule="25 * * * *")
-    assert await job.run() == 5
+    assert await job.run(NO_PROGRESS) == 5
     assert [(level, event) for level, event, _ in logger.lines] == [
         ("warning", "dead letters waiting"),
         ("info", "dead letters reported"),

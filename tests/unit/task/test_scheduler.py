@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from tests.unit.task.fakes import FakeTaskRuns, FakeTokens
 from tidings.pkg.clock import FakeClock
 from tidings.task.biz.errors import LeaseLost
+from tidings.task.biz.progress import NO_PROGRESS, Progress
 from tidings.task.biz.pruning import Pruning
 from tidings.task.biz.runs import Run
 from tidings.task.server.scheduler import RunningElsewhere, Scheduler, TaskMetrics
@@ -22,8 +23,8 @@ START_MS = 1_796_569_380_000
 MINUTE_MS = 60_000
 
 
-def counting(name: str, schedule: str, calls: list[str], result: int = 1) -> Job:
-    async def run() -> int:
+def counting(name: str, schedule: str | None, calls: list[str], result: int = 1) -> Job:
+    async def run(_: Progress) -> int:
         calls.append(name)
         return result
 
@@ -109,10 +110,10 @@ async def test_a_task_whose_lease_another_process_holds_does_not_run_here() -> N
 async def test_a_failing_or_hanging_job_is_counted_recorded_and_does_not_stop_the_others() -> None:
     calls: list[str] = []
 
-    async def broken() -> int:
+    async def broken(_: Progress) -> int:
         raise RuntimeError("boom")
 
-    async def hangs() -> int:
+    async def hangs(_: Progress) -> int:
         await asyncio.sleep(3600)
         return 0
 
@@ -155,7 +156,7 @@ async def test_a_run_that_loses_its_lease_stops_at_its_next_write_and_leaves_the
     lease = table.leases("p1").lease("a")
     other = table.leases("p2").lease("a")
 
-    async def paused_past_its_lease() -> int:
+    async def paused_past_its_lease(_: Progress) -> int:
         table.clock.advance(s=60)  # frozen (SIGSTOP, a long pause) for twice the lease
         assert await other.acquire()  # another process takes the task over meanwhile
         await other.record(Run("a", table.clock.now_ms(), None, "running"))
@@ -179,7 +180,7 @@ async def test_a_long_run_keeps_its_lease_by_renewing_it() -> None:
     other = table.leases("p2").lease("a")
     refused: list[bool] = []
 
-    async def long_run() -> int:
+    async def long_run(progress: Progress) -> int:
         for _ in range(5):  # two and a half leases long in all
             await asyncio.sleep(0.05)  # renewals happen meanwhile
             table.clock.advance(s=15)
@@ -229,7 +230,7 @@ async def test_pruning_keeps_the_grace_and_deletes_in_bounded_batches(max_batche
     tokens = FakeTokens([1_000, 2_000, 3_000, 4_000, 5_000, 10_000])
     retention = Pruning(tokens, lambda: 11_000, keep_s=5, batch=2, max_batches=max_batches)
     job = pruning_job(REFRESH_TOKEN_RETENTION, retention, schedule="17 * * * *")
-    pruned = await job.run()
+    pruned = await job.run(NO_PROGRESS)
     assert all(before == 6_000 for before, _ in tokens.calls)
     assert pruned == 6 - left
     assert len(tokens.expiries) == left
@@ -258,3 +259,23 @@ async def test_a_dry_run_counts_what_a_run_would_delete_and_deletes_nothing() ->
     assert len(tokens.expiries) == 4
     with pytest.raises(ValueError, match="no dry run"):
         await scheduler([counting("a", "0 * * * *", [])], table)[0].preview("a")
+
+
+async def test_a_task_on_demand_runs_only_when_asked_not_even_to_finish_a_run_cut_short() -> None:
+    calls: list[str] = []
+    table = FakeTaskRuns(FakeClock(START_MS), ttl_s=30)
+    runner, registry = scheduler([counting("a", None, calls), counting("b", "0 * * * *", calls)], table)
+    assert await runner.tick() == ["b"]
+    [on_demand, scheduled] = await runner.status()
+    assert (on_demand.schedule, on_demand.next_at_ms, on_demand.due) == (None, None, False)
+    assert scheduled.next_at_ms == START_MS + 57 * MINUTE_MS  # 16:00
+    # Its run dies midway (its lease lapses): the scheduler leaves it for an operator to run again.
+    dead = table.leases("p2").lease("a")
+    assert await dead.acquire()
+    await dead.record(Run("a", START_MS, None, "running"))
+    table.clock.advance(s=31)
+    assert await runner.tick() == []
+    assert (await runner.run_now("a")).outcome == "ok"
+    assert calls == ["b", "a"]
+    # No period, so no alert for it.
+    assert registry.get_sample_value("tidings_task_period_seconds", {"task": "a"}) is None

@@ -20,6 +20,7 @@ from tests.contracts.task_stats import (
 from tests.unit.task.fakes import FakeActivitySource, FakeRollups
 from tidings.pkg.clock import FakeClock
 from tidings.task.biz.errors import Unavailable
+from tidings.task.biz.progress import NO_PROGRESS
 from tidings.task.biz.stats import ActivitySource, StatsRollup
 from tidings.task.data.stats import SQLActivitySource, SQLRollups
 from tidings.task.service.stats import stats
@@ -202,4 +203,4 @@ async def test_a_dry_run_counts_the_buckets_a_run_would_compute_and_stores_nothi
     assert job.preview is not None
     assert await job.preview() == 7
     assert (rollups.rows, rollups.saves, source.reads) == ({}, 0, 0)
-    assert await job.run() == 7
+    assert await job.run(NO_PROGRESS) == 7

@@ -19,6 +19,8 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tidings.task.biz.progress import NO_PROGRESS, Progress
+
 # How many of the records a replay published (or would publish) its result lists.
 SHOWN = 100
 
@@ -174,9 +176,14 @@ class DeadLetters:
         if selection.limit is not None and selection.limit < 1:
             raise BadSelection("--limit", f"must be at least 1, got {selection.limit}")
 
-    async def report(self) -> Report:
-        """Each dead-letter topic as it is now; reads them whole, changes nothing."""
-        return Report([await self._report(topic) for topic in self._topics])
+    async def report(self, progress: Progress = NO_PROGRESS) -> Report:
+        """Each dead-letter topic as it is now; reads them whole, changes nothing (``progress`` by topic)."""
+        progress.start(len(self._topics))
+        topics = []
+        for topic in self._topics:
+            topics.append(await self._report(topic))
+            progress.advance(1)
+        return Report(topics)
 
     async def _report(self, topic: str) -> TopicReport:
         count = replayed = 0
@@ -194,10 +201,13 @@ class DeadLetters:
             return TopicReport(topic, exists=False)
         return TopicReport(topic, True, count, dict(sorted(reasons.items())), oldest, replayed)
 
-    async def replay(self, selection: Selection, *, dry_run: bool = False) -> ReplayResult:
+    async def replay(
+        self, selection: Selection, *, dry_run: bool = False, progress: Progress = NO_PROGRESS
+    ) -> ReplayResult:
         """Publish the chosen records not replayed before to their source topics (``dry_run``: only say which), one
-        batch at a time: published, then logged as replayed."""
+        batch at a time: published, then logged as replayed (``progress`` by record, over the limit if any)."""
         self.check(selection)
+        progress.start(selection.limit)
         replayed = already = 0
         shown: list[DeadLetter] = []
         try:
@@ -215,6 +225,7 @@ class DeadLetters:
                         await self._log.republish(fresh)
                         await self._replays.record(fresh, self._now_ms())
                     replayed += len(fresh)
+                    progress.advance(len(fresh))
                     shown.extend(fresh[: SHOWN - len(shown)])
                     if selection.limit is not None and replayed >= selection.limit:
                         break

@@ -7,6 +7,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
+from tidings.task.biz.progress import NO_PROGRESS, Progress
+
 
 class AgedRows(Protocol):
     """Rows that may go once they are older than an instant (each table's own rule of "older")."""
@@ -50,15 +52,20 @@ class Pruning:
         """How many rows a run now would delete (all of them, however many turns that takes); deletes nothing."""
         return await self._rows.count(self._now_ms() - self._keep_ms)
 
-    async def run(self) -> int:
-        """One turn; how many rows were deleted."""
+    async def run(self, progress: Progress = NO_PROGRESS) -> int:
+        """One turn; how many rows were deleted (``progress`` over the rows that may go, all of which the turn may
+        not reach)."""
         before = self._now_ms() - self._keep_ms
+        if progress is not NO_PROGRESS:  # the count is for an operator watching; the schedule's runs skip it
+            # At most what this turn can reach; the rest waits for the next turns.
+            progress.start(min(await self._rows.count(before), self._batch * self._max_batches))
         pruned = 0
         for turn in range(self._max_batches):
             if turn and self._pause_s:
                 await asyncio.sleep(self._pause_s)
             deleted = await self._rows.prune(before, self._batch)
             pruned += deleted
+            progress.advance(deleted)
             if deleted < self._batch:
                 break
         return pruned

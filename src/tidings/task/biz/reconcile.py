@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tidings.pkg.logger import Logger
+from tidings.task.biz.progress import NO_PROGRESS, Progress
 from tidings.task.biz.runs import Checkpoint
 
 
@@ -82,15 +83,17 @@ class Reconcile:
         self._max_batches = max_batches
         self._settle_s = settle_s
 
-    async def run(self) -> int:
-        """One turn (up to ``max_batches`` batches from the checkpoint): how many entries were repaired."""
-        return await self._walk(repair=True)
+    async def run(self, progress: Progress = NO_PROGRESS) -> int:
+        """One turn (up to ``max_batches`` batches from the checkpoint): how many entries were repaired
+        (``progress`` counts the conversations checked: how many there are, it does not ask)."""
+        progress.start(None)
+        return await self._walk(repair=True, progress=progress)
 
     async def preview(self) -> int:
         """How many entries a run now would repair; evicts nothing and leaves the checkpoint where it is."""
         return await self._walk(repair=False)
 
-    async def _walk(self, *, repair: bool) -> int:
+    async def _walk(self, *, repair: bool, progress: Progress = NO_PROGRESS) -> int:
         checkpoint = await self._checkpoint.load_checkpoint()
         after = int(checkpoint) if checkpoint.isdigit() else 0
         repaired: Counter[str] = Counter()
@@ -98,6 +101,7 @@ class Reconcile:
         for _ in range(self._max_batches):
             states = await self._conversations.after(after, self._batch)
             checked += len(states)
+            progress.advance(len(states))
             drifts = await self._confirmed(states)
             if repair and drifts:
                 await self._cached.evict(drifts)

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from tidings.task.biz.progress import NO_PROGRESS, Progress
 from tidings.task.biz.runs import Checkpoint
 
 
@@ -73,10 +74,12 @@ class MessageRetention:
         self._max_batches = max_batches
         self._pause_s = pause_s
 
-    async def run(self) -> int:
-        """One turn (up to ``max_batches`` batches of conversations from the checkpoint): messages deleted."""
+    async def run(self, progress: Progress = NO_PROGRESS) -> int:
+        """One turn (up to ``max_batches`` batches of conversations from the checkpoint): messages deleted
+        (``progress`` over the conversations looked at; how many there are, a run cannot tell in advance)."""
         if not self._keep_ms:
             return 0
+        progress.start(None)
         checkpoint = await self._checkpoint.load_checkpoint()
         after = int(checkpoint) if checkpoint.isdigit() else 0
         now = self._now_ms()
@@ -86,6 +89,7 @@ class MessageRetention:
             for conversation_id, kind in found:
                 if kind in self._keep_ms:
                     deleted += await self._expire(conversation_id, now - self._keep_ms[kind])
+            progress.advance(len(found))
             # A short batch is the end of the table: the next run starts over from the first conversation.
             after = found[-1][0] if len(found) == self._batch else 0
             await self._checkpoint.save_checkpoint(str(after))

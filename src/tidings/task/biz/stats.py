@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from tidings.task.biz.progress import NO_PROGRESS, Progress
 from tidings.task.stats import Activity, ConversationVolume, Grain
 
 # How many of a day's busiest conversations are kept.
@@ -100,10 +101,11 @@ class StatsRollup:
         """How many buckets a run now would compute (and store); stores nothing."""
         return len(await self._plan(self._now_ms()))
 
-    async def run(self) -> int:
+    async def run(self, progress: Progress = NO_PROGRESS) -> int:
         """One turn; how many buckets were computed and stored."""
         now = self._now_ms()
         buckets = await self._plan(now)
+        progress.start(len(buckets))
         for bucket in buckets:
             counts = await self._source.counts(bucket.start_ms, bucket.end_ms)
             top = (
@@ -121,6 +123,7 @@ class StatsRollup:
                 complete=bucket.end_ms <= now - self._settle_ms,
             )
             await self._rollups.save(activity, top, computed_at_ms=now)
+            progress.advance(1)
         return len(buckets)
 
     async def _plan(self, now: int) -> list[Bucket]:

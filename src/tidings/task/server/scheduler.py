@@ -27,6 +27,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from tidings.pkg.clock import Clock, SystemClock
 from tidings.task.biz.errors import LeaseLost
+from tidings.task.biz.progress import NO_PROGRESS, Progress
 from tidings.task.biz.runs import Lease, Run, RunLog
 from tidings.task.service.jobs import Job
 
@@ -51,15 +52,22 @@ def period_s(schedule: str) -> float:
     return float(times.get_next(float) - first)
 
 
+def _next_run(schedule: str | None, due: bool, now_ms: int) -> int | None:
+    """When a task runs next: now if it is ``due``, else at its next scheduled time; never on its own on demand."""
+    if schedule is None:
+        return None
+    return now_ms if due else next_scheduled_ms(schedule, now_ms)
+
+
 @dataclass(frozen=True)
 class TaskStatus:
     """A task as ``tidings task list`` shows it: its schedule, its last run, and when it runs next (``due``: at the
-    runner's next tick)."""
+    runner's next tick). A task on demand has no schedule and no next run."""
 
     name: str
-    schedule: str
+    schedule: str | None
     last: Run | None
-    next_at_ms: int
+    next_at_ms: int | None
     due: bool
 
 
@@ -139,7 +147,8 @@ class Scheduler:
         self._last: dict[str, Run] | None = None
         self._loop: asyncio.Task[None] | None = None
         for job in self._jobs:
-            metrics.period.labels(job.name).set(period_s(job.schedule))
+            if job.schedule is not None:  # a task on demand has no period to miss (nor an alert)
+                metrics.period.labels(job.name).set(period_s(job.schedule))
 
     @property
     def name(self) -> str:
@@ -175,16 +184,9 @@ class Scheduler:
         now = self._clock.now_ms()
         answer = []
         for job in self._jobs:
-            due = self._due(job, last.get(job.name))
-            answer.append(
-                TaskStatus(
-                    job.name,
-                    job.schedule,
-                    last.get(job.name),
-                    now if due else next_scheduled_ms(job.schedule, now),
-                    due,
-                )
-            )
+            run = last.get(job.name)
+            due = self._due(job, run)
+            answer.append(TaskStatus(job.name, job.schedule, run, _next_run(job.schedule, due, now), due))
         return answer
 
     @property
@@ -204,18 +206,21 @@ class Scheduler:
             raise KeyError(name)
         return job
 
-    async def run_now(self, name: str) -> Run:
-        """Run the task ``name`` once, now, under its lease (recorded like a scheduled run): for a process that does
-        not run the loop (``tidings task run``). ``RunningElsewhere`` while another process runs it, ``KeyError``
-        for an unknown task."""
-        run = await self._run_leased(self._job(name), {}, due_only=False)
+    async def run_now(self, name: str, progress: Progress = NO_PROGRESS) -> Run:
+        """Run the task ``name`` once, now, under its lease (recorded like a scheduled run), telling ``progress`` how
+        far it has come: for a process that does not run the loop (``tidings task run``). ``RunningElsewhere`` while
+        another process runs it, ``KeyError`` for an unknown task."""
+        run = await self._run_leased(self._job(name), {}, due_only=False, progress=progress)
         if run is None:
             raise RunningElsewhere(name)
         return run
 
     def _due(self, job: Job, last: Run | None) -> bool:
         """Whether ``job`` should run now, given its ``last`` run: never ran, or not since its last scheduled time,
-        or left unfinished (whether its runner still runs it, only its lease can tell)."""
+        or left unfinished (whether its runner still runs it, only its lease can tell). A task on demand never is,
+        not even to finish a run cut short: an operator runs it again."""
+        if job.schedule is None:
+            return False
         if last is None or last.finished_at_ms is None:
             return True
         return last.started_at_ms < last_scheduled_ms(job.schedule, self._clock.now_ms())
@@ -225,7 +230,9 @@ class Scheduler:
             await self.tick()
             await asyncio.sleep(self._tick_s)
 
-    async def _run_leased(self, job: Job, last: dict[str, Run], *, due_only: bool = True) -> Run | None:
+    async def _run_leased(
+        self, job: Job, last: dict[str, Run], *, due_only: bool = True, progress: Progress = NO_PROGRESS
+    ) -> Run | None:
         """Run ``job`` if this process gets its lease (and, with ``due_only``, if the shared log still says it is
         due); the run, or ``None`` if it did not run here. The lease is given back at the end."""
         lease = self._leases[job.name]
@@ -241,7 +248,7 @@ class Scheduler:
                 last.update(await self._runs.last_runs([job.name]))
                 if not self._due(job, last.get(job.name)):
                     return None
-            return await self._run_job(job, lease, last)
+            return await self._run_job(job, lease, last, progress)
         except Exception as exc:  # the log could not be read: run nothing rather than twice
             log.warning("task runs unknown", job=job.name, error=str(exc))
             return None
@@ -249,7 +256,7 @@ class Scheduler:
             with contextlib.suppress(Exception):  # an unreleased lease expires by itself
                 await lease.release()
 
-    async def _run_job(self, job: Job, lease: Lease, last: dict[str, Run]) -> Run | None:
+    async def _run_job(self, job: Job, lease: Lease, last: dict[str, Run], progress: Progress) -> Run | None:
         """Run ``job`` under ``lease``, recording its start first; ``None`` if the start could not be recorded."""
         start = Run(job.name, self._clock.now_ms(), None, "running")
         try:
@@ -264,7 +271,7 @@ class Scheduler:
         renewing = asyncio.create_task(self._renew(lease), name=f"renew {job.name}")
         try:
             async with asyncio.timeout(job.timeout_s):
-                items = await job.run()
+                items = await job.run(progress)
         except TimeoutError:
             outcome, error = "timeout", f"did not finish within {job.timeout_s:g} s"
             log.warning("task job timed out", job=job.name, timeout_s=job.timeout_s)

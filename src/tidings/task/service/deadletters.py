@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from tidings.pkg.logger import Logger
 from tidings.task.biz.deadletters import BadSelection, DeadLetters, OffsetRange, ReplayResult, Report, Selection
+from tidings.task.biz.progress import NO_PROGRESS, Progress
 from tidings.task.service.jobs import Job
 
 DEAD_LETTERS = "dead-letters"
@@ -38,11 +39,11 @@ class DeadLettersEntry:
         self._log = logger
         self._request = request
 
-    async def run(self) -> int:
+    async def run(self, progress: Progress = NO_PROGRESS) -> int:
         """The report (logged on the schedule, printed for an operator): how many records wait in the dead-letter
         topics. Or the operator's replay (logged and printed): how many records were published again."""
         if self._request is not None and self._request.replay is not None:
-            result = await self._dead_letters.replay(self._request.replay)
+            result = await self._dead_letters.replay(self._request.replay, progress=progress)
             self._log.info(
                 "dead letters replayed",
                 topic=result.selection.topic,
@@ -53,7 +54,7 @@ class DeadLettersEntry:
             )
             self._print(replay_lines(result))
             return result.replayed
-        report = await self._dead_letters.report()
+        report = await self._dead_letters.report(progress)
         if self._request is not None:  # an operator's run: the report is its output
             self._print(report_lines(report))
             return report.total
@@ -86,7 +87,7 @@ class DeadLettersEntry:
                 self._request.show(line)
 
 
-def dead_letters(entry: DeadLettersEntry, *, schedule: str) -> Job:
+def dead_letters(entry: DeadLettersEntry, *, schedule: str | None) -> Job:
     return Job(DEAD_LETTERS, schedule=schedule, run=entry.run, preview=entry.preview, timeout_s=DEAD_LETTERS_TIMEOUT_S)
 
 

@@ -9,5 +9,5 @@ REFRESH_TOKEN_RETENTION = "refresh-token-retention"  # noqa: S105 (a task name, 
 RESERVATIONS = "reservations"
 
 
-def pruning_job(name: str, pruning: Pruning, *, schedule: str) -> Job:
+def pruning_job(name: str, pruning: Pruning, *, schedule: str | None) -> Job:
     return Job(name, schedule=schedule, run=pruning.run, preview=pruning.preview)

@@ -8,6 +8,6 @@ from tidings.task.service.jobs import Job
 RECONCILE = "reconcile"
 
 
-def reconcile_job(reconcile: Reconcile, *, schedule: str) -> Job:
+def reconcile_job(reconcile: Reconcile, *, schedule: str | None) -> Job:
     # A run walks a bounded number of conversations, each disagreement checked again after the settle time.
     return Job(RECONCILE, schedule=schedule, run=reconcile.run, preview=reconcile.preview, timeout_s=900)

@@ -8,6 +8,6 @@ from tidings.task.service.jobs import Job
 RETENTION = "retention"
 
 
-def retention_job(retention: MessageRetention, *, schedule: str) -> Job:
+def retention_job(retention: MessageRetention, *, schedule: str | None) -> Job:
     # A run walks a bounded number of conversations; a large backlog's deletes can take a while.
     return Job(RETENTION, schedule=schedule, run=retention.run, preview=retention.preview, timeout_s=900)

@@ -12,5 +12,5 @@ STATS = "stats"
 STATS_TIMEOUT_S = 600.0
 
 
-def stats(rollup: StatsRollup, *, schedule: str) -> Job:
+def stats(rollup: StatsRollup, *, schedule: str | None) -> Job:
     return Job(STATS, schedule=schedule, run=rollup.run, preview=rollup.preview, timeout_s=STATS_TIMEOUT_S)
