@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from opensearchpy import AsyncOpenSearch
@@ -31,7 +31,10 @@ from tidings import conf
 from tidings.bench.record import append, commit, machine
 from tidings.bench.system import ConfigOption, OutputOption, cpu_seconds, middleware_pids, percentile
 from tidings.bootstrap import search_index
+from tidings.pkg.conf import SearchConf
 from tidings.search.model import MessageDoc, MessageQuery, SearchIndex, version_at
+
+T = TypeVar("T")
 
 CONVERSATIONS = 10_000
 MEMBER_OF = 50
@@ -139,6 +142,7 @@ async def run(settings: conf.Settings, count: int, batch: int, concurrency: int,
     results: dict[str, Any] = {"kind": search_conf.kind, "load_before": os.getloadavg()[0]}
     await index.ensure()
     try:
+        writes_before = await _writes(search_conf)
         with _cpu(opensearch) as used:
             started = time.perf_counter()
             await _index_all(index, count, batch, concurrency)
@@ -146,9 +150,12 @@ async def run(settings: conf.Settings, count: int, batch: int, concurrency: int,
                 await _opensearch(search_conf.url, lambda client: client.indices.refresh(index=f"{namespace}messages"))
             results["index_s"] = time.perf_counter() - started
         results["index_client_cpu"], results["index_server_cpu"] = used
+        results["bulk_requests"] = await _writes(search_conf) - writes_before
         with _cpu(opensearch) as used:
             latencies, hits = await _query(index, queries)
         results["query_client_cpu"], results["query_server_cpu"] = used
+        if search_conf.kind == "opensearch":
+            results["queries_served"] = await _opensearch(search_conf.url, lambda client: _queries(client, namespace))
     finally:
         await index.close()
         if search_conf.kind == "opensearch":
@@ -201,10 +208,10 @@ def _cpu(server: int | None) -> Iterator[list[float]]:
     used[1] = (cpu_seconds(server) - used[1]) if server else 0.0
 
 
-async def _opensearch(url: str, call: Callable[[AsyncOpenSearch], Awaitable[Any]]) -> None:
+async def _opensearch(url: str, call: Callable[[AsyncOpenSearch], Awaitable[T]]) -> T:
     client = AsyncOpenSearch(hosts=[url], timeout=300)
     try:
-        await call(client)
+        return await call(client)
     finally:
         await client.close()
 
@@ -215,6 +222,25 @@ async def _drop(client: AsyncOpenSearch, namespace: str) -> None:
     templates = await client.indices.get_index_template(name=f"{namespace}*", params={"ignore": 404})
     for template in templates.get("index_templates", []):
         await client.indices.delete_index_template(name=template["name"])
+
+
+async def _writes(search_conf: SearchConf) -> int:
+    """The write requests the OpenSearch node has completed so far (its write pool runs one per bulk request to a
+    shard: the scratch index has one); 0 for FTS5, which runs in the bench process."""
+    if search_conf.kind != "opensearch":
+        return 0
+
+    async def completed(client: AsyncOpenSearch) -> int:
+        stats = await client.nodes.stats(metric="thread_pool")
+        return sum(int(node["thread_pool"]["write"]["completed"]) for node in stats["nodes"].values())
+
+    return await _opensearch(search_conf.url, completed)
+
+
+async def _queries(client: AsyncOpenSearch, namespace: str) -> int:
+    """The queries the server ran on the scratch message index (one shard), the warm-up ones included."""
+    stats = await client.indices.stats(index=f"{namespace}messages", metric="search")
+    return int(stats["_all"]["primaries"]["search"]["query_total"])
 
 
 def report(r: dict[str, Any], config: Path, count: int, batch: int, concurrency: int, queries: int) -> str:
@@ -238,11 +264,22 @@ def report(r: dict[str, Any], config: Path, count: int, batch: int, concurrency:
             f"| query latency p50 | {r['p50_ms']:.1f} ms |",
             f"| query latency p99 | {r['p99_ms']:.1f} ms |",
             f"| hits per query (median, of at most 20) | {r['hits_median']} |",
+            *_request_rows(r, count, queries),
             f"| CPU while indexing | bench client {r['index_client_cpu']:.1f} s{cpu_server} |",
             f"| CPU while querying | bench client {r['query_client_cpu']:.1f} s{cpu_query_server} |",
             "",
         ]
     )
+
+
+def _request_rows(r: dict[str, Any], count: int, queries: int) -> list[str]:
+    """The round trips, as the server counted them (FTS5 runs in the bench process: none)."""
+    if r["kind"] != "opensearch":
+        return ["| requests to a server | none: FTS5 runs in the bench process |"]
+    return [
+        f"| bulk requests per 1,000 documents (the server's count) | {r['bulk_requests'] * 1000 / count:.2f} |",
+        f"| requests per query (the server's count) | {r['queries_served'] / (queries + WARM_UP):.2f} |",
+    ]
 
 
 def command(

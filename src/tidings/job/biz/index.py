@@ -15,7 +15,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from tidings.search.model import MessageDoc, Recall, SearchWriter, UserDoc, version_at
+from tidings.search.documents import message_doc
+from tidings.search.model import Recall, SearchWriter, UserDoc, version_at
 from tidings.service.chat.message import Message
 
 
@@ -60,7 +61,8 @@ class Indexer:
         users = {event.user_id: event for event in batch if isinstance(event, UserUpdated)}
         if sent:
             names = await self._senders.names({message.sender_id for message in sent})
-            await self._index.index_messages([_message_doc(message, names) for message in sent])
+            # A sender unknown to account (deleted) is indexed without a name rather than not at all.
+            await self._index.index_messages([message_doc(m, names.get(m.sender_id, "")) for m in sent])
         if recalled:
             await self._index.recall_messages(
                 [Recall(e.message_id, e.conversation_id, e.seq, version_at(e.at_ms)) for e in recalled]
@@ -73,18 +75,3 @@ class Indexer:
             # A user whose name did not change has no message to update, which costs one query.
             for user in users.values():
                 await self._index.rename_sender(user.user_id, user.display_name)
-
-
-def _message_doc(message: Message, names: dict[int, str]) -> MessageDoc:
-    return MessageDoc(
-        id=message.id,
-        conversation_id=message.conversation_id,
-        sender_id=message.sender_id,
-        # A sender unknown to account (deleted) is indexed without a name rather than not at all.
-        sender_name=names.get(message.sender_id, ""),
-        seq=message.seq,
-        created_at_ms=message.created_at_ms,
-        text=message.text,
-        recalled=message.recalled,
-        version=version_at(message.created_at_ms),
-    )

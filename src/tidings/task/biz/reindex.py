@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from tidings.pkg.logger import Logger
+from tidings.search.documents import message_doc
 from tidings.search.model import (
     KINDS,
     IndexAdmin,
@@ -290,15 +291,5 @@ def _message_doc(message: Message, names: dict[int, str]) -> MessageDoc:
             recalled=True,
             version=rebuilt_tombstone_version(message.created_at_ms),
         )
-    return MessageDoc(
-        id=message.id,
-        conversation_id=message.conversation_id,
-        sender_id=message.sender_id,
-        # A sender unknown to account (deleted) is indexed without a name, as the index job does.
-        sender_name=names.get(message.sender_id, ""),
-        seq=message.seq,
-        created_at_ms=message.created_at_ms,
-        text=message.text,
-        recalled=False,
-        version=version_at(message.created_at_ms),
-    )
+    # A sender unknown to account (deleted) is indexed without a name, as the index job does.
+    return message_doc(message, names.get(message.sender_id, ""))

@@ -16,6 +16,7 @@ from tidings.pkg.repo import SQLRepo
 from tidings.service.account.store.users import display_names
 from tidings.service.account.tables import users
 from tidings.service.chat.message import Message
+from tidings.service.chat.store.messages import message_from_row
 from tidings.service.chat.tables import messages
 from tidings.task.biz.errors import Unavailable
 from tidings.task.biz.reindex import StoredUser
@@ -52,7 +53,7 @@ class SQLIndexSource(SQLRepo):
         # Spelled out rather than a row comparison, which MySQL does not turn into a range of the primary key.
         after = or_(m.conversation_id > conversation_id, and_(m.conversation_id == conversation_id, m.seq > seq))
         query = select(*_MESSAGE_COLUMNS).where(after).order_by(m.conversation_id, m.seq).limit(limit)
-        return [_message(row) for row in await self._rows(query)]
+        return [message_from_row(row) for row in await self._rows(query)]
 
     async def messages_since(self, since_ms: int, after: tuple[int, ...], limit: int) -> list[Message]:
         m = messages.c
@@ -61,7 +62,7 @@ class SQLIndexSource(SQLRepo):
         if after:
             # The range on created_at_ms comes first: the row comparison only trims the first millisecond.
             query = query.where(m.created_at_ms >= after[0], tuple_(*order) > tuple_(*(literal(v) for v in after)))
-        return [_message(row) for row in await self._rows(query.order_by(*order).limit(limit))]
+        return [message_from_row(row) for row in await self._rows(query.order_by(*order).limit(limit))]
 
     async def users_after(self, user_id: int, limit: int) -> list[StoredUser]:
         query = select(*_USER_COLUMNS).where(users.c.id > user_id).order_by(users.c.id).limit(limit)
@@ -95,16 +96,3 @@ async def _rows(conn: AsyncConnection, table: Table) -> int:
         if estimated is not None and int(estimated) >= EXACT_BELOW:
             return int(estimated)
     return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
-
-
-def _message(row: Any) -> Message:
-    return Message(
-        id=row.id,
-        conversation_id=row.conversation_id,
-        seq=row.seq,
-        sender_id=row.sender_id,
-        client_msg_id=row.client_msg_id,
-        text=row.text,
-        created_at_ms=row.created_at_ms,
-        recalled=bool(row.recalled),
-    )

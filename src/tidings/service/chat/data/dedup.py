@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tidings.pkg.repo import SQLRepo, chunks
 from tidings.service.chat.biz.ports import DedupKey, Reservation
-from tidings.service.chat.data.messages import message_from_row
 from tidings.service.chat.message import Message
+from tidings.service.chat.store.messages import message_from_row
 from tidings.service.chat.tables import message_reservations as reservations
 from tidings.service.chat.tables import messages
 

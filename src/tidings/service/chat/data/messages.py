@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import select, update
 
 from tidings.pkg.repo import SQLRepo, chunks
 from tidings.service.chat.message import Message
-from tidings.service.chat.store.messages import write_messages
+from tidings.service.chat.store.messages import message_from_row, write_messages
 from tidings.service.chat.tables import messages
-
-
-def message_from_row(row: Any) -> Message:
-    return Message(
-        id=row.id,
-        conversation_id=row.conversation_id,
-        seq=row.seq,
-        sender_id=row.sender_id,
-        client_msg_id=row.client_msg_id,
-        text=row.text,
-        created_at_ms=row.created_at_ms,
-        recalled=bool(row.recalled),
-    )
 
 
 class SQLMessageRepo(SQLRepo):

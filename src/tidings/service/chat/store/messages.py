@@ -1,5 +1,6 @@
 """The persist write: a batch of messages stored once and each conversation's head moved forward, in the caller's
-transaction. Chat's message repository and the persist job both run it, so there is one such write."""
+transaction. Chat's message repository and the persist job both run it, so there is one such write. And a row read
+back as a ``Message``, for chat's reads and the reindex task's."""
 
 from __future__ import annotations
 
@@ -16,6 +17,20 @@ from tidings.service.chat.tables import conversations, messages
 
 # Conversations advanced by one UPDATE at most: three CASE arms each, well below every driver's parameter limit.
 _HEADS_CHUNK = 200
+
+
+def message_from_row(row: Any) -> Message:
+    """A row of ``messages`` as chat's ``Message``."""
+    return Message(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        seq=row.seq,
+        sender_id=row.sender_id,
+        client_msg_id=row.client_msg_id,
+        text=row.text,
+        created_at_ms=row.created_at_ms,
+        recalled=bool(row.recalled),
+    )
 
 
 @functools.lru_cache(maxsize=_HEADS_CHUNK)
