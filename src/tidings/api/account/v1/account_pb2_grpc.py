@@ -106,6 +106,26 @@ class AccountServiceStub:
                 request_serializer=tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedPairsRequest.SerializeToString,
                 response_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedPairsResponse.FromString,
                 _registered_method=True)
+        self.InspectUsers = channel.unary_unary(
+                '/tidings.account.v1.AccountService/InspectUsers',
+                request_serializer=tidings_dot_account_dot_v1_dot_account__pb2.InspectUsersRequest.SerializeToString,
+                response_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.InspectUsersResponse.FromString,
+                _registered_method=True)
+        self.BanUser = channel.unary_unary(
+                '/tidings.account.v1.AccountService/BanUser',
+                request_serializer=tidings_dot_account_dot_v1_dot_account__pb2.BanUserRequest.SerializeToString,
+                response_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.BanUserResponse.FromString,
+                _registered_method=True)
+        self.UnbanUser = channel.unary_unary(
+                '/tidings.account.v1.AccountService/UnbanUser',
+                request_serializer=tidings_dot_account_dot_v1_dot_account__pb2.UnbanUserRequest.SerializeToString,
+                response_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.UnbanUserResponse.FromString,
+                _registered_method=True)
+        self.ResetPassword = channel.unary_unary(
+                '/tidings.account.v1.AccountService/ResetPassword',
+                request_serializer=tidings_dot_account_dot_v1_dot_account__pb2.ResetPasswordRequest.SerializeToString,
+                response_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.ResetPasswordResponse.FromString,
+                _registered_method=True)
 
 
 class AccountServiceServicer:
@@ -213,6 +233,38 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InspectUsers(self, request, context):
+        """Operator calls (the admin module only; the bff never makes them). Each names the operator and a reason,
+        which account logs; the admin module keeps the audit log.
+
+        Users by id or by exact username (case-insensitive), banned ones included, with what operators see.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BanUser(self, request, context):
+        """Bans a user: login refused (USER_BANNED), every token revoked, and `account.tokens.revoked` published so the
+        user's open connections close at once. Idempotent. USER_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnbanUser(self, request, context):
+        """Lifts a ban (tokens revoked by it stay revoked: the user logs in again). Idempotent. USER_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetPassword(self, request, context):
+        """Replaces the password with a generated one, answered once, and revokes every token. USER_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -285,6 +337,26 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.CheckBlockedPairs,
                     request_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedPairsRequest.FromString,
                     response_serializer=tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedPairsResponse.SerializeToString,
+            ),
+            'InspectUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.InspectUsers,
+                    request_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.InspectUsersRequest.FromString,
+                    response_serializer=tidings_dot_account_dot_v1_dot_account__pb2.InspectUsersResponse.SerializeToString,
+            ),
+            'BanUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.BanUser,
+                    request_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.BanUserRequest.FromString,
+                    response_serializer=tidings_dot_account_dot_v1_dot_account__pb2.BanUserResponse.SerializeToString,
+            ),
+            'UnbanUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnbanUser,
+                    request_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.UnbanUserRequest.FromString,
+                    response_serializer=tidings_dot_account_dot_v1_dot_account__pb2.UnbanUserResponse.SerializeToString,
+            ),
+            'ResetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetPassword,
+                    request_deserializer=tidings_dot_account_dot_v1_dot_account__pb2.ResetPasswordRequest.FromString,
+                    response_serializer=tidings_dot_account_dot_v1_dot_account__pb2.ResetPasswordResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -667,6 +739,114 @@ class AccountService:
             '/tidings.account.v1.AccountService/CheckBlockedPairs',
             tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedPairsRequest.SerializeToString,
             tidings_dot_account_dot_v1_dot_account__pb2.CheckBlockedPairsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InspectUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tidings.account.v1.AccountService/InspectUsers',
+            tidings_dot_account_dot_v1_dot_account__pb2.InspectUsersRequest.SerializeToString,
+            tidings_dot_account_dot_v1_dot_account__pb2.InspectUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BanUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tidings.account.v1.AccountService/BanUser',
+            tidings_dot_account_dot_v1_dot_account__pb2.BanUserRequest.SerializeToString,
+            tidings_dot_account_dot_v1_dot_account__pb2.BanUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnbanUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tidings.account.v1.AccountService/UnbanUser',
+            tidings_dot_account_dot_v1_dot_account__pb2.UnbanUserRequest.SerializeToString,
+            tidings_dot_account_dot_v1_dot_account__pb2.UnbanUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tidings.account.v1.AccountService/ResetPassword',
+            tidings_dot_account_dot_v1_dot_account__pb2.ResetPasswordRequest.SerializeToString,
+            tidings_dot_account_dot_v1_dot_account__pb2.ResetPasswordResponse.FromString,
             options,
             channel_credentials,
             insecure,

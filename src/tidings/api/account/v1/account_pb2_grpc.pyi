@@ -67,6 +67,20 @@ class AccountServiceStub:
     """Whether either user blocked the other: chat refuses direct messages between such a pair."""
     CheckBlockedPairs: _grpc.UnaryUnaryMultiCallable[_account_pb2.CheckBlockedPairsRequest, _account_pb2.CheckBlockedPairsResponse]
     """CheckBlocked for many pairs in one call (chat's block checks of a send batch): one answer per pair, in order."""
+    InspectUsers: _grpc.UnaryUnaryMultiCallable[_account_pb2.InspectUsersRequest, _account_pb2.InspectUsersResponse]
+    """Operator calls (the admin module only; the bff never makes them). Each names the operator and a reason,
+    which account logs; the admin module keeps the audit log.
+
+    Users by id or by exact username (case-insensitive), banned ones included, with what operators see.
+    """
+    BanUser: _grpc.UnaryUnaryMultiCallable[_account_pb2.BanUserRequest, _account_pb2.BanUserResponse]
+    """Bans a user: login refused (USER_BANNED), every token revoked, and `account.tokens.revoked` published so the
+    user's open connections close at once. Idempotent. USER_NOT_FOUND.
+    """
+    UnbanUser: _grpc.UnaryUnaryMultiCallable[_account_pb2.UnbanUserRequest, _account_pb2.UnbanUserResponse]
+    """Lifts a ban (tokens revoked by it stay revoked: the user logs in again). Idempotent. USER_NOT_FOUND."""
+    ResetPassword: _grpc.UnaryUnaryMultiCallable[_account_pb2.ResetPasswordRequest, _account_pb2.ResetPasswordResponse]
+    """Replaces the password with a generated one, answered once, and revokes every token. USER_NOT_FOUND."""
 
 @_typing.type_check_only
 class AccountServiceAsyncStub(AccountServiceStub):
@@ -107,6 +121,20 @@ class AccountServiceAsyncStub(AccountServiceStub):
     """Whether either user blocked the other: chat refuses direct messages between such a pair."""
     CheckBlockedPairs: _aio.UnaryUnaryMultiCallable[_account_pb2.CheckBlockedPairsRequest, _account_pb2.CheckBlockedPairsResponse]  # type: ignore[assignment]
     """CheckBlocked for many pairs in one call (chat's block checks of a send batch): one answer per pair, in order."""
+    InspectUsers: _aio.UnaryUnaryMultiCallable[_account_pb2.InspectUsersRequest, _account_pb2.InspectUsersResponse]  # type: ignore[assignment]
+    """Operator calls (the admin module only; the bff never makes them). Each names the operator and a reason,
+    which account logs; the admin module keeps the audit log.
+
+    Users by id or by exact username (case-insensitive), banned ones included, with what operators see.
+    """
+    BanUser: _aio.UnaryUnaryMultiCallable[_account_pb2.BanUserRequest, _account_pb2.BanUserResponse]  # type: ignore[assignment]
+    """Bans a user: login refused (USER_BANNED), every token revoked, and `account.tokens.revoked` published so the
+    user's open connections close at once. Idempotent. USER_NOT_FOUND.
+    """
+    UnbanUser: _aio.UnaryUnaryMultiCallable[_account_pb2.UnbanUserRequest, _account_pb2.UnbanUserResponse]  # type: ignore[assignment]
+    """Lifts a ban (tokens revoked by it stay revoked: the user logs in again). Idempotent. USER_NOT_FOUND."""
+    ResetPassword: _aio.UnaryUnaryMultiCallable[_account_pb2.ResetPasswordRequest, _account_pb2.ResetPasswordResponse]  # type: ignore[assignment]
+    """Replaces the password with a generated one, answered once, and revokes every token. USER_NOT_FOUND."""
 
 class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
     """Users, credentials, tokens, profiles and blocks. Only the bff (and admin) call it; the bff authenticates the
@@ -228,5 +256,43 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_account_pb2.CheckBlockedPairsResponse, _abc.Awaitable[_account_pb2.CheckBlockedPairsResponse]]:
         """CheckBlocked for many pairs in one call (chat's block checks of a send batch): one answer per pair, in order."""
+
+    @_abc_1.abstractmethod
+    def InspectUsers(
+        self,
+        request: _account_pb2.InspectUsersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.InspectUsersResponse, _abc.Awaitable[_account_pb2.InspectUsersResponse]]:
+        """Operator calls (the admin module only; the bff never makes them). Each names the operator and a reason,
+        which account logs; the admin module keeps the audit log.
+
+        Users by id or by exact username (case-insensitive), banned ones included, with what operators see.
+        """
+
+    @_abc_1.abstractmethod
+    def BanUser(
+        self,
+        request: _account_pb2.BanUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.BanUserResponse, _abc.Awaitable[_account_pb2.BanUserResponse]]:
+        """Bans a user: login refused (USER_BANNED), every token revoked, and `account.tokens.revoked` published so the
+        user's open connections close at once. Idempotent. USER_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def UnbanUser(
+        self,
+        request: _account_pb2.UnbanUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.UnbanUserResponse, _abc.Awaitable[_account_pb2.UnbanUserResponse]]:
+        """Lifts a ban (tokens revoked by it stay revoked: the user logs in again). Idempotent. USER_NOT_FOUND."""
+
+    @_abc_1.abstractmethod
+    def ResetPassword(
+        self,
+        request: _account_pb2.ResetPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.ResetPasswordResponse, _abc.Awaitable[_account_pb2.ResetPasswordResponse]]:
+        """Replaces the password with a generated one, answered once, and revokes every token. USER_NOT_FOUND."""
 
 def add_AccountServiceServicer_to_server(servicer: AccountServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

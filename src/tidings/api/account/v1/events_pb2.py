@@ -26,13 +26,17 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from tidings.api.account.v1 import account_pb2 as tidings_dot_account_dot_v1_dot_account__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ftidings/account/v1/events.proto\x12\x12tidings.account.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a tidings/account/v1/account.proto\"e\n\x0bUserUpdated\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x18.tidings.account.v1.User\x12.\n\nupdated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ftidings/account/v1/events.proto\x12\x12tidings.account.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a tidings/account/v1/account.proto\"e\n\x0bUserUpdated\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x18.tidings.account.v1.User\x12.\n\nupdated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x84\x01\n\rTokensRevoked\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12.\n\x05\x63\x61use\x18\x02 \x01(\x0e\x32\x1f.tidings.account.v1.RevokeCause\x12\x32\n\x0erevoked_before\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x82\x01\n\x0bRevokeCause\x12\x1c\n\x18REVOKE_CAUSE_UNSPECIFIED\x10\x00\x12\x1b\n\x17REVOKE_CAUSE_LOGOUT_ALL\x10\x01\x12\x17\n\x13REVOKE_CAUSE_BANNED\x10\x02\x12\x1f\n\x1bREVOKE_CAUSE_PASSWORD_RESET\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tidings.api.account.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_REVOKECAUSE']._serialized_start=361
+  _globals['_REVOKECAUSE']._serialized_end=491
   _globals['_USERUPDATED']._serialized_start=122
   _globals['_USERUPDATED']._serialized_end=223
+  _globals['_TOKENSREVOKED']._serialized_start=226
+  _globals['_TOKENSREVOKED']._serialized_end=358
 # @@protoc_insertion_point(module_scope)

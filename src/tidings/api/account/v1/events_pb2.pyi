@@ -6,6 +6,7 @@ isort:skip_file
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from tidings.api.account.v1 import account_pb2 as _account_pb2
 import builtins as _builtins
 import sys
@@ -17,6 +18,32 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _RevokeCause:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RevokeCauseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RevokeCause.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REVOKE_CAUSE_UNSPECIFIED: _RevokeCause.ValueType  # 0
+    REVOKE_CAUSE_LOGOUT_ALL: _RevokeCause.ValueType  # 1
+    """The user logged out everywhere."""
+    REVOKE_CAUSE_BANNED: _RevokeCause.ValueType  # 2
+    """An operator banned the user."""
+    REVOKE_CAUSE_PASSWORD_RESET: _RevokeCause.ValueType  # 3
+    """An operator reset the user's password."""
+
+class RevokeCause(_RevokeCause, metaclass=_RevokeCauseEnumTypeWrapper):
+    """Why a user's tokens were revoked."""
+
+REVOKE_CAUSE_UNSPECIFIED: RevokeCause.ValueType  # 0
+REVOKE_CAUSE_LOGOUT_ALL: RevokeCause.ValueType  # 1
+"""The user logged out everywhere."""
+REVOKE_CAUSE_BANNED: RevokeCause.ValueType  # 2
+"""An operator banned the user."""
+REVOKE_CAUSE_PASSWORD_RESET: RevokeCause.ValueType  # 3
+"""An operator reset the user's password."""
+Global___RevokeCause: _TypeAlias = RevokeCause  # noqa: Y015
 
 @_typing.final
 class UserUpdated(_message.Message):
@@ -48,3 +75,33 @@ class UserUpdated(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UserUpdated: _TypeAlias = UserUpdated  # noqa: Y015
+
+@_typing.final
+class TokensRevoked(_message.Message):
+    """Topic `account.tokens.revoked`, key `user_id`: every token of the user issued before `revoked_before` is
+    refused from now on; the push job closes the user's open connections.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    CAUSE_FIELD_NUMBER: _builtins.int
+    REVOKED_BEFORE_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    cause: Global___RevokeCause.ValueType
+    @_builtins.property
+    def revoked_before(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        cause: Global___RevokeCause.ValueType = ...,
+        revoked_before: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["revoked_before", b"revoked_before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cause", b"cause", "revoked_before", b"revoked_before", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TokensRevoked: _TypeAlias = TokensRevoked  # noqa: Y015

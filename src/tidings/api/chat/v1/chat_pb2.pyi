@@ -728,6 +728,7 @@ class ListMessagesRequest(_message.Message):
     AFTER_SEQ_FIELD_NUMBER: _builtins.int
     BEFORE_SEQ_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
+    BY_OPERATOR_FIELD_NUMBER: _builtins.int
     user_id: _builtins.int
     """The caller."""
     conversation_id: _builtins.int
@@ -737,6 +738,8 @@ class ListMessagesRequest(_message.Message):
     """The newest messages with seq < before_seq, ascending."""
     limit: _builtins.int
     """0 means 50; more than 200 is capped at 200."""
+    by_operator: _builtins.bool
+    """Set by admin only (the bff never sets it): any conversation, no membership check; `user_id` is the operator."""
     def __init__(
         self,
         *,
@@ -745,10 +748,11 @@ class ListMessagesRequest(_message.Message):
         after_seq: _builtins.int = ...,
         before_seq: _builtins.int = ...,
         limit: _builtins.int = ...,
+        by_operator: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "before_seq", b"before_seq", "position", b"position"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "before_seq", b"before_seq", "conversation_id", b"conversation_id", "limit", b"limit", "position", b"position", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "before_seq", b"before_seq", "by_operator", b"by_operator", "conversation_id", b"conversation_id", "limit", b"limit", "position", b"position", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_position: _TypeAlias = _typing.Literal["after_seq", "before_seq"]  # noqa: Y015
     _WhichOneofArgType_position: _TypeAlias = _typing.Literal["position", b"position"]  # noqa: Y015
@@ -789,6 +793,7 @@ class SearchMessagesRequest(_message.Message):
     CONVERSATION_ID_FIELD_NUMBER: _builtins.int
     CURSOR_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
+    BY_OPERATOR_FIELD_NUMBER: _builtins.int
     user_id: _builtins.int
     """The caller."""
     query: _builtins.str
@@ -800,6 +805,10 @@ class SearchMessagesRequest(_message.Message):
     cursor: _builtins.str
     """The `next_cursor` of the previous page; empty for the first page."""
     limit: _builtins.int
+    by_operator: _builtins.bool
+    """Set by admin only (the bff never sets it): every conversation (or the one given), no membership check;
+    `user_id` is the operator.
+    """
     def __init__(
         self,
         *,
@@ -808,10 +817,11 @@ class SearchMessagesRequest(_message.Message):
         conversation_id: _builtins.int | None = ...,
         cursor: _builtins.str = ...,
         limit: _builtins.int = ...,
+        by_operator: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_conversation_id", b"_conversation_id", "conversation_id", b"conversation_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_conversation_id", b"_conversation_id", "conversation_id", b"conversation_id", "cursor", b"cursor", "limit", b"limit", "query", b"query", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_conversation_id", b"_conversation_id", "by_operator", b"by_operator", "conversation_id", b"conversation_id", "cursor", b"cursor", "limit", b"limit", "query", b"query", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__conversation_id: _TypeAlias = _typing.Literal["conversation_id"]  # noqa: Y015
     _WhichOneofArgType__conversation_id: _TypeAlias = _typing.Literal["_conversation_id", b"_conversation_id"]  # noqa: Y015
@@ -953,12 +963,15 @@ class RecallMessageRequest(_message.Message):
     MESSAGE_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     BY_OPERATOR_FIELD_NUMBER: _builtins.int
+    MODERATION_REASON_FIELD_NUMBER: _builtins.int
     conversation_id: _builtins.int
     message_id: _builtins.int
     user_id: _builtins.int
     """The caller: the sender, or the operator when `by_operator` is set."""
     by_operator: _builtins.bool
     """Set by admin only (the bff never sets it): skips the sender and window checks."""
+    moderation_reason: _builtins.str
+    """Required with `by_operator`: why the message was removed, shown to the members."""
     def __init__(
         self,
         *,
@@ -966,10 +979,11 @@ class RecallMessageRequest(_message.Message):
         message_id: _builtins.int = ...,
         user_id: _builtins.int = ...,
         by_operator: _builtins.bool = ...,
+        moderation_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_operator", b"by_operator", "conversation_id", b"conversation_id", "message_id", b"message_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_operator", b"by_operator", "conversation_id", b"conversation_id", "message_id", b"message_id", "moderation_reason", b"moderation_reason", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1040,3 +1054,135 @@ class GetConversationStatesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetConversationStatesResponse: _TypeAlias = GetConversationStatesResponse  # noqa: Y015
+
+@_typing.final
+class Member(_message.Message):
+    """A member as operators see them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    READ_SEQ_FIELD_NUMBER: _builtins.int
+    JOINED_AT_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    role: _builtins.str
+    """"owner" or "member"."""
+    read_seq: _builtins.int
+    @_builtins.property
+    def joined_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        role: _builtins.str = ...,
+        read_seq: _builtins.int = ...,
+        joined_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["joined_at", b"joined_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["joined_at", b"joined_at", "read_seq", b"read_seq", "role", b"role", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Member: _TypeAlias = Member  # noqa: Y015
+
+@_typing.final
+class InspectConversationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    conversation_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        conversation_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InspectConversationRequest: _TypeAlias = InspectConversationRequest  # noqa: Y015
+
+@_typing.final
+class InspectConversationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    MESSAGE_COUNT_FIELD_NUMBER: _builtins.int
+    RECALLED_COUNT_FIELD_NUMBER: _builtins.int
+    message_count: _builtins.int
+    """Messages stored, recalled ones included."""
+    recalled_count: _builtins.int
+    @_builtins.property
+    def conversation(self) -> Global___Conversation:
+        """Its read fields are empty: no one member's view."""
+
+    @_builtins.property
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___Member]: ...
+    def __init__(
+        self,
+        *,
+        conversation: Global___Conversation | None = ...,
+        members: _abc.Iterable[Global___Member] | None = ...,
+        message_count: _builtins.int = ...,
+        recalled_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "members", b"members", "message_count", b"message_count", "recalled_count", b"recalled_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InspectConversationResponse: _TypeAlias = InspectConversationResponse  # noqa: Y015
+
+@_typing.final
+class DeleteConversationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    OPERATOR_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    conversation_id: _builtins.int
+    operator_id: _builtins.int
+    """The operator."""
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        conversation_id: _builtins.int = ...,
+        operator_id: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "operator_id", b"operator_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteConversationRequest: _TypeAlias = DeleteConversationRequest  # noqa: Y015
+
+@_typing.final
+class DeleteConversationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def conversation(self) -> Global___Conversation:
+        """The group as it was."""
+
+    def __init__(
+        self,
+        *,
+        conversation: Global___Conversation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteConversationResponse: _TypeAlias = DeleteConversationResponse  # noqa: Y015

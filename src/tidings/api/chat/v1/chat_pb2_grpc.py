@@ -102,6 +102,16 @@ class ChatServiceStub:
                 request_serializer=tidings_dot_chat_dot_v1_dot_chat__pb2.GetConversationStatesRequest.SerializeToString,
                 response_deserializer=tidings_dot_chat_dot_v1_dot_chat__pb2.GetConversationStatesResponse.FromString,
                 _registered_method=True)
+        self.InspectConversation = channel.unary_unary(
+                '/tidings.chat.v1.ChatService/InspectConversation',
+                request_serializer=tidings_dot_chat_dot_v1_dot_chat__pb2.InspectConversationRequest.SerializeToString,
+                response_deserializer=tidings_dot_chat_dot_v1_dot_chat__pb2.InspectConversationResponse.FromString,
+                _registered_method=True)
+        self.DeleteConversation = channel.unary_unary(
+                '/tidings.chat.v1.ChatService/DeleteConversation',
+                request_serializer=tidings_dot_chat_dot_v1_dot_chat__pb2.DeleteConversationRequest.SerializeToString,
+                response_deserializer=tidings_dot_chat_dot_v1_dot_chat__pb2.DeleteConversationResponse.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -207,6 +217,25 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InspectConversation(self, request, context):
+        """Operator calls (the admin module only; the bff never makes them). ListMessages, SearchMessages and
+        RecallMessage also take `by_operator`.
+
+        A conversation as operators see it: every member with their role and read mark, and how many messages it
+        holds. CONVERSATION_NOT_FOUND (also for a deleted group).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteConversation(self, request, context):
+        """Deletes a group: no one is a member any more, its history is no longer served, and it leaves every list.
+        NOT_A_GROUP, CONVERSATION_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -274,6 +303,16 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.GetConversationStates,
                     request_deserializer=tidings_dot_chat_dot_v1_dot_chat__pb2.GetConversationStatesRequest.FromString,
                     response_serializer=tidings_dot_chat_dot_v1_dot_chat__pb2.GetConversationStatesResponse.SerializeToString,
+            ),
+            'InspectConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.InspectConversation,
+                    request_deserializer=tidings_dot_chat_dot_v1_dot_chat__pb2.InspectConversationRequest.FromString,
+                    response_serializer=tidings_dot_chat_dot_v1_dot_chat__pb2.InspectConversationResponse.SerializeToString,
+            ),
+            'DeleteConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteConversation,
+                    request_deserializer=tidings_dot_chat_dot_v1_dot_chat__pb2.DeleteConversationRequest.FromString,
+                    response_serializer=tidings_dot_chat_dot_v1_dot_chat__pb2.DeleteConversationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -630,6 +669,60 @@ class ChatService:
             '/tidings.chat.v1.ChatService/GetConversationStates',
             tidings_dot_chat_dot_v1_dot_chat__pb2.GetConversationStatesRequest.SerializeToString,
             tidings_dot_chat_dot_v1_dot_chat__pb2.GetConversationStatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InspectConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tidings.chat.v1.ChatService/InspectConversation',
+            tidings_dot_chat_dot_v1_dot_chat__pb2.InspectConversationRequest.SerializeToString,
+            tidings_dot_chat_dot_v1_dot_chat__pb2.InspectConversationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tidings.chat.v1.ChatService/DeleteConversation',
+            tidings_dot_chat_dot_v1_dot_chat__pb2.DeleteConversationRequest.SerializeToString,
+            tidings_dot_chat_dot_v1_dot_chat__pb2.DeleteConversationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -73,6 +73,17 @@ class ChatServiceStub:
     """
     GetConversationStates: _grpc.UnaryUnaryMultiCallable[_chat_pb2.GetConversationStatesRequest, _chat_pb2.GetConversationStatesResponse]
     """Per-conversation seq state of one user, for sync: cheap, no messages."""
+    InspectConversation: _grpc.UnaryUnaryMultiCallable[_chat_pb2.InspectConversationRequest, _chat_pb2.InspectConversationResponse]
+    """Operator calls (the admin module only; the bff never makes them). ListMessages, SearchMessages and
+    RecallMessage also take `by_operator`.
+
+    A conversation as operators see it: every member with their role and read mark, and how many messages it
+    holds. CONVERSATION_NOT_FOUND (also for a deleted group).
+    """
+    DeleteConversation: _grpc.UnaryUnaryMultiCallable[_chat_pb2.DeleteConversationRequest, _chat_pb2.DeleteConversationResponse]
+    """Deletes a group: no one is a member any more, its history is no longer served, and it leaves every list.
+    NOT_A_GROUP, CONVERSATION_NOT_FOUND.
+    """
 
 @_typing.type_check_only
 class ChatServiceAsyncStub(ChatServiceStub):
@@ -119,6 +130,17 @@ class ChatServiceAsyncStub(ChatServiceStub):
     """
     GetConversationStates: _aio.UnaryUnaryMultiCallable[_chat_pb2.GetConversationStatesRequest, _chat_pb2.GetConversationStatesResponse]  # type: ignore[assignment]
     """Per-conversation seq state of one user, for sync: cheap, no messages."""
+    InspectConversation: _aio.UnaryUnaryMultiCallable[_chat_pb2.InspectConversationRequest, _chat_pb2.InspectConversationResponse]  # type: ignore[assignment]
+    """Operator calls (the admin module only; the bff never makes them). ListMessages, SearchMessages and
+    RecallMessage also take `by_operator`.
+
+    A conversation as operators see it: every member with their role and read mark, and how many messages it
+    holds. CONVERSATION_NOT_FOUND (also for a deleted group).
+    """
+    DeleteConversation: _aio.UnaryUnaryMultiCallable[_chat_pb2.DeleteConversationRequest, _chat_pb2.DeleteConversationResponse]  # type: ignore[assignment]
+    """Deletes a group: no one is a member any more, its history is no longer served, and it leaves every list.
+    NOT_A_GROUP, CONVERSATION_NOT_FOUND.
+    """
 
 class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
     """Conversations, membership, sending, history, read state and recall. Only the bff (and admin) call it; the
@@ -240,5 +262,28 @@ class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_chat_pb2.GetConversationStatesResponse, _abc.Awaitable[_chat_pb2.GetConversationStatesResponse]]:
         """Per-conversation seq state of one user, for sync: cheap, no messages."""
+
+    @_abc_1.abstractmethod
+    def InspectConversation(
+        self,
+        request: _chat_pb2.InspectConversationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.InspectConversationResponse, _abc.Awaitable[_chat_pb2.InspectConversationResponse]]:
+        """Operator calls (the admin module only; the bff never makes them). ListMessages, SearchMessages and
+        RecallMessage also take `by_operator`.
+
+        A conversation as operators see it: every member with their role and read mark, and how many messages it
+        holds. CONVERSATION_NOT_FOUND (also for a deleted group).
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteConversation(
+        self,
+        request: _chat_pb2.DeleteConversationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.DeleteConversationResponse, _abc.Awaitable[_chat_pb2.DeleteConversationResponse]]:
+        """Deletes a group: no one is a member any more, its history is no longer served, and it leaves every list.
+        NOT_A_GROUP, CONVERSATION_NOT_FOUND.
+        """
 
 def add_ChatServiceServicer_to_server(servicer: ChatServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from tidings.api.chat.v1 import chat_pb2 as tidings_dot_chat_dot_v1_dot_chat__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctidings/chat/v1/events.proto\x12\x0ftidings.chat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1atidings/chat/v1/chat.proto\"8\n\x0bMessageSent\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.tidings.chat.v1.Message\"\x91\x01\n\x0fMessageRecalled\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\x03\x12\x12\n\nmessage_id\x18\x02 \x01(\x03\x12\x0b\n\x03seq\x18\x03 \x01(\x03\x12\x13\n\x0brecalled_by\x18\x04 \x01(\x03\x12/\n\x0brecalled_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"v\n\x10\x43onversationRead\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x0b\n\x03seq\x18\x03 \x01(\x03\x12+\n\x07read_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctidings/chat/v1/events.proto\x12\x0ftidings.chat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1atidings/chat/v1/chat.proto\"8\n\x0bMessageSent\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.tidings.chat.v1.Message\"\xac\x01\n\x0fMessageRecalled\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\x03\x12\x12\n\nmessage_id\x18\x02 \x01(\x03\x12\x0b\n\x03seq\x18\x03 \x01(\x03\x12\x13\n\x0brecalled_by\x18\x04 \x01(\x03\x12/\n\x0brecalled_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11moderation_reason\x18\x06 \x01(\t\"v\n\x10\x43onversationRead\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x0b\n\x03seq\x18\x03 \x01(\x03\x12+\n\x07read_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,7 +36,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MESSAGESENT']._serialized_start=110
   _globals['_MESSAGESENT']._serialized_end=166
   _globals['_MESSAGERECALLED']._serialized_start=169
-  _globals['_MESSAGERECALLED']._serialized_end=314
-  _globals['_CONVERSATIONREAD']._serialized_start=316
-  _globals['_CONVERSATIONREAD']._serialized_end=434
+  _globals['_MESSAGERECALLED']._serialized_end=341
+  _globals['_CONVERSATIONREAD']._serialized_start=343
+  _globals['_CONVERSATIONREAD']._serialized_end=461
 # @@protoc_insertion_point(module_scope)

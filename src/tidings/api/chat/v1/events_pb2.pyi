@@ -56,11 +56,14 @@ class MessageRecalled(_message.Message):
     SEQ_FIELD_NUMBER: _builtins.int
     RECALLED_BY_FIELD_NUMBER: _builtins.int
     RECALLED_AT_FIELD_NUMBER: _builtins.int
+    MODERATION_REASON_FIELD_NUMBER: _builtins.int
     conversation_id: _builtins.int
     message_id: _builtins.int
     seq: _builtins.int
     recalled_by: _builtins.int
     """The sender, or the operator who removed it."""
+    moderation_reason: _builtins.str
+    """Set when an operator removed the message: why, shown to the members."""
     @_builtins.property
     def recalled_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -71,10 +74,11 @@ class MessageRecalled(_message.Message):
         seq: _builtins.int = ...,
         recalled_by: _builtins.int = ...,
         recalled_at: _timestamp_pb2.Timestamp | None = ...,
+        moderation_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["recalled_at", b"recalled_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "message_id", b"message_id", "recalled_at", b"recalled_at", "recalled_by", b"recalled_by", "seq", b"seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "message_id", b"message_id", "moderation_reason", b"moderation_reason", "recalled_at", b"recalled_at", "recalled_by", b"recalled_by", "seq", b"seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,7 @@ from tidings.api.buf.validate import validate_pb2 as buf_dot_validate_dot_valida
 from tidings.api.chat.v1 import chat_pb2 as tidings_dot_chat_dot_v1_dot_chat__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n tidings/gateway/v1/gateway.proto\x12\x12tidings.gateway.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1atidings/chat/v1/chat.proto\"\xed\x01\n\x0e\x43onnectRequest\x12\x0b\n\x03ref\x18\x01 \x01(\x04\x12-\n\x04send\x18\x02 \x01(\x0b\x32\x1d.tidings.gateway.v1.SendFrameH\x00\x12-\n\x04read\x18\x03 \x01(\x0b\x32\x1d.tidings.gateway.v1.ReadFrameH\x00\x12\x31\n\x06typing\x18\x04 \x01(\x0b\x32\x1f.tidings.gateway.v1.TypingFrameH\x00\x12-\n\x04ping\x18\x05 \x01(\x0b\x32\x1d.tidings.gateway.v1.PingFrameH\x00\x42\x0e\n\x05\x66rame\x12\x05\xbaH\x02\x08\x01\"R\n\tSendFrame\x12 \n\x0f\x63onversation_id\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12\x15\n\rclient_msg_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"C\n\tReadFrame\x12 \n\x0f\x63onversation_id\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12\x14\n\x03seq\x18\x02 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"/\n\x0bTypingFrame\x12 \n\x0f\x63onversation_id\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\"\x0b\n\tPingFrame\"\x8a\x02\n\x0f\x43onnectResponse\x12\x0b\n\x03ref\x18\x01 \x01(\x04\x12*\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x19.tidings.gateway.v1.EventH\x00\x12+\n\x04sent\x18\x03 \x01(\x0b\x32\x1b.tidings.gateway.v1.SendAckH\x00\x12(\n\x04pong\x18\x04 \x01(\x0b\x32\x18.tidings.gateway.v1.PongH\x00\x12/\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x1e.tidings.gateway.v1.ErrorFrameH\x00\x12-\n\x06marked\x18\x06 \x01(\x0b\x32\x1b.tidings.gateway.v1.ReadAckH\x00\x42\x07\n\x05\x66rame\"\xb1\x02\n\x05\x45vent\x12\x35\n\x0bmessage_new\x18\x01 \x01(\x0b\x32\x1e.tidings.gateway.v1.MessageNewH\x00\x12?\n\x10message_recalled\x18\x02 \x01(\x0b\x32#.tidings.gateway.v1.MessageRecalledH\x00\x12\x41\n\x11\x63onversation_read\x18\x03 \x01(\x0b\x32$.tidings.gateway.v1.ConversationReadH\x00\x12,\n\x06typing\x18\x04 \x01(\x0b\x32\x1a.tidings.gateway.v1.TypingH\x00\x12\x30\n\x08presence\x18\x05 \x01(\x0b\x32\x1c.tidings.gateway.v1.PresenceH\x00\x42\r\n\x04kind\x12\x05\xbaH\x02\x08\x01\"7\n\nMessageNew\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.tidings.chat.v1.Message\"K\n\x0fMessageRecalled\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\x03\x12\x12\n\nmessage_id\x18\x02 \x01(\x03\x12\x0b\n\x03seq\x18\x03 \x01(\x03\"I\n\x10\x43onversationRead\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x0b\n\x03seq\x18\x03 \x01(\x03\"2\n\x06Typing\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\"O\n\x08Presence\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".tidings.gateway.v1.PresenceStatus\"G\n\x07SendAck\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.tidings.chat.v1.Message\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"4\n\x07ReadAck\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\x03\x12\x10\n\x08read_seq\x18\x02 \x01(\x03\"\x06\n\x04Pong\"\xbe\x01\n\nErrorFrame\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12>\n\x08metadata\x18\x04 \x03(\x0b\x32,.tidings.gateway.v1.ErrorFrame.MetadataEntry\x12\x10\n\x08trace_id\x18\x05 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*j\n\x0ePresenceStatus\x12\x1f\n\x1bPRESENCE_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16PRESENCE_STATUS_ONLINE\x10\x01\x12\x1b\n\x17PRESENCE_STATUS_OFFLINE\x10\x02\x32\x61\n\x07Gateway\x12V\n\x07\x43onnect\x12\".tidings.gateway.v1.ConnectRequest\x1a#.tidings.gateway.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n tidings/gateway/v1/gateway.proto\x12\x12tidings.gateway.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1atidings/chat/v1/chat.proto\"\xed\x01\n\x0e\x43onnectRequest\x12\x0b\n\x03ref\x18\x01 \x01(\x04\x12-\n\x04send\x18\x02 \x01(\x0b\x32\x1d.tidings.gateway.v1.SendFrameH\x00\x12-\n\x04read\x18\x03 \x01(\x0b\x32\x1d.tidings.gateway.v1.ReadFrameH\x00\x12\x31\n\x06typing\x18\x04 \x01(\x0b\x32\x1f.tidings.gateway.v1.TypingFrameH\x00\x12-\n\x04ping\x18\x05 \x01(\x0b\x32\x1d.tidings.gateway.v1.PingFrameH\x00\x42\x0e\n\x05\x66rame\x12\x05\xbaH\x02\x08\x01\"R\n\tSendFrame\x12 \n\x0f\x63onversation_id\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12\x15\n\rclient_msg_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"C\n\tReadFrame\x12 \n\x0f\x63onversation_id\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12\x14\n\x03seq\x18\x02 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"/\n\x0bTypingFrame\x12 \n\x0f\x63onversation_id\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\"\x0b\n\tPingFrame\"\x8a\x02\n\x0f\x43onnectResponse\x12\x0b\n\x03ref\x18\x01 \x01(\x04\x12*\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x19.tidings.gateway.v1.EventH\x00\x12+\n\x04sent\x18\x03 \x01(\x0b\x32\x1b.tidings.gateway.v1.SendAckH\x00\x12(\n\x04pong\x18\x04 \x01(\x0b\x32\x18.tidings.gateway.v1.PongH\x00\x12/\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x1e.tidings.gateway.v1.ErrorFrameH\x00\x12-\n\x06marked\x18\x06 \x01(\x0b\x32\x1b.tidings.gateway.v1.ReadAckH\x00\x42\x07\n\x05\x66rame\"\xab\x03\n\x05\x45vent\x12\x35\n\x0bmessage_new\x18\x01 \x01(\x0b\x32\x1e.tidings.gateway.v1.MessageNewH\x00\x12?\n\x10message_recalled\x18\x02 \x01(\x0b\x32#.tidings.gateway.v1.MessageRecalledH\x00\x12\x41\n\x11\x63onversation_read\x18\x03 \x01(\x0b\x32$.tidings.gateway.v1.ConversationReadH\x00\x12,\n\x06typing\x18\x04 \x01(\x0b\x32\x1a.tidings.gateway.v1.TypingH\x00\x12\x30\n\x08presence\x18\x05 \x01(\x0b\x32\x1c.tidings.gateway.v1.PresenceH\x00\x12=\n\x0fmessage_removed\x18\x06 \x01(\x0b\x32\".tidings.gateway.v1.MessageRemovedH\x00\x12\x39\n\rsession_ended\x18\x07 \x01(\x0b\x32 .tidings.gateway.v1.SessionEndedH\x00\x42\r\n\x04kind\x12\x05\xbaH\x02\x08\x01\"7\n\nMessageNew\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.tidings.chat.v1.Message\"K\n\x0fMessageRecalled\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\x03\x12\x12\n\nmessage_id\x18\x02 \x01(\x03\x12\x0b\n\x03seq\x18\x03 \x01(\x03\"Z\n\x0eMessageRemoved\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\x03\x12\x12\n\nmessage_id\x18\x02 \x01(\x03\x12\x0b\n\x03seq\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\"/\n\x0cSessionEnded\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"I\n\x10\x43onversationRead\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x0b\n\x03seq\x18\x03 \x01(\x03\"2\n\x06Typing\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\"O\n\x08Presence\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".tidings.gateway.v1.PresenceStatus\"G\n\x07SendAck\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.tidings.chat.v1.Message\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"4\n\x07ReadAck\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\x03\x12\x10\n\x08read_seq\x18\x02 \x01(\x03\"\x06\n\x04Pong\"\xbe\x01\n\nErrorFrame\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12>\n\x08metadata\x18\x04 \x03(\x0b\x32,.tidings.gateway.v1.ErrorFrame.MetadataEntry\x12\x10\n\x08trace_id\x18\x05 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*j\n\x0ePresenceStatus\x12\x1f\n\x1bPRESENCE_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16PRESENCE_STATUS_ONLINE\x10\x01\x12\x1b\n\x17PRESENCE_STATUS_OFFLINE\x10\x02\x32\x61\n\x07Gateway\x12V\n\x07\x43onnect\x12\".tidings.gateway.v1.ConnectRequest\x1a#.tidings.gateway.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,8 +47,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVENT'].oneofs_by_name['kind']._serialized_options = b'\272H\002\010\001'
   _globals['_ERRORFRAME_METADATAENTRY']._loaded_options = None
   _globals['_ERRORFRAME_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_PRESENCESTATUS']._serialized_start=1815
-  _globals['_PRESENCESTATUS']._serialized_end=1921
+  _globals['_PRESENCESTATUS']._serialized_start=2078
+  _globals['_PRESENCESTATUS']._serialized_end=2184
   _globals['_CONNECTREQUEST']._serialized_start=114
   _globals['_CONNECTREQUEST']._serialized_end=351
   _globals['_SENDFRAME']._serialized_start=353
@@ -62,27 +62,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONNECTRESPONSE']._serialized_start=569
   _globals['_CONNECTRESPONSE']._serialized_end=835
   _globals['_EVENT']._serialized_start=838
-  _globals['_EVENT']._serialized_end=1143
-  _globals['_MESSAGENEW']._serialized_start=1145
-  _globals['_MESSAGENEW']._serialized_end=1200
-  _globals['_MESSAGERECALLED']._serialized_start=1202
-  _globals['_MESSAGERECALLED']._serialized_end=1277
-  _globals['_CONVERSATIONREAD']._serialized_start=1279
-  _globals['_CONVERSATIONREAD']._serialized_end=1352
-  _globals['_TYPING']._serialized_start=1354
-  _globals['_TYPING']._serialized_end=1404
-  _globals['_PRESENCE']._serialized_start=1406
-  _globals['_PRESENCE']._serialized_end=1485
-  _globals['_SENDACK']._serialized_start=1487
-  _globals['_SENDACK']._serialized_end=1558
-  _globals['_READACK']._serialized_start=1560
-  _globals['_READACK']._serialized_end=1612
-  _globals['_PONG']._serialized_start=1614
-  _globals['_PONG']._serialized_end=1620
-  _globals['_ERRORFRAME']._serialized_start=1623
-  _globals['_ERRORFRAME']._serialized_end=1813
-  _globals['_ERRORFRAME_METADATAENTRY']._serialized_start=1766
-  _globals['_ERRORFRAME_METADATAENTRY']._serialized_end=1813
-  _globals['_GATEWAY']._serialized_start=1923
-  _globals['_GATEWAY']._serialized_end=2020
+  _globals['_EVENT']._serialized_end=1265
+  _globals['_MESSAGENEW']._serialized_start=1267
+  _globals['_MESSAGENEW']._serialized_end=1322
+  _globals['_MESSAGERECALLED']._serialized_start=1324
+  _globals['_MESSAGERECALLED']._serialized_end=1399
+  _globals['_MESSAGEREMOVED']._serialized_start=1401
+  _globals['_MESSAGEREMOVED']._serialized_end=1491
+  _globals['_SESSIONENDED']._serialized_start=1493
+  _globals['_SESSIONENDED']._serialized_end=1540
+  _globals['_CONVERSATIONREAD']._serialized_start=1542
+  _globals['_CONVERSATIONREAD']._serialized_end=1615
+  _globals['_TYPING']._serialized_start=1617
+  _globals['_TYPING']._serialized_end=1667
+  _globals['_PRESENCE']._serialized_start=1669
+  _globals['_PRESENCE']._serialized_end=1748
+  _globals['_SENDACK']._serialized_start=1750
+  _globals['_SENDACK']._serialized_end=1821
+  _globals['_READACK']._serialized_start=1823
+  _globals['_READACK']._serialized_end=1875
+  _globals['_PONG']._serialized_start=1877
+  _globals['_PONG']._serialized_end=1883
+  _globals['_ERRORFRAME']._serialized_start=1886
+  _globals['_ERRORFRAME']._serialized_end=2076
+  _globals['_ERRORFRAME_METADATAENTRY']._serialized_start=2029
+  _globals['_ERRORFRAME_METADATAENTRY']._serialized_end=2076
+  _globals['_GATEWAY']._serialized_start=2186
+  _globals['_GATEWAY']._serialized_end=2283
 # @@protoc_insertion_point(module_scope)

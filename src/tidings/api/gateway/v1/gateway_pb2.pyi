@@ -225,6 +225,8 @@ class Event(_message.Message):
     CONVERSATION_READ_FIELD_NUMBER: _builtins.int
     TYPING_FIELD_NUMBER: _builtins.int
     PRESENCE_FIELD_NUMBER: _builtins.int
+    MESSAGE_REMOVED_FIELD_NUMBER: _builtins.int
+    SESSION_ENDED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def message_new(self) -> Global___MessageNew: ...
     @_builtins.property
@@ -235,6 +237,10 @@ class Event(_message.Message):
     def typing(self) -> Global___Typing: ...
     @_builtins.property
     def presence(self) -> Global___Presence: ...
+    @_builtins.property
+    def message_removed(self) -> Global___MessageRemoved: ...
+    @_builtins.property
+    def session_ended(self) -> Global___SessionEnded: ...
     def __init__(
         self,
         *,
@@ -243,12 +249,14 @@ class Event(_message.Message):
         conversation_read: Global___ConversationRead | None = ...,
         typing: Global___Typing | None = ...,
         presence: Global___Presence | None = ...,
+        message_removed: Global___MessageRemoved | None = ...,
+        session_ended: Global___SessionEnded | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation_read", b"conversation_read", "kind", b"kind", "message_new", b"message_new", "message_recalled", b"message_recalled", "presence", b"presence", "typing", b"typing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation_read", b"conversation_read", "kind", b"kind", "message_new", b"message_new", "message_recalled", b"message_recalled", "message_removed", b"message_removed", "presence", b"presence", "session_ended", b"session_ended", "typing", b"typing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_read", b"conversation_read", "kind", b"kind", "message_new", b"message_new", "message_recalled", b"message_recalled", "presence", b"presence", "typing", b"typing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_read", b"conversation_read", "kind", b"kind", "message_new", b"message_new", "message_recalled", b"message_recalled", "message_removed", b"message_removed", "presence", b"presence", "session_ended", b"session_ended", "typing", b"typing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["message_new", "message_recalled", "conversation_read", "typing", "presence"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["message_new", "message_recalled", "conversation_read", "typing", "presence", "message_removed", "session_ended"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -302,6 +310,65 @@ class MessageRecalled(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MessageRecalled: _TypeAlias = MessageRecalled  # noqa: Y015
+
+@_typing.final
+class MessageRemoved(_message.Message):
+    """WebSocket `message.removed`: an operator removed the message (it reads as recalled from now on)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    conversation_id: _builtins.int
+    message_id: _builtins.int
+    seq: _builtins.int
+    reason: _builtins.str
+    """The operator's reason, for the members to see."""
+    def __init__(
+        self,
+        *,
+        conversation_id: _builtins.int = ...,
+        message_id: _builtins.int = ...,
+        seq: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "message_id", b"message_id", "reason", b"reason", "seq", b"seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MessageRemoved: _TypeAlias = MessageRemoved  # noqa: Y015
+
+@_typing.final
+class SessionEnded(_message.Message):
+    """WebSocket `session.ended`, the last event of a connection the server ends on its own account (the user was
+    banned, their password reset, or they logged out everywhere); the socket then closes (4403 for a ban, else
+    4401), the gRPC stream ends with the same error.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """The error's reason, e.g. USER_BANNED or TOKEN_REVOKED."""
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SessionEnded: _TypeAlias = SessionEnded  # noqa: Y015
 
 @_typing.final
 class ConversationRead(_message.Message):
