@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from tidings import __version__, conf, migrations
 from tidings.admin import wire as admin_wire
+from tidings.admin.biz.model import Role
 from tidings.bench import bench_app
 from tidings.bff import wire as bff_wire
 from tidings.bootstrap import Infra, search_index
@@ -25,6 +26,7 @@ from tidings.pkg.bus import BusError, events
 from tidings.pkg.bus.factory import create_bus
 from tidings.pkg.cache.invalidation import CACHE_INVALIDATE
 from tidings.pkg.conf import ConfigError
+from tidings.pkg.errors import TidingsError
 from tidings.search.model import SearchUnavailable
 from tidings.service.account import topics as account_topics
 from tidings.service.account import wire as account_wire
@@ -203,6 +205,62 @@ async def _migrate(settings: conf.Settings, revision: str) -> None:
         raise Fatal(str(exc)) from None
     finally:
         await search.close()
+
+
+admin_app = typer.Typer(help="The back office: its operators.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+
+
+@admin_app.command("create-operator")
+def create_operator(
+    username: Annotated[str, typer.Option(help="3-64 characters: letters, digits, '_', '.', '-'.")],
+    role: Annotated[Role, typer.Option(help="What the operator may do.")] = Role.VIEWER,
+    totp: Annotated[bool, typer.Option(help="Require a one-time code from an authenticator app at login.")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read the password from standard input instead of asking for it.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Create an operator of the back office (the first one, or any from a script): asks for the password (at least
+    12 characters) and, with --totp, prints the authenticator enrolment link once."""
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if password_stdin
+        else typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    )
+
+    async def run() -> tuple[str, str]:
+        infra = Infra(_settings(config))
+        try:
+            staff = await admin_wire.operators(infra)
+            idgen = await infra.idgen()
+            await idgen.start()
+            try:
+                operator, secret = await staff.create(username, password, role, totp=totp)
+            finally:
+                await idgen.stop()
+            return f"operator {operator.username} ({operator.role.value}) created, id {operator.id}", (
+                staff.provisioning_uri(operator, secret) if secret else ""
+            )
+        except (db.DatabaseUnavailable, ConfigError) as exc:
+            raise Fatal(str(exc)) from None
+        except TidingsError as exc:
+            raise Fatal(f"{exc.reason}: {exc.message} {_fields(exc)}".strip()) from None
+        finally:
+            await infra.close()
+
+    try:
+        done, uri = asyncio.run(run())
+    except Fatal as exc:
+        typer.echo(f"tidings: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(done)
+    if uri:
+        typer.echo(f"add it to an authenticator app (shown once): {uri}")
+
+
+def _fields(error: TidingsError) -> str:
+    return "; ".join(f"{v.field}: {v.description}" for v in error.violations)
 
 
 task_app = typer.Typer(help="The task module's schedule: what runs when, and a task run now.", no_args_is_help=True)

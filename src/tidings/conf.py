@@ -56,13 +56,31 @@ class BffConf(ModuleConf):
     max_connections_per_client: int = Field(default=256, ge=0)
 
 
+class AdminConf(ModuleConf):
+    """The back office. ``http`` serves its API and console to operators (keep it off the clients' network);
+    ``metrics`` serves ``/metrics`` (with ``/healthz`` and ``/readyz``)."""
+
+    metrics: Listen = Listen(port=8087)
+    # The session cookie is sent over HTTPS only; turn off only where the console is reached over plain HTTP on
+    # a developer's machine.
+    secure_cookies: bool = True
+    # How long an operator session lasts; they log in again after it.
+    session_ttl_s: float = Field(default=1800.0, ge=60, le=86_400)
+    # After this many failed logins for a username (whether or not it exists), logins for it are refused for
+    # ``login_lock_s``.
+    login_max_failures: int = Field(default=5, ge=1, le=100)
+    login_lock_s: float = Field(default=900.0, ge=1, le=86_400)
+    # The generated API pages (``/docs``) load scripts from a CDN: off unless a developer wants them.
+    docs: bool = False
+
+
 class Modules(Section):
     bff: BffConf = BffConf(http=Listen(port=8080))
     account: ModuleConf = ModuleConf(http=Listen(port=8081), grpc=Listen(port=9081))
     chat: ModuleConf = ModuleConf(http=Listen(port=8082), grpc=Listen(port=9082))
     job: ModuleConf = ModuleConf(http=Listen(port=8083))
     task: ModuleConf = ModuleConf(http=Listen(port=8084))
-    admin: ModuleConf = ModuleConf(http=Listen(port=8085))
+    admin: AdminConf = AdminConf(http=Listen(port=8085))
 
 
 class AuthConf(Section):

@@ -13,7 +13,16 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from tidings.pkg.bus import Event, EventBus, Record, Subscription, TopicConflict, TopicSpec, UnknownTopic
+from tidings.pkg.bus import (
+    Event,
+    EventBus,
+    Record,
+    Subscription,
+    TopicConflict,
+    TopicPartition,
+    TopicSpec,
+    UnknownTopic,
+)
 from tidings.pkg.bus.partitioner import partition_for
 
 BusFactory = Callable[[], Awaitable[EventBus]]
@@ -127,6 +136,18 @@ class EventBusContract:
         finally:
             await subscription.close()
         assert [record.value for record in rest] == [b"6", b"7", b"8", b"9"]
+
+    async def test_offsets_are_each_partitions_earliest_and_end(self, bus: EventBus, prefix: str) -> None:
+        topic = await self.topic(bus, prefix, "offsets", 2)
+        assert await bus.offsets(topic) == {TopicPartition(topic, 0): (0, 0), TopicPartition(topic, 1): (0, 0)}
+        published = await bus.publish_many([Event(topic, f"k{n}".encode(), b"v") for n in range(7)])
+        ends: dict[TopicPartition, tuple[int, int]] = {TopicPartition(topic, p): (0, 0) for p in (0, 1)}
+        for sent in published:
+            tp = TopicPartition(topic, sent.partition)
+            ends[tp] = (0, max(ends[tp][1], sent.offset + 1))
+        assert await bus.offsets(topic) == ends
+        with pytest.raises(UnknownTopic):
+            await bus.offsets(f"{prefix}.absent")
 
     async def test_a_new_group_starts_at_the_earliest_record(self, bus: EventBus, prefix: str) -> None:
         topic = await self.topic(bus, prefix, "earliest", 1)

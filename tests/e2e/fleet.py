@@ -42,6 +42,7 @@ def port_env(module: str, http: int, grpc: int | None = None, *, internal: int |
         env[f"{prefix}__GRPC__PORT"] = str(grpc)
     if module == "bff":
         env[f"{prefix}__INTERNAL_GRPC__PORT"] = str(internal or free_port())
+    if module in ("bff", "admin"):
         env[f"{prefix}__METRICS__PORT"] = str(free_port())
     return env
 

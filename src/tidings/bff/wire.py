@@ -16,7 +16,7 @@ from tidings.bff.data.chat import GrpcChatRepo
 from tidings.bff.data.metrics import PrometheusRealtimeMetrics
 from tidings.bff.data.presence import RoutePresenceRepo
 from tidings.bff.data.relay import GrpcRelay
-from tidings.bff.service import web, ws
+from tidings.bff.service import ws
 from tidings.bff.service.connection import Connections
 from tidings.bff.service.delivery import DeliveryServicer
 from tidings.bff.service.gateway import GatewayServicer
@@ -28,6 +28,7 @@ from tidings.pkg import log
 from tidings.pkg.app import Module, Server
 from tidings.pkg.middleware.grpc import server_interceptors
 from tidings.pkg.ratelimit import Rate, RateLimiter
+from tidings.pkg.transport import web
 from tidings.pkg.transport.grpc import GrpcServer
 from tidings.pkg.transport.guard import ConnectionGuard
 from tidings.pkg.transport.http import HttpServer, ops_server
@@ -129,7 +130,7 @@ async def wire(infra: Infra) -> Module:
             ws.router(connections),
         ],
     )
-    web.install(app)
+    web.install(app, "tidings.bff")
     # Slow clients (headers, bodies) are cut off and one address holds a bounded number of connections.
     guard = ConnectionGuard(
         header_timeout_s=conf.header_timeout_s,

@@ -2,7 +2,7 @@
 
 Each owner keeps its tables, its ``MetaData`` and its revisions beside its code: the framework's worker leases
 (``pkg/idgen/migrations``), account's (``service/account/migrations``), chat's (``service/chat/migrations``) and
-the task module's (``task/migrations``). Each branch starts from the base, so a service's schema could move to a
+the task module's (``task/migrations``) and the back office's (``admin/migrations``). Each branch starts from the base, so a service's schema could move to a
 database of its own. ``upgrade`` brings every branch to its head; ``upgrade(url, "chat@head")`` one of them.
 """
 
@@ -22,6 +22,7 @@ BRANCHES = {
     "account": _TIDINGS / "service" / "account" / "migrations",
     "chat": _TIDINGS / "service" / "chat" / "migrations",
     "task": _TIDINGS / "task" / "migrations",
+    "admin": _TIDINGS / "admin" / "migrations",
 }
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import inspect, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tidings.admin import tables as admin_tables
 from tidings.pkg.idgen import tables as framework_tables
 from tidings.service.account import tables as account_tables
 from tidings.service.chat import tables as chat_tables
@@ -45,6 +46,7 @@ def _run(connection: Connection) -> None:
             account_tables.metadata,
             chat_tables.metadata,
             task_tables.metadata,
+            admin_tables.metadata,
         ],
         # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.
         render_as_batch=connection.dialect.name == "sqlite",

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tidings.bff import server
-from tidings.bff.service import web
+from tidings.pkg.transport import web
 
 WEB = resources.files("tidings.bff") / "web"
 
@@ -18,7 +18,7 @@ WEB = resources.files("tidings.bff") / "web"
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     app = server.http_app([], request_timeout_s=5)
-    web.install(app)
+    web.install(app, "tidings.bff")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bff") as client:
         yield client
 

@@ -18,19 +18,9 @@ from tidings.pkg.clock import wall_ms
 from tidings.pkg.errors.grpc import error_from_pb
 from tidings.pkg.middleware import deadline
 from tidings.pkg.pbtime import millis
+from tidings.service.account.store.records import user_from_pb
 from tidings.service.account.tokens import TokenDecoder
 from tidings.service.account.user import Session, User
-
-
-def user_from_pb(message: pb.User) -> User:
-    return User(
-        id=message.id,
-        username=message.username,
-        display_name=message.display_name,
-        bio=message.bio,
-        avatar_url=message.avatar_url,
-        created_at_ms=millis(message.created_at),
-    )
 
 
 def _session_from_pb(grant: pb.AuthGrant) -> Session:

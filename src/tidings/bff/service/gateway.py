@@ -23,7 +23,7 @@ from tidings.api.gateway.v1 import gateway_pb2 as pb
 from tidings.bff.biz.realtime.session import CloseReason, Session
 from tidings.bff.service import gateway_codec
 from tidings.bff.service.connection import Connections
-from tidings.bff.service.schema import rfc3339
+from tidings.pkg.edge import rfc3339
 from tidings.pkg.errors import TidingsError
 
 SERVICE = "tidings.gateway.v1.Gateway"

@@ -13,7 +13,6 @@ from tidings.bff.biz import usecase
 from tidings.bff.biz.ports import AccountRepo, ChatRepo
 from tidings.bff.biz.quotas import Quotas
 from tidings.bff.service.schema import (
-    MAX_ID,
     USER_QUERY_PATTERN,
     ConversationOut,
     ConversationsOut,
@@ -36,6 +35,7 @@ from tidings.bff.service.schema import (
     UsersOut,
 )
 from tidings.pkg import errors
+from tidings.pkg.edge import MAX_ID
 from tidings.pkg.errors.http import ErrorBody
 
 PathId = Annotated[int, Path(gt=0, le=MAX_ID)]

@@ -6,45 +6,14 @@ Timestamps are RFC 3339 UTC strings.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
-from pydantic.config import JsonDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from tidings.bff.biz import model
+from tidings.pkg.edge import ID_SCHEMA, MAX_ID, SAFE_INTEGER, Id, integral, rfc3339, well_formed
 from tidings.service.account.user import Session, User
 from tidings.service.chat.message import Message
-
-MAX_ID = (1 << 63) - 1
-# Integers a schema-driven client may send where the server takes up to 2**63 - 1: JSON numbers past 2**53 are not
-# exact in most clients (ids travel as strings for that reason), and a fuzzer's near-2**63 numbers round up past it.
-SAFE_INTEGER = 2**53 - 1
-
-
-def _integral(value: object) -> object:
-    # JSON Schema's integers include 3.0: take a float with nothing after the point as the integer it is.
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def _parse_id(value: object) -> object:
-    # A decimal string is the documented form; a number is tolerated. Anything else fails the int check below.
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
-        return int(value)
-    return _integral(value)
-
-
-# Declared as clients send it: a decimal string (up to 18 digits in the schema, so every example fits 63 bits),
-# or a JSON integer, above 0.
-_ID_SCHEMA: JsonDict = {
-    "anyOf": [
-        {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
-        {"type": "integer", "minimum": 1, "maximum": SAFE_INTEGER},
-    ]
-}
-Id = Annotated[int, BeforeValidator(_parse_id), Field(gt=0, le=MAX_ID, strict=True), WithJsonSchema(_ID_SCHEMA)]
 
 # The account service's rules (service/account/biz/user.py), declared so schema-driven clients agree with them.
 USERNAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{2,31}$"
@@ -55,27 +24,6 @@ NOT_BLANK = r"\S"
 # An http(s) URL of a plain host, port and path, or empty: a subset of what account accepts (any URI with a host),
 # so every URL a schema-driven client makes from it is accepted.
 URL_OR_EMPTY = r"^(https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?)?$"
-
-
-def rfc3339(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def well_formed(value: object) -> object:
-    """``value`` if every string in it is well-formed Unicode; ``ValueError`` otherwise.
-
-    JSON may escape a lone UTF-16 surrogate (``"\\ud800"``), which Python decodes into a string no UTF-8 encoder
-    (protobuf, the database) accepts: refused here, at the edge, so it is a 400 naming the field, never a 500.
-    """
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("must be valid Unicode text (no lone surrogates)") from None
-    elif isinstance(value, list | tuple):
-        for item in value:
-            well_formed(item)
-    return value
 
 
 class Body(BaseModel):
@@ -119,7 +67,7 @@ class CreateConversationBody(Body):
         json_schema_extra={
             "if": {"properties": {"kind": {"const": "group"}}},
             "then": {"required": ["title"], "properties": {"title": {"type": "string"}}},
-            "else": {"required": ["peer_id"], "properties": {"peer_id": _ID_SCHEMA}},
+            "else": {"required": ["peer_id"], "properties": {"peer_id": ID_SCHEMA}},
         }
     )
 
@@ -142,7 +90,7 @@ class SendBody(Body):
 
 
 class ReadBody(Body):
-    seq: Annotated[int, BeforeValidator(_integral)] = Field(
+    seq: Annotated[int, BeforeValidator(integral)] = Field(
         ge=0, le=MAX_ID, strict=True, json_schema_extra={"maximum": SAFE_INTEGER}
     )
 

@@ -35,8 +35,9 @@ from tidings.bff.biz.realtime.events import (
     Typing,
 )
 from tidings.bff.service.connection import BadFrame, Codec
-from tidings.bff.service.schema import MAX_ID, Body, Id, MessageOut
+from tidings.bff.service.schema import Body, MessageOut
 from tidings.pkg import errors
+from tidings.pkg.edge import MAX_ID, Id
 from tidings.pkg.errors import FieldViolation, TidingsError
 from tidings.pkg.errors.http import to_http_body
 from tidings.service.chat.message import Message

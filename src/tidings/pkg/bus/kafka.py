@@ -255,10 +255,27 @@ class KafkaEventBus(TracedPublisher):
             if tp.topic in topics and meta.offset >= 0
         }
 
-    async def read_from_start(self, topic: str, *, max_records: int = 500) -> AsyncGenerator[list[Record], None]:
+    async def offsets(self, topic: str) -> dict[TopicPartition, tuple[int, int]]:
         partitions = [KafkaTopicPartition(topic, p) for p in range(await self.partition_count(topic))]
-        # No group: partitions assigned by hand, nothing committed, no member joining anyone's group.
-        consumer = AIOKafkaConsumer(
+        consumer = self._reader()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await consumer.start()
+                starts = await consumer.beginning_offsets(partitions)
+                ends = await consumer.end_offsets(partitions)
+        except (KafkaError, TimeoutError) as exc:
+            raise BusError(
+                f"cannot read the offsets of {topic} on kafka at {self._bootstrap}: {_describe(exc)}"
+            ) from exc
+        finally:
+            with contextlib.suppress(KafkaError, TimeoutError):
+                async with asyncio.timeout(self._timeout_s):
+                    await consumer.stop()
+        return {TopicPartition(topic, tp.partition): (starts[tp], ends[tp]) for tp in partitions}
+
+    def _reader(self) -> Any:
+        """A consumer in no group: partitions assigned by hand, nothing committed, no member joining any group."""
+        return AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
             client_id=self._client_id,
             group_id=None,
@@ -266,6 +283,10 @@ class KafkaEventBus(TracedPublisher):
             auto_offset_reset="earliest",
             request_timeout_ms=self._timeout_ms,
         )
+
+    async def read_from_start(self, topic: str, *, max_records: int = 500) -> AsyncGenerator[list[Record], None]:
+        partitions = [KafkaTopicPartition(topic, p) for p in range(await self.partition_count(topic))]
+        consumer = self._reader()
         try:
             async with asyncio.timeout(self._timeout_s):
                 await consumer.start()

@@ -91,6 +91,11 @@ class EventBus(Publisher, Protocol):
         """The group's committed next offsets on ``topics``; partitions never committed are absent."""
         ...
 
+    async def offsets(self, topic: str) -> dict[TopicPartition, tuple[int, int]]:
+        """Each partition's earliest offset held and its end (the next offset to be written): a group's lag is the
+        end less its committed offset, the records held the end less the earliest. ``UnknownTopic``."""
+        ...
+
     def read_from_start(self, topic: str, *, max_records: int = 500) -> AsyncGenerator[list[Record], None]:
         """Every record ``topic`` holds when the read begins, from its earliest offset to its end then, in batches
         of at most ``max_records`` (each partition in offset order); records published meanwhile are not read.

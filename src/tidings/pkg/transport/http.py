@@ -14,8 +14,10 @@ from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.types import ASGIApp
 
+from tidings import __version__
 from tidings.pkg.conf import Listen
 from tidings.pkg.health import Check, run_checks
+from tidings.pkg.middleware import http as http_middleware
 from tidings.pkg.transport.guard import ConnectionGuard
 
 
@@ -137,6 +139,34 @@ def ops_router(checks: Sequence[Check], *, metrics: bool = True) -> APIRouter:
 # a span for each step of the request (dependencies, endpoint, serialization): about 15% of the bff's CPU per send.
 # Metrics are Prometheus' (``tidings.pkg.metrics``), logs structlog's.
 TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
+def api_app(
+    title: str,
+    description: str,
+    checks: Sequence[Check],
+    *,
+    request_timeout_s: float,
+    docs: bool = False,
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """An API people or programs call (the bff's public one, the back office's): the shared middleware and error
+    body, ``/healthz`` and ``/readyz``, then ``routers``. ``/openapi.json`` always; ``/docs`` and ``/redoc`` only
+    with ``docs`` (their pages load scripts from a CDN, which must not run on a page's origin of ours). No
+    ``/metrics``: that is the module's metrics listener's."""
+    app = FastAPI(
+        title=title,
+        version=__version__,
+        description=description,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        telemetry=TELEMETRY,
+    )
+    http_middleware.install(app, request_timeout_s=request_timeout_s)
+    app.include_router(ops_router(checks, metrics=False))
+    for router in routers:
+        app.include_router(router)
+    return app
 
 
 def ops_app(title: str, checks: Sequence[Check]) -> FastAPI:

@@ -17,7 +17,7 @@ from tidings.service.account.biz.auth import Auth, AuthPolicy
 from tidings.service.account.biz.profiles import Profiles
 from tidings.service.account.data.publisher import BusUserEvents
 from tidings.service.account.data.repos import SQLBlockRepo, SQLRefreshTokenRepo, SQLUserRepo
-from tidings.service.account.data.security import Argon2Hasher
+from tidings.pkg.passwords import Argon2Hasher
 from tidings.service.account.service.account import AccountService
 from tidings.service.account.token_codec import JWTCodec
 from tidings.service.account.user import User

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from pathlib import Path
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -223,6 +223,26 @@ class EmbeddedLog(TracedPublisher):
                 )
             )
             return {TopicPartition(row.topic, row.partition): row.next_offset for row in rows}
+
+    async def offsets(self, topic: str) -> dict[TopicPartition, tuple[int, int]]:
+        count = await self.partition_count(topic)
+        table, log = schema.partitions, schema.records
+        async with asyncio.timeout(self._timeout_s), self.engine.connect() as conn:
+            ends: dict[int, int] = {
+                row.partition: row.next_offset
+                for row in await conn.execute(
+                    select(table.c.partition, table.c.next_offset).where(table.c.topic == topic)
+                )
+            }
+            starts: dict[int, int] = {
+                row.partition: row.first
+                for row in await conn.execute(
+                    select(log.c.partition, func.min(log.c.offset).label("first"))
+                    .where(log.c.topic == topic)
+                    .group_by(log.c.partition)
+                )
+            }
+        return {TopicPartition(topic, p): (starts.get(p, ends.get(p, 0)), ends.get(p, 0)) for p in range(count)}
 
     async def read_from_start(self, topic: str, *, max_records: int = 500) -> AsyncGenerator[list[Record], None]:
         positions = {TopicPartition(topic, p): 0 for p in range(await self.partition_count(topic))}

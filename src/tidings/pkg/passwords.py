@@ -1,4 +1,4 @@
-"""Password hashing (argon2id, off the event loop); access tokens are ``tidings.service.account.token_codec``."""
+"""Password hashing (argon2id, off the event loop), for chat users (account) and operators (admin) alike."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tidings.service.account.data.security import Argon2Hasher
+from tidings.pkg.passwords import Argon2Hasher
 
 
 async def test_hashes_carry_the_configured_cost_and_any_cost_verifies() -> None:

@@ -1,8 +1,9 @@
-"""The browser client: ``GET /`` is its page, ``/web/*`` its scripts and styles, all from the package itself.
+"""A browser page of ours (the chat client, the back office's console): its page and its scripts and styles, all
+from a package of Tidings itself.
 
 Every answer carries a strict Content-Security-Policy: scripts and styles only from this origin (no inline code,
-no eval), network calls only to this origin (the API and ``/v1/ws``), no framing. User text is rendered as text
-by the client; the policy is the second line of defence should a bug ever let markup through.
+no eval), network calls only to this origin (the API and its WebSocket), no framing. User text is rendered as text
+by the page; the policy is the second line of defence should a bug ever let markup through.
 """
 
 from __future__ import annotations
@@ -48,14 +49,15 @@ class _WebFiles(StaticFiles):
         return response
 
 
-def install(app: FastAPI) -> None:
-    """Serve the page at ``/`` and its files under ``/web``; the API routes and ``/v1/ws`` are left as they are."""
-    files = _WebFiles(packages=[("tidings.bff", "web")])
-    page = resources.files("tidings.bff") / "web" / "index.html"
+def install(app: FastAPI, package: str, *, at: str = "") -> None:
+    """Serve ``package``'s ``web/index.html`` at ``{at}/`` and its other files under ``{at}/web``; the API routes are
+    left as they are."""
+    files = _WebFiles(packages=[(package, "web")])
+    page = resources.files(package) / "web" / "index.html"
 
     # HEAD too: uptime checks and link previews ask with it.
-    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    @app.api_route(f"{at}/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(str(page), media_type="text/html", headers=SECURITY_HEADERS)
 
-    app.mount("/web", files, name="web")
+    app.mount(f"{at}/web", files, name=f"{package} web")
