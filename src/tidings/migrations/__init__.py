@@ -1,9 +1,10 @@
 """The deployment's schema: each owner's branch of Alembic migrations, applied by one environment (``env.py``).
 
 Each owner keeps its tables, its ``MetaData`` and its revisions beside its code: the framework's worker leases
-(``pkg/idgen/migrations``), account's (``service/account/migrations``), chat's (``service/chat/migrations``) and
-the task module's (``task/migrations``) and the back office's (``admin/migrations``). Each branch starts from the base, so a service's schema could move to a
-database of its own. ``upgrade`` brings every branch to its head; ``upgrade(url, "chat@head")`` one of them.
+(``pkg/idgen/migrations``), account's (``service/account/migrations``), chat's (``service/chat/migrations``), the
+task module's (``task/migrations``) and the back office's (``admin/migrations``). Each branch starts from the base,
+so a service's schema could move to a database of its own. ``upgrade`` brings every branch to its head;
+``upgrade(url, "chat@head")`` one of them.
 """
 
 from __future__ import annotations

@@ -12,12 +12,12 @@ from tidings.pkg.bus import events
 from tidings.pkg.cache import Cache, dataclass_codec
 from tidings.pkg.cache.kit import CacheKit
 from tidings.pkg.clock import SystemClock
+from tidings.pkg.passwords import Argon2Hasher
 from tidings.service.account import topics as account_topics
 from tidings.service.account.biz.auth import Auth, AuthPolicy
 from tidings.service.account.biz.profiles import Profiles
 from tidings.service.account.data.publisher import BusUserEvents
 from tidings.service.account.data.repos import SQLBlockRepo, SQLRefreshTokenRepo, SQLUserRepo
-from tidings.pkg.passwords import Argon2Hasher
 from tidings.service.account.service.account import AccountService
 from tidings.service.account.token_codec import JWTCodec
 from tidings.service.account.user import User
