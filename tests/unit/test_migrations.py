@@ -10,8 +10,8 @@ from tidings import migrations
 from tidings.pkg import db
 from tidings.pkg.conf import DatabaseConf
 
-# Each branch's head: framework, account, chat, task.
-HEADS = {"0001", "0006", "0010", "0009"}  # framework, account, chat, task
+# Each branch's head: framework, account, chat, task, admin.
+HEADS = {"0001", "0006", "0010", "0009", "0013"}  # framework, account, chat, task, admin
 
 
 async def _tables_and_versions(url: str) -> tuple[set[str], set[str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import insert, or_, select
 
 from tidings.admin.biz.model import AuditEntry, AuditQuery, AuditRecord, AuditResult, Outcome
 from tidings.admin.tables import audit_entries, audit_outcomes
@@ -63,7 +63,7 @@ class SQLAuditLog(SQLRepo):
                 entries, outcomes.c.at_ms.label("done_at_ms"), outcomes.c.outcome, outcomes.c.error, outcomes.c.after
             )
             .select_from(entries.outerjoin(outcomes, outcomes.c.entry_id == entries.c.id))
-            .where(and_(*conditions))
+            .where(*conditions)
             .order_by(entries.c.id.desc())
             .limit(query.limit)
         )
