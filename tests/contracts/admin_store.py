@@ -16,7 +16,7 @@ from tidings.pkg.errors import TidingsError
 
 
 def entry(entry_id: int, *, action: str = "ban_user", target: str = "7", reason: str = "spam") -> AuditEntry:
-    return AuditEntry(entry_id, 1000 + entry_id, 1, "alice", action, "user", target, reason, "t" * 32, {"a": "é"})
+    return AuditEntry(entry_id, 1000 + entry_id, 1, "alice", action, "user", target, reason, "t" * 32)
 
 
 class AdminStoreContract:
@@ -60,7 +60,7 @@ class AdminStoreContract:
         log = SQLAuditLog(store_engine)
         for n in range(1, 6):
             await log.begin(entry(n, action="ban_user" if n % 2 else "remove_message", reason=f"spam {n}%"))
-        await log.finish(AuditResult(1, 2000, Outcome.OK, after={"banned": True}))
+        await log.finish(AuditResult(1, 2000, Outcome.OK, before={"name": "é"}, after={"banned": True}))
         await log.finish(AuditResult(2, 2001, Outcome.FAILED, "UNAVAILABLE: down"))
         records = await log.page(AuditQuery(limit=10))
         assert [r.entry.id for r in records] == [5, 4, 3, 2, 1]
@@ -68,6 +68,7 @@ class AdminStoreContract:
         assert records[-1].entry == entry(1, reason="spam 1%")
         assert records[-1].result is not None
         assert records[-1].result.after == {"banned": True}
+        assert records[-1].result.before == {"name": "é"}
         assert [r.entry.id for r in await log.page(AuditQuery(action="remove_message"))] == [4, 2]
         assert [r.entry.id for r in await log.page(AuditQuery(before_id=4, limit=2))] == [3, 2]
         assert [r.entry.id for r in await log.page(AuditQuery(text="spam 3%"))] == [3]

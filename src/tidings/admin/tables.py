@@ -1,6 +1,6 @@
 """The back office's own tables: operators (apart from chat users), their sessions, failed logins per username,
-and the audit log: one entry per action, written before the action is taken, and one outcome per entry, written
-after. Both audit tables are append-only: the migration puts triggers on them that refuse UPDATE and DELETE, and
+and the audit log: one entry per action, written before anything of it is done, and one outcome per entry,
+written after. Both audit tables are append-only: the migration puts triggers on them that refuse UPDATE and DELETE, and
 the deployment grants the back office's database user INSERT and SELECT only on them (``migrations/0013``)."""
 
 from __future__ import annotations
@@ -62,8 +62,6 @@ audit_entries = Table(
     Column("target", String(64), nullable=False),
     Column("reason", String(500), nullable=False),
     Column("trace_id", String(32), nullable=False),
-    # JSON: the target as it was, where it applies.
-    Column("before", Text, nullable=True),
     Index("ix_admin_audit_entries_at", "at_ms"),
     Index("ix_admin_audit_entries_target", "target_kind", "target"),
     Index("ix_admin_audit_entries_operator", "operator_id", "at_ms"),
@@ -78,6 +76,7 @@ audit_outcomes = Table(
     Column("outcome", String(8), nullable=False),
     # The failure's reason and message; empty when it succeeded.
     Column("error", String(512), nullable=False),
-    # JSON: the target afterwards, where it applies.
+    # JSON: the target as it was before the action and afterwards, where it applies.
+    Column("before", Text, nullable=True),
     Column("after", Text, nullable=True),
 )

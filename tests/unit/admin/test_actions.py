@@ -32,9 +32,9 @@ async def test_a_ban_goes_to_account_and_is_audited_with_before_and_after(people
     assert record.entry.reason == "spam"
     assert record.entry.operator == caller.operator.username
     assert record.entry.trace_id == "trace-1"
-    assert record.entry.before == {"username": "mallory", "display_name": "Mallory", "banned": False}
     assert record.outcome is Outcome.OK
     assert record.result is not None
+    assert record.result.before == {"username": "mallory", "display_name": "Mallory", "banned": False}
     assert record.result.after is not None
     assert record.result.after["banned"] is True
 
@@ -64,8 +64,7 @@ async def test_resetting_a_password_needs_an_admin(people: Office) -> None:
     [record] = await people.audited.page(admin, AuditQuery())
     assert record.entry.action == "reset_password"
     assert record.result is not None
-    assert "temporary" not in str(record.result.after)
-    assert "temporary" not in str(record.entry.before)
+    assert "temporary" not in str(record.result)
 
 
 @pytest.mark.parametrize("reason", ["", "   ", "x" * 501])
@@ -85,7 +84,7 @@ async def test_every_action_needs_a_reason(people: Office, reason: str) -> None:
     assert people.audit.entries == []
 
 
-async def test_an_unknown_target_is_refused_before_anything_is_recorded(people: Office) -> None:
+async def test_an_unknown_target_fails_the_action_and_is_recorded(people: Office) -> None:
     caller = await people.caller(Role.MODERATOR)
     expected = {
         people.moderation.ban(caller, 99, "spam"): "USER_NOT_FOUND",
@@ -97,7 +96,17 @@ async def test_an_unknown_target_is_refused_before_anything_is_recorded(people: 
         with pytest.raises(TidingsError) as caught:
             await action
         assert caught.value.reason == reason
-    assert people.audit.entries == []
+    records = await people.audited.page(caller, AuditQuery())
+    assert [(r.entry.target, r.outcome) for r in records] == [
+        ("41", Outcome.FAILED),
+        ("41/1", Outcome.FAILED),
+        ("40/9", Outcome.FAILED),
+        ("99", Outcome.FAILED),
+    ]
+    assert records[0].result is not None
+    assert records[0].result.error.startswith("CONVERSATION_NOT_FOUND")
+    assert people.accounts.calls == []
+    assert people.chats.removed == []
 
 
 async def test_removing_a_message_recalls_it_with_the_reason(people: Office) -> None:
@@ -107,9 +116,12 @@ async def test_removing_a_message_recalls_it_with_the_reason(people: Office) -> 
     assert people.chats.removed == [(caller.operator.id, 40, 40002, "spam")]
     [record] = await people.audited.page(caller, AuditQuery())
     assert record.entry.target == "40/2"
-    assert record.entry.before is not None
-    assert record.entry.before["text"] == "buy cheap pills"
-    assert record.entry.before["id"] == "40002"
+    assert record.result is not None
+    assert record.result.before is not None
+    assert record.result.before["text"] == "buy cheap pills"
+    assert record.result.before["id"] == "40002"
+    assert record.result.after is not None
+    assert record.result.after["recalled"] is True
 
 
 async def test_only_a_group_can_be_deleted(people: Office) -> None:

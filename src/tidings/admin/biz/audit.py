@@ -1,9 +1,10 @@
 """Every action an operator takes goes through ``Audited``: one audit entry before it, one result after.
 
-The entry is written first, so an action the log could not record is never taken (AUDIT_UNAVAILABLE). The result
-is written once the owning service answered, as failed with its error when the call failed or was cut short, and
-shielded from the request's cancellation; if it cannot be written (or the back office stops midway), the entry
-reads as outcome "unknown", never as a second entry. The log is append-only: nothing here changes or removes a row.
+The entry is written before anything of the action is done (its target looked up included), so an action the log
+could not record is never taken (AUDIT_UNAVAILABLE). The result is written once the owning service answered, with
+the target as it was and became, or as failed with the error when a call failed or was cut short; it is shielded
+from the request's cancellation. If it cannot be written (or the back office stops midway) the entry reads as
+outcome "unknown", never as a second entry. The log is append-only: nothing here changes or removes a row.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from tidings.admin.biz.model import AuditEntry, AuditQuery, AuditRecord, AuditResult, Caller, Outcome, Role
 from tidings.admin.biz.operators import require
@@ -24,6 +25,15 @@ from tidings.pkg.logger import Logger
 T = TypeVar("T")
 MAX_REASON = 500
 MAX_PAGE = 200
+
+
+@dataclass(frozen=True)
+class Done(Generic[T]):
+    """What an action answers, and its target before and after (where it applies)."""
+
+    value: T
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -53,11 +63,9 @@ class Audited:
         action: str,
         target: Target,
         reason: str,
-        act: Callable[[], Awaitable[tuple[T, dict[str, Any] | None]]],
-        *,
-        before: dict[str, Any] | None = None,
+        act: Callable[[], Awaitable[Done[T]]],
     ) -> T:
-        """Record the action, take it (``act`` answers its result and the target afterwards), record the result."""
+        """Record the action, take it (``act`` looks its target up and calls the owning service), record the result."""
         entry = AuditEntry(
             id=self._next_id(),
             at_ms=self._clock.now_ms(),
@@ -68,7 +76,6 @@ class Audited:
             target=target.id,
             reason=reason,
             trace_id=self._trace_id(),
-            before=before,
         )
         try:
             await self._log.begin(entry)
@@ -76,12 +83,12 @@ class Audited:
             self._logger.error("audit entry not written; action refused", action=action, error=repr(exc))
             raise admin_errors.audit_unavailable("the audit log cannot record this action now; try again") from exc
         try:
-            value, after = await act()
+            done = await act()
         except BaseException as exc:  # a refusal, a failure, or the request cut short: all recorded as failed
             await self._finish(AuditResult(entry.id, self._clock.now_ms(), Outcome.FAILED, _describe(exc)))
             raise
-        await self._finish(AuditResult(entry.id, self._clock.now_ms(), Outcome.OK, after=after))
-        return value
+        await self._finish(AuditResult(entry.id, self._clock.now_ms(), Outcome.OK, "", done.before, done.after))
+        return done.value
 
     async def _finish(self, result: AuditResult) -> None:
         try:

@@ -82,7 +82,6 @@ class AuditEntry:
     target: str
     reason: str
     trace_id: str
-    before: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +92,8 @@ class AuditResult:
     at_ms: int
     outcome: Outcome
     error: str = ""
+    # The target as it was and as it became, where it applies (a target the call could not find has neither).
+    before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
 
 

@@ -26,7 +26,6 @@ class SQLAuditLog(SQLRepo):
                     target=entry.target,
                     reason=entry.reason,
                     trace_id=entry.trace_id,
-                    before=_dump(entry.before),
                 )
             )
 
@@ -38,6 +37,7 @@ class SQLAuditLog(SQLRepo):
                     at_ms=result.at_ms,
                     outcome=result.outcome.value,
                     error=result.error[:512],
+                    before=_dump(result.before),
                     after=_dump(result.after),
                 )
             )
@@ -60,7 +60,12 @@ class SQLAuditLog(SQLRepo):
             conditions.append(entries.c.id < query.before_id)
         statement = (
             select(
-                entries, outcomes.c.at_ms.label("done_at_ms"), outcomes.c.outcome, outcomes.c.error, outcomes.c.after
+                entries,
+                outcomes.c.at_ms.label("done_at_ms"),
+                outcomes.c.outcome,
+                outcomes.c.error,
+                outcomes.c.before,
+                outcomes.c.after,
             )
             .select_from(entries.outerjoin(outcomes, outcomes.c.entry_id == entries.c.id))
             .where(*conditions)
@@ -83,10 +88,9 @@ def _record(row: Any) -> AuditRecord:
         target=row.target,
         reason=row.reason,
         trace_id=row.trace_id,
-        before=_load(row.before),
     )
     result = (
-        AuditResult(row.id, row.done_at_ms, Outcome(row.outcome), row.error, _load(row.after))
+        AuditResult(row.id, row.done_at_ms, Outcome(row.outcome), row.error, _load(row.before), _load(row.after))
         if row.outcome is not None
         else None
     )

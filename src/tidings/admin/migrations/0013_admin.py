@@ -69,7 +69,6 @@ def upgrade() -> None:
         sa.Column("target", sa.String(length=64), nullable=False),
         sa.Column("reason", sa.String(length=500), nullable=False),
         sa.Column("trace_id", sa.String(length=32), nullable=False),
-        sa.Column("before", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_audit_entries")),
     )
     op.create_index("ix_admin_audit_entries_at", "admin_audit_entries", ["at_ms"])
@@ -81,6 +80,7 @@ def upgrade() -> None:
         sa.Column("at_ms", sa.BigInteger(), nullable=False),
         sa.Column("outcome", sa.String(length=8), nullable=False),
         sa.Column("error", sa.String(length=512), nullable=False),
+        sa.Column("before", sa.Text(), nullable=True),
         sa.Column("after", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("entry_id", name=op.f("pk_admin_audit_outcomes")),
     )

@@ -256,7 +256,7 @@ class AuditOut(BaseModel):
             target=entry.target,
             reason=entry.reason,
             trace_id=entry.trace_id,
-            before=entry.before,
+            before=result.before if result is not None else None,
             outcome=record.outcome.value,
             finished_at=rfc3339(result.at_ms) if result is not None else None,
             error=result.error if result is not None else "",
