@@ -1,20 +1,38 @@
-"""Consumer group ``push`` on chat's message and read events: each batch's events become gateway events for the
-devices of the users concerned (``biz.push``)."""
+"""Consumer group ``push`` on chat's message and read events, and account's token revocations: each batch's events
+become gateway events for the devices of the users concerned (``biz.push``). A revocation becomes ``session_ended``
+for each of the user's live sessions, which then close (``USER_BANNED`` for a ban, ``TOKEN_REVOKED`` otherwise)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from tidings.api.account.v1 import errors as account_errors
+from tidings.api.account.v1 import events_pb2 as account_events
 from tidings.api.chat.v1 import events_pb2 as chat_events
 from tidings.api.gateway.v1 import gateway_pb2
 from tidings.job.biz.errors import InvalidEvent
 from tidings.job.biz.push import Push, Pusher
 from tidings.pkg.bus import Record, events
 from tidings.pkg.bus.consumer import UnknownEventVersion
+from tidings.service.account import topics as account_topics
 from tidings.service.chat import topics as chat_topics
 
 GROUP = "push"
-TOPICS = (chat_topics.MESSAGE_SENT, chat_topics.MESSAGE_RECALLED, chat_topics.CONVERSATION_READ)
+TOPICS = (
+    chat_topics.MESSAGE_SENT,
+    chat_topics.MESSAGE_RECALLED,
+    chat_topics.CONVERSATION_READ,
+    account_topics.TOKENS_REVOKED,
+)
+# What a user whose sessions an operator or they themselves ended reads, by cause.
+_ENDINGS = {
+    account_events.REVOKE_CAUSE_BANNED: (account_errors.USER_BANNED, "Your account was suspended by an operator."),
+    account_events.REVOKE_CAUSE_PASSWORD_RESET: (
+        account_errors.TOKEN_REVOKED,
+        "Your password was reset by an operator. Sign in with the new one.",
+    ),
+}
+_SIGNED_OUT = (account_errors.TOKEN_REVOKED, "You were signed out everywhere. Sign in again.")
 
 GatewayPush = Push[gateway_pb2.Event]
 
@@ -27,6 +45,7 @@ class PushHandler:
             topics.name(chat_topics.MESSAGE_SENT): _message_new,
             topics.name(chat_topics.MESSAGE_RECALLED): _message_recalled,
             topics.name(chat_topics.CONVERSATION_READ): _conversation_read,
+            topics.name(account_topics.TOKENS_REVOKED): _tokens_revoked,
         }
 
     @property
@@ -42,8 +61,8 @@ class PushHandler:
         if decoder is None:
             raise UnknownEventVersion(record, f"push does not consume topic {record.topic!r}")
         push = decoder(record)
-        if push.conversation_id <= 0:
-            raise InvalidEvent(f"{record.topic} offset {record.offset}: no conversation id")
+        if push.conversation_id <= 0 and push.user_id <= 0:
+            raise InvalidEvent(f"{record.topic} offset {record.offset}: no conversation or user id")
         return push
 
 
@@ -66,3 +85,10 @@ def _conversation_read(record: Record) -> GatewayPush:
     read: chat_events.ConversationRead = events.decode(chat_topics.CONVERSATION_READ, record)
     event = gateway_pb2.ConversationRead(conversation_id=read.conversation_id, user_id=read.user_id, seq=read.seq)
     return Push(read.conversation_id, gateway_pb2.Event(conversation_read=event), reader=read.user_id)
+
+
+def _tokens_revoked(record: Record) -> GatewayPush:
+    revoked: account_events.TokensRevoked = events.decode(account_topics.TOKENS_REVOKED, record)
+    reason, message = _ENDINGS.get(revoked.cause, _SIGNED_OUT)
+    event = gateway_pb2.Event(session_ended=gateway_pb2.SessionEnded(reason=reason.name, message=message))
+    return Push.to_user(revoked.user_id, event)
