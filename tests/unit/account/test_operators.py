@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from tests.unit.account.fakes import (
@@ -15,6 +13,7 @@ from tests.unit.account.fakes import (
     PlainHasher,
     RecordedEvents,
 )
+from tests.unit.task.fakes import RecordingLogger
 from tidings.api.account.v1 import account_pb2
 from tidings.api.account.v1 import errors as account_errors
 from tidings.api.common.v1 import errors as common_errors
@@ -27,22 +26,6 @@ from tidings.service.account.biz.ports import RevokeCause
 ACTION = OperatorAction(operator_id=7, reason="spam reported by three users")
 
 
-class RecordedLog:
-    """The lines the use cases log, with their fields."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str, dict[str, Any]]] = []
-
-    def info(self, event: str, *args: Any, **fields: Any) -> None:
-        self.lines.append(("info", event, fields))
-
-    def warning(self, event: str, *args: Any, **fields: Any) -> None:
-        self.lines.append(("warning", event, fields))
-
-    def error(self, event: str, *args: Any, **fields: Any) -> None:
-        self.lines.append(("error", event, fields))
-
-
 class World:
     def __init__(self) -> None:
         self.clock = FakeClock()
@@ -53,7 +36,7 @@ class World:
         self.auth = Auth(
             self.users, self.refresh, hasher, FakeCodec(), FakeIds(), self.clock, AuthPolicy(), self.events
         )
-        self.log = RecordedLog()
+        self.log = RecordingLogger()
         self.operators = Operators(self.users, self.auth, hasher, self.clock, self.log)
 
 

@@ -1,7 +1,7 @@
 """Account service: when each user last signed in or refreshed a token, for operators (the admin module's user
 look-up). NULL until the user's next sign-in or refresh: refresh tokens do not record when they were issued.
 
-Revision ID: 0011
+Revision ID: 0012
 Revises: 0006
 Create Date: 2026-12-06
 """
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011"
+revision: str = "0012"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
