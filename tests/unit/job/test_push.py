@@ -21,6 +21,8 @@ from tidings.job.data.telemetry import PushTelemetry
 from tidings.job.service.push import PushHandler
 from tidings.pkg.bus import Record, events
 from tidings.pkg.bus.consumer import UnknownEventVersion
+from tidings.pkg.clock import FakeClock
+from tidings.pkg.pbtime import timestamp
 from tidings.realtime.model import Route
 from tidings.service.account import topics as account_topics
 from tidings.service.chat import topics as chat_topics
@@ -53,8 +55,12 @@ def recalled(conversation_id: int, seq: int) -> Record:
     return record(chat_topics.MESSAGE_RECALLED, conversation_id, payload)
 
 
-def revoked(user: int, cause: account_events.RevokeCause.ValueType) -> Record:
-    return record(account_topics.TOKENS_REVOKED, user, account_events.TokensRevoked(user_id=user, cause=cause))
+NOW_MS = 1_800_000_000_000
+
+
+def revoked(user: int, cause: account_events.RevokeCause.ValueType, at_ms: int = NOW_MS) -> Record:
+    payload = account_events.TokensRevoked(user_id=user, cause=cause, revoked_before=timestamp(at_ms))
+    return record(account_topics.TOKENS_REVOKED, user, payload)
 
 
 class FakeMembership:
@@ -144,7 +150,7 @@ class Harness:
             clock=lambda: self.now,
             sleep=sleep,
         )
-        self.job = PushHandler(pusher, topics=TOPICS)
+        self.job = PushHandler(pusher, topics=TOPICS, clock=FakeClock(NOW_MS), revocation_fresh_s=60)
 
     def count(self, outcome: str) -> float:
         return self.registry.get_sample_value("tidings_push_deliveries_total", {"outcome": outcome}) or 0.0
@@ -215,6 +221,14 @@ async def test_a_revocation_other_than_a_ban_ends_sessions_as_token_revoked(
     assert (instance, list(delivery.session_ids)) == (A, ["s2"])
     assert delivery.event.session_ended.reason == "TOKEN_REVOKED"
     assert delivery.event.session_ended.message
+
+
+async def test_a_revocation_read_long_after_it_happened_ends_nothing() -> None:
+    h = Harness()
+    await h.job.handle([revoked(1, account_events.REVOKE_CAUSE_BANNED, at_ms=NOW_MS - 61_000)])
+    assert h.deliverer.calls == []
+    await h.job.handle([revoked(1, account_events.REVOKE_CAUSE_BANNED, at_ms=NOW_MS - 59_000)])
+    assert sorted(instance for instance, _ in h.deliverer.calls) == [A, B]
 
 
 async def test_nobody_online_means_no_call() -> None:
