@@ -72,19 +72,17 @@ class SQLUserRepo(SQLRepo):
         return await self._one(users.c.username == username)
 
     async def get_accounts(self, user_ids: Sequence[int]) -> dict[int, Account]:
-        found: dict[int, Account] = {}
-        async with self._read() as conn:
-            for chunk in chunks(list(dict.fromkeys(user_ids))):
-                rows = await conn.execute(select(users).where(users.c.id.in_(chunk)))
-                found.update((row.id, _account(row)) for row in rows)
-        return found
+        return {account.user.id: account for account in await self._accounts(users.c.id, user_ids)}
 
     async def get_by_usernames(self, usernames: Sequence[str]) -> dict[str, Account]:
-        found: dict[str, Account] = {}
+        return {account.user.username: account for account in await self._accounts(users.c.username, usernames)}
+
+    async def _accounts(self, column: Any, values: Sequence[Any]) -> list[Account]:
+        """The accounts whose ``column`` is one of ``values``; one query per ``IN`` chunk."""
+        found: list[Account] = []
         async with self._read() as conn:
-            for chunk in chunks(list(dict.fromkeys(usernames))):
-                rows = await conn.execute(select(users).where(users.c.username.in_(chunk)))
-                found.update((row.username, _account(row)) for row in rows)
+            for chunk in chunks(list(dict.fromkeys(values))):
+                found += [_account(row) for row in await conn.execute(select(users).where(column.in_(chunk)))]
         return found
 
     async def _one(self, condition: Any) -> Account | None:
