@@ -100,6 +100,36 @@ class AccountReposContract:
         assert banned.banned
         assert not await users.revoke_tokens(99, 6_000, ban=True)
 
+    async def test_accounts_are_read_together_by_username(self, repos: AccountRepos) -> None:
+        users = repos.users
+        await users.create(account(1, "alice"))
+        await users.create(account(2, "bob"))
+        found = await users.get_by_usernames(["bob", "nobody", "alice", "bob"])
+        assert {name: a.user.id for name, a in found.items()} == {"alice": 1, "bob": 2}
+        assert await users.get_by_usernames([]) == {}
+
+    async def test_a_revocation_can_replace_the_password_and_a_ban_can_be_lifted(self, repos: AccountRepos) -> None:
+        users = repos.users
+        await users.create(account(1, "alice"))
+        assert await users.revoke_tokens(1, 5_000, ban=True, password_hash="new hash")
+        assert await users.unban(1, 6_000)
+        assert await users.unban(1, 6_000)  # idempotent, also within one millisecond
+        found = await users.get(1)
+        assert found is not None
+        assert (found.banned, found.password_hash, found.tokens_valid_after_ms) == (False, "new hash", 5_001)
+        assert not await users.unban(99, 6_000)
+
+    async def test_last_activity_is_recorded(self, repos: AccountRepos) -> None:
+        users = repos.users
+        await users.create(account(1, "alice"))
+        assert (await users.get_accounts([1]))[1].last_active_at_ms is None
+        await users.mark_active(1, 7_000)
+        await users.mark_active(1, 7_000)
+        await users.mark_active(99, 7_000)
+        found = await users.get_by_username("alice")
+        assert found is not None
+        assert found.last_active_at_ms == 7_000
+
     async def test_a_refresh_token_is_spent_exactly_once_under_a_race(self, repos: AccountRepos) -> None:
         tokens = repos.tokens
         await tokens.add(RefreshToken(10, 1, 10, "h", 9_999_999))

@@ -221,6 +221,8 @@ class Device(Live):
         super().__init__([ws_url, *others])
         self.token = person.headers["Authorization"].removeprefix("Bearer ")
         self._socket: ClientConnection | None = None
+        # The close code the connection ended with, once it ended.
+        self.close_code: int | None = None
         self._refs = itertools.count(1)
 
     async def connect(self, timeout_s: float = 15) -> str:
@@ -237,6 +239,7 @@ class Device(Live):
         with contextlib.suppress(ConnectionClosed):
             async for raw in self._socket:
                 self._keep(json.loads(raw))
+        self.close_code = self._socket.close_code
         self._arrived.set()
 
     async def send(self, frame: dict[str, Any]) -> None:
@@ -279,6 +282,8 @@ class StreamDevice(Live):
         self.metadata = (("authorization", person.headers["Authorization"]),)
         self.replies: dict[int, gateway_pb2.ConnectResponse] = {}
         self.status: grpc.StatusCode | None = None
+        # The error the stream ended with, if it ended with one.
+        self.error: grpc.aio.AioRpcError | None = None
         self._channel: grpc.aio.Channel | None = None
         self._call: grpc.aio.StreamStreamCall | None = None
         self._refs = itertools.count(1)
@@ -313,6 +318,7 @@ class StreamDevice(Live):
                     self._keep(_event_json(response.event))
         except grpc.aio.AioRpcError as ended:
             self.status = ended.code()
+            self.error = ended
         else:
             self.status = await self._call.code()
         self._arrived.set()
@@ -367,4 +373,7 @@ def _event_json(event: gateway_pb2.Event) -> dict[str, Any]:
     if kind == "presence":
         status = gateway_pb2.PresenceStatus.Name(event.presence.status).removeprefix("PRESENCE_STATUS_").lower()
         return {"type": "presence", "user_id": str(event.presence.user_id), "status": status}
+    if kind == "session_ended":
+        ended = event.session_ended
+        return {"type": "session.ended", "reason": ended.reason, "message": ended.message}
     return {"type": kind or "unknown"}

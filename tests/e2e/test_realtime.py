@@ -52,6 +52,8 @@ class Bff:
 class System:
     fleet: Fleet
     bffs: list[Bff]
+    # account's gRPC address (operator calls, as the admin module makes them).
+    account_grpc: str = ""
 
 
 async def start_system(tmp_path: Path, database_url: str, *, bffs: int, env: dict[str, str] | None = None) -> System:
@@ -76,18 +78,18 @@ async def start_system(tmp_path: Path, database_url: str, *, bffs: int, env: dic
     except BaseException:
         await fleet.close()
         raise
-    return System(fleet, instances)
+    return System(fleet, instances, f"127.0.0.1:{ports['account'][1]}")
 
 
 def moved(ports: Mapping[str, tuple[int, int | None]]) -> dict[str, str]:
     return {key: value for name, pair in ports.items() for key, value in port_env(name, *pair).items()}
 
 
-async def start_dev(tmp_path: Path) -> System:
+async def start_dev(tmp_path: Path, env: dict[str, str] | None = None) -> System:
     """``tidings dev`` (every module in one process, embedded adapters, its own files) on free ports."""
     ports: dict[str, tuple[int, int | None]] = {name: (free_port(), free_port()) for name in ("bff", "account", "chat")}
     ports |= {name: (free_port(), None) for name in ("job", "task", "admin")}
-    fleet = Fleet(ROOT / "configs" / "dev.yaml", tmp_path, env={**moved(ports), **UNLIMITED_SENDS})
+    fleet = Fleet(ROOT / "configs" / "dev.yaml", tmp_path, env={**moved(ports), **UNLIMITED_SENDS, **(env or {})})
     try:
         await fleet.start("dev", ready_port=ports["bff"][0])
         for name in ("account", "chat", "job"):
@@ -97,7 +99,8 @@ async def start_dev(tmp_path: Path) -> System:
         await fleet.close()
         raise
     http, grpc = ports["bff"]
-    return System(fleet, [Bff(f"http://127.0.0.1:{http}", f"ws://127.0.0.1:{http}/v1/ws", f"127.0.0.1:{grpc}")])
+    bff = Bff(f"http://127.0.0.1:{http}", f"ws://127.0.0.1:{http}/v1/ws", f"127.0.0.1:{grpc}")
+    return System(fleet, [bff], f"127.0.0.1:{ports['account'][1]}")
 
 
 @pytest.fixture(params=["stack", "dev"])

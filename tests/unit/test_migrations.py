@@ -11,7 +11,7 @@ from tidings.pkg import db
 from tidings.pkg.conf import DatabaseConf
 
 # Each branch's head: framework, account, chat, task, admin.
-HEADS = {"0001", "0006", "0010", "0009", "0013"}  # framework, account, chat, task, admin
+HEADS = {"0001", "0012", "0010", "0009", "0013"}  # framework, account, chat, task, admin
 
 
 async def _tables_and_versions(url: str) -> tuple[set[str], set[str]]:

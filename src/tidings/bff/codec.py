@@ -13,6 +13,7 @@ from tidings.bff.biz.realtime.events import (
     MessageNew,
     MessageRecalled,
     PresenceChanged,
+    SessionEnded,
     Typing,
 )
 from tidings.pkg.pbtime import millis
@@ -51,6 +52,8 @@ def event_to_pb(event: Event) -> pb.Event:
             return pb.Event(typing=pb.Typing(conversation_id=conversation_id, user_id=user_id))
         case PresenceChanged(user_id, status):
             return pb.Event(presence=pb.Presence(user_id=user_id, status=_STATUS_TO_PB[status]))
+        case SessionEnded(reason, message):
+            return pb.Event(session_ended=pb.SessionEnded(reason=reason, message=message))
 
 
 def event_from_pb(event: pb.Event) -> Event:
@@ -68,4 +71,6 @@ def event_from_pb(event: pb.Event) -> Event:
         return Typing(event.typing.conversation_id, event.typing.user_id)
     if kind == "presence" and event.presence.status in _STATUS_FROM_PB:
         return PresenceChanged(event.presence.user_id, _STATUS_FROM_PB[event.presence.status])
+    if kind == "session_ended" and event.session_ended.reason:
+        return SessionEnded(event.session_ended.reason, event.session_ended.message)
     raise ValueError(f"event of unknown kind {kind!r}")

@@ -93,10 +93,11 @@ async def push_worker(
     options: ConsumerOptions | None = None,
     push_options: PushOptions | None = None,
 ) -> server.ClosingConsumer:
-    """The ``push`` group on chat's three topics; it owns the Deliver channels to the bff instances."""
+    """The ``push`` group on chat's three topics and account's token revocations; it owns the Deliver channels to
+    the bff instances."""
     topics = topics or events.Topics(infra.settings.bus.namespace)
     bus = await infra.bus()
-    await bus.ensure_topics(topics.specs(chat_topics.ALL))
+    await bus.ensure_topics(topics.specs([*chat_topics.ALL, *account_topics.ALL]))
     conf = infra.settings
     deliverer = GrpcDeliverer(
         DeliveryClient(timeout_s=conf.realtime.io_timeout_s, secret=conf.auth.require_internal_secret())

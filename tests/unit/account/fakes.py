@@ -7,7 +7,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 
-from tidings.service.account.biz.ports import RefreshToken, UsernameTaken
+from tidings.service.account.biz.ports import RefreshToken, RevokeCause, UsernameTaken
 from tidings.service.account.biz.user import Account, ProfileChange
 from tidings.service.account.tokens import AccessClaims, TokenExpired, TokenInvalid
 from tidings.service.account.user import User
@@ -67,12 +67,31 @@ class FakeUsers:
         ]
         return sorted(hits, key=lambda u: u.username)[:limit]
 
-    async def revoke_tokens(self, user_id: int, now_ms: int, *, ban: bool) -> bool:
+    async def get_by_usernames(self, usernames: Sequence[str]) -> dict[str, Account]:
+        return {a.user.username: a for a in self.accounts.values() if a.user.username in usernames}
+
+    async def revoke_tokens(self, user_id: int, now_ms: int, *, ban: bool, password_hash: str | None = None) -> bool:
         account = self.accounts.get(user_id)
         if account is None:
             return False
-        self.accounts[user_id] = replace(account, banned=account.banned or ban, tokens_valid_after_ms=now_ms + 1)
+        self.accounts[user_id] = replace(
+            account,
+            banned=account.banned or ban,
+            tokens_valid_after_ms=now_ms + 1,
+            password_hash=password_hash or account.password_hash,
+        )
         return True
+
+    async def unban(self, user_id: int, now_ms: int) -> bool:
+        account = self.accounts.get(user_id)
+        if account is None:
+            return False
+        self.accounts[user_id] = replace(account, banned=False)
+        return True
+
+    async def mark_active(self, user_id: int, now_ms: int) -> None:
+        if user_id in self.accounts:
+            self.accounts[user_id] = replace(self.accounts[user_id], last_active_at_ms=now_ms)
 
 
 class FakeRefreshTokens:
@@ -104,6 +123,20 @@ class FakeRefreshTokens:
         for token_id in doomed:
             del self.tokens[token_id]
         return len(doomed)
+
+
+class RecordedEvents:
+    """What the use cases published, in order."""
+
+    def __init__(self) -> None:
+        self.updated: list[tuple[User, int]] = []
+        self.revoked: list[tuple[int, RevokeCause, int]] = []
+
+    async def user_updated(self, user: User, at_ms: int) -> None:
+        self.updated.append((user, at_ms))
+
+    async def tokens_revoked(self, user_id: int, cause: RevokeCause, revoked_before_ms: int) -> None:
+        self.revoked.append((user_id, cause, revoked_before_ms))
 
 
 class FakeBlocks:

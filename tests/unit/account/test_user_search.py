@@ -23,6 +23,7 @@ from tidings.pkg.errors import TidingsError
 from tidings.search.fts5 import FTS5Index
 from tidings.search.model import SearchUnavailable, UserDoc, version_at
 from tidings.service.account.biz.auth import Auth, AuthPolicy
+from tidings.service.account.biz.ports import RevokeCause
 from tidings.service.account.biz.profiles import Profiles
 from tidings.service.account.biz.user import ProfileChange
 from tidings.service.account.user import User
@@ -38,6 +39,9 @@ class IndexingEvents:
     async def user_updated(self, user: User, at_ms: int) -> None:
         self.announced.append((user, at_ms))
         await self.index.index_users([UserDoc(user.id, user.username, user.display_name, version_at(at_ms))])
+
+    async def tokens_revoked(self, user_id: int, cause: RevokeCause, revoked_before_ms: int) -> None:
+        pass  # the index does not follow revocations
 
 
 class World:

@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.unit.job.fakes import FakeConversations
+from tidings.api.account.v1 import events_pb2 as account_events
 from tidings.api.chat.v1 import chat_pb2
 from tidings.api.chat.v1 import events_pb2 as chat_events
 from tidings.api.common.v1 import errors as common
@@ -20,7 +21,10 @@ from tidings.job.data.telemetry import PushTelemetry
 from tidings.job.service.push import PushHandler
 from tidings.pkg.bus import Record, events
 from tidings.pkg.bus.consumer import UnknownEventVersion
+from tidings.pkg.clock import FakeClock
+from tidings.pkg.pbtime import timestamp
 from tidings.realtime.model import Route
+from tidings.service.account import topics as account_topics
 from tidings.service.chat import topics as chat_topics
 from tidings.service.chat.biz.model import Kind
 
@@ -49,6 +53,14 @@ def recalled(conversation_id: int, seq: int) -> Record:
     payload = chat_events.MessageRecalled(conversation_id=conversation_id, message_id=conversation_id * 1000 + seq)
     payload.seq = seq
     return record(chat_topics.MESSAGE_RECALLED, conversation_id, payload)
+
+
+NOW_MS = 1_800_000_000_000
+
+
+def revoked(user: int, cause: account_events.RevokeCause.ValueType, at_ms: int = NOW_MS) -> Record:
+    payload = account_events.TokensRevoked(user_id=user, cause=cause, revoked_before=timestamp(at_ms))
+    return record(account_topics.TOKENS_REVOKED, user, payload)
 
 
 class FakeMembership:
@@ -138,7 +150,7 @@ class Harness:
             clock=lambda: self.now,
             sleep=sleep,
         )
-        self.job = PushHandler(pusher, topics=TOPICS)
+        self.job = PushHandler(pusher, topics=TOPICS, clock=FakeClock(NOW_MS), revocation_fresh_s=60)
 
     def count(self, outcome: str) -> float:
         return self.registry.get_sample_value("tidings_push_deliveries_total", {"outcome": outcome}) or 0.0
@@ -177,6 +189,46 @@ async def test_recalls_reach_every_member_and_unknown_conversations_nobody() -> 
     await h.job.handle([recalled(GROUP, 4), sent(999, 1, sender=1)])
     assert h.deliverer.seen(A) == [("message_recalled:4", ["s1a", "s2"])]
     assert h.deliverer.seen(B) == [("message_recalled:4", ["s1b", "s3"])]
+
+
+async def test_a_revocation_ends_every_session_of_that_user_only_one_deliver_per_instance() -> None:
+    h = Harness()
+    await h.job.handle([revoked(1, account_events.REVOKE_CAUSE_BANNED), sent(DIRECT, 1, sender=2)])
+    assert h.membership.calls == 1
+    ended = [(instance, d) for instance, ds in h.deliverer.calls for d in ds if d.event.HasField("session_ended")]
+    assert sorted((instance, list(d.session_ids)) for instance, d in ended) == [(A, ["s1a"]), (B, ["s1b"])]
+    assert {(d.event.session_ended.reason, d.event.session_ended.message) for _, d in ended} == {
+        ("USER_BANNED", "Your account was suspended by an operator.")
+    }
+    assert sorted(instance for instance, _ in h.deliverer.calls) == [A, B]
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        account_events.REVOKE_CAUSE_LOGOUT_ALL,
+        account_events.REVOKE_CAUSE_PASSWORD_RESET,
+        account_events.REVOKE_CAUSE_UNSPECIFIED,
+    ],
+)
+async def test_a_revocation_other_than_a_ban_ends_sessions_as_token_revoked(
+    cause: account_events.RevokeCause.ValueType,
+) -> None:
+    h = Harness()
+    await h.job.handle([revoked(2, cause)])
+    assert h.membership.calls == 0
+    ((instance, (delivery,)),) = h.deliverer.calls
+    assert (instance, list(delivery.session_ids)) == (A, ["s2"])
+    assert delivery.event.session_ended.reason == "TOKEN_REVOKED"
+    assert delivery.event.session_ended.message
+
+
+async def test_a_revocation_read_long_after_it_happened_ends_nothing() -> None:
+    h = Harness()
+    await h.job.handle([revoked(1, account_events.REVOKE_CAUSE_BANNED, at_ms=NOW_MS - 61_000)])
+    assert h.deliverer.calls == []
+    await h.job.handle([revoked(1, account_events.REVOKE_CAUSE_BANNED, at_ms=NOW_MS - 59_000)])
+    assert sorted(instance for instance, _ in h.deliverer.calls) == [A, B]
 
 
 async def test_nobody_online_means_no_call() -> None:
@@ -241,6 +293,8 @@ async def test_unknown_event_versions_and_bad_events_are_refused() -> None:
     assert raised.value.record is future
     with pytest.raises(InvalidEvent):
         await h.job.handle([sent(0, 1, sender=1)])
+    with pytest.raises(InvalidEvent):
+        await h.job.handle([revoked(0, account_events.REVOKE_CAUSE_BANNED)])
 
 
 async def test_membership_is_cached_briefly_and_bounded_in_members() -> None:

@@ -6,18 +6,21 @@ events and answers as ``ConnectResponse`` frames. The handler is an async genera
 Client frames arrive as bytes (``add_to_server``), decoded by ``gateway_codec``.
 
 How a stream ends: the client half-closes or cancels (OK / CANCELLED); the token expires or is revoked
-(UNAUTHENTICATED); the client reads too slowly (RESOURCE_EXHAUSTED, reason RATE_LIMITED); it sent nothing within
-the idle timeout (DEADLINE_EXCEEDED); the server is stopping (UNAVAILABLE). Clients ping at least every 30 s.
+(UNAUTHENTICATED); the user's tokens are revoked or the user banned (a ``session_ended`` event, then UNAUTHENTICATED
+TOKEN_REVOKED or PERMISSION_DENIED USER_BANNED); the client reads too slowly (RESOURCE_EXHAUSTED, reason
+RATE_LIMITED); it sent nothing within the idle timeout (DEADLINE_EXCEEDED); the server is stopping (UNAVAILABLE).
+Clients ping at least every 30 s.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, assert_never
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import grpc
 
+from tidings.api.account.v1 import errors as account_errors
 from tidings.api.common.v1 import errors as common_errors
 from tidings.api.gateway.v1 import gateway_pb2 as pb
 from tidings.bff.biz.realtime.session import CloseReason, Session
@@ -31,23 +34,30 @@ SERVICE = "tidings.gateway.v1.Gateway"
 _STUCK_WRITE_S = 1.0
 
 
+# The status a stream ends with when the server closes it, by why (a client's close ends it OK).
+_CLOSE_ERRORS: dict[CloseReason, tuple[Callable[..., TidingsError], str]] = {
+    CloseReason.GOING_AWAY: (common_errors.unavailable, "the server is stopping; reconnect"),
+    CloseReason.UNROUTABLE: (common_errors.unavailable, "cannot register the connection now; retry shortly"),
+    CloseReason.UNAUTHENTICATED: (
+        common_errors.unauthenticated,
+        "the access token expired or was revoked; reconnect with a new one",
+    ),
+    CloseReason.REVOKED: (account_errors.token_revoked, "every token of this user was revoked; sign in again"),
+    CloseReason.BANNED: (account_errors.user_banned, "this account is suspended"),
+    CloseReason.SLOW_CONSUMER: (
+        common_errors.rate_limited,
+        "too many events waiting for this stream; reconnect and sync",
+    ),
+    CloseReason.IDLE: (common_errors.deadline_exceeded, "nothing received within the idle timeout; ping every 30 s"),
+}
+
+
 def close_error(reason: CloseReason) -> TidingsError | None:
     """The status a stream ends with when the server closes it (None: it ends OK)."""
-    match reason:
-        case CloseReason.CLIENT_CLOSED:
-            return None
-        case CloseReason.GOING_AWAY:
-            return common_errors.unavailable("the server is stopping; reconnect")
-        case CloseReason.UNROUTABLE:
-            return common_errors.unavailable("cannot register the connection now; retry shortly")
-        case CloseReason.UNAUTHENTICATED:
-            return common_errors.unauthenticated("the access token expired or was revoked; reconnect with a new one")
-        case CloseReason.SLOW_CONSUMER:
-            return common_errors.rate_limited("too many events waiting for this stream; reconnect and sync")
-        case CloseReason.IDLE:
-            return common_errors.deadline_exceeded("nothing received within the idle timeout; ping every 30 s")
-        case _:
-            assert_never(reason)
+    if reason is CloseReason.CLIENT_CLOSED:
+        return None
+    make, message = _CLOSE_ERRORS[reason]
+    return make(message)
 
 
 def bearer(metadata: Sequence[tuple[str, Any]] | None) -> str:

@@ -6,7 +6,9 @@ least every 30 seconds (any frame counts): a connection silent for ``realtime.id
 
 Close codes: 1000 the client closed; 1001 the server is stopping (reconnect elsewhere); 1013 the route could not
 be written (retry); 4401 the token expired or was revoked (refresh it, reconnect); 4008 slow consumer (too many
-frames waiting: reconnect and sync); 4408 idle (no frame within the idle timeout).
+frames waiting: reconnect and sync); 4408 idle (no frame within the idle timeout); 4403 the user was banned (do not
+reconnect). A close the server decides on the user's account (4403, or 4401 after a revocation: logged out
+everywhere, password reset) follows a ``session.ended`` frame that says why.
 
 No ``from __future__ import annotations``: FastAPI reads the endpoint's signature at import time.
 """
@@ -33,6 +35,8 @@ CLOSE_CODES = {
     CloseReason.SLOW_CONSUMER: (4008, "slow consumer; reconnect and sync"),
     CloseReason.IDLE: (4408, "idle timeout; ping more often"),
     CloseReason.UNROUTABLE: (1013, "try again shortly"),
+    CloseReason.REVOKED: (4401, "token revoked; sign in again"),
+    CloseReason.BANNED: (4403, "account suspended"),
 }
 RETRY_LATER = 1013
 # A close frame to a client that does not read must not hold the handler.

@@ -31,6 +31,7 @@ from tidings.bff.biz.realtime.events import (
     Ref,
     SendText,
     Sent,
+    SessionEnded,
     StartTyping,
     Typing,
 )
@@ -169,6 +170,8 @@ def event_to_json(event: Event) -> dict[str, Any]:
             return {"type": "typing", "conversation_id": str(conversation_id), "user_id": str(user_id)}
         case PresenceChanged(user_id, status):
             return {"type": "presence", "user_id": str(user_id), "status": status.value}
+        case SessionEnded(reason, message):
+            return {"type": "session.ended", "reason": reason, "message": message}
         case _:
             assert_never(event)
 

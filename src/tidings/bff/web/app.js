@@ -64,6 +64,10 @@ const live = new Live(() => api.token, {
   state: (status, retryInS) => showConnection(status, retryInS),
   fresh: () => api.fresh(),
   tokenEnded: () => api.expire(),
+  sessionEnded: (frame) => {
+    api.signOut();
+    signedOut(frame.message || describe(frame));
+  },
 });
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 const PING_EVERY_MS = 25_000;
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
 const TOKEN_ENDED = 4401;
+const SUSPENDED = 4403;
 
 export class Live {
   /**
@@ -10,6 +11,8 @@ export class Live {
    * `handlers.state(state, detail)` hears 'connecting', 'online' and 'offline' (detail: seconds to the retry);
    * `handlers.fresh()` returns a promise of a usable token (refreshed if about to end; refused if signed out);
    * `handlers.tokenEnded()` hears a 4401 close (token expired or revoked): the next `fresh()` must refresh.
+   * `handlers.sessionEnded(frame)` hears that the server ended the session on the account's side (a ban, a
+   * revocation): `frame` is the `session.ended` it sent (`reason`, `message`); there is no reconnecting.
    */
   constructor(tokenOf, handlers) {
     this.tokenOf = tokenOf;
@@ -20,6 +23,7 @@ export class Live {
     this.pingTimer = null;
     this.stopped = true;
     this.generation = 0; // the latest connect() wins over one still waiting for a token
+    this.ended = null; // the session.ended frame of this socket, if the server sent one
     this.onOnline = () => this.reconnectNow();
   }
 
@@ -74,6 +78,7 @@ export class Live {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     const socket = new WebSocket(`${scheme}://${location.host}/v1/ws?token=${encodeURIComponent(this.tokenOf())}`);
     this.socket = socket;
+    this.ended = null;
     socket.onmessage = (event) => this.receive(event.data);
     socket.onclose = (event) => this.closed(socket, event);
   }
@@ -83,6 +88,10 @@ export class Live {
     try {
       frame = JSON.parse(data);
     } catch {
+      return;
+    }
+    if (frame.type === 'session.ended') {
+      this.ended = frame; // the close that follows says what to do
       return;
     }
     if (frame.type === 'ready') {
@@ -101,6 +110,13 @@ export class Live {
     this.socket = null;
     clearInterval(this.pingTimer);
     if (this.stopped) return;
+    if (event.code === SUSPENDED || this.ended) {
+      // Banned, signed out everywhere or the password reset: reconnecting would only be refused.
+      const ended = this.ended || { reason: 'USER_BANNED', message: 'Your account was suspended.' };
+      this.stop();
+      this.handlers.sessionEnded(ended);
+      return;
+    }
     if (event.code === TOKEN_ENDED) this.handlers.tokenEnded();
     const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
     this.attempt += 1;

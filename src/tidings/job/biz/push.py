@@ -1,4 +1,5 @@
-"""Push: chat's events handed to the online devices of the users concerned.
+"""Push: chat's events handed to the online devices of the users concerned, and account's control events (a user's
+sessions ended) to that user's devices.
 
 For a batch (one worker queue: a conversation's events in log order) the use case reads the recipients
 (conversation members), looks their sessions up in the route table in one round trip, groups the sessions by bff
@@ -41,12 +42,18 @@ class Audience:
 @dataclass(frozen=True, slots=True)
 class Push(Generic[E]):
     """One event to push: to every member (``reader == 0``) and ``also``, else to the reader and a direct chat's
-    peer."""
+    peer; or, with no conversation, to the sessions of ``user_id`` alone (``to_user``)."""
 
     conversation_id: int
     event: E
     reader: int = 0
     also: int = 0
+    user_id: int = 0
+
+    @classmethod
+    def to_user(cls, user_id: int, event: E) -> Push[E]:
+        """``event`` for every live session of ``user_id``, whatever their conversations."""
+        return cls(0, event, user_id=user_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +151,8 @@ class Pusher(Generic[E]):
 
     async def push(self, pushes: Sequence[Push[E]]) -> None:
         """Find recipients and sessions of the whole batch, then one Deliver per instance."""
-        audiences = await self._membership.audiences([push.conversation_id for push in pushes])
+        conversation_ids = [push.conversation_id for push in pushes if push.conversation_id]
+        audiences = await self._membership.audiences(conversation_ids) if conversation_ids else {}
         recipients = [_recipients(push, audiences.get(push.conversation_id)) for push in pushes]
         routes = await self._routes.routes_for({user for users in recipients for user in users})
         outboxes = _group_by_instance(pushes, recipients, routes)
@@ -242,7 +250,9 @@ def _session_events(deliveries: Iterable[Delivery[E]]) -> int:
 
 def _recipients(push: Push[E], audience: Audience | None) -> list[int]:
     """Everyone for messages and recalls; for a read mark, the reader's devices and a direct chat's peer
-    (group members are not told who read what: that would be a broadcast per read)."""
+    (group members are not told who read what: that would be a broadcast per read); for a user's own event, theirs."""
+    if push.user_id:
+        return [push.user_id]
     if audience is None:
         return []
     if not push.reader:

@@ -23,6 +23,8 @@ users = Table(
     Column("password_hash", String(255), nullable=False),
     Column("banned", Boolean, nullable=False, default=False),
     Column("tokens_valid_after_ms", BigInteger, nullable=False, default=0),
+    # The last sign-in or token refresh (operators see it); NULL if none since migration 0012.
+    Column("last_active_at_ms", BigInteger, nullable=True),
     Column("created_at_ms", BigInteger, nullable=False),
     Column("updated_at_ms", BigInteger, nullable=False),
     Index("ix_users_display_name", "display_name"),

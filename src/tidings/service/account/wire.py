@@ -6,7 +6,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from tidings.api.account.v1 import account_pb2, account_pb2_grpc
 from tidings.bootstrap import Infra
-from tidings.pkg import module
+from tidings.pkg import log, module
 from tidings.pkg.app import Module
 from tidings.pkg.bus import events
 from tidings.pkg.cache import Cache, dataclass_codec
@@ -15,6 +15,7 @@ from tidings.pkg.clock import SystemClock
 from tidings.pkg.passwords import Argon2Hasher
 from tidings.service.account import topics as account_topics
 from tidings.service.account.biz.auth import Auth, AuthPolicy
+from tidings.service.account.biz.operators import Operators
 from tidings.service.account.biz.profiles import Profiles
 from tidings.service.account.data.publisher import BusUserEvents
 from tidings.service.account.data.repos import SQLBlockRepo, SQLRefreshTokenRepo, SQLUserRepo
@@ -42,10 +43,11 @@ async def wire(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Modul
     bus = await infra.bus()
     await bus.ensure_topics(topics.specs(account_topics.ALL))
     user_events = BusUserEvents(bus, topics)
+    hasher = Argon2Hasher(time_cost=settings.auth.password_time_cost, memory_kib=settings.auth.password_memory_kib)
     auth = Auth(
         users,
         SQLRefreshTokenRepo(engine, statements=statements),
-        Argon2Hasher(time_cost=settings.auth.password_time_cost, memory_kib=settings.auth.password_memory_kib),
+        hasher,
         JWTCodec(settings.auth.jwt_secret.get_secret_value()),
         await infra.idgen(),
         clock,
@@ -60,7 +62,8 @@ async def wire(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Modul
         events=user_events,
         search=await infra.search(),
     )
-    servicer = AccountService(auth, profiles)
+    operators = Operators(users, auth, hasher, clock, log.get("account.operators"))
+    servicer = AccountService(auth, profiles, operators)
     service_name = account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name
     return module.grpc_service(
         "account",

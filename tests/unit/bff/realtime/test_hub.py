@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.unit.bff.fakes import NOW
-from tests.unit.bff.realtime.harness import Cluster, cluster_of, events, waiting
+from tests.unit.bff.realtime.harness import CONF, Cluster, cluster_of, events, waiting
 from tidings.api.common.v1 import errors as common_errors
-from tidings.bff.biz.realtime.events import Envelope, MessageNew, Ready, Typing
+from tidings.bff.biz.realtime.events import Envelope, MessageNew, Ready, SessionEnded, Typing
 from tidings.bff.biz.realtime.session import CloseReason
 from tidings.pkg import errors
 from tidings.service.chat.message import Message
@@ -80,6 +80,42 @@ async def test_deliver_names_the_sessions_not_connected_here(cluster: Cluster) -
     gone = hub.deliver([live.id, closed.id, "never-here"], Envelope(MessageNew(MESSAGE)))
     assert gone == [closed.id, "never-here"]
     assert await events(live) == [MessageNew(MESSAGE)]
+
+
+@pytest.mark.parametrize(
+    ("reason", "closed_as"), [("USER_BANNED", CloseReason.BANNED), ("TOKEN_REVOKED", CloseReason.REVOKED)]
+)
+async def test_session_ended_is_the_last_frame_then_the_session_closes(
+    cluster: Cluster, reason: str, closed_as: CloseReason
+) -> None:
+    hub = cluster.hub()
+    alice, token = cluster.user("alice")
+    session, other = await cluster.connect(hub, token), await cluster.connect(hub, token)
+    await waiting(session)
+    hub.deliver([session.id], Envelope(MessageNew(MESSAGE)))
+    ended = Envelope(SessionEnded(reason, "Your account was suspended by an operator."))
+    assert hub.deliver([session.id], ended) == []
+    # Nothing after it is queued, and what was waiting is dropped: the client is signed out.
+    assert hub.deliver([session.id], Envelope(MessageNew(MESSAGE))) == [session.id]
+    assert await session.next() is ended
+    assert session.reason is None  # still open until the writer has written it
+    assert await session.next() is None
+    assert session.reason is closed_as
+    assert await session.wait_closed() is closed_as
+    assert other.reason is None
+    await hub.drain()
+    assert list((await cluster.routes.routes_for([alice]))[alice]) == [other.id]
+    assert cluster.closes(closed_as.value) == 1
+
+
+async def test_a_session_that_cannot_write_its_last_frame_is_closed_within_the_io_bound() -> None:
+    async for cluster in cluster_of(CONF.model_copy(update={"io_timeout_s": 0.05})):
+        hub = cluster.hub()
+        _, token = cluster.user("alice")
+        stuck = await cluster.connect(hub, token)
+        hub.deliver([stuck.id], Envelope(SessionEnded("USER_BANNED", "suspended")))
+        assert await stuck.wait_closed() is CloseReason.BANNED
+        assert hub.deliver([stuck.id], Envelope(SessionEnded("USER_BANNED", "suspended"))) == [stuck.id]
 
 
 async def test_disconnect_removes_the_route_and_counts_the_reason(cluster: Cluster) -> None:

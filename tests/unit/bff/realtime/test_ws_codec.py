@@ -21,6 +21,7 @@ from tidings.bff.biz.realtime.events import (
     Ready,
     SendText,
     Sent,
+    SessionEnded,
     StartTyping,
     Typing,
 )
@@ -107,6 +108,11 @@ def test_events_have_the_shapes_of_api_md_with_ids_as_strings() -> None:
     }
     assert shape(Typing(1, 2)) == {"type": "typing", "conversation_id": "1", "user_id": "2"}
     assert shape(PresenceChanged(2, Presence.OFFLINE)) == {"type": "presence", "user_id": "2", "status": "offline"}
+    assert shape(SessionEnded("USER_BANNED", "Your account was suspended by an operator.")) == {
+        "type": "session.ended",
+        "reason": "USER_BANNED",
+        "message": "Your account was suspended by an operator.",
+    }
 
 
 def test_answers_echo_the_ref_and_errors_carry_the_error_object() -> None:

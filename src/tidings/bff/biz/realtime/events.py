@@ -51,7 +51,20 @@ class PresenceChanged:
     status: Presence
 
 
-Event = MessageNew | MessageRecalled | ConversationRead | Typing | PresenceChanged
+@dataclass(frozen=True, slots=True)
+class SessionEnded:
+    """The last event of a session the server ends on its own account: ``reason`` is the error's (``USER_BANNED``
+    for a ban, else ``TOKEN_REVOKED``), ``message`` is for the user to read."""
+
+    reason: str
+    message: str
+
+    @property
+    def banned(self) -> bool:
+        return self.reason == "USER_BANNED"
+
+
+Event = MessageNew | MessageRecalled | ConversationRead | Typing | PresenceChanged | SessionEnded
 
 
 class Envelope:

@@ -21,7 +21,7 @@ from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz.model import Identity, Presence
 from tidings.bff.biz.ports import AccountRepo, ChatRepo, RealtimeMetrics, Relay
 from tidings.bff.biz.quotas import Quotas
-from tidings.bff.biz.realtime.events import Envelope, Event, PresenceChanged, Ready
+from tidings.bff.biz.realtime.events import Envelope, Event, PresenceChanged, Ready, SessionEnded
 from tidings.bff.biz.realtime.membership import Audiences
 from tidings.bff.biz.realtime.session import CloseReason, Session
 from tidings.pkg import errors
@@ -190,14 +190,35 @@ class Hub:
         """Queue ``envelope`` on each session without waiting; the ids not connected here (or just closed)."""
         gone = []
         delivered = 0
+        queue = self._ender(envelope) if isinstance(envelope.event, SessionEnded) else Session.offer
         for session_id in session_ids:
             session = self._sessions.get(session_id)
-            if session is not None and session.offer(envelope):
+            if session is not None and queue(session, envelope):
                 delivered += 1
             else:
                 gone.append(session_id)
         self._metrics.delivered(delivered)
         return gone
+
+    def _ender(self, envelope: Envelope) -> Callable[[Session, Envelope], bool]:
+        """How ``session.ended`` is queued: as the session's last frame, then the session closes (banned or
+        revoked); one that cannot write it within the I/O bound is closed anyway."""
+        assert isinstance(envelope.event, SessionEnded)
+        reason = CloseReason.BANNED if envelope.event.banned else CloseReason.REVOKED
+
+        def end(session: Session, last: Envelope) -> bool:
+            if not session.end(last, reason):
+                return False
+            self._spawn(self._close_late(session, reason))
+            return True
+
+        return end
+
+    async def _close_late(self, session: Session, reason: CloseReason) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.options.io_timeout_s):
+                await session.wait_closed()
+        session.close(reason)
 
     async def fan_out(self, event: Event, routes: Routes) -> None:
         """Hand ``event`` to every routed session: this instance's directly, each other instance in one ``Deliver``

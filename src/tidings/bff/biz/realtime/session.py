@@ -26,6 +26,10 @@ class CloseReason(StrEnum):
     IDLE = "idle"
     # The route could not be written when it connected: nobody could deliver to it.
     UNROUTABLE = "unroutable"
+    # The user's tokens were revoked (logged out everywhere, password reset) or the user banned: ``session.ended``
+    # was the last frame.
+    REVOKED = "revoked"
+    BANNED = "banned"
 
 
 class Session:
@@ -51,6 +55,8 @@ class Session:
         self.last_seen = now
         self.verify_at = now
         self.reason: CloseReason | None = None
+        # Set by ``end``: the session closes with it once its last frame is handed to the writer.
+        self._ending: CloseReason | None = None
         self._on_close = on_close
         self._queue_size = queue_size
         self._frames: deque[Outbound] = deque()
@@ -68,7 +74,7 @@ class Session:
 
     def offer(self, frame: Outbound) -> bool:
         """Queue ``frame`` without waiting; a full outbox closes the session (slow consumer). False if not queued."""
-        if self.reason is not None:
+        if self.reason is not None or self._ending is not None:
             return False
         if len(self._frames) >= self._queue_size:
             self.close(CloseReason.SLOW_CONSUMER)
@@ -91,18 +97,33 @@ class Session:
         self._ended.set()
         self._on_close(self)
 
+    def end(self, last: Outbound, reason: CloseReason) -> bool:
+        """Close with ``reason`` once ``last`` is written: frames still queued are dropped (they would only be
+        refused), nothing after it is queued. False if the session is closed or ending already."""
+        if self.reason is not None or self._ending is not None:
+            return False
+        self._ending = reason
+        self._frames.clear()
+        self._frames.append(last)
+        self._wakeup.set()
+        return True
+
     async def wait_closed(self) -> CloseReason:
         await self._ended.wait()
         assert self.reason is not None
         return self.reason
 
     async def next(self) -> Outbound | None:
-        """The next frame to write, waiting for one; None once the session is closed."""
+        """The next frame to write, waiting for one; None once the session is closed (an ending session closes
+        when the writer asks for the frame after its last one)."""
         while True:
             if self.reason is not None:
                 return None
             if self._frames:
                 return self._frames.popleft()
+            if self._ending is not None:
+                self.close(self._ending)
+                return None
             self._wakeup.clear()
             await self._wakeup.wait()
 

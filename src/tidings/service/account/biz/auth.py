@@ -17,6 +17,7 @@ from tidings.service.account.biz.ports import (
     PasswordHasher,
     RefreshToken,
     RefreshTokenRepo,
+    RevokeCause,
     TokenCodec,
     UserEvents,
     UsernameTaken,
@@ -139,17 +140,28 @@ class Auth:
                     verdicts[index] = account_errors.token_revoked("access token was revoked")
         return verdicts
 
-    async def revoke_all(self, user_id: int, *, ban: bool = False) -> int:
-        """End every session of the user at once ("log out everywhere"); ``ban`` also stops new sign-ins.
-        Returns the instant before which tokens no longer count."""
+    async def revoke_all(
+        self,
+        user_id: int,
+        cause: RevokeCause = RevokeCause.LOGOUT_ALL,
+        *,
+        ban: bool = False,
+        password_hash: str | None = None,
+    ) -> int:
+        """End every session of the user at once ("log out everywhere"); ``ban`` also stops new sign-ins, and
+        ``password_hash`` replaces the password in the same write. ``account.tokens.revoked`` tells the push job to
+        close the user's live connections. Returns the instant before which tokens no longer count."""
         now = self._clock.now_ms()
-        if not await self._users.revoke_tokens(user_id, now, ban=ban):
+        if not await self._users.revoke_tokens(user_id, now, ban=ban, password_hash=password_hash):
             raise account_errors.user_not_found("no such user", user_id=str(user_id))
         await self._refresh.revoke_user(user_id, now)
+        if self._events is not None:
+            await self._events.tokens_revoked(user_id, cause, now + 1)
         return now + 1
 
     async def _start_session(self, user: User, family_id: int | None) -> Session:
         now = self._clock.now_ms()
+        await self._users.mark_active(user.id, now)
         token_id = self._ids.next_id()
         secret = secrets.token_urlsafe(32)
         await self._refresh.add(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Protocol
 
 from tidings.service.account.biz.user import Account, ProfileChange
@@ -37,8 +38,18 @@ class UserRepo(Protocol):
     async def search(self, query: str, limit: int) -> list[User]:
         """Users whose username starts with, or whose display name contains, ``query``."""
 
-    async def revoke_tokens(self, user_id: int, now_ms: int, *, ban: bool) -> bool:
-        """Invalidate every access token issued until now (and mark banned if ``ban``); False if no such user."""
+    async def get_by_usernames(self, usernames: Sequence[str]) -> dict[str, Account]:
+        """The accounts that exist among ``usernames`` (normalized), by username (one query however many)."""
+
+    async def revoke_tokens(self, user_id: int, now_ms: int, *, ban: bool, password_hash: str | None = None) -> bool:
+        """Invalidate every access token issued until now, and in the same write mark banned if ``ban`` and replace
+        the password hash if one is given; False if no such user."""
+
+    async def unban(self, user_id: int, now_ms: int) -> bool:
+        """Lift the ban (tokens stay revoked); False if no such user."""
+
+    async def mark_active(self, user_id: int, now_ms: int) -> None:
+        """Record that the user signed in or refreshed a token at ``now_ms``."""
 
 
 @dataclass(frozen=True)
@@ -88,10 +99,22 @@ class TokenCodec(Protocol):
         """The claims, or ``TokenExpired`` / ``TokenInvalid``."""
 
 
+class RevokeCause(Enum):
+    """Why every token of a user was revoked (``account.tokens.revoked``)."""
+
+    LOGOUT_ALL = "logout_all"
+    BANNED = "banned"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 (a cause, not a password)
+
+
 class UserEvents(Protocol):
     async def user_updated(self, user: User, at_ms: int) -> None:
         """Tell the other modules (the search index) that ``user`` was created or changed at ``at_ms``; called
         after the change committed."""
+
+    async def tokens_revoked(self, user_id: int, cause: RevokeCause, revoked_before_ms: int) -> None:
+        """Tell the other modules (the push job, which ends the user's live connections) that every token of
+        ``user_id`` issued before ``revoked_before_ms`` no longer counts; called after the revocation committed."""
 
 
 class IdGen(Protocol):

@@ -23,6 +23,8 @@ class Account:
     banned: bool
     # Access tokens issued before this instant are refused (a ban or "log out everywhere").
     tokens_valid_after_ms: int
+    # When the user last signed in or refreshed a token; None if never since this was recorded.
+    last_active_at_ms: int | None = None
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,9 @@ def _user_from_row(row: Any) -> User:
 
 
 def _account(row: Any) -> Account:
-    return Account(_user_from_row(row), row.password_hash, bool(row.banned), row.tokens_valid_after_ms)
+    return Account(
+        _user_from_row(row), row.password_hash, bool(row.banned), row.tokens_valid_after_ms, row.last_active_at_ms
+    )
 
 
 class SQLUserRepo(SQLRepo):
@@ -55,6 +57,7 @@ class SQLUserRepo(SQLRepo):
                         password_hash=account.password_hash,
                         banned=account.banned,
                         tokens_valid_after_ms=account.tokens_valid_after_ms,
+                        last_active_at_ms=account.last_active_at_ms,
                         created_at_ms=user.created_at_ms,
                         updated_at_ms=user.created_at_ms,
                     )
@@ -69,11 +72,17 @@ class SQLUserRepo(SQLRepo):
         return await self._one(users.c.username == username)
 
     async def get_accounts(self, user_ids: Sequence[int]) -> dict[int, Account]:
-        found: dict[int, Account] = {}
+        return {account.user.id: account for account in await self._accounts(users.c.id, user_ids)}
+
+    async def get_by_usernames(self, usernames: Sequence[str]) -> dict[str, Account]:
+        return {account.user.username: account for account in await self._accounts(users.c.username, usernames)}
+
+    async def _accounts(self, column: Any, values: Sequence[Any]) -> list[Account]:
+        """The accounts whose ``column`` is one of ``values``; one query per ``IN`` chunk."""
+        found: list[Account] = []
         async with self._read() as conn:
-            for chunk in chunks(list(dict.fromkeys(user_ids))):
-                rows = await conn.execute(select(users).where(users.c.id.in_(chunk)))
-                found.update((row.id, _account(row)) for row in rows)
+            for chunk in chunks(list(dict.fromkeys(values))):
+                found += [_account(row) for row in await conn.execute(select(users).where(column.in_(chunk)))]
         return found
 
     async def _one(self, condition: Any) -> Account | None:
@@ -117,10 +126,22 @@ class SQLUserRepo(SQLRepo):
             ).all()
         return [_user_from_row(row) for row in rows]
 
-    async def revoke_tokens(self, user_id: int, now_ms: int, *, ban: bool) -> bool:
+    async def revoke_tokens(self, user_id: int, now_ms: int, *, ban: bool, password_hash: str | None = None) -> bool:
         values: dict[str, Any] = {"tokens_valid_after_ms": now_ms + 1, "updated_at_ms": now_ms}
         if ban:
             values["banned"] = True
+        if password_hash is not None:
+            values["password_hash"] = password_hash
+        return await self._update_one(user_id, values)
+
+    async def unban(self, user_id: int, now_ms: int) -> bool:
+        return await self._update_one(user_id, {"banned": False, "updated_at_ms": now_ms})
+
+    async def mark_active(self, user_id: int, now_ms: int) -> None:
+        await self._update_one(user_id, {"last_active_at_ms": now_ms})
+
+    async def _update_one(self, user_id: int, values: dict[str, Any]) -> bool:
+        """Set ``values`` on the user's row; False if there is no such user."""
         async with self._statement() as conn:
             result = await conn.execute(update(users).where(users.c.id == user_id).values(**values))
         return result.rowcount == 1

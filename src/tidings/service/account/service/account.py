@@ -13,6 +13,7 @@ from tidings.pkg.errors import TidingsError
 from tidings.pkg.errors.grpc import error_to_pb
 from tidings.pkg.pbtime import timestamp
 from tidings.service.account.biz.auth import Auth
+from tidings.service.account.biz.operators import Change, OperatorAction, Operators, UserRecord
 from tidings.service.account.biz.profiles import Profiles
 from tidings.service.account.biz.user import ProfileChange
 from tidings.service.account.tokens import AccessClaims
@@ -41,10 +42,26 @@ def _grant(session: Session) -> pb.AuthGrant:
     )
 
 
+def _record(record: UserRecord) -> pb.UserRecord:
+    answer = pb.UserRecord(user=user_to_pb(record.user), banned=record.banned)
+    if record.last_active_at_ms is not None:
+        answer.last_active_at.CopyFrom(timestamp(record.last_active_at_ms))
+    return answer
+
+
+def _action(action: pb.OperatorAction) -> OperatorAction:
+    return OperatorAction(action.operator_id, action.reason)
+
+
+def _change(change: Change) -> dict[str, pb.UserRecord]:
+    return {"before": _record(change.before), "after": _record(change.after)}
+
+
 class AccountService(pb_grpc.AccountServiceServicer):
-    def __init__(self, auth: Auth, profiles: Profiles) -> None:
+    def __init__(self, auth: Auth, profiles: Profiles, operators: Operators) -> None:
         self._auth = auth
         self._profiles = profiles
+        self._operators = operators
 
     async def Register(self, request: pb.RegisterRequest, context: Context) -> pb.RegisterResponse:
         session = await self._auth.register(request.username, request.password, request.display_name or None)
@@ -110,6 +127,20 @@ class AccountService(pb_grpc.AccountServiceServicer):
     ) -> pb.CheckBlockedPairsResponse:
         pairs = [(pair.user_id, pair.other_user_id) for pair in request.pairs]
         return pb.CheckBlockedPairsResponse(blocked=await self._profiles.blocked_pairs(pairs))
+
+    async def InspectUsers(self, request: pb.InspectUsersRequest, context: Context) -> pb.InspectUsersResponse:
+        records = await self._operators.inspect(list(request.user_ids), list(request.usernames))
+        return pb.InspectUsersResponse(users=[_record(record) for record in records])
+
+    async def BanUser(self, request: pb.BanUserRequest, context: Context) -> pb.BanUserResponse:
+        return pb.BanUserResponse(**_change(await self._operators.ban(request.user_id, _action(request.action))))
+
+    async def UnbanUser(self, request: pb.UnbanUserRequest, context: Context) -> pb.UnbanUserResponse:
+        return pb.UnbanUserResponse(**_change(await self._operators.unban(request.user_id, _action(request.action))))
+
+    async def ResetPassword(self, request: pb.ResetPasswordRequest, context: Context) -> pb.ResetPasswordResponse:
+        password = await self._operators.reset_password(request.user_id, _action(request.action))
+        return pb.ResetPasswordResponse(temporary_password=password)
 
 
 def _verified(claims: AccessClaims) -> pb.VerifyTokenResponse:
