@@ -38,6 +38,7 @@ def helpers_of(enum: EnumDescriptor) -> ModuleType:
 def test_every_service_with_reasons_has_helpers() -> None:
     assert {enum.file.package for enum in reason_enums()} == {
         "tidings.account.v1",
+        "tidings.admin.v1",
         "tidings.chat.v1",
         "tidings.common.v1",
     }

@@ -13,9 +13,9 @@ from opentelemetry.trace import SpanKind
 from tests.unit.bff.fakes import FakeAccounts, FakeChats, FakePresence, local_quotas
 from tidings.bff import server
 from tidings.bff.biz.usecase import Sync
-from tidings.bff.service import web
 from tidings.bff.service.http import router
 from tidings.pkg import log
+from tidings.pkg.transport import web
 
 CALLER_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{CALLER_TRACE_ID}-00f067aa0ba902b7-01"
@@ -29,7 +29,7 @@ def public_app(*, docs: bool = False) -> httpx.AsyncClient:
         docs=docs,
         routers=[router(accounts, chats, Sync(accounts, chats, FakePresence(), log.get("bff.sync")), local_quotas())],
     )
-    web.install(app)
+    web.install(app, "tidings.bff")
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=server.public(app)), base_url="http://bff")
 
 
