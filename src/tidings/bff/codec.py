@@ -12,6 +12,7 @@ from tidings.bff.biz.realtime.events import (
     Event,
     MessageNew,
     MessageRecalled,
+    MessageRemoved,
     PresenceChanged,
     Typing,
 )
@@ -44,6 +45,9 @@ def event_to_pb(event: Event) -> pb.Event:
         case MessageRecalled(conversation_id, message_id, seq):
             recalled = pb.MessageRecalled(conversation_id=conversation_id, message_id=message_id, seq=seq)
             return pb.Event(message_recalled=recalled)
+        case MessageRemoved(conversation_id, message_id, seq, reason):
+            removed = pb.MessageRemoved(conversation_id=conversation_id, message_id=message_id, seq=seq, reason=reason)
+            return pb.Event(message_removed=removed)
         case ConversationRead(conversation_id, user_id, seq):
             read = pb.ConversationRead(conversation_id=conversation_id, user_id=user_id, seq=seq)
             return pb.Event(conversation_read=read)
@@ -61,6 +65,9 @@ def event_from_pb(event: pb.Event) -> Event:
     if kind == "message_recalled":
         m = event.message_recalled
         return MessageRecalled(m.conversation_id, m.message_id, m.seq)
+    if kind == "message_removed":
+        d = event.message_removed
+        return MessageRemoved(d.conversation_id, d.message_id, d.seq, d.reason)
     if kind == "conversation_read":
         r = event.conversation_read
         return ConversationRead(r.conversation_id, r.user_id, r.seq)

@@ -45,9 +45,10 @@ def read(conversation_id: int, user: int, seq: int) -> Record:
     return record(chat_topics.CONVERSATION_READ, conversation_id, payload)
 
 
-def recalled(conversation_id: int, seq: int) -> Record:
+def recalled(conversation_id: int, seq: int, moderation_reason: str = "") -> Record:
     payload = chat_events.MessageRecalled(conversation_id=conversation_id, message_id=conversation_id * 1000 + seq)
     payload.seq = seq
+    payload.moderation_reason = moderation_reason
     return record(chat_topics.MESSAGE_RECALLED, conversation_id, payload)
 
 
@@ -177,6 +178,17 @@ async def test_recalls_reach_every_member_and_unknown_conversations_nobody() -> 
     await h.job.handle([recalled(GROUP, 4), sent(999, 1, sender=1)])
     assert h.deliverer.seen(A) == [("message_recalled:4", ["s1a", "s2"])]
     assert h.deliverer.seen(B) == [("message_recalled:4", ["s1b", "s3"])]
+
+
+async def test_an_operators_removal_reaches_every_member_as_removed_with_its_reason() -> None:
+    h = Harness()
+    await h.job.handle([recalled(GROUP, 4, moderation_reason="spam <b>links</b>")])
+    assert h.deliverer.seen(A) == [("message_removed:4", ["s1a", "s2"])]
+    assert h.deliverer.seen(B) == [("message_removed:4", ["s1b", "s3"])]
+    (_, deliveries), *_ = h.deliverer.calls
+    assert deliveries[0].event.message_removed == gateway_pb2.MessageRemoved(
+        conversation_id=GROUP, message_id=GROUP * 1000 + 4, seq=4, reason="spam <b>links</b>"
+    )
 
 
 async def test_nobody_online_means_no_call() -> None:

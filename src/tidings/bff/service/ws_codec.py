@@ -23,6 +23,7 @@ from tidings.bff.biz.realtime.events import (
     MarkRead,
     MessageNew,
     MessageRecalled,
+    MessageRemoved,
     Outbound,
     Ping,
     Pong,
@@ -156,6 +157,14 @@ def event_to_json(event: Event) -> dict[str, Any]:
                 "conversation_id": str(conversation_id),
                 "message_id": str(message_id),
                 "seq": seq,
+            }
+        case MessageRemoved(conversation_id, message_id, seq, reason):
+            return {
+                "type": "message.removed",
+                "conversation_id": str(conversation_id),
+                "message_id": str(message_id),
+                "seq": seq,
+                "reason": reason,
             }
         case ConversationRead(conversation_id, user_id, seq):
             return {

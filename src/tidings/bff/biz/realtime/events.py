@@ -33,6 +33,16 @@ class MessageRecalled:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageRemoved:
+    """An operator removed the message (it reads as recalled from now on), for ``reason``."""
+
+    conversation_id: int
+    message_id: int
+    seq: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ConversationRead:
     conversation_id: int
     user_id: int
@@ -51,7 +61,7 @@ class PresenceChanged:
     status: Presence
 
 
-Event = MessageNew | MessageRecalled | ConversationRead | Typing | PresenceChanged
+Event = MessageNew | MessageRecalled | MessageRemoved | ConversationRead | Typing | PresenceChanged
 
 
 class Envelope:
