@@ -1,10 +1,8 @@
-"""What operators do through chat, on fakes and the embedded index: inspect a conversation, read and search any of
-them without being a member, remove a message with a reason, and delete a group so that no one is in it any more."""
+"""What operators do through chat, on fakes: inspect a conversation, read any of them without being a member, remove
+a message with a reason, and delete a group so that no one is in it any more (searching as an operator is in
+test_search.py)."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -12,10 +10,7 @@ from tests.unit.chat.fakes import World
 from tidings.api.chat.v1 import errors as chat_errors
 from tidings.api.common.v1 import errors as common_errors
 from tidings.pkg import errors
-from tidings.search.fts5 import FTS5Index
-from tidings.search.model import MessageDoc, Recall
 from tidings.service.chat.biz.model import MAX_REASON_LENGTH, RECALL_WINDOW_MS, Role
-from tidings.service.chat.biz.search import Search
 
 OPERATOR = 900  # no member of anything
 
@@ -23,14 +18,6 @@ OPERATOR = 900  # no member of anything
 @pytest.fixture
 def world() -> World:
     return World()
-
-
-@pytest.fixture
-async def index(tmp_path: Path) -> AsyncIterator[FTS5Index]:
-    index = FTS5Index(str(tmp_path / "search.db"))
-    await index.ensure()
-    yield index
-    await index.close()
 
 
 async def group_with(world: World, count: int, members: tuple[int, ...] = (2, 3)) -> int:
@@ -89,7 +76,7 @@ async def test_inspect_of_an_unknown_or_deleted_conversation_is_not_found(world:
     assert chat_errors.is_conversation_not_found(deleted.value)
 
 
-# -- history and search by an operator ------------------------------------------------------------------------------
+# -- history read by an operator ------------------------------------------------------------------------------
 
 
 async def test_an_operator_reads_any_conversations_history_without_being_a_member(world: World) -> None:
@@ -115,42 +102,6 @@ async def test_an_operators_history_checks_its_input_and_the_conversation(world:
     with pytest.raises(errors.TidingsError) as deleted:
         await world.msgs.history(OPERATOR, cid, after_seq=0, before_seq=None, limit=3, by_operator=True)
     assert chat_errors.is_conversation_not_found(deleted.value)
-
-
-async def test_an_operator_searches_every_conversation_or_one_without_being_a_member(
-    world: World, index: FTS5Index
-) -> None:
-    ours = await group_with(world, 0)
-    theirs = await group_with(world, 0, members=(4,))
-    await world.msgs.send(ours, 1, "a", "meet at the harbour")
-    await world.msgs.send(theirs, 1, "b", "the harbour is ours")
-    await world.msgs.send(theirs, 1, "c", "harbour gossip to remove")
-    await index.index_messages(
-        [
-            MessageDoc(m.id, m.conversation_id, m.sender_id, "", m.seq, m.created_at_ms + i, m.text, False, 1000)
-            for i, m in enumerate(world.publisher.log)
-        ]
-    )
-    removed = world.publisher.log[-1]
-    await index.recall_messages([Recall(removed.id, theirs, removed.seq, 2000)])
-    search = Search(world.access, world.conversations, index)
-
-    async def found(conversation_id: int | None) -> list[int]:
-        page = await search.messages(
-            OPERATOR, "harbour", conversation_id=conversation_id, cursor=None, limit=50, by_operator=True
-        )
-        return [hit.doc.conversation_id for hit in page.items]
-
-    assert await found(None) == [theirs, ours]  # newest first; the recalled one never
-    assert await found(ours) == [ours]
-    with pytest.raises(errors.TidingsError) as unknown:
-        await found(ours + 999)
-    assert chat_errors.is_conversation_not_found(unknown.value)
-    with pytest.raises(errors.TidingsError) as bad:
-        await search.messages(OPERATOR, "  ", conversation_id=None, cursor=None, limit=50, by_operator=True)
-    assert field_of(bad.value) == "query"
-    member = await search.messages(4, "harbour", conversation_id=None, cursor=None, limit=50)
-    assert [hit.doc.conversation_id for hit in member.items] == [theirs]  # a member still sees only theirs
 
 
 # -- removal --------------------------------------------------------------------------------------------------------
