@@ -61,14 +61,15 @@ class Search:
             problems["limit"] = f"1-{MAX_LIMIT}"
         errors.raise_for_fields(problems)
         conversation_ids: list[int] | Literal[Scope.EVERYWHERE]
-        if by_operator:
-            if conversation_id is not None:
+        if conversation_id is not None:
+            if by_operator:
                 await self._access.require_conversation(conversation_id)
-            conversation_ids = [conversation_id] if conversation_id is not None else EVERYWHERE
-        elif conversation_id is not None:
-            # Read fresh, not from the gates' cache: one who just left must not find what they no longer see.
-            await self._access.require_member(conversation_id, user_id)
+            else:
+                # Read fresh, not from the gates' cache: one who just left must not find what they no longer see.
+                await self._access.require_member(conversation_id, user_id)
             conversation_ids = [conversation_id]
+        elif by_operator:
+            conversation_ids = EVERYWHERE
         else:
             conversation_ids = [state.conversation_id for state in await self._conversations.states(user_id, None)]
         try:
