@@ -16,7 +16,7 @@ from typing import Protocol
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tidings.service.chat.biz.model import Conversation, Cursor, Kind, Member, Role
+from tidings.service.chat.biz.model import Conversation, Cursor, Kind, Member, MessageCounts, Role
 from tidings.service.chat.biz.ports import (
     ConversationRepo,
     DedupStore,
@@ -219,6 +219,41 @@ class ConversationRepoContract:
         assert [s.conversation_id for s in states] == [mine[2].id, mine[0].id]
         assert {s.conversation_id for s in await repo.states(user, None)} == {c.id for c in mine}
 
+    async def test_current_members_come_longest_standing_first(self, repo: ConversationStore) -> None:
+        group = await self.group(repo, 5, 3)
+        await repo.add_members(group.id, [4, 9], Role.MEMBER, NOW - 10, 10)
+        await repo.add_members(group.id, [1], Role.MEMBER, NOW + 10, 10)
+        assert await repo.remove_member(group.id, 9, NOW + 20)
+        await repo.mark_read(group.id, 3, 7)
+        assert await repo.list_members(group.id) == [
+            Member(group.id, 4, Role.MEMBER, 0, NOW - 10),
+            Member(group.id, 3, Role.MEMBER, 7, NOW),
+            Member(group.id, 5, Role.OWNER, 0, NOW),
+            Member(group.id, 1, Role.MEMBER, 0, NOW + 10),
+        ]
+        assert await repo.list_members(new_id()) == []
+
+    async def test_a_deleted_conversation_is_gone_with_every_membership(self, repo: ConversationStore) -> None:
+        group = await self.group(repo, 1, 2, 3)
+        kept = await self.group(repo, 1, 2)
+        assert await repo.remove_member(group.id, 3, NOW + 1)
+        assert await repo.delete(group.id, NOW + 2) == [1, 2, 3]  # the former member's row too
+        assert await repo.get(group.id) is None
+        assert await repo.get_many([group.id, kept.id]) == {kept.id: kept}
+        assert await repo.member(group.id, 1) is None
+        assert await repo.member(group.id, 3) is None
+        assert await repo.member_ids([group.id]) == {group.id: []}
+        assert await repo.list_members(group.id) == []
+        assert [c.id for c, _ in await repo.list_for_user(1, 10, None)] == [kept.id]
+        assert [s.conversation_id for s in await repo.states(2, None)] == [kept.id]
+        assert await repo.states(2, [group.id]) == []
+        # Who hears it (the push job reads this): no one, whether or not the store still names it.
+        heard = await repo.kinds_and_members([group.id])
+        assert heard.get(group.id, (Kind.GROUP, []))[1] == []
+        assert await repo.delete(group.id, NOW + 3) is None
+        assert await repo.delete(new_id(), NOW) is None
+        assert await repo.member_ids([kept.id]) == {kept.id: [1, 2]}
+
     async def test_read_marks_only_move_forward_under_concurrent_marks(self, repo: ConversationStore) -> None:
         group = await self.group(repo, 1, 2)
         results = await asyncio.gather(*(repo.mark_read(group.id, 2, seq) for seq in (5, 3, 9, 1, 7)))
@@ -312,6 +347,19 @@ class MessageRepoContract:
         # A redelivered MessageSent does not bring the text back.
         await repo.persist([original])
         assert (await repo.after(conversation_id, 0, 1))[0].text == ""
+
+    async def test_counts_are_of_stored_and_of_recalled_messages(
+        self, repo: MessageStore, conversation_id: int, conversations: ConversationStore
+    ) -> None:
+        assert await repo.counts(conversation_id) == MessageCounts(0, 0)
+        batch = [message(conversation_id, seq) for seq in (1, 2, 4)]
+        await repo.persist(batch)
+        other = conversation(members=1)
+        await conversations.create(other, [Member(other.id, 1, Role.OWNER, 0, NOW)])
+        await repo.persist([message(other.id, 1)])
+        await repo.recall(conversation_id, batch[1].id)
+        assert await repo.counts(conversation_id) == MessageCounts(3, 1)
+        assert await repo.counts(other.id) == MessageCounts(1, 0)
 
     async def test_text_keeps_every_code_point(self, repo: MessageStore, conversation_id: int) -> None:
         text = "\U0001f600é中" * 1333 + "x"

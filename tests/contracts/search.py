@@ -9,17 +9,20 @@ next query.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Literal
 
 import pytest
 
 from tidings.api.common.v1 import errors as common_errors
 from tidings.pkg.errors import TidingsError
 from tidings.search.model import (
+    EVERYWHERE,
     KINDS,
     IndexVersions,
     MessageDoc,
     MessageQuery,
     Recall,
+    Scope,
     SearchIndex,
     UserDoc,
     rebuilt_tombstone_version,
@@ -53,7 +56,9 @@ def message(
     )
 
 
-async def found(search: SearchIndex, text: str, conversation_ids: tuple[int, ...] = (10,)) -> list[int]:
+async def found(
+    search: SearchIndex, text: str, conversation_ids: tuple[int, ...] | Literal[Scope.EVERYWHERE] = (10,)
+) -> list[int]:
     page = await search.search_messages(MessageQuery(text, conversation_ids, limit=50))
     return [hit.doc.id for hit in page.items]
 
@@ -97,6 +102,26 @@ class SearchIndexContract:
         assert await found(search, "secret", (10, 30)) == [3, 1]
         assert await found(search, "secret", (40,)) == []
         assert await found(search, "secret", ()) == []
+
+    async def test_everywhere_searches_every_conversation_but_never_returns_a_recalled_message(
+        self, search: SearchIndex
+    ) -> None:
+        await search.index_messages(
+            [
+                message(1, "secret plans", conversation_id=10),
+                message(2, "secret plans", conversation_id=20),
+                message(3, "secret plans", conversation_id=30),
+                message(4, "open plans", conversation_id=40),
+            ]
+        )
+        await search.recall_messages([Recall(2, 20, 2, version_at(T0 + 60_000))])
+        assert await found(search, "secret", EVERYWHERE) == [3, 1]
+        assert await found(search, "plans", EVERYWHERE) == [4, 3, 1]
+        first = await search.search_messages(MessageQuery("plans", EVERYWHERE, limit=2))
+        assert [hit.doc.id for hit in first.items] == [4, 3]
+        assert first.next_cursor is not None
+        rest = await search.search_messages(MessageQuery("plans", EVERYWHERE, cursor=first.next_cursor, limit=2))
+        assert ([hit.doc.id for hit in rest.items], rest.next_cursor) == ([1], None)
 
     async def test_a_recalled_message_is_never_returned_and_a_replay_does_not_bring_it_back(
         self, search: SearchIndex

@@ -364,6 +364,15 @@ def _event_json(event: gateway_pb2.Event) -> dict[str, Any]:
             "text": m.text,
         }
         return {"type": "message.new", "message": message}
+    if kind == "message_removed":
+        removed = event.message_removed
+        return {
+            "type": "message.removed",
+            "conversation_id": str(removed.conversation_id),
+            "message_id": str(removed.message_id),
+            "seq": removed.seq,
+            "reason": removed.reason,
+        }
     if kind == "typing":
         return {
             "type": "typing",

@@ -104,7 +104,7 @@ async def test_sent_messages_are_searchable_recalls_remove_them_and_replays_keep
     assert hit.doc.sender_name == "Ada"
     assert [sent.text[start:end] for start, end in hit.highlights] == ["你好世界"]
 
-    await chat.message_recalled(sent, ADA.id, T0 + 60_000)
+    await chat.message_recalled(sent, ADA.id, T0 + 60_000, "")
     await until(search, "harbour", [])
 
     # The send again (a replay), then a marker behind it in the same conversation: once the marker is found, the

@@ -11,7 +11,7 @@ from tidings.pkg import db
 from tidings.pkg.conf import DatabaseConf
 
 # Each branch's head: framework, account, chat, task, admin.
-HEADS = {"0001", "0012", "0010", "0009", "0013"}  # framework, account, chat, task, admin
+HEADS = {"0001", "0012", "0011", "0009", "0013"}  # framework, account, chat, task, admin
 
 
 async def _tables_and_versions(url: str) -> tuple[set[str], set[str]]:
@@ -46,7 +46,7 @@ async def test_a_branch_applies_alone(tmp_path: Path) -> None:
     tables, versions = await _tables_and_versions(url)
     assert "messages" in tables
     assert not {"users", "worker_leases", "task_runs"} & tables
-    assert versions == {"0010"}
+    assert versions == {"0011"}
     await migrations.upgrade(url)
     tables, versions = await _tables_and_versions(url)
     assert {"worker_leases", "users", "messages", "task_runs"} <= tables

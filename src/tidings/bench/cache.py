@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tidings import conf, migrations
 from tidings.bench import system
 from tidings.bench.record import append, commit, machine
-from tidings.pkg import db
+from tidings.pkg import db, log
 from tidings.pkg.cache import CacheMetrics, CachePolicy, LocalInvalidator, RedisStore
 from tidings.pkg.cache.kit import CacheKit
 from tidings.pkg.clock import SystemClock
@@ -168,6 +168,7 @@ async def run(redis_url: str, mysql_url: str, rounds: int, conversations: int) -
             Access(repo, NoUsers()),
             _NoIds(),
             SystemClock(),
+            log.get("bench.conversations"),
             caches.members,
         )
         member_keys = [caches.members.key(cid) for cid in ids]

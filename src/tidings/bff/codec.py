@@ -12,6 +12,7 @@ from tidings.bff.biz.realtime.events import (
     Event,
     MessageNew,
     MessageRecalled,
+    MessageRemoved,
     PresenceChanged,
     SessionEnded,
     Typing,
@@ -38,13 +39,16 @@ def conversation_from_pb(c: chat_pb2.Conversation) -> Conversation:
     )
 
 
-def event_to_pb(event: Event) -> pb.Event:
+def event_to_pb(event: Event) -> pb.Event:  # noqa: PLR0911 (one return per kind of event)
     match event:
         case MessageNew(message):
             return pb.Event(message_new=pb.MessageNew(message=message_to_pb(message)))
         case MessageRecalled(conversation_id, message_id, seq):
             recalled = pb.MessageRecalled(conversation_id=conversation_id, message_id=message_id, seq=seq)
             return pb.Event(message_recalled=recalled)
+        case MessageRemoved(conversation_id, message_id, seq, reason):
+            removed = pb.MessageRemoved(conversation_id=conversation_id, message_id=message_id, seq=seq, reason=reason)
+            return pb.Event(message_removed=removed)
         case ConversationRead(conversation_id, user_id, seq):
             read = pb.ConversationRead(conversation_id=conversation_id, user_id=user_id, seq=seq)
             return pb.Event(conversation_read=read)
@@ -56,7 +60,7 @@ def event_to_pb(event: Event) -> pb.Event:
             return pb.Event(session_ended=pb.SessionEnded(reason=reason, message=message))
 
 
-def event_from_pb(event: pb.Event) -> Event:
+def event_from_pb(event: pb.Event) -> Event:  # noqa: PLR0911 (one return per kind of event)
     """The domain event; ``ValueError`` for an event with no kind or an unknown presence status."""
     kind = event.WhichOneof("kind")
     if kind == "message_new":
@@ -64,6 +68,9 @@ def event_from_pb(event: pb.Event) -> Event:
     if kind == "message_recalled":
         m = event.message_recalled
         return MessageRecalled(m.conversation_id, m.message_id, m.seq)
+    if kind == "message_removed":
+        d = event.message_removed
+        return MessageRemoved(d.conversation_id, d.message_id, d.seq, d.reason)
     if kind == "conversation_read":
         r = event.conversation_read
         return ConversationRead(r.conversation_id, r.user_id, r.seq)

@@ -55,6 +55,7 @@ from sqlalchemy.sql.expression import TableClause
 from tidings.pkg import db
 from tidings.pkg.conf import DatabaseConf
 from tidings.search.model import (
+    EVERYWHERE,
     KINDS,
     IndexKind,
     IndexVersions,
@@ -256,9 +257,9 @@ class FTS5Index:
         async with self._read() as conn:
             tables = await self._searched(conn, "messages")
             m = tables.table.c
-            statement = select(tables.table).where(
-                m.conversation_id.in_(list(query.conversation_ids)), m.recalled.is_(False)
-            )
+            statement = select(tables.table).where(m.recalled.is_(False))
+            if query.conversation_ids is not EVERYWHERE:
+                statement = statement.where(m.conversation_id.in_(list(query.conversation_ids)))
             long_terms = [term for term in query.terms if len(term) >= TRIGRAM]
             if long_terms:
                 match = " AND ".join(_phrase(term) for term in long_terms)

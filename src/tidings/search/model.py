@@ -20,7 +20,8 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Literal, Protocol, TypeVar
+from enum import Enum
+from typing import Final, Generic, Literal, Protocol, TypeVar
 
 from tidings.pkg import errors
 
@@ -105,13 +106,23 @@ class Page(Generic[T]):
     next_cursor: str | None = None
 
 
+class Scope(Enum):
+    EVERYWHERE = "everywhere"
+
+
+# A query's ``conversation_ids`` for every conversation (operators only): said out loud, never a default, so no
+# forgotten or empty filter can widen a member's search.
+EVERYWHERE: Final = Scope.EVERYWHERE
+
+
 @dataclass(frozen=True)
 class MessageQuery:
     """Messages whose text holds every word of ``text`` (case-insensitive; CJK runs inside longer text too), in
-    ``conversation_ids`` only (the caller's conversations now: the index keeps no membership), newest first."""
+    ``conversation_ids`` only (the caller's conversations now: the index keeps no membership; none for an empty
+    list), or in every conversation for ``EVERYWHERE``; newest first."""
 
     text: str
-    conversation_ids: Sequence[int]
+    conversation_ids: Sequence[int] | Literal[Scope.EVERYWHERE]
     cursor: str | None = None
     limit: int = 20
     # Set by the constructor: ``text``'s words, for adapters that need them apart.

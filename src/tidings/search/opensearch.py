@@ -36,6 +36,7 @@ from opensearchpy.helpers import async_bulk
 
 from tidings.pkg import log
 from tidings.search.model import (
+    EVERYWHERE,
     IndexKind,
     IndexVersions,
     MessageDoc,
@@ -303,10 +304,7 @@ class OpenSearchIndex:
             "query": {
                 "bool": {
                     "must": [{"multi_match": {"query": query.text, "fields": ["text", "text.std"], "operator": "and"}}],
-                    "filter": [
-                        {"terms": {"conversation_id": list(query.conversation_ids)}},
-                        {"term": {"recalled": False}},
-                    ],
+                    "filter": [{"term": {"recalled": False}}, *_conversation_filter(query)],
                 }
             },
             "sort": [{"created_at_ms": "desc"}, {"id": "desc"}],
@@ -505,6 +503,13 @@ def _message_source(doc: MessageDoc) -> dict[str, Any]:
 
 def _user_source(doc: UserDoc) -> dict[str, Any]:
     return {"id": doc.id, "username": doc.username, "display_name": doc.display_name}
+
+
+def _conversation_filter(query: MessageQuery) -> list[dict[str, Any]]:
+    """The query's conversations as a filter clause; none for ``EVERYWHERE``."""
+    if query.conversation_ids is EVERYWHERE:
+        return []
+    return [{"terms": {"conversation_id": list(query.conversation_ids)}}]
 
 
 def _hit(hit: Mapping[str, Any]) -> MessageHit:

@@ -18,7 +18,15 @@ from tidings.pkg.cache.kit import CacheKit
 from tidings.service.chat.biz.access import Access
 from tidings.service.chat.biz.conversations import Conversations
 from tidings.service.chat.biz.messages import Messages
-from tidings.service.chat.biz.model import Conversation, ConversationState, Cursor, Kind, Member, Role
+from tidings.service.chat.biz.model import (
+    Conversation,
+    ConversationState,
+    Cursor,
+    Kind,
+    Member,
+    MessageCounts,
+    Role,
+)
 from tidings.service.chat.biz.ports import DedupKey, DirectExists, GroupFull, Reservation
 from tidings.service.chat.biz.sending import Sender, SendPolicy
 from tidings.service.chat.data.caches import chat_caches
@@ -58,6 +66,8 @@ class FakeConversations:
         self.conversations: dict[int, Conversation] = {}
         self.members: dict[tuple[int, int], Member] = {}
         self.pairs: dict[tuple[int, int], int] = {}
+        # Deleted conversations keep their record here (the SQL store keeps the row, marked).
+        self.deleted: dict[int, Conversation] = {}
 
     async def create(
         self, conversation: Conversation, new_members: Sequence[Member], pair: tuple[int, int] | None = None
@@ -93,6 +103,22 @@ class FakeConversations:
             cid: sorted(m.user_id for (c, _), m in self.members.items() if c == cid and m.active)
             for cid in conversation_ids
         }
+
+    async def list_members(self, conversation_id: int) -> list[Member]:
+        await _io()
+        current = [m for (c, _), m in self.members.items() if c == conversation_id and m.active]
+        return sorted(current, key=lambda m: (m.joined_at_ms, m.user_id))
+
+    async def delete(self, conversation_id: int, now_ms: int) -> list[int] | None:
+        await _io()
+        conversation = self.conversations.pop(conversation_id, None)
+        if conversation is None:
+            return None
+        self.deleted[conversation_id] = replace(conversation, member_count=0)
+        had = sorted(u for (c, u) in self.members if c == conversation_id)
+        for user in had:
+            del self.members[(conversation_id, user)]
+        return had
 
     async def kinds_and_members(self, conversation_ids: Sequence[int]) -> dict[int, tuple[Kind, list[int]]]:
         current = await self.member_ids([cid for cid in conversation_ids if cid in self.conversations])
@@ -221,6 +247,11 @@ class FakeMessages:
         recalled = replace(message, recalled=True, text="")
         self.stored[(conversation_id, message.seq)] = recalled
         return recalled
+
+    async def counts(self, conversation_id: int) -> MessageCounts:
+        await _io()
+        mine = [m for (c, _), m in self.stored.items() if c == conversation_id]
+        return MessageCounts(len(mine), sum(m.recalled for m in mine))
 
 
 def _seq(message: Message) -> int:
@@ -353,12 +384,12 @@ class FakePublisher:
             raise ConnectionError("bus down")
         self.log.extend(message for message, _ in messages)
 
-    async def message_recalled(self, message: Message, recalled_by: int, at_ms: int) -> None:
+    async def message_recalled(self, message: Message, recalled_by: int, at_ms: int, moderation_reason: str) -> None:
         await _io()
         if self.failures:
             self.failures -= 1
             raise ConnectionError("bus down")
-        self.events.append(Published("recalled", (message.id, recalled_by)))
+        self.events.append(Published("recalled", (message.id, recalled_by, moderation_reason)))
 
     async def conversation_read(self, conversation_id: int, user_id: int, seq: int, at_ms: int) -> None:
         await _io()
@@ -410,7 +441,14 @@ class World:
         self.access = Access(self.conversations, self.directory, gates=self.caches.gates, blocks=self.caches.blocks)
         self.sender = self.new_sender()
         self.chats = Conversations(
-            self.conversations, self.messages, self.directory, self.access, self.ids, self.clock, self.caches.members
+            self.conversations,
+            self.messages,
+            self.directory,
+            self.access,
+            self.ids,
+            self.clock,
+            log.get("chat.conversations"),
+            self.caches.members,
         )
         self.msgs = Messages(
             self.access,

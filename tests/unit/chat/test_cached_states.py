@@ -97,6 +97,14 @@ async def test_states_follow_membership_changes(repo: CachedConversationRepo) ->
     assert await unread(repo, 3, [cid]) == {}
 
 
+async def test_a_deleted_groups_cached_states_are_dropped(repo: CachedConversationRepo) -> None:
+    cid = await group(repo, 1, 2)
+    assert await unread(repo, 2, [cid]) == {cid: 0}  # cached now
+    assert await repo.delete(cid, NOW) == [1, 2]
+    assert await unread(repo, 2, [cid]) == {}
+    assert await unread(repo, 1, [cid]) == {}
+
+
 async def test_a_conversation_created_after_it_was_asked_for_shows_up(repo: CachedConversationRepo) -> None:
     cid = new_id()
     assert await repo.states(1, [cid]) == []

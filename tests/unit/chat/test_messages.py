@@ -119,7 +119,7 @@ async def test_the_sender_recalls_within_the_window(world: World) -> None:
     stored = (await world.msgs.history(2, cid, after_seq=0, before_seq=None, limit=1)).messages[0]
     assert (stored.recalled, stored.text) == (True, "")
     assert world.history_cache.forgotten == [cid]
-    assert [event.payload for event in world.publisher.events] == [(message.id, message.sender_id)]
+    assert [event.payload for event in world.publisher.events] == [(message.id, message.sender_id, "")]
 
 
 async def test_recall_after_the_window_is_refused(world: World) -> None:
@@ -139,7 +139,7 @@ async def test_only_the_sender_recalls_unless_an_operator_does(world: World) -> 
         await world.msgs.recall(cid, message.id, 2, by_operator=False)
     assert chat_errors.is_not_message_sender(other.value)
     world.clock.advance(RECALL_WINDOW_MS * 10)
-    recalled = await world.msgs.recall(cid, message.id, 777, by_operator=True)
+    recalled = await world.msgs.recall(cid, message.id, 777, by_operator=True, moderation_reason="spam")
     assert recalled.recalled
 
 

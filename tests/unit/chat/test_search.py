@@ -1,6 +1,6 @@
 """Message search on fakes and the embedded index: only the conversations the caller is a member of now, a
 conversation they are not in refused as history refuses it, and an index that does not answer is
-SEARCH_UNAVAILABLE."""
+SEARCH_UNAVAILABLE. An operator searches every conversation, or one, without being a member."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tidings.api.chat.v1 import errors as chat_errors
 from tidings.api.common.v1 import errors as common_errors
 from tidings.pkg import errors
 from tidings.search.fts5 import FTS5Index
-from tidings.search.model import MessageDoc, MessageHit, MessageQuery, Page, SearchUnavailable, version_at
+from tidings.search.model import MessageDoc, MessageHit, MessageQuery, Page, Recall, SearchUnavailable, version_at
 from tidings.service.chat.biz.search import Search
 
 
@@ -107,3 +107,40 @@ async def test_an_index_that_does_not_answer_is_search_unavailable(world: World)
         await ids(search, 1, "harbour")
     assert common_errors.is_search_unavailable(raised.value)
     assert raised.value.code == 503
+
+
+async def test_an_operator_searches_every_conversation_or_one_without_being_a_member(
+    world: World, index: FTS5Index
+) -> None:
+    # The operator (900) is no member of anything.
+    ours = (await world.chats.create_group(1, "ours", [2])).conversation.id
+    theirs = (await world.chats.create_group(1, "theirs", [4])).conversation.id
+    await world.msgs.send(ours, 1, "a", "meet at the harbour")
+    await world.msgs.send(theirs, 1, "b", "the harbour is ours")
+    await world.msgs.send(theirs, 1, "c", "harbour gossip to remove")
+    await index.index_messages(
+        [
+            MessageDoc(m.id, m.conversation_id, m.sender_id, "", m.seq, m.created_at_ms + i, m.text, False, 1000)
+            for i, m in enumerate(world.publisher.log)
+        ]
+    )
+    removed = world.publisher.log[-1]
+    await index.recall_messages([Recall(removed.id, theirs, removed.seq, 2000)])
+    search = Search(world.access, world.conversations, index)
+
+    async def found(conversation_id: int | None) -> list[int]:
+        page = await search.messages(
+            900, "harbour", conversation_id=conversation_id, cursor=None, limit=50, by_operator=True
+        )
+        return [hit.doc.conversation_id for hit in page.items]
+
+    assert await found(None) == [theirs, ours]  # newest first; the recalled one never
+    assert await found(ours) == [ours]
+    with pytest.raises(errors.TidingsError) as unknown:
+        await found(ours + 999)
+    assert chat_errors.is_conversation_not_found(unknown.value)
+    with pytest.raises(errors.TidingsError) as bad:
+        await search.messages(900, "  ", conversation_id=None, cursor=None, limit=50, by_operator=True)
+    assert bad.value.metadata["field"] == "query"
+    member = await search.messages(4, "harbour", conversation_id=None, cursor=None, limit=50)
+    assert [hit.doc.conversation_id for hit in member.items] == [theirs]  # a member still sees only theirs

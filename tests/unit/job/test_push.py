@@ -49,9 +49,10 @@ def read(conversation_id: int, user: int, seq: int) -> Record:
     return record(chat_topics.CONVERSATION_READ, conversation_id, payload)
 
 
-def recalled(conversation_id: int, seq: int) -> Record:
+def recalled(conversation_id: int, seq: int, moderation_reason: str = "") -> Record:
     payload = chat_events.MessageRecalled(conversation_id=conversation_id, message_id=conversation_id * 1000 + seq)
     payload.seq = seq
+    payload.moderation_reason = moderation_reason
     return record(chat_topics.MESSAGE_RECALLED, conversation_id, payload)
 
 
@@ -229,6 +230,17 @@ async def test_a_revocation_read_long_after_it_happened_ends_nothing() -> None:
     assert h.deliverer.calls == []
     await h.job.handle([revoked(1, account_events.REVOKE_CAUSE_BANNED, at_ms=NOW_MS - 59_000)])
     assert sorted(instance for instance, _ in h.deliverer.calls) == [A, B]
+
+
+async def test_an_operators_removal_reaches_every_member_as_removed_with_its_reason() -> None:
+    h = Harness()
+    await h.job.handle([recalled(GROUP, 4, moderation_reason="spam <b>links</b>")])
+    assert h.deliverer.seen(A) == [("message_removed:4", ["s1a", "s2"])]
+    assert h.deliverer.seen(B) == [("message_removed:4", ["s1b", "s3"])]
+    (_, deliveries), *_ = h.deliverer.calls
+    assert deliveries[0].event.message_removed == gateway_pb2.MessageRemoved(
+        conversation_id=GROUP, message_id=GROUP * 1000 + 4, seq=4, reason="spam <b>links</b>"
+    )
 
 
 async def test_nobody_online_means_no_call() -> None:

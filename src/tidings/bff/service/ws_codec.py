@@ -23,6 +23,7 @@ from tidings.bff.biz.realtime.events import (
     MarkRead,
     MessageNew,
     MessageRecalled,
+    MessageRemoved,
     Outbound,
     Ping,
     Pong,
@@ -147,7 +148,7 @@ def encode(frame: Outbound) -> str:
             assert_never(frame)
 
 
-def event_to_json(event: Event) -> dict[str, Any]:
+def event_to_json(event: Event) -> dict[str, Any]:  # noqa: PLR0911 (one return per kind of event)
     """An event as API.md's WebSocket section shows it."""
     match event:
         case MessageNew(message):
@@ -158,6 +159,14 @@ def event_to_json(event: Event) -> dict[str, Any]:
                 "conversation_id": str(conversation_id),
                 "message_id": str(message_id),
                 "seq": seq,
+            }
+        case MessageRemoved(conversation_id, message_id, seq, reason):
+            return {
+                "type": "message.removed",
+                "conversation_id": str(conversation_id),
+                "message_id": str(message_id),
+                "seq": seq,
+                "reason": reason,
             }
         case ConversationRead(conversation_id, user_id, seq):
             return {

@@ -245,6 +245,9 @@ function onFrame(frame) {
     case 'message.recalled':
       recalled(frame.conversation_id, frame.message_id);
       break;
+    case 'message.removed':
+      recalled(frame.conversation_id, frame.message_id, frame.reason);
+      break;
     case 'conversation.read':
       readMark(frame.conversation_id, frame.user_id, frame.seq);
       break;
@@ -293,13 +296,18 @@ async function receiveLive(message) {
   }
 }
 
-function recalled(conversationId, messageId) {
+/** A message recalled by its sender, or removed by a moderator (`removedFor` is then their reason). */
+function recalled(conversationId, messageId, removedFor) {
+  const marked = (message) => {
+    message.recalled = true;
+    if (removedFor) message.removedFor = String(removedFor);
+  };
   const thread = state.threads.get(conversationId);
   const message = thread && thread.messages.get(messageId);
-  if (message) message.recalled = true;
+  if (message) marked(message);
   const conversation = state.conversations.get(conversationId);
   if (conversation && conversation.last_message && conversation.last_message.id === messageId) {
-    conversation.last_message.recalled = true;
+    marked(conversation.last_message);
   }
   renderList();
   if (conversationId === state.current) renderThread();
@@ -392,7 +400,10 @@ function mergeConversation(incoming) {
 function accept(message) {
   const found = thread(message.conversation_id);
   const had = found.messages.get(message.id);
-  found.messages.set(message.id, had ? { ...message, recalled: had.recalled || message.recalled } : message);
+  found.messages.set(
+    message.id,
+    had ? { ...message, recalled: had.recalled || message.recalled, removedFor: had.removedFor } : message,
+  );
   if (message.sender_id === state.me.id) found.pending.delete(message.client_msg_id);
   const conversation = state.conversations.get(message.conversation_id);
   if (!conversation) return;
@@ -927,7 +938,7 @@ function conversationItem(conversation) {
   const preview = !last
     ? 'No messages yet'
     : `${last.sender_id === state.me.id ? 'You: ' : conversation.kind === 'group' ? `${nameOf(last.sender_id)}: ` : ''}${
-        last.recalled ? 'Message recalled' : last.text
+        last.recalled ? (last.removedFor ? 'Message removed by a moderator' : 'Message recalled') : last.text
       }`;
   const unread = reading(conversation.id) ? 0 : conversation.unread_count; // being read: the mark follows
   return h(
@@ -1061,7 +1072,7 @@ function messageItem(conversation, message, seen) {
     { class: classes.join(' '), dataset: { id: message.id, seq: String(message.seq), sender: message.sender_id } },
     header(conversation, message.sender_id, message.created_at),
     message.recalled
-      ? h('p', { class: 'text' }, mine ? 'You recalled this message' : 'This message was recalled')
+      ? h('p', { class: 'text', dir: 'auto' }, recallNote(message, mine))
       : h('p', { class: 'text', dir: 'auto' }, message.text),
     status ? h('p', { class: 'status' }, status) : null,
     mine && !message.recalled
@@ -1077,6 +1088,12 @@ function messageItem(conversation, message, seen) {
         )
       : null,
   );
+}
+
+/** What stands in for a recalled message's text (a text node: a moderator's reason is never markup). */
+function recallNote(message, mine) {
+  if (message.removedFor) return `Removed by a moderator: ${message.removedFor}`;
+  return mine ? 'You recalled this message' : 'This message was recalled';
 }
 
 function echoItem(conversation, echo) {

@@ -103,6 +103,14 @@ def _message_new(record: Record) -> GatewayPush:
 
 def _message_recalled(record: Record) -> GatewayPush:
     recalled: chat_events.MessageRecalled = events.decode(chat_topics.MESSAGE_RECALLED, record)
+    if recalled.moderation_reason:  # an operator removed it: the members see why
+        removed = gateway_pb2.MessageRemoved(
+            conversation_id=recalled.conversation_id,
+            message_id=recalled.message_id,
+            seq=recalled.seq,
+            reason=recalled.moderation_reason,
+        )
+        return Push(recalled.conversation_id, gateway_pb2.Event(message_removed=removed))
     event = gateway_pb2.MessageRecalled(
         conversation_id=recalled.conversation_id, message_id=recalled.message_id, seq=recalled.seq
     )

@@ -7,10 +7,19 @@ from __future__ import annotations
 
 from tidings.api.chat.v1 import chat_pb2
 from tidings.pkg.pbtime import timestamp
-from tidings.service.chat.biz.model import Conversation, ConversationState, ConversationView, Kind
+from tidings.service.chat.biz.model import (
+    Conversation,
+    ConversationState,
+    ConversationView,
+    Inspection,
+    Kind,
+    Member,
+    Role,
+)
 from tidings.service.chat.store.records import message_to_pb
 
 _KINDS = {Kind.DIRECT: chat_pb2.CONVERSATION_KIND_DIRECT, Kind.GROUP: chat_pb2.CONVERSATION_KIND_GROUP}
+_ROLES = {Role.OWNER: "owner", Role.MEMBER: "member"}
 
 
 def conversation_to_pb(view: ConversationView) -> chat_pb2.Conversation:
@@ -39,4 +48,30 @@ def state_to_pb(state: ConversationState) -> chat_pb2.ConversationState:
         read_seq=state.read_seq,
         unread_count=state.unread_count,
         updated_at=timestamp(state.updated_at_ms),
+    )
+
+
+def operator_conversation_to_pb(view: ConversationView) -> chat_pb2.Conversation:
+    """A conversation as operators are answered it: its read fields empty (no one member's view)."""
+    answer = conversation_to_pb(view)
+    answer.ClearField("read_seq")
+    answer.ClearField("unread_count")
+    return answer
+
+
+def member_to_pb(member: Member) -> chat_pb2.Member:
+    return chat_pb2.Member(
+        user_id=member.user_id,
+        role=_ROLES[member.role],
+        read_seq=member.read_seq,
+        joined_at=timestamp(member.joined_at_ms),
+    )
+
+
+def inspection_to_pb(inspection: Inspection) -> chat_pb2.InspectConversationResponse:
+    return chat_pb2.InspectConversationResponse(
+        conversation=operator_conversation_to_pb(inspection.view),
+        members=[member_to_pb(member) for member in inspection.members],
+        message_count=inspection.counts.total,
+        recalled_count=inspection.counts.recalled,
     )

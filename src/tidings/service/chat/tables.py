@@ -49,6 +49,8 @@ conversations = Table(
     Column("last_message_id", BigInteger, nullable=True),
     Column("created_at_ms", BigInteger, nullable=False),
     Column("updated_at_ms", BigInteger, nullable=False),
+    # Set when an operator deleted the group: it has no members left and is served to no one (its messages stay).
+    Column("deleted_at_ms", BigInteger, nullable=True),
     # New conversations per hour and day (the task module's activity rollups).
     Index("ix_conversations_created_at_ms", "created_at_ms"),
 )

@@ -82,7 +82,9 @@ async def build(
     dedup = SQLDedupStore(engine, statements=statements)
     sender = Sender(access, seqs, dedup, publisher, ids, clock, SendPolicy(), log.get("chat.send"))
     return ChatServicer(
-        Conversations(conversations, messages, directory, access, ids, clock, caches.members),
+        Conversations(
+            conversations, messages, directory, access, ids, clock, log.get("chat.conversations"), caches.members
+        ),
         Messages(access, conversations, messages, sender, publisher, history_cache, clock, log.get("chat.messages")),
         Search(access, conversations, await infra.search()),
     )

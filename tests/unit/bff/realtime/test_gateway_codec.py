@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tidings.api.gateway.v1 import gateway_pb2 as pb
-from tidings.bff.biz.realtime.events import Ping, SendText
+from tidings.bff.biz.realtime.events import Envelope, MessageRemoved, Ping, SendText
+from tidings.bff.codec import event_from_pb
 from tidings.bff.service import gateway_codec as codec
 from tidings.bff.service.connection import BadFrame
 
@@ -42,3 +43,13 @@ def test_good_frames_decode_to_what_they_carry() -> None:
     )
     assert codec.inbound(send) == SendText(5, "c", "hi", 9)
     assert codec.inbound(codec.decode(frame(ref=1, ping=pb.PingFrame()), max_bytes=MAX_BYTES)) == Ping(1)
+
+
+def test_a_removal_travels_to_the_stream_as_the_proto_event_and_back() -> None:
+    removed = MessageRemoved(7, 2**62 + 1, 4, "harassment")
+    answer = codec.encode(Envelope(removed))
+    assert answer is not None
+    assert answer.event.message_removed == pb.MessageRemoved(
+        conversation_id=7, message_id=2**62 + 1, seq=4, reason="harassment"
+    )
+    assert event_from_pb(answer.event) == removed  # as Deliver hands it from the push job

@@ -16,6 +16,7 @@ from tidings.bff.biz.realtime.events import (
     MarkRead,
     MessageNew,
     MessageRecalled,
+    MessageRemoved,
     Ping,
     PresenceChanged,
     Ready,
@@ -99,6 +100,13 @@ def test_events_have_the_shapes_of_api_md_with_ids_as_strings() -> None:
         "conversation_id": "1",
         "message_id": str(BIG),
         "seq": 4,
+    }
+    assert shape(MessageRemoved(1, BIG, 4, "spam <script>")) == {
+        "type": "message.removed",
+        "conversation_id": "1",
+        "message_id": str(BIG),
+        "seq": 4,
+        "reason": "spam <script>",
     }
     assert shape(ConversationRead(1, 2, 9)) == {
         "type": "conversation.read",

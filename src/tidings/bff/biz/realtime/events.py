@@ -33,6 +33,16 @@ class MessageRecalled:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageRemoved:
+    """An operator removed the message (it reads as recalled from now on), for ``reason``."""
+
+    conversation_id: int
+    message_id: int
+    seq: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ConversationRead:
     conversation_id: int
     user_id: int
@@ -64,7 +74,7 @@ class SessionEnded:
         return self.reason == "USER_BANNED"
 
 
-Event = MessageNew | MessageRecalled | ConversationRead | Typing | PresenceChanged | SessionEnded
+Event = MessageNew | MessageRecalled | MessageRemoved | ConversationRead | Typing | PresenceChanged | SessionEnded
 
 
 class Envelope:

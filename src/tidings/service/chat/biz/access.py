@@ -52,6 +52,14 @@ class Access:
         self._gates = gates
         self._blocks = blocks
 
+    async def require_conversation(self, conversation_id: int) -> Conversation:
+        """The conversation, read fresh, for an operator (no membership needed); CONVERSATION_NOT_FOUND if it is
+        unknown or deleted."""
+        conversation = await self._conversations.get(conversation_id)
+        if conversation is None:
+            raise _not_found(conversation_id)
+        return conversation
+
     async def require_member(self, conversation_id: int, user_id: int) -> tuple[Conversation, Member]:
         """The conversation and the caller's current membership, read fresh; the reason why not otherwise."""
         conversation = await self._conversations.get(conversation_id)

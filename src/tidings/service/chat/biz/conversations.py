@@ -3,6 +3,9 @@
 Member lists are read cache-aside (``members_cache``, one batched read for a whole page of conversations); a
 membership change commits, then invalidates the list and the changed members' gates. Read marks, max seq and
 unread counts are always read fresh from the database (docs/CACHE.md).
+
+Operators (the admin module) inspect any conversation and delete groups; they are no members, so what they are
+answered carries no one's read state.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from tidings.api.chat.v1 import errors as chat_errors
 from tidings.pkg import errors
 from tidings.pkg.cache.ports import ReadThrough
 from tidings.pkg.clock import Clock
+from tidings.pkg.logger import Logger
 from tidings.service.chat.biz.access import Access
 from tidings.service.chat.biz.model import (
     MAX_GROUP_MEMBERS,
@@ -23,11 +27,13 @@ from tidings.service.chat.biz.model import (
     ConversationState,
     ConversationView,
     Cursor,
+    Inspection,
     Kind,
     Member,
     Role,
     direct_pair,
     list_limit,
+    reason_problem,
 )
 from tidings.service.chat.biz.ports import (
     ConversationRepo,
@@ -48,8 +54,10 @@ class Conversations:
         access: Access,
         ids: IdGen,
         clock: Clock,
+        logger: Logger,
         members_cache: ReadThrough[int, tuple[int, ...]] | None = None,
     ) -> None:
+        self._log = logger
         self._members_cache = members_cache
         self._conversations = conversations
         self._messages = messages
@@ -171,6 +179,45 @@ class Conversations:
         """The caller's state in each listed conversation they are in (every one of theirs when none is listed)."""
         wanted = list(dict.fromkeys(conversation_ids)) if conversation_ids else None
         return await self._conversations.states(user_id, wanted)
+
+    async def inspect(self, conversation_id: int) -> Inspection:
+        """A conversation as an operator sees it: its current members with their roles and read marks, and how
+        many messages it holds. CONVERSATION_NOT_FOUND for an unknown or deleted one."""
+        conversation = await self._access.require_conversation(conversation_id)
+        members = await self._conversations.list_members(conversation_id)
+        counts = await self._messages.counts(conversation_id)
+        view = await self._operator_view(conversation, sorted(member.user_id for member in members))
+        return Inspection(view, tuple(members), counts)
+
+    async def delete(self, operator_id: int, conversation_id: int, reason: str) -> ConversationView:
+        """An operator deletes a group: no one is a member any more, so it leaves every member's list and its
+        history is served to no one (the messages stay stored). Answers the group as it was.
+
+        Direct conversations are not deleted (NOT_A_GROUP): each pair has exactly one, for good."""
+        errors.raise_for_fields({"reason": why} if (why := reason_problem(reason)) else {})
+        conversation = await self._access.require_conversation(conversation_id)
+        if conversation.kind is not Kind.GROUP:
+            raise chat_errors.not_a_group("only groups can be deleted", conversation_id=str(conversation_id))
+        member_ids = (await self._conversations.member_ids([conversation_id])).get(conversation_id, [])
+        view = await self._operator_view(conversation, member_ids)
+        had_members = await self._conversations.delete(conversation_id, self._clock.now_ms())
+        if had_members is None:  # deleted meanwhile by another call: it is gone either way
+            raise chat_errors.conversation_not_found("no such conversation", conversation_id=str(conversation_id))
+        await self._membership_changed(conversation_id, had_members)
+        self._log.info(
+            "group deleted by an operator",
+            conversation_id=conversation_id,
+            operator_id=operator_id,
+            members=len(member_ids),
+            reason=reason,
+        )
+        return view
+
+    async def _operator_view(self, conversation: Conversation, member_ids: Sequence[int]) -> ConversationView:
+        """The conversation as no one member sees it (no read mark), with its last message."""
+        last_id = conversation.last_message_id
+        last = await self._messages.get_many([last_id]) if last_id is not None else {}
+        return ConversationView(conversation, tuple(member_ids), read_seq=0, last_message=last.get(last_id or 0))
 
     async def _views(self, rows: Sequence[tuple[Conversation, Member]]) -> list[ConversationView]:
         """Views of several conversations with a fixed number of reads, however many there are (no N+1)."""

@@ -15,6 +15,7 @@ from tidings.service.chat.biz.model import (
     Sent,
     client_msg_id_problem,
     history_limit,
+    reason_problem,
     text_problem,
 )
 from tidings.service.chat.biz.ports import ConversationRepo, EventPublisher, HistoryCache, MessageRepo
@@ -53,9 +54,17 @@ class Messages:
         return await self._sender.send(conversation_id, sender_id, client_msg_id, text)
 
     async def history(
-        self, user_id: int, conversation_id: int, *, after_seq: int | None, before_seq: int | None, limit: int
+        self,
+        user_id: int,
+        conversation_id: int,
+        *,
+        after_seq: int | None,
+        before_seq: int | None,
+        limit: int,
+        by_operator: bool = False,
     ) -> HistoryPage:
-        """A page ascending by seq: after ``after_seq``, or the newest before ``before_seq`` (or overall)."""
+        """A page ascending by seq: after ``after_seq``, or the newest before ``before_seq`` (or overall). A member
+        reads their conversation; an operator (``user_id``) reads any that is not deleted."""
         problems = {}
         if limit < 0:
             problems["limit"] = "must not be negative"
@@ -66,7 +75,10 @@ class Messages:
         if before_seq is not None and before_seq <= 0:
             problems["before_seq"] = "must be positive"
         errors.raise_for_fields(problems)
-        await self._access.gate(conversation_id, user_id)
+        if by_operator:
+            await self._access.require_conversation(conversation_id)
+        else:
+            await self._access.gate(conversation_id, user_id)
         size = history_limit(limit)
         # One row more than asked says whether there are more in the direction of paging.
         if after_seq is not None:
@@ -92,12 +104,17 @@ class Messages:
                 raise common_errors.unavailable("the read mark is saved but could not be announced; retry") from exc
         return read_seq
 
-    async def recall(self, conversation_id: int, message_id: int, user_id: int, *, by_operator: bool) -> Message:
-        """The sender within the recall window, or an operator (no checks), recalls a message; idempotent."""
+    async def recall(
+        self, conversation_id: int, message_id: int, user_id: int, *, by_operator: bool, moderation_reason: str = ""
+    ) -> Message:
+        """The sender within the recall window, or an operator (no checks), recalls a message; idempotent. An
+        operator says why (``moderation_reason``, shown to the members); a sender gives no reason."""
         if by_operator:
-            if await self._conversations.get(conversation_id) is None:
-                raise chat_errors.conversation_not_found("no such conversation", conversation_id=str(conversation_id))
+            errors.raise_for_fields({"moderation_reason": why} if (why := reason_problem(moderation_reason)) else {})
+            await self._access.require_conversation(conversation_id)
         else:
+            if moderation_reason:
+                errors.raise_for_fields({"moderation_reason": "only an operator removing a message gives one"})
             await self._access.require_member(conversation_id, user_id)
         message = await self._messages.get(conversation_id, message_id)
         if message is None:
@@ -118,7 +135,7 @@ class Messages:
         except Exception as exc:  # the window expires by itself; a stale text there is bounded by its TTL
             self._log.warning("dropping the recent window failed", error=repr(exc))
         try:
-            await self._publisher.message_recalled(recalled, user_id, now)
+            await self._publisher.message_recalled(recalled, user_id, now, moderation_reason if by_operator else "")
         except Exception as exc:
             raise common_errors.unavailable("the message is recalled but could not be announced; retry") from exc
         return recalled

@@ -16,6 +16,8 @@ HISTORY_DEFAULT_LIMIT = 50
 HISTORY_MAX_LIMIT = 200
 LIST_DEFAULT_LIMIT = 100
 LIST_MAX_LIMIT = 500
+# An operator's reason (a removal's, shown to the members; a deletion's, logged).
+MAX_REASON_LENGTH = 500
 
 
 class Kind(IntEnum):
@@ -108,6 +110,24 @@ class HistoryPage:
 
 
 @dataclass(frozen=True)
+class MessageCounts:
+    """How many messages a conversation holds (recalled ones included), and how many of them are recalled."""
+
+    total: int
+    recalled: int
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """A conversation as operators see it: the view carries no one member's read state (``read_seq`` 0)."""
+
+    view: ConversationView
+    # Its current members, longest-standing first.
+    members: tuple[Member, ...]
+    counts: MessageCounts
+
+
+@dataclass(frozen=True)
 class Sent:
     """The answer to a send: the message (the original one for a retry) and whether it was a retry."""
 
@@ -142,4 +162,13 @@ def text_problem(text: str) -> str | None:
 def client_msg_id_problem(client_msg_id: str) -> str | None:
     if not 1 <= len(client_msg_id) <= MAX_CLIENT_MSG_ID_LENGTH or not all("!" <= char <= "~" for char in client_msg_id):
         return f"1-{MAX_CLIENT_MSG_ID_LENGTH} printable ASCII characters without spaces"
+    return None
+
+
+def reason_problem(reason: str) -> str | None:
+    """Why ``reason`` cannot be an operator's reason: one is required, and it must say something."""
+    if not reason.strip():
+        return "required: say why"
+    if len(reason) > MAX_REASON_LENGTH:
+        return f"at most {MAX_REASON_LENGTH} characters"
     return None

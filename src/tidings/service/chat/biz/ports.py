@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from tidings.service.chat.biz.model import Conversation, ConversationState, Cursor, Member, Role
+from tidings.service.chat.biz.model import Conversation, ConversationState, Cursor, Member, MessageCounts, Role
 from tidings.service.chat.message import Message
 
 # Dedup is per sender: (sender_id, client_msg_id).
@@ -34,15 +34,20 @@ class ConversationRepo(Protocol):
 
     async def find_direct(self, pair: tuple[int, int]) -> int | None: ...
 
-    async def get(self, conversation_id: int) -> Conversation | None: ...
+    async def get(self, conversation_id: int) -> Conversation | None:
+        """The conversation; ``None`` if unknown or deleted."""
 
-    async def get_many(self, conversation_ids: Sequence[int]) -> dict[int, Conversation]: ...
+    async def get_many(self, conversation_ids: Sequence[int]) -> dict[int, Conversation]:
+        """``get`` for many: unknown and deleted ones are left out."""
 
     async def member(self, conversation_id: int, user_id: int) -> Member | None:
         """The membership, former (``active=False``) or current, or ``None`` if the user never was one."""
 
     async def member_ids(self, conversation_ids: Sequence[int]) -> dict[int, list[int]]:
         """The current members of each conversation, in one round trip."""
+
+    async def list_members(self, conversation_id: int) -> list[Member]:
+        """The current members of a conversation, longest-standing first (then by user id)."""
 
     async def list_for_user(self, user_id: int, limit: int, after: Cursor | None) -> list[tuple[Conversation, Member]]:
         """The user's conversations by ``(updated_at_ms, id)`` descending, starting after ``after``."""
@@ -62,6 +67,11 @@ class ConversationRepo(Protocol):
     async def mark_read(self, conversation_id: int, user_id: int, seq: int) -> int:
         """Move a current member's read mark to ``seq`` if that is forward (never back); the mark afterwards."""
 
+    async def delete(self, conversation_id: int, now_ms: int) -> list[int] | None:
+        """Delete a conversation: marked deleted (``get`` no longer finds it) and every membership, current or
+        former, removed; the users who had one (whose cached views of it are stale now), or ``None`` if there
+        was no such conversation. Its messages stay stored, unserved."""
+
 
 class MessageRepo(Protocol):
     async def after(self, conversation_id: int, seq: int, limit: int) -> list[Message]:
@@ -76,6 +86,9 @@ class MessageRepo(Protocol):
 
     async def recall(self, conversation_id: int, message_id: int) -> Message | None:
         """Mark the message recalled and erase its text (idempotent); ``None`` if there is no such message."""
+
+    async def counts(self, conversation_id: int) -> MessageCounts:
+        """How many messages of the conversation are stored, and how many are recalled, in one query."""
 
 
 class SeqAllocator(Protocol):
@@ -141,7 +154,8 @@ class EventPublisher(Protocol):
     async def message_sent(self, messages: Sequence[tuple[Message, contextvars.Context]]) -> None:
         """Publish in order, in one round trip; each event's trace context is taken from the context beside it."""
 
-    async def message_recalled(self, message: Message, recalled_by: int, at_ms: int) -> None: ...
+    async def message_recalled(self, message: Message, recalled_by: int, at_ms: int, moderation_reason: str) -> None:
+        """``moderation_reason`` is empty unless an operator removed the message."""
 
     async def conversation_read(self, conversation_id: int, user_id: int, seq: int, at_ms: int) -> None: ...
 

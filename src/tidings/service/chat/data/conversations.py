@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -35,6 +35,9 @@ _MEMBER_COLUMNS = (
     members.c.joined_at_ms,
     members.c.left_at_ms,
 )
+
+# Conversations that are not deleted: what every read of chat's serves.
+_LIVE = select(conversations).where(conversations.c.deleted_at_ms.is_(None))
 
 
 def conversation_from_row(row: Any) -> Conversation:
@@ -121,14 +124,14 @@ class SQLConversationRepo(SQLRepo):
 
     async def get(self, conversation_id: int) -> Conversation | None:
         async with self._read() as conn:
-            row = (await conn.execute(select(conversations).where(conversations.c.id == conversation_id))).first()
+            row = (await conn.execute(_LIVE.where(conversations.c.id == conversation_id))).first()
         return conversation_from_row(row) if row is not None else None
 
     async def get_many(self, conversation_ids: Sequence[int]) -> dict[int, Conversation]:
         found: dict[int, Conversation] = {}
         async with self._read() as conn:
             for chunk in chunks(list(conversation_ids)):
-                rows = await conn.execute(select(conversations).where(conversations.c.id.in_(chunk)))
+                rows = await conn.execute(_LIVE.where(conversations.c.id.in_(chunk)))
                 found.update((row.id, conversation_from_row(row)) for row in rows)
         return found
 
@@ -155,6 +158,15 @@ class SQLConversationRepo(SQLRepo):
                 for conversation_id, user_id in rows:
                     found[conversation_id].append(user_id)
         return found
+
+    async def list_members(self, conversation_id: int) -> list[Member]:
+        query = (
+            select(*_MEMBER_COLUMNS)
+            .where(members.c.conversation_id == conversation_id, members.c.left_at_ms.is_(None))
+            .order_by(members.c.joined_at_ms, members.c.user_id)
+        )
+        async with self._read() as conn:
+            return [_member_from_row(row) for row in await conn.execute(query)]
 
     async def kinds_and_members(self, conversation_ids: Sequence[int]) -> dict[int, tuple[Kind, list[int]]]:
         """Each existing conversation's kind and active member ids (ascending), one query per chunk: the push
@@ -321,6 +333,27 @@ class SQLConversationRepo(SQLRepo):
             )
         return read_seq or 0
 
+    async def delete(self, conversation_id: int, now_ms: int) -> list[int] | None:
+        """Mark the conversation deleted and remove its member rows, in one transaction under its lock. The rows
+        of its messages (and its direct pair, were it a direct conversation) stay in the database."""
+        async with self._write() as conn:
+            deleted = await conn.execute(
+                update(conversations)
+                .where(conversations.c.id == conversation_id, conversations.c.deleted_at_ms.is_(None))
+                .values(deleted_at_ms=now_ms, member_count=0)
+            )
+            if deleted.rowcount != 1:
+                return None
+            had = list(
+                await conn.scalars(
+                    select(members.c.user_id)
+                    .where(members.c.conversation_id == conversation_id)
+                    .order_by(members.c.user_id)
+                )
+            )
+            await conn.execute(delete(members).where(members.c.conversation_id == conversation_id))
+        return had
+
 
 async def _lock_conversation(conn: AsyncConnection, conversation_id: int) -> None:
     """Serialize membership changes of one conversation: a no-op write takes the row lock (MySQL) or the write
@@ -390,6 +423,13 @@ class CachedConversationRepo(SQLConversationRepo):
         left = await super().remove_member(conversation_id, user_id, now_ms)
         await self._forget_marks(conversation_id, [user_id])
         return left
+
+    async def delete(self, conversation_id: int, now_ms: int) -> list[int] | None:
+        had = await super().delete(conversation_id, now_ms)
+        if had is not None:
+            await self._heads.invalidate([conversation_id], entity_id=conversation_id)
+            await self._forget_marks(conversation_id, had)
+        return had
 
     async def mark_read(self, conversation_id: int, user_id: int, seq: int) -> int:
         read_seq = await super().mark_read(conversation_id, user_id, seq)

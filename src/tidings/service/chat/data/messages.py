@@ -1,12 +1,14 @@
-"""``SQLMessageRepo``: history by seq, recall, and the persist job's idempotent batch write (``chat.store``)."""
+"""``SQLMessageRepo``: history by seq, recall, counts, and the persist job's idempotent batch write
+(``chat.store``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 
 from tidings.pkg.repo import SQLRepo, chunks
+from tidings.service.chat.biz.model import MessageCounts
 from tidings.service.chat.message import Message
 from tidings.service.chat.store.messages import message_from_row, write_messages
 from tidings.service.chat.tables import messages
@@ -62,6 +64,15 @@ class SQLMessageRepo(SQLRepo):
                 )
             ).first()
         return message_from_row(row) if row is not None else None
+
+    async def counts(self, conversation_id: int) -> MessageCounts:
+        # One range scan of the primary key's conversation prefix.
+        query = select(
+            func.count(), func.coalesce(func.sum(case((messages.c.recalled.is_(True), 1), else_=0)), 0)
+        ).where(messages.c.conversation_id == conversation_id)
+        async with self._read() as conn:
+            total, recalled = (await conn.execute(query)).one()
+        return MessageCounts(int(total), int(recalled))
 
     async def persist(self, batch: Sequence[Message]) -> None:
         """Store a batch the way the persist job does (``store.messages.write_messages``), in one transaction."""

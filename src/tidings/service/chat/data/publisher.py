@@ -32,13 +32,14 @@ class BusEventPublisher:
         ]
         await self._bus.publish_many(batch)
 
-    async def message_recalled(self, message: Message, recalled_by: int, at_ms: int) -> None:
+    async def message_recalled(self, message: Message, recalled_by: int, at_ms: int, moderation_reason: str) -> None:
         payload = events_pb2.MessageRecalled(
             conversation_id=message.conversation_id,
             message_id=message.id,
             seq=message.seq,
             recalled_by=recalled_by,
             recalled_at=timestamp(at_ms),
+            moderation_reason=moderation_reason,
         )
         key = events.id_key(message.conversation_id)
         await self._bus.publish_many([events.encode(self._topics, chat_topics.MESSAGE_RECALLED, key, payload)])

@@ -22,7 +22,7 @@ from tidings.service.chat.biz.conversations import Conversations
 from tidings.service.chat.biz.messages import Messages
 from tidings.service.chat.biz.model import Cursor
 from tidings.service.chat.biz.search import Search
-from tidings.service.chat.pb import conversation_to_pb, state_to_pb
+from tidings.service.chat.pb import conversation_to_pb, inspection_to_pb, operator_conversation_to_pb, state_to_pb
 from tidings.service.chat.store.records import message_to_pb
 
 # The span of each send of a SendMessages call (a child of the client request it belongs to).
@@ -140,6 +140,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             after_seq=request.after_seq if position == "after_seq" else None,
             before_seq=request.before_seq if position == "before_seq" else None,
             limit=request.limit,
+            by_operator=request.by_operator,
         )
         return chat_pb2.ListMessagesResponse(
             messages=[message_to_pb(message) for message in page.messages], has_more=page.has_more
@@ -154,6 +155,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             conversation_id=request.conversation_id if request.HasField("conversation_id") else None,
             cursor=request.cursor or None,
             limit=request.limit,
+            by_operator=request.by_operator,
         )
         return chat_pb2.SearchMessagesResponse(
             hits=[_hit_to_pb(hit) for hit in page.items], next_cursor=page.next_cursor or ""
@@ -167,7 +169,11 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         self, request: chat_pb2.RecallMessageRequest, context: Any
     ) -> chat_pb2.RecallMessageResponse:
         message = await self._messages.recall(
-            request.conversation_id, request.message_id, request.user_id, by_operator=request.by_operator
+            request.conversation_id,
+            request.message_id,
+            request.user_id,
+            by_operator=request.by_operator,
+            moderation_reason=request.moderation_reason,
         )
         return chat_pb2.RecallMessageResponse(message=message_to_pb(message))
 
@@ -176,6 +182,17 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     ) -> chat_pb2.GetConversationStatesResponse:
         states = await self._conversations.states(request.user_id, list(request.conversation_ids))
         return chat_pb2.GetConversationStatesResponse(states=[state_to_pb(state) for state in states])
+
+    async def InspectConversation(
+        self, request: chat_pb2.InspectConversationRequest, context: Any
+    ) -> chat_pb2.InspectConversationResponse:
+        return inspection_to_pb(await self._conversations.inspect(request.conversation_id))
+
+    async def DeleteConversation(
+        self, request: chat_pb2.DeleteConversationRequest, context: Any
+    ) -> chat_pb2.DeleteConversationResponse:
+        view = await self._conversations.delete(request.operator_id, request.conversation_id, request.reason)
+        return chat_pb2.DeleteConversationResponse(conversation=operator_conversation_to_pb(view))
 
 
 def _hit_to_pb(hit: MessageHit) -> chat_pb2.MessageHit:
