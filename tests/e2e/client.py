@@ -18,6 +18,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from tidings.api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 
+PASSWORD = "correct horse"
+
 
 @dataclass
 class Person:
@@ -35,7 +37,7 @@ class Client:
 
     async def register(self, prefix: str) -> Person:
         username = f"{prefix}_{uuid.uuid4().hex[:8]}"
-        answer = await self.http.post("/v1/auth/register", json={"username": username, "password": "correct horse"})
+        answer = await self.http.post("/v1/auth/register", json={"username": username, "password": PASSWORD})
         assert answer.status_code == 201, answer.text
         body = answer.json()
         return Person(body["user"]["id"], username, {"Authorization": f"Bearer {body['access_token']}"})

@@ -2,7 +2,8 @@
 OpenSearch node of this test's own, which it freezes, then stops, and starts again.
 
 Meanwhile sends are acknowledged and stored, and message and user search answer 503 SEARCH_UNAVAILABLE, promptly
-(within the search timeout, not the request's deadline, and never a 500). When the node is back, the index job,
+(within the search timeout, not the request's deadline, and never a 500); so does the back office's search, while
+its look-ups by id answer as ever. When the node is back, the index job,
 which kept retrying, catches up from Kafka: every message sent during the outage becomes searchable, and no
 Tidings process was restarted for it.
 """
@@ -14,12 +15,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.client import Client, Person
 from tests.e2e.conftest import fresh_database, stack_fleet
 from tests.e2e.fleet import Fleet
 from tests.e2e.opensearch_node import OpenSearchNode
+from tests.e2e.operators import ADMIN_URL, create_operator, operator_headers
 
 # Short, so a frozen node costs the test little; the requests' deadline (10 s) stays well above it.
 SEARCH_TIMEOUT_S = 2
@@ -34,6 +37,8 @@ async def fleet(tmp_path: Path, opensearch_node: OpenSearchNode) -> AsyncIterato
         env = {"TIDINGS_SEARCH__URL": opensearch_node.url, "TIDINGS_SEARCH__TIMEOUT_S": str(SEARCH_TIMEOUT_S)}
         fleet = await stack_fleet(tmp_path, database_url, env)
         try:
+            await fleet.start("admin")
+            await create_operator(fleet, "vic", "viewer")
             yield fleet
         finally:
             await fleet.close()
@@ -60,6 +65,22 @@ async def assert_search_unavailable(client: Client, me: Person) -> None:
         assert answer.status_code == 503, answer.text
         error: dict[str, Any] = answer.json()["error"]
         assert error["reason"] == "SEARCH_UNAVAILABLE", error
+
+
+async def assert_back_office_looks_up_by_id(person: Person, conversation_id: str) -> None:
+    """The back office's search answers 503 SEARCH_UNAVAILABLE; its look-ups by id answer as ever."""
+    async with httpx.AsyncClient(base_url=ADMIN_URL, timeout=PROMPT_S) as admin:
+        viewer = await operator_headers(admin, "vic")
+        answer = await admin.get("/admin/v1/messages/search", params={"query": "lighthouse"}, headers=viewer)
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["reason"] == "SEARCH_UNAVAILABLE"
+        user = await admin.get(f"/admin/v1/users/{person.id}", headers=viewer)
+        assert user.status_code == 200, user.text
+        assert [c["id"] for c in user.json()["conversations"]] == [conversation_id]
+        found = await admin.get(f"/admin/v1/conversations/{conversation_id}", headers=viewer)
+        assert found.status_code == 200, found.text
+        history = await admin.get(f"/admin/v1/conversations/{conversation_id}/messages", headers=viewer)
+        assert history.status_code == 200, history.text
 
 
 async def history(client: Client, me: Person, conversation_id: str) -> list[str]:
@@ -96,6 +117,7 @@ async def test_search_outage_answers_503_and_the_index_catches_up_from_kafka(
     stopped = [f"lighthouse while stopped {n}" for n in range(3)]
     await send_all(client, alice, conversation, stopped)
     await assert_search_unavailable(client, bob)
+    await assert_back_office_looks_up_by_id(alice, conversation)
     # Everything else works: the persist job stores them, and they are in the history.
     async with asyncio.timeout(30):
         while not set(stopped) <= set(await history(client, bob, conversation)):  # noqa: ASYNC110

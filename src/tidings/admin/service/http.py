@@ -64,8 +64,8 @@ def router(  # noqa: PLR0915 (one route after another, each a few lines, reads b
 
     async def signed_in(
         request: Request,
-        session: Annotated[str | None, Cookie(alias=COOKIE, max_length=128)] = None,
-        authorization: Annotated[str | None, Header(max_length=512)] = None,
+        session: Annotated[str | None, Cookie(alias=COOKIE, max_length=4096)] = None,
+        authorization: Annotated[str | None, Header(max_length=4096)] = None,
         csrf: Annotated[str, Header(alias="X-CSRF-Token", max_length=128)] = "",
     ) -> Caller:
         scheme, _, bearer = (authorization or "").partition(" ")
@@ -104,8 +104,8 @@ def router(  # noqa: PLR0915 (one route after another, each a few lines, reads b
     async def logout(
         caller: Signed,
         response: Response,
-        session: Annotated[str | None, Cookie(alias=COOKIE, max_length=128)] = None,
-        authorization: Annotated[str | None, Header(max_length=512)] = None,
+        session: Annotated[str | None, Cookie(alias=COOKIE, max_length=4096)] = None,
+        authorization: Annotated[str | None, Header(max_length=4096)] = None,
     ) -> None:
         _, _, bearer = (authorization or "").partition(" ")
         await operators.logout(bearer.strip() or session or "")
