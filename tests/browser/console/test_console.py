@@ -82,6 +82,13 @@ def test_a_viewer_cannot_ban(alice: Person, operator: OpenConsole) -> None:
     expect(viewer.page.locator("#user-detail .meta").first).to_contain_text("not banned")
     alice.expect_connected()
 
+    # What a viewer may do: the stats, drawn by the server, and the consumers' lag read from the brokers.
+    viewer.tab("Stats")
+    for chart in ("#chart-messages", "#chart-active"):
+        expect(viewer.page.locator(chart)).to_have_js_property("complete", True)
+        assert viewer.page.locator(chart).evaluate("image => image.naturalWidth") > 0
+    expect(viewer.page.locator("#lag-table tbody tr").filter(has_text="persist")).to_have_count(1)
+
 
 def test_a_ban_closes_the_open_chat_tab_with_a_clear_message(
     alice: Person, bob: Person, operator: OpenConsole, screenshots: Path
