@@ -6,12 +6,13 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from tidings.api.account.v1 import account_pb2, events_pb2
+from tidings.api.account.v1 import events_pb2
 from tidings.pkg import log
 from tidings.pkg.bus import BusError, Publisher, events
 from tidings.pkg.pbtime import timestamp
 from tidings.service.account import topics as account_topics
 from tidings.service.account.biz.ports import RevokeCause
+from tidings.service.account.store.records import user_to_pb
 from tidings.service.account.user import User
 
 _CAUSES = {
@@ -33,15 +34,7 @@ class BusUserEvents:
     async def user_updated(self, user: User, at_ms: int) -> None:
         """Publish the profile as it is now. Lost, the search index keeps the old profile until the next update of
         that user or a rebuild."""
-        profile = account_pb2.User(
-            id=user.id,
-            username=user.username,
-            display_name=user.display_name,
-            bio=user.bio,
-            avatar_url=user.avatar_url,
-            created_at=timestamp(user.created_at_ms),
-        )
-        payload = events_pb2.UserUpdated(user=profile, updated_at=timestamp(at_ms))
+        payload = events_pb2.UserUpdated(user=user_to_pb(user), updated_at=timestamp(at_ms))
         await self._publish(account_topics.USER_UPDATED, user.id, payload, "user update not published")
 
     async def tokens_revoked(self, user_id: int, cause: RevokeCause, revoked_before_ms: int) -> None:

@@ -16,21 +16,11 @@ from tidings.service.account.biz.auth import Auth
 from tidings.service.account.biz.operators import Change, OperatorAction, Operators, UserRecord
 from tidings.service.account.biz.profiles import Profiles
 from tidings.service.account.biz.user import ProfileChange
+from tidings.service.account.store.records import user_to_pb
 from tidings.service.account.tokens import AccessClaims
-from tidings.service.account.user import Session, User
+from tidings.service.account.user import Session
 
 Context: TypeAlias = grpc.aio.ServicerContext
-
-
-def user_to_pb(user: User) -> pb.User:
-    return pb.User(
-        id=user.id,
-        username=user.username,
-        display_name=user.display_name,
-        bio=user.bio,
-        avatar_url=user.avatar_url,
-        created_at=timestamp(user.created_at_ms),
-    )
 
 
 def _grant(session: Session) -> pb.AuthGrant:

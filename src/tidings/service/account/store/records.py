@@ -1,10 +1,10 @@
-"""A user's wire form (``tidings.account.v1.User``) to and from account's published ``User``, for those who read
-account's answers and events (the bff, the back office)."""
+"""A user's wire form (``tidings.account.v1.User``) to and from account's published ``User``: account writes it in
+its answers and events, the bff and the back office read it."""
 
 from __future__ import annotations
 
 from tidings.api.account.v1 import account_pb2 as pb
-from tidings.pkg.pbtime import millis
+from tidings.pkg.pbtime import millis, timestamp
 from tidings.service.account.user import User
 
 
@@ -16,4 +16,15 @@ def user_from_pb(message: pb.User) -> User:
         bio=message.bio,
         avatar_url=message.avatar_url,
         created_at_ms=millis(message.created_at),
+    )
+
+
+def user_to_pb(user: User) -> pb.User:
+    return pb.User(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        bio=user.bio,
+        avatar_url=user.avatar_url,
+        created_at=timestamp(user.created_at_ms),
     )
