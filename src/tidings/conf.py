@@ -145,17 +145,29 @@ class RealtimeConf(Section):
 
 
 class LimitsConf(Section):
-    """Rate limits the bff applies per user (and per username for logins), shared by every instance through
-    Redis (in-process under ``tidings dev``). A limited request answers 429 RATE_LIMITED with ``Retry-After``."""
+    """Rate limits the bff applies per user, per username (failed logins) and per client address (failed logins
+    and refreshes, registrations), shared by every instance through Redis (in-process under ``tidings dev``). A
+    limited request answers 429 RATE_LIMITED with ``Retry-After`` and ``X-RateLimit-*``."""
 
     enabled: bool = True
     # Messages per user (REST, WebSocket and gRPC stream together): a token bucket of this rate and burst.
     send_per_s: float = Field(default=20.0, gt=0)
     send_burst: int = Field(default=100, ge=1)
     # Failed logins of one username allowed in a row; after them, one more attempt every ``login_backoff_s``
-    # (whether or not the account exists, so the limit tells nothing about it).
+    # (whether or not the account exists, so the limit tells nothing about it), and once ``slow_down_after``
+    # times as many failed in a row, one every ``slow_down_after`` times as long: the delay grows with the failures.
     login_failures: int = Field(default=5, ge=1)
     login_backoff_s: float = Field(default=30.0, gt=0)
+    # Failed logins and refreshes from one client address (any usernames, any tokens), alike: a wider limit, as
+    # many people may share an address (an office, a carrier's NAT).
+    address_failures: int = Field(default=50, ge=1)
+    address_backoff_s: float = Field(default=5.0, gt=0)
+    # The second step of both: after ``slow_down_after`` times the failures, the wait is that many times longer.
+    slow_down_after: int = Field(default=4, ge=2, le=100)
+    # Accounts registered from one client address: ``registrations_burst`` at once, then one every
+    # ``registration_interval_s``.
+    registrations_burst: int = Field(default=10, ge=1)
+    registration_interval_s: float = Field(default=360.0, gt=0)
     # Open connections (WebSocket and gRPC stream) of one user across the fleet.
     connections_per_user: int = Field(default=20, ge=1)
 

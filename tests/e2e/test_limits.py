@@ -1,5 +1,6 @@
 """Rate limits through the public ports, on both shapes of the system (in-process and Redis limiters): a send
-flood, a wrong-password flood on one username and a connection flood of one user are each cut off with 429."""
+flood, a wrong-password flood on one username, a flood of guessed usernames and forged refresh tokens from one
+address, and a connection flood of one user are each cut off with 429."""
 
 from __future__ import annotations
 
@@ -44,6 +45,24 @@ async def test_wrong_passwords_for_one_username_are_cut_off_whether_or_not_it_ex
         limited = await client.http.post("/v1/auth/login", json={"username": username, "password": "correct horse"})
         assert (limited.status_code, limited.json()["error"]["reason"]) == (429, "RATE_LIMITED"), limited.text
         assert int(limited.headers["retry-after"]) > 1
+    assert (await client.http.get("/v1/me", headers=alice.headers)).status_code == 200
+
+
+async def test_guesses_from_one_address_are_cut_off_across_usernames_and_refresh_tokens(
+    fleet: Fleet, client: Client
+) -> None:
+    alice = await client.register("alice")
+    guesses = [
+        client.http.post("/v1/auth/login", json={"username": f"guess_{n}", "password": "not the password"})
+        for n in range(DEFAULTS.address_failures)
+    ]
+    answers = await asyncio.gather(*guesses)
+    assert {answer.status_code for answer in answers} <= {401, 429}
+    forged = await client.http.post("/v1/auth/refresh", json={"refresh_token": "forged"})
+    assert (forged.status_code, forged.json()["error"]["reason"]) == (429, "RATE_LIMITED"), forged.text
+    limited = await client.http.post("/v1/auth/login", json={"username": alice.username, "password": "correct horse"})
+    assert limited.status_code == 429, limited.text
+    assert int(limited.headers["retry-after"]) >= 1
     assert (await client.http.get("/v1/me", headers=alice.headers)).status_code == 200
 
 

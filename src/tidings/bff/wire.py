@@ -6,7 +6,7 @@ from prometheus_client import REGISTRY
 
 from tidings.api.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2
 from tidings.bff import server
-from tidings.bff.biz.quotas import QuotaOptions, Quotas
+from tidings.bff.biz.quotas import QuotaOptions, Quotas, Steps
 from tidings.bff.biz.realtime.frames import Frames
 from tidings.bff.biz.realtime.hub import Hub, RealtimeOptions
 from tidings.bff.biz.usecase import Members, Sync
@@ -70,7 +70,9 @@ def quotas(limiter: RateLimiter, limits: LimitsConf, realtime: RealtimeConf) -> 
     options = QuotaOptions(
         send=Rate(limits.send_per_s, limits.send_burst),
         typing=Rate(realtime.typing_rate_per_s, realtime.typing_burst),
-        login=Rate(1 / limits.login_backoff_s, limits.login_failures),
+        login=Steps.growing(limits.login_failures, limits.login_backoff_s, limits.slow_down_after),
+        address=Steps.growing(limits.address_failures, limits.address_backoff_s, limits.slow_down_after),
+        registration=Rate(1 / limits.registration_interval_s, limits.registrations_burst),
         connections_per_user=limits.connections_per_user,
         enabled=limits.enabled,
     )

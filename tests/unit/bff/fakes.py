@@ -51,8 +51,10 @@ class FakeAccounts:
         return self._session(user)
 
     async def refresh(self, refresh_token: str) -> Session:
-        user_id = int(refresh_token.removeprefix("refresh-"))
-        return self._session(self.users[user_id])
+        user_id = refresh_token.removeprefix("refresh-")
+        if not user_id.isdigit() or int(user_id) not in self.users:
+            raise account_errors.token_invalid("refresh token is not valid")
+        return self._session(self.users[int(user_id)])
 
     def _session(self, user: User) -> Session:
         return Session(user, f"token-{user.id}", f"refresh-{user.id}", 900)

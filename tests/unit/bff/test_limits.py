@@ -18,17 +18,30 @@ from tidings.conf import LimitsConf, RealtimeConf
 from tidings.pkg import errors, log
 from tidings.pkg.ratelimit import MemoryRateLimiter, Rate, RateLimiter, Verdict
 
-LIMITS = LimitsConf(send_per_s=1, send_burst=3, login_failures=3, login_backoff_s=60, connections_per_user=2)
+LIMITS = LimitsConf(
+    send_per_s=1,
+    send_burst=3,
+    login_failures=3,
+    login_backoff_s=60,
+    connections_per_user=2,
+    address_failures=6,
+    address_backoff_s=60,
+    registrations_burst=4,
+)
 
 
 class Api:
-    def __init__(self, limiter: RateLimiter | None = None) -> None:
+    def __init__(self, limiter: RateLimiter | None = None, conf: LimitsConf = LIMITS) -> None:
         self.accounts = FakeAccounts()
         self.chats = FakeChats()
-        limits = quotas(limiter or MemoryRateLimiter(), LIMITS, RealtimeConf())
+        limits = quotas(limiter or MemoryRateLimiter(), conf, RealtimeConf())
         sync = Sync(self.accounts, self.chats, FakePresence(), log.get("bff.sync"))
-        app = server.http_app([], request_timeout_s=5, routers=[router(self.accounts, self.chats, sync, limits)])
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bff")
+        self.app = server.http_app([], request_timeout_s=5, routers=[router(self.accounts, self.chats, sync, limits)])
+        self.client = self.from_address("127.0.0.1")
+
+    def from_address(self, address: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=self.app, client=(address, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://bff")
 
     async def user(self, name: str) -> dict[str, str]:
         answer = await self.client.post("/v1/auth/register", json={"username": name, "password": "correct horse"})
@@ -116,3 +129,50 @@ async def test_connections_of_one_user_are_limited_across_instances(cluster: Clu
     assert "retry_after_s" in refused.value.metadata
     await b.admit(bob)
     await cluster.connect(b, bob_token)
+
+
+async def test_failed_logins_from_one_address_are_limited_whatever_the_usernames(api: Api) -> None:
+    await api.user("alice")
+    answers = [await api.login(f"guess{n}", "wrong password") for n in range(6)]
+    assert [a.status_code for a in answers] == [401] * 6
+    limited = await api.login("alice", "correct horse")
+    assert (limited.status_code, limited.json()["error"]["reason"]) == (429, "RATE_LIMITED")
+    assert limited.headers["X-RateLimit-Limit"] == "6"
+    elsewhere = api.from_address("198.51.100.7")
+    assert (await elsewhere.post("/v1/auth/login", json={"username": "alice", "password": "correct horse"})).is_success
+
+
+async def test_the_wait_grows_with_the_failures() -> None:
+    clock = [0]
+    conf = LimitsConf(login_failures=2, login_backoff_s=10, slow_down_after=3, address_failures=1000)
+    api = Api(MemoryRateLimiter(clock_us=lambda: clock[0]), conf)
+    waits = []
+    for _ in range(40):
+        answer = await api.login("mallory", "wrong password")
+        if answer.status_code == 429:
+            waits.append(int(answer.headers["Retry-After"]))
+            clock[0] += waits[-1] * 1_000_000
+    assert waits[0] == 10
+    assert max(waits) > 10  # after slow_down_after times the failures, each further attempt waits longer
+    assert waits == sorted(waits)
+
+
+async def test_refused_refresh_tokens_from_one_address_are_limited(api: Api) -> None:
+    await api.user("alice")
+    answers = [await api.client.post("/v1/auth/refresh", json={"refresh_token": f"forged-{n}"}) for n in range(6)]
+    assert [a.status_code for a in answers] == [401] * 6
+    limited = await api.client.post("/v1/auth/refresh", json={"refresh_token": "refresh-1"})
+    assert (limited.status_code, limited.json()["error"]["reason"]) == (429, "RATE_LIMITED")
+    assert int(limited.headers["Retry-After"]) >= 1
+
+
+async def test_registrations_from_one_address_are_limited(api: Api) -> None:
+    answers = [
+        await api.client.post("/v1/auth/register", json={"username": f"user{n}", "password": "correct horse"})
+        for n in range(5)
+    ]
+    assert [a.status_code for a in answers] == [201] * 4 + [429]
+    assert answers[-1].json()["error"]["reason"] == "RATE_LIMITED"
+    elsewhere = api.from_address("198.51.100.7")
+    answer = await elsewhere.post("/v1/auth/register", json={"username": "user9", "password": "correct horse"})
+    assert answer.status_code == 201

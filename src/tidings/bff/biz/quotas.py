@@ -1,10 +1,12 @@
-"""Rate limits per user (sends, typing, open connections) and per username (failed logins), over a shared
-``RateLimiter`` (``tidings.pkg.ratelimit``: Redis in production, in-process under ``tidings dev``).
+"""Rate limits per user (sends, typing, open connections), per username (failed logins) and per client address
+(failed logins and refreshes, registrations), over a shared ``RateLimiter`` (``tidings.pkg.ratelimit``: Redis in
+production, in-process under ``tidings dev``).
 
 A limited action raises 429 RATE_LIMITED with ``metadata.retry_after_s``; the HTTP layer turns it into a
-``Retry-After`` header, the sockets into an error frame. Logins are limited on *failures* of a username,
-counted the same whether the account exists or not, so the limit reveals nothing; the check runs before the
-password hash, so a flood of wrong passwords costs no hashing once limited. The limiter failing (Redis down)
+``Retry-After`` header, the sockets into an error frame. Logins are limited on *failures* of a username and of an
+address, counted the same whether the account exists or not, so the limit reveals nothing; the check runs before
+the password hash, so a flood of wrong passwords costs no hashing once limited. Failures are limited in steps
+(``Steps``): the more of them in a row, the longer the wait for the next attempt. The limiter failing (Redis down)
 lets the action through: limits protect the service, and must not take it down with them.
 """
 
@@ -26,13 +28,31 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class Steps:
+    """A limit on failures whose wait grows with them: every failure counts on each rate, and an attempt is let
+    through only while every rate would allow one more (a short burst with a short wait, then a longer one)."""
+
+    rates: tuple[Rate, ...]
+
+    @classmethod
+    def growing(cls, failures: int, backoff_s: float, factor: int) -> Steps:
+        """``failures`` in a row, then one every ``backoff_s``; after ``factor`` times as many, one every
+        ``factor`` times as long."""
+        return cls((Rate(1 / backoff_s, failures), Rate(1 / (backoff_s * factor), failures * factor)))
+
+
+@dataclass(frozen=True)
 class QuotaOptions:
     """The limits (settings ``limits``, and ``realtime`` for typing); ``enabled=False`` counts nothing."""
 
     send: Rate
     typing: Rate
-    # Failed logins of one username: ``burst`` in a row, then one every ``1 / per_s`` seconds.
-    login: Rate
+    # Failed logins of one username.
+    login: Steps
+    # Failed logins and refreshes of one client address.
+    address: Steps
+    # Accounts registered from one client address.
+    registration: Rate
     connections_per_user: int
     enabled: bool = True
 
@@ -55,16 +75,54 @@ class Quotas:
         """Count one typing frame of ``user_id``, whichever of their connections it came on."""
         await self._require(f"typing:{user_id}", self._options.typing, 1, "typing frames come too often")
 
-    async def login(self, username: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        """Run ``attempt`` unless ``username`` failed too often lately; a wrong password counts one failure."""
-        key = f"login:{hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]}"
-        await self._require(key, self._options.login, 0, "too many failed logins for this username; wait")
+    async def login(self, username: str, address: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run ``attempt`` unless ``username`` or ``address`` failed too often lately; a wrong password counts one
+        failure of each."""
+        limits = [(f"login:{_digest(username.strip().lower())}", self._options.login), self._of_address(address)]
+        await self._require_steps(limits, "too many failed logins; wait")
         try:
             return await attempt()
         except errors.TidingsError as error:
             if account_errors.is_invalid_credentials(error):
-                await self._hit(key, self._options.login, 1)
+                await self._fail(limits)
             raise
+
+    async def refresh(self, address: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run ``attempt`` unless ``address`` failed too often lately; a refused refresh token counts one failure."""
+        limits = [self._of_address(address)]
+        await self._require_steps(limits, "too many failed attempts from this address; wait")
+        try:
+            return await attempt()
+        except errors.TidingsError as error:
+            if error.code == 401:
+                await self._fail(limits)
+            raise
+
+    async def register(self, address: str) -> None:
+        """Count one registration from ``address``; 429 beyond the limit."""
+        await self._require(
+            f"register:{_digest(address)}", self._options.registration, 1, "too many accounts from this address"
+        )
+
+    def _of_address(self, address: str) -> tuple[str, Steps]:
+        return f"address:{_digest(address)}", self._options.address
+
+    async def _require_steps(self, limits: list[tuple[str, Steps]], message: str) -> None:
+        """429 unless every step of every limit would let one more attempt through (nothing is counted)."""
+        waits = [
+            (verdict.retry_after_s, rate)
+            for key, steps in limits
+            for step, rate in enumerate(steps.rates)
+            if not (verdict := await self._hit(f"{key}:{step}", rate, 0)).allowed
+        ]
+        if waits:
+            wait, rate = max(waits, key=lambda found: found[0])
+            raise common_errors.rate_limited(message, retry_after_s=str(max(1, math.ceil(wait))), limit=str(rate.burst))
+
+    async def _fail(self, limits: list[tuple[str, Steps]]) -> None:
+        for key, steps in limits:
+            for step, rate in enumerate(steps.rates):
+                await self._hit(f"{key}:{step}", rate, 1)
 
     def too_many_connections(self) -> errors.TidingsError:
         limit = str(self._options.connections_per_user)
@@ -86,3 +144,8 @@ class Quotas:
         except Exception as exc:
             self._log.warning("rate limiter unavailable; allowing", error=repr(exc), key=key.partition(":")[0])
             return Verdict(True, 0, 0.0)
+
+
+def _digest(value: str) -> str:
+    """A key part that is not the value itself (usernames and addresses are not kept in the limiter's store)."""
+    return hashlib.sha256(value.encode()).hexdigest()[:32]

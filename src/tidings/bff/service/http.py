@@ -6,7 +6,7 @@ No ``from __future__ import annotations`` here: FastAPI reads the route signatur
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
 from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.biz import usecase
@@ -41,6 +41,12 @@ from tidings.pkg.errors.http import ErrorBody
 PathId = Annotated[int, Path(gt=0, le=MAX_ID)]
 
 
+def client_address(request: Request) -> str:
+    """Who sent the request, as the server sees it (the proxy in front of it, unless the server trusts that proxy's
+    forwarded header)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 def router(  # noqa: PLR0915 (one route after another, each a few lines, reads best as one list)
     accounts: AccountRepo,
     chats: ChatRepo,
@@ -62,16 +68,22 @@ def router(  # noqa: PLR0915 (one route after another, each a few lines, reads b
     Caller = Annotated[int, Depends(caller)]  # noqa: N806 (a type alias, named like one)
 
     @api.post("/auth/register", status_code=status.HTTP_201_CREATED, tags=["auth"])
-    async def register(body: RegisterBody) -> SessionOut:
+    async def register(body: RegisterBody, request: Request) -> SessionOut:
+        await limits.register(client_address(request))
         return SessionOut.of(await accounts.register(body.username, body.password, body.display_name))
 
     @api.post("/auth/login", tags=["auth"])
-    async def login(body: LoginBody) -> SessionOut:
-        return SessionOut.of(await limits.login(body.username, lambda: accounts.login(body.username, body.password)))
+    async def login(body: LoginBody, request: Request) -> SessionOut:
+        session = await limits.login(
+            body.username, client_address(request), lambda: accounts.login(body.username, body.password)
+        )
+        return SessionOut.of(session)
 
     @api.post("/auth/refresh", tags=["auth"])
-    async def refresh(body: RefreshBody) -> SessionOut:
-        return SessionOut.of(await accounts.refresh(body.refresh_token))
+    async def refresh(body: RefreshBody, request: Request) -> SessionOut:
+        return SessionOut.of(
+            await limits.refresh(client_address(request), lambda: accounts.refresh(body.refresh_token))
+        )
 
     @api.get("/me", tags=["users"])
     async def me(user_id: Caller) -> UserOut:
