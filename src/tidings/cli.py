@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from tidings import __version__, conf, migrations
 from tidings.admin import wire as admin_wire
 from tidings.admin.biz.model import Role
-from tidings.bench import bench_app
+from tidings.bench import bench_app, soak
 from tidings.bff import wire as bff_wire
 from tidings.bootstrap import Infra, search_index
 from tidings.job import wire as job_wire
@@ -72,6 +72,7 @@ app = typer.Typer(
 )
 
 app.add_typer(bench_app, name="bench")
+app.command("soak")(soak.command)
 
 ConfigOption = Annotated[
     Path | None,

@@ -1,6 +1,6 @@
 """Prometheus metrics every module shares: RED of HTTP routes and gRPC methods (served and called), the database
-pool, and whether dependencies answer. (Caches count in ``tidings.pkg.cache.metrics``, the bus consumer in
-``tidings.pkg.bus.metrics``.)
+pool, the event loop's live tasks, and whether dependencies answer. (Caches count in ``tidings.pkg.cache.metrics``,
+the bus consumer in ``tidings.pkg.bus.metrics``.)
 
 Labels are bounded: a templated route (``/v1/conversations/{conversation_id}/messages``), a gRPC method name, a
 status code and an error reason from the contracts' enums; never a user, conversation or message id. The
@@ -10,6 +10,7 @@ name can be registered only once per registry and ``tidings dev`` runs all modul
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -87,6 +88,12 @@ class RequestMetrics:
             ["system"],
             registry=registry,
         )
+        self.asyncio_tasks = Gauge(
+            "tidings_asyncio_tasks",
+            "Tasks alive on the process's event loop (a number that keeps growing under a steady load is a leak).",
+            registry=registry,
+        )
+        self.asyncio_tasks.set_function(_live_tasks)
         self.dependency_up = Gauge(
             "tidings_dependency_up",
             "1 when the dependency (database, redis) answered the last readiness probe (/readyz), else 0.",
@@ -141,6 +148,14 @@ class RequestMetrics:
 
     def probed(self, dependency: str, up: bool) -> None:
         self.dependency_up.labels(dependency).set(1 if up else 0)
+
+
+def _live_tasks() -> float:
+    # Read during a scrape, which runs on the event loop; elsewhere (no running loop) there is nothing to count.
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:
+        return 0.0
 
 
 def split_method(full_method: str) -> tuple[str, str]:

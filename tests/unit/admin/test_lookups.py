@@ -7,7 +7,7 @@ import pytest
 
 from tests.unit.admin.conftest import Office
 from tidings.admin.biz.model import Device, Role
-from tidings.admin.service import charts
+from tidings.pkg import charts
 from tidings.pkg.errors import TidingsError
 
 

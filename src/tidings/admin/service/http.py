@@ -19,7 +19,6 @@ from tidings.admin.biz.lookups import Lookups
 from tidings.admin.biz.model import AuditQuery, Caller
 from tidings.admin.biz.operators import Operators, check_csrf
 from tidings.admin.biz.overview import Overview
-from tidings.admin.service import charts
 from tidings.admin.service.schema import (
     AuditOut,
     AuditPageOut,
@@ -41,6 +40,7 @@ from tidings.admin.service.schema import (
     UserRecordOut,
     UsersOut,
 )
+from tidings.pkg import charts
 from tidings.pkg.edge import MAX_ID, rfc3339
 from tidings.pkg.errors.http import ErrorBody
 
