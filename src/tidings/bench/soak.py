@@ -252,14 +252,16 @@ def _median(samples: Sequence[Sample], value: Callable[[Sample], float]) -> floa
     return float(statistics.median(value(sample) for sample in samples))
 
 
-def report(samples: list[Sample], found: list[Growth], described: str, settings: str, plot: Path) -> str:
+def report(
+    samples: list[Sample], found: list[Growth], described: str, settings: str, plot: Path, load_before: float
+) -> str:
     verdict = "within every bound" if all(g.within for g in found) else "GREW BEYOND A BOUND"
     last = samples[-1]
     lines_ = [
         f"## Soak at {record.commit()}: {verdict}",
         "",
         f"{record.machine()}; {described}; {settings}. {last.sent} messages sent, {last.connects} WebSocket connects "
-        f"over {last.at_s / 60:.1f} minutes; load average before: {os.getloadavg()[0]:.2f}.",
+        f"over {last.at_s / 60:.1f} minutes; load average before: {load_before:.2f}.",
         "",
         f"![memory and descriptors over the run]({plot.relative_to(plot.parent.parent)})",
         "",
@@ -284,6 +286,7 @@ def command(
     ),
 ) -> None:
     """Steady load with connects and disconnects; fails when memory, descriptors, tasks or lag keep growing."""
+    load_before = os.getloadavg()[0]  # other work on the machine shares its cores with the system soaked
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         samples, described = runner.run(run(minutes, rate, users, churn, sample, config, shape))
     found = growth(samples, Bounds())
@@ -297,7 +300,7 @@ def command(
         )
     )
     settings = f"{rate:g} msgs/s, {users} people, {churn:g} reconnects/s, a sample every {sample:g} s"
-    section = report(samples, found, described, settings, plot)
+    section = report(samples, found, described, settings, plot, load_before)
     record.append(output, section)
     typer.echo(section)
     if not all(g.within for g in found):
