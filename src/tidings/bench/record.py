@@ -25,10 +25,14 @@ def commit() -> str:
     return out.stdout.strip() + (" (with uncommitted changes in src/)" if dirty else "")
 
 
-def append(path: Path, section: str) -> None:
-    """Append ``section``, re-reading the file first: another benchmark may have written to it meanwhile."""
+BENCHMARKS_HEADER = "# Benchmarks\n\nWritten by `tidings bench …`; every number below was measured, none typed.\n"
+
+
+def append(path: Path, section: str, header: str = BENCHMARKS_HEADER) -> None:
+    """Append ``section``, re-reading the file first: another benchmark may have written to it meanwhile. A new
+    file starts with ``header``."""
     if not path.exists() or not path.read_text().strip():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("# Benchmarks\n\nWritten by `tidings bench …`; every number below was measured, none typed.\n")
+        path.write_text(header)
     with path.open("a") as out:
         out.write("\n" + section)

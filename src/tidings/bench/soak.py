@@ -32,6 +32,10 @@ from tidings.pkg.app import event_loop_factory
 from tidings.pkg.charts import lines
 
 WARM_UP_SAMPLES = 2
+RELIABILITY_HEADER = (
+    "# Reliability\n\nWritten by `tidings soak` (and, to come, `tidings chaos`); every number below was measured,"
+    " none typed.\n"
+)
 
 
 @dataclass(frozen=True)
@@ -301,7 +305,7 @@ def command(
     )
     settings = f"{rate:g} msgs/s, {users} people, {churn:g} reconnects/s, a sample every {sample:g} s"
     section = report(samples, found, described, settings, plot, load_before)
-    record.append(output, section)
+    record.append(output, section, RELIABILITY_HEADER)
     typer.echo(section)
     if not all(g.within for g in found):
         raise typer.Exit(1)
