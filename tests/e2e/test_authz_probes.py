@@ -259,6 +259,12 @@ async def test_every_route_frame_and_handshake_refuses_bad_tokens_strangers_and_
             error = answer.json().get("error", {})
             assert (answer.status_code, error.get("reason")) == (401, reason), (key, what, answer.text)
 
+    # And the other way round: what is no refresh token of ours is refused where one is expected.
+    token_id = scene.alice.refresh.partition(".")[0]
+    for forged in (scene.alice.access, f"{token_id}.wrong", "9999999999999999999.x", "\u00b2\u00b3.x"):
+        answer = await client.http.post("/v1/auth/refresh", json={"refresh_token": forged})
+        assert (answer.status_code, answer.json()["error"]["reason"]) == (401, "TOKEN_INVALID"), (forged, answer.text)
+
     # (a) and (b) on REST: a stranger and a removed member, on every route that names the conversation.
     for key, route in ROUTES.items():
         if not route.member_only:
