@@ -133,6 +133,10 @@ class RealtimeConf(Section):
     # How long conversation members (typing) and a user's peers (presence) are cached.
     members_cache_s: float = Field(default=10.0, ge=0)
     peers_cache_s: float = Field(default=30.0, ge=0)
+    # How long the push job keeps a conversation's members. 0 (the default) reads them for every batch: a removed
+    # member hears nothing more at once. More saves reads in huge, busy groups, but a removed member may hear that
+    # long more of the conversation.
+    push_members_cache_s: float = Field(default=0.0, ge=0)
     # At most this many peers hear about one user's presence change.
     presence_max_peers: int = Field(default=5000, ge=0)
     # Presence changes are pushed to the members of direct chats and of groups of at most this many members. In a

@@ -366,15 +366,17 @@ def _event_json(event: gateway_pb2.Event) -> dict[str, Any]:
             "text": m.text,
         }
         return {"type": "message.new", "message": message}
-    if kind == "message_removed":
-        removed = event.message_removed
-        return {
-            "type": "message.removed",
-            "conversation_id": str(removed.conversation_id),
-            "message_id": str(removed.message_id),
-            "seq": removed.seq,
-            "reason": removed.reason,
+    if kind in ("message_removed", "message_recalled"):
+        gone = event.message_removed if kind == "message_removed" else event.message_recalled
+        frame: dict[str, Any] = {
+            "type": kind.replace("_", "."),
+            "conversation_id": str(gone.conversation_id),
+            "message_id": str(gone.message_id),
+            "seq": gone.seq,
         }
+        if isinstance(gone, gateway_pb2.MessageRemoved):
+            frame["reason"] = gone.reason
+        return frame
     if kind == "typing":
         return {
             "type": "typing",

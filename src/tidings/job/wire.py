@@ -104,7 +104,7 @@ async def push_worker(
     )
     conversations = SQLConversationSource(await infra.engine(), statements=await infra.statements_engine())
     pusher = Pusher(
-        CachedMembership(conversations),
+        CachedMembership(conversations, ttl_s=conf.realtime.push_members_cache_s),
         RouteTableLookup(infra.route_table()),
         deliverer,
         probe,

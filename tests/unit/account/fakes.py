@@ -104,6 +104,8 @@ class FakeRefreshTokens:
         self.tokens[token.id] = token
 
     async def get(self, token_id: int) -> RefreshToken | None:
+        if not 0 <= token_id < 2**63:  # as the database's BIGINT (SQLite cannot even bind it)
+            raise OverflowError(f"{token_id} is no 64-bit signed id")
         return None if token_id in self.revoked else self.tokens.get(token_id)
 
     async def spend(self, token_id: int, now_ms: int) -> bool:

@@ -100,7 +100,11 @@ async def test_refresh_rotates_and_a_reused_token_ends_the_whole_login(world: Wo
         await world.auth.refresh(second.refresh_token)
 
 
-@pytest.mark.parametrize("token", ["", "garbage", "12.x", "99999999999999999999999.abc", "1000.wrong"])
+@pytest.mark.parametrize(
+    "token",
+    # A 19-digit id past 63 bits, and digits that are no ASCII digits: forged, never a 500.
+    ["", "garbage", "12.x", "99999999999999999999999.abc", "9999999999999999999.abc", "\u00b2\u00b3.x", "1000.wrong"],
+)
 async def test_malformed_or_forged_refresh_tokens_are_refused(world: World, token: str) -> None:
     await world.auth.register("alice", "correct horse", None)
     with pytest.raises(errors.TidingsError) as raised:

@@ -330,3 +330,20 @@ async def test_membership_is_cached_briefly_and_bounded_in_members() -> None:
     now[0] = 2.5
     await cache.audiences([1])
     assert source.reads == 4
+
+
+async def test_a_member_removed_between_two_sends_hears_nothing_of_the_second() -> None:
+    """As wired by default: every batch reads its audiences fresh, so a removal is heard at once (API.md)."""
+    source = FakeConversations()
+    source.seed(GROUP, Kind.GROUP, [1, 2, 3])
+    h = Harness()
+    h.job = PushHandler(
+        Pusher(CachedMembership(source), h.routes, h.deliverer, PushTelemetry(CollectorRegistry())),
+        topics=TOPICS,
+        clock=FakeClock(NOW_MS),
+    )
+    await h.job.handle([sent(GROUP, 1, sender=1)])
+    assert h.deliverer.seen(B) == [("message_new:1", ["s1b", "s3"])]
+    assert await source.remove_member(GROUP, 3, now_ms=NOW_MS)
+    await h.job.handle([sent(GROUP, 2, sender=1), recalled(GROUP, 1)])
+    assert h.deliverer.seen(B)[1:] == [("message_new:2", ["s1b"]), ("message_recalled:1", ["s1b"])]

@@ -32,16 +32,19 @@ class SQLConversationSource(SQLRepo):
 class CachedMembership:
     """Audiences read from ``conversations``, one query per batch of misses, cached for ``ttl_s``.
 
-    The cache holds at most ``max_members`` member ids in all (least recently used out first), so a few huge
-    groups cannot grow it without bound. A join or leave reaches push within ``ttl_s``; a message missed meanwhile
-    is in history (sync), and a departed member hears at most ``ttl_s`` more.
+    With the default ``ttl_s`` of 0 every batch reads its audiences fresh: a member removed before a message was
+    sent never hears it (nor any later event of the conversation), as API.md promises. A positive ``ttl_s`` saves
+    reads in huge, busy groups at a price: a join or leave reaches push only within ``ttl_s``, so a departed member
+    may hear up to ``ttl_s`` more (a newcomer's missed messages are in history). The cache holds at most
+    ``max_members`` member ids in all (least recently used out first), so a few huge groups cannot grow it without
+    bound.
     """
 
     def __init__(
         self,
         conversations: ConversationSource,
         *,
-        ttl_s: float = 2.0,
+        ttl_s: float = 0.0,
         max_members: int = 200_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -190,5 +190,8 @@ def _digest(secret: str) -> str:
 
 
 def _parse_refresh(token: str) -> tuple[int | None, str]:
+    """The token's id (None unless some stored id could be it: ASCII digits within 63 bits) and its secret."""
     token_id, _, secret = token.partition(".")
-    return (int(token_id) if token_id.isdigit() and len(token_id) <= 19 else None), secret
+    if not (token_id.isascii() and token_id.isdigit() and len(token_id) <= 19) or int(token_id) >= 2**63:
+        return None, secret
+    return int(token_id), secret
