@@ -16,6 +16,7 @@ from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tidings.pkg.conf import (
+    ApiConf,
     AppConf,
     BusConf,
     CacheConf,
@@ -31,7 +32,7 @@ from tidings.pkg.conf import (
 )
 
 
-class BffConf(ModuleConf):
+class BffConf(ApiConf):
     """The bff's listeners. ``http`` and ``grpc`` are public (clients reach them); ``internal_grpc`` serves only
     other Tidings processes (``Deliver`` from the push job and from other bff instances, with
     ``auth.internal_secret``), and ``metrics`` serves ``/metrics`` (with ``/healthz`` and ``/readyz``), so neither
@@ -42,9 +43,6 @@ class BffConf(ModuleConf):
     metrics: Listen = Listen(port=8086)
     # gRPC reflection on the public port: lists the services to anyone, so off unless a developer wants it.
     reflection: bool = False
-    # The generated API pages (``/docs``, ``/redoc``) load their scripts from a CDN, which must not run on the
-    # chat client's origin; off unless a developer wants them. ``/openapi.json`` is always served.
-    docs: bool = False
     # Slow clients on the public HTTP port: a request's headers must arrive within ``header_timeout_s`` of its
     # first byte (or of the connection, for the first request), its body within ``body_timeout_s`` after them; an
     # idle keep-alive connection is closed after ``keep_alive_s``.
@@ -56,7 +54,7 @@ class BffConf(ModuleConf):
     max_connections_per_client: int = Field(default=256, ge=0)
 
 
-class AdminConf(ModuleConf):
+class AdminConf(ApiConf):
     """The back office. ``http`` serves its API and console to operators (keep it off the clients' network);
     ``metrics`` serves ``/metrics`` (with ``/healthz`` and ``/readyz``)."""
 
@@ -70,8 +68,6 @@ class AdminConf(ModuleConf):
     # ``login_lock_s``.
     login_max_failures: int = Field(default=5, ge=1, le=100)
     login_lock_s: float = Field(default=900.0, ge=1, le=86_400)
-    # The generated API pages (``/docs``) load scripts from a CDN: off unless a developer wants them.
-    docs: bool = False
 
 
 class Modules(Section):

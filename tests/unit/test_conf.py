@@ -62,3 +62,40 @@ def test_a_missing_file_and_bad_yaml_are_one_clear_error(tmp_path: Path) -> None
     broken.write_text("database: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         conf.load(broken)
+
+
+def test_cors_is_off_by_default_and_takes_origins_from_yaml_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = conf.load(None)
+    assert settings.modules.bff.cors_origins == settings.modules.admin.cors_origins == []
+    path = tmp_path / "c.yaml"
+    origins = "['HTTPS://Chat.Example.com:443', 'http://127.0.0.1:5173', 'http://[::1]:8000']"
+    path.write_text(f"modules:\n  bff:\n    http: {{port: 8080}}\n    cors_origins: {origins}\n")
+    settings = conf.load(path)
+    assert settings.modules.bff.cors_origins == [
+        "https://chat.example.com",
+        "http://127.0.0.1:5173",
+        "http://[::1]:8000",
+    ]
+    monkeypatch.setenv("TIDINGS_MODULES__BFF__CORS_ORIGINS", '["https://ops.example.com"]')
+    assert conf.load(path).modules.bff.cors_origins == ["https://ops.example.com"]
+
+
+@pytest.mark.parametrize(
+    ("origin", "why"),
+    [
+        ("*", "'\\*' is not allowed"),
+        ("https://chat.example.com/", "no path"),
+        ("https://chat.example.com/app", "no path"),
+        ("chat.example.com", "must be an origin"),
+        ("ftp://chat.example.com", "must be an origin"),
+        ("https://user@chat.example.com", "no path, query or user"),
+        ("https://chat.example.com:99999", "port"),
+    ],
+)
+def test_a_cors_origin_that_is_no_origin_is_named(tmp_path: Path, origin: str, why: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(f"modules:\n  admin:\n    http: {{port: 8085}}\n    cors_origins: ['{origin}']\n")
+    with pytest.raises(ConfigError, match=rf"modules\.admin\.cors_origins\.0: .*{why}"):
+        conf.load(path)

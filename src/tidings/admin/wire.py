@@ -68,6 +68,7 @@ async def wire(infra: Infra) -> Module:
         checks,
         request_timeout_s=conf.request_timeout_s,
         docs=conf.docs,
+        cors_origins=conf.cors_origins,
         routers=[
             router(
                 staff,

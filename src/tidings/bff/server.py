@@ -13,9 +13,14 @@ from tidings.pkg.transport.http import api_app
 
 
 def http_app(
-    checks: Sequence[Check], *, request_timeout_s: float, docs: bool = False, routers: Sequence[APIRouter] = ()
+    checks: Sequence[Check],
+    *,
+    request_timeout_s: float,
+    docs: bool = False,
+    routers: Sequence[APIRouter] = (),
+    cors_origins: Sequence[str] = (),
 ) -> FastAPI:
-    """The public API (API.md)."""
+    """The public API (API.md); pages on ``cors_origins`` may call it from a browser."""
     return api_app(
         "Tidings API",
         "The public HTTP API of Tidings. Every id is a decimal string; errors share one body.",
@@ -23,6 +28,7 @@ def http_app(
         request_timeout_s=request_timeout_s,
         docs=docs,
         routers=routers,
+        cors_origins=cors_origins,
     )
 
 

@@ -4,9 +4,10 @@ modules' own sections and the whole ``Settings`` are ``tidings.conf``'s.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 class ConfigError(Exception):
@@ -39,6 +40,43 @@ class ModuleConf(Section):
     # The deadline of a request that brings none (every HTTP request; a gRPC call without one), passed on as the
     # timeout of the calls it makes.
     request_timeout_s: float = Field(default=10.0, gt=0)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(value: str) -> str:
+    """A browser origin as browsers send it (``scheme://host[:port]``, lowercase), or a ``ValueError`` saying why
+    ``value`` is none."""
+    if value == "*":
+        raise ValueError("list each origin; '*' is not allowed")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an origin: http(s)://host[:port]")
+    if parts.path or parts.query or parts.fragment or parts.username is not None or parts.password is not None:
+        raise ValueError("must be an origin alone (scheme://host[:port]): no path, query or user")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("must be an origin: its port is not a number from 0 to 65535") from None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    # A browser leaves the scheme's own port out of the origin it sends.
+    shown = "" if port is None or _DEFAULT_PORTS[parts.scheme] == port else f":{port}"
+    return f"{parts.scheme}://{host}{shown}"
+
+
+Origin = Annotated[str, AfterValidator(_origin)]
+
+
+class ApiConf(ModuleConf):
+    """A module that serves an API over HTTP to people or programs (the bff, the back office)."""
+
+    # The generated API pages (``/docs``, ``/redoc``) load their scripts from a CDN, which must not run on an origin
+    # of ours; off unless a developer wants them. ``/openapi.json`` is always served.
+    docs: bool = False
+    # Pages on these origins (``https://host[:port]``) may call the API from a browser (CORS), sending their bearer
+    # token, never cookies. None by default: only pages the API serves itself can.
+    cors_origins: list[Origin] = Field(default_factory=list)
 
 
 class LogConf(Section):

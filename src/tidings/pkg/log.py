@@ -138,8 +138,9 @@ def configure(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Chatty libraries stay at WARNING unless we debug.
-    for noisy in ("aiokafka", "opensearch", "urllib3", "alembic.runtime.migration", "uvicorn.error"):
+    # Chatty libraries stay at WARNING unless we debug; httpx would write every request's URL, query (and so any
+    # token in it) included, at INFO.
+    for noisy in ("aiokafka", "opensearch", "urllib3", "httpx", "alembic.runtime.migration", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(level if level == "DEBUG" else "WARNING")
 
     structlog.configure(

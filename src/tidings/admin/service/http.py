@@ -42,7 +42,7 @@ from tidings.admin.service.schema import (
 )
 from tidings.pkg import charts
 from tidings.pkg.edge import MAX_ID, rfc3339
-from tidings.pkg.errors.http import ErrorBody
+from tidings.pkg.errors.http import ERROR_RESPONSES
 
 COOKIE = "tidings_admin"
 PathId = Annotated[int, Path(gt=0, le=MAX_ID)]
@@ -59,8 +59,7 @@ def router(  # noqa: PLR0915 (one route after another, each a few lines, reads b
     *,
     secure_cookies: bool,
 ) -> APIRouter:
-    failure = {"model": ErrorBody, "description": "The error body of API.md; the status is `error.code`."}
-    api = APIRouter(prefix="/admin/v1", responses={"4XX": failure, "5XX": failure})
+    api = APIRouter(prefix="/admin/v1", responses=ERROR_RESPONSES)
 
     async def signed_in(
         request: Request,

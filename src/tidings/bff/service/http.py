@@ -36,7 +36,7 @@ from tidings.bff.service.schema import (
 )
 from tidings.pkg import errors
 from tidings.pkg.edge import MAX_ID
-from tidings.pkg.errors.http import ErrorBody
+from tidings.pkg.errors.http import ERROR_RESPONSES
 
 PathId = Annotated[int, Path(gt=0, le=MAX_ID)]
 
@@ -56,8 +56,7 @@ def router(  # noqa: PLR0915 (one route after another, each a few lines, reads b
 ) -> APIRouter:
     """Every route of the public API, bound to the repos and use cases the composition root built."""
     members = members or usecase.Members(chats)
-    failure = {"model": ErrorBody, "description": "The error body of API.md; the status is `error.code`."}
-    api = APIRouter(prefix="/v1", responses={"4XX": failure, "5XX": failure})
+    api = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
     async def caller(authorization: Annotated[str | None, Header(max_length=8192)] = None) -> int:
         scheme, _, token = (authorization or "").partition(" ")

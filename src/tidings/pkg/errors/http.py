@@ -26,6 +26,11 @@ class ErrorBody(BaseModel):
     error: ErrorObject
 
 
+_FAILURE = {"model": ErrorBody, "description": "The error body of API.md; the status is `error.code`."}
+# What an API's routes declare besides their success, for its OpenAPI document: any 4xx or 5xx, with this body.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {"4XX": _FAILURE, "5XX": _FAILURE}
+
+
 def to_http_body(error: TidingsError, trace_id: str) -> dict[str, Any]:
     """The JSON body for ``error``; the HTTP status is ``error.code``."""
     body = ErrorBody(

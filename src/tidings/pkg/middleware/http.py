@@ -2,6 +2,8 @@
 
 ``install(app)`` adds, in the Kratos order:
 
+- outermost, the security headers every answer carries, and CORS for the origins configured
+  (``tidings.pkg.middleware.browser``);
 - recovery, outermost: the request deadline, a bound on the body size, and 500 INTERNAL with the trace id (never
   a stack trace) for any exception nothing else handled, logged with its stack;
 - validation: FastAPI's request checks answer 400 INVALID_ARGUMENT naming the field (``member_ids.3``, the path
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import http
 import time
+from collections.abc import Sequence
 from typing import cast
 from urllib.parse import parse_qsl, urlencode
 
@@ -33,7 +36,7 @@ from tidings.api.common.v1 import errors as common_errors
 from tidings.pkg import errors, log, metrics, trace
 from tidings.pkg.errors import FieldViolation, TidingsError
 from tidings.pkg.errors.http import retry_after, to_http_body
-from tidings.pkg.middleware import deadline
+from tidings.pkg.middleware import browser, deadline
 
 # Where FastAPI says a bad value came from; the field path clients see starts after it.
 _SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
@@ -49,10 +52,12 @@ def install(
     request_timeout_s: float,
     max_body_bytes: int = 1 << 20,
     request_metrics: metrics.RequestMetrics | None = None,
+    cors_origins: Sequence[str] = (),
 ) -> None:
     """Add the middleware and error handlers to ``app``; call once, before it serves.
 
-    ``request_timeout_s`` is each request's deadline, passed on to the gRPC calls it makes.
+    ``request_timeout_s`` is each request's deadline, passed on to the gRPC calls it makes; pages on
+    ``cors_origins`` may call the app from a browser (none by default).
     """
     app.add_middleware(
         Recovery,
@@ -60,6 +65,7 @@ def install(
         max_body_bytes=max_body_bytes,
         request_metrics=request_metrics or metrics.for_registry(),
     )
+    browser.install(app, cors_origins)
     for handled in (TidingsError, RequestValidationError, HTTPException):
         app.add_exception_handler(handled, _render)
 

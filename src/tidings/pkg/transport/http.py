@@ -6,17 +6,21 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Generator, Sequence
+from typing import Literal
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from pydantic import BaseModel
 from starlette.types import ASGIApp
 
 from tidings import __version__
 from tidings.pkg.conf import Listen
+from tidings.pkg.errors.http import ERROR_RESPONSES
 from tidings.pkg.health import Check, run_checks
+from tidings.pkg.middleware import browser
 from tidings.pkg.middleware import http as http_middleware
 from tidings.pkg.transport.guard import ConnectionGuard
 
@@ -108,22 +112,35 @@ class HttpServer:
         self._server = self._task = None
 
 
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"]
+    # Each dependency's check: ``ok``, or why it failed.
+    checks: dict[str, str]
+
+
 def ops_router(checks: Sequence[Check], *, metrics: bool = True) -> APIRouter:
     """``/healthz`` (the process runs), ``/readyz`` (its dependencies answer) and, with ``metrics``, ``/metrics``
     (Prometheus; public apps leave it to a listener of their own)."""
-    router = APIRouter(tags=["operations"])
+    router = APIRouter(tags=["operations"], responses=ERROR_RESPONSES)
 
     @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Health:
+        return Health(status="ok")
 
-    @router.get("/readyz")
+    @router.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "A dependency does not answer."}},
+    )
     async def readyz() -> JSONResponse:
         results = await run_checks(checks)
         ready = all(result == "ok" for result in results.values())
-        return JSONResponse(
-            {"status": "ok" if ready else "unavailable", "checks": results}, status_code=200 if ready else 503
-        )
+        readiness = Readiness(status="ok" if ready else "unavailable", checks=results)
+        return JSONResponse(readiness.model_dump(), status_code=200 if ready else 503)
 
     if metrics:
 
@@ -149,11 +166,12 @@ def api_app(
     request_timeout_s: float,
     docs: bool = False,
     routers: Sequence[APIRouter] = (),
+    cors_origins: Sequence[str] = (),
 ) -> FastAPI:
     """An API people or programs call (the bff's public one, the back office's): the shared middleware and error
     body, ``/healthz`` and ``/readyz``, then ``routers``. ``/openapi.json`` always; ``/docs`` and ``/redoc`` only
     with ``docs`` (their pages load scripts from a CDN, which must not run on a page's origin of ours). No
-    ``/metrics``: that is the module's metrics listener's."""
+    ``/metrics``: that is the module's metrics listener's. Pages on ``cors_origins`` may call it from a browser."""
     app = FastAPI(
         title=title,
         version=__version__,
@@ -162,7 +180,7 @@ def api_app(
         redoc_url="/redoc" if docs else None,
         telemetry=TELEMETRY,
     )
-    http_middleware.install(app, request_timeout_s=request_timeout_s)
+    http_middleware.install(app, request_timeout_s=request_timeout_s, cors_origins=cors_origins)
     app.include_router(ops_router(checks, metrics=False))
     for router in routers:
         app.include_router(router)
@@ -172,6 +190,7 @@ def api_app(
 def ops_app(title: str, checks: Sequence[Check]) -> FastAPI:
     """The HTTP app of a module that serves nothing but operations endpoints."""
     app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None, telemetry=TELEMETRY)
+    browser.install(app)
     app.include_router(ops_router(checks))
     return app
 

@@ -3,7 +3,9 @@ from a package of Tidings itself.
 
 Every answer carries a strict Content-Security-Policy: scripts and styles only from this origin (no inline code,
 no eval), network calls only to this origin (the API and its WebSocket), no framing. User text is rendered as text
-by the page; the policy is the second line of defence should a bug ever let markup through.
+by the page; the policy is the second line of defence should a bug ever let markup through. The headers every
+answer of the app carries (``nosniff``, no referrer) come from its middleware (``tidings.pkg.middleware.browser``),
+which keeps this policy in place of the API's.
 """
 
 from __future__ import annotations
@@ -31,8 +33,6 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
     # A new deploy is picked up on the next load; the files are small and answer 304 when unchanged.
     "Cache-Control": "no-cache",
 }
