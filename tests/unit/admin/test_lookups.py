@@ -7,7 +7,8 @@ import pytest
 
 from tests.unit.admin.conftest import Office
 from tidings.admin.biz.model import Device, Role
-from tidings.pkg import charts
+from tidings.api.chat.v1 import errors as chat_errors
+from tidings.pkg import charts, errors
 from tidings.pkg.errors import TidingsError
 
 
@@ -48,6 +49,16 @@ async def test_history_around_a_message(people: Office) -> None:
     assert [m.seq for m in page.messages] == list(range(5, 16))
     assert page.has_more
     assert [m.seq for m in (await people.lookups.around(viewer, 40, 2)).messages] == list(range(1, 8))
+
+
+async def test_history_around_a_message_of_no_conversation_carries_not_found(people: Office) -> None:
+    """Both pages fail alike in the task group: what reaches the HTTP layer carries the reason, not a 500."""
+    viewer = await people.caller(Role.VIEWER)
+    with pytest.raises(Exception) as failed:  # noqa: PT011 (a task group's failure: checked by what it carries)
+        await people.lookups.around(viewer, 4040, 10)
+    error = errors.carried(failed.value)
+    assert error is not None
+    assert chat_errors.is_conversation_not_found(error)
 
 
 async def test_search_answers_503_while_the_index_is_down_and_look_ups_still_work(people: Office) -> None:

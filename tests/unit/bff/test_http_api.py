@@ -185,6 +185,16 @@ async def test_read_and_recall_answer_204(api: Api) -> None:
     assert recalled.status_code == 204
 
 
+@pytest.mark.parametrize("seq", [2**53, 2**53 + 0.0, 2**63 - 1])
+async def test_a_read_mark_past_what_the_document_allows_is_400_naming_seq(api: Api, seq: float) -> None:
+    """The document bounds ``seq`` at 2**53 - 1 (what every JSON client holds exactly); the server holds to it."""
+    _, alice = await api.user("alice")
+    conv = (await api.client.post("/v1/conversations", json={"kind": "group", "title": "g"}, headers=alice)).json()
+    answer = await api.client.post(f"/v1/conversations/{conv['id']}/read", json={"seq": seq}, headers=alice)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["metadata"]["field"] == "seq"
+
+
 async def test_a_message_search_answers_messages_with_highlights_and_a_cursor(api: Api) -> None:
     _, alice = await api.user("alice")
     conv = (await api.client.post("/v1/conversations", json={"kind": "group", "title": "t"}, headers=alice)).json()
@@ -279,6 +289,21 @@ async def test_the_openapi_document_lists_every_route_of_api_md_with_the_error_b
     assert ("GET", "/metrics") not in routes  # the metrics listener's, not the public port's
     send = document["paths"]["/v1/conversations/{conversation_id}/messages"]["post"]
     assert send["responses"]["4XX"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+
+
+async def test_the_200_of_an_existing_direct_conversation_and_of_a_retried_send_are_declared(api: Api) -> None:
+    """Both routes answer 201 the first time and 200 when the thing already existed: the document says both."""
+    document = (await api.client.get("/openapi.json")).json()
+    for path, model in (
+        ("/v1/conversations", "ConversationOut"),
+        ("/v1/conversations/{conversation_id}/messages", "SentOut"),
+    ):
+        responses = document["paths"][path]["post"]["responses"]
+        for status in ("200", "201"):
+            assert responses[status]["content"]["application/json"]["schema"]["$ref"].endswith(f"/{model}"), (
+                path,
+                status,
+            )
 
 
 @pytest.mark.parametrize(

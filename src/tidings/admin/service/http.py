@@ -139,7 +139,8 @@ def router(  # noqa: PLR0915 (one route after another, each a few lines, reads b
         conversation_id: PathId,
         after_seq: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
         before_seq: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
-        around_seq: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
+        # Below the largest id: the page after it starts one past it.
+        around_seq: Annotated[int | None, Query(gt=0, lt=MAX_ID)] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> PageOut:
         """A page of history, or with ``around_seq`` the message there with a few on each side."""

@@ -113,7 +113,12 @@ def router(  # noqa: PLR0915 (one route after another, each a few lines, reads b
     async def unblock(user_id: PathId, me: Caller) -> None:
         await accounts.unblock(me, user_id)
 
-    @api.post("/conversations", status_code=status.HTTP_201_CREATED, tags=["conversations"])
+    @api.post(
+        "/conversations",
+        status_code=status.HTTP_201_CREATED,
+        tags=["conversations"],
+        responses={200: {"model": ConversationOut, "description": "The direct conversation, which already existed."}},
+    )
     async def create_conversation(body: CreateConversationBody, response: Response, user_id: Caller) -> ConversationOut:
         if body.kind == "direct":
             if body.peer_id is None:
@@ -143,7 +148,12 @@ def router(  # noqa: PLR0915 (one route after another, each a few lines, reads b
     async def remove_member(conversation_id: PathId, user_id: PathId, me: Caller) -> ConversationOut:
         return ConversationOut.of(await members.remove(me, conversation_id, user_id))
 
-    @api.post("/conversations/{conversation_id}/messages", status_code=status.HTTP_201_CREATED, tags=["messages"])
+    @api.post(
+        "/conversations/{conversation_id}/messages",
+        status_code=status.HTTP_201_CREATED,
+        tags=["messages"],
+        responses={200: {"model": SentOut, "description": "A retry (the same client_msg_id): the message stored."}},
+    )
     async def send(conversation_id: PathId, body: SendBody, response: Response, user_id: Caller) -> SentOut:
         await limits.send(user_id)
         message, duplicate = await chats.send(user_id, conversation_id, body.client_msg_id, body.text)

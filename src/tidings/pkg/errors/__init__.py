@@ -25,6 +25,7 @@ __all__ = [
     "FieldViolation",
     "Reason",
     "TidingsError",
+    "carried",
     "invalid_fields",
     "raise_for_fields",
     "reason_for_code",
@@ -58,6 +59,21 @@ def invalid_fields(violations: Sequence[FieldViolation], reason: Reason | None =
     message = "; ".join(f"{v.field}: {v.description}" if v.field else v.description for v in violations)
     metadata = {"field": ",".join(fields)} if fields else {}
     return TidingsError(reason.code, reason.name, message, metadata, domain=reason.domain, violations=violations)
+
+
+def carried(exc: BaseException) -> TidingsError | None:
+    """The ``TidingsError`` that ``exc`` is or, for a task group's failure (an exception group), the first of its
+    errors when every one is a ``TidingsError`` (look-ups run side by side that failed alike, such as two pages of
+    a conversation that does not exist); None when anything else failed, which is a fault of ours."""
+    if isinstance(exc, BaseExceptionGroup):
+        domain, rest = exc.split(TidingsError)
+        if domain is None or rest is not None:
+            return None
+        first: BaseException = domain
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        exc = first
+    return exc if isinstance(exc, TidingsError) else None
 
 
 def raise_for_fields(problems: Mapping[str, str]) -> None:

@@ -24,7 +24,7 @@ from opentelemetry.trace import Span, StatusCode
 
 from tidings.api.common.v1 import errors as common_errors
 from tidings.pkg import log, metrics, trace
-from tidings.pkg.errors import TidingsError
+from tidings.pkg.errors import TidingsError, carried
 from tidings.pkg.errors.grpc import from_grpc_error, to_grpc_status
 from tidings.pkg.middleware import deadline, validation
 
@@ -105,11 +105,13 @@ class Recovery(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     await self._abort(context, span, error, outcome)
                 except grpc.RpcError as error:
                     await self._abort(context, span, from_grpc_error(error), outcome)
-                except Exception:
-                    self._log.error("unhandled error in gRPC handler", exc_info=True, rpc_method=method)
-                    trace_id = trace.current_trace_id()
-                    internal = common_errors.internal("internal error", trace_id=trace_id)
-                    await self._abort(context, span, internal, outcome)
+                except Exception as exc:
+                    # A task group whose calls all failed with errors of ours answers the first of them.
+                    failure = carried(exc)
+                    if failure is None:
+                        self._log.error("unhandled error in gRPC handler", exc_info=True, rpc_method=method)
+                        failure = common_errors.internal("internal error", trace_id=trace.current_trace_id())
+                    await self._abort(context, span, failure, outcome)
                 except BaseException:  # cancelled: the caller went away or its deadline passed
                     outcome.code = "CANCELLED"
                     raise

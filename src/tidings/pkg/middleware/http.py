@@ -197,16 +197,19 @@ class Recovery:
         with deadline.scope(self._request_timeout_s):
             try:
                 await self._app(scope, receive_bounded, send_tracked)
-            except Exception:
-                self._log.error(
-                    "unhandled error in HTTP handler",
-                    exc_info=True,
-                    http_method=scope["method"],
-                    url_path=scope["path"],
-                )
+            except Exception as exc:
+                # A task group whose calls all failed with errors of ours answers the first of them.
+                carried = errors.carried(exc)
+                if carried is None:
+                    self._log.error(
+                        "unhandled error in HTTP handler",
+                        exc_info=True,
+                        http_method=scope["method"],
+                        url_path=scope["path"],
+                    )
                 if started:
                     raise  # too late for an error body: let the server cut the response short
-                error = _noted(scope, common_errors.internal("internal error"))
+                error = _noted(scope, carried or common_errors.internal("internal error"))
                 await _json(error)(scope, receive, _recording(send, status))
 
     def _too_large(self) -> TidingsError:

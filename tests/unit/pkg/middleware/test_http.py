@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from tests.unit.pkg.middleware.conftest import EXPLODE, REASONS, REQUEST_TIMEOUT_S, Stack, raised
+from tests.unit.pkg.middleware.conftest import EXPLODE, REASONS, REQUEST_TIMEOUT_S, Stack, conversation_id, raised
 from tidings.api.chat.v1 import chat_pb2
 from tidings.api.chat.v1 import errors as chat_errors
 from tidings.pkg import log
@@ -56,6 +57,21 @@ def bff(stack: Stack) -> FastAPI:
     @app.post("/v1/conversations")
     async def create(body: NewGroup) -> dict[str, object]:
         return {"title": body.title}
+
+    @app.get("/v1/pair/{first}/{second}")
+    async def pair(first: int, second: int) -> dict[str, object]:
+        """Two look-ups side by side, as a use case's task group runs them; a second of 0 is a bug of ours."""
+
+        async def look_up(conversation_id: int) -> None:
+            if conversation_id == 0:
+                raise RuntimeError("password=hunter2")
+            request = chat_pb2.GetConversationRequest(user_id=1, conversation_id=conversation_id)
+            await stack.chat.GetConversation(request)
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(look_up(first))
+            group.create_task(look_up(second))
+        return {}
 
     @app.get("/v1/deadline")
     async def time_left() -> dict[str, object]:
@@ -168,6 +184,19 @@ async def test_an_unexpected_exception_is_internal_with_the_trace_id_and_no_inte
     [line] = [line for line in map(json.loads, stream.getvalue().splitlines()) if line["log.level"] == "error"]
     assert line["trace"]["id"] == error["trace_id"]
     assert "RuntimeError: password=hunter2" in line["error"]["stack_trace"]
+
+
+async def test_a_task_group_whose_calls_failed_with_our_errors_answers_the_first_and_any_other_failure_is_500(
+    client: httpx.AsyncClient,
+) -> None:
+    missing = conversation_id(chat_errors.CONVERSATION_NOT_FOUND)
+    both_missing = await client.get(f"/v1/pair/{missing}/{missing}")
+    assert both_missing.status_code == 404
+    assert error_of(both_missing)["reason"] == "CONVERSATION_NOT_FOUND"
+    with_a_bug = await client.get(f"/v1/pair/{missing}/0")
+    assert with_a_bug.status_code == 500
+    assert error_of(with_a_bug)["reason"] == "INTERNAL"
+    assert "hunter2" not in with_a_bug.text
 
 
 async def test_an_unexpected_exception_downstream_is_internal_too(client: httpx.AsyncClient) -> None:
