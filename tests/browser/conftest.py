@@ -7,70 +7,24 @@ headless Debian Chromium driven by Playwright (``scripts/browser`` installs it; 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Playwright, expect, sync_playwright
 
 from tests.browser.person import Person, signed_up
-from tests.e2e.fleet import ROOT, free_port, port_env
+from tests.e2e.fleet import ROOT, dev_on_free_ports
 
 CHROMIUM = os.environ.get("TIDINGS_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = ROOT / ".screenshots"
-MODULES = ("bff", "account", "chat", "job", "task", "admin")
-GRPC_MODULES = ("bff", "account", "chat")
 
 
 @pytest.fixture(scope="package")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``tidings dev`` on free ports, run from an empty folder so its SQLite files and event log start empty."""
-    workdir = tmp_path_factory.mktemp("web")
-    env = {**os.environ, "TIDINGS_LOG__LEVEL": "WARNING"}
-    ports = {}
-    for module in MODULES:
-        ports[module] = free_port()
-        env.update(port_env(module, ports[module], free_port() if module in GRPC_MODULES else None))
-    log = (workdir / "dev.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tidings", "dev", "--config", str(ROOT / "configs" / "dev.yaml")],
-        cwd=workdir,
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
-    try:
-        for module in ("account", "chat", "job", "bff"):
-            _wait_ready(process, ports[module], workdir / "dev.log")
-        yield f"http://127.0.0.1:{ports['bff']}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    with httpx.Client(timeout=2) as client:
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"tidings dev exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-            try:
-                if client.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"tidings dev not ready on {port} after {timeout_s}s:\n{log.read_text()[-4000:]}")
-            time.sleep(0.2)
+    with dev_on_free_ports(tmp_path_factory.mktemp("web")) as dev:
+        yield dev.url("bff")
 
 
 @pytest.fixture(scope="package")

@@ -2,7 +2,8 @@
 
 ``Fleet`` starts ``tidings serve <module>`` (or ``tidings dev``) with a config file and environment overrides,
 waits until each module answers ``/readyz``, and can kill (SIGKILL) or stop (SIGTERM) and restart one, as a
-crash or a deploy would.
+crash or a deploy would. ``dev_on_free_ports`` is ``tidings dev`` (what ``make run`` starts) for synchronous
+tests (the browser's, the API fuzzer's), on free ports so that it never meets another test's fleet.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +48,70 @@ def port_env(module: str, http: int, grpc: int | None = None, *, internal: int |
     if module in ("bff", "admin"):
         env[f"{prefix}__METRICS__PORT"] = str(free_port())
     return env
+
+
+DEV_MODULES = ("bff", "account", "chat", "job", "task", "admin")
+_GRPC_MODULES = ("bff", "account", "chat")
+
+
+@dataclass(frozen=True)
+class Dev:
+    """A running ``tidings dev``: its folder (where its SQLite files are), the environment it runs with (its
+    ports), and each module's HTTP port."""
+
+    workdir: Path
+    config: Path
+    env: dict[str, str]
+    ports: dict[str, int]
+
+    def url(self, module: str) -> str:
+        return f"http://127.0.0.1:{self.ports[module]}"
+
+
+@contextlib.contextmanager
+def dev_on_free_ports(workdir: Path, env: Mapping[str, str] | None = None) -> Iterator[Dev]:
+    """``tidings dev`` on free ports, run from ``workdir`` (empty, so its SQLite files and event log start empty),
+    with ``env`` on top of this process's environment; stopped on exit."""
+    config = ROOT / "configs" / "dev.yaml"
+    full_env = {**os.environ, "TIDINGS_LOG__LEVEL": "WARNING", **(env or {})}
+    ports = {}
+    for module in DEV_MODULES:
+        ports[module] = free_port()
+        full_env.update(port_env(module, ports[module], free_port() if module in _GRPC_MODULES else None))
+    log_path = workdir / "dev.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tidings", "dev", "--config", str(config)],
+            cwd=workdir,
+            env=full_env,
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        for module in ("account", "chat", "job", "bff", "admin"):
+            _wait_ready(process, ports[module], log_path)
+        yield Dev(workdir, config, full_env, ports)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=2) as client:
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"tidings dev exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                if client.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"tidings dev not ready on {port} after {timeout_s}s:\n{log.read_text()[-4000:]}")
+            time.sleep(0.2)
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from pathlib import Path
 
 import httpx
 
@@ -15,8 +16,9 @@ PASSWORD = "operators-long-password"
 ADMIN_URL = "http://127.0.0.1:8085"
 
 
-async def create_operator(fleet: Fleet, username: str, role: str) -> None:
-    process = await asyncio.create_subprocess_exec(
+def create_operator_command(username: str, role: str, config: Path) -> list[str]:
+    """``tidings admin create-operator``, reading ``PASSWORD`` from its standard input."""
+    return [
         sys.executable,
         "-m",
         "tidings",
@@ -28,7 +30,13 @@ async def create_operator(fleet: Fleet, username: str, role: str) -> None:
         role,
         "--password-stdin",
         "--config",
-        str(fleet.config),
+        str(config),
+    ]
+
+
+async def create_operator(fleet: Fleet, username: str, role: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *create_operator_command(username, role, fleet.config),
         cwd=fleet.workdir,
         env={**os.environ, "TIDINGS_BUS__NAMESPACE": fleet.namespace, **fleet.env},
         stdin=asyncio.subprocess.PIPE,
