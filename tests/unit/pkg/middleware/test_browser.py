@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator, Sequence
 
 import httpx
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, WebSocket
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.types import Message
 
 from tidings.api.chat.v1 import errors as chat_errors
 from tidings.pkg.middleware.browser import API_CONTENT_SECURITY_POLICY
@@ -25,6 +27,11 @@ class Note(BaseModel):
 
 def routes() -> APIRouter:
     api = APIRouter(prefix="/v1")
+
+    @api.websocket("/ws")
+    async def refuse(websocket: WebSocket) -> None:
+        """A handshake refused as the bff refuses a bad token: the answer is an HTTP response, not a socket."""
+        await websocket.send_denial_response(JSONResponse({"error": "no"}, status_code=401))
 
     @api.get("/notes/{note_id}")
     async def note(note_id: int) -> Note:
@@ -74,6 +81,36 @@ async def test_every_api_answer_carries_the_security_headers(client: httpx.Async
     assert [answer.status_code for answer in answers] == [200, 404, 500, 400, 400, 404, 200, 200]
     for answer in answers:
         assert_secured(answer)
+
+
+async def test_a_refused_websocket_handshake_carries_them_too() -> None:
+    app = api_app("test", "test", [], request_timeout_s=5, routers=[routes()])
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "scheme": "ws",
+        "path": "/v1/ws",
+        "raw_path": b"/v1/ws",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"t")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+        "subprotocols": [],
+        "extensions": {"websocket.http.response": {}},
+    }
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    [start] = [message for message in sent if message["type"] == "websocket.http.response.start"]
+    assert start["status"] == 401
+    assert_secured(httpx.Response(start["status"], headers=start["headers"]))
 
 
 async def test_the_web_pages_keep_their_own_policy_and_get_the_other_headers(client: httpx.AsyncClient) -> None:
