@@ -81,7 +81,7 @@ async def wire(infra: Infra) -> Module:
         ],
     )
     web.install(app, "tidings.admin", at="/admin")
-    http = HttpServer("admin", app, conf.http)
+    http = HttpServer("admin", app, conf.http, trusted_proxies=conf.trusted_proxies)
     ops = ops_server("admin metrics", conf.metrics, checks)
     return Module(
         "admin",

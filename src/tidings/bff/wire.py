@@ -148,6 +148,7 @@ async def wire(infra: Infra) -> Module:
         ws_max_size=realtime.max_frame_bytes,
         guard=guard,
         keep_alive_s=conf.keep_alive_s,
+        trusted_proxies=conf.trusted_proxies,
     )
     ops = ops_server("bff metrics", conf.metrics, checks)
     gateway = GatewayServicer(connections)

@@ -4,6 +4,7 @@ modules' own sections and the whole ``Settings`` are ``tidings.conf``'s.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -68,6 +69,14 @@ def _origin(value: str) -> str:
 Origin = Annotated[str, AfterValidator(_origin)]
 
 
+def _network(value: str) -> str:
+    """An address or a network (``10.0.0.0/8``) in its canonical spelling, or a ``ValueError`` saying why not."""
+    return str(ipaddress.ip_network(value, strict=False))
+
+
+Network = Annotated[str, AfterValidator(_network)]
+
+
 class ApiConf(ModuleConf):
     """A module that serves an API over HTTP to people or programs (the bff, the back office)."""
 
@@ -77,6 +86,10 @@ class ApiConf(ModuleConf):
     # Pages on these origins (``https://host[:port]``) may call the API from a browser (CORS), sending their bearer
     # token, never cookies. None by default: only pages the API serves itself can.
     cors_origins: list[Origin] = Field(default_factory=list)
+    # The proxies in front of this API (addresses or networks) whose ``X-Forwarded-For`` and ``X-Forwarded-Proto``
+    # are believed: the client address (per-address limits, logs) is then the one they forward. None by default:
+    # the client address is the connection's peer, and a forwarded header from anyone else changes nothing.
+    trusted_proxies: list[Network] = Field(default_factory=list)
 
 
 class LogConf(Section):

@@ -42,8 +42,8 @@ PathId = Annotated[int, Path(gt=0, le=MAX_ID)]
 
 
 def client_address(request: Request) -> str:
-    """Who sent the request, as the server sees it (the proxy in front of it, unless the server trusts that proxy's
-    forwarded header)."""
+    """Who sent the request: the connection's peer, or the address a trusted proxy forwarded
+    (``modules.bff.trusted_proxies``)."""
     return request.client.host if request.client is not None else "unknown"
 
 

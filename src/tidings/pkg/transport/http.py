@@ -45,6 +45,7 @@ class HttpServer:
         ws_max_size: int = 16 * 1024 * 1024,
         guard: ConnectionGuard | None = None,
         keep_alive_s: int = 5,
+        trusted_proxies: Sequence[str] = (),
     ) -> None:
         self.name = name
         self._app = app
@@ -55,6 +56,9 @@ class HttpServer:
         # keep-alive connection is closed after ``keep_alive_s``.
         self._guard = guard
         self._keep_alive_s = keep_alive_s
+        # Whose forwarded headers name the client: uvicorn believes them from 127.0.0.1 unless told otherwise,
+        # which would let anyone on this machine pick the address the per-address limits count.
+        self._trusted_proxies = list(trusted_proxies)
         self._drain_timeout_s = drain_timeout_s
         self._server: _Uvicorn | None = None
         self._task: asyncio.Task[None] | None = None
@@ -90,6 +94,8 @@ class HttpServer:
             ws_ping_interval=None,
             http=self._guard.protocol() if self._guard is not None else "auto",
             timeout_keep_alive=self._keep_alive_s,
+            proxy_headers=bool(self._trusted_proxies),
+            forwarded_allow_ips=self._trusted_proxies or None,
         )
         self._server = _Uvicorn(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name=f"http {self.name}")
