@@ -8,7 +8,7 @@ types are errors, reported as one line that names the key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from croniter import croniter
@@ -70,11 +70,32 @@ class AdminConf(ApiConf):
     login_lock_s: float = Field(default=900.0, ge=1, le=86_400)
 
 
+JobGroup = Literal["persist", "push", "index", "invalidate"]
+JOB_GROUPS: tuple[JobGroup, ...] = ("persist", "push", "index", "invalidate")
+
+
+def _distinct(groups: list[JobGroup]) -> list[JobGroup]:
+    if len(set(groups)) != len(groups):
+        raise ValueError("each group once")
+    return groups
+
+
+class JobConf(ModuleConf):
+    """The job module: which of its consumer groups this process runs (all of them unless listed). Processes that
+    run the same group share its partitions; a group in a process of its own is restarted and scaled apart from the
+    others (``invalidate`` runs only on Redis)."""
+
+    http: Listen = Listen(port=8083)
+    groups: Annotated[list[JobGroup], AfterValidator(_distinct)] = Field(
+        default_factory=lambda: list(JOB_GROUPS), min_length=1
+    )
+
+
 class Modules(Section):
     bff: BffConf = BffConf(http=Listen(port=8080))
     account: ModuleConf = ModuleConf(http=Listen(port=8081), grpc=Listen(port=9081))
     chat: ModuleConf = ModuleConf(http=Listen(port=8082), grpc=Listen(port=9082))
-    job: ModuleConf = ModuleConf(http=Listen(port=8083))
+    job: JobConf = JobConf()
     task: ModuleConf = ModuleConf(http=Listen(port=8084))
     admin: AdminConf = AdminConf(http=Listen(port=8085))
 

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from tests.e2e.client import Device, Person
 from tidings.bff import wire as bff_wire
 from tidings.bootstrap import Infra
-from tidings.conf import AuthConf, BffConf, Modules, Settings
+from tidings.conf import AuthConf, BffConf, JobConf, Modules, Settings
 from tidings.job import wire as job_wire
 from tidings.pkg.app import App
 from tidings.pkg.conf import BusConf, CacheConf, DatabaseConf, Listen, ModuleConf, SearchConf
@@ -57,7 +57,9 @@ def _bff() -> BffConf:
 async def bff_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
     """account, chat, job and bff wired as ``tidings dev`` wires them, serving on free ports."""
     settings = Settings(
-        modules=Modules(bff=_bff(), account=_module(grpc=True), chat=_module(grpc=True), job=_module()),
+        modules=Modules(
+            bff=_bff(), account=_module(grpc=True), chat=_module(grpc=True), job=JobConf(http=Listen(port=free_port()))
+        ),
         database=DatabaseConf(url=f"sqlite+aiosqlite:///{tmp_path}/tidings.db"),
         cache=CacheConf(url="memory://"),
         bus=BusConf(kind="embedded", path=str(tmp_path / "events.db")),

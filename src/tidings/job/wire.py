@@ -1,5 +1,5 @@
 """Composition root of the job module: one consumer group per concern (persist, push, index, and with Redis
-invalidate).
+invalidate), those of ``modules.job.groups`` in this process.
 
 ``persist_consumer``, ``push_worker``, ``index_consumer`` and ``invalidate_consumer`` take
 ``topics``/``redis_prefix``/``options`` so a test can run a group in its own namespace.
@@ -161,24 +161,34 @@ async def invalidate_consumer(
 
 
 async def wire(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Module:
+    """The consumer groups of ``modules.job.groups``, each with its readiness check."""
     consumer_metrics = ConsumerMetrics(registry)
-    persister = await persist_consumer(infra, consumer_metrics, PersistTelemetry(registry), registry=registry)
-    pusher = await push_worker(infra, consumer_metrics, PushTelemetry(registry))
-    indexer = await index_consumer(infra, consumer_metrics)
+    groups = infra.settings.modules.job.groups
+    workers: list[Server] = []
+    checks = [infra.database_check()]
 
-    async def invalidation(_: redis.Redis) -> tuple[list[Server], list[Check]]:
-        # The second, delayed delete of cache keys; the in-process cache of ``tidings dev`` does it on a timer.
-        invalidator = await invalidate_consumer(infra, consumer_metrics)
-        return [invalidator], [infra.redis_check(), Check(invalidator.name, invalidator.probe)]
+    def run(worker: OrderedConsumer | server.ClosingConsumer) -> None:
+        workers.append(worker)
+        checks.append(Check(worker.name, worker.probe))
 
-    nothing: tuple[list[Server], list[Check]] = ([], [])
-    more_workers, more_checks = await infra.on_redis(invalidation, nothing)
-    checks = [
-        infra.database_check(),
-        Check(persister.name, persister.probe),
-        Check(pusher.name, pusher.probe),
-        Check(indexer.name, indexer.probe),
-        *more_checks,
-    ]
-    workers: list[Server] = [persister, pusher, indexer, *more_workers]
+    if "persist" in groups:
+        persister = await persist_consumer(infra, consumer_metrics, PersistTelemetry(registry), registry=registry)
+        run(persister)
+    if "push" in groups:
+        pusher = await push_worker(infra, consumer_metrics, PushTelemetry(registry))
+        run(pusher)
+    if "index" in groups:
+        indexer = await index_consumer(infra, consumer_metrics)
+        run(indexer)
+    if "invalidate" in groups:
+
+        async def invalidation(_: redis.Redis) -> tuple[list[Server], list[Check]]:
+            # The second, delayed delete of cache keys; the in-process cache of ``tidings dev`` does it on a timer.
+            invalidator = await invalidate_consumer(infra, consumer_metrics)
+            return [invalidator], [infra.redis_check(), Check(invalidator.name, invalidator.probe)]
+
+        nothing: tuple[list[Server], list[Check]] = ([], [])
+        more_workers, more_checks = await infra.on_redis(invalidation, nothing)
+        workers += more_workers
+        checks += more_checks
     return module.worker("job", infra.settings.modules.job, checks, workers=workers)
