@@ -19,6 +19,11 @@ class RouteTableContract:
     def clock(self) -> FakeClock:
         return FakeClock()
 
+    async def test_an_instance_finds_its_beacon_from_its_second_on(self, table: RouteTable) -> None:
+        assert not await table.beacon("10.0.0.1:9080")
+        assert await table.beacon("10.0.0.1:9080")
+        assert not await table.beacon("10.0.0.2:9080")
+
     async def test_a_route_is_found_once_written_and_its_user_came_online(self, table: RouteTable) -> None:
         assert await table.touch([Route(1, "s1", "10.0.0.1:9080")]) == [1]
         assert await table.routes_for([1, 2]) == {1: {"s1": "10.0.0.1:9080"}}

@@ -34,6 +34,15 @@ async def test_the_key_layout_is_one_hash_per_user_and_one_expiry_index(
     assert await redis_client.exists(f"{redis_prefix}:user:42", f"{redis_prefix}:expiry") == 0
 
 
+async def test_a_flushed_table_is_told_by_the_missing_beacon(redis_client: redis.Redis, redis_prefix: str) -> None:
+    table = RedisRouteTable(redis_client, ttl_s=TTL_S, prefix=redis_prefix)
+    await table.beacon("10.0.0.7:9180")
+    assert await table.beacon("10.0.0.7:9180")
+    # What FLUSHALL, or a Redis back without its data, does to this table's keys.
+    await redis_client.delete(*await redis_client.keys(f"{redis_prefix}:*"))
+    assert not await table.beacon("10.0.0.7:9180")
+
+
 async def test_two_tables_racing_the_sweep_claim_each_expired_route_once(
     redis_client: redis.Redis, redis_prefix: str
 ) -> None:

@@ -39,3 +39,8 @@ class RouteTable(Protocol):
 
     async def sweep(self, limit: int = ...) -> list[int]:
         """Drop routes that expired without a disconnect (a crashed bff); the users now offline, each reported once."""
+
+    async def beacon(self, instance: str) -> bool:
+        """Mark ``instance`` as writing to this table (for two route TTLs); answers whether its mark was still
+        there. False after a first mark means the table lost what the instance wrote (flushed, or back empty after
+        a restart): its routes were gone, and deliveries meanwhile went nowhere."""

@@ -11,6 +11,8 @@ Redis layout (one key per user, so each change to a user's routes is one atomic 
   live while ``expires_at_ms`` is ahead of the clock, so a crashed bff's routes stop counting at their expiry;
   the key itself expires two TTLs after its newest write (garbage collection): later than its routes, so the
   sweep, which runs every third of a TTL, still finds an expired route and reports its user offline.
+- ``<prefix>:instance:<address>`` string: each bff's beacon, written every second for two TTLs. Finding its own
+  beacon gone tells a bff that the table lost its routes (``beacon``).
 - ``<prefix>:expiry`` sorted set of ``"<user_id>|<session_id>"`` scored by ``expires_at_ms``: ``sweep`` finds the
   routes that expired without a disconnect and reports users who went offline that way, each to one caller. A
   sweeper claims entries by moving them one TTL ahead (a lease) and settles them once done, so a sweep cut off
@@ -155,6 +157,11 @@ class RedisRouteTable:
     def user_key(self, user_id: int) -> str:
         return f"{self._prefix}:user:{user_id}"
 
+    async def beacon(self, instance: str) -> bool:
+        """One round trip: SET with GET answers the mark that was there."""
+        key = f"{self._prefix}:instance:{instance}"
+        return await self._redis.set(key, b"1", px=self._key_ttl_ms, get=True) is not None
+
     @property
     def expiry_key(self) -> str:
         return f"{self._prefix}:expiry"
@@ -260,6 +267,7 @@ class MemoryRouteTable:
         self._clock = clock or SystemClock()
         # user id -> session id -> (expires_at_ms, instance)
         self._users: dict[int, dict[str, tuple[int, str]]] = {}
+        self._beacons: set[str] = set()
 
     def _live(self, user_id: int, now: int) -> dict[str, tuple[int, str]]:
         return {s: entry for s, entry in self._users.get(user_id, {}).items() if entry[0] > now}
@@ -295,6 +303,12 @@ class MemoryRouteTable:
 
     async def online(self, user_ids: Iterable[int]) -> set[int]:
         return set(await self.routes_for(user_ids))
+
+    async def beacon(self, instance: str) -> bool:
+        # Nothing of a process's own memory is lost while it runs.
+        kept = instance in self._beacons
+        self._beacons.add(instance)
+        return kept
 
     async def sweep(self, limit: int = 500) -> list[int]:
         now = self._clock.now_ms()

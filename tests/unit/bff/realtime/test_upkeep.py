@@ -10,6 +10,7 @@ from tests.unit.bff.realtime.harness import Cluster, cluster_of, events
 from tidings.bff.biz.model import Presence
 from tidings.bff.biz.realtime.events import PresenceChanged
 from tidings.bff.biz.realtime.session import CloseReason
+from tidings.realtime.routes import MemoryRouteTable
 
 
 @pytest.fixture
@@ -97,3 +98,29 @@ async def test_a_crashed_instance_s_users_go_offline_by_expiry_and_their_peers_h
         await survivor.drain()
     assert await cluster.routes.online([alice, bob]) == {bob}
     assert await events(watcher) == [PresenceChanged(alice, Presence.OFFLINE)]
+
+
+class ForgetfulRoutes(MemoryRouteTable):
+    """The route table of a Redis that was flushed, or restarted empty, when ``forget`` is called."""
+
+    def forget(self) -> None:
+        self._users.clear()
+        self._beacons.clear()
+
+
+async def test_connections_are_closed_when_the_route_table_lost_their_routes() -> None:
+    async for cluster in cluster_of():
+        cluster.routes = ForgetfulRoutes(ttl_s=cluster.conf.route_ttl_s, clock=cluster.clock)
+        hub = cluster.hub()
+        _, token = cluster.user("alice")
+        session = await cluster.connect(hub, token)
+        await hub.tick()
+        await hub.tick()
+        assert session.reason is None  # the first beacon found none (the instance just started), and that is fine
+        cluster.routes.forget()
+        await hub.tick()
+        # Whatever was pushed meanwhile found no route: the client must connect again and catch up from history.
+        assert session.reason is CloseReason.UNROUTABLE
+        late = await cluster.connect(hub, token)
+        await hub.tick()
+        assert late.reason is None

@@ -99,6 +99,7 @@ class Hub:
         now = self.clock.monotonic()
         self._refresh_at = now + self._heartbeat_s
         self._sweep_at = now + self._heartbeat_s
+        self._beaconed = False  # the first beacon finds none: the instance just started
         self._log = logger
 
     @property
@@ -298,6 +299,7 @@ class Hub:
                 session.close(CloseReason.IDLE)
             elif session.expires_at_ms <= now_ms:
                 session.close(CloseReason.UNAUTHENTICATED)
+        await self._guarded("route beacon", self._beacon())
         if now >= self._refresh_at:
             self._refresh_at = now + self._heartbeat_s
             await self._guarded("route refresh", self._refresh())
@@ -316,6 +318,20 @@ class Hub:
             async with self._bounded(self.options.io_timeout_s):
                 # A route that expired meanwhile (a stall) comes back, and its user is online again.
                 self._announce(await self._routes.touch(live[start : start + _BATCH]), Presence.ONLINE)
+
+    async def _beacon(self) -> None:
+        """Each second: did the route table lose this instance's routes (Redis flushed, or back empty)? Messages
+        pushed meanwhile found no route to its connections, and nothing tells which: every connection is closed
+        as unroutable, so that its client connects again and catches up from history, as after a restart."""
+        async with self._bounded(self.options.io_timeout_s):
+            kept = await self._routes.beacon(self.instance)
+        if not kept and self._beaconed and self._sessions:
+            self._log.warning(
+                "the route table lost this instance's routes; connections closed", count=len(self._sessions)
+            )
+            for session in self.sessions():
+                session.close(CloseReason.UNROUTABLE)
+        self._beaconed = True
 
     async def _sweep(self) -> None:
         async with self._bounded(self.options.io_timeout_s):

@@ -24,7 +24,7 @@ class CloseReason(StrEnum):
     UNAUTHENTICATED = "unauthenticated"
     SLOW_CONSUMER = "slow_consumer"
     IDLE = "idle"
-    # The route could not be written when it connected: nobody could deliver to it.
+    # The route could not be written when it connected, or the route table lost it: nobody could deliver to it.
     UNROUTABLE = "unroutable"
     # The user's tokens were revoked (logged out everywhere, password reset) or the user banned: ``session.ended``
     # was the last frame.
