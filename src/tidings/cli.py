@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from tidings import __version__, conf, migrations
 from tidings.admin import wire as admin_wire
 from tidings.admin.biz.model import Role
-from tidings.bench import bench_app, soak
+from tidings.bench import bench_app, chaos, soak
 from tidings.bff import wire as bff_wire
 from tidings.bootstrap import Infra, search_index
 from tidings.job import wire as job_wire
@@ -73,6 +73,7 @@ app = typer.Typer(
 
 app.add_typer(bench_app, name="bench")
 app.command("soak")(soak.command)
+app.command("chaos")(chaos.command)
 
 ConfigOption = Annotated[
     Path | None,

@@ -1,8 +1,14 @@
-"""The soak's verdict: the end of the run against its start after the warm-up, each figure against its bound; and
-its plot escapes what it is given."""
+"""The soak's verdict: the end of the run against its start after the warm-up, each figure against its bound; its
+plot escapes what it is given; its people's tokens outlast it."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from unittest.mock import patch
+
+from tidings import conf
+from tidings.bench import soak
 from tidings.bench.soak import Bounds, Sample, growth
 from tidings.pkg.charts import lines
 
@@ -41,3 +47,10 @@ def test_the_plot_escapes_its_labels() -> None:
     assert "<bff>" not in svg
     assert "&lt;bff&gt;" in svg
     assert svg.count("<polyline") == 2
+
+
+def test_the_access_tokens_outlast_a_run_longer_than_their_configured_lifetime() -> None:
+    ttl = conf.load(Path("configs/stack.yaml")).auth.access_ttl_s
+    minutes = 2 * ttl / 60
+    with patch.dict(os.environ, soak.tokens_outlast(minutes)):
+        assert conf.load(Path("configs/stack.yaml")).auth.access_ttl_s > minutes * 60

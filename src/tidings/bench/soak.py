@@ -33,8 +33,7 @@ from tidings.pkg.charts import lines
 
 WARM_UP_SAMPLES = 2
 RELIABILITY_HEADER = (
-    "# Reliability\n\nWritten by `tidings soak` (and, to come, `tidings chaos`); every number below was measured,"
-    " none typed.\n"
+    "# Reliability\n\nWritten by `tidings soak` and `tidings chaos`; every number below was measured, none typed.\n"
 )
 
 
@@ -71,7 +70,7 @@ class Load:
 async def run(minutes: float, rate: float, users: int, churn_per_s: float, sample_s: float, config: Path,
               shape: Shape) -> tuple[list[Sample], str]:  # fmt: skip
     started = system.modules(shape, config)
-    async with system.start(config, started) as running:
+    async with system.start(config, started, env=tokens_outlast(minutes)) as running:
         async with httpx.AsyncClient(base_url=running.url, timeout=60) as http:
             people = await _sign_up(http, users)
             rooms = await _pair_up(http, people)
@@ -87,6 +86,12 @@ async def run(minutes: float, rate: float, users: int, churn_per_s: float, sampl
             with contextlib.suppress(Exception):
                 await socket.close()
         return samples, system.describe(config, started)
+
+
+def tokens_outlast(minutes: float) -> dict[str, str]:
+    """Settings under which the people's access tokens outlast the run: they reconnect with the token they signed
+    up with, and a run longer than the configured lifetime would end in 401s (a soak measures growth, not renewal)."""
+    return {"TIDINGS_AUTH__ACCESS_TTL_S": str(min(86_400, int(minutes * 60) + 600))}
 
 
 async def _sign_up(http: httpx.AsyncClient, count: int) -> list[tuple[str, str]]:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import signal
 import socket
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -25,6 +27,7 @@ import httpx
 import typer
 
 from tidings import conf
+from tidings.conf import JobGroup
 
 MODULES = ("bff", "account", "chat", "job", "task", "admin")
 GRPC_MODULES = ("bff", "account", "chat")
@@ -99,27 +102,86 @@ class Ports:
 
 
 @dataclass(frozen=True)
-class System:
-    """A started system: the bff's URL, and the pid and ``/metrics`` URL of every process, by name (``dev`` or the
-    module)."""
+class Process:
+    """One process of a system: its name, its ``tidings`` arguments, the HTTP ports whose ``/readyz`` say it is
+    ready, its ``/metrics`` URL, and environment of its own on top of the system's."""
 
-    url: str
-    pids: dict[str, int]
-    metrics: dict[str, str]
+    name: str
+    args: tuple[str, ...]
+    ready: tuple[int, ...]
+    metrics: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class System:
+    """A started system: the bff's URL, and the pid and ``/metrics`` URL of every process, by name (``dev``, the
+    module, or ``job <group>`` for a job process of its own). A process can be killed, paused and started again,
+    as a crash, a stall or a deploy would (``tidings chaos``)."""
+
+    def __init__(self, ports: Ports, plan: Sequence[Process], config: Path, env: dict[str, str], workdir: Path) -> None:
+        self.url = f"http://127.0.0.1:{ports.http['bff']}"
+        # Where native clients open the gRPC stream (the bff's public gRPC listener).
+        self.grpc = f"127.0.0.1:{ports.grpc['bff']}"
+        self.plan = {process.name: process for process in plan}
+        self.metrics = {process.name: process.metrics for process in plan}
+        self._config = config
+        self._env = env
+        self._workdir = workdir
+        self._running: dict[str, asyncio.subprocess.Process] = {}
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {name: process.pid for name, process in self._running.items()}
+
+    async def launch(self, name: str) -> None:
+        """Start ``name`` and wait until it is ready (its log goes on where it was)."""
+        process = self.plan[name]
+        log = self._workdir / f"{name.replace(' ', '-')}.log"
+        with log.open("ab") as out:
+            self._running[name] = await asyncio.create_subprocess_exec(
+                *_argv(list(process.args), self._config),
+                cwd=self._workdir,
+                env={**self._env, **process.env},
+                stdout=out,
+                stderr=out,
+            )
+        await _wait_ready(name, self._running[name], list(process.ready), log)
+
+    async def kill(self, name: str) -> None:
+        """SIGKILL ``name``, as a crash would, and reap it."""
+        process = self._running.pop(name)
+        process.kill()
+        await process.wait()
+
+    def signal(self, name: str, number: signal.Signals) -> None:
+        """Send ``number`` to ``name`` (SIGSTOP/SIGCONT: a long pause, as a stalled machine or runtime makes)."""
+        self._running[name].send_signal(number)
+
+    async def stop(self) -> None:
+        """Stop every process, last started first."""
+        for name in reversed(list(self._running)):
+            await _stop(self._running.pop(name))
 
 
 @contextlib.asynccontextmanager
 async def start(
-    config: Path, modules: Sequence[str] | None = None, *, log_level: str = "WARNING"
+    config: Path,
+    modules: Sequence[str] | None = None,
+    *,
+    log_level: str = "WARNING",
+    jobs: Sequence[Sequence[JobGroup]] = (),
+    env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[System]:
     """Start ``tidings dev`` (``modules`` None) or ``tidings serve <module>`` for each of ``modules`` in order, all
     with ``config`` on free ports in a scratch directory; yields once all are ready and stops them (last first) after.
+    ``jobs`` splits the job module into one process per item, each running those consumer groups; ``env`` adds
+    settings of the caller's own.
     """
     ports = Ports.free()
     # Its own topics, consumer groups and route table: a test fleet on the same broker and Redis never takes the
     # bench's records or sweeps its routes.
     namespace = f"bench-{uuid.uuid4().hex[:10]}"
-    env = {
+    full_env = {
         **os.environ,
         **ports.env(),
         # WARNING by default: no access line per request (INFO measures what they cost).
@@ -136,29 +198,36 @@ async def start(
         # thousands of them sign up in seconds rather than minutes.
         "TIDINGS_AUTH__PASSWORD_TIME_COST": "1",
         "TIDINGS_AUTH__PASSWORD_MEMORY_KIB": "8192",
+        **(env or {}),
     }
-    plan = [("dev", ["dev"], list(MESSAGE_PATH))] if modules is None else [(m, ["serve", m], [m]) for m in modules]
-    started: list[tuple[str, asyncio.subprocess.Process]] = []
     with tempfile.TemporaryDirectory(prefix="tidings-bench-") as scratch:
-        workdir = Path(scratch)
+        system = System(ports, _plan(ports, modules, jobs), config, full_env, Path(scratch))
         try:
             # One after another: the first applies the migrations, the others find them applied.
-            for name, args, ready in plan:
-                log = workdir / f"{name}.log"
-                with log.open("wb") as out:
-                    process = await asyncio.create_subprocess_exec(
-                        *_argv(args, config), cwd=workdir, env=env, stdout=out, stderr=out
-                    )
-                started.append((name, process))
-                await _wait_ready(name, process, [ports.http[m] for m in ready], log)
-            yield System(
-                f"http://127.0.0.1:{ports.http['bff']}",
-                {name: p.pid for name, p in started},
-                {name: f"http://127.0.0.1:{ports.metrics(ready[0])}/metrics" for name, _, ready in plan},
-            )
+            for name in system.plan:
+                await system.launch(name)
+            yield system
         finally:
-            for _, process in reversed(started):
-                await _stop(process)
+            await system.stop()
+
+
+def _plan(ports: Ports, modules: Sequence[str] | None, jobs: Sequence[Sequence[JobGroup]]) -> list[Process]:
+    def metrics(module: str) -> str:
+        return f"http://127.0.0.1:{ports.metrics(module)}/metrics"
+
+    if modules is None:
+        return [Process("dev", ("dev",), tuple(ports.http[m] for m in MESSAGE_PATH), metrics("bff"))]
+    plan = []
+    for module in modules:
+        if module != "job" or not jobs:
+            plan.append(Process(module, ("serve", module), (ports.http[module],), metrics(module)))
+            continue
+        for groups in jobs:
+            port = free_port()
+            own = {"TIDINGS_MODULES__JOB__HTTP__PORT": str(port), "TIDINGS_MODULES__JOB__GROUPS": json.dumps(groups)}
+            url = f"http://127.0.0.1:{port}/metrics"
+            plan.append(Process(f"job {groups[0]}", ("serve", "job"), (port,), url, own))
+    return plan
 
 
 def _argv(args: list[str], config: Path) -> list[str]:

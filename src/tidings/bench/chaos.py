@@ -1,0 +1,952 @@
+"""``tidings chaos``: a steady send-and-receive load while the processes it runs on are killed, paused and restarted,
+then a check of every acknowledged message.
+
+It starts the modules as separate processes on the configured middleware (the job module split in two: ``job
+persist`` runs persist, index and invalidate; ``job push`` runs push), signs people up in direct pairs and groups of
+four, and keeps one live connection per person: a WebSocket for half of them, the gRPC stream for the others. Every
+person sends in its conversation at an even share of ``--rate``, over REST or as ``send`` frames on its WebSocket,
+one message at a time, retrying a failed send with the same ``client_msg_id`` as a client does, and marks what it
+has read every few seconds. A receiver whose connection ends connects again and fetches the history after the last
+seq it saw, as a client does.
+
+Meanwhile the faults of the profile happen one after another, with the load steady between them: SIGKILL and start
+of the Kafka broker, MariaDB and Redis (``scripts/stack kill`` / ``start``), a Redis FLUSHALL, SIGKILL and start of
+each job process, chat and the bff, SIGSTOP/SIGCONT of chat, and a network delay to MariaDB (every process reaches
+it through a relay of the tool's). The load never stops for them.
+
+Afterwards it checks, from the public API only:
+- every acknowledged message is stored exactly once, with the id and seq it was acknowledged with;
+- each sender's seqs increase strictly in the order of their acknowledgements;
+- every receiver got every message of its conversation: live while it was connected, or by fetching history;
+- every member's ``unread_count`` is ``max_seq - read_seq``, its ``read_seq`` is the mark it set, and marking the
+  newest seq brings it to 0.
+The results go into ``docs/RELIABILITY.md`` (with a plot of acknowledgements per second), and the run fails (exit 1)
+on any loss, duplicate, reordering, missed delivery or wrong count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import statistics
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import grpc
+import httpx
+import orjson
+import redis.asyncio as redis
+import typer
+from sqlalchemy.engine import make_url
+from websockets.asyncio.client import ClientConnection, connect
+
+from tidings import conf
+from tidings.api.gateway.v1 import gateway_pb2_grpc
+from tidings.bench import load, record, system
+from tidings.bench.soak import RELIABILITY_HEADER
+from tidings.bench.system import BENCH_CLIENT, ConfigOption
+from tidings.pkg.app import event_loop_factory
+from tidings.pkg.charts import lines
+
+# The network delay of the "MariaDB delayed" fault, each way.
+DATABASE_DELAY_S = 0.2
+# The job module in two processes, so that persisting and pushing fail apart.
+JOBS: tuple[tuple[conf.JobGroup, ...], ...] = (("persist", "index", "invalidate"), ("push",))
+GROUP_SIZE = 4
+# A send is retried (same client_msg_id) until acknowledged, for at most this long; then it counts as given up.
+RETRY_FOR_S = 120.0
+# A sender that fell behind its schedule (a fault held its sends) catches up at most this much of it.
+BACKLOG_S = 10.0
+# How often each person marks what it has read.
+MARK_EVERY_S = 3.0
+# A message acknowledged while a receiver was connected, with the connection still up this long after, must have
+# arrived live; closer to the connection's end it may have been lost with the connection (history has it).
+DELIVERY_GRACE_S = 5.0
+# After the load: how long everything may take to settle (persisted, reconnected, caught up).
+SETTLE_TIMEOUT_S = 120.0
+PAGE = 200
+
+
+class Profile(StrEnum):
+    """``full``: every fault with time to recover between them (minutes); ``short``: the same faults back to back
+    at a low rate, as ``make test`` runs it."""
+
+    full = "full"
+    short = "short"
+
+
+@dataclass(frozen=True)
+class Timing:
+    settle_s: float  # steady load before the first fault, between faults and after the last
+    down_s: float  # how long a killed process of ours stays down before it is started again
+    pause_s: float  # how long chat stays stopped (SIGSTOP)
+
+
+TIMINGS = {Profile.full: Timing(20.0, 3.0, 10.0), Profile.short: Timing(4.0, 1.0, 3.0)}
+
+
+# ---------------------------------------------------------------- people and their connections
+
+
+@dataclass
+class Person:
+    index: int
+    id: str
+    token: str
+    conversation: str = ""
+    sends_over_ws: bool = False
+    # Read marks: the highest acknowledged (204) and the highest asked for (an unanswered one may have landed).
+    marked: int = 0
+    asked: int = 0
+
+    @property
+    def auth(self) -> str:
+        return f"Authorization: Bearer {self.token}\r\n"
+
+
+@dataclass
+class Ack:
+    person: int
+    client_msg_id: str
+    id: str
+    seq: int
+    first_try_at: float
+    acked_at: float
+    attempts: int
+
+
+@dataclass
+class Tally:
+    acks: list[Ack] = field(default_factory=list)
+    failures: list[tuple[float, str]] = field(default_factory=list)
+    given_up: int = 0
+
+
+class Receiver:
+    """One person's live connection, kept open: after it ends, connect again and fetch the history after the last
+    seq seen. ``seen`` holds every message id of the conversation it got (live or fetched) with its seq."""
+
+    def __init__(self, person: Person, client: load.Client) -> None:
+        self.person = person
+        self.client = client
+        self.seen: dict[str, int] = {}
+        self.live: dict[str, float] = {}  # message id -> when it arrived live
+        self.fetched = 0
+        self.connected = asyncio.Event()
+        # (ready at, ended at): the spans in which it was registered for delivery; an open span ends at +inf.
+        self.spans: list[list[float]] = []
+        self.reconnects = 0
+        # The last seq seen when a connection ended: the history after it is fetched on the next connection, and
+        # again at the end (it may not all have been persisted by then).
+        self.resume_points: list[int] = []
+
+    @property
+    def last_seq(self) -> int:
+        return max(self.seen.values(), default=0)
+
+    def arrived(self, message_id: str, conversation: str, seq: int) -> None:
+        if conversation == self.person.conversation and message_id not in self.seen:
+            self.seen[message_id] = seq
+            self.live[message_id] = time.monotonic()
+
+    async def keep(self, stop: asyncio.Event) -> None:
+        """Connect, read until the connection ends, connect again: until ``stop``."""
+        first = True
+        while not stop.is_set():
+            # Any end of a connection is what a client survives by connecting again.
+            with contextlib.suppress(Exception):
+                await self.session(stop, first)
+            if self.spans and self.spans[-1][1] == float("inf"):
+                self.spans[-1][1] = time.monotonic()
+            self.connected.clear()
+            if not stop.is_set():
+                first = False
+                self.reconnects += 1
+                self.resume_points.append(self.last_seq)
+                await asyncio.sleep(0.3)
+
+    async def session(self, stop: asyncio.Event, first: bool) -> None:
+        raise NotImplementedError
+
+    async def ready(self, first: bool) -> None:
+        self.spans.append([time.monotonic(), float("inf")])
+        self.connected.set()
+        if not first:
+            await self.catch_up(self.resume_points[-1])
+
+    async def catch_up(self, after: int) -> None:
+        """Fetch the history after ``after``, page by page, as a client does after a gap."""
+        while True:
+            raw = (
+                f"GET /v1/conversations/{self.person.conversation}/messages?after_seq={after}&limit={PAGE} "
+                f"HTTP/1.1\r\nHost: {self.client.host_header}\r\n{self.person.auth}\r\n"
+            ).encode()
+            answer = await self.client.request(raw)
+            if answer.status != 200:
+                raise RuntimeError(f"history answered {answer.status}")
+            page = orjson.loads(answer.body)
+            for message in page["messages"]:
+                if message["id"] not in self.seen:
+                    self.seen[message["id"]] = message["seq"]
+                    self.fetched += 1
+                after = max(after, message["seq"])
+            if not page["has_more"]:
+                return
+
+    async def send(self, conversation: str, client_msg_id: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class WebSocketReceiver(Receiver):
+    def __init__(self, person: Person, client: load.Client, ws_url: str) -> None:
+        super().__init__(person, client)
+        self.ws_url = ws_url
+        self.socket: ClientConnection | None = None
+        self.waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.refs = 0
+
+    async def session(self, stop: asyncio.Event, first: bool) -> None:
+        async with connect(f"{self.ws_url}?token={self.person.token}", max_size=None, open_timeout=5) as socket:
+            self.socket = socket
+            try:
+                ending = asyncio.ensure_future(stop.wait())
+                reading = asyncio.ensure_future(self.read(socket, first))
+                done, _ = await asyncio.wait({ending, reading}, return_when=asyncio.FIRST_COMPLETED)
+                for task in (ending, reading):
+                    task.cancel()
+                await asyncio.gather(ending, reading, return_exceptions=True)
+                if reading in done:
+                    reading.result()
+            finally:
+                self.socket = None
+                for waiter in self.waiting.values():
+                    if not waiter.done():
+                        waiter.set_exception(ConnectionError("the connection ended"))
+                self.waiting.clear()
+
+    async def read(self, socket: ClientConnection, first: bool) -> None:
+        async for raw in socket:
+            frame = orjson.loads(raw)
+            kind = frame.get("type")
+            if kind == "message.new":
+                message = frame["message"]
+                self.arrived(message["id"], message["conversation_id"], message["seq"])
+            elif kind == "ready":
+                await self.ready(first)
+            elif kind in ("sent", "error"):
+                waiter = self.waiting.pop(frame.get("ref"), None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(frame)
+
+    async def send(self, conversation: str, client_msg_id: str) -> dict[str, Any]:
+        """A ``send`` frame; answers the acknowledged message, or raises."""
+        await asyncio.wait_for(self.connected.wait(), 5)
+        socket = self.socket
+        if socket is None:
+            raise ConnectionError("not connected")
+        self.refs += 1
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.waiting[self.refs] = waiter
+        frame = {"type": "send", "conversation_id": conversation, "client_msg_id": client_msg_id, "text": "chaos"}
+        await socket.send(orjson.dumps({**frame, "ref": self.refs}).decode())
+        answer = await asyncio.wait_for(waiter, 10)
+        if answer["type"] != "sent":
+            raise RuntimeError(f"error frame {answer['error'].get('reason')}")
+        message: dict[str, Any] = answer["message"]
+        return message
+
+
+class GrpcReceiver(Receiver):
+    def __init__(self, person: Person, client: load.Client, target: str) -> None:
+        super().__init__(person, client)
+        self.target = target
+
+    async def session(self, stop: asyncio.Event, first: bool) -> None:
+        async with grpc.aio.insecure_channel(self.target) as channel:
+            call = gateway_pb2_grpc.GatewayStub(channel).Connect(
+                metadata=(("authorization", f"Bearer {self.person.token}"),)
+            )
+            try:
+                async with asyncio.timeout(5):
+                    await call.initial_metadata()
+                ending = asyncio.ensure_future(stop.wait())
+                reading = asyncio.ensure_future(self.read(call, first))
+                done, _ = await asyncio.wait({ending, reading}, return_when=asyncio.FIRST_COMPLETED)
+                for task in (ending, reading):
+                    task.cancel()
+                await asyncio.gather(ending, reading, return_exceptions=True)
+                if reading in done:
+                    reading.result()
+            finally:
+                call.cancel()
+
+    async def read(self, call: Any, first: bool) -> None:
+        # The stream is registered for delivery once its initial metadata came (x-session-id).
+        await self.ready(first)
+        async for response in call:
+            if response.WhichOneof("frame") == "event" and response.event.WhichOneof("kind") == "message_new":
+                message = response.event.message_new.message
+                self.arrived(str(message.id), str(message.conversation_id), message.seq)
+
+
+# ---------------------------------------------------------------- the load
+
+
+class Load:
+    """The senders and readers: each person sends in its conversation at ``rate`` per second, one message at a
+    time, and marks what it has read every ``MARK_EVERY_S``."""
+
+    def __init__(self, client: load.Client, receivers: dict[int, Receiver], per_person_rate: float) -> None:
+        self.client = client
+        self.receivers = receivers
+        self.interval = 1 / per_person_rate
+        self.tally = Tally()
+        self.tag = uuid.uuid4().hex[:8]
+
+    async def sender(self, person: Person, stop: asyncio.Event) -> None:
+        due, n = time.monotonic(), 0
+        while not stop.is_set():
+            now = time.monotonic()
+            if due > now:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), due - now)
+                continue
+            await self.send_until_acked(person, f"{self.tag}-{person.index}-{n}")
+            n += 1
+            due = max(due + self.interval, time.monotonic() - BACKLOG_S)
+
+    async def send_until_acked(self, person: Person, client_msg_id: str) -> None:
+        first_try, attempts, backoff = time.monotonic(), 0, 0.05
+        while True:
+            attempts += 1
+            try:
+                message = await self.send_once(person, client_msg_id)
+            except Exception as exc:  # every failure is retried, as a client does, and counted
+                self.tally.failures.append((time.monotonic(), _reason(exc)))
+                if time.monotonic() - first_try > RETRY_FOR_S:
+                    self.tally.given_up += 1
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(1.0, backoff * 2)
+                continue
+            ack = Ack(person.index, client_msg_id, message["id"], message["seq"], first_try, time.monotonic(), attempts)
+            self.tally.acks.append(ack)
+            return
+
+    async def send_once(self, person: Person, client_msg_id: str) -> dict[str, Any]:
+        if person.sends_over_ws:
+            return await self.receivers[person.index].send(person.conversation, client_msg_id)
+        body = b'{"client_msg_id":"%s","text":"chaos"}' % client_msg_id.encode()
+        raw = self.client.post(f"/v1/conversations/{person.conversation}/messages", body, person.auth)
+        answer = await asyncio.wait_for(self.client.request(raw), 10)
+        if answer.status not in (200, 201):
+            raise RuntimeError(f"HTTP {answer.status}")
+        message: dict[str, Any] = orjson.loads(answer.body)["message"]
+        return message
+
+    async def reader(self, person: Person, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), MARK_EVERY_S)
+            seq = self.receivers[person.index].last_seq
+            if seq > person.marked:
+                with contextlib.suppress(Exception):
+                    await mark(self.client, person, seq)
+
+
+async def mark(client: load.Client, person: Person, seq: int) -> None:
+    """Mark ``seq`` read (``POST …/read``), keeping what was asked and what was acknowledged."""
+    person.asked = max(person.asked, seq)
+    raw = client.post(f"/v1/conversations/{person.conversation}/read", b'{"seq":%d}' % seq, person.auth)
+    answer = await asyncio.wait_for(client.request(raw), 10)
+    if answer.status != 204:
+        raise RuntimeError(f"HTTP {answer.status}")
+    person.marked = max(person.marked, seq)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    return text if text.startswith(("HTTP ", "error frame")) else type(exc).__name__
+
+
+# ---------------------------------------------------------------- the faults
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    what: str
+    act: Callable[[Chaos], Awaitable[None]]
+
+
+@dataclass
+class Happened:
+    fault: Fault
+    began: float
+    ended: float
+
+
+class Chaos:
+    """What the faults act on: the started system, the middleware's ``scripts/stack`` and the config."""
+
+    def __init__(
+        self, running: system.System, stack: Path, settings: conf.Settings, timing: Timing, database: DelayProxy
+    ) -> None:
+        self.running = running
+        self.stack = stack
+        self.settings = settings
+        self.timing = timing
+        self.database = database
+
+    async def middleware(self, *args: str) -> None:
+        process = await asyncio.create_subprocess_exec(
+            str(self.stack), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), 300)
+        if process.returncode != 0:
+            raise RuntimeError(f"{self.stack} {' '.join(args)} failed:\n{output.decode(errors='replace')[-2000:]}")
+
+    async def crash(self, name: str) -> None:
+        await self.running.kill(name)
+        await asyncio.sleep(self.timing.down_s)
+        await self.running.launch(name)
+
+
+async def _restart_middleware(chaos: Chaos, service: str) -> None:
+    await chaos.middleware("kill", service)
+    await chaos.middleware("start", service)
+
+
+async def _flush_redis(chaos: Chaos) -> None:
+    client = redis.Redis.from_url(chaos.settings.cache.url)
+    try:
+        await client.flushall()
+    finally:
+        await client.aclose()
+
+
+async def _delay_database(chaos: Chaos) -> None:
+    chaos.database.delay_s = DATABASE_DELAY_S
+    try:
+        await asyncio.sleep(chaos.timing.pause_s)
+    finally:
+        chaos.database.delay_s = 0.0
+
+
+async def _pause_chat(chaos: Chaos) -> None:
+    chaos.running.signal("chat", signal.SIGSTOP)
+    try:
+        await asyncio.sleep(chaos.timing.pause_s)
+    finally:
+        chaos.running.signal("chat", signal.SIGCONT)
+
+
+def _crash(name: str) -> Callable[[Chaos], Awaitable[None]]:
+    async def act(chaos: Chaos) -> None:
+        await chaos.crash(name)
+
+    return act
+
+
+def _middleware(service: str) -> Callable[[Chaos], Awaitable[None]]:
+    async def act(chaos: Chaos) -> None:
+        await _restart_middleware(chaos, service)
+
+    return act
+
+
+FAULTS = (
+    Fault("chat paused", "SIGSTOP of chat, SIGCONT after the pause", _pause_chat),
+    Fault("MariaDB delayed", "200 ms more each way to and from MariaDB, for the pause", _delay_database),
+    Fault("persist job killed", "SIGKILL of `job persist`, then a start", _crash("job persist")),
+    Fault("push job killed", "SIGKILL of `job push`, then a start", _crash("job push")),
+    Fault("chat killed", "SIGKILL of chat, then a start", _crash("chat")),
+    Fault("bff killed", "SIGKILL of the bff (every connection drops), then a start", _crash("bff")),
+    Fault("Redis flushed", "FLUSHALL: every cache entry, route and limit gone at once", _flush_redis),
+    Fault("Redis killed", "SIGKILL of redis-server, then a start", _middleware("redis")),
+    Fault("MariaDB killed", "SIGKILL of mariadbd, then a start", _middleware("mariadb")),
+    Fault("Kafka killed", "SIGKILL of the Kafka broker, then a start", _middleware("kafka")),
+)  # fmt: skip
+
+NETWORK_DELAY = (
+    "The network delay is not tc netem: this machine's kernel has no netem queueing discipline (`tc qdisc add dev lo"
+    ' root netem delay 50ms`, in a network namespace of its own, answers "Specified qdisc kind is unknown") and no'
+    " module to load. Every process reaches MariaDB through a relay of the tool instead, which holds each chunk for"
+    " the delay during the fault."
+)
+
+
+class DelayProxy:
+    """A TCP relay in front of one dependency that holds every chunk for ``delay_s`` each way while it is set: the
+    latency ``tc netem`` would add, which this machine's kernel lacks. Written here because it is a few lines on
+    asyncio streams, and the tools made for it (toxiproxy) are servers of their own, not Python libraries."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.delay_s = 0.0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            writer.close()
+            self._tasks.discard(task)
+            return
+        try:
+            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            for end in (writer, up_writer):
+                end.close()
+            self._tasks.discard(task)
+
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        """Copy ``source`` to ``sink``; each chunk leaves ``delay_s`` after it came (latency, not a slower link)."""
+        due: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def read() -> None:
+            while chunk := await source.read(65536):
+                due.put_nowait((time.monotonic() + self.delay_s, chunk))
+            due.put_nowait((0.0, b""))
+
+        reading = asyncio.ensure_future(read())
+        try:
+            while True:
+                at, chunk = await due.get()
+                if not chunk:
+                    break
+                if (wait := at - time.monotonic()) > 0:
+                    await asyncio.sleep(wait)
+                sink.write(chunk)
+                await sink.drain()
+            sink.close()
+        finally:
+            reading.cancel()
+
+
+# ---------------------------------------------------------------- the run
+
+
+@dataclass
+class Options:
+    profile: Profile
+    rate: float
+    people: int
+    config: Path
+    stack: Path
+    faults: list[str]
+
+
+@dataclass
+class Outcome:
+    tally: Tally
+    people: list[Person]
+    receivers: dict[int, Receiver]
+    happened: list[Happened]
+    began: float  # when the load began (monotonic): the faults' times count from it
+    load_s: float
+    client_cpu_s: float
+    described: str
+    checks: dict[str, Any]
+
+
+async def run(options: Options) -> Outcome:
+    timing = TIMINGS[options.profile]
+    settings = conf.load(options.config)
+    faults = [f for f in FAULTS if not options.faults or f.name in options.faults]
+    modules = list(system.MESSAGE_PATH)
+    database = make_url(settings.database.url)
+    proxy = DelayProxy(database.host or "127.0.0.1", database.port or 3306)
+    await proxy.start()
+    env = {
+        "TIDINGS_AUTH__ACCESS_TTL_S": "7200",  # no token expires during the run: that is another test
+        "TIDINGS_DATABASE__URL": database.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+    }
+    async with contextlib.AsyncExitStack() as closing:
+        closing.push_async_callback(proxy.close)
+        running = await closing.enter_async_context(system.start(options.config, modules, jobs=JOBS, env=env))
+        chaos = Chaos(running, options.stack, settings, timing, proxy)
+        async with httpx.AsyncClient(base_url=running.url, timeout=60) as http:
+            people = await _sign_up(http, options.people)
+        client = load.Client(running.url, max_connections=64)
+        ws_url = running.url.replace("http://", "ws://") + "/v1/ws"
+        receivers: dict[int, Receiver] = {
+            p.index: WebSocketReceiver(p, client, ws_url) if p.index % 2 == 0 else GrpcReceiver(p, client, running.grpc)
+            for p in people
+        }
+        for person in people:
+            person.sends_over_ws = person.index % 4 == 0  # half of the WebSocket people send on it, the rest REST
+        load_ = Load(client, receivers, options.rate / len(people))
+        stop_receiving, stop_sending = asyncio.Event(), asyncio.Event()
+        happened: list[Happened] = []
+        async with asyncio.TaskGroup() as connections:
+            for receiver in receivers.values():
+                connections.create_task(receiver.keep(stop_receiving))
+            await asyncio.wait_for(asyncio.gather(*(r.connected.wait() for r in receivers.values())), 60)
+            cpu_before, began = system.cpu_seconds(os.getpid()), time.monotonic()
+            async with asyncio.TaskGroup() as group:
+                for person in people:
+                    group.create_task(load_.sender(person, stop_sending))
+                    group.create_task(load_.reader(person, stop_sending))
+                await asyncio.sleep(timing.settle_s)
+                for fault in faults:
+                    start = time.monotonic()
+                    await fault.act(chaos)
+                    happened.append(Happened(fault, start - began, time.monotonic() - began))
+                    await asyncio.sleep(timing.settle_s)
+                stop_sending.set()
+            load_s = time.monotonic() - began
+            client_cpu = system.cpu_seconds(os.getpid()) - cpu_before
+            checks = await verify(client, people, receivers, load_.tally, load_s + began)
+            stop_receiving.set()
+        client.close()
+        return Outcome(
+            load_.tally,
+            people,
+            receivers,
+            happened,
+            began,
+            load_s,
+            client_cpu,
+            system.describe(options.config, [*running.plan]),
+            checks,
+        )
+
+
+async def _sign_up(http: httpx.AsyncClient, count: int) -> list[Person]:
+    """``count`` people (a multiple of the group size), half in direct pairs and half in groups of four."""
+    tag = uuid.uuid4().hex[:6]
+    people = []
+    for n in range(count):
+        answer = await http.post("/v1/auth/register", json={"username": f"c{tag}_{n}", "password": "chaos password"})
+        answer.raise_for_status()
+        people.append(Person(n, str(answer.json()["user"]["id"]), answer.json()["access_token"]))
+    half = count // 2 // GROUP_SIZE * GROUP_SIZE
+    for a, b in zip(people[:half:2], people[1:half:2], strict=True):
+        opened = await http.post(
+            "/v1/conversations",
+            json={"kind": "direct", "peer_id": b.id},
+            headers={"Authorization": f"Bearer {a.token}"},
+        )
+        opened.raise_for_status()
+        a.conversation = b.conversation = str(opened.json()["id"])
+    for first in range(half, count - GROUP_SIZE + 1, GROUP_SIZE):
+        owner, *others = people[first : first + GROUP_SIZE]
+        opened = await http.post(
+            "/v1/conversations",
+            json={"kind": "group", "title": "chaos", "member_ids": [o.id for o in others]},
+            headers={"Authorization": f"Bearer {owner.token}"},
+        )
+        opened.raise_for_status()
+        for member in (owner, *others):
+            member.conversation = str(opened.json()["id"])
+    return [p for p in people if p.conversation]
+
+
+# ---------------------------------------------------------------- the checks
+
+
+async def verify(
+    client: load.Client, people: list[Person], receivers: dict[int, Receiver], tally: Tally, load_end: float
+) -> dict[str, Any]:
+    """Every check of the module docstring; answers the counts (and how long settling took)."""
+    index = {p.index: p for p in people}
+    members: dict[str, list[Person]] = {}
+    for person in people:
+        members.setdefault(person.conversation, []).append(person)
+    acked: dict[str, list[Ack]] = {c: [] for c in members}
+    for ack in tally.acks:
+        acked[index[ack.person].conversation].append(ack)
+    histories = await persisted(client, members, acked)
+    found: dict[str, Any] = {"persisted_after_s": time.monotonic() - load_end}
+    found |= stored_once(histories, acked, index)
+    found["out_of_order"] = out_of_order(tally.acks)
+    # Each receiver fetches the history again from every point where a connection of it ended: a catch-up may have
+    # run before all it missed was persisted.
+    connected = [asyncio.wait_for(r.connected.wait(), SETTLE_TIMEOUT_S) for r in receivers.values()]
+    await asyncio.gather(*connected, return_exceptions=True)
+    for receiver in receivers.values():
+        for point in sorted(set(receiver.resume_points)):
+            await receiver.catch_up(point)
+    found["caught_up_after_s"] = time.monotonic() - load_end
+    found |= delivered(receivers, acked)
+    found |= await unread(client, people)
+    return found
+
+
+async def persisted(
+    client: load.Client, members: dict[str, list[Person]], acked: dict[str, list[Ack]]
+) -> dict[str, list[dict[str, Any]]]:
+    """Each conversation's whole history, once it holds the highest acknowledged seq (or the settling ran out)."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    histories = {}
+    for conversation, people in members.items():
+        highest = max((a.seq for a in acked[conversation]), default=0)
+        while True:
+            histories[conversation] = await _history(client, people[0], conversation)
+            newest = max((m["seq"] for m in histories[conversation]), default=0)
+            if newest >= highest or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+    return histories
+
+
+def stored_once(
+    histories: dict[str, list[dict[str, Any]]], acked: dict[str, list[Ack]], index: dict[int, Person]
+) -> dict[str, int]:
+    """Every acknowledged message stored once, with the id and seq it was acknowledged with."""
+    lost = duplicated = changed = unacknowledged = 0
+    for conversation, history in histories.items():
+        stored: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for message in history:
+            stored.setdefault((message["sender_id"], message["client_msg_id"]), []).append(message)
+        duplicated += sum(len(copies) - 1 for copies in stored.values())
+        keys = {(index[ack.person].id, ack.client_msg_id): ack for ack in acked[conversation]}
+        for key, ack in keys.items():
+            copies = stored.get(key, [])
+            lost += not copies
+            changed += bool(copies) and (copies[0]["id"], copies[0]["seq"]) != (ack.id, ack.seq)
+        unacknowledged += sum(1 for key in stored if key not in keys)
+    return {"lost": lost, "duplicated": duplicated, "changed": changed, "unacknowledged_stored": unacknowledged}
+
+
+def out_of_order(acks: list[Ack]) -> int:
+    """Acknowledgements whose seq is not above the same sender's previous one (each sends in one conversation)."""
+    wrong, last = 0, dict[int, int]()
+    for ack in sorted(acks, key=lambda a: a.acked_at):
+        wrong += ack.seq <= last.get(ack.person, 0)
+        last[ack.person] = ack.seq
+    return wrong
+
+
+def delivered(receivers: dict[int, Receiver], acked: dict[str, list[Ack]]) -> dict[str, int]:
+    """What each receiver got of its conversation: live, missed while connected, missing after catching up."""
+    missing = missed_live = live = due = fetched = 0
+    for receiver in receivers.values():
+        fetched += receiver.fetched
+        for ack in acked[receiver.person.conversation]:
+            due += 1
+            missing += ack.id not in receiver.seen
+            if ack.id in receiver.live:
+                live += 1
+            elif any(s <= ack.acked_at and ack.acked_at + DELIVERY_GRACE_S <= e for s, e in receiver.spans):
+                missed_live += 1
+    return {"missing": missing, "missed_live": missed_live, "live": live, "deliveries": due, "fetched": fetched}
+
+
+async def unread(client: load.Client, people: list[Person]) -> dict[str, int]:
+    """Each member's counts as its marks left them, then after marking the newest seq."""
+    wrong_unread = wrong_mark = 0
+    for person in people:
+        view = await _conversation(client, person)
+        wrong_unread += view["unread_count"] != view["max_seq"] - view["read_seq"]
+        # A mark above max_seq is clamped (the newest seq seen live may not be persisted yet): only above is wrong.
+        wrong_mark += view["read_seq"] > max(person.asked, person.marked)
+        await mark(client, person, view["max_seq"])
+        after = await _conversation(client, person)
+        wrong_unread += after["unread_count"] != 0 or after["read_seq"] != view["max_seq"]
+    return {"wrong_unread": wrong_unread, "wrong_mark": wrong_mark, "members": len(people)}
+
+
+async def _history(client: load.Client, member: Person, conversation: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        raw = (
+            f"GET /v1/conversations/{conversation}/messages?after_seq={after}&limit={PAGE} HTTP/1.1\r\n"
+            f"Host: {client.host_header}\r\n{member.auth}\r\n"
+        ).encode()
+        answer = await client.request(raw)
+        if answer.status != 200:
+            raise RuntimeError(f"history answered {answer.status}: {answer.body[:200]!r}")
+        page = orjson.loads(answer.body)
+        found += page["messages"]
+        if not page["has_more"] or not page["messages"]:
+            return found
+        after = page["messages"][-1]["seq"]
+
+
+async def _conversation(client: load.Client, member: Person) -> dict[str, Any]:
+    raw = (
+        f"GET /v1/conversations/{member.conversation} HTTP/1.1\r\nHost: {client.host_header}\r\n{member.auth}\r\n"
+    ).encode()
+    answer = await client.request(raw)
+    if answer.status != 200:
+        raise RuntimeError(f"conversation answered {answer.status}")
+    view: dict[str, Any] = orjson.loads(answer.body)
+    return view
+
+
+# ---------------------------------------------------------------- the report
+
+
+def passed(checks: dict[str, Any], tally: Tally) -> bool:
+    broken = ("lost", "duplicated", "changed", "out_of_order", "missing", "missed_live", "wrong_unread", "wrong_mark")
+    return all(checks[name] == 0 for name in broken) and tally.given_up == 0
+
+
+def windows(outcome: Outcome) -> list[str]:
+    """One row per fault: what happened and what the senders saw from its start until the next one."""
+    rows = []
+    acks, failures, start0 = outcome.tally.acks, outcome.tally.failures, outcome.began
+    for n, h in enumerate(outcome.happened):
+        until = outcome.happened[n + 1].began if n + 1 < len(outcome.happened) else outcome.load_s
+        inside = [a for a in acks if h.began <= a.first_try_at - start0 < until]
+        failed = sum(1 for at, _ in failures if h.began <= at - start0 < until)
+        slowest = max((a.acked_at - a.first_try_at for a in inside), default=0.0)
+        after_end = [a for a in acks if a.first_try_at - start0 >= h.ended]
+        first_by_person: dict[int, float] = {}
+        for a in after_end:
+            first_by_person[a.person] = min(first_by_person.get(a.person, float("inf")), a.acked_at - start0)
+        recovered = max(first_by_person.values(), default=float("nan")) - h.ended
+        rows.append(
+            f"| {h.fault.name} | {h.fault.what} | {h.began:.1f} | {h.ended - h.began:.1f} | {len(inside)} | {failed} "
+            f"| {slowest:.2f} | {recovered:.2f} |"
+        )
+    return rows
+
+
+def report(outcome: Outcome, options: Options, load_before: float, plot: Path) -> str:
+    checks, tally = outcome.checks, outcome.tally
+    verdict = "nothing lost, duplicated or reordered" if passed(checks, tally) else "A CHECK FAILED"
+    acked = len(tally.acks)
+    reasons = Counter(reason for _, reason in tally.failures)
+    over_ws = sum(1 for p in outcome.people if p.sends_over_ws)
+    grpc_people = sum(1 for r in outcome.receivers.values() if isinstance(r, GrpcReceiver))
+    reconnects = sum(r.reconnects for r in outcome.receivers.values())
+    latencies = sorted(a.acked_at - a.first_try_at for a in tally.acks)
+    timing = TIMINGS[options.profile]
+    section = [
+        f"## Chaos at {record.commit()} ({options.profile.value} profile): {verdict}",
+        "",
+        f"{record.machine()}; {outcome.described}; the job module as two processes (`job persist`: persist, index,"
+        f" invalidate; `job push`: push); load average before: {load_before:.2f}.",
+        "",
+        f"Load: {len(outcome.people)} people in direct pairs and groups of {GROUP_SIZE}, each sending in its"
+        f" conversation one message at a time ({len(outcome.people) - over_ws} over REST, {over_ws} as WebSocket"
+        f" `send` frames), {options.rate:g} msgs/s in all; {len(outcome.people) - grpc_people} receive on a"
+        f" WebSocket, {grpc_people} on the gRPC stream; every person marks what it read every {MARK_EVERY_S:g} s."
+        f" A failed send is retried with the same `client_msg_id`. {timing.settle_s:g} s of steady load before,"
+        f" between and after the faults.",
+        "",
+        f"- acknowledged: **{acked} messages in {outcome.load_s:.0f} s, {acked / outcome.load_s:.0f} msgs/s**"
+        f" (p50 {statistics.median(latencies) * 1000 if latencies else 0:.0f} ms, max"
+        f" {latencies[-1] if latencies else 0:.1f} s from the first try to the acknowledgement)",
+        f"- failed attempts, each retried: {len(tally.failures)}"
+        + (f" ({', '.join(f'{n} {r}' for r, n in reasons.most_common(6))})" if reasons else "")
+        + f"; sends given up after {RETRY_FOR_S:g} s: {tally.given_up}",
+        f"- load client CPU ({BENCH_CLIENT}): {outcome.client_cpu_s:.1f} s,"
+        f" {outcome.client_cpu_s / max(1, acked) * 1e6:.0f} µs per acknowledged message",
+        "",
+        "| fault | what | at (s) | took (s) | sends begun until the next | failed attempts | slowest ack (s) |"
+        " every sender acked again after (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+        *windows(outcome),
+        "",
+        f"![acknowledgements per second over the run]({plot.relative_to(plot.parent.parent)})",
+        "",
+        "| check | result |",
+        "|---|---|",
+        f"| acknowledged messages lost | {checks['lost']} |",
+        f"| stored twice | {checks['duplicated']} |",
+        f"| stored with another id or seq than acknowledged | {checks['changed']} |",
+        f"| out of order (a sender's seq not above its previous ack's) | {checks['out_of_order']} |",
+        f"| stored but never acknowledged (a send given up) | {checks['unacknowledged_stored']} |",
+        f"| all persisted after the load ended (s) | {checks['persisted_after_s']:.2f} |",
+        f"| deliveries due (acknowledged messages x members) | {checks['deliveries']} |",
+        f"| arrived live | {checks['live']} |",
+        f"| missed while connected (acknowledged while the connection was up, at least {DELIVERY_GRACE_S:g} s before"
+        f" it ended) | {checks['missed_live']} |",
+        f"| fetched from history after a reconnect | {checks['fetched']} (over {reconnects} reconnects) |",
+        f"| missing after catching up | {checks['missing']} |",
+        f"| every receiver caught up after the load ended (s) | {checks['caught_up_after_s']:.2f} |",
+        f"| members whose unread_count is not max_seq - read_seq, or not 0 after marking the newest |"
+        f" {checks['wrong_unread']} of {checks['members']} |",
+        f"| members whose read_seq is above every mark they set | {checks['wrong_mark']} of {checks['members']} |",
+        "",
+        NETWORK_DELAY,
+        "",
+    ]
+    return "\n".join(section)
+
+
+def plot_svg(outcome: Outcome) -> str:
+    start0 = outcome.began
+    seconds = int(outcome.load_s) + 1
+    acks, failed = [0.0] * seconds, [0.0] * seconds
+    for a in outcome.tally.acks:
+        acks[min(seconds - 1, max(0, int(a.acked_at - start0)))] += 1
+    for at, _ in outcome.tally.failures:
+        failed[min(seconds - 1, max(0, int(at - start0)))] += 1
+    return lines(
+        "Acknowledged sends and failed attempts per second (faults in the table)",
+        list(range(seconds)),
+        {"acknowledged": acks, "failed attempts": failed},
+    )
+
+
+def command(
+    profile: Annotated[
+        Profile, typer.Option(help="full: minutes, time to recover between faults; short: a minute.")
+    ] = (Profile.full),
+    rate: Annotated[
+        float, typer.Option(help="Messages per second in all (spread evenly over the people).", min=1)
+    ] = 500,
+    people: Annotated[int, typer.Option(help="People (half in direct pairs, half in groups of four).", min=8)] = 96,
+    fault: Annotated[list[str] | None, typer.Option(help="Only these faults (by name; repeatable).")] = None,
+    config: ConfigOption = Path("configs/stack.yaml"),
+    stack: Annotated[Path, typer.Option(help="The script that kills and starts the middleware.")] = Path(
+        "scripts/stack"
+    ),
+    output: Annotated[Path, typer.Option(help="Markdown file the results are appended to.")] = Path(
+        "docs/RELIABILITY.md"
+    ),
+) -> None:
+    """Faults under load (kills, restarts, a pause, a flush); fails on any loss, duplicate, reordering or miss."""
+    names = {f.name for f in FAULTS}
+    if unknown := [f for f in fault or [] if f not in names]:
+        raise typer.BadParameter(
+            f"unknown fault {unknown[0]!r}; one of: {', '.join(sorted(names))}", param_hint="--fault"
+        )
+    if conf.load(config).bus.kind != "kafka":
+        raise typer.BadParameter(
+            "chaos needs the middleware: a config on Kafka (configs/stack.yaml)", param_hint="--config"
+        )
+    options = Options(profile, rate, people, config, stack, list(fault or []))
+    load_before = os.getloadavg()[0]  # other work on the machine shares its cores with the system under faults
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        outcome = runner.run(run(options))
+    plot = output.parent / "img" / f"chaos-{record.commit().split()[0]}-{profile.value}.svg"
+    plot.parent.mkdir(parents=True, exist_ok=True)
+    plot.write_text(plot_svg(outcome))
+    section = report(outcome, options, load_before, plot)
+    record.append(output, section, RELIABILITY_HEADER)
+    typer.echo(section)
+    if not passed(outcome.checks, outcome.tally):
+        raise typer.Exit(1)
