@@ -50,4 +50,4 @@ def test_a_message_acknowledged_well_inside_a_connection_must_have_arrived_live(
     # 1002 came by history, acknowledged 2 s before the connection ended: it may have been lost with it. 1003 was
     # acknowledged while disconnected. 1004 was acknowledged on a healthy connection and never came: missed, and
     # missing after catching up.
-    assert found == {"missing": 1, "missed_live": 1, "live": 1, "deliveries": 4, "fetched": 0}
+    assert found == {"missing": 1, "missed_live": 1, "missed_live_at": [40], "live": 1, "deliveries": 4, "fetched": 0}

@@ -494,46 +494,45 @@ class DelayProxy:
         self.delay_s = 0.0
         self.port = 0
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
+        """Stop listening and close every relayed connection (both ends): their pumps end on their own."""
         if self._server is not None:
             self._server.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self._writers:
+            writer.close()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         except OSError:
             writer.close()
-            self._tasks.discard(task)
             return
+        self._writers |= {writer, up_writer}
         try:
             await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
-        except (OSError, asyncio.IncompleteReadError):
+        except OSError:
             pass
         finally:
             for end in (writer, up_writer):
                 end.close()
-            self._tasks.discard(task)
+            self._writers -= {writer, up_writer}
 
     async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         """Copy ``source`` to ``sink``; each chunk leaves ``delay_s`` after it came (latency, not a slower link)."""
         due: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
         async def read() -> None:
-            while chunk := await source.read(65536):
-                due.put_nowait((time.monotonic() + self.delay_s, chunk))
-            due.put_nowait((0.0, b""))
+            try:
+                while chunk := await source.read(65536):
+                    due.put_nowait((time.monotonic() + self.delay_s, chunk))
+            finally:
+                due.put_nowait((0.0, b""))  # the end, however it came
 
         reading = asyncio.ensure_future(read())
         try:
@@ -619,6 +618,7 @@ async def run(options: Options) -> Outcome:
                     start = time.monotonic()
                     await fault.act(chaos)
                     happened.append(Happened(fault, start - began, time.monotonic() - began))
+                    await recovered(load_.tally, people, after=time.monotonic())
                     await asyncio.sleep(timing.settle_s)
                 stop_sending.set()
             load_s = time.monotonic() - began
@@ -637,6 +637,17 @@ async def run(options: Options) -> Outcome:
             system.describe(options.config, [*running.plan]),
             checks,
         )
+
+
+async def recovered(tally: Tally, people: list[Person], after: float) -> None:
+    """Until every person had a send acknowledged that began ``after`` (bounded): the next fault finds the system
+    whole again, and each fault's row tells its own recovery."""
+    deadline = after + SETTLE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        again = {a.person for a in reversed(tally.acks) if a.first_try_at >= after}
+        if len(again) >= len(people):
+            return
+        await asyncio.sleep(0.2)
 
 
 async def _sign_up(http: httpx.AsyncClient, count: int) -> list[Person]:
@@ -745,9 +756,11 @@ def out_of_order(acks: list[Ack]) -> int:
     return wrong
 
 
-def delivered(receivers: dict[int, Receiver], acked: dict[str, list[Ack]]) -> dict[str, int]:
-    """What each receiver got of its conversation: live, missed while connected, missing after catching up."""
-    missing = missed_live = live = due = fetched = 0
+def delivered(receivers: dict[int, Receiver], acked: dict[str, list[Ack]]) -> dict[str, Any]:
+    """What each receiver got of its conversation: live, missed while connected (with when each was acknowledged,
+    to tell which fault it follows), missing after catching up."""
+    missing = live = due = fetched = 0
+    missed_live: list[float] = []
     for receiver in receivers.values():
         fetched += receiver.fetched
         for ack in acked[receiver.person.conversation]:
@@ -756,8 +769,15 @@ def delivered(receivers: dict[int, Receiver], acked: dict[str, list[Ack]]) -> di
             if ack.id in receiver.live:
                 live += 1
             elif any(s <= ack.acked_at and ack.acked_at + DELIVERY_GRACE_S <= e for s, e in receiver.spans):
-                missed_live += 1
-    return {"missing": missing, "missed_live": missed_live, "live": live, "deliveries": due, "fetched": fetched}
+                missed_live.append(ack.acked_at)
+    return {
+        "missing": missing,
+        "missed_live": len(missed_live),
+        "missed_live_at": missed_live,
+        "live": live,
+        "deliveries": due,
+        "fetched": fetched,
+    }
 
 
 async def unread(client: load.Client, people: list[Person]) -> dict[str, int]:
@@ -812,9 +832,18 @@ def passed(checks: dict[str, Any], tally: Tally) -> bool:
 
 
 def windows(outcome: Outcome) -> list[str]:
-    """One row per fault: what happened and what the senders saw from its start until the next one."""
+    """One row per fault: what happened and what the senders and receivers saw from its start until the next one."""
     rows = []
     acks, failures, start0 = outcome.tally.acks, outcome.tally.failures, outcome.began
+    missed = [at - start0 for at in outcome.checks["missed_live_at"]]
+    first = outcome.happened[0].began if outcome.happened else outcome.load_s
+    steady = [a for a in acks if a.first_try_at - start0 < first]
+    rows.append(
+        f"| none (steady load before the first fault) | | 0.0 | | {len(steady)} "
+        f"| {sum(1 for at, _ in failures if at - start0 < first)} "
+        f"| {max((a.acked_at - a.first_try_at for a in steady), default=0.0):.2f} | | "
+        f"{sum(1 for at in missed if at < first)} |"
+    )
     for n, h in enumerate(outcome.happened):
         until = outcome.happened[n + 1].began if n + 1 < len(outcome.happened) else outcome.load_s
         inside = [a for a in acks if h.began <= a.first_try_at - start0 < until]
@@ -827,7 +856,7 @@ def windows(outcome: Outcome) -> list[str]:
         recovered = max(first_by_person.values(), default=float("nan")) - h.ended
         rows.append(
             f"| {h.fault.name} | {h.fault.what} | {h.began:.1f} | {h.ended - h.began:.1f} | {len(inside)} | {failed} "
-            f"| {slowest:.2f} | {recovered:.2f} |"
+            f"| {slowest:.2f} | {recovered:.2f} | {sum(1 for at in missed if h.began <= at < until)} |"
         )
     return rows
 
@@ -865,8 +894,8 @@ def report(outcome: Outcome, options: Options, load_before: float, plot: Path) -
         f" {outcome.client_cpu_s / max(1, acked) * 1e6:.0f} µs per acknowledged message",
         "",
         "| fault | what | at (s) | took (s) | sends begun until the next | failed attempts | slowest ack (s) |"
-        " every sender acked again after (s) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        " every sender acked again after (s) | missed while connected |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
         *windows(outcome),
         "",
         f"![acknowledgements per second over the run]({plot.relative_to(plot.parent.parent)})",

@@ -58,11 +58,13 @@ class _Connection(asyncio.Protocol):
             return
         head = bytes(self._buffer[:head_end])
         length = _CONTENT_LENGTH.search(head)
-        if not head.startswith(b"HTTP/1.1 ") or length is None:
+        # 204 and 304 answers have no body, and so no Content-Length.
+        empty = head.startswith((b"HTTP/1.1 204 ", b"HTTP/1.1 304 "))
+        if not head.startswith(b"HTTP/1.1 ") or (length is None and not empty):
             waiter.set_exception(ProtocolViolation(head[:200].decode(errors="replace")))
             return
         body_start = head_end + 4
-        body_end = body_start + int(length.group(1))
+        body_end = body_start + (int(length.group(1)) if length is not None else 0)
         if len(self._buffer) < body_end:
             return
         answer = Answer(int(head[9:12]), bytes(self._buffer[body_start:body_end]))
