@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, get_args
 from unittest import mock
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
