@@ -40,6 +40,8 @@ KUBERNETES = ROOT / "deploy" / "kubernetes"
 # The Kubernetes release the manifests are checked against (the Makefile's K8S_VERSION).
 K8S_VERSION = "1.33.0"
 CONFIG_PATH = "/etc/tidings/tidings.yaml"
+# The image's name in the manifests, which kustomization.yaml's images: entry retags.
+IMAGE = "tidings"
 # The gRPC servers each module dials (tidings.bootstrap.Infra.channel): a wrong or missing dial is only found at the
 # first call, never by a probe.
 DIALS = {"bff": ("account", "chat"), "chat": ("account",), "admin": ("account", "chat")}
@@ -253,6 +255,8 @@ def k8s_problems(documents: dict[str, list[dict[str, Any]]], tmp: Path) -> list[
             problems.append(f"{where}: runAsNonRoot is not set")
         volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
         for container in pod["containers"]:
+            if container["image"].partition(":")[0] != IMAGE:
+                problems.append(f"{where}: runs {container['image']}, not the {IMAGE} image")
             security = container.get("securityContext", {})
             if security.get("readOnlyRootFilesystem") is not True or security.get("capabilities", {}).get("drop") != [
                 "ALL"
@@ -401,6 +405,7 @@ def test_the_kustomization_lists_every_long_lived_manifest() -> None:
     kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text(encoding="utf-8"))
     top_level = {path.name for path in KUBERNETES.glob("*.yaml")} - {"kustomization.yaml"}
     assert sorted(kustomization["resources"]) == sorted(top_level)
+    assert [image["name"] for image in kustomization["images"]] == [IMAGE]
 
 
 def test_the_migration_runs_before_the_modules_and_alone() -> None:
@@ -476,6 +481,10 @@ def writable_root(documents: dict[str, list[dict[str, Any]]]) -> None:
     deployment(documents, "admin.yaml")["securityContext"]["readOnlyRootFilesystem"] = False
 
 
+def another_image(documents: dict[str, list[dict[str, Any]]]) -> None:
+    deployment(documents, "job.yaml")["image"] = "tidings-job:0.1.0"
+
+
 def migrate_job_serves(documents: dict[str, list[dict[str, Any]]]) -> None:
     deployment(documents, "release/migrate-job.yaml")["args"][0] = "serve"
 
@@ -493,6 +502,7 @@ def migrate_job_serves(documents: dict[str, list[dict[str, Any]]]) -> None:
         (a_field_kubernetes_does_not_know, "readOnlyRootFileSystem"),
         (writable_root, "the root file system is writable"),
         (migrate_job_serves, "a Job that is not `tidings migrate`"),
+        (another_image, "runs tidings-job:0.1.0"),
     ],
 )
 def test_a_mistake_in_the_manifests_is_named(mistake: Any, said: str, tmp_path: Path) -> None:
