@@ -74,7 +74,7 @@ class Process:
     args: list[str]
     env: dict[str, str]
     config: str  # the text of the config file it is given
-    probes: dict[str, tuple[str, int]] = field(default_factory=dict)  # readiness/liveness -> (path, port)
+    probes: dict[str, tuple[str, int]] = field(default_factory=dict)  # readiness/liveness/startup -> (path, port)
     ports: set[int] = field(default_factory=set)  # those its container declares (Kubernetes)
 
     @property
@@ -142,7 +142,7 @@ def process_problems(process: Process, tmp: Path) -> tuple[list[str], conf.Setti
     if module is not None:
         listeners = getattr(settings.modules, module)
         port = getattr(listeners, PROBE_LISTENER.get(module, "http")).port
-        wanted = {"readiness": ("/readyz", port), "liveness": ("/healthz", port)}
+        wanted = {"readiness": ("/readyz", port), "liveness": ("/healthz", port), "startup": ("/healthz", port)}
         for kind, probe in process.probes.items():
             if probe != wanted[kind]:
                 problems.append(f"{where}: {kind} probe asks {probe}, but {module} serves {wanted[kind]}")
@@ -277,7 +277,7 @@ def k8s_problems(documents: dict[str, list[dict[str, Any]]], tmp: Path) -> list[
                 continue
             probes = {
                 kind: k8s_probe(container[f"{kind}Probe"])
-                for kind in ("readiness", "liveness")
+                for kind in ("readiness", "liveness", "startup")
                 if f"{kind}Probe" in container
             }
             ports = {port["containerPort"] for port in container.get("ports", [])}
