@@ -7,12 +7,12 @@ BIN    := $(VENV)/bin
 BUF    := node_modules/.bin/buf
 CONFIG ?= configs/dev.yaml
 
-.PHONY: run test install dev-install stack-up stack-down browser proto proto-check lint typecheck audit buf-lint buf-breaking unit integration clean
+.PHONY: run test install dev-install stack-up stack-down browser proto proto-check lint typecheck audit buf-lint buf-breaking unit integration clean deploy-check deploy-config
 
 run: $(VENV)/.installed
 	$(BIN)/tidings dev --config $(CONFIG)
 
-test: $(VENV)/.dev-installed $(BUF) stack-up browser lint typecheck buf-lint buf-breaking proto-check
+test: $(VENV)/.dev-installed $(BUF) stack-up browser lint typecheck buf-lint buf-breaking proto-check deploy-check
 	$(BIN)/pytest
 
 install: $(VENV)/.installed
@@ -74,6 +74,21 @@ buf-lint: $(BUF)
 BREAKING_AGAINST ?= .git\#branch=main
 buf-breaking: $(BUF)
 	$(BUF) breaking --against '$(BREAKING_AGAINST)' --path api/tidings
+
+# deploy/, checked without Docker or a cluster: the ConfigMap is current, the Compose file meets the Compose
+# Specification's JSON schema (check-jsonschema ships it) and the Kubernetes manifests Kubernetes' own schemas
+# (kubernetes-validate ships them; --strict: unknown fields fail). kustomization.yaml has no Kubernetes schema.
+# What no schema knows (ports, settings, commands, merged YAML anchors) is tests/unit/test_deploy.py's.
+K8S_VERSION ?= 1.33.0
+deploy-check: $(VENV)/.dev-installed
+	$(BIN)/python scripts/deployconfig.py --check
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/compose/compose.yaml
+	$(BIN)/kubernetes-validate --strict --quiet -k $(K8S_VERSION) \
+	  $(filter-out %/kustomization.yaml,$(sort $(wildcard deploy/kubernetes/*.yaml deploy/kubernetes/*/*.yaml)))
+
+# deploy/kubernetes/configmap.yaml from configs/production.example.yaml, after a change to the latter.
+deploy-config: $(VENV)/.dev-installed
+	$(BIN)/python scripts/deployconfig.py
 
 unit: $(VENV)/.dev-installed
 	$(BIN)/pytest tests/unit
