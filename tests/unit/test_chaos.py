@@ -40,14 +40,20 @@ def test_a_seq_not_above_the_same_senders_previous_ack_is_out_of_order() -> None
     assert chaos.out_of_order([ack(0, 0, 5, at=1), ack(0, 1, 3, at=2), ack(0, 2, 4, at=3)]) == 1
 
 
-def test_a_message_acknowledged_well_inside_a_connection_must_have_arrived_live() -> None:
-    receiver = Receiver(BOB, client=None)  # type: ignore[arg-type]  # no fetching here
-    receiver.spans = [[0.0, 20.0], [30.0, float("inf")]]
+def test_a_message_others_got_live_well_before_a_connection_ended_must_have_reached_it() -> None:
+    alice = Receiver(ALICE, client=None)  # type: ignore[arg-type]  # no fetching here
+    alice.spans = [[0.0, float("inf")]]
+    alice.live = {"1001": 5.1, "1002": 18.1, "1003": 25.5, "1004": 40.1}
+    alice.seen = {"1001": 1, "1002": 2, "1003": 3, "1004": 4}
+    bob = Receiver(BOB, client=None)  # type: ignore[arg-type]  # no fetching here
+    bob.spans = [[0.0, 20.0], [30.0, float("inf")]]
+    bob.seen = {"1001": 1, "1002": 2, "1003": 3}
+    bob.live = {"1001": 5.1}
     acks = [ack(0, 0, 1, at=5), ack(0, 1, 2, at=18), ack(0, 2, 3, at=25), ack(0, 3, 4, at=40)]
-    receiver.seen = {"1001": 1, "1002": 2, "1003": 3}
-    receiver.live = {"1001": 5.1}
-    found = chaos.delivered({1: receiver}, {"7": acks})
-    # 1002 came by history, acknowledged 2 s before the connection ended: it may have been lost with it. 1003 was
-    # acknowledged while disconnected. 1004 was acknowledged on a healthy connection and never came: missed, and
-    # missing after catching up.
-    assert found == {"missing": 1, "missed_live": 1, "missed_live_at": [40], "live": 1, "deliveries": 4, "fetched": 0}
+    found = chaos.delivered({0: alice, 1: bob}, {"7": acks})
+    # Bob got 1002 from history, yet it reached Alice 1.9 s before his connection ended: missed. 1003 was
+    # acknowledged while he was disconnected: history's. 1004 reached Alice while his connection was healthy and
+    # never reached him: missed, and missing.
+    assert found["missed_live"] == 2
+    assert sorted(found["missed_live_at"]) == [18, 40]
+    assert (found["missing"], found["live"], found["deliveries"]) == (1, 5, 8)

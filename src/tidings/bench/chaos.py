@@ -31,6 +31,7 @@ import contextlib
 import os
 import signal
 import statistics
+import sys
 import time
 import uuid
 from collections import Counter
@@ -67,9 +68,12 @@ RETRY_FOR_S = 120.0
 BACKLOG_S = 10.0
 # How often each person marks what it has read.
 MARK_EVERY_S = 3.0
-# A message acknowledged while a receiver was connected, with the connection still up this long after, must have
-# arrived live; closer to the connection's end it may have been lost with the connection (history has it).
-DELIVERY_GRACE_S = 5.0
+# A message that reached another member live this long before a receiver's connection ended must have reached that
+# connection too (if it was acknowledged while the connection was up); closer to the end it may have been lost with
+# the connection, and history has it.
+DELIVERY_GRACE_S = 1.0
+# Before the last catch-up, live deliveries are let settle: until none arrived for this long.
+QUIET_S = 2.0
 # After the load: how long everything may take to settle (persisted, reconnected, caught up).
 SETTLE_TIMEOUT_S = 120.0
 PAGE = 200
@@ -392,13 +396,14 @@ class Happened:
     fault: Fault
     began: float
     ended: float
+    whole: float = 0.0  # when every sender had been acknowledged again
 
 
 class Chaos:
     """What the faults act on: the started system, the middleware's ``scripts/stack`` and the config."""
 
     def __init__(
-        self, running: system.System, stack: Path, settings: conf.Settings, timing: Timing, database: DelayProxy
+        self, running: system.System, stack: Path, settings: conf.Settings, timing: Timing, database: Relay
     ) -> None:
         self.running = running
         self.stack = stack
@@ -412,7 +417,8 @@ class Chaos:
         )
         output, _ = await asyncio.wait_for(process.communicate(), 300)
         if process.returncode != 0:
-            raise RuntimeError(f"{self.stack} {' '.join(args)} failed:\n{output.decode(errors='replace')[-2000:]}")
+            said = output.decode(errors="replace")[-2000:]
+            raise RuntimeError(f"{self.stack} {' '.join(args)} exited with {process.returncode}:\n{said}")
 
     async def crash(self, name: str) -> None:
         await self.running.kill(name)
@@ -434,11 +440,11 @@ async def _flush_redis(chaos: Chaos) -> None:
 
 
 async def _delay_database(chaos: Chaos) -> None:
-    chaos.database.delay_s = DATABASE_DELAY_S
+    chaos.database.delay(True)
     try:
         await asyncio.sleep(chaos.timing.pause_s)
     finally:
-        chaos.database.delay_s = 0.0
+        chaos.database.delay(False)
 
 
 async def _pause_chat(chaos: Chaos) -> None:
@@ -484,69 +490,27 @@ NETWORK_DELAY = (
 )
 
 
-class DelayProxy:
-    """A TCP relay in front of one dependency that holds every chunk for ``delay_s`` each way while it is set: the
-    latency ``tc netem`` would add, which this machine's kernel lacks. Written here because it is a few lines on
-    asyncio streams, and the tools made for it (toxiproxy) are servers of their own, not Python libraries."""
+class Relay:
+    """The relay process (``tidings.bench.relay``) every Tidings process reaches MariaDB through."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.upstream = (host, port)
-        self.delay_s = 0.0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
+    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
+        self.process = process
+        self.port = port
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+    @classmethod
+    async def start(cls, host: str, port: int, delay_s: float) -> Relay:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tidings.bench.relay", host, str(port), str(delay_s), stdout=asyncio.subprocess.PIPE
+        )
+        assert process.stdout is not None
+        return cls(process, int(await asyncio.wait_for(process.stdout.readline(), 30)))
+
+    def delay(self, on: bool) -> None:
+        self.process.send_signal(signal.SIGUSR1 if on else signal.SIGUSR2)
 
     async def close(self) -> None:
-        """Stop listening and close every relayed connection (both ends): their pumps end on their own."""
-        if self._server is not None:
-            self._server.close()
-        for writer in self._writers:
-            writer.close()
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        except OSError:
-            writer.close()
-            return
-        self._writers |= {writer, up_writer}
-        try:
-            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
-        except OSError:
-            pass
-        finally:
-            for end in (writer, up_writer):
-                end.close()
-            self._writers -= {writer, up_writer}
-
-    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        """Copy ``source`` to ``sink``; each chunk leaves ``delay_s`` after it came (latency, not a slower link)."""
-        due: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
-
-        async def read() -> None:
-            try:
-                while chunk := await source.read(65536):
-                    due.put_nowait((time.monotonic() + self.delay_s, chunk))
-            finally:
-                due.put_nowait((0.0, b""))  # the end, however it came
-
-        reading = asyncio.ensure_future(read())
-        try:
-            while True:
-                at, chunk = await due.get()
-                if not chunk:
-                    break
-                if (wait := at - time.monotonic()) > 0:
-                    await asyncio.sleep(wait)
-                sink.write(chunk)
-                await sink.drain()
-            sink.close()
-        finally:
-            reading.cancel()
+        self.process.terminate()
+        await self.process.wait()
 
 
 # ---------------------------------------------------------------- the run
@@ -560,6 +524,7 @@ class Options:
     config: Path
     stack: Path
     faults: list[str]
+    logs: Path | None = None
 
 
 @dataclass
@@ -581,15 +546,16 @@ async def run(options: Options) -> Outcome:
     faults = [f for f in FAULTS if not options.faults or f.name in options.faults]
     modules = list(system.MESSAGE_PATH)
     database = make_url(settings.database.url)
-    proxy = DelayProxy(database.host or "127.0.0.1", database.port or 3306)
-    await proxy.start()
+    proxy = await Relay.start(database.host or "127.0.0.1", database.port or 3306, DATABASE_DELAY_S)
     env = {
         "TIDINGS_AUTH__ACCESS_TTL_S": "7200",  # no token expires during the run: that is another test
         "TIDINGS_DATABASE__URL": database.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
     }
     async with contextlib.AsyncExitStack() as closing:
         closing.push_async_callback(proxy.close)
-        running = await closing.enter_async_context(system.start(options.config, modules, jobs=JOBS, env=env))
+        running = await closing.enter_async_context(
+            system.start(options.config, modules, jobs=JOBS, env=env, keep_logs=options.logs)
+        )
         chaos = Chaos(running, options.stack, settings, timing, proxy)
         async with httpx.AsyncClient(base_url=running.url, timeout=60) as http:
             people = await _sign_up(http, options.people)
@@ -619,6 +585,7 @@ async def run(options: Options) -> Outcome:
                     await fault.act(chaos)
                     happened.append(Happened(fault, start - began, time.monotonic() - began))
                     await recovered(load_.tally, people, after=time.monotonic())
+                    happened[-1].whole = time.monotonic() - began
                     await asyncio.sleep(timing.settle_s)
                 stop_sending.set()
             load_s = time.monotonic() - began
@@ -702,6 +669,7 @@ async def verify(
     # run before all it missed was persisted.
     connected = [asyncio.wait_for(r.connected.wait(), SETTLE_TIMEOUT_S) for r in receivers.values()]
     await asyncio.gather(*connected, return_exceptions=True)
+    await settled(receivers)
     for receiver in receivers.values():
         for point in sorted(set(receiver.resume_points)):
             await receiver.catch_up(point)
@@ -758,7 +726,13 @@ def out_of_order(acks: list[Ack]) -> int:
 
 def delivered(receivers: dict[int, Receiver], acked: dict[str, list[Ack]]) -> dict[str, Any]:
     """What each receiver got of its conversation: live, missed while connected (with when each was acknowledged,
-    to tell which fault it follows), missing after catching up."""
+    to tell which fault it follows), missing after catching up. Missed while connected: acknowledged while the
+    connection was up, and delivered live to another member ``DELIVERY_GRACE_S`` before the connection ended, but
+    not to it."""
+    first_live: dict[str, float] = {}
+    for receiver in receivers.values():
+        for message_id, at in receiver.live.items():
+            first_live[message_id] = min(at, first_live.get(message_id, at))
     missing = live = due = fetched = 0
     missed_live: list[float] = []
     for receiver in receivers.values():
@@ -768,7 +742,11 @@ def delivered(receivers: dict[int, Receiver], acked: dict[str, list[Ack]]) -> di
             missing += ack.id not in receiver.seen
             if ack.id in receiver.live:
                 live += 1
-            elif any(s <= ack.acked_at and ack.acked_at + DELIVERY_GRACE_S <= e for s, e in receiver.spans):
+                continue
+            reached = first_live.get(ack.id)
+            if reached is not None and any(
+                s <= ack.acked_at and reached + DELIVERY_GRACE_S <= e for s, e in receiver.spans
+            ):
                 missed_live.append(ack.acked_at)
     return {
         "missing": missing,
@@ -778,6 +756,19 @@ def delivered(receivers: dict[int, Receiver], acked: dict[str, list[Ack]]) -> di
         "deliveries": due,
         "fetched": fetched,
     }
+
+
+async def settled(receivers: dict[int, Receiver]) -> None:
+    """Until no live delivery arrived for ``QUIET_S`` (bounded): a catch-up before then would fetch what is still on
+    its way and count it as fetched rather than delivered."""
+    deadline, count, quiet_since = time.monotonic() + SETTLE_TIMEOUT_S, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now, seen = time.monotonic(), sum(len(r.live) for r in receivers.values())
+        if seen != count:
+            count, quiet_since = seen, now
+        elif now - quiet_since >= QUIET_S:
+            return
+        await asyncio.sleep(0.2)
 
 
 async def unread(client: load.Client, people: list[Person]) -> dict[str, int]:
@@ -847,7 +838,10 @@ def windows(outcome: Outcome) -> list[str]:
     for n, h in enumerate(outcome.happened):
         until = outcome.happened[n + 1].began if n + 1 < len(outcome.happened) else outcome.load_s
         inside = [a for a in acks if h.began <= a.first_try_at - start0 < until]
-        failed = sum(1 for at, _ in failures if h.began <= at - start0 < until)
+        reasons = Counter(why for at, why in failures if h.began <= at - start0 < until)
+        failed = f"{sum(reasons.values())}" + (
+            f" ({', '.join(f'{n} {why}' for why, n in reasons.most_common(3))})" if reasons else ""
+        )
         slowest = max((a.acked_at - a.first_try_at for a in inside), default=0.0)
         after_end = [a for a in acks if a.first_try_at - start0 >= h.ended]
         first_by_person: dict[int, float] = {}
@@ -861,6 +855,17 @@ def windows(outcome: Outcome) -> list[str]:
     return rows
 
 
+def steady_rate(outcome: Outcome) -> tuple[float, float]:
+    """Acknowledgements per second in the steady stretches (before the first fault, and from each fault's recovery
+    until the next one), and how long those stretches were in all."""
+    ends = [h.began for h in outcome.happened] + [outcome.load_s]
+    starts = [0.0] + [h.whole for h in outcome.happened]
+    stretches = [(a, b) for a, b in zip(starts, ends, strict=True) if b > a]
+    length = sum(b - a for a, b in stretches)
+    acked = sum(1 for ack in outcome.tally.acks if any(a <= ack.acked_at - outcome.began < b for a, b in stretches))
+    return (acked / length if length else 0.0), length
+
+
 def report(outcome: Outcome, options: Options, load_before: float, plot: Path) -> str:
     checks, tally = outcome.checks, outcome.tally
     verdict = "nothing lost, duplicated or reordered" if passed(checks, tally) else "A CHECK FAILED"
@@ -871,6 +876,7 @@ def report(outcome: Outcome, options: Options, load_before: float, plot: Path) -
     reconnects = sum(r.reconnects for r in outcome.receivers.values())
     latencies = sorted(a.acked_at - a.first_try_at for a in tally.acks)
     timing = TIMINGS[options.profile]
+    steady, steady_s = steady_rate(outcome)
     section = [
         f"## Chaos at {record.commit()} ({options.profile.value} profile): {verdict}",
         "",
@@ -887,6 +893,8 @@ def report(outcome: Outcome, options: Options, load_before: float, plot: Path) -
         f"- acknowledged: **{acked} messages in {outcome.load_s:.0f} s, {acked / outcome.load_s:.0f} msgs/s**"
         f" (p50 {statistics.median(latencies) * 1000 if latencies else 0:.0f} ms, max"
         f" {latencies[-1] if latencies else 0:.1f} s from the first try to the acknowledgement)",
+        f"- in the steady stretches (before the first fault, and from each recovery to the next fault; {steady_s:.0f} s"
+        f" in all): **{steady:.0f} msgs/s** acknowledged",
         f"- failed attempts, each retried: {len(tally.failures)}"
         + (f" ({', '.join(f'{n} {r}' for r, n in reasons.most_common(6))})" if reasons else "")
         + f"; sends given up after {RETRY_FOR_S:g} s: {tally.given_up}",
@@ -910,8 +918,8 @@ def report(outcome: Outcome, options: Options, load_before: float, plot: Path) -
         f"| all persisted after the load ended (s) | {checks['persisted_after_s']:.2f} |",
         f"| deliveries due (acknowledged messages x members) | {checks['deliveries']} |",
         f"| arrived live | {checks['live']} |",
-        f"| missed while connected (acknowledged while the connection was up, at least {DELIVERY_GRACE_S:g} s before"
-        f" it ended) | {checks['missed_live']} |",
+        f"| missed while connected (acknowledged while the connection was up, and delivered to another member at"
+        f" least {DELIVERY_GRACE_S:g} s before it ended) | {checks['missed_live']} |",
         f"| fetched from history after a reconnect | {checks['fetched']} (over {reconnects} reconnects) |",
         f"| missing after catching up | {checks['missing']} |",
         f"| every receiver caught up after the load ended (s) | {checks['caught_up_after_s']:.2f} |",
@@ -956,6 +964,7 @@ def command(
     output: Annotated[Path, typer.Option(help="Markdown file the results are appended to.")] = Path(
         "docs/RELIABILITY.md"
     ),
+    logs: Annotated[Path | None, typer.Option(help="Copy the processes' logs into this folder at the end.")] = None,
 ) -> None:
     """Faults under load (kills, restarts, a pause, a flush); fails on any loss, duplicate, reordering or miss."""
     names = {f.name for f in FAULTS}
@@ -967,7 +976,7 @@ def command(
         raise typer.BadParameter(
             "chaos needs the middleware: a config on Kafka (configs/stack.yaml)", param_hint="--config"
         )
-    options = Options(profile, rate, people, config, stack, list(fault or []))
+    options = Options(profile, rate, people, config, stack, list(fault or []), logs)
     load_before = os.getloadavg()[0]  # other work on the machine shares its cores with the system under faults
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         outcome = runner.run(run(options))

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -171,11 +172,12 @@ async def start(
     log_level: str = "WARNING",
     jobs: Sequence[Sequence[JobGroup]] = (),
     env: Mapping[str, str] | None = None,
+    keep_logs: Path | None = None,
 ) -> AsyncIterator[System]:
     """Start ``tidings dev`` (``modules`` None) or ``tidings serve <module>`` for each of ``modules`` in order, all
     with ``config`` on free ports in a scratch directory; yields once all are ready and stops them (last first) after.
     ``jobs`` splits the job module into one process per item, each running those consumer groups; ``env`` adds
-    settings of the caller's own.
+    settings of the caller's own; ``keep_logs`` is a folder the processes' logs are copied into at the end.
     """
     ports = Ports.free()
     # Its own topics, consumer groups and route table: a test fleet on the same broker and Redis never takes the
@@ -209,6 +211,14 @@ async def start(
             yield system
         finally:
             await system.stop()
+            if keep_logs is not None:
+                _copy_logs(Path(scratch), keep_logs)
+
+
+def _copy_logs(scratch: Path, to: Path) -> None:
+    to.mkdir(parents=True, exist_ok=True)
+    for log in scratch.glob("*.log"):
+        shutil.copy(log, to / log.name)
 
 
 def _plan(ports: Ports, modules: Sequence[str] | None, jobs: Sequence[Sequence[JobGroup]]) -> list[Process]:

@@ -32,6 +32,13 @@ UNREACHABLE: tuple[type[Exception], ...] = (
 )
 
 
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or every failure of a task group's) is the database being out of reach."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(unreachable(inner) for inner in exc.exceptions)
+    return isinstance(exc, UNREACHABLE)
+
+
 def create_engine(
     conf: DatabaseConf, *, autocommit: bool = False, on_ping: Callable[[], None] | None = None
 ) -> AsyncEngine:

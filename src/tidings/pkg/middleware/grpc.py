@@ -24,9 +24,9 @@ from opentelemetry.trace import Span, StatusCode
 
 from tidings.api.common.v1 import errors as common_errors
 from tidings.pkg import log, metrics, trace
-from tidings.pkg.errors import TidingsError, carried
+from tidings.pkg.errors import TidingsError
 from tidings.pkg.errors.grpc import from_grpc_error, to_grpc_status
-from tidings.pkg.middleware import deadline, validation
+from tidings.pkg.middleware import deadline, recovery, validation
 
 # Runs around one call: given the request (None when the client streams them) and the call's context.
 Around = Callable[[Any, grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
@@ -106,8 +106,9 @@ class Recovery(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 except grpc.RpcError as error:
                     await self._abort(context, span, from_grpc_error(error), outcome)
                 except Exception as exc:
-                    # A task group whose calls all failed with errors of ours answers the first of them.
-                    failure = carried(exc)
+                    failure, warning = recovery.answer(exc)
+                    if warning is not None:
+                        self._log.warning(warning, error=repr(exc), rpc_method=method)
                     if failure is None:
                         self._log.error("unhandled error in gRPC handler", exc_info=True, rpc_method=method)
                         failure = common_errors.internal("internal error", trace_id=trace.current_trace_id())

@@ -36,7 +36,7 @@ from tidings.api.common.v1 import errors as common_errors
 from tidings.pkg import errors, log, metrics, trace
 from tidings.pkg.errors import FieldViolation, TidingsError
 from tidings.pkg.errors.http import retry_after, to_http_body
-from tidings.pkg.middleware import browser, deadline
+from tidings.pkg.middleware import browser, deadline, recovery
 
 # Where FastAPI says a bad value came from; the field path clients see starts after it.
 _SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
@@ -198,18 +198,15 @@ class Recovery:
             try:
                 await self._app(scope, receive_bounded, send_tracked)
             except Exception as exc:
-                # A task group whose calls all failed with errors of ours answers the first of them.
-                carried = errors.carried(exc)
-                if carried is None:
-                    self._log.error(
-                        "unhandled error in HTTP handler",
-                        exc_info=True,
-                        http_method=scope["method"],
-                        url_path=scope["path"],
-                    )
+                failure, warning = recovery.answer(exc)
+                where = {"http_method": scope["method"], "url_path": scope["path"]}
+                if warning is not None:
+                    self._log.warning(warning, error=repr(exc), **where)
+                if failure is None:
+                    self._log.error("unhandled error in HTTP handler", exc_info=True, **where)
                 if started:
                     raise  # too late for an error body: let the server cut the response short
-                error = _noted(scope, carried or common_errors.internal("internal error"))
+                error = _noted(scope, failure or common_errors.internal("internal error"))
                 await _json(error)(scope, receive, _recording(send, status))
 
     def _too_large(self) -> TidingsError:

@@ -1,8 +1,8 @@
 """In-process gRPC servers behind our middleware: a test ChatService in two hops (hop 1 calls hop 2) and a Gateway.
 
 The test ChatService fails on request: ``GetConversation(conversation_id=n)`` raises the n-th of every error
-reason, ``EXPLODE`` raises an unexpected exception and ``BARE`` aborts with a bare status, as a server that is not
-ours would.
+reason, ``EXPLODE`` raises an unexpected exception, ``DATABASE_DOWN`` the driver's error for an unreachable
+database, and ``BARE`` aborts with a bare status, as a server that is not ours would.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import grpc
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from tidings.api.account.v1 import errors as account_errors
 from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
@@ -27,6 +28,7 @@ from tidings.pkg.middleware.grpc import client_interceptors, server_interceptors
 REASONS: list[Reason] = [*account_errors.REASONS, *chat_errors.REASONS, *common_errors.REASONS]
 EXPLODE = 9000
 BARE = 9001
+DATABASE_DOWN = 9002
 SECRET = "password=hunter2 on db 10.1.2.3"
 REQUEST_TIMEOUT_S = 5.0
 
@@ -60,6 +62,8 @@ class Chat(chat_pb2_grpc.ChatServiceServicer):
             raise raised(REASONS[number - 1])
         if number == EXPLODE:
             raise RuntimeError(SECRET)
+        if number == DATABASE_DOWN:
+            raise OperationalError("SELECT", {}, ConnectionRefusedError(SECRET))
         if number == BARE:
             await context.abort(grpc.StatusCode.UNAVAILABLE, SECRET)
         return chat_pb2.GetConversationResponse(conversation=chat_pb2.Conversation(id=number, title="found"))

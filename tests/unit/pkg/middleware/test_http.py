@@ -12,8 +12,17 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 
-from tests.unit.pkg.middleware.conftest import EXPLODE, REASONS, REQUEST_TIMEOUT_S, Stack, conversation_id, raised
+from tests.unit.pkg.middleware.conftest import (
+    DATABASE_DOWN,
+    EXPLODE,
+    REASONS,
+    REQUEST_TIMEOUT_S,
+    Stack,
+    conversation_id,
+    raised,
+)
 from tidings.api.chat.v1 import chat_pb2
 from tidings.api.chat.v1 import errors as chat_errors
 from tidings.pkg import log
@@ -80,6 +89,10 @@ def bff(stack: Stack) -> FastAPI:
     @app.get("/v1/boom")
     async def boom() -> None:
         raise RuntimeError("password=hunter2")
+
+    @app.get("/v1/database-down")
+    async def database_down() -> None:
+        raise OperationalError("SELECT", {}, ConnectionRefusedError("password=hunter2"))
 
     return app
 
@@ -197,6 +210,16 @@ async def test_a_task_group_whose_calls_failed_with_our_errors_answers_the_first
     assert with_a_bug.status_code == 500
     assert error_of(with_a_bug)["reason"] == "INTERNAL"
     assert "hunter2" not in with_a_bug.text
+
+
+async def test_an_unreachable_database_here_or_downstream_is_unavailable_not_internal(
+    client: httpx.AsyncClient,
+) -> None:
+    for response in (await client.get("/v1/database-down"), await client.get(f"/v1/conversations/{DATABASE_DOWN}")):
+        assert response.status_code == 503
+        error = error_of(response)
+        assert (error["reason"], error["message"]) == ("UNAVAILABLE", "the database is unavailable; retry shortly")
+        assert "hunter2" not in response.text
 
 
 async def test_an_unexpected_exception_downstream_is_internal_too(client: httpx.AsyncClient) -> None:
