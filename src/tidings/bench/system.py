@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -128,7 +129,10 @@ class System:
         self._config = config
         self._env = env
         self._workdir = workdir
-        self._running: dict[str, asyncio.subprocess.Process] = {}
+        # subprocess rather than asyncio's: CPython starts a child with vfork and exec, where uvloop's fork runs the
+        # fork handlers of the libraries loaded here in the child, and gRPC's can crash it before exec when the
+        # parent has gRPC streams open (``tidings chaos``).
+        self._running: dict[str, subprocess.Popen[bytes]] = {}
 
     @property
     def pids(self) -> dict[str, int]:
@@ -139,8 +143,8 @@ class System:
         process = self.plan[name]
         log = self._workdir / f"{name.replace(' ', '-')}.log"
         with log.open("ab") as out:
-            self._running[name] = await asyncio.create_subprocess_exec(
-                *_argv(list(process.args), self._config),
+            self._running[name] = subprocess.Popen(  # noqa: ASYNC220, S603 - returns once started; our own command
+                _argv(list(process.args), self._config),
                 cwd=self._workdir,
                 env={**self._env, **process.env},
                 stdout=out,
@@ -152,7 +156,7 @@ class System:
         """SIGKILL ``name``, as a crash would, and reap it."""
         process = self._running.pop(name)
         process.kill()
-        await process.wait()
+        await asyncio.to_thread(process.wait)
 
     def signal(self, name: str, number: signal.Signals) -> None:
         """Send ``number`` to ``name`` (SIGSTOP/SIGCONT: a long pause, as a stalled machine or runtime makes)."""
@@ -249,11 +253,11 @@ def _tail(log: Path) -> str:
     return log.read_bytes()[-2000:].decode(errors="replace")
 
 
-async def _wait_ready(name: str, process: asyncio.subprocess.Process, http_ports: list[int], log: Path) -> None:
+async def _wait_ready(name: str, process: subprocess.Popen[bytes], http_ports: list[int], log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     async with httpx.AsyncClient(timeout=2) as client:
         while True:
-            if process.returncode is not None:
+            if process.poll() is not None:
                 raise RuntimeError(f"tidings {name} exited with {process.returncode}:\n{_tail(log)}")
             with contextlib.suppress(httpx.TransportError):
                 answers = [await client.get(f"http://127.0.0.1:{port}/readyz") for port in http_ports]
@@ -264,15 +268,15 @@ async def _wait_ready(name: str, process: asyncio.subprocess.Process, http_ports
             await asyncio.sleep(0.2)
 
 
-async def _stop(process: asyncio.subprocess.Process) -> None:
+async def _stop(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM and wait for the drain; SIGKILL only if it outlasts ``STOP_TIMEOUT_S``."""
-    if process.returncode is None:
+    if process.poll() is None:
         process.terminate()
         try:
-            await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
-        except TimeoutError:
+            await asyncio.to_thread(process.wait, STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
             process.kill()
-            await process.wait()
+            await asyncio.to_thread(process.wait)
 
 
 def rss_kib(pid: int) -> int:
