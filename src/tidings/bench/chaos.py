@@ -51,7 +51,7 @@ from sqlalchemy.engine import make_url
 from websockets.asyncio.client import ClientConnection, connect
 
 from tidings import conf
-from tidings.api.gateway.v1 import gateway_pb2_grpc
+from tidings.api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from tidings.bench import load, record, system
 from tidings.bench.soak import RELIABILITY_HEADER
 from tidings.bench.system import BENCH_CLIENT, ConfigOption
@@ -69,6 +69,9 @@ RETRY_FOR_S = 120.0
 BACKLOG_S = 10.0
 # How often each person marks what it has read.
 MARK_EVERY_S = 3.0
+# How often a connection pings, as clients do (``realtime.idle_timeout_s`` / 2.5 of the default 75 s): a silent
+# connection is closed as idle.
+PING_EVERY_S = 30.0
 # A message that reached another member live this long before a receiver's connection ended must have reached that
 # connection too (if it was acknowledged while the connection was up); closer to the end it may have been lost with
 # the connection, and history has it.
@@ -224,6 +227,7 @@ class WebSocketReceiver(Receiver):
     async def session(self, stop: asyncio.Event, first: bool) -> None:
         async with connect(f"{self.ws_url}?token={self.person.token}", max_size=None, open_timeout=5) as socket:
             self.socket = socket
+            pinging = asyncio.ensure_future(_every(PING_EVERY_S, lambda: socket.send('{"type":"ping"}')))
             try:
                 ending = asyncio.ensure_future(stop.wait())
                 reading = asyncio.ensure_future(self.read(socket, first))
@@ -234,6 +238,7 @@ class WebSocketReceiver(Receiver):
                 if reading in done:
                     reading.result()
             finally:
+                pinging.cancel()
                 self.socket = None
                 for waiter in self.waiting.values():
                     if not waiter.done():
@@ -282,6 +287,8 @@ class GrpcReceiver(Receiver):
             call = gateway_pb2_grpc.GatewayStub(channel).Connect(
                 metadata=(("authorization", f"Bearer {self.person.token}"),)
             )
+            ping = gateway_pb2.ConnectRequest(ping=gateway_pb2.PingFrame())
+            pinging = asyncio.ensure_future(_every(PING_EVERY_S, lambda: call.write(ping)))
             try:
                 async with asyncio.timeout(5):
                     await call.initial_metadata()
@@ -294,6 +301,7 @@ class GrpcReceiver(Receiver):
                 if reading in done:
                     reading.result()
             finally:
+                pinging.cancel()
                 call.cancel()
 
     async def read(self, call: Any, first: bool) -> None:
@@ -303,6 +311,14 @@ class GrpcReceiver(Receiver):
             if response.WhichOneof("frame") == "event" and response.event.WhichOneof("kind") == "message_new":
                 message = response.event.message_new.message
                 self.arrived(str(message.id), str(message.conversation_id), message.seq)
+
+
+async def _every(seconds: float, act: Callable[[], Awaitable[None]]) -> None:
+    """``act`` every ``seconds`` until cancelled or it fails (the connection it writes on ended)."""
+    with contextlib.suppress(Exception):
+        while True:
+            await asyncio.sleep(seconds)
+            await act()
 
 
 # ---------------------------------------------------------------- the load

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -69,11 +70,20 @@ def describe(config: Path, started: list[str] | None) -> str:
 
 
 def free_port() -> int:
-    """A port nothing listens on now (the kernel's pick), so a bench does not collide with a running system."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A port nothing listens on now, below the range the kernel takes the ports of outgoing connections from: a
+    port of that range (the kernel's own pick included) can be taken by some process's connection between this
+    check and the bind of the process it is given, which then cannot start."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    picker = random.Random()  # noqa: S311 - picks a port, not a secret
+    for _ in range(1000):
+        port = picker.randrange(max(1024, low // 2), low)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port below {low}")
 
 
 @dataclass(frozen=True)
