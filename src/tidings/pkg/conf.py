@@ -133,6 +133,9 @@ class DatabaseConf(Section):
 class CacheConf(Section):
     # ``memory://`` (in-process) or ``redis://host:port/db``.
     url: str = "memory://"
+    # ``url`` names one node of a Redis Cluster (``redis://host:port``, database 0): the client learns the others
+    # from it and sends each key to its slot's master (tidings.pkg.rediscluster; key layouts in docs/CACHE.md).
+    cluster: bool = False
     timeout_s: float = Field(default=1.0, gt=0)
     # Cache-aside (tidings.pkg.cache, docs/CACHE.md): how long values and "no such row" live, spread by +-jitter.
     ttl_s: float = Field(default=300.0, gt=0)
