@@ -17,19 +17,33 @@ from redis.exceptions import RedisClusterException
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.contracts.cache import CacheStoreContract
-from tests.contracts.chat_seq import BlockLeaseContract, SeqAdapter, SeqAllocatorContract, SharedOrderContract
+from tests.contracts.chat_seq import (
+    BlockLeaseContract,
+    SeqAdapter,
+    SeqAllocatorContract,
+    SharedOrderContract,
+    conversations_in,
+)
 from tests.contracts.ratelimit import RateLimiterContract
 from tests.contracts.routes import TTL_S, RouteTableContract
-from tests.integration.conftest import delete_prefix
+from tests.integration.conftest import REDIS_CLUSTER_URL, delete_prefix
+from tests.integration.test_chat_seq import FakeClock as SeqClock
 from tests.integration.test_chat_seq import redis_seqs
+from tidings.bootstrap import Infra
+from tidings.conf import Settings
 from tidings.pkg.cache import CacheStore, RedisStore
+from tidings.pkg.cache.breaker import Breaker
 from tidings.pkg.clock import FakeClock
+from tidings.pkg.conf import CacheConf
 from tidings.pkg.ratelimit import Rate
 from tidings.pkg.ratelimit.redis import RedisRateLimiter
 from tidings.pkg.rediscluster import is_cluster, mget, slot_groups
 from tidings.realtime.model import Route
 from tidings.realtime.routes import RedisRouteTable
 from tidings.service.chat.biz.ports import SeqAllocator
+from tidings.service.chat.data.conversations import SQLConversationRepo
+from tidings.service.chat.data.metrics import ChatMetrics
+from tidings.service.chat.data.seq import RedisSeqAllocator, SQLSeqLease
 from tidings.service.chat.message import Message
 from tidings.service.chat.store.history import RedisHistoryCache
 
@@ -163,3 +177,65 @@ async def test_the_recent_windows_and_max_seqs_of_many_conversations(
     assert [len(await history.recent(cid)) for cid in conversations] == [3] * len(conversations)
     await history.forget_max_seqs(conversations)
     assert await history.max_seqs(conversations) == {}
+
+
+async def test_the_infra_of_a_cluster_config_serves_the_caches_from_the_cluster(
+    redis_cluster: redis.Redis, redis_cluster_prefix: str
+) -> None:
+    """``cache.cluster`` (configs/cluster.yaml): the modules' Redis client is a cluster client, ready, and what the
+    modules build on it (the rate limiter, the route table) works across its slots."""
+    settings = Settings(cache=CacheConf(url=REDIS_CLUSTER_URL, cluster=True))
+    infra = Infra(settings)
+    try:
+        client = infra.redis()
+        assert is_cluster(client)
+        await infra.redis_check().probe()
+        limiter = infra.rate_limiter(redis_cluster_prefix)
+        verdicts = await asyncio.gather(*(limiter.hit(f"k{n}", Rate(per_s=1, burst=1)) for n in range(20)))
+        assert all(verdict.allowed for verdict in verdicts)
+    finally:
+        await infra.close()
+
+
+async def test_scripts_the_masters_forgot_are_loaded_again_where_their_keys_live(
+    redis_cluster: redis.Redis, redis_cluster_prefix: str
+) -> None:
+    """A restarted or failed-over master knows no script: the pipelined calls (``Script``) and redis-py's own
+    scripts (the sweep's claim) load it again on the node that answered NOSCRIPT and go on."""
+    clock = FakeClock()
+    store = RedisStore(redis_cluster, batch_size=256)
+    table = RedisRouteTable(redis_cluster, ttl_s=TTL_S, prefix=redis_cluster_prefix, clock=clock)
+    keys = [f"{redis_cluster_prefix}:v{n}" for n in range(30)]
+    await store.set_many([(key, b"1", 60.0) for key in keys])
+    assert await table.touch([Route(user, "s1", "10.0.0.1:9080") for user in range(1, 31)]) == list(range(1, 31))
+
+    await redis_cluster.script_flush()  # every primary
+    await store.set_many([(key, b"2", 60.0) for key in keys])
+    assert await store.get_many(keys) == [b"2"] * 30
+    clock.advance(s=TTL_S + 1)
+    assert await table.sweep() == list(range(1, 31))
+
+
+async def test_every_seq_block_of_the_prefix_is_found_on_every_master_and_voided(
+    redis_cluster: redis.Redis, redis_cluster_prefix: str, mysql_engine: AsyncEngine, registry: CollectorRegistry
+) -> None:
+    """Past ``max_voided`` conversations served from the database, the allocator SCANs for its blocks: on a cluster,
+    every primary's."""
+    clock = SeqClock()
+    breaker = Breaker(1.0, clock)
+    lease, metrics = SQLSeqLease(mysql_engine), ChatMetrics(registry)
+    allocator = RedisSeqAllocator(
+        redis_cluster, lease, metrics, prefix=redis_cluster_prefix, breaker=breaker, max_voided=1
+    )
+    new_conversation = conversations_in(SQLConversationRepo(mysql_engine))
+    conversations = [await new_conversation() for _ in range(12)]
+    handed = {cid: await allocator.allocate(cid, 1) for cid in conversations}
+    assert len(masters_holding(redis_cluster, [allocator.key(cid) for cid in conversations])) == 3
+    breaker.trip()  # what the first failed call of an outage does
+    for cid in conversations:
+        handed[cid] += await allocator.allocate(cid, 1)  # from the database
+    assert allocator.stale_blocks == -1
+    clock.now += 2
+    for cid in conversations:
+        assert (await allocator.allocate(cid, 1))[0] > max(handed[cid])
+    assert allocator.stale_blocks == 0
