@@ -6,6 +6,7 @@ shows that each adapter keeps a script's keys in one slot, and that its keys do 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import Counter
 from typing import cast
 
@@ -31,13 +32,15 @@ from tests.integration.test_chat_seq import FakeClock as SeqClock
 from tests.integration.test_chat_seq import redis_seqs
 from tidings.bootstrap import Infra
 from tidings.conf import Settings
+from tidings.job.biz.errors import Unavailable
+from tidings.job.data.routes import RouteTableLookup
 from tidings.pkg.cache import CacheStore, RedisStore
 from tidings.pkg.cache.breaker import Breaker
 from tidings.pkg.clock import FakeClock
 from tidings.pkg.conf import CacheConf
 from tidings.pkg.ratelimit import Rate
 from tidings.pkg.ratelimit.redis import RedisRateLimiter
-from tidings.pkg.rediscluster import is_cluster, mget, slot_groups
+from tidings.pkg.rediscluster import cluster_client, is_cluster, mget, slot_groups
 from tidings.realtime.model import Route
 from tidings.realtime.routes import RedisRouteTable
 from tidings.service.chat.biz.ports import SeqAllocator
@@ -239,3 +242,28 @@ async def test_every_seq_block_of_the_prefix_is_found_on_every_master_and_voided
     for cid in conversations:
         assert (await allocator.allocate(cid, 1))[0] > max(handed[cid])
     assert allocator.stale_blocks == 0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_a_cluster_that_cannot_be_reached_counts_as_redis_down(
+    mysql_engine: AsyncEngine, registry: CollectorRegistry
+) -> None:
+    """redis-py reports an unreachable cluster outside ``RedisError``: sends still go on from the database, and the
+    push job sees a transient failure it retries, not a broken record."""
+    client = cluster_client(f"redis://127.0.0.1:{free_port()}", socket_timeout=0.5, socket_connect_timeout=0.5)
+    try:
+        with pytest.raises(RedisClusterException):
+            await client.ping()
+        allocator = RedisSeqAllocator(client, SQLSeqLease(mysql_engine), ChatMetrics(registry), timeout_s=0.5)
+        cid = await conversations_in(SQLConversationRepo(mysql_engine))()
+        assert await allocator.allocate(cid, 3) == [1, 2, 3]  # leased straight from the database counter
+        lookup = RouteTableLookup(RedisRouteTable(client))
+        with pytest.raises(Unavailable):
+            await lookup.routes_for([1])
+    finally:
+        await client.aclose()

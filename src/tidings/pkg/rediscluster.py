@@ -17,6 +17,11 @@ from typing import Any, cast
 
 import redis.asyncio as redis
 from redis.crc import key_slot
+from redis.exceptions import RedisClusterUnreachableError, SlotNotCoveredError
+
+# What "the cluster is down" looks like beside ``RedisError`` (a cluster client that reaches no node, a slot that
+# no master serves): redis-py raises these outside its ``RedisError`` tree.
+CLUSTER_DOWN: tuple[type[Exception], ...] = (RedisClusterUnreachableError, SlotNotCoveredError)
 
 
 def cluster_client(url: str, **options: Any) -> redis.Redis:
