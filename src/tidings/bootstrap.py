@@ -142,21 +142,20 @@ class Infra:
         redis-py's cluster client builds its connections itself."""
         if not self.uses_redis:
             raise RuntimeError(f"cache.url {self.settings.cache.url!r} is not a Redis URL")
-        if self._redis is None and self.settings.cache.cluster:
-            timeout = self.settings.cache.timeout_s
-            self._redis = cluster_client(
-                self.settings.cache.url, socket_timeout=timeout, socket_connect_timeout=timeout
-            )
-            trace.instrument_redis(self._redis)
         if self._redis is None:
             timeout = self.settings.cache.timeout_s
-            self._redis = redis.Redis.from_url(
-                self.settings.cache.url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                connection_class=CountedConnection,
-                round_trips=metrics.for_registry().round_trips.labels("redis"),
-            )
+            if self.settings.cache.cluster:
+                self._redis = cluster_client(
+                    self.settings.cache.url, socket_timeout=timeout, socket_connect_timeout=timeout
+                )
+            else:
+                self._redis = redis.Redis.from_url(
+                    self.settings.cache.url,
+                    socket_timeout=timeout,
+                    socket_connect_timeout=timeout,
+                    connection_class=CountedConnection,
+                    round_trips=metrics.for_registry().round_trips.labels("redis"),
+                )
             trace.instrument_redis(self._redis)
         return self._redis
 
