@@ -7,12 +7,12 @@ BIN    := $(VENV)/bin
 BUF    := node_modules/.bin/buf
 CONFIG ?= configs/dev.yaml
 
-.PHONY: run test install dev-install stack-up stack-down browser proto proto-check lint typecheck audit buf-lint buf-breaking unit integration clean deploy-check deploy-config
+.PHONY: run test install dev-install stack-up stack-down redis-cluster-up redis-cluster-down browser proto proto-check lint typecheck audit buf-lint buf-breaking unit integration clean deploy-check deploy-config
 
 run: $(VENV)/.installed
 	$(BIN)/tidings dev --config $(CONFIG)
 
-test: $(VENV)/.dev-installed $(BUF) stack-up browser lint typecheck buf-lint buf-breaking proto-check deploy-check
+test: $(VENV)/.dev-installed $(BUF) stack-up redis-cluster-up browser lint typecheck buf-lint buf-breaking proto-check deploy-check
 	$(BIN)/pytest
 
 install: $(VENV)/.installed
@@ -39,6 +39,14 @@ stack-up:
 
 stack-down:
 	./scripts/stack down
+
+# A Redis Cluster (3 masters, 3 replicas on 7001-7006) beside the stack's Redis: tests/integration/test_redis_cluster.py
+# runs the Redis contract suites on it, and configs/cluster.yaml points the cache at it. Starts in a few seconds.
+redis-cluster-up:
+	./scripts/redis-cluster up
+
+redis-cluster-down:
+	./scripts/redis-cluster down
 
 # Debian's Chromium for tests/browser (Playwright drives it; it never downloads a browser of its own).
 browser:
@@ -93,7 +101,7 @@ deploy-config: $(VENV)/.dev-installed
 unit: $(VENV)/.dev-installed
 	$(BIN)/pytest tests/unit
 
-integration: $(VENV)/.dev-installed stack-up
+integration: $(VENV)/.dev-installed stack-up redis-cluster-up
 	$(BIN)/pytest tests/integration
 
 clean:

@@ -39,6 +39,7 @@ from tidings.pkg.idgen import IdGenerator, SQLWorkerLease
 from tidings.pkg.middleware.grpc import client_interceptors
 from tidings.pkg.ratelimit import MemoryRateLimiter, RateLimiter
 from tidings.pkg.ratelimit.redis import RedisRateLimiter
+from tidings.pkg.rediscluster import cluster_client
 from tidings.realtime.model import RouteTable
 from tidings.realtime.routes import MemoryRouteTable, RedisRouteTable
 from tidings.search.fts5 import FTS5Index
@@ -136,18 +137,25 @@ class Infra:
         return self.settings.cache.url.startswith(("redis://", "rediss://", "unix://"))
 
     def redis(self) -> redis.Redis:
-        """The Redis client of ``cache.url``; connections open lazily, each command bounded by the timeout."""
+        """The Redis client of ``cache.url``; connections open lazily, each command bounded by the timeout. With
+        ``cache.cluster``, a Redis Cluster client (``tidings.pkg.rediscluster``), whose round trips are not counted:
+        redis-py's cluster client builds its connections itself."""
         if not self.uses_redis:
             raise RuntimeError(f"cache.url {self.settings.cache.url!r} is not a Redis URL")
         if self._redis is None:
             timeout = self.settings.cache.timeout_s
-            self._redis = redis.Redis.from_url(
-                self.settings.cache.url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                connection_class=CountedConnection,
-                round_trips=metrics.for_registry().round_trips.labels("redis"),
-            )
+            if self.settings.cache.cluster:
+                self._redis = cluster_client(
+                    self.settings.cache.url, socket_timeout=timeout, socket_connect_timeout=timeout
+                )
+            else:
+                self._redis = redis.Redis.from_url(
+                    self.settings.cache.url,
+                    socket_timeout=timeout,
+                    socket_connect_timeout=timeout,
+                    connection_class=CountedConnection,
+                    round_trips=metrics.for_registry().round_trips.labels("redis"),
+                )
             trace.instrument_redis(self._redis)
         return self._redis
 

@@ -11,7 +11,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as redis
@@ -24,9 +24,12 @@ from tidings import migrations
 from tidings.pkg import db
 from tidings.pkg.bus.kafka import KafkaEventBus
 from tidings.pkg.conf import DatabaseConf
+from tidings.pkg.rediscluster import cluster_client
 
 MYSQL_URL = os.environ.get("TIDINGS_TEST_MYSQL_URL", "mysql+aiomysql://tidings:tidings@127.0.0.1:3306")
 REDIS_URL = os.environ.get("TIDINGS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# One node of the Redis Cluster started by ./scripts/redis-cluster up (7001-7006); the client finds the others.
+REDIS_CLUSTER_URL = os.environ.get("TIDINGS_TEST_REDIS_CLUSTER_URL", "redis://127.0.0.1:7001")
 KAFKA_BOOTSTRAP = os.environ.get("TIDINGS_TEST_KAFKA", "127.0.0.1:9092")
 OPENSEARCH_URL = os.environ.get("TIDINGS_TEST_OPENSEARCH_URL", "http://127.0.0.1:9200")
 PROMETHEUS_URL = os.environ.get("TIDINGS_TEST_PROMETHEUS_URL", "http://127.0.0.1:9090")
@@ -107,8 +110,35 @@ async def redis_prefix(redis_client: redis.Redis) -> AsyncIterator[str]:
     await delete_prefix(redis_client, prefix)
 
 
+@pytest.fixture
+async def redis_cluster() -> AsyncIterator[redis.Redis]:
+    """A client of the Redis Cluster of ``scripts/redis-cluster`` (``make test`` starts it), typed as the adapters
+    take it (``tidings.pkg.rediscluster``). Like every service here, a cluster that is not there fails the test."""
+    client = cluster_client(REDIS_CLUSTER_URL, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        await cast(redis.RedisCluster, client).initialize()
+        info = await client.cluster_info()
+    except redis.RedisError as exc:
+        await client.aclose()
+        pytest.fail(f"no Redis Cluster at {REDIS_CLUSTER_URL} ({exc!r}): run ./scripts/redis-cluster up")
+    if info.get("cluster_state") != "ok":
+        await client.aclose()
+        pytest.fail(f"the Redis Cluster at {REDIS_CLUSTER_URL} is not ok ({info}): run ./scripts/redis-cluster up")
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def redis_cluster_prefix(redis_cluster: redis.Redis) -> AsyncIterator[str]:
+    """A key prefix of the test's own on the cluster; every key under it is deleted afterwards."""
+    prefix = unique("t")
+    yield prefix
+    await delete_prefix(redis_cluster, prefix)
+
+
 async def delete_prefix(client: redis.Redis, prefix: str) -> int:
-    """Delete every key under ``prefix``; how many there were."""
+    """Delete every key under ``prefix``; how many there were. On a cluster the client SCANs every primary and
+    deletes per slot."""
     keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
     return int(await client.delete(*keys)) if keys else 0
 

@@ -10,7 +10,7 @@ from tidings.pkg.conf import ConfigError
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["dev.yaml", "stack.yaml", "production.example.yaml"])
+@pytest.mark.parametrize("name", ["dev.yaml", "stack.yaml", "cluster.yaml", "production.example.yaml"])
 def test_the_shipped_config_files_are_valid(name: str) -> None:
     conf.load(ROOT / "configs" / name)
 
@@ -98,4 +98,12 @@ def test_a_cors_origin_that_is_no_origin_is_named(tmp_path: Path, origin: str, w
     path = tmp_path / "c.yaml"
     path.write_text(f"modules:\n  admin:\n    http: {{port: 8085}}\n    cors_origins: ['{origin}']\n")
     with pytest.raises(ConfigError, match=rf"modules\.admin\.cors_origins\.0: .*{why}"):
+        conf.load(path)
+
+
+def test_a_cluster_cache_names_one_node_of_database_0(tmp_path: Path) -> None:
+    assert conf.load(ROOT / "configs" / "cluster.yaml").cache.cluster
+    path = tmp_path / "c.yaml"
+    path.write_text("cache:\n  url: redis://127.0.0.1:7001/3\n  cluster: true\n")
+    with pytest.raises(ConfigError, match="cache"):
         conf.load(path)

@@ -8,7 +8,7 @@ import ipaddress
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 
 class ConfigError(Exception):
@@ -133,6 +133,9 @@ class DatabaseConf(Section):
 class CacheConf(Section):
     # ``memory://`` (in-process) or ``redis://host:port/db``.
     url: str = "memory://"
+    # ``url`` names one node of a Redis Cluster (``redis://host:port``, database 0): the client learns the others
+    # from it and sends each key to its slot's master (tidings.pkg.rediscluster; key layouts in docs/CACHE.md).
+    cluster: bool = False
     timeout_s: float = Field(default=1.0, gt=0)
     # Cache-aside (tidings.pkg.cache, docs/CACHE.md): how long values and "no such row" live, spread by +-jitter.
     ttl_s: float = Field(default=300.0, gt=0)
@@ -146,6 +149,14 @@ class CacheConf(Section):
     memory_max_entries: int = Field(default=100_000, ge=1)
     # After a Redis error, requests skip the cache for this long and read the database.
     retry_after_s: float = Field(default=1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _cluster_url(self) -> CacheConf:
+        if self.cluster:
+            parts = urlsplit(self.url)
+            if parts.scheme not in ("redis", "rediss") or parts.path.strip("/") not in ("", "0"):
+                raise ValueError("cache.cluster needs a redis:// or rediss:// url of one node, database 0")
+        return self
 
 
 class BusConf(Section):

@@ -5,6 +5,10 @@ before every pipeline that holds one: a round trip more each time, on every hot 
 script (seq blocks, rate limits, recent windows). Here the pipeline goes as it is; only after Redis forgot the
 script (a restart, SCRIPT FLUSH) is it loaded and the pipeline run again, so a pipeline given to ``run`` must be
 safe to run twice (idempotent commands, or scripts that answered NOSCRIPT and so did nothing).
+
+On a Redis Cluster the client is a ``RedisCluster`` (``tidings.pkg.rediscluster``): each call goes to the master of
+its first key's slot (so all the keys of one call must share a slot), the pipeline to every node at once, and
+SCRIPT LOAD to every primary, so a master that forgot the script (restarted, promoted) has it for the second run.
 """
 
 from __future__ import annotations

@@ -5,4 +5,6 @@ from __future__ import annotations
 
 from redis.exceptions import RedisError
 
-REDIS_DOWN: tuple[type[Exception], ...] = (RedisError, OSError)
+from tidings.pkg.rediscluster import CLUSTER_DOWN
+
+REDIS_DOWN: tuple[type[Exception], ...] = (RedisError, *CLUSTER_DOWN, OSError)

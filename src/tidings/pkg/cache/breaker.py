@@ -12,8 +12,11 @@ from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
-# What "Redis is unreachable or too slow" looks like from redis-py and from our own timeouts.
-UNREACHABLE: tuple[type[Exception], ...] = (RedisError, ConnectionError, TimeoutError, OSError)
+from tidings.pkg.rediscluster import CLUSTER_DOWN
+
+# What "Redis is unreachable or too slow" looks like from redis-py (a single server or a cluster) and from our own
+# timeouts.
+UNREACHABLE: tuple[type[Exception], ...] = (RedisError, *CLUSTER_DOWN, ConnectionError, TimeoutError, OSError)
 
 
 class Breaker:

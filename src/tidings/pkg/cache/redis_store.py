@@ -7,17 +7,23 @@ seconds, and a request must not wait that long for a cache it can do without.
 
 A batch of values is stored by one script call (``SET … PX`` per key inside Redis), not a pipeline of SETs: on
 loopback a pipeline of 100 commands costs more in redis-py packing and parsing each command than the round trips
-it saves (docs/BENCHMARKS.md), while one command is packed and answered once. Keys of a batch may lie in
-different Redis Cluster slots, like MGET's: the store is for one Redis server (or a proxy in front of a cluster).
+it saves (docs/BENCHMARKS.md), while one command is packed and answered once.
+
+On a Redis Cluster (``tidings.pkg.rediscluster``) the keys of a batch lie in many slots: a read is one MGET per slot
+and a store one script call per slot, all of a batch pipelined (each node's share sent at once); a delete is split
+per slot by the cluster client. On a single Redis every batch stays one MGET or one script call.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
 
 import redis.asyncio as redis
+from redis.asyncio.client import Pipeline
+
+from tidings.pkg.rediscluster import mget, slot_groups
+from tidings.pkg.scripts import Script
 
 # SET KEYS[i] to ARGV[2i - 1] with a time to live of ARGV[2i] milliseconds, for every key of the batch.
 _SET_MANY = """
@@ -35,13 +41,13 @@ class RedisStore:
         self._redis = client
         self._batch_size = batch_size
         self._timeout_s = timeout_s
-        self._set_script: Any = client.register_script(_SET_MANY)
+        self._set_script = Script(client, _SET_MANY)
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         found: list[bytes | None] = []
         async with asyncio.timeout(self._timeout_s):
             for start in range(0, len(keys), self._batch_size):
-                values: list[Any] = await self._redis.mget(keys[start : start + self._batch_size])
+                values = await mget(self._redis, keys[start : start + self._batch_size])
                 found += [bytes(value) if value is not None else None for value in values]
         return found
 
@@ -49,10 +55,19 @@ class RedisStore:
         async with asyncio.timeout(self._timeout_s):
             for start in range(0, len(items), self._batch_size):
                 batch = items[start : start + self._batch_size]
-                args: list[bytes | int] = []
-                for _, value, ttl_s in batch:
-                    args += [value, max(1, int(ttl_s * 1000))]
-                await self._set_script(keys=[key for key, _, _ in batch], args=args)
+                groups = slot_groups(self._redis, [key for key, _, _ in batch])
+
+                def fill(
+                    pipe: Pipeline, batch: Sequence[tuple[str, bytes, float]] = batch, groups: list[list[int]] = groups
+                ) -> None:
+                    for group in groups:
+                        args: list[bytes | int] = []
+                        for index in group:
+                            args += [batch[index][1], max(1, int(batch[index][2] * 1000))]
+                        self._set_script.call(pipe, [batch[index][0] for index in group], args)
+
+                # Run twice only if Redis forgot the script: the same values stored again.
+                await self._set_script.run(fill)
 
     async def delete_many(self, keys: Sequence[str]) -> None:
         async with asyncio.timeout(self._timeout_s):

@@ -3,9 +3,9 @@
 Each key holds its *theoretical arrival time* (TAT): the moment its bucket would be full again. A hit of ``cost``
 moves the TAT ``cost / rate`` seconds ahead and is allowed while the TAT stays within ``burst / rate`` of now.
 That is a token bucket of ``burst`` tokens refilled at ``rate`` a second, stored as one number, so the Redis
-adapter is one script call (one round trip) for every hit waiting, and instances share every limit. The keys of
-one call may lie in different Redis Cluster slots: the script talks to one Redis server (or a cluster proxy), as
-the cache's MGET does. A hit of cost 0 only looks (would one more action be allowed now?) and changes nothing.
+adapter is one script call (one round trip) for every hit waiting, and instances share every limit (on a Redis
+Cluster, one script call per slot, pipelined in one round trip per node). A hit of cost 0 only looks (would one
+more action be allowed now?) and changes nothing.
 
 The port, its types and the in-process adapter are here, free of any driver, so use cases may take them;
 ``ratelimit.redis`` is the shared one.

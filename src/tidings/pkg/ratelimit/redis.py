@@ -1,7 +1,8 @@
 """The GCRA limiter in Redis: one script call (one round trip) for every hit waiting, shared by every instance.
 
 Redis keys: ``<prefix>:<key>`` holding the TAT in microseconds of Redis's own clock (``TIME``), so bff instances
-with skewed clocks still agree; each key expires when its bucket is full again.
+with skewed clocks still agree; each key expires when its bucket is full again. On a Redis Cluster the hits of a
+round trip are split into one script call per slot (``tidings.pkg.rediscluster``), still pipelined together.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 from typing import TYPE_CHECKING, cast
 
 from tidings.pkg.ratelimit import Rate, Verdict
+from tidings.pkg.rediscluster import slot_groups
 from tidings.pkg.scripts import Script
 
 if TYPE_CHECKING:
@@ -75,7 +77,11 @@ class RedisRateLimiter:
             self._flusher = None
 
     async def _round_trip(self, batch: list[tuple[str, Rate, int, asyncio.Future[Verdict]]]) -> None:
-        calls = [batch[start : start + _SCRIPT_KEYS] for start in range(0, len(batch), _SCRIPT_KEYS)]
+        calls = [
+            [batch[index] for index in group[start : start + _SCRIPT_KEYS]]
+            for group in slot_groups(self._client, [key for key, *_ in batch])
+            for start in range(0, len(group), _SCRIPT_KEYS)
+        ]
 
         def fill(pipe: Pipeline) -> None:
             for hits in calls:

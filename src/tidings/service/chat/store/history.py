@@ -2,7 +2,8 @@
 
 Written by the persist job after its database commit, in one pipeline per batch, and dropped by chat when a
 message in a window changes; readers may use them instead of the database for the newest page. Losing them loses
-nothing: the database is the source of truth and the next batch writes them again.
+nothing: the database is the source of truth and the next batch writes them again. A conversation's keys share
+its id as a Redis Cluster hash tag (``<prefix>:{<id>}:max_seq``, ``<prefix>:{<id>}:recent``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
 
+from tidings.pkg.rediscluster import mget
 from tidings.pkg.scripts import Script
 from tidings.service.chat.message import Message
 from tidings.service.chat.store.records import message_to_pb
@@ -72,11 +74,11 @@ class RedisHistoryCache:
         return int(value) if value is not None else None
 
     async def max_seqs(self, conversation_ids: Sequence[int]) -> dict[int, int]:
-        """The persisted max seqs held for these conversations (one MGET); absent ones left out, a value that is no
-        number as -1 (never a max seq)."""
+        """The persisted max seqs held for these conversations (one MGET, one per slot on a cluster); absent ones left
+        out, a value that is no number as -1 (never a max seq)."""
         if not conversation_ids:
             return {}
-        values = await self._redis.mget([self.max_seq_key(conversation_id) for conversation_id in conversation_ids])
+        values = await mget(self._redis, [self.max_seq_key(conversation_id) for conversation_id in conversation_ids])
         return {cid: _number(value) for cid, value in zip(conversation_ids, values, strict=True) if value is not None}
 
     async def forget_max_seqs(self, conversation_ids: Sequence[int]) -> None:
