@@ -40,6 +40,7 @@ from tidings.pkg.middleware.grpc import client_interceptors
 from tidings.pkg.ratelimit import MemoryRateLimiter, RateLimiter
 from tidings.pkg.ratelimit.redis import RedisRateLimiter
 from tidings.pkg.rediscluster import cluster_client
+from tidings.pkg.transport.grpc import dial
 from tidings.realtime.model import RouteTable
 from tidings.realtime.routes import MemoryRouteTable, RedisRouteTable
 from tidings.search.fts5 import FTS5Index
@@ -235,7 +236,7 @@ class Infra:
             target = conf.dial or (conf.grpc.address if conf.grpc is not None else None)
             if target is None:
                 raise RuntimeError(f"modules.{module} has no gRPC address to dial")
-            self._channels[module] = grpc.aio.insecure_channel(target, interceptors=client_interceptors())
+            self._channels[module] = dial(target, client_interceptors())
         return self._channels[module]
 
     def resources(self) -> list[Server]:

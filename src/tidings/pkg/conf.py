@@ -35,8 +35,10 @@ class ModuleConf(Section):
 
     http: Listen
     grpc: Listen | None = None
-    # Where other modules reach this one's gRPC server (``host:port``; a DNS name behind a load balancer in
-    # production). Defaults to the ``grpc`` listen address, which suits one machine.
+    # Where other modules reach this one's gRPC server: a gRPC target, ``host:port`` (every address the name
+    # resolves to: a headless Service in Kubernetes), ``dns:///name:port``, or ``ipv4:host1:port1,host2:port2`` for
+    # instances at fixed addresses. Calls are spread round-robin over the instances (tidings.pkg.transport.grpc.dial).
+    # Defaults to the ``grpc`` listen address, which suits one machine.
     dial: str | None = None
     # The deadline of a request that brings none (every HTTP request; a gRPC call without one), passed on as the
     # timeout of the calls it makes.
