@@ -127,9 +127,9 @@ class AuthConf(Section):
 class RealtimeConf(Section):
     """The bff's live connections (WebSocket and gRPC stream) and the route table the push job reads."""
 
-    # The address of this very instance's gRPC server, which the push job dials for ``Deliver``. Set it per
-    # instance (TIDINGS_REALTIME__ADVERTISE) when ``modules.bff.dial`` is a load balancer or the listen host is
-    # 0.0.0.0; unset, it is ``modules.bff.dial``, else the bff's gRPC listen address.
+    # The address of this very instance's internal gRPC server, which the push job dials for ``Deliver``. Set it
+    # per instance (TIDINGS_REALTIME__ADVERTISE) when the listen host is 0.0.0.0; unset, it is the bff's internal
+    # gRPC listen address.
     advertise: str | None = None
     # Frames waiting for one slow connection; when full, the connection is closed (4008) and catches up by sync.
     queue_size: int = Field(default=256, ge=1, le=65_536)
