@@ -228,15 +228,17 @@ class Infra:
             self._search = index
         return self._search
 
-    def channel(self, module: str) -> grpc.aio.Channel:
+    def channel(self, module: str, *, keyed: bool = False) -> grpc.aio.Channel:
         """One shared gRPC channel to ``module`` (``account``, ``chat``, ``bff``): errors come back as
-        ``TidingsError`` and every call carries the time its caller has left."""
+        ``TidingsError`` and every call carries the time its caller has left. Calls go round-robin over the
+        module's instances; on a ``keyed`` channel, those with the same shard key to one instance
+        (``tidings.pkg.transport.grpc.dial``). The first call for a module decides."""
         if module not in self._channels:
             conf = getattr(self.settings.modules, module)
             target = conf.dial or (conf.grpc.address if conf.grpc is not None else None)
             if target is None:
                 raise RuntimeError(f"modules.{module} has no gRPC address to dial")
-            self._channels[module] = dial(target, client_interceptors())
+            self._channels[module] = dial(target, client_interceptors(), keyed=keyed)
         return self._channels[module]
 
     def resources(self) -> list[Server]:

@@ -35,6 +35,17 @@ def test_defaults_are_the_embedded_adapters() -> None:
     assert settings.modules.bff.http.port == 8080
 
 
+@pytest.mark.parametrize("module", ["bff", "account", "chat", "job", "task", "admin"])
+def test_one_setting_of_a_module_from_the_environment_leaves_its_other_listeners_in_place(
+    module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = getattr(conf.load(None).modules, module)
+    monkeypatch.setenv(f"TIDINGS_MODULES__{module.upper()}__DIAL", "ipv4:10.0.0.1:9000,10.0.0.2:9000")
+    moved = getattr(conf.load(None).modules, module)
+    assert moved.dial == "ipv4:10.0.0.1:9000,10.0.0.2:9000"
+    assert (moved.http, moved.grpc) == (default.http, default.grpc)
+
+
 def test_an_unknown_key_is_named(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("database:\n  urll: x\n")

@@ -12,12 +12,12 @@ import pytest
 
 from tidings.bench.system import free_port
 from tidings.pkg.conf import Listen
-from tidings.pkg.transport.grpc import SERVICE_SERVER_OPTIONS, GrpcServer, dial
+from tidings.pkg.transport.grpc import SERVICE_SERVER_OPTIONS, SHARD_KEY, GrpcServer, dial
 
 METHOD = "/tidings.test.Who/Name"
 
 
-def answering(name: str) -> GrpcServer:
+def answering(name: str, address: str | None = None) -> GrpcServer:
     async def who(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         return name.encode()
 
@@ -27,14 +27,16 @@ def answering(name: str) -> GrpcServer:
     def register(server: grpc.aio.Server) -> None:
         server.add_generic_rpc_handlers((handler,))
 
-    return GrpcServer(name, Listen(port=free_port()), [register], reflection=False, options=SERVICE_SERVER_OPTIONS)
+    port = int(address.rpartition(":")[2]) if address else free_port()
+    return GrpcServer(name, Listen(port=port), [register], reflection=False, options=SERVICE_SERVER_OPTIONS)
 
 
-async def ask(channel: grpc.aio.Channel, times: int) -> Counter[str]:
+async def ask(channel: grpc.aio.Channel, times: int, key: str | None = None) -> Counter[str]:
     call = channel.unary_unary(METHOD)
+    metadata = ((SHARD_KEY, key),) if key is not None else None
     answers: Counter[str] = Counter()
     for _ in range(times):
-        answer = await call(b"", timeout=5)
+        answer = await call(b"", timeout=5, metadata=metadata)
         answers[answer.decode()] += 1
     return answers
 
@@ -77,6 +79,37 @@ async def until(done: Callable[[Counter[str]], bool], channel: grpc.aio.Channel,
     async with asyncio.timeout(timeout_s):
         while not done(await ask(channel, 4)):  # noqa: ASYNC110 - polls the servers, no event to wait on
             await asyncio.sleep(0.05)
+
+
+async def test_a_keyed_channel_sends_one_key_to_one_instance_and_moves_only_the_keys_of_one_that_stopped() -> None:
+    first, second = answering("first"), answering("second")
+    await first.start()
+    await second.start()
+    channel = dial(f"ipv4:{first.address},{second.address}", keyed=True)
+    try:
+        keys = [str(n) for n in range(16)]
+        owners = {}
+        for key in keys:
+            answers = await ask(channel, 5, key)
+            assert len(answers) == 1, f"key {key} answered by {answers}"
+            owners[key] = next(iter(answers))
+        assert set(owners.values()) == {"first", "second"}  # 16 keys spread over both
+        assert len(await ask(channel, 40)) == 2  # calls without a key go to either
+
+        await first.stop()
+        for key in keys:
+            assert await ask(channel, 3, key) == {"second": 3}
+        # Back on its port, the first gets its keys again once the channel reconnected (backoff capped at 2 s).
+        first = answering("first", first.address)
+        await first.start()
+        mine = [key for key, owner in owners.items() if owner == "first"]
+        async with asyncio.timeout(10):
+            while [(await ask(channel, 1, key)).most_common(1)[0][0] for key in mine] != ["first"] * len(mine):  # noqa: ASYNC110 - polls the servers
+                await asyncio.sleep(0.1)
+    finally:
+        await channel.close()
+        await first.stop()
+        await second.stop()
 
 
 @pytest.mark.parametrize("target", ["127.0.0.1:{port}", "dns:///localhost:{port}", "ipv4:127.0.0.1:{port}"])

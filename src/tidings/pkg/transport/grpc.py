@@ -4,6 +4,7 @@ module's instances with the calls spread over them."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 
 import grpc
@@ -19,8 +20,16 @@ Registrar = Callable[[grpc.aio.Server], None]
 # of a process's calls to one instance). An instance that goes away is skipped at once, and dialed again within
 # ``MAX_RECONNECT_BACKOFF_MS`` of coming back (gRPC's default waits up to two minutes): a rolling restart then finds
 # the instance restarted before it has the traffic of the next one to take.
-_SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+_ROUND_ROBIN = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 MAX_RECONNECT_BACKOFF_MS = 2_000
+# A keyed channel (``dial(..., keyed=True)``) sends every call carrying this metadata key with the same value to the
+# same instance while the set of instances stays the same (gRPC's ring_hash policy, hashing the value), and calls
+# without it to an instance at random; when an instance goes away, only its keys move, to the next on the ring.
+SHARD_KEY = "tidings-shard"
+_RING_HASH = json.dumps({"loadBalancingConfig": [{"ring_hash_experimental": {"requestHashHeader": SHARD_KEY}}]})
+# grpcio (1.85) reads a ring_hash's ``requestHashHeader`` (gRFC A76: ring hash without xDS) only with this set; it is
+# read when a channel's config is parsed, so setting it before the first keyed channel is enough.
+os.environ.setdefault("GRPC_EXPERIMENTAL_RING_HASH_SET_REQUEST_HASH_KEY", "true")
 # A service's server closes each connection (GOAWAY, after its calls finish) once it is this old, so a client
 # dialing a DNS name resolves it again and spreads onto instances started since (a scaled-out Deployment).
 MAX_CONNECTION_AGE_MS = 300_000
@@ -31,11 +40,14 @@ SERVICE_SERVER_OPTIONS = (
 )
 
 
-def dial(target: str, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()) -> grpc.aio.Channel:
+def dial(
+    target: str, interceptors: Sequence[grpc.aio.ClientInterceptor] = (), *, keyed: bool = False
+) -> grpc.aio.Channel:
     """A channel to every instance ``target`` names: ``host:port`` (each address the name resolves to),
-    ``dns:///name:port``, or a fixed list ``ipv4:host1:port1,host2:port2``."""
+    ``dns:///name:port``, or a fixed list ``ipv4:host1:port1,host2:port2``. Calls go round-robin over them; on a
+    ``keyed`` channel, those with the same ``SHARD_KEY`` metadata go to one instance."""
     options = [
-        ("grpc.service_config", _SERVICE_CONFIG),
+        ("grpc.service_config", _RING_HASH if keyed else _ROUND_ROBIN),
         ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS),
     ]
     return grpc.aio.insecure_channel(target, options=options, interceptors=list(interceptors))
