@@ -118,3 +118,16 @@ def test_a_cluster_cache_names_one_node_of_database_0(tmp_path: Path) -> None:
     path.write_text("cache:\n  url: redis://127.0.0.1:7001/3\n  cluster: true\n")
     with pytest.raises(ConfigError, match="cache"):
         conf.load(path)
+
+
+def test_a_read_replica_is_optional_and_needs_mysql_on_both_sides(tmp_path: Path) -> None:
+    database = conf.load(ROOT / "configs" / "cluster.yaml").database
+    assert (database.url.split("@")[1], database.replica_url.split("@")[1]) == (
+        "127.0.0.1:3316/tidings",
+        "127.0.0.1:3317/tidings",
+    )
+    assert conf.load(ROOT / "configs" / "stack.yaml").database.replica_url == ""
+    path = tmp_path / "r.yaml"
+    path.write_text("database:\n  url: sqlite+aiosqlite:///x.db\n  replica_url: mysql+aiomysql://u:p@h:3317/t\n")
+    with pytest.raises(ConfigError, match="database"):
+        conf.load(path)

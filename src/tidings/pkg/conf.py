@@ -130,6 +130,20 @@ class DatabaseConf(Section):
     # Apply pending migrations at start (embedded and local stack); production runs ``tidings migrate``.
     auto_migrate: bool = True
     echo: bool = False
+    # A read replica of ``url`` (MySQL/MariaDB, same database; empty: none). Reads that may be a little behind
+    # (history, conversation lists, others' profiles) go there; every other read and every write stays on ``url``
+    # (docs/DATA.md). Never migrated: replication brings the schema.
+    replica_url: str = ""
+    # After the replica fails to answer, its reads go to ``url`` for this long before it is tried again.
+    replica_retry_after_s: float = Field(default=5.0, ge=0)
+
+    @model_validator(mode="after")
+    def _replica_url(self) -> DatabaseConf:
+        if self.replica_url:
+            dialects = {urlsplit(u).scheme.split("+")[0] for u in (self.url, self.replica_url)}
+            if not dialects <= {"mysql", "mariadb"}:
+                raise ValueError("database.replica_url needs mysql urls for both database.url and the replica")
+        return self
 
 
 class CacheConf(Section):
