@@ -55,8 +55,8 @@ class BffConf(ApiConf):
     max_connections_per_client: int = Field(default=256, ge=0)
     # Sends go to chat in batches per shard of conversations (the conversation id modulo this), and each shard's
     # batches to one chat instance while the instances stay the same: a conversation's sends meet in one chat
-    # process, which publishes them in seq order (docs/ARCHITECTURE.md, "Many instances"). Several shards per chat instance spread the
-    # sends evenly over the instances.
+    # process, which publishes them in seq order (docs/ARCHITECTURE.md, "Many instances"). Several shards per
+    # chat instance spread the sends evenly over the instances.
     chat_send_shards: int = Field(default=16, ge=1, le=1024)
 
 
