@@ -14,6 +14,12 @@ of the Kafka broker, MariaDB and Redis (``scripts/stack kill`` / ``start``), a R
 each job process, chat and the bff, SIGSTOP/SIGCONT of chat, and a network delay to MariaDB (every process reaches
 it through a relay of the tool's). The load never stops for them.
 
+With ``--instances 2`` (or more) every process runs that many times (task too), people spread over the bff
+instances and move to another when theirs is unreachable, and the faults are one instance of every process killed
+at once, then a rolling restart of every process (SIGTERM, drained, started, ready before the next). On the cluster
+middleware (a config with ``cache.cluster``: configs/cluster.yaml) the faults are a Kafka broker of three killed, a
+Redis Cluster master killed (its replica takes over), and the MariaDB read replica stopped. ``--fault`` picks any.
+
 Afterwards it checks, from the public API only:
 - every acknowledged message is stored exactly once, with the id and seq it was acknowledged with;
 - each sender's seqs increase strictly in the order of their acknowledgements;
@@ -60,6 +66,9 @@ from tidings.pkg.charts import lines
 
 # The network delay of the "MariaDB delayed" fault, each way.
 DATABASE_DELAY_S = 0.2
+# The Redis Cluster of scripts/redis-cluster, and how long a master's replica may take to take its slots over.
+REDIS_MASTERS = 3
+FAILOVER_TIMEOUT_S = 60.0
 # The job module in two processes, so that persisting and pushing fail apart.
 JOBS: tuple[tuple[conf.JobGroup, ...], ...] = (("persist", "index", "invalidate"), ("push",))
 GROUP_SIZE = 4
@@ -473,13 +482,22 @@ class Chaos:
         self.database = database
 
     async def middleware(self, *args: str) -> None:
+        await self.script(self.stack, *args)
+
+    async def cluster(self, name: str, *args: str) -> str:
+        """Run ``scripts/<name>`` (``kafka-cluster``, ``redis-cluster``, ``mariadb-replica``), the sibling of the
+        stack script; answers what it printed."""
+        return await self.script(self.stack.parent / name, *args)
+
+    async def script(self, path: Path, *args: str) -> str:
         # subprocess in a thread, not asyncio's: see ``system.System`` (gRPC's fork handlers crashed children).
         done = await asyncio.to_thread(
-            subprocess.run, [str(self.stack), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300
+            subprocess.run, [str(path), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300
         )
+        said = done.stdout.decode(errors="replace")
         if done.returncode != 0:
-            said = done.stdout.decode(errors="replace")[-2000:]
-            raise RuntimeError(f"{self.stack} {' '.join(args)} exited with {done.returncode}:\n{said}")
+            raise RuntimeError(f"{path} {' '.join(args)} exited with {done.returncode}:\n{said[-2000:]}")
+        return said
 
     async def crash(self, *names: str) -> None:
         """SIGKILL of each of ``names`` at once, then a start of each, one after another."""
@@ -534,6 +552,32 @@ async def _rolling_restart(chaos: Chaos) -> None:
         await chaos.running.launch(name)
 
 
+async def _kill_kafka_broker(chaos: Chaos) -> None:
+    await chaos.cluster("kafka-cluster", "kill", "1")
+    await asyncio.sleep(chaos.timing.down_s)
+    await chaos.cluster("kafka-cluster", "start", "1")
+
+
+async def _kill_redis_master(chaos: Chaos) -> None:
+    """SIGKILL of a master; once its replica took its slots over (after the cluster's node timeout), a start of it
+    (it rejoins as a replica)."""
+    port = (await chaos.cluster("redis-cluster", "masters")).split()[0]
+    await chaos.cluster("redis-cluster", "kill", port)
+    async with asyncio.timeout(FAILOVER_TIMEOUT_S):
+        while True:
+            masters = (await chaos.cluster("redis-cluster", "masters")).split()
+            if port not in masters and len(masters) == REDIS_MASTERS:
+                break
+            await asyncio.sleep(0.5)
+    await chaos.cluster("redis-cluster", "start", port)
+
+
+async def _stop_replica(chaos: Chaos) -> None:
+    await chaos.cluster("mariadb-replica", "stop-replica")
+    await asyncio.sleep(chaos.timing.pause_s)
+    await chaos.cluster("mariadb-replica", "start-replica")
+
+
 def _crash(name: str) -> Callable[[Chaos], Awaitable[None]]:
     async def act(chaos: Chaos) -> None:
         await chaos.crash(name)
@@ -559,6 +603,15 @@ FAULTS = (
     Fault("Redis killed", "SIGKILL of redis-server, then a start", _middleware("redis")),
     Fault("MariaDB killed", "SIGKILL of mariadbd, then a start", _middleware("mariadb")),
     Fault("Kafka killed", "SIGKILL of the Kafka broker, then a start", _middleware("kafka")),
+)  # fmt: skip
+# On the cluster middleware (configs/cluster.yaml: scripts/kafka-cluster, redis-cluster, mariadb-replica).
+CLUSTER_FAULTS = (
+    Fault("Kafka broker killed", "SIGKILL of broker 1 of 3 (the topics' replicas on it), then a start",
+          _kill_kafka_broker),
+    Fault("Redis master killed", "SIGKILL of a Redis Cluster master; its replica takes over; then a start",
+          _kill_redis_master),
+    Fault("MariaDB replica stopped", "the read replica stopped for the pause (reads go to the primary), then started",
+          _stop_replica),
 )  # fmt: skip
 # With two or more instances of every process (``--instances``).
 WIDE_FAULTS = (
@@ -629,8 +682,9 @@ class Outcome:
 async def run(options: Options) -> Outcome:
     timing = TIMINGS[options.profile]
     settings = conf.load(options.config)
-    wide = options.instances > 1
-    faults = [f for f in FAULTS + WIDE_FAULTS if f.name in options.faults] or list(WIDE_FAULTS if wide else FAULTS)
+    wide, cluster = options.instances > 1, settings.cache.cluster
+    defaults = [*(WIDE_FAULTS if wide else ()), *(CLUSTER_FAULTS if cluster else ())] or list(FAULTS)
+    faults = [f for f in FAULTS + WIDE_FAULTS + CLUSTER_FAULTS if f.name in options.faults] or defaults
     # Wide, the task module too: every module runs N-wide.
     modules = [*system.MESSAGE_PATH, *(["task"] if wide else [])]
     database = make_url(settings.database.url)
@@ -1088,7 +1142,7 @@ def command(
     ] = 1,
 ) -> None:
     """Faults under load (kills, restarts, a pause, a flush); fails on any loss, duplicate, reordering or miss."""
-    names = {f.name for f in FAULTS + (WIDE_FAULTS if instances > 1 else ())}
+    names = {f.name for f in FAULTS + CLUSTER_FAULTS + (WIDE_FAULTS if instances > 1 else ())}
     if unknown := [f for f in fault or [] if f not in names]:
         raise typer.BadParameter(
             f"unknown fault {unknown[0]!r} with {instances} instance(s); one of: {', '.join(sorted(names))}",
