@@ -225,6 +225,38 @@ async def test_stop_ends_the_loop() -> None:
     assert table.rows["a"].lease_until_ms == 0
 
 
+async def test_a_long_run_holds_up_no_other_task_and_stop_cuts_it_short() -> None:
+    calls: list[str] = []
+    release, started = asyncio.Event(), asyncio.Event()
+
+    async def long(_: Progress) -> int:
+        started.set()
+        await release.wait()
+        return 1
+
+    table = FakeTaskRuns(FakeClock(START_MS))
+    runner = Scheduler(
+        [Job("long", schedule="0 * * * *", run=long), counting("quick", "0 * * * *", calls)],
+        table.leases("p1"),
+        table.runs,
+        TaskMetrics(CollectorRegistry()),
+        tick_s=0.01,
+        clock=table.clock,
+    )
+    await runner.start()
+    try:
+        async with asyncio.timeout(5):
+            await started.wait()
+            while not calls:  # noqa: ASYNC110 - the scheduler's loop calls the job: nothing to wait on
+                await asyncio.sleep(0.01)
+        assert calls == ["quick"]  # while "long" still runs
+        assert table.rows["long"].lease_until_ms > 0
+    finally:
+        await runner.stop()
+    run = table.rows["long"].run
+    assert run is not None and run.finished_at_ms is None  # cut short by the stop: due again on the next start
+
+
 @pytest.mark.parametrize(("max_batches", "left"), [(10, 1), (2, 2)])
 async def test_pruning_keeps_the_grace_and_deletes_in_bounded_batches(max_batches: int, left: int) -> None:
     tokens = FakeTokens([1_000, 2_000, 3_000, 4_000, 5_000, 10_000])

@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 import structlog
@@ -165,18 +166,22 @@ class Scheduler:
             self._loop = None
 
     async def tick(self) -> list[str]:
-        """One turn of the loop: the names of the jobs this process ran."""
+        """Run every job due now, side by side, until all of them ended: the names of the jobs this process ran."""
+        last = await self._known_runs()
+        if last is None:
+            return []
+        due = [job for job in self._jobs if self._due(job, last.get(job.name))]
+        runs = await asyncio.gather(*(self._run_leased(job, last) for job in due))
+        return [job.name for job, run in zip(due, runs, strict=True) if run is not None]
+
+    async def _known_runs(self) -> dict[str, Run] | None:
+        """The last runs as this process knows them (read once); ``None`` while they cannot be read."""
         if self._last is None:
             try:
                 self._last = await self._runs.last_runs([job.name for job in self._jobs])
             except Exception as exc:  # not knowing what ran, run nothing rather than twice
                 log.warning("task runs unknown", error=str(exc))
-                return []
-        ran: list[str] = []
-        for job in self._jobs:
-            if self._due(job, self._last.get(job.name)) and await self._run_leased(job, self._last) is not None:
-                ran.append(job.name)
-        return ran
+        return self._last
 
     async def status(self) -> list[TaskStatus]:
         """Every task's schedule, last run and next run, from the shared log."""
@@ -226,9 +231,21 @@ class Scheduler:
         return last.started_at_ms < last_scheduled_ms(job.schedule, self._clock.now_ms())
 
     async def _run(self) -> None:
-        while True:
-            await self.tick()
-            await asyncio.sleep(self._tick_s)
+        """Every tick, start each job that is due and not running here in a task of its own: a long run (a
+        retention over a large backlog, a dead-letter scan waiting on Kafka) holds up no other job."""
+        running: dict[str, asyncio.Task[Run | None]] = {}
+        try:
+            while True:
+                last = await self._known_runs()
+                for job in self._jobs:
+                    if last is not None and job.name not in running and self._due(job, last.get(job.name)):
+                        running[job.name] = asyncio.create_task(self._run_leased(job, last), name=f"task {job.name}")
+                        running[job.name].add_done_callback(partial(_forget, running, job.name))
+                await asyncio.sleep(self._tick_s)
+        finally:
+            for task in list(running.values()):
+                task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
 
     async def _run_leased(
         self, job: Job, last: dict[str, Run], *, due_only: bool = True, progress: Progress = NO_PROGRESS
@@ -312,3 +329,7 @@ class Scheduler:
                     return
             except Exception as exc:
                 log.warning("task lease not renewed", job=lease.name, error=str(exc))
+
+
+def _forget(running: dict[str, asyncio.Task[Run | None]], name: str, _: object) -> None:
+    running.pop(name, None)
