@@ -107,3 +107,31 @@ def test_a_cluster_cache_names_one_node_of_database_0(tmp_path: Path) -> None:
     path.write_text("cache:\n  url: redis://127.0.0.1:7001/3\n  cluster: true\n")
     with pytest.raises(ConfigError, match="cache"):
         conf.load(path)
+
+
+def test_the_cluster_config_replicates_the_bus_on_three_brokers() -> None:
+    bus = conf.load(ROOT / "configs" / "cluster.yaml").bus
+    assert bus.kind == "kafka"
+    assert len(bus.bootstrap_servers.split(",")) == 3
+    assert (bus.replication_factor, bus.min_insync_replicas) == (3, 2)
+
+
+def test_the_bus_replicates_once_and_leaves_the_isr_minimum_to_the_brokers_by_default() -> None:
+    bus = conf.load(None).bus
+    assert (bus.replication_factor, bus.min_insync_replicas) == (1, None)
+
+
+@pytest.mark.parametrize(
+    ("yaml", "why"),
+    [
+        ("bus:\n  replication_factor: 0\n", r"bus\.replication_factor"),
+        ("bus:\n  min_insync_replicas: 0\n", r"bus\.min_insync_replicas"),
+        ("bus:\n  replication_factor: 3\n  min_insync_replicas: 4\n", r"min_insync_replicas \(4\) cannot exceed"),
+        ("bus:\n  min_insync_replicas: 2\n", r"min_insync_replicas \(2\) cannot exceed bus\.replication_factor \(1\)"),
+    ],
+)
+def test_a_bus_replication_that_cannot_work_is_named(tmp_path: Path, yaml: str, why: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml)
+    with pytest.raises(ConfigError, match=why):
+        conf.load(path)
