@@ -4,6 +4,7 @@
 # The sourcing script defines say and die (its own message prefix) and STACK_DIR (.stack at the repo root, where
 # apt-get's log goes).
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the variables set here are read by the sourcing script
 
 # Jars fetched with Maven are unpacked once here, shared by every checkout and script.
 CACHE_DIR="${TIDINGS_STACK_CACHE:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.cache/tidings-stack}"

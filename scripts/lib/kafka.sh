@@ -4,6 +4,7 @@
 #
 # The sourcing script sources scripts/lib/jvm.sh first and defines ROOT (the repo root).
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the variables set here are read by the sourcing script
 
 KAFKA_POM="$ROOT/scripts/kafka/pom.xml"
 # Set by kafka_fetch: the folder of the broker's jars.
