@@ -7,12 +7,12 @@ BIN    := $(VENV)/bin
 BUF    := node_modules/.bin/buf
 CONFIG ?= configs/dev.yaml
 
-.PHONY: run test install dev-install stack-up stack-down redis-cluster-up redis-cluster-down kafka-cluster-up kafka-cluster-down browser proto proto-check lint typecheck audit buf-lint buf-breaking unit integration clean deploy-check deploy-config
+.PHONY: run test install dev-install stack-up stack-down redis-cluster-up redis-cluster-down kafka-cluster-up kafka-cluster-down mariadb-replica-up mariadb-replica-down browser proto proto-check lint typecheck audit buf-lint buf-breaking unit integration clean deploy-check deploy-config
 
 run: $(VENV)/.installed
 	$(BIN)/tidings dev --config $(CONFIG)
 
-test: $(VENV)/.dev-installed $(BUF) stack-up redis-cluster-up kafka-cluster-up browser lint typecheck buf-lint buf-breaking proto-check deploy-check
+test: $(VENV)/.dev-installed $(BUF) stack-up redis-cluster-up kafka-cluster-up mariadb-replica-up browser lint typecheck buf-lint buf-breaking proto-check deploy-check
 	$(BIN)/pytest
 
 install: $(VENV)/.installed
@@ -56,6 +56,15 @@ kafka-cluster-up:
 
 kafka-cluster-down:
 	./scripts/kafka-cluster down
+
+# A MariaDB primary (3316) and GTID replica (3317) beside the stack's MariaDB: tests/integration/test_mariadb_replica.py
+# runs the store contracts, the read routing, the double delete under real lag and the replica outage on them, and
+# configs/cluster.yaml points the database at them. Starts in a few seconds.
+mariadb-replica-up:
+	./scripts/mariadb-replica up
+
+mariadb-replica-down:
+	./scripts/mariadb-replica down
 
 # Debian's Chromium for tests/browser (Playwright drives it; it never downloads a browser of its own).
 browser:

@@ -1,52 +1,13 @@
-# scripts/lib/jvm.sh - sourced, not run: Debian packages, Java 17 and Maven for the scripts that run Java daemons
-# from Maven Central jars (scripts/stack's Kafka and OpenSearch, scripts/kafka-cluster).
+# scripts/lib/jvm.sh - sourced, not run: Java 17 and Maven for the scripts that run Java daemons from Maven Central
+# jars (scripts/stack's Kafka and OpenSearch, scripts/kafka-cluster).
 #
-# The sourcing script defines say and die (its own message prefix) and STACK_DIR (.stack at the repo root, where
-# apt-get's log goes).
+# The sourcing script sources scripts/lib/apt.sh first and defines say and die (its own message prefix) and STACK_DIR
+# (.stack at the repo root, where apt-get's log goes).
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # the variables set here are read by the sourcing script
 
 # Jars fetched with Maven are unpacked once here, shared by every checkout and script.
 CACHE_DIR="${TIDINGS_STACK_CACHE:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.cache/tidings-stack}"
-
-APT_UPDATED=0
-
-pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
-
-# Install the Debian packages that are missing. apt-get update runs once, only when something is
-# installed. A policy-rc.d keeps the packages' own services (system mariadb, redis, prometheus)
-# from starting: ours are started from .stack.
-apt_install() {
-  local missing=() p
-  for p in "$@"; do pkg_installed "$p" || missing+=("$p"); done
-  ((${#missing[@]})) || return 0
-  mkdir -p "$STACK_DIR"
-  local aptlog="$STACK_DIR/apt.log" policy=/usr/sbin/policy-rc.d own_policy=0
-  if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\n# written by tidings scripts during apt-get install\nexit 101\n' >"$policy"
-    chmod 755 "$policy"
-    own_policy=1
-    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-  fi
-  local rc=0
-  if ((!APT_UPDATED)); then
-    say "apt-get update"
-    apt-get update -q >"$aptlog" 2>&1 || rc=$?
-    APT_UPDATED=1
-  fi
-  if ((rc == 0)); then
-    say "installing ${missing[*]} (apt-get)"
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$aptlog" 2>&1 || rc=$?
-  fi
-  if ((own_policy)); then
-    rm -f "$policy"
-    trap - EXIT
-  fi
-  if ((rc != 0)); then
-    tail -n 30 "$aptlog" >&2
-    die "apt-get failed installing ${missing[*]} (full log: $aptlog)"
-  fi
-}
 
 JAVA17_HOME=''
 # Kafka and OpenSearch 2.19 run on Debian's Java 17.
@@ -63,13 +24,13 @@ java17_home() {
 
 ensure_java17() {
   java17_home && return 0
-  apt_install openjdk-17-jre-headless
+  apt_install "$STACK_DIR" openjdk-17-jre-headless
   java17_home || die "no Java 17 under /usr/lib/jvm after installing openjdk-17-jre-headless"
 }
 
 ensure_maven() {
   command -v mvn >/dev/null && return 0
-  apt_install maven
+  apt_install "$STACK_DIR" maven
 }
 
 # First <NAME>...</NAME> value of a pom (a property such as kafka.version).

@@ -40,6 +40,7 @@ from tidings.pkg.middleware.grpc import client_interceptors
 from tidings.pkg.ratelimit import MemoryRateLimiter, RateLimiter
 from tidings.pkg.ratelimit.redis import RedisRateLimiter
 from tidings.pkg.rediscluster import cluster_client
+from tidings.pkg.transport.grpc import dial
 from tidings.realtime.model import RouteTable
 from tidings.realtime.routes import MemoryRouteTable, RedisRouteTable
 from tidings.search.fts5 import FTS5Index
@@ -47,6 +48,9 @@ from tidings.search.model import SearchIndex, SearchUnavailable
 from tidings.search.opensearch import OpenSearchIndex
 
 T = TypeVar("T")
+
+# The read replica's round trips (tidings_middleware_round_trips): apart from ``mysql``, which the primary answers.
+REPLICA_SYSTEM = "mysql_replica"
 
 
 class CountedConnection(redis.Connection):
@@ -69,6 +73,7 @@ class Infra:
         self.settings = settings
         self._engine: AsyncEngine | None = None
         self._statements_engine: AsyncEngine | None = None
+        self._replica: db.ReadReplica | None = None
         self._migrated = False
         self._idgen: IdGenerator | None = None
         self._bus: EventBus | None = None
@@ -104,6 +109,29 @@ class Infra:
             self._statements_engine = db.create_engine(conf, autocommit=True, on_ping=_pings(conf.url))
             _observe_engine(self._statements_engine, "statements")
         return self._statements_engine
+
+    async def replica(self) -> db.ReadReplica | None:
+        """The read replica of ``database.replica_url`` (None without one), for reads that may be a little behind
+        (docs/DATA.md). Not pinged at start and not part of readiness: while it does not answer, its reads go to
+        the primary (``db.ReadReplica``)."""
+        conf = self.settings.database
+        if not conf.replica_url:
+            return None
+        await self.engine()  # the primary reachable and migrated first; the replica gets the schema by replication
+        if self._replica is None:
+            registry = metrics.for_registry()
+            engine = db.create_replica_engine(conf, on_ping=registry.round_trips.labels(REPLICA_SYSTEM).inc)
+            trace.instrument_engine(engine)
+            registry.track_pool(engine, "replica")
+            registry.count_statements(engine, REPLICA_SYSTEM)
+            self._replica = db.ReadReplica(
+                engine,
+                retry_after_s=conf.replica_retry_after_s,
+                on_read=lambda by: registry.replica_reads.labels(by).inc(),
+                on_failure=registry.replica_failures.inc,
+                logger=log.get("db.replica"),
+            )
+        return self._replica
 
     def database_check(self) -> Check:
         async def ping() -> None:
@@ -227,15 +255,17 @@ class Infra:
             self._search = index
         return self._search
 
-    def channel(self, module: str) -> grpc.aio.Channel:
+    def channel(self, module: str, *, keyed: bool = False) -> grpc.aio.Channel:
         """One shared gRPC channel to ``module`` (``account``, ``chat``, ``bff``): errors come back as
-        ``TidingsError`` and every call carries the time its caller has left."""
+        ``TidingsError`` and every call carries the time its caller has left. Calls go round-robin over the
+        module's instances; on a ``keyed`` channel, those with the same shard key to one instance
+        (``tidings.pkg.transport.grpc.dial``). The first call for a module decides."""
         if module not in self._channels:
             conf = getattr(self.settings.modules, module)
             target = conf.dial or (conf.grpc.address if conf.grpc is not None else None)
             if target is None:
                 raise RuntimeError(f"modules.{module} has no gRPC address to dial")
-            self._channels[module] = grpc.aio.insecure_channel(target, interceptors=client_interceptors())
+            self._channels[module] = dial(target, client_interceptors(), keyed=keyed)
         return self._channels[module]
 
     def resources(self) -> list[Server]:
@@ -255,6 +285,9 @@ class Infra:
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
+        if self._replica is not None:
+            await self._replica.engine.dispose()
+            self._replica = None
         if self._statements_engine is not None:
             await self._statements_engine.dispose()
             self._statements_engine = None

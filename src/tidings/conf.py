@@ -38,6 +38,7 @@ class BffConf(ApiConf):
     ``auth.internal_secret``), and ``metrics`` serves ``/metrics`` (with ``/healthz`` and ``/readyz``), so neither
     is reachable where clients are. Each has a default, so one overridden port leaves the others in place."""
 
+    http: Listen = Listen(port=8080)
     grpc: Listen | None = Listen(port=9080)
     internal_grpc: Listen = Listen(port=9180)
     metrics: Listen = Listen(port=8086)
@@ -52,12 +53,18 @@ class BffConf(ApiConf):
     # Connections (HTTP and WebSocket) one client address may hold at once; 0 for no cap (behind a proxy every
     # client has the proxy's address: cap at the proxy instead).
     max_connections_per_client: int = Field(default=256, ge=0)
+    # Sends go to chat in batches per shard of conversations (the conversation id modulo this), and each shard's
+    # batches to one chat instance while the instances stay the same: a conversation's sends meet in one chat
+    # process, which publishes them in seq order (docs/ARCHITECTURE.md, "Many instances"). Several shards per
+    # chat instance spread the sends evenly over the instances.
+    chat_send_shards: int = Field(default=16, ge=1, le=1024)
 
 
 class AdminConf(ApiConf):
     """The back office. ``http`` serves its API and console to operators (keep it off the clients' network);
     ``metrics`` serves ``/metrics`` (with ``/healthz`` and ``/readyz``)."""
 
+    http: Listen = Listen(port=8085)
     metrics: Listen = Listen(port=8087)
     # The session cookie is sent over HTTPS only; turn off only where the console is reached over plain HTTP on
     # a developer's machine.
@@ -91,13 +98,30 @@ class JobConf(ModuleConf):
     )
 
 
+class AccountConf(ModuleConf):
+    http: Listen = Listen(port=8081)
+    grpc: Listen | None = Listen(port=9081)
+
+
+class ChatConf(ModuleConf):
+    http: Listen = Listen(port=8082)
+    grpc: Listen | None = Listen(port=9082)
+
+
+class TaskModuleConf(ModuleConf):
+    http: Listen = Listen(port=8084)
+
+
 class Modules(Section):
-    bff: BffConf = BffConf(http=Listen(port=8080))
-    account: ModuleConf = ModuleConf(http=Listen(port=8081), grpc=Listen(port=9081))
-    chat: ModuleConf = ModuleConf(http=Listen(port=8082), grpc=Listen(port=9082))
+    """Each module's listeners. Every listener has a default in its module's class, so a setting given alone (say
+    ``TIDINGS_MODULES__ACCOUNT__DIAL``) leaves the module's others in place."""
+
+    bff: BffConf = BffConf()
+    account: AccountConf = AccountConf()
+    chat: ChatConf = ChatConf()
     job: JobConf = JobConf()
-    task: ModuleConf = ModuleConf(http=Listen(port=8084))
-    admin: AdminConf = AdminConf(http=Listen(port=8085))
+    task: TaskModuleConf = TaskModuleConf()
+    admin: AdminConf = AdminConf()
 
 
 class AuthConf(Section):
@@ -127,9 +151,9 @@ class AuthConf(Section):
 class RealtimeConf(Section):
     """The bff's live connections (WebSocket and gRPC stream) and the route table the push job reads."""
 
-    # The address of this very instance's gRPC server, which the push job dials for ``Deliver``. Set it per
-    # instance (TIDINGS_REALTIME__ADVERTISE) when ``modules.bff.dial`` is a load balancer or the listen host is
-    # 0.0.0.0; unset, it is ``modules.bff.dial``, else the bff's gRPC listen address.
+    # The address of this very instance's internal gRPC server, which the push job dials for ``Deliver``. Set it
+    # per instance (TIDINGS_REALTIME__ADVERTISE) when the listen host is 0.0.0.0; unset, it is the bff's internal
+    # gRPC listen address.
     advertise: str | None = None
     # Frames waiting for one slow connection; when full, the connection is closed (4008) and catches up by sync.
     queue_size: int = Field(default=256, ge=1, le=65_536)

@@ -14,6 +14,7 @@ from typing import Protocol
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tidings.pkg.db import ReadReplica
 from tidings.service.account.biz.ports import BlockRepo, RefreshToken, RefreshTokenRepo, UsernameTaken, UserRepo
 from tidings.service.account.biz.user import Account, ProfileChange
 from tidings.service.account.data.repos import SQLBlockRepo, SQLRefreshTokenRepo, SQLUserRepo
@@ -35,10 +36,12 @@ class AccountRepos:
     blocks: BlockRepo
 
 
-def sql_repos(engine: AsyncEngine, statements: AsyncEngine | None = None) -> AccountRepos:
-    """The SQL stores on ``engine`` (migrated), with the autocommit engine where there is one (MariaDB)."""
+def sql_repos(
+    engine: AsyncEngine, statements: AsyncEngine | None = None, replica: ReadReplica | None = None
+) -> AccountRepos:
+    """The SQL stores on ``engine`` (migrated), with the autocommit engine and the read replica where there are."""
     return AccountRepos(
-        SQLUserRepo(engine, statements=statements),
+        SQLUserRepo(engine, statements=statements, replica=replica),
         SQLRefreshTokenRepo(engine, statements=statements),
         SQLBlockRepo(engine, statements=statements),
     )

@@ -16,6 +16,7 @@ from typing import Protocol
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tidings.pkg.db import ReadReplica
 from tidings.service.chat.biz.model import Conversation, Cursor, Kind, Member, MessageCounts, Role
 from tidings.service.chat.biz.ports import (
     ConversationRepo,
@@ -75,16 +76,18 @@ class ChatStores:
     prune_reservations: Callable[[int, int], Awaitable[int]]
 
 
-def sql_stores(engine: AsyncEngine, statements: AsyncEngine | None = None) -> ChatStores:
-    """The SQL stores on ``engine`` (migrated), with the autocommit engine where there is one (MariaDB)."""
+def sql_stores(
+    engine: AsyncEngine, statements: AsyncEngine | None = None, replica: ReadReplica | None = None
+) -> ChatStores:
+    """The SQL stores on ``engine`` (migrated), with the autocommit engine and the read replica where there are."""
 
     async def prune(before_ms: int, limit: int) -> int:
         async with engine.begin() as conn:
             return await prune_reservations(conn, before_ms, limit)
 
     return ChatStores(
-        SQLConversationRepo(engine, statements=statements),
-        SQLMessageRepo(engine, statements=statements),
+        SQLConversationRepo(engine, statements=statements, replica=replica),
+        SQLMessageRepo(engine, statements=statements, replica=replica),
         SQLDedupStore(engine, statements=statements),
         prune,
     )

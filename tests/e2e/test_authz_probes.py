@@ -28,8 +28,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.e2e.client import PASSWORD, Client, Device, Person, StreamDevice
-from tests.e2e.conftest import fresh_database
-from tests.e2e.test_realtime import LIVE_S, Bff, System, start_system
+from tests.e2e.conftest import Instance, fresh_database
+from tests.e2e.test_realtime import LIVE_S, System, start_system
 from tidings.api.gateway.v1 import gateway_pb2 as pb
 from tidings.pkg.errors.grpc import from_grpc_error
 
@@ -51,7 +51,7 @@ class Probing:
     at the end)."""
 
     system: System
-    bff: Bff
+    bff: Instance
     client: Client
     devices: list[Device | StreamDevice] = field(default_factory=list)
 

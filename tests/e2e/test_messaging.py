@@ -1,4 +1,5 @@
-"""The message path through the public API: nothing acknowledged is lost, nothing is stored twice, order holds."""
+"""The message path through the public API: nothing acknowledged is lost, nothing is stored twice, order holds; in
+every shape, two-wide (two instances of every module) among them."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
+
 from tests.e2e.client import Client
 from tests.e2e.fleet import Fleet
+
+pytestmark = pytest.mark.parametrize("fleet", ["dev", "stack", "wide"], indirect=True)
 
 
 async def test_concurrent_sends_and_retries_are_stored_once_in_seq_order(fleet: Fleet, client: Client) -> None:

@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.e2e.client import Client, Device, Person, StreamDevice
-from tests.e2e.conftest import fresh_database
+from tests.e2e.conftest import Instance, fresh_database, wide_fleet
 from tests.e2e.fleet import ROOT, Fleet, free_port, port_env
 from tidings.api.gateway.v1 import gateway_pb2 as pb
 
@@ -42,16 +42,9 @@ UNLIMITED_SENDS = {"TIDINGS_LIMITS__SEND_PER_S": "1000000", "TIDINGS_LIMITS__SEN
 
 
 @dataclass
-class Bff:
-    http_url: str
-    ws_url: str
-    grpc_address: str
-
-
-@dataclass
 class System:
     fleet: Fleet
-    bffs: list[Bff]
+    bffs: list[Instance]
     # account's gRPC address (operator calls, as the admin module makes them).
     account_grpc: str = ""
 
@@ -62,7 +55,7 @@ async def start_system(tmp_path: Path, database_url: str, *, bffs: int, env: dic
     ports["job"] = (free_port(), None)
     fleet_env = {"TIDINGS_DATABASE__URL": database_url, **moved(ports), **UNLIMITED_SENDS, **(env or {})}
     fleet = Fleet(ROOT / "configs" / "stack.yaml", tmp_path, env=fleet_env)
-    instances: list[Bff] = []
+    instances: list[Instance] = []
     try:
         # One after another: the first applies the migrations, the others find them applied.
         for name in ("account", "chat", "job"):
@@ -74,7 +67,7 @@ async def start_system(tmp_path: Path, database_url: str, *, bffs: int, env: dic
                 "TIDINGS_REALTIME__ADVERTISE": f"127.0.0.1:{internal}",
             }
             await fleet.start(f"bff{n + 1}", ready_port=http, args=["serve", "bff"], env=own)
-            instances.append(Bff(f"http://127.0.0.1:{http}", f"ws://127.0.0.1:{http}/v1/ws", f"127.0.0.1:{grpc}"))
+            instances.append(Instance(f"http://127.0.0.1:{http}", f"ws://127.0.0.1:{http}/v1/ws", f"127.0.0.1:{grpc}"))
     except BaseException:
         await fleet.close()
         raise
@@ -99,13 +92,14 @@ async def start_dev(tmp_path: Path, env: dict[str, str] | None = None) -> System
         await fleet.close()
         raise
     http, grpc = ports["bff"]
-    bff = Bff(f"http://127.0.0.1:{http}", f"ws://127.0.0.1:{http}/v1/ws", f"127.0.0.1:{grpc}")
+    bff = Instance(f"http://127.0.0.1:{http}", f"ws://127.0.0.1:{http}/v1/ws", f"127.0.0.1:{grpc}")
     return System(fleet, [bff], f"127.0.0.1:{ports['account'][1]}")
 
 
-@pytest.fixture(params=["stack", "dev"])
+@pytest.fixture(params=["stack", "dev", "wide"])
 async def one_bff(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[System]:
-    """One bff: on separate processes over MariaDB, Redis and Kafka, or ``tidings dev`` as ``make run``."""
+    """One bff: on separate processes over MariaDB, Redis and Kafka, or ``tidings dev`` as ``make run``; or, wide,
+    two instances of every module (the tests put their second person's devices on ``bffs[-1]``, the other one)."""
     if request.param == "dev":
         system = await start_dev(tmp_path)
         try:
@@ -114,7 +108,11 @@ async def one_bff(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             await system.fleet.close()
         return
     async with fresh_database() as database_url:
-        system = await start_system(tmp_path, database_url, bffs=1)
+        if request.param == "wide":
+            fleet, instances = await wide_fleet(tmp_path, database_url, UNLIMITED_SENDS)
+            system = System(fleet, instances, "127.0.0.1:9081")
+        else:
+            system = await start_system(tmp_path, database_url, bffs=1)
         try:
             yield system
         finally:
@@ -199,7 +197,7 @@ def by_seq(messages: list[dict[str, Any]]) -> list[str]:
 async def test_a_socket_and_a_stream_of_one_user_get_every_message_once_in_seq_order_with_typing_and_presence(
     one_bff: System,
 ) -> None:
-    bff = one_bff.bffs[0]
+    bff, other = one_bff.bffs[0], one_bff.bffs[-1]
     client = Client(bff.http_url)
     devices: list[Device | StreamDevice] = []
     try:
@@ -212,14 +210,14 @@ async def test_a_socket_and_a_stream_of_one_user_get_every_message_once_in_seq_o
         group_id = group["id"]
 
         # Alice has a browser tab and a native app open at once.
-        socket, stream = Device(bff.ws_url, alice), StreamDevice(bff.grpc_address, alice)
+        socket, stream = Device(bff.ws_url, alice), StreamDevice(other.grpc_address, alice)
         devices += [socket, stream]
         await socket.connect()
         await stream.connect()
         alice_devices: list[Device | StreamDevice] = [socket, stream]
 
         # Presence: Bob comes online; both of Alice's devices hear it.
-        bob_socket, carol_socket = Device(bff.ws_url, bob), Device(bff.ws_url, carol)
+        bob_socket, carol_socket = Device(other.ws_url, bob), Device(bff.ws_url, carol)
         devices += [bob_socket, carol_socket]
         await bob_socket.connect()
         await carol_socket.connect()

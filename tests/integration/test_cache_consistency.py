@@ -207,9 +207,10 @@ async def test_one_load_for_a_thousand_concurrent_misses_on_mariadb(
 class CountingUsers(SQLUserRepo):
     loads = 0
 
-    async def get(self, user_id: int) -> Account | None:
+    async def get_many(self, user_ids: list[int]) -> list[User]:
+        # The profile cache's loader (one user or many).
         self.loads += 1
-        return await super().get(user_id)
+        return await super().get_many(user_ids)
 
 
 async def test_with_redis_stopped_reads_fall_back_to_the_database_and_refill_after(

@@ -35,6 +35,17 @@ def test_defaults_are_the_embedded_adapters() -> None:
     assert settings.modules.bff.http.port == 8080
 
 
+@pytest.mark.parametrize("module", ["bff", "account", "chat", "job", "task", "admin"])
+def test_one_setting_of_a_module_from_the_environment_leaves_its_other_listeners_in_place(
+    module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = getattr(conf.load(None).modules, module)
+    monkeypatch.setenv(f"TIDINGS_MODULES__{module.upper()}__DIAL", "ipv4:10.0.0.1:9000,10.0.0.2:9000")
+    moved = getattr(conf.load(None).modules, module)
+    assert moved.dial == "ipv4:10.0.0.1:9000,10.0.0.2:9000"
+    assert (moved.http, moved.grpc) == (default.http, default.grpc)
+
+
 def test_an_unknown_key_is_named(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("database:\n  urll: x\n")
@@ -106,6 +117,19 @@ def test_a_cluster_cache_names_one_node_of_database_0(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("cache:\n  url: redis://127.0.0.1:7001/3\n  cluster: true\n")
     with pytest.raises(ConfigError, match="cache"):
+        conf.load(path)
+
+
+def test_a_read_replica_is_optional_and_needs_mysql_on_both_sides(tmp_path: Path) -> None:
+    database = conf.load(ROOT / "configs" / "cluster.yaml").database
+    assert (database.url.split("@")[1], database.replica_url.split("@")[1]) == (
+        "127.0.0.1:3316/tidings",
+        "127.0.0.1:3317/tidings",
+    )
+    assert conf.load(ROOT / "configs" / "stack.yaml").database.replica_url == ""
+    path = tmp_path / "r.yaml"
+    path.write_text("database:\n  url: sqlite+aiosqlite:///x.db\n  replica_url: mysql+aiomysql://u:p@h:3317/t\n")
+    with pytest.raises(ConfigError, match="database"):
         conf.load(path)
 
 

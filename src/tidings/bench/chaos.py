@@ -14,6 +14,12 @@ of the Kafka broker, MariaDB and Redis (``scripts/stack kill`` / ``start``), a R
 each job process, chat and the bff, SIGSTOP/SIGCONT of chat, and a network delay to MariaDB (every process reaches
 it through a relay of the tool's). The load never stops for them.
 
+With ``--instances 2`` (or more) every process runs that many times (task too), people spread over the bff
+instances and move to another when theirs is unreachable, and the faults are one instance of every process killed
+at once, then a rolling restart of every process (SIGTERM, drained, started, ready before the next). On the cluster
+middleware (a config with ``cache.cluster``: configs/cluster.yaml) the faults are a Kafka broker of three killed, a
+Redis Cluster master killed (its replica takes over), and the MariaDB read replica stopped. ``--fault`` picks any.
+
 Afterwards it checks, from the public API only:
 - every acknowledged message is stored exactly once, with the id and seq it was acknowledged with;
 - each sender's seqs increase strictly in the order of their acknowledgements;
@@ -60,6 +66,9 @@ from tidings.pkg.charts import lines
 
 # The network delay of the "MariaDB delayed" fault, each way.
 DATABASE_DELAY_S = 0.2
+# The Redis Cluster of scripts/redis-cluster, and how long a master's replica may take to take its slots over.
+REDIS_MASTERS = 3
+FAILOVER_TIMEOUT_S = 60.0
 # The job module in two processes, so that persisting and pushing fail apart.
 JOBS: tuple[tuple[conf.JobGroup, ...], ...] = (("persist", "index", "invalidate"), ("push",))
 GROUP_SIZE = 4
@@ -105,6 +114,34 @@ TIMINGS = {Profile.full: Timing(20.0, 3.0, 10.0), Profile.short: Timing(4.0, 1.0
 
 
 @dataclass
+class Endpoints:
+    """What a client reaches of each bff instance: its REST client, WebSocket URL and gRPC stream target. A person
+    uses one instance (``Person.at``) and moves to the next once it cannot reach it, as a load balancer sends a
+    client to another instance when one is gone."""
+
+    clients: list[load.Client]
+    ws_urls: list[str]
+    grpcs: list[str]
+
+    @classmethod
+    def of(cls, running: system.System) -> Endpoints:
+        clients = [load.Client(url, max_connections=64) for url in running.urls]
+        return cls(clients, [url.replace("http://", "ws://") + "/v1/ws" for url in running.urls], running.grpcs)
+
+    def client(self, person: Person) -> load.Client:
+        return self.clients[person.at]
+
+    def unreachable(self, person: Person, at: int) -> None:
+        """``person`` could not reach instance ``at``: it moves on to the next (unless it has already)."""
+        if person.at == at:
+            person.at = (at + 1) % len(self.clients)
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+
+
+@dataclass
 class Person:
     index: int
     id: str
@@ -114,6 +151,8 @@ class Person:
     # Read marks: the highest acknowledged (204) and the highest asked for (an unanswered one may have landed).
     marked: int = 0
     asked: int = 0
+    # The bff instance it uses (``Endpoints``).
+    at: int = 0
 
     @property
     def auth(self) -> str:
@@ -131,6 +170,10 @@ class Ack:
     attempts: int
 
 
+class Answered(RuntimeError):
+    """The bff answered, with an error status: it is there, the failure is the request's."""
+
+
 @dataclass
 class Tally:
     acks: list[Ack] = field(default_factory=list)
@@ -142,9 +185,9 @@ class Receiver:
     """One person's live connection, kept open: after it ends, connect again and fetch the history after the last
     seq seen. ``seen`` holds every message id of the conversation it got (live or fetched) with its seq."""
 
-    def __init__(self, person: Person, client: load.Client) -> None:
+    def __init__(self, person: Person, endpoints: Endpoints) -> None:
         self.person = person
-        self.client = client
+        self.endpoints = endpoints
         self.seen: dict[str, int] = {}
         self.live: dict[str, float] = {}  # message id -> when it arrived live
         self.fetched = 0
@@ -169,9 +212,12 @@ class Receiver:
         """Connect, read until the connection ends, connect again: until ``stop``."""
         first = True
         while not stop.is_set():
+            at, spans = self.person.at, len(self.spans)
             # Any end of a connection is what a client survives by connecting again.
             with contextlib.suppress(Exception):
                 await self.session(stop, first)
+            if len(self.spans) == spans:  # never got ready there: the next connection goes to another instance
+                self.endpoints.unreachable(self.person, at)
             if self.spans and self.spans[-1][1] == float("inf"):
                 self.spans[-1][1] = time.monotonic()
             self.connected.clear()
@@ -195,12 +241,13 @@ class Receiver:
 
     async def catch_up(self, after: int) -> None:
         """Fetch the history after ``after``, page by page, as a client does after a gap."""
+        client = self.endpoints.client(self.person)
         while True:
             raw = (
                 f"GET /v1/conversations/{self.person.conversation}/messages?after_seq={after}&limit={PAGE} "
-                f"HTTP/1.1\r\nHost: {self.client.host_header}\r\n{self.person.auth}\r\n"
+                f"HTTP/1.1\r\nHost: {client.host_header}\r\n{self.person.auth}\r\n"
             ).encode()
-            answer = await self.client.request(raw)
+            answer = await client.request(raw)
             if answer.status != 200:
                 raise RuntimeError(f"history answered {answer.status}")
             page = orjson.loads(answer.body)
@@ -217,15 +264,15 @@ class Receiver:
 
 
 class WebSocketReceiver(Receiver):
-    def __init__(self, person: Person, client: load.Client, ws_url: str) -> None:
-        super().__init__(person, client)
-        self.ws_url = ws_url
+    def __init__(self, person: Person, endpoints: Endpoints) -> None:
+        super().__init__(person, endpoints)
         self.socket: ClientConnection | None = None
         self.waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.refs = 0
 
     async def session(self, stop: asyncio.Event, first: bool) -> None:
-        async with connect(f"{self.ws_url}?token={self.person.token}", max_size=None, open_timeout=5) as socket:
+        url = f"{self.endpoints.ws_urls[self.person.at]}?token={self.person.token}"
+        async with connect(url, max_size=None, open_timeout=5) as socket:
             self.socket = socket
             pinging = asyncio.ensure_future(_every(PING_EVERY_S, lambda: socket.send('{"type":"ping"}')))
             try:
@@ -266,11 +313,15 @@ class WebSocketReceiver(Receiver):
         if socket is None:
             raise ConnectionError("not connected")
         self.refs += 1
-        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.waiting[self.refs] = waiter
+        ref, waiter = self.refs, asyncio.get_running_loop().create_future()
+        self.waiting[ref] = waiter
         frame = {"type": "send", "conversation_id": conversation, "client_msg_id": client_msg_id, "text": "chaos"}
-        await socket.send(orjson.dumps({**frame, "ref": self.refs}).decode())
-        answer = await asyncio.wait_for(waiter, 10)
+        try:
+            await socket.send(orjson.dumps({**frame, "ref": ref}).decode())
+        except BaseException:
+            self.waiting.pop(ref, None)  # nobody will wait for its answer
+            raise
+        answer: dict[str, Any] = await asyncio.wait_for(waiter, 10)
         if answer["type"] != "sent":
             raise RuntimeError(f"error frame {answer['error'].get('reason')}")
         message: dict[str, Any] = answer["message"]
@@ -278,12 +329,8 @@ class WebSocketReceiver(Receiver):
 
 
 class GrpcReceiver(Receiver):
-    def __init__(self, person: Person, client: load.Client, target: str) -> None:
-        super().__init__(person, client)
-        self.target = target
-
     async def session(self, stop: asyncio.Event, first: bool) -> None:
-        async with grpc.aio.insecure_channel(self.target) as channel:
+        async with grpc.aio.insecure_channel(self.endpoints.grpcs[self.person.at]) as channel:
             call = gateway_pb2_grpc.GatewayStub(channel).Connect(
                 metadata=(("authorization", f"Bearer {self.person.token}"),)
             )
@@ -328,8 +375,8 @@ class Load:
     """The senders and readers: each person sends in its conversation at ``rate`` per second, one message at a
     time, and marks what it has read every ``MARK_EVERY_S``."""
 
-    def __init__(self, client: load.Client, receivers: dict[int, Receiver], per_person_rate: float) -> None:
-        self.client = client
+    def __init__(self, endpoints: Endpoints, receivers: dict[int, Receiver], per_person_rate: float) -> None:
+        self.endpoints = endpoints
         self.receivers = receivers
         self.interval = 1 / per_person_rate
         self.tally = Tally()
@@ -350,11 +397,13 @@ class Load:
     async def send_until_acked(self, person: Person, client_msg_id: str) -> None:
         first_try, attempts, backoff = time.monotonic(), 0, 0.05
         while True:
-            attempts += 1
+            attempts, at = attempts + 1, person.at
             try:
                 message = await self.send_once(person, client_msg_id)
             except Exception as exc:  # every failure is retried, as a client does, and counted
                 self.tally.failures.append((time.monotonic(), _reason(exc)))
+                if not person.sends_over_ws and not isinstance(exc, Answered):  # no answer: try another instance
+                    self.endpoints.unreachable(person, at)
                 if time.monotonic() - first_try > RETRY_FOR_S:
                     self.tally.given_up += 1
                     return
@@ -369,10 +418,11 @@ class Load:
         if person.sends_over_ws:
             return await self.receivers[person.index].send(person.conversation, client_msg_id)
         body = b'{"client_msg_id":"%s","text":"chaos"}' % client_msg_id.encode()
-        raw = self.client.post(f"/v1/conversations/{person.conversation}/messages", body, person.auth)
-        answer = await asyncio.wait_for(self.client.request(raw), 10)
+        client = self.endpoints.client(person)
+        raw = client.post(f"/v1/conversations/{person.conversation}/messages", body, person.auth)
+        answer = await asyncio.wait_for(client.request(raw), 10)
         if answer.status not in (200, 201):
-            raise RuntimeError(f"HTTP {answer.status}")
+            raise Answered(f"HTTP {answer.status}")
         message: dict[str, Any] = orjson.loads(answer.body)["message"]
         return message
 
@@ -383,7 +433,7 @@ class Load:
             seq = self.receivers[person.index].last_seq
             if seq > person.marked:
                 with contextlib.suppress(Exception):
-                    await mark(self.client, person, seq)
+                    await mark(self.endpoints.client(person), person, seq)
 
 
 async def mark(client: load.Client, person: Person, seq: int) -> None:
@@ -392,7 +442,7 @@ async def mark(client: load.Client, person: Person, seq: int) -> None:
     raw = client.post(f"/v1/conversations/{person.conversation}/read", b'{"seq":%d}' % seq, person.auth)
     answer = await asyncio.wait_for(client.request(raw), 10)
     if answer.status != 204:
-        raise RuntimeError(f"HTTP {answer.status}")
+        raise Answered(f"HTTP {answer.status}")
     person.marked = max(person.marked, seq)
 
 
@@ -432,18 +482,34 @@ class Chaos:
         self.database = database
 
     async def middleware(self, *args: str) -> None:
+        await self.script(self.stack, *args)
+
+    async def cluster(self, name: str, *args: str) -> str:
+        """Run ``scripts/<name>`` (``kafka-cluster``, ``redis-cluster``, ``mariadb-replica``), the sibling of the
+        stack script; answers what it printed."""
+        return await self.script(self.stack.parent / name, *args)
+
+    async def script(self, path: Path, *args: str) -> str:
         # subprocess in a thread, not asyncio's: see ``system.System`` (gRPC's fork handlers crashed children).
         done = await asyncio.to_thread(
-            subprocess.run, [str(self.stack), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300
+            subprocess.run, [str(path), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300
         )
+        said = done.stdout.decode(errors="replace")
         if done.returncode != 0:
-            said = done.stdout.decode(errors="replace")[-2000:]
-            raise RuntimeError(f"{self.stack} {' '.join(args)} exited with {done.returncode}:\n{said}")
+            raise RuntimeError(f"{path} {' '.join(args)} exited with {done.returncode}:\n{said[-2000:]}")
+        return said
 
-    async def crash(self, name: str) -> None:
-        await self.running.kill(name)
+    async def crash(self, *names: str) -> None:
+        """SIGKILL of each of ``names`` at once, then a start of each, one after another."""
+        for name in names:
+            await self.running.kill(name)
         await asyncio.sleep(self.timing.down_s)
-        await self.running.launch(name)
+        for name in names:
+            await self.running.launch(name)
+
+    def first_instances(self) -> list[str]:
+        """The first instance of each process that runs more than one."""
+        return [name for name in self.running.plan if f"{name} 2" in self.running.plan]
 
 
 async def _restart_middleware(chaos: Chaos, service: str) -> None:
@@ -475,6 +541,43 @@ async def _pause_chat(chaos: Chaos) -> None:
         chaos.running.signal("chat", signal.SIGCONT)
 
 
+async def _kill_one_of_each(chaos: Chaos) -> None:
+    await chaos.crash(*chaos.first_instances())
+
+
+async def _rolling_restart(chaos: Chaos) -> None:
+    """Every process, one at a time: SIGTERM, wait until it drained and exited, start it, wait until it is ready."""
+    for name in list(chaos.running.plan):
+        await chaos.running.terminate(name)
+        await chaos.running.launch(name)
+
+
+async def _kill_kafka_broker(chaos: Chaos) -> None:
+    await chaos.cluster("kafka-cluster", "kill", "1")
+    await asyncio.sleep(chaos.timing.down_s)
+    await chaos.cluster("kafka-cluster", "start", "1")
+
+
+async def _kill_redis_master(chaos: Chaos) -> None:
+    """SIGKILL of a master; once its replica took its slots over (after the cluster's node timeout), a start of it
+    (it rejoins as a replica)."""
+    port = (await chaos.cluster("redis-cluster", "masters")).split()[0]
+    await chaos.cluster("redis-cluster", "kill", port)
+    async with asyncio.timeout(FAILOVER_TIMEOUT_S):
+        while True:
+            masters = (await chaos.cluster("redis-cluster", "masters")).split()
+            if port not in masters and len(masters) == REDIS_MASTERS:
+                break
+            await asyncio.sleep(0.5)
+    await chaos.cluster("redis-cluster", "start", port)
+
+
+async def _stop_replica(chaos: Chaos) -> None:
+    await chaos.cluster("mariadb-replica", "stop-replica")
+    await asyncio.sleep(chaos.timing.pause_s)
+    await chaos.cluster("mariadb-replica", "start-replica")
+
+
 def _crash(name: str) -> Callable[[Chaos], Awaitable[None]]:
     async def act(chaos: Chaos) -> None:
         await chaos.crash(name)
@@ -500,6 +603,22 @@ FAULTS = (
     Fault("Redis killed", "SIGKILL of redis-server, then a start", _middleware("redis")),
     Fault("MariaDB killed", "SIGKILL of mariadbd, then a start", _middleware("mariadb")),
     Fault("Kafka killed", "SIGKILL of the Kafka broker, then a start", _middleware("kafka")),
+)  # fmt: skip
+# On the cluster middleware (configs/cluster.yaml: scripts/kafka-cluster, redis-cluster, mariadb-replica).
+CLUSTER_FAULTS = (
+    Fault("Kafka broker killed", "SIGKILL of broker 1 of 3 (the topics' replicas on it), then a start",
+          _kill_kafka_broker),
+    Fault("Redis master killed", "SIGKILL of a Redis Cluster master; its replica takes over; then a start",
+          _kill_redis_master),
+    Fault("MariaDB replica stopped", "the read replica stopped for the pause (reads go to the primary), then started",
+          _stop_replica),
+)  # fmt: skip
+# With two or more instances of every process (``--instances``).
+WIDE_FAULTS = (
+    Fault("one of each killed", "SIGKILL of one instance of every process at once, then a start of each",
+          _kill_one_of_each),
+    Fault("rolling restart", "every process in turn: SIGTERM (drained), a start, ready before the next",
+          _rolling_restart),
 )  # fmt: skip
 
 NETWORK_DELAY = (
@@ -544,6 +663,7 @@ class Options:
     stack: Path
     faults: list[str]
     logs: Path | None = None
+    instances: int = 1
 
 
 @dataclass
@@ -562,8 +682,11 @@ class Outcome:
 async def run(options: Options) -> Outcome:
     timing = TIMINGS[options.profile]
     settings = conf.load(options.config)
-    faults = [f for f in FAULTS if not options.faults or f.name in options.faults]
-    modules = list(system.MESSAGE_PATH)
+    wide, cluster = options.instances > 1, settings.cache.cluster
+    defaults = [*(WIDE_FAULTS if wide else ()), *(CLUSTER_FAULTS if cluster else ())] or list(FAULTS)
+    faults = [f for f in FAULTS + WIDE_FAULTS + CLUSTER_FAULTS if f.name in options.faults] or defaults
+    # Wide, the task module too: every module runs N-wide.
+    modules = [*system.MESSAGE_PATH, *(["task"] if wide else [])]
     database = make_url(settings.database.url)
     proxy = await Relay.start(database.host or "127.0.0.1", database.port or 3306, DATABASE_DELAY_S)
     env = {
@@ -573,24 +696,28 @@ async def run(options: Options) -> Outcome:
     async with contextlib.AsyncExitStack() as closing:
         closing.push_async_callback(proxy.close)
         running = await closing.enter_async_context(
-            system.start(options.config, modules, jobs=JOBS, env=env, keep_logs=options.logs)
+            system.start(
+                options.config, modules, jobs=JOBS, instances=options.instances, env=env, keep_logs=options.logs
+            )
         )
         chaos = Chaos(running, options.stack, settings, timing, proxy)
         async with httpx.AsyncClient(base_url=running.url, timeout=60) as http:
             people = await _sign_up(http, options.people)
-        client = load.Client(running.url, max_connections=64)
-        ws_url = running.url.replace("http://", "ws://") + "/v1/ws"
+        endpoints = Endpoints.of(running)
         # Every other person is online, one in each direct pair (the others send over REST and read nothing, as
         # people whose app is closed); of those online, every other one on a WebSocket (and every other of them
-        # sends on it), the rest on the gRPC stream.
+        # sends on it), the rest on the gRPC stream. People spread over the bff instances, the two of a pair on
+        # different ones (where there are two or more).
         receivers: dict[int, Receiver] = {
-            p.index: WebSocketReceiver(p, client, ws_url) if p.index % 4 == 0 else GrpcReceiver(p, client, running.grpc)
+            p.index: (WebSocketReceiver if p.index % 4 == 0 else GrpcReceiver)(p, endpoints)
             for p in people
             if p.index % 2 == 0
         }
         for person in people:
             person.sends_over_ws = person.index % 8 == 0
-        load_ = Load(client, receivers, options.rate / len(people))
+            person.at = (person.index // 2 + person.index) % options.instances
+        client = endpoints.clients[0]
+        load_ = Load(endpoints, receivers, options.rate / len(people))
         stop_receiving, stop_sending = asyncio.Event(), asyncio.Event()
         happened: list[Happened] = []
         async with asyncio.TaskGroup() as connections:
@@ -615,9 +742,9 @@ async def run(options: Options) -> Outcome:
             load_s = time.monotonic() - began
             client_cpu = system.cpu_seconds(os.getpid()) - cpu_before
             checks = await verify(client, people, receivers, load_.tally, load_s + began)
-            checks["closes"] = await closes(running.metrics["bff"])
+            checks["closes"] = await closes([url for name, url in running.metrics.items() if name.startswith("bff")])
             stop_receiving.set()
-        client.close()
+        endpoints.close()
         return Outcome(
             load_.tally,
             people,
@@ -631,11 +758,12 @@ async def run(options: Options) -> Outcome:
         )
 
 
-async def closes(metrics_url: str) -> dict[str, float]:
-    """The connections the bff ended, by reason, from its ``/metrics`` (since it last started)."""
+async def closes(metrics_urls: list[str]) -> dict[str, float]:
+    """The connections the bff instances ended, by reason, from their ``/metrics`` (since each last started)."""
     found: dict[str, float] = {}
     async with httpx.AsyncClient(timeout=10) as http:
-        for line in (await http.get(metrics_url)).text.splitlines():
+        lines_ = [line for url in metrics_urls for line in (await http.get(url)).text.splitlines()]
+        for line in lines_:
             if line.startswith("tidings_bff_connection_closes_total{"):
                 labels, _, value = line.rpartition(" ")
                 reason = labels.partition('reason="')[2].partition('"')[0]
@@ -1009,18 +1137,22 @@ def command(
         "docs/RELIABILITY.md"
     ),
     logs: Annotated[Path | None, typer.Option(help="Copy the processes' logs into this folder at the end.")] = None,
+    instances: Annotated[
+        int, typer.Option(help="Instances of every process; 2 or more runs the faults of many instances.", min=1, max=4)
+    ] = 1,
 ) -> None:
     """Faults under load (kills, restarts, a pause, a flush); fails on any loss, duplicate, reordering or miss."""
-    names = {f.name for f in FAULTS}
+    names = {f.name for f in FAULTS + CLUSTER_FAULTS + (WIDE_FAULTS if instances > 1 else ())}
     if unknown := [f for f in fault or [] if f not in names]:
         raise typer.BadParameter(
-            f"unknown fault {unknown[0]!r}; one of: {', '.join(sorted(names))}", param_hint="--fault"
+            f"unknown fault {unknown[0]!r} with {instances} instance(s); one of: {', '.join(sorted(names))}",
+            param_hint="--fault",
         )
     if conf.load(config).bus.kind != "kafka":
         raise typer.BadParameter(
             "chaos needs the middleware: a config on Kafka (configs/stack.yaml)", param_hint="--config"
         )
-    options = Options(profile, rate, people, config, stack, list(fault or []), logs)
+    options = Options(profile, rate, people, config, stack, list(fault or []), logs, instances)
     load_before = os.getloadavg()[0]  # other work on the machine shares its cores with the system under faults
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         outcome = runner.run(run(options))

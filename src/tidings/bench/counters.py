@@ -54,15 +54,10 @@ async def server_counts(settings: Settings) -> dict[str, float]:
     """The middleware servers' own counters: ``mariadb <name>`` and ``redis <command>`` (absent when unused)."""
     counts: dict[str, float] = {}
     if db.backend(settings.database.url) == "mysql":
-        engine = create_async_engine(settings.database.url)
-        try:
-            async with engine.connect() as conn:
-                rows = await conn.execute(text("SHOW GLOBAL STATUS"))
-                for name, value in rows:
-                    if name in MARIADB_STATUS:
-                        counts[f"mariadb {MARIADB_STATUS[name]}"] = float(value)
-        finally:
-            await engine.dispose()
+        counts.update(await _mariadb_status(settings.database.url, "mariadb"))
+    if settings.database.replica_url:
+        # The read replica's own (beside the client side's ``mysql_replica`` round trips).
+        counts.update(await _mariadb_status(settings.database.replica_url, "mariadb replica"))
     if settings.cache.url.startswith(("redis://", "rediss://")):
         client = redis.Redis.from_url(settings.cache.url, socket_timeout=5)
         try:
@@ -72,6 +67,20 @@ async def server_counts(settings: Settings) -> dict[str, float]:
                 await client.aclose()
         for name, values in stats.items():
             counts[f"redis {name.removeprefix('cmdstat_')}"] = float(values["calls"])
+    return counts
+
+
+async def _mariadb_status(url: str, prefix: str) -> dict[str, float]:
+    counts: dict[str, float] = {}
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SHOW GLOBAL STATUS"))
+            for name, value in rows:
+                if name in MARIADB_STATUS:
+                    counts[f"{prefix} {MARIADB_STATUS[name]}"] = float(value)
+    finally:
+        await engine.dispose()
     return counts
 
 

@@ -127,13 +127,17 @@ class Process:
 
 class System:
     """A started system: the bff's URL, and the pid and ``/metrics`` URL of every process, by name (``dev``, the
-    module, or ``job <group>`` for a job process of its own). A process can be killed, paused and started again,
-    as a crash, a stall or a deploy would (``tidings chaos``)."""
+    module, or ``job <group>`` for a job process of its own; `` 2`` and on after the name of a further instance).
+    A process can be killed, paused, stopped and started again, as a crash, a stall or a deploy would (``tidings
+    chaos``)."""
 
-    def __init__(self, ports: Ports, plan: Sequence[Process], config: Path, env: dict[str, str], workdir: Path) -> None:
-        self.url = f"http://127.0.0.1:{ports.http['bff']}"
-        # Where native clients open the gRPC stream (the bff's public gRPC listener).
-        self.grpc = f"127.0.0.1:{ports.grpc['bff']}"
+    def __init__(
+        self, ports: Sequence[Ports], plan: Sequence[Process], config: Path, env: dict[str, str], workdir: Path
+    ) -> None:
+        # Each bff instance's URL, and where native clients open its gRPC stream (its public gRPC listener).
+        self.urls = [f"http://127.0.0.1:{instance.http['bff']}" for instance in ports]
+        self.grpcs = [f"127.0.0.1:{instance.grpc['bff']}" for instance in ports]
+        self.url, self.grpc = self.urls[0], self.grpcs[0]
         self.plan = {process.name: process for process in plan}
         self.metrics = {process.name: process.metrics for process in plan}
         self._config = config
@@ -168,6 +172,10 @@ class System:
         process.kill()
         await asyncio.to_thread(process.wait)
 
+    async def terminate(self, name: str) -> None:
+        """SIGTERM ``name``, as a deploy does, and wait until it drained and exited."""
+        await _stop(self._running.pop(name))
+
     def signal(self, name: str, number: signal.Signals) -> None:
         """Send ``number`` to ``name`` (SIGSTOP/SIGCONT: a long pause, as a stalled machine or runtime makes)."""
         self._running[name].send_signal(number)
@@ -185,15 +193,19 @@ async def start(
     *,
     log_level: str = "WARNING",
     jobs: Sequence[Sequence[JobGroup]] = (),
+    instances: int = 1,
     env: Mapping[str, str] | None = None,
     keep_logs: Path | None = None,
 ) -> AsyncIterator[System]:
     """Start ``tidings dev`` (``modules`` None) or ``tidings serve <module>`` for each of ``modules`` in order, all
     with ``config`` on free ports in a scratch directory; yields once all are ready and stops them (last first) after.
-    ``jobs`` splits the job module into one process per item, each running those consumer groups; ``env`` adds
-    settings of the caller's own; ``keep_logs`` is a folder the processes' logs are copied into at the end.
+    ``jobs`` splits the job module into one process per item, each running those consumer groups; ``instances``
+    runs that many of each process (each instance on ports of its own; the others dial every instance of a
+    module); ``env`` adds settings of the caller's own; ``keep_logs`` is a folder the processes' logs are copied
+    into at the end.
     """
-    ports = Ports.free()
+    every = [Ports.free() for _ in range(instances)]
+    ports = every[0]
     # Its own topics, consumer groups and route table: a test fleet on the same broker and Redis never takes the
     # bench's records or sweeps its routes.
     namespace = f"bench-{uuid.uuid4().hex[:10]}"
@@ -214,10 +226,12 @@ async def start(
         # thousands of them sign up in seconds rather than minutes.
         "TIDINGS_AUTH__PASSWORD_TIME_COST": "1",
         "TIDINGS_AUTH__PASSWORD_MEMORY_KIB": "8192",
+        **(_dial_every(every) if instances > 1 else {}),
         **(env or {}),
     }
+    plan = [process for k, instance in enumerate(every) for process in _plan(instance, modules, jobs, k)]
     with tempfile.TemporaryDirectory(prefix="tidings-bench-") as scratch:
-        system = System(ports, _plan(ports, modules, jobs), config, full_env, Path(scratch))
+        system = System(every, plan, config, full_env, Path(scratch))
         try:
             # One after another: the first applies the migrations, the others find them applied.
             for name in system.plan:
@@ -235,22 +249,49 @@ def _copy_logs(scratch: Path, to: Path) -> None:
         shutil.copy(log, to / log.name)
 
 
-def _plan(ports: Ports, modules: Sequence[str] | None, jobs: Sequence[Sequence[JobGroup]]) -> list[Process]:
+def _dial_every(every: Sequence[Ports]) -> dict[str, str]:
+    """Each service module is dialed at all of its instances, calls spread over them."""
+    return {
+        f"TIDINGS_MODULES__{m.upper()}__DIAL": "ipv4:" + ",".join(f"127.0.0.1:{p.grpc[m]}" for p in every)
+        for m in ("account", "chat")
+    }
+
+
+def _plan(
+    ports: Ports, modules: Sequence[str] | None, jobs: Sequence[Sequence[JobGroup]], instance: int = 0
+) -> list[Process]:
+    """The processes of one instance of the system; a further one (``instance`` 1 and on) has names ending in its
+    number and listens on ports of its own, which it is told of in its own environment."""
+
     def metrics(module: str) -> str:
         return f"http://127.0.0.1:{ports.metrics(module)}/metrics"
 
+    def own(module: str) -> dict[str, str]:
+        if instance == 0:
+            return {}
+        prefix = f"TIDINGS_MODULES__{module.upper()}"
+        env = {f"{prefix}__HTTP__PORT": str(ports.http[module])}
+        if module in GRPC_MODULES:
+            env[f"{prefix}__GRPC__PORT"] = str(ports.grpc[module])
+        if module == "bff":
+            env[f"{prefix}__INTERNAL_GRPC__PORT"] = str(ports.bff_internal_grpc)
+            env[f"{prefix}__METRICS__PORT"] = str(ports.bff_metrics)
+        return env
+
+    suffix = f" {instance + 1}" if instance else ""
     if modules is None:
         return [Process("dev", ("dev",), tuple(ports.http[m] for m in MESSAGE_PATH), metrics("bff"))]
     plan = []
     for module in modules:
         if module != "job" or not jobs:
-            plan.append(Process(module, ("serve", module), (ports.http[module],), metrics(module)))
+            ready = (ports.http[module],)
+            plan.append(Process(module + suffix, ("serve", module), ready, metrics(module), own(module)))
             continue
         for groups in jobs:
             port = free_port()
-            own = {"TIDINGS_MODULES__JOB__HTTP__PORT": str(port), "TIDINGS_MODULES__JOB__GROUPS": json.dumps(groups)}
+            env = {"TIDINGS_MODULES__JOB__HTTP__PORT": str(port), "TIDINGS_MODULES__JOB__GROUPS": json.dumps(groups)}
             url = f"http://127.0.0.1:{port}/metrics"
-            plan.append(Process(f"job {groups[0]}", ("serve", "job"), (port,), url, own))
+            plan.append(Process(f"job {groups[0]}{suffix}", ("serve", "job"), (port,), url, env))
     return plan
 
 

@@ -89,7 +89,7 @@ async def wire(infra: Infra) -> Module:
     accounts = GrpcAccountRepo(
         infra.channel("account"), tokens=JWTCodec(secret.get_secret_value()) if secret is not None else None
     )
-    chats = GrpcChatRepo(infra.channel("chat"))
+    chats = GrpcChatRepo(infra.channel("chat", keyed=True), send_shards=conf.chat_send_shards)
     routes = infra.route_table()
     metrics = PrometheusRealtimeMetrics(REGISTRY)
     fan_out = audiences(await infra.cache_kit(REGISTRY, "bff"), realtime)

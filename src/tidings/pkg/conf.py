@@ -35,8 +35,10 @@ class ModuleConf(Section):
 
     http: Listen
     grpc: Listen | None = None
-    # Where other modules reach this one's gRPC server (``host:port``; a DNS name behind a load balancer in
-    # production). Defaults to the ``grpc`` listen address, which suits one machine.
+    # Where other modules reach this one's gRPC server: a gRPC target, ``host:port`` (every address the name
+    # resolves to: a headless Service in Kubernetes), ``dns:///name:port``, or ``ipv4:host1:port1,host2:port2`` for
+    # instances at fixed addresses. Calls are spread round-robin over the instances (tidings.pkg.transport.grpc.dial).
+    # Defaults to the ``grpc`` listen address, which suits one machine.
     dial: str | None = None
     # The deadline of a request that brings none (every HTTP request; a gRPC call without one), passed on as the
     # timeout of the calls it makes.
@@ -128,6 +130,20 @@ class DatabaseConf(Section):
     # Apply pending migrations at start (embedded and local stack); production runs ``tidings migrate``.
     auto_migrate: bool = True
     echo: bool = False
+    # A read replica of ``url`` (MySQL/MariaDB, same database; empty: none). Reads that may be a little behind
+    # (history, conversation lists, others' profiles) go there; every other read and every write stays on ``url``
+    # (docs/DATA.md). Never migrated: replication brings the schema.
+    replica_url: str = ""
+    # After the replica fails to answer, its reads go to ``url`` for this long before it is tried again.
+    replica_retry_after_s: float = Field(default=5.0, ge=0)
+
+    @model_validator(mode="after")
+    def _replica_url(self) -> DatabaseConf:
+        if self.replica_url:
+            dialects = {urlsplit(u).scheme.split("+")[0] for u in (self.url, self.replica_url)}
+            if not dialects <= {"mysql", "mariadb"}:
+                raise ValueError("database.replica_url needs mysql urls for both database.url and the replica")
+        return self
 
 
 class CacheConf(Section):

@@ -115,6 +115,77 @@ def _ping_when_idle(engine: AsyncEngine, idle_s: float, on_ping: Callable[[], No
             raise exc.DisconnectionError(f"pooled connection is dead: {error!r}") from error
 
 
+def create_replica_engine(conf: DatabaseConf, *, on_ping: Callable[[], None] | None = None) -> AsyncEngine:
+    """The engine of ``conf.replica_url``: the primary's pool and timeouts, autocommit (each read is one statement
+    and one round trip, nothing to roll back)."""
+    if not conf.replica_url:
+        raise ValueError("database.replica_url is not set")
+    return create_engine(conf.model_copy(update={"url": conf.replica_url}), autocommit=True, on_ping=on_ping)
+
+
+class ReadReplica:
+    """A read replica of the primary and whether to use it now: a short circuit breaker.
+
+    A read that fails on the replica as unreachable (``UNREACHABLE``, or its time ran out) trips it: for
+    ``retry_after_s`` every read meant for the replica goes to the primary without trying, so a stopped replica
+    costs one failed attempt per process and period rather than one per request. Then the next read tries the
+    replica again. ``on_read`` is told where each read meant for the replica was served (``replica`` or
+    ``primary``), ``on_failure`` of each failure; both feed ``tidings_db_replica_*``.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        retry_after_s: float = 5.0,
+        on_read: Callable[[str], None] | None = None,
+        on_failure: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        logger: Any = None,
+    ) -> None:
+        self.engine = engine
+        self._retry_after_s = retry_after_s
+        self._on_read = on_read
+        self._on_failure = on_failure
+        self._clock = clock
+        self._log = logger
+        self._skip_until = float("-inf")
+        self._tripped = False
+
+    @property
+    def available(self) -> bool:
+        """Whether to try the replica now (no failure within the last ``retry_after_s``)."""
+        return self._clock() >= self._skip_until
+
+    def failed(self, error: BaseException) -> None:
+        """A read on the replica failed as unreachable: the primary serves replica reads for ``retry_after_s``."""
+        self._skip_until = self._clock() + self._retry_after_s
+        if self._on_failure is not None:
+            self._on_failure()
+        if not self._tripped and self._log is not None:
+            self._log.warning(
+                "db.replica_unreachable",
+                replica=describe(str(self.engine.url)),
+                error=_first_line(error) if str(error) else type(error).__name__,
+                retry_after_s=self._retry_after_s,
+            )
+        self._tripped = True
+
+    def served(self, by: str) -> None:
+        """A read meant for the replica was answered by ``by`` (``replica`` or ``primary``)."""
+        if by == "replica" and self._tripped:
+            self._tripped = False
+            if self._log is not None:
+                self._log.info("db.replica_back", replica=describe(str(self.engine.url)))
+        if self._on_read is not None:
+            self._on_read(by)
+
+
+def is_replica_failure(error: BaseException) -> bool:
+    """Whether a read on the replica failed in a way the primary may not: unreachable, or out of time."""
+    return unreachable(error) or isinstance(error, TimeoutError)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     # WAL lets readers run beside the one writer; NORMAL sync is durable in WAL mode across process crashes.
     cursor = dbapi_connection.cursor()

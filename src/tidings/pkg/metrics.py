@@ -83,9 +83,23 @@ class RequestMetrics:
         self.round_trips = Counter(
             "tidings_middleware_round_trips",
             "Requests sent to a middleware server and answered (a pipelined batch or a multi-row statement counts"
-            " once), by system: mysql/sqlite statements and transaction ends, redis commands or pipelines, kafka"
-            " produce batches, fetches that returned records and offset commits.",
+            " once), by system: mysql/sqlite statements and transaction ends (mysql_replica: the read replica's),"
+            " redis commands or pipelines, kafka produce batches, fetches that returned records and offset commits.",
             ["system"],
+            registry=registry,
+        )
+        self.replica_reads = Counter(
+            "tidings_db_replica_reads",
+            "Reads meant for the database's read replica (history, conversation lists, others' profiles), by where"
+            " they were answered: replica, or primary (the replica failed, or failed within"
+            " database.replica_retry_after_s).",
+            ["served_by"],
+            registry=registry,
+        )
+        self.replica_failures = Counter(
+            "tidings_db_replica_failures",
+            "Reads on the read replica that failed as unreachable or out of time; each sends the process's replica"
+            " reads to the primary for database.replica_retry_after_s.",
             registry=registry,
         )
         self.asyncio_tasks = Gauge(
@@ -131,11 +145,13 @@ class RequestMetrics:
         self.db_pool_in_use.labels(backend, pool_name).set_function(checked_out)
         self.db_pool_size.labels(backend, pool_name).set_function(size)
 
-    def count_statements(self, engine: Any) -> None:
+    def count_statements(self, engine: Any, system: str | None = None) -> None:
         """Count ``engine``'s round trips: every statement, commit and rollback, and pool reset (a ROLLBACK); its
-        pings are counted by the ``on_ping`` of ``db.create_engine``."""
+        pings are counted by the ``on_ping`` of ``db.create_engine``. ``system`` defaults to the dialect's name
+        (``mysql``, ``sqlite``); a read replica's are ``mysql_replica``, so ``mysql`` stays what the primary
+        answers."""
         sync_engine = getattr(engine, "sync_engine", engine)
-        counter = self.round_trips.labels(sync_engine.dialect.name)
+        counter = self.round_trips.labels(system or sync_engine.dialect.name)
 
         def one(*_: Any, **__: Any) -> None:
             counter.inc()

@@ -8,7 +8,7 @@ from tidings.pkg.app import Module, Server
 from tidings.pkg.conf import ModuleConf
 from tidings.pkg.health import Check
 from tidings.pkg.middleware.grpc import server_interceptors
-from tidings.pkg.transport.grpc import GrpcServer, Registrar
+from tidings.pkg.transport.grpc import SERVICE_SERVER_OPTIONS, GrpcServer, Registrar
 from tidings.pkg.transport.http import ops_server
 
 
@@ -29,6 +29,7 @@ def grpc_service(
         registrars,
         service_names=service_names,
         interceptors=server_interceptors(request_timeout_s=conf.request_timeout_s),
+        options=SERVICE_SERVER_OPTIONS,
     )
     http = ops_server(name, conf.http, checks)
     return Module(

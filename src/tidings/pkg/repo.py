@@ -4,7 +4,7 @@ that skip duplicates (SQLite and MySQL/MariaDB alike)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
@@ -13,6 +13,8 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from tidings.pkg.db import ReadReplica, is_replica_failure
 
 T = TypeVar("T")
 
@@ -25,12 +27,22 @@ class SQLRepo:
 
     ``engine`` runs transactions; ``statements`` (``Infra.statements_engine``, autocommit) runs reads and writes of
     one statement, one round trip each: no COMMIT after the write, no ROLLBACK to end the read. Without it (SQLite,
-    and tests of one engine) ``engine`` serves both.
+    and tests of one engine) ``engine`` serves both. ``replica`` (``Infra.replica``, optional) serves the reads a
+    method sends through ``_replica_read``: those that may be a little behind the primary (docs/DATA.md); every
+    other read and every write stays on the primary.
     """
 
-    def __init__(self, engine: AsyncEngine, *, statements: AsyncEngine | None = None, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        statements: AsyncEngine | None = None,
+        replica: ReadReplica | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
         self._engine = engine
         self._statements = statements
+        self._replica = replica
         self._timeout_s = timeout_s
 
     @asynccontextmanager
@@ -54,6 +66,29 @@ class SQLRepo:
         """Reads; on the statements engine each statement sees what was committed when it ran."""
         async with asyncio.timeout(self._timeout_s), (self._statements or self._engine).connect() as conn:
             yield conn
+
+    async def _replica_read(self, read: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """``read`` where a slightly old answer is fine: on the replica when there is one and it answers; on the
+        primary (``_read``) when there is none, when it failed within ``database.replica_retry_after_s``, or when it
+        fails now (then ``read`` runs again on the primary: a read has no effect to repeat). A read that needs its
+        own writes, or guards a write, uses ``_read``."""
+        replica = self._replica
+        if replica is not None and replica.available:
+            try:
+                async with asyncio.timeout(self._timeout_s), replica.engine.connect() as conn:
+                    result = await read(conn)
+            except Exception as error:
+                if not is_replica_failure(error):
+                    raise
+                replica.failed(error)
+            else:
+                replica.served("replica")
+                return result
+        async with self._read() as conn:
+            result = await read(conn)
+        if replica is not None:
+            replica.served("primary")
+        return result
 
 
 def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:

@@ -11,6 +11,7 @@ from tidings.api.common.v1 import errors as common_errors
 from tidings.bff.data.chat import SendBatcher
 from tidings.pkg import errors
 from tidings.pkg.middleware import deadline
+from tidings.pkg.transport.grpc import SHARD_KEY
 
 
 class FakeChat:
@@ -18,6 +19,7 @@ class FakeChat:
 
     def __init__(self, *, delay_s: float = 0.01) -> None:
         self.calls: list[list[pb.BatchedSend]] = []
+        self.keys: list[str] = []
         self.delay_s = delay_s
         self.down = False
 
@@ -25,8 +27,10 @@ class FakeChat:
         self,
         request: pb.SendMessagesRequest,
         timeout: float | None = None,  # noqa: ASYNC109 - the stub's signature
+        metadata: tuple[tuple[str, str], ...] = (),
     ) -> pb.SendMessagesResponse:
         self.calls.append(list(request.sends))
+        self.keys.append(dict(metadata)[SHARD_KEY])
         await asyncio.sleep(self.delay_s)
         if self.down:
             raise common_errors.unavailable("chat is down")
@@ -41,8 +45,8 @@ class FakeChat:
         return pb.SendMessagesResponse(outcomes=outcomes)
 
 
-def request(text: str, n: int = 0) -> pb.SendMessageRequest:
-    return pb.SendMessageRequest(conversation_id=7, sender_id=1, client_msg_id=f"c{n}", text=text)
+def request(text: str, n: int = 0, conversation_id: int = 7) -> pb.SendMessageRequest:
+    return pb.SendMessageRequest(conversation_id=conversation_id, sender_id=1, client_msg_id=f"c{n}", text=text)
 
 
 async def test_under_load_many_sends_travel_in_few_calls_and_each_gets_its_own_answer() -> None:
@@ -80,3 +84,15 @@ async def test_a_send_past_its_deadline_is_answered_deadline_exceeded() -> None:
     with deadline.scope(0.05), pytest.raises(errors.TidingsError) as late:
         await batcher.send(request("slow"))
     assert common_errors.is_deadline_exceeded(late.value)
+
+
+async def test_each_call_holds_the_sends_of_one_shard_of_conversations_and_carries_it_as_its_key() -> None:
+    chat = FakeChat()
+    batcher = SendBatcher(chat, shards=4)  # type: ignore[arg-type]
+    sends = [request(f"m{n}", n, conversation_id=100 + n % 8) for n in range(64)]
+    answers = await asyncio.gather(*(batcher.send(send) for send in sends))
+    assert [answer.message.text for answer in answers] == [send.text for send in sends]
+    for key, call in zip(chat.keys, chat.calls, strict=True):
+        # The keyed channel sends every call of one key to the same chat instance.
+        assert {batched.send.conversation_id % 4 for batched in call} == {int(key)}
+    assert set(chat.keys) == {"0", "1", "2", "3"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import grpc
@@ -18,6 +19,7 @@ from tidings.pkg import errors, trace
 from tidings.pkg.batching import CallBatcher
 from tidings.pkg.errors.grpc import error_from_pb, to_grpc_code
 from tidings.pkg.middleware import deadline
+from tidings.pkg.transport.grpc import SHARD_KEY
 from tidings.service.chat.message import Message
 from tidings.service.chat.store.records import message_from_pb
 
@@ -34,9 +36,9 @@ class GrpcChatRepo:
     # The API returns a user's conversations in one list; the service pages them.
     LIST_PAGE = 500
 
-    def __init__(self, channel: grpc.aio.Channel) -> None:
+    def __init__(self, channel: grpc.aio.Channel, *, send_shards: int = 1) -> None:
         self._stub = pb_grpc.ChatServiceStub(channel)
-        self._sends = SendBatcher(self._stub)
+        self._sends = SendBatcher(self._stub, shards=send_shards)
 
     async def create_direct(self, user_id: int, peer_id: int) -> tuple[Conversation, bool]:
         response = await self._stub.CreateDirect(pb.CreateDirectRequest(user_id=user_id, peer_id=peer_id))
@@ -118,14 +120,22 @@ class SendBatcher:
     """Sends gathered into ``SendMessages`` calls (``CallBatcher``): a busy bff sends few large calls, so a message
     costs chat a share of one call instead of a whole one.
 
+    One batcher per shard of conversations (the conversation id modulo ``shards``), whose calls carry the shard as
+    their key on a keyed channel: all sends of a conversation reach the same chat instance while the instances stay
+    the same. Chat publishes what one process is sent in seq order; two processes allocating from one conversation
+    could publish out of it, and live deliveries and history would then show a seq before one below it.
+
     Each send keeps its own deadline (the request's time left) and trace (its client span travels in the batch).
     """
 
-    def __init__(self, stub: pb_grpc.ChatServiceStub, *, max_batch: int = 500, max_calls: int = 4) -> None:
+    def __init__(
+        self, stub: pb_grpc.ChatServiceStub, *, shards: int = 1, max_batch: int = 500, max_calls: int = 4
+    ) -> None:
         self._stub = stub
-        self._batcher: CallBatcher[pb.BatchedSend, pb.SendOutcome] = CallBatcher(
-            self._call, callee="chat", max_batch=max_batch, max_calls=max_calls
-        )
+        self._batchers: list[CallBatcher[pb.BatchedSend, pb.SendOutcome]] = [
+            CallBatcher(partial(self._call, str(shard)), callee="chat", max_batch=max_batch, max_calls=max_calls)
+            for shard in range(shards)
+        ]
 
     async def send(self, request: pb.SendMessageRequest) -> pb.SendMessageResponse:
         span, carrier = trace.start_client_span(_SEND_SPAN, **_SEND_ATTRIBUTES)
@@ -135,7 +145,8 @@ class SendBatcher:
                 raise common_errors.deadline_exceeded("no time left to send the message")
             due = None if left is None else time.monotonic() + left
             async with asyncio.timeout(left):
-                outcome = await self._batcher.submit(pb.BatchedSend(send=request, trace_context=carrier), due)
+                batcher = self._batchers[request.conversation_id % len(self._batchers)]
+                outcome = await batcher.submit(pb.BatchedSend(send=request, trace_context=carrier), due)
             if outcome.HasField("error"):
                 raise error_from_pb(outcome.error)
             span.set_attribute("rpc.grpc.status_code", "OK")
@@ -157,8 +168,10 @@ class SendBatcher:
         finally:
             span.end()
 
-    async def _call(self, sends: list[pb.BatchedSend], time_left_s: float | None) -> Sequence[pb.SendOutcome]:
+    async def _call(
+        self, shard: str, sends: list[pb.BatchedSend], time_left_s: float | None
+    ) -> Sequence[pb.SendOutcome]:
         response: pb.SendMessagesResponse = await self._stub.SendMessages(
-            pb.SendMessagesRequest(sends=sends), timeout=time_left_s
+            pb.SendMessagesRequest(sends=sends), timeout=time_left_s, metadata=((SHARD_KEY, shard),)
         )
         return response.outcomes

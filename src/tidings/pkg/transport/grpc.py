@@ -1,7 +1,10 @@
-"""gRPC serving on grpc.aio with the standard health service and (where wanted) reflection."""
+"""gRPC on grpc.aio: serving with the standard health service and (where wanted) reflection, and dialing another
+module's instances with the calls spread over them."""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Sequence
 
 import grpc
@@ -12,6 +15,42 @@ from grpc_reflection.v1alpha import reflection
 from tidings.pkg.conf import Listen
 
 Registrar = Callable[[grpc.aio.Server], None]
+
+# Calls go round-robin over every address the target names or resolves to (the default, pick_first, would send all
+# of a process's calls to one instance). An instance that goes away is skipped at once, and dialed again within
+# ``MAX_RECONNECT_BACKOFF_MS`` of coming back (gRPC's default waits up to two minutes): a rolling restart then finds
+# the instance restarted before it has the traffic of the next one to take.
+_ROUND_ROBIN = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+MAX_RECONNECT_BACKOFF_MS = 2_000
+# A keyed channel (``dial(..., keyed=True)``) sends every call carrying this metadata key with the same value to the
+# same instance while the set of instances stays the same (gRPC's ring_hash policy, hashing the value), and calls
+# without it to an instance at random; when an instance goes away, only its keys move, to the next on the ring.
+SHARD_KEY = "tidings-shard"
+_RING_HASH = json.dumps({"loadBalancingConfig": [{"ring_hash_experimental": {"requestHashHeader": SHARD_KEY}}]})
+# grpcio (1.85) reads a ring_hash's ``requestHashHeader`` (gRFC A76: ring hash without xDS) only with this set; it is
+# read when a channel's config is parsed, so setting it before the first keyed channel is enough.
+os.environ.setdefault("GRPC_EXPERIMENTAL_RING_HASH_SET_REQUEST_HASH_KEY", "true")
+# A service's server closes each connection (GOAWAY, after its calls finish) once it is this old, so a client
+# dialing a DNS name resolves it again and spreads onto instances started since (a scaled-out Deployment).
+MAX_CONNECTION_AGE_MS = 300_000
+MAX_CONNECTION_AGE_GRACE_MS = 30_000
+SERVICE_SERVER_OPTIONS = (
+    ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+    ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
+)
+
+
+def dial(
+    target: str, interceptors: Sequence[grpc.aio.ClientInterceptor] = (), *, keyed: bool = False
+) -> grpc.aio.Channel:
+    """A channel to every instance ``target`` names: ``host:port`` (each address the name resolves to),
+    ``dns:///name:port``, or a fixed list ``ipv4:host1:port1,host2:port2``. Calls go round-robin over them; on a
+    ``keyed`` channel, those with the same ``SHARD_KEY`` metadata go to one instance."""
+    options = [
+        ("grpc.service_config", _RING_HASH if keyed else _ROUND_ROBIN),
+        ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS),
+    ]
+    return grpc.aio.insecure_channel(target, options=options, interceptors=list(interceptors))
 
 
 class GrpcServer:

@@ -38,7 +38,9 @@ async def wire(infra: Infra, *, registry: CollectorRegistry = REGISTRY) -> Modul
     engine = await infra.engine()
     statements = await infra.statements_engine()
     clock = SystemClock()
-    users = SQLUserRepo(engine, statements=statements)
+    # Others' profiles (the cache's loader) and user search read the replica, if any; login, registration and
+    # one's own account read the primary (docs/DATA.md).
+    users = SQLUserRepo(engine, statements=statements, replica=await infra.replica())
     topics = events.Topics(settings.bus.namespace)
     bus = await infra.bus()
     await bus.ensure_topics(topics.specs(account_topics.ALL))

@@ -49,12 +49,15 @@ async def build(
     topics = topics or events.Topics(infra.settings.bus.namespace)
     engine = await infra.engine()
     statements = await infra.statements_engine()
+    # History, conversation lists and member lists read the replica, if any; what guards a write or must see
+    # the reader's own writes reads the primary (docs/DATA.md).
+    replica = await infra.replica()
     ids = await infra.idgen()
     bus = await infra.bus()
     await bus.ensure_topics(topics.specs(chat_topics.ALL))
     metrics = ChatMetrics(registry)
     clock = SystemClock()
-    messages = SQLMessageRepo(engine, statements=statements)
+    messages = SQLMessageRepo(engine, statements=statements, replica=replica)
     lease = SQLSeqLease(engine)
     kit = await infra.cache_kit(registry, "chat", topics=topics)
     directory = GrpcUserDirectory(infra.channel("account"))
@@ -66,7 +69,7 @@ async def build(
             client, lease, metrics, prefix=redis_prefix, breaker=kit.breaker, timeout_s=infra.settings.cache.timeout_s
         )
         # Conversation states come from the cache, whose heads the persist job invalidates.
-        conversations = CachedConversationRepo(engine, caches, statements=statements)
+        conversations = CachedConversationRepo(engine, caches, statements=statements, replica=replica)
         return seqs, RedisHistoryCache(client, prefix=redis_prefix), conversations
 
     # Embedded: this process's seq blocks, no recent window, and states read fresh (an in-process cache is this
@@ -74,7 +77,7 @@ async def build(
     embedded: tuple[SeqAllocator, HistoryCache, ConversationRepo] = (
         MemorySeqAllocator(lease, metrics),
         NoHistoryCache(),
-        SQLConversationRepo(engine, statements=statements),
+        SQLConversationRepo(engine, statements=statements, replica=replica),
     )
     seqs, history_cache, conversations = await infra.on_redis(shared, embedded)
     access = Access(conversations, directory, gates=caches.gates, blocks=caches.blocks)

@@ -89,8 +89,10 @@ class Profiles:
         return updated
 
     async def _load(self, user_id: int) -> User | None:
-        account = await self._users.get(user_id)
-        return account.user if account is not None else None
+        # The public profile, as ``get_many`` reads it (from the read replica where there is one): not the account,
+        # whose reads (sign-in, tokens) must see the latest write.
+        found = await self._users.get_many([user_id])
+        return found[0] if found else None
 
     async def _load_many(self, user_ids: list[int]) -> Mapping[int, User]:
         return {user.id: user for user in await self._users.get_many(user_ids)}

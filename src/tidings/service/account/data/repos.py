@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.pkg.repo import SQLRepo, chunks
 from tidings.service.account.biz.ports import RefreshToken, UsernameTaken
@@ -91,11 +92,15 @@ class SQLUserRepo(SQLRepo):
         return _account(row) if row is not None else None
 
     async def get_many(self, user_ids: list[int]) -> list[User]:
+        """Public profiles: the profile cache's loader, on the replica (docs/DATA.md; the delayed double delete
+        bounds how long a value read there before an edit reached it stays cached)."""
         if not user_ids:
             return []
-        async with self._read() as conn:
-            rows = (await conn.execute(select(*_PUBLIC).where(users.c.id.in_(user_ids)))).all()
-        return [_user_from_row(row) for row in rows]
+
+        async def read(conn: AsyncConnection) -> list[Any]:
+            return list((await conn.execute(select(*_PUBLIC).where(users.c.id.in_(user_ids)))).all())
+
+        return [_user_from_row(row) for row in await self._replica_read(read)]
 
     async def update_profile(self, user_id: int, change: ProfileChange, now_ms: int) -> User | None:
         values = {
@@ -118,13 +123,12 @@ class SQLUserRepo(SQLRepo):
             users.c.username.like(f"{pattern}%", escape="\\"),
             users.c.display_name.like(f"%{pattern}%", escape="\\"),
         )
-        async with self._read() as conn:
-            rows = (
-                await conn.execute(
-                    select(*_PUBLIC).where(condition, users.c.banned.is_(False)).order_by(users.c.username).limit(limit)
-                )
-            ).all()
-        return [_user_from_row(row) for row in rows]
+        found = select(*_PUBLIC).where(condition, users.c.banned.is_(False)).order_by(users.c.username).limit(limit)
+
+        async def read(conn: AsyncConnection) -> list[Any]:
+            return list((await conn.execute(found)).all())
+
+        return [_user_from_row(row) for row in await self._replica_read(read)]
 
     async def revoke_tokens(self, user_id: int, now_ms: int, *, ban: bool, password_hash: str | None = None) -> bool:
         values: dict[str, Any] = {"tokens_valid_after_ms": now_ms + 1, "updated_at_ms": now_ms}

@@ -15,6 +15,7 @@ from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tidings.pkg.db import ReadReplica
 from tidings.pkg.repo import SQLRepo, chunks
 from tidings.service.chat.biz.model import Conversation, ConversationState, Cursor, Kind, Member, Role
 from tidings.service.chat.biz.ports import DirectExists, GroupFull
@@ -165,8 +166,11 @@ class SQLConversationRepo(SQLRepo):
             .where(members.c.conversation_id == conversation_id, members.c.left_at_ms.is_(None))
             .order_by(members.c.joined_at_ms, members.c.user_id)
         )
-        async with self._read() as conn:
+
+        async def read(conn: AsyncConnection) -> list[Member]:
             return [_member_from_row(row) for row in await conn.execute(query)]
+
+        return await self._replica_read(read)
 
     async def kinds_and_members(self, conversation_ids: Sequence[int]) -> dict[int, tuple[Kind, list[int]]]:
         """Each existing conversation's kind and active member ids (ascending), one query per chunk: the push
@@ -193,14 +197,16 @@ class SQLConversationRepo(SQLRepo):
                     ),
                 )
             )
-        async with self._read() as conn:
-            rows = (await conn.execute(query)).all()
+
+        async def read(conn: AsyncConnection) -> list[Any]:
+            return list((await conn.execute(query)).all())
+
         return [
             (
                 conversation_from_row(row),
                 Member(row.id, row.user_id, Role(row.role), row.read_seq, row.joined_at_ms, active=True),
             )
-            for row in rows
+            for row in await self._replica_read(read)
         ]
 
     async def states(self, user_id: int, conversation_ids: Sequence[int] | None) -> list[ConversationState]:
@@ -370,8 +376,15 @@ class CachedConversationRepo(SQLConversationRepo):
     mark or a membership invalidates the read marks it touched after it commits (the persist job invalidates
     heads). Unread stays ``max_seq - read_seq``, computed by the reader from the two."""
 
-    def __init__(self, engine: AsyncEngine, caches: ChatCaches, *, statements: AsyncEngine | None = None) -> None:
-        super().__init__(engine, statements=statements)
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        caches: ChatCaches,
+        *,
+        statements: AsyncEngine | None = None,
+        replica: ReadReplica | None = None,
+    ) -> None:
+        super().__init__(engine, statements=statements, replica=replica)
         self._heads = caches.heads
         self._reads = caches.reads
 

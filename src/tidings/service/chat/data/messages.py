@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import case, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.pkg.repo import SQLRepo, chunks
 from tidings.service.chat.biz.model import MessageCounts
@@ -22,16 +23,22 @@ class SQLMessageRepo(SQLRepo):
             .order_by(messages.c.seq)
             .limit(limit)
         )
-        async with self._read() as conn:
+
+        async def read(conn: AsyncConnection) -> list[Message]:
             return [message_from_row(row) for row in await conn.execute(query)]
+
+        return await self._replica_read(read)
 
     async def before(self, conversation_id: int, seq: int | None, limit: int) -> list[Message]:
         query = select(messages).where(messages.c.conversation_id == conversation_id)
         if seq is not None:
             query = query.where(messages.c.seq < seq)
-        async with self._read() as conn:
-            rows = await conn.execute(query.order_by(messages.c.seq.desc()).limit(limit))
-            newest_first = [message_from_row(row) for row in rows]
+        query = query.order_by(messages.c.seq.desc()).limit(limit)
+
+        async def read(conn: AsyncConnection) -> list[Message]:
+            return [message_from_row(row) for row in await conn.execute(query)]
+
+        newest_first = await self._replica_read(read)
         return newest_first[::-1]
 
     async def get(self, conversation_id: int, message_id: int) -> Message | None:
@@ -44,12 +51,14 @@ class SQLMessageRepo(SQLRepo):
         return message_from_row(row) if row is not None else None
 
     async def get_many(self, message_ids: Sequence[int]) -> dict[int, Message]:
-        found: dict[int, Message] = {}
-        async with self._read() as conn:
+        async def read(conn: AsyncConnection) -> dict[int, Message]:
+            found: dict[int, Message] = {}
             for chunk in chunks(list(message_ids)):
                 rows = await conn.execute(select(messages).where(messages.c.id.in_(chunk)))
                 found.update((row.id, message_from_row(row)) for row in rows)
-        return found
+            return found
+
+        return await self._replica_read(read)
 
     async def recall(self, conversation_id: int, message_id: int) -> Message | None:
         async with self._write() as conn:
@@ -70,9 +79,12 @@ class SQLMessageRepo(SQLRepo):
         query = select(
             func.count(), func.coalesce(func.sum(case((messages.c.recalled.is_(True), 1), else_=0)), 0)
         ).where(messages.c.conversation_id == conversation_id)
-        async with self._read() as conn:
+
+        async def read(conn: AsyncConnection) -> MessageCounts:
             total, recalled = (await conn.execute(query)).one()
-        return MessageCounts(int(total), int(recalled))
+            return MessageCounts(int(total), int(recalled))
+
+        return await self._replica_read(read)
 
     async def persist(self, batch: Sequence[Message]) -> None:
         """Store a batch the way the persist job does (``store.messages.write_messages``), in one transaction."""
