@@ -7,12 +7,12 @@ BIN    := $(VENV)/bin
 BUF    := node_modules/.bin/buf
 CONFIG ?= configs/dev.yaml
 
-.PHONY: run test install dev-install stack-up stack-down redis-cluster-up redis-cluster-down mariadb-replica-up mariadb-replica-down browser proto proto-check lint typecheck audit buf-lint buf-breaking unit integration clean deploy-check deploy-config
+.PHONY: run test install dev-install stack-up stack-down redis-cluster-up redis-cluster-down kafka-cluster-up kafka-cluster-down mariadb-replica-up mariadb-replica-down browser proto proto-check lint typecheck audit buf-lint buf-breaking unit integration clean deploy-check deploy-config
 
 run: $(VENV)/.installed
 	$(BIN)/tidings dev --config $(CONFIG)
 
-test: $(VENV)/.dev-installed $(BUF) stack-up redis-cluster-up mariadb-replica-up browser lint typecheck buf-lint buf-breaking proto-check deploy-check
+test: $(VENV)/.dev-installed $(BUF) stack-up redis-cluster-up kafka-cluster-up mariadb-replica-up browser lint typecheck buf-lint buf-breaking proto-check deploy-check
 	$(BIN)/pytest
 
 install: $(VENV)/.installed
@@ -47,6 +47,15 @@ redis-cluster-up:
 
 redis-cluster-down:
 	./scripts/redis-cluster down
+
+# A Kafka cluster (3 KRaft brokers on 9192-9194, controllers on 9195-9197) beside the stack's broker, on the same jars:
+# tests/integration/test_kafka_cluster.py runs the bus contract and a broker kill under load on it, and
+# configs/cluster.yaml points the bus at it. About 10 s the first time (storage formatted), instant when it runs.
+kafka-cluster-up:
+	./scripts/kafka-cluster up
+
+kafka-cluster-down:
+	./scripts/kafka-cluster down
 
 # A MariaDB primary (3316) and GTID replica (3317) beside the stack's MariaDB: tests/integration/test_mariadb_replica.py
 # runs the store contracts, the read routing, the double delete under real lag and the replica outage on them, and

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from tests.integration.redis_server import RedisServer
 from tidings import migrations
 from tidings.pkg import db
+from tidings.pkg.bus import BusError
 from tidings.pkg.bus.kafka import KafkaEventBus
 from tidings.pkg.conf import DatabaseConf
 from tidings.pkg.rediscluster import cluster_client
@@ -31,6 +32,8 @@ REDIS_URL = os.environ.get("TIDINGS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"
 # One node of the Redis Cluster started by ./scripts/redis-cluster up (7001-7006); the client finds the others.
 REDIS_CLUSTER_URL = os.environ.get("TIDINGS_TEST_REDIS_CLUSTER_URL", "redis://127.0.0.1:7001")
 KAFKA_BOOTSTRAP = os.environ.get("TIDINGS_TEST_KAFKA", "127.0.0.1:9092")
+# The three brokers started by ./scripts/kafka-cluster up (9192-9194).
+KAFKA_CLUSTER_BOOTSTRAP = os.environ.get("TIDINGS_TEST_KAFKA_CLUSTER", "127.0.0.1:9192,127.0.0.1:9193,127.0.0.1:9194")
 OPENSEARCH_URL = os.environ.get("TIDINGS_TEST_OPENSEARCH_URL", "http://127.0.0.1:9200")
 PROMETHEUS_URL = os.environ.get("TIDINGS_TEST_PROMETHEUS_URL", "http://127.0.0.1:9090")
 
@@ -151,9 +154,9 @@ async def kafka_prefix() -> AsyncIterator[str]:
     await delete_topics(prefix)
 
 
-async def delete_topics(prefix: str) -> None:
+async def delete_topics(prefix: str, bootstrap: str = KAFKA_BOOTSTRAP) -> None:
     """Delete every topic whose name starts with ``prefix``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     async with asyncio.timeout(30):
         await admin.start()
         try:
@@ -177,6 +180,43 @@ async def kafka_bus() -> AsyncIterator[KafkaBusFactory]:
         options = {"timeout_s": 10, "session_timeout_ms": 6_000, "heartbeat_interval_ms": 300, **options}
         bus = KafkaEventBus(KAFKA_BOOTSTRAP, **options)
         await bus.start()
+        opened.append(bus)
+        return bus
+
+    yield open_bus
+    for bus in opened:
+        await bus.close()
+
+
+@pytest.fixture
+async def kafka_cluster_prefix() -> AsyncIterator[str]:
+    """A topic name prefix of the test's own on the Kafka cluster; every topic under it is deleted afterwards."""
+    prefix = unique("it")
+    yield prefix
+    await delete_topics(prefix, KAFKA_CLUSTER_BOOTSTRAP)
+
+
+@pytest.fixture
+async def kafka_cluster_bus() -> AsyncIterator[KafkaBusFactory]:
+    """Opens started buses on the Kafka cluster of ``scripts/kafka-cluster`` (``make test`` starts it), creating
+    topics as configs/cluster.yaml does: 3 replicas, 2 in sync. Like every service here, a cluster that is not there
+    fails the test."""
+    opened: list[KafkaEventBus] = []
+
+    async def open_bus(**options: Any) -> KafkaEventBus:
+        options = {
+            "timeout_s": 10,
+            "session_timeout_ms": 6_000,
+            "heartbeat_interval_ms": 300,
+            "replication_factor": 3,
+            "min_insync_replicas": 2,
+            **options,
+        }
+        bus = KafkaEventBus(KAFKA_CLUSTER_BOOTSTRAP, **options)
+        try:
+            await bus.start()
+        except BusError as exc:
+            pytest.fail(f"no Kafka cluster at {KAFKA_CLUSTER_BOOTSTRAP} ({exc}): run ./scripts/kafka-cluster up")
         opened.append(bus)
         return bus
 

@@ -131,3 +131,31 @@ def test_a_read_replica_is_optional_and_needs_mysql_on_both_sides(tmp_path: Path
     path.write_text("database:\n  url: sqlite+aiosqlite:///x.db\n  replica_url: mysql+aiomysql://u:p@h:3317/t\n")
     with pytest.raises(ConfigError, match="database"):
         conf.load(path)
+
+
+def test_the_cluster_config_replicates_the_bus_on_three_brokers() -> None:
+    bus = conf.load(ROOT / "configs" / "cluster.yaml").bus
+    assert bus.kind == "kafka"
+    assert len(bus.bootstrap_servers.split(",")) == 3
+    assert (bus.replication_factor, bus.min_insync_replicas) == (3, 2)
+
+
+def test_the_bus_replicates_once_and_leaves_the_isr_minimum_to_the_brokers_by_default() -> None:
+    bus = conf.load(None).bus
+    assert (bus.replication_factor, bus.min_insync_replicas) == (1, None)
+
+
+@pytest.mark.parametrize(
+    ("yaml", "why"),
+    [
+        ("bus:\n  replication_factor: 0\n", r"bus\.replication_factor"),
+        ("bus:\n  min_insync_replicas: 0\n", r"bus\.min_insync_replicas"),
+        ("bus:\n  replication_factor: 3\n  min_insync_replicas: 4\n", r"min_insync_replicas \(4\) cannot exceed"),
+        ("bus:\n  min_insync_replicas: 2\n", r"min_insync_replicas \(2\) cannot exceed bus\.replication_factor \(1\)"),
+    ],
+)
+def test_a_bus_replication_that_cannot_work_is_named(tmp_path: Path, yaml: str, why: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml)
+    with pytest.raises(ConfigError, match=why):
+        conf.load(path)

@@ -184,6 +184,20 @@ class BusConf(Section):
     # Put before every topic and consumer group name: empty in deployments; systems sharing one broker (test
     # fleets, benchmarks) each take their own, so one's consumers never take another's records.
     namespace: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9._-]*$")
+    # kafka: how many brokers hold a copy of each topic the bus creates (1 on one broker, 3 on a cluster), and how
+    # many of them must have a record before a publish is acknowledged (the topic's ``min.insync.replicas``; none:
+    # the brokers' default). Topics that already exist keep theirs.
+    replication_factor: int = Field(default=1, ge=1, le=32)
+    min_insync_replicas: int | None = Field(default=None, ge=1, le=32)
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> BusConf:
+        if self.min_insync_replicas is not None and self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"bus.min_insync_replicas ({self.min_insync_replicas}) cannot exceed bus.replication_factor"
+                f" ({self.replication_factor}): no publish could ever be acknowledged"
+            )
+        return self
 
 
 class SearchConf(Section):

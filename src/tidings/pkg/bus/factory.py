@@ -11,5 +11,11 @@ from tidings.pkg.conf import BusConf
 def create_bus(conf: BusConf, *, client_id: str = "tidings") -> EventBus:
     """An unstarted bus for ``conf``; the caller starts it and closes it (it owns connections or a file)."""
     if conf.kind == "kafka":
-        return KafkaEventBus(conf.bootstrap_servers, timeout_s=conf.timeout_s, client_id=client_id)
+        return KafkaEventBus(
+            conf.bootstrap_servers,
+            timeout_s=conf.timeout_s,
+            client_id=client_id,
+            replication_factor=conf.replication_factor,
+            min_insync_replicas=conf.min_insync_replicas,
+        )
     return EmbeddedLog(conf.path, timeout_s=conf.timeout_s)

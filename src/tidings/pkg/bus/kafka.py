@@ -3,14 +3,16 @@
 Publishing uses the idempotent producer (which forces ``acks=all``), so a publish returns once every in-sync
 replica has the record and a retried send is never stored twice. Consumers commit explicit offsets only
 (``enable_auto_commit=False``) and a group without offsets starts at the earliest record. Topics are created by
-``ensure_topics`` with the admin client; the brokers' automatic topic creation stays off.
+``ensure_topics`` with the admin client, with the configured replication factor and ``min.insync.replicas`` (on a
+cluster: 3 and 2, so a publish is acknowledged once two brokers have it); the brokers' automatic topic creation stays
+off. Admin requests are asked again of another broker while the one they went to is unreachable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
@@ -42,6 +44,8 @@ from tidings.pkg.bus.records import (
 
 _UNKNOWN_TOPIC_OR_PARTITION = 3
 _TOPIC_ALREADY_EXISTS = 36
+# How long a topic may be unknown to one broker after another has it (see partition_count).
+_TOPIC_PROPAGATION_S = 2.0
 
 
 # Errors after which an idempotent producer stays broken: a batch expired while the broker was away, so the
@@ -64,6 +68,7 @@ class KafkaEventBus(TracedPublisher):
         client_id: str = "tidings",
         linger_ms: int = 5,
         replication_factor: int = 1,
+        min_insync_replicas: int | None = None,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
         max_poll_interval_ms: int = 300_000,
@@ -72,7 +77,15 @@ class KafkaEventBus(TracedPublisher):
         self._timeout_s = timeout_s
         self._client_id = client_id
         self._linger_ms = linger_ms
+        insync = 1 if min_insync_replicas is None else min_insync_replicas
+        if replication_factor < 1 or not 1 <= insync <= replication_factor:
+            raise ValueError(
+                f"replication factor {replication_factor} with min.insync.replicas {min_insync_replicas}:"
+                " need 1 <= min.insync.replicas <= replication factor"
+            )
         self._replication_factor = replication_factor
+        # Set on each topic the bus creates; None leaves the brokers' default.
+        self._topic_configs = {} if min_insync_replicas is None else {"min.insync.replicas": str(min_insync_replicas)}
         self._session_timeout_ms = session_timeout_ms
         self._heartbeat_interval_ms = heartbeat_interval_ms
         self._max_poll_interval_ms = max_poll_interval_ms
@@ -134,17 +147,33 @@ class KafkaEventBus(TracedPublisher):
             if admin is not None:
                 await admin.close()
 
+    async def _ask_admin(self, request: Callable[[], Awaitable[Any]]) -> Any:
+        """An admin request, made again while it fails with a retriable error, under the caller's timeout.
+
+        The admin client sends each request to a broker picked at random from the last metadata it read, which on a
+        cluster may name a broker that has just died: the next attempt goes to another one."""
+        while True:
+            try:
+                return await request()
+            except KafkaError as exc:
+                if not exc.retriable:
+                    raise
+            await asyncio.sleep(0.1)
+
     # -- topics ---------------------------------------------------------------------------------------------------
 
     async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
         wanted = {spec.name: spec.partitions for spec in specs}
         async with asyncio.timeout(self._timeout_s):
-            existing = set(await self.admin.list_topics())
+            existing = set(await self._ask_admin(self.admin.list_topics))
             missing = [name for name in wanted if name not in existing]
             if missing:
-                response = await self.admin.create_topics(
-                    [NewTopic(name, wanted[name], self._replication_factor) for name in missing]
-                )
+                topics = [
+                    NewTopic(name, wanted[name], self._replication_factor, topic_configs=self._topic_configs)
+                    for name in missing
+                ]
+                # Asked again after a lost answer, a topic already made is TOPIC_ALREADY_EXISTS, accepted below.
+                response = await self._ask_admin(lambda: self.admin.create_topics(topics))
                 for error in response.to_object()["topic_errors"]:
                     # Another process creating the same topic at the same moment is fine; the count is checked below.
                     if error["error_code"] not in (0, _TOPIC_ALREADY_EXISTS):
@@ -163,15 +192,26 @@ class KafkaEventBus(TracedPublisher):
                 )
 
     async def partition_count(self, topic: str) -> int:
-        async with asyncio.timeout(self._timeout_s):
-            counts = await self._partition_counts([topic], require_leaders=False)
+        # On a cluster, a broker learns of a topic created through another one a moment later (the news travels
+        # through the controllers' metadata log), and the admin client asks any broker: a topic is missing only if
+        # it stays missing that long.
+        deadline = asyncio.get_running_loop().time() + _TOPIC_PROPAGATION_S
+        while True:
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    counts = await self._partition_counts([topic], require_leaders=False)
+                break
+            except UnknownTopic:
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise
+                await asyncio.sleep(0.1)
         assert counts is not None
         return counts[topic]
 
     async def _partition_counts(self, topics: list[str], *, require_leaders: bool) -> dict[str, int] | None:
         """Partition count per topic; ``None`` if leaders are required and some partition has none yet."""
         counts: dict[str, int] = {}
-        for described in await self.admin.describe_topics(topics):
+        for described in await self._ask_admin(lambda: self.admin.describe_topics(topics)):
             if described["error_code"] == _UNKNOWN_TOPIC_OR_PARTITION:
                 if require_leaders:
                     return None
@@ -248,7 +288,7 @@ class KafkaEventBus(TracedPublisher):
 
     async def committed(self, group: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
         async with asyncio.timeout(self._timeout_s):
-            offsets = await self.admin.list_consumer_group_offsets(group)
+            offsets = await self._ask_admin(lambda: self.admin.list_consumer_group_offsets(group))
         return {
             TopicPartition(tp.topic, tp.partition): meta.offset
             for tp, meta in offsets.items()
