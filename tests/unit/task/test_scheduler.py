@@ -254,7 +254,8 @@ async def test_a_long_run_holds_up_no_other_task_and_stop_cuts_it_short() -> Non
     finally:
         await runner.stop()
     run = table.rows["long"].run
-    assert run is not None and run.finished_at_ms is None  # cut short by the stop: due again on the next start
+    assert run is not None
+    assert run.finished_at_ms is None  # cut short by the stop: due again on the next start
 
 
 @pytest.mark.parametrize(("max_batches", "left"), [(10, 1), (2, 2)])
