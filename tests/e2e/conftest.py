@@ -24,19 +24,23 @@ from tests.e2e.fleet import ROOT, Fleet, free_port, port_env
 from tests.e2e.opensearch_node import OpenSearchNode
 
 MYSQL_SERVER = "mysql+aiomysql://tidings:tidings@127.0.0.1:3306"
+# The primary of scripts/mariadb-replica (configs/cluster.yaml) and its replica, where what it writes arrives.
+CLUSTER_PRIMARY = "mysql+aiomysql://tidings:tidings@127.0.0.1:3316"
+CLUSTER_REPLICA = "mysql+aiomysql://tidings:tidings@127.0.0.1:3317"
 OPENSEARCH_URL = "http://127.0.0.1:9200"
 
 
 @asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
-    """A new, empty MariaDB database for one test, dropped afterwards."""
+async def fresh_database(on: str = MYSQL_SERVER) -> AsyncIterator[str]:
+    """A new, empty MariaDB database for one test on server ``on``, dropped afterwards (on a primary, the replica
+    makes and drops it too)."""
     name = f"tidings_test_{uuid.uuid4().hex[:10]}"
     # No pool: a test may restart MariaDB between creating and dropping the database.
-    server = create_async_engine(MYSQL_SERVER, poolclass=NullPool)
+    server = create_async_engine(on, poolclass=NullPool)
     async with server.begin() as conn:
         await conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
     try:
-        yield f"{MYSQL_SERVER}/{name}"
+        yield f"{on}/{name}"
     finally:
         async with server.begin() as conn:
             await conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
