@@ -31,7 +31,7 @@ from tests.integration.conftest import KAFKA_BOOTSTRAP, REDIS_URL
 from tidings.api.account.v1 import account_pb2, account_pb2_grpc
 from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
 from tidings.bootstrap import Infra
-from tidings.conf import AuthConf, Modules, Settings
+from tidings.conf import AccountConf, AuthConf, Modules, Settings
 from tidings.job.biz.errors import TRANSIENT
 from tidings.job.data.telemetry import PersistTelemetry
 from tidings.job.wire import persist_consumer
@@ -40,7 +40,7 @@ from tidings.pkg.app import Module
 from tidings.pkg.bus import events
 from tidings.pkg.bus.consumer import ConsumerOptions, OrderedConsumer
 from tidings.pkg.bus.metrics import ConsumerMetrics
-from tidings.pkg.conf import BusConf, CacheConf, DatabaseConf, Listen, ModuleConf, SearchConf
+from tidings.pkg.conf import BusConf, CacheConf, DatabaseConf, Listen, SearchConf
 from tidings.pkg.middleware.grpc import client_interceptors, server_interceptors
 from tidings.service.account import wire as account_wire
 from tidings.service.chat import wire as chat_wire
@@ -157,7 +157,7 @@ async def open_stack(mysql_url: str, cache: CacheConf, topic_prefix: str, redis_
         bus=BusConf(kind="kafka", bootstrap_servers=KAFKA_BOOTSTRAP, namespace=f"{topic_prefix}."),
         # Searches are not what this suite tests: the embedded index in a file of its own.
         search=SearchConf(url=str(Path(tempfile.mkdtemp(prefix="tidings-search-")) / "search.db")),
-        modules=Modules(account=ModuleConf(http=Listen(port=free_port()), grpc=Listen(port=account_port))),
+        modules=Modules(account=AccountConf(http=Listen(port=free_port()), grpc=Listen(port=account_port))),
         auth=AuthConf(jwt_secret=SecretStr("integration-test-secret-of-32-characters!")),
     )
     infra = Infra(settings)

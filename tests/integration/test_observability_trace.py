@@ -25,10 +25,10 @@ from pydantic import SecretStr
 from tests.e2e.client import Device, Person
 from tidings.bff import wire as bff_wire
 from tidings.bootstrap import Infra
-from tidings.conf import AuthConf, BffConf, JobConf, Modules, Settings
+from tidings.conf import AccountConf, AuthConf, BffConf, ChatConf, JobConf, Modules, Settings
 from tidings.job import wire as job_wire
 from tidings.pkg.app import App
-from tidings.pkg.conf import BusConf, CacheConf, DatabaseConf, Listen, ModuleConf, SearchConf
+from tidings.pkg.conf import BusConf, CacheConf, DatabaseConf, Listen, SearchConf
 from tidings.service.account import wire as account_wire
 from tidings.service.chat import wire as chat_wire
 
@@ -40,8 +40,12 @@ def free_port() -> int:
         return port
 
 
-def _module(grpc: bool = False) -> ModuleConf:
-    return ModuleConf(http=Listen(port=free_port()), grpc=Listen(port=free_port()) if grpc else None)
+def _account() -> AccountConf:
+    return AccountConf(http=Listen(port=free_port()), grpc=Listen(port=free_port()))
+
+
+def _chat() -> ChatConf:
+    return ChatConf(http=Listen(port=free_port()), grpc=Listen(port=free_port()))
 
 
 def _bff() -> BffConf:
@@ -58,7 +62,7 @@ async def bff_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     """account, chat, job and bff wired as ``tidings dev`` wires them, serving on free ports."""
     settings = Settings(
         modules=Modules(
-            bff=_bff(), account=_module(grpc=True), chat=_module(grpc=True), job=JobConf(http=Listen(port=free_port()))
+            bff=_bff(), account=_account(), chat=_chat(), job=JobConf(http=Listen(port=free_port()))
         ),
         database=DatabaseConf(url=f"sqlite+aiosqlite:///{tmp_path}/tidings.db"),
         cache=CacheConf(url="memory://"),

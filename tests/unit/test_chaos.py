@@ -41,11 +41,11 @@ def test_a_seq_not_above_the_same_senders_previous_ack_is_out_of_order() -> None
 
 
 def test_a_message_others_got_live_well_before_a_connection_ended_must_have_reached_it() -> None:
-    alice = Receiver(ALICE, client=None)  # type: ignore[arg-type]  # no fetching here
+    alice = Receiver(ALICE, endpoints=None)  # type: ignore[arg-type]  # no fetching here
     alice.spans = [[0.0, float("inf")]]
     alice.live = {"1001": 5.1, "1002": 18.1, "1003": 25.5, "1004": 40.1}
     alice.seen = {"1001": 1, "1002": 2, "1003": 3, "1004": 4}
-    bob = Receiver(BOB, client=None)  # type: ignore[arg-type]  # no fetching here
+    bob = Receiver(BOB, endpoints=None)  # type: ignore[arg-type]  # no fetching here
     bob.spans = [[0.0, 20.0], [30.0, float("inf")]]
     bob.seen = {"1001": 1, "1002": 2, "1003": 3}
     bob.live = {"1001": 5.1}

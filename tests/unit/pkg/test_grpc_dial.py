@@ -67,7 +67,7 @@ async def test_an_instance_that_comes_back_gets_calls_again_within_the_reconnect
     try:
         assert await ask(channel, 4) == {"second": 4}  # the first is not up yet
         await first.start()
-        # Well within 10 s: backoff is capped at 2 s (gRPC's default is 120 s).
+        # Well within 10 s: backoff is capped at 1 s (gRPC's default is 120 s).
         await until(lambda answers: "first" in answers, channel)
     finally:
         await channel.close()
@@ -99,7 +99,7 @@ async def test_a_keyed_channel_sends_one_key_to_one_instance_and_moves_only_the_
         await first.stop()
         for key in keys:
             assert await ask(channel, 3, key) == {"second": 3}
-        # Back on its port, the first gets its keys again once the channel reconnected (backoff capped at 2 s).
+        # Back on its port, the first gets its keys again once the channel reconnected (backoff capped at 1 s).
         first = answering("first", first.address)
         await first.start()
         mine = [key for key, owner in owners.items() if owner == "first"]
@@ -110,6 +110,25 @@ async def test_a_keyed_channel_sends_one_key_to_one_instance_and_moves_only_the_
         await channel.close()
         await first.stop()
         await second.stop()
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["round-robin", "keyed"])
+async def test_a_call_made_while_the_only_instance_restarts_waits_for_it_within_the_retries(keyed: bool) -> None:
+    server = answering("only")
+    await server.start()
+    channel = dial(server.address, keyed=keyed)
+    try:
+        assert await ask(channel, 1, "k" if keyed else None) == {"only": 1}
+        await server.stop()
+        with pytest.raises(grpc.aio.AioRpcError) as down:
+            await ask(channel, 1, "k" if keyed else None)
+        assert down.value.code() == grpc.StatusCode.UNAVAILABLE  # retried, and still nobody there
+        server = answering("only", server.address)
+        asyncio.get_running_loop().call_later(0.5, lambda: asyncio.ensure_future(server.start()))
+        assert await ask(channel, 1, "k" if keyed else None) == {"only": 1}
+    finally:
+        await channel.close()
+        await server.stop()
 
 
 @pytest.mark.parametrize("target", ["127.0.0.1:{port}", "dns:///localhost:{port}", "ipv4:127.0.0.1:{port}"])

@@ -20,13 +20,32 @@ Registrar = Callable[[grpc.aio.Server], None]
 # of a process's calls to one instance). An instance that goes away is skipped at once, and dialed again within
 # ``MAX_RECONNECT_BACKOFF_MS`` of coming back (gRPC's default waits up to two minutes): a rolling restart then finds
 # the instance restarted before it has the traffic of the next one to take.
-_ROUND_ROBIN = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
-MAX_RECONNECT_BACKOFF_MS = 2_000
+MAX_RECONNECT_BACKOFF_MS = 1_000
+# A call that finds no instance to take it (UNAVAILABLE: the only one restarting, all of them between two reconnect
+# attempts) is made again by gRPC, within the call's deadline, up to three times over at most 1.75 s (backoff
+# drawn at random below 0.25, 0.5, 1 s), instead of failing at once. UNAVAILABLE means the call was most likely
+# not handled; a retry of one that was is what a client would do anyway (sends are idempotent by client_msg_id).
+_RETRY = {
+    "name": [{}],
+    "retryPolicy": {
+        "maxAttempts": 4,
+        "initialBackoff": "0.25s",
+        "maxBackoff": "1s",
+        "backoffMultiplier": 2,
+        "retryableStatusCodes": ["UNAVAILABLE"],
+    },
+}
+_ROUND_ROBIN = json.dumps({"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [_RETRY]})
 # A keyed channel (``dial(..., keyed=True)``) sends every call carrying this metadata key with the same value to the
 # same instance while the set of instances stays the same (gRPC's ring_hash policy, hashing the value), and calls
 # without it to an instance at random; when an instance goes away, only its keys move, to the next on the ring.
 SHARD_KEY = "tidings-shard"
-_RING_HASH = json.dumps({"loadBalancingConfig": [{"ring_hash_experimental": {"requestHashHeader": SHARD_KEY}}]})
+_RING_HASH = json.dumps(
+    {
+        "loadBalancingConfig": [{"ring_hash_experimental": {"requestHashHeader": SHARD_KEY}}],
+        "methodConfig": [_RETRY],
+    }
+)
 # grpcio (1.85) reads a ring_hash's ``requestHashHeader`` (gRFC A76: ring hash without xDS) only with this set; it is
 # read when a channel's config is parsed, so setting it before the first keyed channel is enough.
 os.environ.setdefault("GRPC_EXPERIMENTAL_RING_HASH_SET_REQUEST_HASH_KEY", "true")
