@@ -61,9 +61,7 @@ def _bff() -> BffConf:
 async def bff_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
     """account, chat, job and bff wired as ``tidings dev`` wires them, serving on free ports."""
     settings = Settings(
-        modules=Modules(
-            bff=_bff(), account=_account(), chat=_chat(), job=JobConf(http=Listen(port=free_port()))
-        ),
+        modules=Modules(bff=_bff(), account=_account(), chat=_chat(), job=JobConf(http=Listen(port=free_port()))),
         database=DatabaseConf(url=f"sqlite+aiosqlite:///{tmp_path}/tidings.db"),
         cache=CacheConf(url="memory://"),
         bus=BusConf(kind="embedded", path=str(tmp_path / "events.db")),
