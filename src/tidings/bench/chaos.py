@@ -1156,7 +1156,9 @@ def command(
     load_before = os.getloadavg()[0]  # other work on the machine shares its cores with the system under faults
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         outcome = runner.run(run(options))
-    plot = output.parent / "img" / f"chaos-{record.commit().split()[0]}-{profile.value}.svg"
+    # One file per commit, profile, config and width: runs of one commit on other shapes keep their own plots.
+    shape = ("" if config.stem == "stack" else f"-{config.stem}") + (f"-x{instances}" if instances > 1 else "")
+    plot = output.parent / "img" / f"chaos-{record.commit().split()[0]}-{profile.value}{shape}.svg"
     plot.parent.mkdir(parents=True, exist_ok=True)
     plot.write_text(plot_svg(outcome))
     section = report(outcome, options, load_before, plot)
