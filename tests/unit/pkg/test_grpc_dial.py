@@ -10,8 +10,10 @@ from collections.abc import Callable
 import grpc
 import pytest
 
+from tidings.api.common.v1.errors import unavailable
 from tidings.bench.system import free_port
 from tidings.pkg.conf import Listen
+from tidings.pkg.errors.grpc import to_grpc_status
 from tidings.pkg.transport.grpc import SERVICE_SERVER_OPTIONS, SHARD_KEY, GrpcServer, dial
 
 METHOD = "/tidings.test.Who/Name"
@@ -126,6 +128,30 @@ async def test_a_call_made_while_the_only_instance_restarts_waits_for_it_within_
         server = answering("only", server.address)
         asyncio.get_running_loop().call_later(0.5, lambda: asyncio.ensure_future(server.start()))
         assert await ask(channel, 1, "k" if keyed else None) == {"only": 1}
+    finally:
+        await channel.close()
+        await server.stop()
+
+
+async def test_a_service_s_own_unavailable_is_an_answer_and_is_not_retried() -> None:
+    calls = 0
+
+    async def refuse(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        nonlocal calls
+        calls += 1
+        await context.abort_with_status(to_grpc_status(unavailable("the index is down")))
+        raise AssertionError("abort returned")
+
+    methods = {"Name": grpc.unary_unary_rpc_method_handler(refuse)}
+    handler = grpc.method_handlers_generic_handler("tidings.test.Who", methods)
+    server = GrpcServer("refusing", Listen(port=free_port()), [lambda s: s.add_generic_rpc_handlers((handler,))])
+    await server.start()
+    channel = dial(server.address)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await ask(channel, 1)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert calls == 1
     finally:
         await channel.close()
         await server.stop()

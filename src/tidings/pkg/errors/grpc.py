@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol, TypeVar
 
@@ -61,7 +62,18 @@ def to_grpc_status(error: TidingsError) -> grpc.Status:
         )
         details.append(_pack(bad_request))
     status = status_pb2.Status(code=to_grpc_code(error.code).value[0], message=error.message, details=details)
-    return rpc_status.to_status(status)
+    base = rpc_status.to_status(status)
+    return _Status(base.code, base.details, (*base.trailing_metadata, _NO_RETRY))
+
+
+# An answer is never retried by the caller's channel (gRFC A6: a negative pushback stops its retry policy): only a
+# call that found no instance to take it is (``tidings.pkg.transport.grpc``). A service's own UNAVAILABLE (the search
+# index down, say) is an answer: retrying it would only make the caller wait longer for the same one.
+_NO_RETRY = ("grpc-retry-pushback-ms", "-1")
+
+
+class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_metadata")), grpc.Status):  # type: ignore[misc]
+    pass
 
 
 def from_grpc_error(error: grpc.RpcError) -> TidingsError:

@@ -87,7 +87,10 @@ def test_an_error_survives_status_and_back_with_its_violations() -> None:
 def test_the_status_carries_error_info() -> None:
     status = to_grpc_status(chat_errors.recall_window_passed("too late", window_s="120"))
     assert (status.code, status.details) == (S.ABORTED, "too late")
-    [(key, value)] = status.trailing_metadata
+    metadata = dict(status.trailing_metadata)
+    # A service's answer: the caller's channel never retries it.
+    assert metadata.pop("grpc-retry-pushback-ms") == "-1"
+    [(key, value)] = metadata.items()
     rich = status_pb2.Status.FromString(value)
     info = error_details_pb2.ErrorInfo()
     assert rich.details[0].Unpack(info)
