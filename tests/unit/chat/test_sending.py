@@ -135,6 +135,26 @@ async def test_a_retry_waits_for_the_original_still_being_produced_elsewhere(wor
     assert len(world.publisher.log) == 1
 
 
+async def test_a_retry_queued_beside_its_abandoned_original_commits_one_message(world: World) -> None:
+    # A caller gives up (its deadline) while its send still waits in the queue behind a slow produce, and its retry
+    # joins the same queue: one message of the key, and the retry is answered with it.
+    cid = await group(world, 1, 2)
+    world.publisher.hold = asyncio.Event()
+    ahead = asyncio.create_task(world.msgs.send(cid, 2, "ahead", "being produced"))
+    while not world.dedup.rows:  # noqa: ASYNC110 - the batch ahead is reserved; its produce is held
+        await asyncio.sleep(0)
+    abandoned = asyncio.create_task(world.msgs.send(cid, 1, "again", "hi"))
+    await asyncio.sleep(0.01)
+    abandoned.cancel()
+    retry = asyncio.create_task(world.msgs.send(cid, 1, "again", "hi"))
+    await asyncio.sleep(0.01)
+    world.publisher.hold.set()
+    await ahead
+    answered = await retry
+    assert [m.client_msg_id for m in world.publisher.log] == ["ahead", "again"]
+    assert answered.message == world.publisher.log[1] == world.dedup.rows[(1, "again")].message
+
+
 async def test_a_failed_produce_fails_the_send_and_the_retry_commits_the_same_message(world: World) -> None:
     cid = await group(world, 1, 2)
     world.publisher.failures = 1

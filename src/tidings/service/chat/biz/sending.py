@@ -186,8 +186,9 @@ class Sender:
                     await producing
                     producing = None
                     continue
-                batch = self._queue[: self._policy.max_batch]
-                del self._queue[: self._policy.max_batch]
+                batch = self._next_batch()
+                if not batch:
+                    continue
                 owned = await self._guarded(batch, self._prepare(batch)) or []
                 if producing is not None:
                     await producing  # the batch before first: the log keeps each conversation's seq order
@@ -199,6 +200,24 @@ class Sender:
             # Only when the pipeline itself was cancelled (the process stops): nobody is left waiting for nothing.
             for pending in left:
                 pending.settle(_unavailable("the chat instance is stopping"))
+
+    def _next_batch(self) -> list[_Pending]:
+        """Up to ``max_batch`` queued sends, leaving out those whose caller gave up (its deadline) while they waited.
+
+        Not only to save the work: the in-flight map forgets a send once its caller is gone, so the caller's retry
+        can join the queue beside it. Reserving both in one batch would make two messages of one key, each answered
+        as ours; without the abandoned one, the retry is the key's only send in the batch.
+        """
+        batch: list[_Pending] = []
+        taken = 0
+        for pending in self._queue:
+            if len(batch) == self._policy.max_batch:
+                break
+            taken += 1
+            if not pending.future.done():
+                batch.append(pending)
+        del self._queue[:taken]
+        return batch
 
     async def _guarded(self, batch: list[_Pending], step: Awaitable[T]) -> T | None:
         """Run a stage under ``stage_timeout_s``; whatever it raises answers every send of the batch not answered
