@@ -21,7 +21,8 @@ import pytest
 
 from tests.e2e.client import Client, Person
 from tests.e2e.conftest import fresh_database, stack_fleet
-from tests.e2e.fleet import ROOT, Fleet
+from tests.e2e.fleet import Fleet
+from tests.scripts import run_script
 
 CLIENTS = 4
 PER_CLIENT = 25
@@ -36,17 +37,6 @@ async def stack(tmp_path: Path) -> AsyncIterator[Fleet]:
             yield fleet
         finally:
             await fleet.close()
-
-
-async def stack_command(*args: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        str(ROOT / "scripts" / "stack"),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout=240)
-    assert process.returncode == 0, output.decode()
 
 
 async def send_until_acked(client: Client, me: Person, conversation_id: str, text: str) -> dict[str, Any]:
@@ -67,7 +57,7 @@ async def send_until_acked(client: Client, me: Person, conversation_id: str, tex
 
 
 async def survive(
-    fleet: Fleet, fault: Callable[[], Awaitable[None]], *, clients: int = CLIENTS, per_client: int = PER_CLIENT
+    fleet: Fleet, fault: Callable[[], Awaitable[object]], *, clients: int = CLIENTS, per_client: int = PER_CLIENT
 ) -> None:
     client = Client()
     try:
@@ -114,18 +104,18 @@ async def survive(
 
 
 async def test_kafka_restart(stack: Fleet) -> None:
-    await survive(stack, lambda: stack_command("restart", "kafka"))
+    await survive(stack, lambda: run_script("stack", "restart", "kafka"))
 
 
 async def test_mariadb_restart(stack: Fleet) -> None:
-    await survive(stack, lambda: stack_command("restart", "mariadb"))
+    await survive(stack, lambda: run_script("stack", "restart", "mariadb"))
 
 
 async def test_redis_killed_and_restarted(stack: Fleet) -> None:
     async def crash() -> None:
-        await stack_command("kill", "redis")
+        await run_script("stack", "kill", "redis")
         await asyncio.sleep(1)
-        await stack_command("start", "redis")
+        await run_script("stack", "start", "redis")
 
     await survive(stack, crash)
 

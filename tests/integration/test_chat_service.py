@@ -9,7 +9,6 @@ consumer replaced mid-stream nor a Redis restart loses, doubles or reuses anythi
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import socket
 import tempfile
@@ -28,6 +27,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from tests.integration.conftest import KAFKA_BOOTSTRAP, REDIS_URL
+from tests.scripts import run_script
 from tidings.api.account.v1 import account_pb2, account_pb2_grpc
 from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
 from tidings.bootstrap import Infra
@@ -371,16 +371,7 @@ async def test_a_redis_restart_mid_stream_never_reuses_a_seq(stack: Stack) -> No
 
     async def restart_redis() -> None:
         await started.wait()
-        process = await asyncio.create_subprocess_exec(
-            str(ROOT / "scripts" / "stack"),
-            "restart",
-            "redis",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env={**os.environ},
-        )
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
-        assert process.returncode == 0, stderr.decode()
+        await run_script("stack", "restart", "redis", timeout_s=120)
         restarted.set()
 
     await asyncio.gather(restart_redis(), *(sender_run(sender) for sender in users))

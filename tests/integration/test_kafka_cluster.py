@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from tests.contracts.bus import BusFactory, EventBusContract, eventually
 from tests.integration.conftest import KAFKA_CLUSTER_BOOTSTRAP, KafkaBusFactory
+from tests.scripts import run_script
 from tidings import conf
 from tidings.cli import TOPICS
 from tidings.pkg.bus import BusError, Event, Record, TopicSpec, events
@@ -31,7 +32,6 @@ from tidings.pkg.bus.factory import create_bus
 from tidings.pkg.bus.metrics import ConsumerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "kafka-cluster"
 CLUSTER_DIR = ROOT / ".stack" / "kafka-cluster"
 BROKERS = (1, 2, 3)
 
@@ -83,23 +83,6 @@ async def wait_for_full_isr(admin: AIOKafkaAdminClient, topic: str, *, deadline_
                 await asyncio.sleep(0.5)
     except TimeoutError:
         pytest.fail(f"the partitions of {topic} do not have every broker in sync after {deadline_s}s: {isr}")
-
-
-async def kafka_cluster(*args: str, timeout_s: float = 180) -> str:
-    """Run ``scripts/kafka-cluster ARGS``; its output, or fail with it."""
-    process = await asyncio.create_subprocess_exec(
-        str(SCRIPT), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    try:
-        async with asyncio.timeout(timeout_s):
-            out, _ = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        pytest.fail(f"scripts/kafka-cluster {' '.join(args)} did not finish within {timeout_s}s")
-    if process.returncode != 0:
-        pytest.fail(f"scripts/kafka-cluster {' '.join(args)} failed:\n{out.decode(errors='replace')}")
-    return out.decode(errors="replace")
 
 
 def quorum_leader() -> int | None:
@@ -212,7 +195,7 @@ async def test_a_broker_killed_under_load_loses_no_acknowledged_record_stores_no
             controller = quorum_leader()
             victim = controller if controller in leaders.values() else leaders[0]
             led = sorted(p for p, leader in leaders.items() if leader == victim)
-            await kafka_cluster("kill", str(victim))
+            await run_script("kafka-cluster", "kill", str(victim))
             at_kill = len(acked)
             # Down long enough to be fenced (6 s without a heartbeat) and for its partitions to get new leaders.
             await asyncio.sleep(8)
@@ -220,7 +203,7 @@ async def test_a_broker_killed_under_load_loses_no_acknowledged_record_stores_no
                 lambda: len(acked) >= at_kill + 1000, "publishes acknowledged with a broker down", deadline_s=30
             )
             down = await partitions(admin, [topic])
-            await kafka_cluster("start", str(victim))
+            await run_script("kafka-cluster", "start", str(victim))
             at_start = len(acked)
             await eventually(
                 lambda: len(acked) >= at_start + 1000, "publishes acknowledged after the restart", deadline_s=30
@@ -232,7 +215,7 @@ async def test_a_broker_killed_under_load_loses_no_acknowledged_record_stores_no
             elapsed_s = asyncio.get_running_loop().time() - started
             # Whatever happened, all three brokers run again for the next test.
             if victim is not None:
-                await kafka_cluster("start", str(victim))
+                await run_script("kafka-cluster", "start", str(victim))
 
         # While it was down, the victim led nothing and was in no ISR; two replicas kept accepting writes.
         assert led, f"broker {victim} led no partition of {topic}"

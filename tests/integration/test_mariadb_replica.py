@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -35,6 +34,7 @@ from tests.contracts.chat_repos import (
     sql_stores,
 )
 from tests.integration.conftest import unique
+from tests.scripts import run_script
 from tidings import migrations
 from tidings.bootstrap import REPLICA_SYSTEM, Infra
 from tidings.conf import Settings
@@ -53,27 +53,9 @@ from tidings.service.chat.data.conversations import SQLConversationRepo
 from tidings.service.chat.data.dedup import SQLDedupStore
 from tidings.service.chat.data.messages import SQLMessageRepo
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "mariadb-replica"
 PRIMARY_URL = os.environ.get("TIDINGS_TEST_MYSQL_PRIMARY_URL", "mysql+aiomysql://tidings:tidings@127.0.0.1:3316")
 REPLICA_URL = os.environ.get("TIDINGS_TEST_MYSQL_REPLICA_URL", "mysql+aiomysql://tidings:tidings@127.0.0.1:3317")
 NOW = 1_700_000_000_000
-
-
-async def script(*args: str, timeout_s: float = 120) -> str:
-    """Run ``scripts/mariadb-replica ARGS``; its output, or the test fails with it."""
-    process = await asyncio.create_subprocess_exec(
-        str(SCRIPT), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    try:
-        async with asyncio.timeout(timeout_s):
-            out, _ = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    if process.returncode != 0:
-        pytest.fail(f"scripts/mariadb-replica {' '.join(args)} failed: {out.decode(errors='replace')}")
-    return out.decode(errors="replace")
 
 
 async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
@@ -144,11 +126,11 @@ async def pair() -> AsyncIterator[Pair]:
 @asynccontextmanager
 async def replication_paused() -> AsyncIterator[None]:
     """The replica receives the primary's binlog but applies nothing (real lag) until the block ends."""
-    await script("pause")
+    await run_script("mariadb-replica", "pause")
     try:
         yield
     finally:
-        await script("resume")
+        await run_script("mariadb-replica", "resume")
 
 
 class CaughtUpEngine:
@@ -346,7 +328,7 @@ async def test_reads_fall_back_to_the_primary_while_the_replica_is_stopped(pair:
         assert on_replica[0] == before[0] + 1
         assert on_replica[3] > before[3]
 
-        await script("stop-replica")
+        await run_script("mariadb-replica", "stop-replica")
         try:
             for _ in range(20):  # every read answers, complete, from the primary
                 assert [m.seq for m in await messages.after(group.id, 0, 10)] == [1, 2, 3, 4, 5]
@@ -356,7 +338,7 @@ async def test_reads_fall_back_to_the_primary_while_the_replica_is_stopped(pair:
             # One failure per retry period at most: the first read's, and maybe one more if the loop was slow.
             assert 1 <= stopped[2] - on_replica[2] <= 2
         finally:
-            await script("start-replica")
+            await run_script("mariadb-replica", "start-replica")
 
         # Back: within a retry period (bounded wait), reads are the replica's again.
         deadline = time.monotonic() + retry_after_s + 15
