@@ -10,6 +10,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -170,22 +171,35 @@ async def delete_topics(prefix: str, bootstrap: str = KAFKA_BOOTSTRAP) -> None:
 KafkaBusFactory = Callable[..., Awaitable[KafkaEventBus]]
 
 
-@pytest.fixture
-async def kafka_bus() -> AsyncIterator[KafkaBusFactory]:
-    """Opens started buses on the stack's Kafka (keyword arguments: ``KafkaEventBus`` options), closed after the
-    test. Short heartbeats by default, so that a group member joining or leaving is noticed in about a second."""
+@asynccontextmanager
+async def buses(bootstrap: str, **defaults: Any) -> AsyncIterator[KafkaBusFactory]:
+    """Opens started buses on ``bootstrap`` (keyword arguments: ``KafkaEventBus`` options over ``defaults``), closed
+    at the end. Short heartbeats by default, so that a group member joining or leaving is noticed in about a second.
+    Like every service here, brokers that are not there fail the test."""
     opened: list[KafkaEventBus] = []
 
     async def open_bus(**options: Any) -> KafkaEventBus:
-        options = {"timeout_s": 10, "session_timeout_ms": 6_000, "heartbeat_interval_ms": 300, **options}
-        bus = KafkaEventBus(KAFKA_BOOTSTRAP, **options)
-        await bus.start()
+        options = {"timeout_s": 10, "session_timeout_ms": 6_000, "heartbeat_interval_ms": 300, **defaults, **options}
+        bus = KafkaEventBus(bootstrap, **options)
+        try:
+            await bus.start()
+        except BusError as exc:
+            pytest.fail(f"no Kafka at {bootstrap} ({exc}): run ./scripts/stack up or ./scripts/kafka-cluster up")
         opened.append(bus)
         return bus
 
-    yield open_bus
-    for bus in opened:
-        await bus.close()
+    try:
+        yield open_bus
+    finally:
+        for bus in opened:
+            await bus.close()
+
+
+@pytest.fixture
+async def kafka_bus() -> AsyncIterator[KafkaBusFactory]:
+    """Opens started buses on the stack's Kafka (see ``buses``)."""
+    async with buses(KAFKA_BOOTSTRAP) as open_bus:
+        yield open_bus
 
 
 @pytest.fixture
@@ -199,27 +213,6 @@ async def kafka_cluster_prefix() -> AsyncIterator[str]:
 @pytest.fixture
 async def kafka_cluster_bus() -> AsyncIterator[KafkaBusFactory]:
     """Opens started buses on the Kafka cluster of ``scripts/kafka-cluster`` (``make test`` starts it), creating
-    topics as configs/cluster.yaml does: 3 replicas, 2 in sync. Like every service here, a cluster that is not there
-    fails the test."""
-    opened: list[KafkaEventBus] = []
-
-    async def open_bus(**options: Any) -> KafkaEventBus:
-        options = {
-            "timeout_s": 10,
-            "session_timeout_ms": 6_000,
-            "heartbeat_interval_ms": 300,
-            "replication_factor": 3,
-            "min_insync_replicas": 2,
-            **options,
-        }
-        bus = KafkaEventBus(KAFKA_CLUSTER_BOOTSTRAP, **options)
-        try:
-            await bus.start()
-        except BusError as exc:
-            pytest.fail(f"no Kafka cluster at {KAFKA_CLUSTER_BOOTSTRAP} ({exc}): run ./scripts/kafka-cluster up")
-        opened.append(bus)
-        return bus
-
-    yield open_bus
-    for bus in opened:
-        await bus.close()
+    topics as configs/cluster.yaml does: 3 replicas, 2 in sync."""
+    async with buses(KAFKA_CLUSTER_BOOTSTRAP, replication_factor=3, min_insync_replicas=2) as open_bus:
+        yield open_bus

@@ -32,12 +32,18 @@ def counting(name: str, schedule: str | None, calls: list[str], result: int = 1)
 
 
 def scheduler(
-    jobs: list[Job], table: FakeTaskRuns, holder: str = "p1", *, renew_s: float = 10.0
+    jobs: list[Job], table: FakeTaskRuns, holder: str = "p1", *, renew_s: float = 10.0, tick_s: float = 1.0
 ) -> tuple[Scheduler, CollectorRegistry]:
     """One task process on the shared ``table``, as ``holder``."""
     registry = CollectorRegistry()
     runner = Scheduler(
-        jobs, table.leases(holder), table.runs, TaskMetrics(registry), renew_s=renew_s, clock=table.clock
+        jobs,
+        table.leases(holder),
+        table.runs,
+        TaskMetrics(registry),
+        renew_s=renew_s,
+        tick_s=tick_s,
+        clock=table.clock,
     )
     return runner, registry
 
@@ -207,14 +213,7 @@ async def test_an_unreachable_store_runs_nothing_until_it_answers() -> None:
 async def test_stop_ends_the_loop() -> None:
     calls: list[str] = []
     table = FakeTaskRuns(FakeClock(START_MS))
-    runner = Scheduler(
-        [counting("a", "0 * * * *", calls)],
-        table.leases("p1"),
-        table.runs,
-        TaskMetrics(CollectorRegistry()),
-        tick_s=0.01,
-        clock=table.clock,
-    )
+    runner, _ = scheduler([counting("a", "0 * * * *", calls)], table, tick_s=0.01)
     await runner.start()
     for _ in range(100):
         if calls:
@@ -235,14 +234,8 @@ async def test_a_long_run_holds_up_no_other_task_and_stop_cuts_it_short() -> Non
         return 1
 
     table = FakeTaskRuns(FakeClock(START_MS))
-    runner = Scheduler(
-        [Job("long", schedule="0 * * * *", run=long), counting("quick", "0 * * * *", calls)],
-        table.leases("p1"),
-        table.runs,
-        TaskMetrics(CollectorRegistry()),
-        tick_s=0.01,
-        clock=table.clock,
-    )
+    jobs = [Job("long", schedule="0 * * * *", run=long), counting("quick", "0 * * * *", calls)]
+    runner, _ = scheduler(jobs, table, tick_s=0.01)
     await runner.start()
     try:
         async with asyncio.timeout(5):
