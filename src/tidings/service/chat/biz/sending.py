@@ -16,17 +16,16 @@ The protocol, for one client message id:
    absorb (persist is idempotent on ``message_id`` and ``(conversation_id, seq)``), but it can never make two
    different messages of one client message id, and a failed produce never blocks retries for good.
 
-Batches: every send waiting in this instance goes into the next batch, whatever its conversation, and a batch
-costs the same few round trips however many sends it holds: one cache read for the access checks (memberships,
-and blocks of direct chats), one for the seqs of all its conversations, one database insert for the reservations,
-one produce. Two batches are in flight at most, one per stage: while one is being produced, the next is checked,
-given seqs and reserved; it is produced only after the one before it was. So within one chat instance a
-conversation's log order equals its seq order, and the busier the instance, the bigger (not the more) its
-batches. A send that fails a check (not a member, blocked) is answered alone; its neighbours go on. Across
-instances seqs stay unique and
-increase in allocation order (the allocator is shared), but two instances' produces may reach the log in either
-order; consumers do not rely on log order (persist writes by seq, clients treat gaps as "sync this range"). A send
-acknowledged before another one starts has the lower seq, whichever instances served them.
+Batches: every send waiting in this instance (whose caller still waits) goes into the next batch, whatever its
+conversation, and a batch costs the same few round trips however many sends it holds: one cache read for the access
+checks (memberships, and blocks of direct chats), one for the seqs of all its conversations, one database insert for
+the reservations, one produce. Two batches are in flight at most, one per stage: while one is being produced, the
+next is checked, given seqs and reserved; it is produced only after the one before it was. So within one chat
+instance a conversation's log order equals its seq order, and the busier the instance, the bigger (not the more) its
+batches. A send that fails a check (not a member, blocked) is answered alone; its neighbours go on. Across instances
+seqs stay unique and increase in allocation order (the allocator is shared), but two instances' produces may reach
+the log in either order; consumers do not rely on log order (persist writes by seq, clients treat gaps as "sync this
+range"). A send acknowledged before another one starts has the lower seq, whichever instances served them.
 """
 
 from __future__ import annotations
