@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from tests.e2e.client import Client
-from tests.e2e.fleet import ROOT, Fleet, free_port, port_env
+from tests.e2e.fleet import ROOT, Fleet, port_env
 from tests.e2e.opensearch_node import OpenSearchNode
+from tidings.bench.system import free_port
 
 MYSQL_SERVER = "mysql+aiomysql://tidings:tidings@127.0.0.1:3306"
 # The primary of scripts/mariadb-replica (configs/cluster.yaml) and its replica, where what it writes arrives.

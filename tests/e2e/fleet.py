@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,16 +22,10 @@ from pathlib import Path
 
 import httpx
 
+from tidings.bench.system import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 HTTP_PORTS = {"bff": 8080, "account": 8081, "chat": 8082, "job": 8083, "task": 8084, "admin": 8085}
-
-
-def free_port() -> int:
-    """A port nothing listens on now, so a test's fleet does not collide with another's on the fixed ports."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def port_env(module: str, http: int, grpc: int | None = None, *, internal: int | None = None) -> dict[str, str]:

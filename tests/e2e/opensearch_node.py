@@ -23,7 +23,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.fleet import ROOT, free_port
+from tests.e2e.fleet import ROOT
+from tidings.bench.system import free_port
 
 TEMPLATES = ROOT / "scripts" / "opensearch"
 # The user scripts/stack runs OpenSearch as.

@@ -25,8 +25,9 @@ from websockets.exceptions import InvalidStatus
 
 from tests.e2e.client import Client, Device, Person, StreamDevice
 from tests.e2e.conftest import Instance, fresh_database, wide_fleet
-from tests.e2e.fleet import ROOT, Fleet, free_port, port_env
+from tests.e2e.fleet import ROOT, Fleet, port_env
 from tidings.api.gateway.v1 import gateway_pb2 as pb
+from tidings.bench.system import free_port
 
 LIVE_S = 60  # bound on a live event while nothing is failing (a fresh consumer group may still be joining)
 EXCHANGE_S = 240  # bound on the whole exchange reaching both devices

@@ -14,7 +14,8 @@ import pytest
 
 from tests.e2e.client import Client, Device, Person
 from tests.e2e.conftest import fresh_database
-from tests.e2e.fleet import ROOT, Fleet, free_port, port_env
+from tests.e2e.fleet import ROOT, Fleet, port_env
+from tidings.bench.system import free_port
 
 LIVE_S = 30  # bound on a live delivery while nothing is failing (a fresh consumer group may still be joining)
 SETTLE_S = 60  # bound on the deliveries after a crash: the dead member's partitions move after its session timeout

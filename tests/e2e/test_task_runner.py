@@ -17,8 +17,9 @@ from sqlalchemy.pool import NullPool
 
 from tests.contracts.chat_repos import conversation, new_id
 from tests.e2e.conftest import drop_search_indices, fresh_database
-from tests.e2e.fleet import ROOT, Fleet, free_port, port_env
+from tests.e2e.fleet import ROOT, Fleet, port_env
 from tidings import migrations
+from tidings.bench.system import free_port
 from tidings.service.account.tables import refresh_tokens
 from tidings.service.chat.biz.model import Kind, Member, Role
 from tidings.service.chat.data.conversations import SQLConversationRepo

@@ -23,10 +23,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.client import Client, Device
-from tests.e2e.fleet import ROOT, Fleet, free_port, port_env
+from tests.e2e.fleet import ROOT, Fleet, port_env
 from tidings.api.account.v1 import account_pb2, account_pb2_grpc
 from tidings.api.chat.v1 import chat_pb2
 from tidings.api.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2
+from tidings.bench.system import free_port
 
 LIVE_S = 30
 # The bff's read timeouts and per-address cap in these tests (short, so the slow-client test is quick).

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import redis.asyncio as redis
 
-from tests.e2e.fleet import free_port
+from tidings.bench.system import free_port
 
 
 class RedisServer:

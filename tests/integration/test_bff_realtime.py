@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -20,6 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from tests.unit.bff.fakes import NOW, FakeAccounts, FakeChats
 from tidings.api.chat.v1 import chat_pb2
 from tidings.api.gateway.v1 import delivery_pb2, delivery_pb2_grpc, gateway_pb2, gateway_pb2_grpc
+from tidings.bench.system import free_port
 from tidings.bff import server
 from tidings.bff.biz.realtime.frames import Frames
 from tidings.bff.biz.realtime.hub import Hub
@@ -45,13 +45,6 @@ from tidings.realtime.routes import RedisRouteTable
 BIG = 2**62 + 5
 SECRET = "integration-internal-secret-0123456789abc"
 WAIT_S = 10  # a bound on waiting for a frame, so a broken server fails the test instead of hanging it
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Bff:

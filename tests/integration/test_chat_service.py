@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import tempfile
 import uuid
 from collections import defaultdict
@@ -30,6 +29,7 @@ from tests.integration.conftest import KAFKA_BOOTSTRAP, REDIS_URL
 from tests.scripts import run_script
 from tidings.api.account.v1 import account_pb2, account_pb2_grpc
 from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
+from tidings.bench.system import free_port
 from tidings.bootstrap import Infra
 from tidings.conf import AccountConf, AuthConf, Modules, Settings
 from tidings.job.biz.errors import TRANSIENT
@@ -47,13 +47,6 @@ from tidings.service.chat import wire as chat_wire
 from tidings.service.chat.tables import messages
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from tests.e2e.client import Device, Person
+from tidings.bench.system import free_port
 from tidings.bff import wire as bff_wire
 from tidings.bootstrap import Infra
 from tidings.conf import AccountConf, AuthConf, BffConf, ChatConf, JobConf, Modules, Settings
@@ -31,13 +31,6 @@ from tidings.pkg.app import App
 from tidings.pkg.conf import BusConf, CacheConf, DatabaseConf, Listen, SearchConf
 from tidings.service.account import wire as account_wire
 from tidings.service.chat import wire as chat_wire
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _account() -> AccountConf:

@@ -14,8 +14,9 @@ import grpc
 import pytest
 
 from tests.e2e.client import Client, Device, StreamDevice
-from tests.e2e.fleet import ROOT, Fleet, free_port, port_env
+from tests.e2e.fleet import ROOT, Fleet, port_env
 from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
+from tidings.bench.system import free_port
 
 WAIT_S = 30  # bound on one delivery (a fresh consumer group may still be joining)
 OPERATOR = 4242  # an operator's id as the admin module passes it: no chat user, no member of anything

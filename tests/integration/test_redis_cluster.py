@@ -6,7 +6,6 @@ shows that each adapter keeps a script's keys in one slot, and that its keys do 
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections import Counter
 from typing import cast
 
@@ -30,6 +29,7 @@ from tests.contracts.routes import TTL_S, RouteTableContract
 from tests.integration.conftest import REDIS_CLUSTER_URL, delete_prefix
 from tests.integration.test_chat_seq import FakeClock as SeqClock
 from tests.integration.test_chat_seq import redis_seqs
+from tidings.bench.system import free_port
 from tidings.bootstrap import Infra
 from tidings.conf import Settings
 from tidings.job.biz.errors import Unavailable
@@ -242,12 +242,6 @@ async def test_every_seq_block_of_the_prefix_is_found_on_every_master_and_voided
     for cid in conversations:
         assert (await allocator.allocate(cid, 1))[0] > max(handed[cid])
     assert allocator.stale_blocks == 0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_a_cluster_that_cannot_be_reached_counts_as_redis_down(

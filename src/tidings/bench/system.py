@@ -69,20 +69,28 @@ def describe(config: Path, started: list[str] | None) -> str:
     return f"`tidings serve <module>` per module ({', '.join(started)}), started by the bench; config `{config.name}`"
 
 
+# Ports this process handed out: each goes to one listener, even before that listener binds it.
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
     """A port nothing listens on now, below the range the kernel takes the ports of outgoing connections from: a
     port of that range (the kernel's own pick included) can be taken by some process's connection between this
-    check and the bind of the process it is given, which then cannot start."""
+    check and the bind of the process it is given, which then cannot start. Never the same port twice in one
+    process: a system's ports are all picked before any of its processes binds one."""
     low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     picker = random.Random()  # noqa: S311 - picks a port, not a secret
     for _ in range(1000):
         port = picker.randrange(max(1024, low // 2), low)
+        if port in _handed_out:
+            continue
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _handed_out.add(port)
+        return port
     raise RuntimeError(f"no free port below {low}")
 
 

@@ -5,16 +5,10 @@ import socket
 import httpx
 import pytest
 
+from tidings.bench.system import free_port
 from tidings.pkg.conf import Listen
 from tidings.pkg.health import Check
 from tidings.pkg.transport.http import ops_server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def test_ops_endpoints_report_health_readiness_and_metrics() -> None:

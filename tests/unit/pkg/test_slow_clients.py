@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import FastAPI, Request, WebSocket
 from websockets.asyncio.client import connect
 
+from tidings.bench.system import free_port
 from tidings.pkg.conf import Listen
 from tidings.pkg.transport.guard import ConnectionGuard
 from tidings.pkg.transport.http import HttpServer
@@ -21,13 +21,6 @@ TIMEOUT_S = 0.5
 CAP = 3
 # Long enough for a timeout to have fired on a loaded machine, short enough to fail a server that never cuts off.
 CUT_OFF_S = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def app() -> FastAPI:

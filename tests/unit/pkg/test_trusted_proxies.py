@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from tests.unit.pkg.test_slow_clients import free_port
+from tidings.bench.system import free_port
 from tidings.pkg.conf import ApiConf, Listen
 from tidings.pkg.transport.http import HttpServer
 

@@ -3,7 +3,6 @@ checks aside), and a public one whose callers' trace context is linked, never co
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -15,6 +14,7 @@ from opentelemetry import trace as otel
 from opentelemetry.sdk.trace import TracerProvider
 
 from tidings.api.chat.v1 import chat_pb2, chat_pb2_grpc
+from tidings.bench.system import free_port
 from tidings.pkg import trace
 from tidings.pkg.middleware.grpc import SECRET_METADATA, server_interceptors
 
@@ -38,13 +38,6 @@ class Seen(chat_pb2_grpc.ChatServiceServicer):
         span = otel.get_current_span()
         self.links.append([format(link.context.trace_id, "032x") for link in getattr(span, "links", ())])
         return chat_pb2.GetConversationResponse()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(autouse=True)
